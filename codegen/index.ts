@@ -1,0 +1,2 @@
+/** kiln/codegen — kernel IR, lowering and renderers (to come). */
+export {};

@@ -1,0 +1,187 @@
+/**
+ * The builder: write a graph by hand, with types inferred as you go and errors located at the node you just added.
+ *
+ * ```ts
+ * const b = new GraphBuilder('mlp');
+ * const x = b.input('x', 'f32', ['batch', 64]);
+ * const w = b.weight('w', makeTensor('f32', [64, 64], data));
+ * b.output(b.gelu(b.matmul(x, w)), 'y');
+ * const graph = b.build();
+ * ```
+ */
+import type { DType } from './dtype.js';
+import { VerifyError } from './errors.js';
+import { Graph, Node, Value } from './graph.js';
+import { inferOp } from './infer.js';
+import { roundArray } from './dtype.js';
+import { getOp, type Attrs } from './registry.js';
+import { isStatic, numel, type Shape } from './shape.js';
+import { makeTensor, type Tensor } from './tensor.js';
+import { tensorType, type Layout, type TensorType } from './types.js';
+import { verify } from './verify.js';
+
+export class GraphBuilder {
+  readonly graph: Graph;
+  /**
+   * Evaluate nodes whose inputs are all constants (and shape-of-static-type ops) at build time with the reference
+   * semantics, so shape computations feeding reshape / slice / expand become constants that inference can read.
+   */
+  foldConstants = false;
+  /** Folds larger than this many elements stay nodes (weights are not duplicated by accident). */
+  foldLimit = 1 << 20;
+  private counter = 0;
+  private readonly names = new Set<string>();
+
+  constructor(name = 'main') {
+    this.graph = new Graph(name);
+  }
+
+  /** A unique name derived from `hint`. */
+  fresh(hint: string): string {
+    let name = hint;
+    while (this.names.has(name)) name = `${hint}_${++this.counter}`;
+    this.names.add(name);
+    return name;
+  }
+
+  private claim(name: string): string {
+    if (this.names.has(name)) throw new VerifyError(`duplicate value name '${name}'`, { tensor: name });
+    this.names.add(name);
+    return name;
+  }
+
+  input(name: string, dtype: DType, shape: Shape, layout?: Layout): Value {
+    const v = new Value(this.claim(name), tensorType(dtype, shape, layout));
+    this.graph.inputs.push(v);
+    return v;
+  }
+
+  /** A constant value (weight, initializer, literal). */
+  weight(name: string, data: Tensor, layout?: Layout): Value {
+    const v = new Value(this.claim(name), tensorType(data.dtype, data.shape, layout), data);
+    this.graph.constants.push(v);
+    return v;
+  }
+
+  /** A constant from plain numbers; `shape` defaults to 1-D. */
+  const(dtype: DType, values: readonly number[], shape: readonly number[] = [values.length], hint = 'c'): Value {
+    return this.weight(this.fresh(hint), makeTensor(dtype, shape, values));
+  }
+
+  output(v: Value, name?: string): Value {
+    if (name !== undefined && name !== v.name) {
+      if (v.producer === undefined || this.graph.outputs.includes(v)) {
+        // Inputs and constants keep their names; route through identity to give the output its own name.
+        v = this.op('identity', [v], {}, name);
+      } else {
+        this.names.delete(v.name);
+        v.name = this.claim(name);
+      }
+    }
+    this.graph.outputs.push(v);
+    return v;
+  }
+
+  /** Apply an op with one output. */
+  op(op: string, inputs: readonly (Value | null)[], attrs: Attrs = {}, name?: string): Value {
+    return this.opN(op, inputs, attrs, 1, name ? [name] : undefined)[0]!;
+  }
+
+  /** Apply an op with `numOutputs` outputs. */
+  opN(
+    op: string,
+    inputs: readonly (Value | null)[],
+    attrs: Attrs = {},
+    numOutputs = 1,
+    names?: readonly string[],
+  ): Value[] {
+    const nodeName = this.fresh(`${op}_${this.graph.nodes.length}`);
+    const { types, attrs: resolved } = inferOp(
+      op,
+      nodeName,
+      inputs.map((v) => v?.type),
+      attrs,
+      numOutputs,
+      (i) => inputs[i]?.data,
+    );
+    if (this.foldConstants) {
+      const folded = this.tryFold(op, nodeName, inputs, resolved, types);
+      if (folded) return folded.map((t, i) => this.weight(names?.[i] ?? this.fresh(`t${this.counter++}`), t));
+    }
+    const outs = types.map((t, i) => new Value(names?.[i] ? this.claim(names[i]!) : this.fresh(`t${this.counter++}`), t));
+    this.graph.nodes.push(new Node(nodeName, op, [...inputs], outs, { ...attrs }));
+    return outs;
+  }
+
+  private tryFold(
+    op: string,
+    nodeName: string,
+    inputs: readonly (Value | null)[],
+    attrs: Attrs,
+    types: readonly TensorType[],
+  ): Tensor[] | undefined {
+    const def = getOp(op);
+    const fail = (message: string): never => {
+      throw new VerifyError(message, { node: nodeName, op });
+    };
+    if (def.foldFromTypes) {
+      const r = def.foldFromTypes({
+        node: nodeName,
+        op,
+        inputs: inputs.map((v) => v?.type),
+        attrs,
+        numOutputs: types.length,
+        constValue: (i) => inputs[i]?.data,
+        fail,
+      });
+      if (r) return r;
+    }
+    if (!inputs.every((v) => v === null || v.isConst)) return undefined;
+    if (!types.every((t) => isStatic(t.shape) && numel(t.shape) <= this.foldLimit)) return undefined;
+    const outs = def.reference(
+      inputs.map((v) => v?.data),
+      attrs,
+      { node: nodeName, op, numOutputs: types.length, outputDtypes: types.map((t) => t.dtype), fail },
+    );
+    return outs.map((t, i) => ({
+      dtype: types[i]!.dtype,
+      shape: t.shape,
+      data: roundArray(types[i]!.dtype, t.data.slice()),
+    }));
+  }
+
+  /** Verify and return the graph. */
+  build(): Graph {
+    verify(this.graph);
+    return this.graph;
+  }
+
+  // ---- sugar for the common ops of a transformer block ----
+  add = (a: Value, b: Value): Value => this.op('add', [a, b]);
+  sub = (a: Value, b: Value): Value => this.op('sub', [a, b]);
+  mul = (a: Value, b: Value): Value => this.op('mul', [a, b]);
+  div = (a: Value, b: Value): Value => this.op('div', [a, b]);
+  matmul = (a: Value, b: Value): Value => this.op('matmul', [a, b]);
+  gelu = (x: Value, approximate: 'none' | 'tanh' = 'none'): Value => this.op('gelu', [x], { approximate });
+  silu = (x: Value): Value => this.op('silu', [x]);
+  relu = (x: Value): Value => this.op('relu', [x]);
+  exp = (x: Value): Value => this.op('exp', [x]);
+  tanh = (x: Value): Value => this.op('tanh', [x]);
+  cast = (x: Value, to: DType): Value => this.op('cast', [x], { to });
+  softmax = (x: Value, axis = -1): Value => this.op('softmax', [x], { axis });
+  transpose = (x: Value, perm: readonly number[]): Value => this.op('transpose', [x], { perm });
+  reshape = (x: Value, shape: readonly number[]): Value =>
+    this.op('reshape', [x, this.const('i64', shape, [shape.length], 'shape')]);
+  layerNorm = (x: Value, scale: Value, bias: Value | null, epsilon = 1e-5, axis = -1): Value =>
+    this.op('layer_norm', bias ? [x, scale, bias] : [x, scale], { axis, epsilon });
+  rmsNorm = (x: Value, scale: Value, epsilon = 1e-6, axis = -1): Value =>
+    this.op('rms_norm', [x, scale], { axis, epsilon });
+  reduceSum = (x: Value, axes: readonly number[], keepdims = true): Value =>
+    this.op('reduce_sum', [x], { axes, keepdims });
+  reduceMean = (x: Value, axes: readonly number[], keepdims = true): Value =>
+    this.op('reduce_mean', [x], { axes, keepdims });
+  gather = (data: Value, indices: Value, axis = 0): Value => this.op('gather', [data, indices], { axis });
+  concat = (xs: readonly Value[], axis: number): Value => this.op('concat', xs, { axis });
+  split = (x: Value, sizes: readonly number[], axis: number): Value[] =>
+    this.opN('split', [x], { axis, split: sizes }, sizes.length);
+}

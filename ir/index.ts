@@ -1,0 +1,14 @@
+/** kiln/ir — the typed graph IR: dtypes, symbolic shapes, tensor types with layouts, the op registry, graphs. */
+import './ops/index.js';
+
+export * from './dtype.js';
+export * from './errors.js';
+export * from './shape.js';
+export * from './types.js';
+export * from './tensor.js';
+export * from './registry.js';
+export * from './graph.js';
+export * from './infer.js';
+export * from './verify.js';
+export * from './builder.js';
+export * from './interpret.js';

@@ -1,0 +1,7 @@
+/** Importing this module registers every op. The registry is the one place an op is defined. */
+import './elementwise.js';
+import './reduce.js';
+import './nn.js';
+import './shape.js';
+import './attention.js';
+import './quant.js';

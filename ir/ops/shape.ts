@@ -1,0 +1,2 @@
+// Ops of this group are registered here (being written).
+export {};

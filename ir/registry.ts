@@ -1,0 +1,157 @@
+/**
+ * The op registry: the one place an op is defined — signature, typed attributes, shape/dtype inference, fusion kind
+ * and the float64 reference implementation that *is* the op's specification.
+ */
+import type { DType } from './dtype.js';
+import { KilnError, UnsupportedError, VerifyError } from './errors.js';
+import type { Tensor } from './tensor.js';
+import type { TensorType } from './types.js';
+
+export type AttrKind = 'int' | 'float' | 'bool' | 'string' | 'ints' | 'floats' | 'strings' | 'dtype' | 'tensor';
+export type AttrValue = number | boolean | string | readonly number[] | readonly string[] | Tensor;
+export type Attrs = Readonly<Record<string, AttrValue>>;
+
+export interface AttrSpec {
+  readonly kind: AttrKind;
+  /** Default value; an attribute without a default is required. */
+  readonly default?: AttrValue;
+  /** Allowed values for string attributes. */
+  readonly oneOf?: readonly string[];
+  /** Optional attribute with no default (absence is meaningful). */
+  readonly optional?: boolean;
+}
+
+/** TVM-style fusion kinds: they drive the fusion pass. */
+export type FusionKind = 'elementwise' | 'broadcast' | 'injective' | 'reduce' | 'opaque';
+
+export interface PortSpec {
+  readonly name: string;
+  /** May be absent (`_` in IR text, null in the node's input list). */
+  readonly optional?: boolean;
+  /** Last port only: takes any number of values (≥ 1 unless optional). */
+  readonly variadic?: boolean;
+}
+
+export interface InferContext {
+  /** Node name, for error locations. */
+  readonly node: string;
+  readonly op: string;
+  /** Input types; undefined for an absent optional input. */
+  readonly inputs: readonly (TensorType | undefined)[];
+  readonly attrs: Attrs;
+  /** How many outputs the node declares. */
+  readonly numOutputs: number;
+  /** The value of input `i` when it is a graph constant (for shape inputs such as reshape's target shape). */
+  constValue(i: number): Tensor | undefined;
+  /** Throw a VerifyError located at this node. */
+  fail(message: string): never;
+}
+
+export interface RefContext {
+  readonly node: string;
+  readonly op: string;
+  readonly numOutputs: number;
+  /** The dtypes the node's outputs were inferred to have. */
+  readonly outputDtypes: readonly DType[];
+  fail(message: string): never;
+}
+
+export interface OpDef {
+  readonly name: string;
+  readonly doc: string;
+  readonly inputs: readonly PortSpec[];
+  readonly outputs: readonly PortSpec[];
+  readonly attrs: Readonly<Record<string, AttrSpec>>;
+  readonly fusion: FusionKind;
+  /** Output types from input types and attributes (symbolic dims allowed). */
+  infer(ctx: InferContext): TensorType[];
+  /**
+   * float64 reference semantics. Inputs arrive rounded to their dtypes; outputs are rounded to the inferred output
+   * dtypes by the interpreter, so an op computes in float64 and need not round itself.
+   */
+  reference(inputs: readonly (Tensor | undefined)[], attrs: Attrs, ctx: RefContext): Tensor[];
+  /**
+   * Optional: outputs computable from input *types* alone (shape / size of a statically shaped tensor), so constant
+   * folding does not need the data.
+   */
+  foldFromTypes?(ctx: InferContext): Tensor[] | undefined;
+}
+
+const REGISTRY = new Map<string, OpDef>();
+
+export function registerOp(def: OpDef): OpDef {
+  if (REGISTRY.has(def.name)) throw new KilnError('verify', `op ${def.name} registered twice`);
+  REGISTRY.set(def.name, def);
+  return def;
+}
+
+export function getOp(name: string, loc: { node?: string } = {}): OpDef {
+  const d = REGISTRY.get(name);
+  if (!d) throw new UnsupportedError(`unknown op ${name}`, { ...loc, op: name });
+  return d;
+}
+
+export function hasOp(name: string): boolean {
+  return REGISTRY.has(name);
+}
+
+export function allOps(): OpDef[] {
+  return [...REGISTRY.values()];
+}
+
+/** Fill defaults and check attribute kinds; unknown attributes are an error (typos must not pass silently). */
+export function resolveAttrs(def: OpDef, attrs: Attrs, node: string): Record<string, AttrValue> {
+  const out: Record<string, AttrValue> = {};
+  for (const k of Object.keys(attrs)) {
+    if (!(k in def.attrs)) throw new VerifyError(`unknown attribute '${k}' for op ${def.name}`, { node, op: def.name });
+  }
+  for (const [k, spec] of Object.entries(def.attrs)) {
+    const v = attrs[k];
+    if (v === undefined) {
+      if (spec.default !== undefined) out[k] = spec.default;
+      else if (!spec.optional)
+        throw new VerifyError(`missing required attribute '${k}' of op ${def.name}`, { node, op: def.name });
+      continue;
+    }
+    if (!attrKindMatches(spec.kind, v)) {
+      throw new VerifyError(`attribute '${k}' of op ${def.name} must be ${spec.kind}`, { node, op: def.name });
+    }
+    if (spec.oneOf && !spec.oneOf.includes(v as string)) {
+      throw new VerifyError(`attribute '${k}' of op ${def.name} must be one of ${spec.oneOf.join(', ')}, got '${v}'`, {
+        node,
+        op: def.name,
+      });
+    }
+    out[k] = v;
+  }
+  return out;
+}
+
+export function attrKindMatches(kind: AttrKind, v: AttrValue): boolean {
+  switch (kind) {
+    case 'int':
+      return typeof v === 'number' && Number.isInteger(v);
+    case 'float':
+      return typeof v === 'number';
+    case 'bool':
+      return typeof v === 'boolean';
+    case 'string':
+    case 'dtype':
+      return typeof v === 'string';
+    case 'ints':
+      return Array.isArray(v) && v.every((x) => typeof x === 'number' && Number.isInteger(x));
+    case 'floats':
+      return Array.isArray(v) && v.every((x) => typeof x === 'number');
+    case 'strings':
+      return Array.isArray(v) && v.every((x) => typeof x === 'string');
+    case 'tensor':
+      return typeof v === 'object' && v !== null && !Array.isArray(v) && 'data' in v;
+  }
+}
+
+// Typed attribute accessors for op definitions.
+export const attrInt = (a: Attrs, k: string): number => a[k] as number;
+export const attrFloat = (a: Attrs, k: string): number => a[k] as number;
+export const attrBool = (a: Attrs, k: string): boolean => a[k] as boolean;
+export const attrStr = (a: Attrs, k: string): string => a[k] as string;
+export const attrInts = (a: Attrs, k: string): readonly number[] | undefined => a[k] as readonly number[] | undefined;

@@ -1,0 +1,122 @@
+/**
+ * Shapes with symbolic dimensions. A dim is a non-negative integer or a symbol (`batch`, `seq`, `past+seq`).
+ * Symbols are opaque strings: two dims are known equal only when they are the same number or the same string.
+ */
+import { VerifyError, type ErrorLocation } from './errors.js';
+
+export type Dim = number | string;
+export type Shape = readonly Dim[];
+
+export const isStatic = (s: Shape): s is readonly number[] => s.every((d) => typeof d === 'number');
+
+export function numel(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/** Row-major strides of a concrete shape. */
+export function stridesOf(shape: readonly number[]): number[] {
+  const s = new Array<number>(shape.length);
+  let acc = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    s[i] = acc;
+    acc *= shape[i]!;
+  }
+  return s;
+}
+
+export function shapeToString(s: Shape): string {
+  return `[${s.map(dimToString).join(',')}]`;
+}
+
+const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
+export function dimToString(d: Dim): string {
+  if (typeof d === 'number') return String(d);
+  return IDENT.test(d) ? d : JSON.stringify(d);
+}
+
+/** Normalize an axis in [-rank, rank) to [0, rank). */
+export function normAxis(axis: number, rank: number, loc: ErrorLocation = {}): number {
+  if (!Number.isInteger(axis) || axis < -rank || axis >= rank) {
+    throw new VerifyError(`axis ${axis} out of range for rank ${rank}`, loc);
+  }
+  return axis < 0 ? axis + rank : axis;
+}
+
+/** Numpy-style broadcast of shapes; symbolic dims broadcast against 1 and against themselves. */
+export function broadcastShapes(shapes: readonly Shape[], loc: ErrorLocation = {}): Dim[] {
+  const rank = Math.max(0, ...shapes.map((s) => s.length));
+  const out: Dim[] = [];
+  for (let i = 0; i < rank; i++) {
+    let d: Dim = 1;
+    for (const s of shapes) {
+      const j = i - (rank - s.length);
+      if (j < 0) continue;
+      const e = s[j]!;
+      if (e === 1) continue;
+      if (d === 1) d = e;
+      else if (d !== e) {
+        if (typeof d === 'number' && typeof e === 'number') {
+          throw new VerifyError(
+            `cannot broadcast shapes ${shapes.map(shapeToString).join(' and ')} (dim ${i}: ${d} vs ${e})`,
+            loc,
+          );
+        }
+        // A symbol against a different symbol or a number: legal at run time only if they are equal, which the
+        // interpreter checks; the number is the more informative static answer.
+        if (typeof e === 'number') d = e;
+      }
+    }
+    out.push(d);
+  }
+  return out;
+}
+
+/** Product of dims, symbolic when any dim is. */
+export function dimProduct(dims: readonly Dim[]): Dim {
+  let n = 1;
+  const syms: string[] = [];
+  for (const d of dims) {
+    if (typeof d === 'number') n *= d;
+    else syms.push(d);
+  }
+  if (syms.length === 0) return n;
+  if (n === 0) return 0;
+  return [...(n === 1 ? [] : [String(n)]), ...syms.map((s) => (IDENT.test(s) ? s : `(${s})`))].join('*');
+}
+
+/** Sum of dims (concat), symbolic when any dim is. */
+export function dimSum(dims: readonly Dim[]): Dim {
+  let n = 0;
+  const syms: string[] = [];
+  for (const d of dims) {
+    if (typeof d === 'number') n += d;
+    else syms.push(d);
+  }
+  if (syms.length === 0) return n;
+  return [...syms, ...(n === 0 ? [] : [String(n)])].join('+');
+}
+
+let freshCounter = 0;
+/** A new symbol for a dim that inference cannot determine statically (data-dependent shapes). */
+export function freshDim(hint = 'd'): string {
+  return `${hint}_${++freshCounter}`;
+}
+
+/** Bind symbolic dims of `shape` against a concrete shape; returns false on a conflict. */
+export function bindShape(shape: Shape, concrete: readonly number[], env: Map<string, number>): boolean {
+  if (shape.length !== concrete.length) return false;
+  for (let i = 0; i < shape.length; i++) {
+    const d = shape[i]!;
+    const c = concrete[i]!;
+    if (typeof d === 'number') {
+      if (d !== c) return false;
+    } else if (IDENT.test(d)) {
+      const prev = env.get(d);
+      if (prev === undefined) env.set(d, c);
+      else if (prev !== c) return false;
+    }
+  }
+  return true;
+}

@@ -1,0 +1,2 @@
+/** kiln/passes — the pass manager and passes (to come). */
+export {};

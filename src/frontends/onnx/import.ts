@@ -1,0 +1,267 @@
+/**
+ * ONNX → kiln graph. Decodes the protobuf, maps graph inputs / initializers / Constant nodes to kiln values, inlines
+ * model-local functions, and converts each node through the opset-aware converters in ./ops. Shape computations over
+ * statically known shapes are folded while building, so reshape / slice targets become constants.
+ */
+import { GraphBuilder } from '../../../ir/builder.js';
+import type { DType } from '../../../ir/dtype.js';
+import { KilnError, ParseError, UnsupportedError, VerifyError } from '../../../ir/errors.js';
+import type { Graph, Value } from '../../../ir/graph.js';
+import type { Dim } from '../../../ir/shape.js';
+import { makeTensor, type Tensor } from '../../../ir/tensor.js';
+import '../../../ir/ops/index.js';
+import { findConverter, hasConverter, type ConvertContext } from './convert.js';
+import { kilnDtypeOf, onnxTypeName } from './dtypes.js';
+import './ops/index.js';
+import {
+  decodeModel,
+  tensorValuesToFloat64,
+  type OnnxAttribute,
+  type OnnxFunction,
+  type OnnxGraph,
+  type OnnxModel,
+  type OnnxNode,
+  type OnnxTensor,
+  type OnnxType,
+} from './proto.js';
+
+export interface ImportOptions {
+  /** Fold constant subgraphs while importing (default true). */
+  foldConstants?: boolean;
+  /** Concrete values for symbolic input dims (e.g. { batch: 1 }): they become static. */
+  dims?: Readonly<Record<string, number>>;
+}
+
+export interface ImportedModel {
+  graph: Graph;
+  /** Opset per domain ('' is the default ONNX domain). */
+  opsets: Map<string, number>;
+}
+
+/** Import an ONNX model from its bytes. */
+export function importOnnx(bytes: Uint8Array, opts: ImportOptions = {}): ImportedModel {
+  return importOnnxModel(decodeModel(bytes), opts);
+}
+
+export function importOnnxModel(model: OnnxModel, opts: ImportOptions = {}): ImportedModel {
+  const opsets = new Map<string, number>();
+  for (const o of model.opsetImport) opsets.set(o.domain === 'ai.onnx' ? '' : o.domain, o.version);
+  if (!opsets.has('')) opsets.set('', 1);
+  const b = new GraphBuilder(model.graph.name || 'main');
+  b.foldConstants = opts.foldConstants ?? true;
+  const imp = new Importer(b, opsets, model.functions, opts);
+  imp.importGraph(model.graph);
+  return { graph: b.build(), opsets };
+}
+
+export function tensorFromOnnx(t: OnnxTensor, what = t.name): Tensor {
+  const dt = kilnDtypeOf(t.dataType);
+  if (!dt) throw new UnsupportedError(`unsupported dtype ${onnxTypeName(t.dataType)}`, { tensor: what });
+  if (t.externalData) throw new UnsupportedError('external tensor data is not supported', { tensor: what });
+  if (t.segment) throw new UnsupportedError('segmented tensors are not supported', { tensor: what });
+  return makeTensor(dt, t.dims, tensorValuesToFloat64(t));
+}
+
+class Importer {
+  private readonly values = new Map<string, Value>();
+  private anon = 0;
+  constructor(
+    private readonly b: GraphBuilder,
+    private readonly opsets: Map<string, number>,
+    private readonly functions: readonly OnnxFunction[],
+    private readonly opts: ImportOptions,
+  ) {}
+
+  importGraph(g: OnnxGraph): void {
+    const inits = new Set(g.initializers.map((t) => t.name));
+    for (const t of g.initializers) this.values.set(t.name, this.b.weight(t.name, tensorFromOnnx(t)));
+    if (g.sparseInitializers.length) throw new UnsupportedError('sparse initializers are not supported');
+    for (const vi of g.inputs) {
+      if (inits.has(vi.name)) continue; // an initializer may be listed as an input too (old exporters)
+      const { dtype, shape } = this.tensorTypeOf(vi.type, vi.name);
+      this.values.set(vi.name, this.b.input(vi.name, dtype, shape));
+    }
+    for (const n of g.nodes) this.convertNode(n, new Map());
+    for (const vo of g.outputs) {
+      const v = this.values.get(vo.name);
+      if (!v) throw new VerifyError('graph output is never produced', { tensor: vo.name });
+      if (vo.type.kind === 'tensor') {
+        const dt = kilnDtypeOf(vo.type.elemType);
+        if (dt && dt !== v.type.dtype) {
+          throw new VerifyError(`output declared ${onnxTypeName(vo.type.elemType)} but computes ${v.type.dtype}`, {
+            tensor: vo.name,
+          });
+        }
+      }
+      this.b.output(v, vo.name);
+    }
+  }
+
+  private tensorTypeOf(t: OnnxType, name: string): { dtype: DType; shape: Dim[] } {
+    if (t.kind !== 'tensor') throw new UnsupportedError(`${t.kind} values are not supported`, { tensor: name });
+    const dtype = kilnDtypeOf(t.elemType);
+    if (!dtype) throw new UnsupportedError(`unsupported dtype ${onnxTypeName(t.elemType)}`, { tensor: name });
+    if (!t.shape) throw new UnsupportedError('inputs of unknown rank are not supported', { tensor: name });
+    const shape = t.shape.map((d, i): Dim => {
+      if (typeof d === 'number') return d;
+      if (typeof d === 'string' && d !== '') return this.opts.dims?.[d] ?? d;
+      return `${name}_d${i}`;
+    });
+    return { dtype, shape };
+  }
+
+  /** `scope` renames attribute references inside an inlined function body. */
+  private convertNode(n: OnnxNode, refAttrs: Map<string, OnnxAttribute>): void {
+    const nodeName = n.name || `${n.opType}_${this.anon++}`;
+    const domain = n.domain === 'ai.onnx' ? '' : n.domain;
+    const attributes = new Map<string, OnnxAttribute>();
+    for (const [k, a] of n.attributes) {
+      if (a.kind === 'ref') {
+        const r = refAttrs.get(a.refAttrName);
+        if (r) attributes.set(k, r);
+      } else attributes.set(k, a);
+    }
+    const node: OnnxNode = { ...n, attributes };
+    if (domain === '' && n.opType === 'Constant') {
+      this.bind(node, [this.b.weight(this.b.fresh(n.outputs[0] || nodeName), this.constantValue(node, nodeName))]);
+      return;
+    }
+    const opset = this.opsets.get(domain);
+    const fn = this.functions.find((f) => f.name === n.opType && f.domain === n.domain);
+    if (fn) return this.inlineFunction(fn, node);
+    const conv = opset === undefined ? undefined : findConverter(domain, n.opType, opset);
+    if (!conv) {
+      const why = hasConverter(domain, n.opType) ? ' (not at this opset)' : '';
+      throw new UnsupportedError(
+        `unsupported op ${n.opType} (${domain || 'ai.onnx'}, opset ${opset ?? 'none'})${why} at node '${nodeName}'`,
+        { node: nodeName, op: n.opType },
+      );
+    }
+    const ctx = this.context(node, nodeName, opset!);
+    let outs: (Value | null)[];
+    try {
+      outs = conv(ctx);
+    } catch (e) {
+      if (e instanceof KilnError) throw e;
+      throw new VerifyError(`converting ${n.opType} failed: ${(e as Error).message}`, { node: nodeName, op: n.opType });
+    }
+    this.bind(node, outs);
+  }
+
+  private bind(n: OnnxNode, outs: readonly (Value | null)[]): void {
+    n.outputs.forEach((name, i) => {
+      if (name === '') return;
+      const v = outs[i];
+      if (!v) throw new UnsupportedError(`output ${i} of ${n.opType} is not produced`, { node: n.name, op: n.opType });
+      this.values.set(name, v);
+    });
+  }
+
+  private constantValue(n: OnnxNode, nodeName: string): Tensor {
+    const [key, a] = [...n.attributes.entries()][0] ?? [];
+    const loc = { node: nodeName, op: 'Constant' };
+    if (!a) throw new VerifyError('Constant without a value', loc);
+    switch (a.kind) {
+      case 'tensor':
+        return tensorFromOnnx(a.value, nodeName);
+      case 'float':
+        return makeTensor('f32', [], [a.value]);
+      case 'floats':
+        return makeTensor('f32', [a.value.length], a.value);
+      case 'int':
+        return makeTensor('i64', [], [a.value]);
+      case 'ints':
+        return makeTensor('i64', [a.value.length], a.value);
+      default:
+        throw new UnsupportedError(`Constant attribute ${key} (${a.kind}) is not supported`, loc);
+    }
+  }
+
+  private inlineFunction(fn: OnnxFunction, call: OnnxNode): void {
+    for (const o of fn.opsetImport) {
+      const d = o.domain === 'ai.onnx' ? '' : o.domain;
+      if (!this.opsets.has(d)) this.opsets.set(d, o.version);
+    }
+    const attrs = new Map(fn.attributeDefaults);
+    for (const [k, v] of call.attributes) attrs.set(k, v);
+    // Rename function-internal values to avoid clashes with the caller's names.
+    const prefix = `${call.name || fn.name}/`;
+    const rename = new Map<string, string>();
+    fn.inputs.forEach((x, i) => rename.set(x, call.inputs[i] ?? ''));
+    fn.outputs.forEach((x, i) => rename.set(x, call.outputs[i] ?? ''));
+    const mapName = (x: string) => (x === '' ? '' : (rename.get(x) ?? prefix + x));
+    for (const n of fn.nodes) {
+      this.convertNode(
+        { ...n, name: prefix + (n.name || n.opType), inputs: n.inputs.map(mapName), outputs: n.outputs.map(mapName) },
+        attrs,
+      );
+    }
+  }
+
+  private context(node: OnnxNode, nodeName: string, opset: number): ConvertContext {
+    const b = this.b;
+    const loc = { node: nodeName, op: node.opType };
+    const input = (i: number): Value | null => {
+      const name = node.inputs[i];
+      if (name === undefined || name === '') return null;
+      const v = this.values.get(name);
+      if (!v) throw new VerifyError(`input '${name}' is not defined before use`, { ...loc, tensor: name });
+      return v;
+    };
+    const fail = (message: string): never => {
+      throw new VerifyError(message, loc);
+    };
+    const attr = (name: string) => node.attributes.get(name);
+    const get = <K extends OnnxAttribute['kind']>(name: string, kind: K): Extract<OnnxAttribute, { kind: K }> | undefined => {
+      const a = attr(name);
+      if (a === undefined) return undefined;
+      if (a.kind !== kind) fail(`attribute '${name}' must be ${kind}, got ${a.kind}`);
+      return a as Extract<OnnxAttribute, { kind: K }>;
+    };
+    const need = <T>(v: T | undefined, name: string): T => (v === undefined ? fail(`missing attribute '${name}'`) : v);
+    const ctx: ConvertContext = {
+      node,
+      nodeName,
+      opset,
+      builder: b,
+      numInputs: node.inputs.length,
+      numOutputs: node.outputs.length,
+      input,
+      req: (i) => input(i) ?? fail(`input ${i} is required`),
+      constInput: (i) => input(i)?.data,
+      constInts(i, what) {
+        const v = input(i);
+        if (!v) return fail(`${what} (input ${i}) is required`);
+        if (!v.data) {
+          throw new UnsupportedError(`${what} must be a constant (input '${v.name}' is computed at run time)`, loc);
+        }
+        return Array.from(v.data.data);
+      },
+      hasAttr: (name) => attr(name) !== undefined,
+      attr,
+      int: (name, d) => get(name, 'int')?.value ?? need(d, name),
+      float: (name, d) => get(name, 'float')?.value ?? need(d, name),
+      str: (name, d) => get(name, 'string')?.value ?? need(d, name),
+      ints: (name, d) => get(name, 'ints')?.value ?? [...need(d, name)],
+      floats: (name, d) => get(name, 'floats')?.value ?? [...need(d, name)],
+      tensor: (name) => tensorFromOnnx(need(get(name, 'tensor'), name).value, nodeName),
+      graph: (name) => need(get(name, 'graph'), name).value,
+      emit: (op, inputs, attrs = {}) => b.opN(op, inputs, attrs, 1)[0]!,
+      emitN: (op, inputs, attrs, k) => b.opN(op, inputs, attrs, k),
+      constant: (dtype, values, shape) => b.const(dtype, values, shape ?? [values.length], nodeName),
+      toTensor: (t) => tensorFromOnnx(t, nodeName),
+      dtype(code, what) {
+        const dt = kilnDtypeOf(code);
+        if (!dt) throw new UnsupportedError(`${what}: unsupported dtype ${onnxTypeName(code)}`, loc);
+        return dt;
+      },
+      unsupported(message: string): never {
+        throw new UnsupportedError(message, loc);
+      },
+      fail,
+    };
+    return ctx;
+  }
+}
+
+export { ParseError };

@@ -1,0 +1,7 @@
+/** Importing this module registers every ONNX converter. */
+import './elementwise.js';
+import './reduce.js';
+import './nn.js';
+import './shape.js';
+import './attention.js';
+import './quant.js';

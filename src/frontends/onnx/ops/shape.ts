@@ -1,0 +1,2 @@
+// Converters of this group are registered here (being written).
+export {};

@@ -1,0 +1,16 @@
+/**
+ * kiln — kernel compiler and graph optimizer for transformer inference.
+ *
+ * ```ts
+ * import { importOnnx, compile } from 'kiln';
+ * const { graph } = importOnnx(bytes);
+ * const session = await compile(graph, { backend: 'reference' });
+ * const outputs = await session.run({ input_ids });
+ * ```
+ */
+export * from '../ir/index.js';
+export { compile, BACKENDS, type BackendName, type CompileOptions, type Session } from './session.js';
+export { importOnnx, importOnnxModel, tensorFromOnnx, type ImportOptions, type ImportedModel } from './frontends/onnx/import.js';
+export { decodeModel, decodeTensor } from './frontends/onnx/proto.js';
+export { runConformance, compareTensors, findTests, type ConformanceSummary, type TestResult } from './conformance.js';
+export { buildTinyGpt, TINY_GPT, type TinyGptConfig } from './models/tiny-gpt.js';
