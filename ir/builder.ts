@@ -36,10 +36,16 @@ export class GraphBuilder {
     this.graph = new Graph(name);
   }
 
-  /** A unique name derived from `hint`. */
-  fresh(hint: string): string {
+  /** A name derived from `hint` that no value or node uses yet (not reserved until a value takes it). */
+  unique(hint: string): string {
     let name = hint;
     while (this.names.has(name)) name = `${hint}_${++this.counter}`;
+    return name;
+  }
+
+  /** Reserve and return a unique name derived from `hint`. */
+  fresh(hint: string): string {
+    const name = this.unique(hint);
     this.names.add(name);
     return name;
   }
@@ -65,7 +71,7 @@ export class GraphBuilder {
 
   /** A constant from plain numbers; `shape` defaults to 1-D. */
   const(dtype: DType, values: readonly number[], shape: readonly number[] = [values.length], hint = 'c'): Value {
-    return this.weight(this.fresh(hint), makeTensor(dtype, shape, values));
+    return this.weight(this.unique(hint), makeTensor(dtype, shape, values));
   }
 
   output(v: Value, name?: string): Value {
@@ -106,7 +112,7 @@ export class GraphBuilder {
     );
     if (this.foldConstants) {
       const folded = this.tryFold(op, nodeName, inputs, resolved, types);
-      if (folded) return folded.map((t, i) => this.weight(names?.[i] ?? this.fresh(`t${this.counter++}`), t));
+      if (folded) return folded.map((t, i) => this.weight(names?.[i] ?? this.unique(`t${this.counter++}`), t));
     }
     const outs = types.map((t, i) => new Value(names?.[i] ? this.claim(names[i]!) : this.fresh(`t${this.counter++}`), t));
     this.graph.nodes.push(new Node(nodeName, op, [...inputs], outs, { ...attrs }));

@@ -12,3 +12,4 @@ export * from './infer.js';
 export * from './verify.js';
 export * from './builder.js';
 export * from './interpret.js';
+export * from './text.js';

@@ -73,7 +73,9 @@ export function interpret(
       }
       // References may return their input's data (reshape); never round a shared array to another dtype in place.
       const rounded =
-        t.dtype === o.type.dtype ? t : { ...t, dtype: o.type.dtype, data: roundArray(o.type.dtype, t.data.slice()) };
+        t.dtype === o.type.dtype
+          ? { ...t, data: roundArray(t.dtype, t.data) } // idempotent, so safe even on an input's shared data
+          : { ...t, dtype: o.type.dtype, data: roundArray(o.type.dtype, t.data.slice()) };
       env.set(o, rounded);
     });
     opts.onNode?.(n, n.outputs.map((o) => env.get(o)!));

@@ -123,7 +123,7 @@ class Importer {
     }
     const node: OnnxNode = { ...n, attributes };
     if (domain === '' && n.opType === 'Constant') {
-      this.bind(node, [this.b.weight(this.b.fresh(n.outputs[0] || nodeName), this.constantValue(node, nodeName))]);
+      this.bind(node, [this.b.weight(this.b.unique(n.outputs[0] || nodeName), this.constantValue(node, nodeName))]);
       return;
     }
     const opset = this.opsets.get(domain);

@@ -63,9 +63,6 @@ export class WgslCompileError extends KilnError {
 const LIMIT_PATTERNS: [RegExp, string][] = [
   [/workgroup storage/i, 'maxComputeWorkgroupStorageSize'],
   [/invocations/i, 'maxComputeInvocationsPerWorkgroup'],
-  [/workgroup size.*\bx\b|\bx\b.*workgroup size/i, 'maxComputeWorkgroupSizeX'],
-  [/workgroup size.*\by\b|\by\b.*workgroup size/i, 'maxComputeWorkgroupSizeY'],
-  [/workgroup size.*\bz\b|\bz\b.*workgroup size/i, 'maxComputeWorkgroupSizeZ'],
   [/storage buffers/i, 'maxStorageBuffersPerShaderStage'],
   [/uniform buffers/i, 'maxUniformBuffersPerShaderStage'],
 ];
@@ -76,6 +73,12 @@ export function limitInMessage(message: string): string | undefined {
   if (named) return named;
   if (!/(larger than|exceeds?|greater than|more than|over) the (max|limit)|maximum allowed|\blimit\b/i.test(message)) {
     return undefined;
+  }
+  // "workgroup_size(2048, 1, 1) that exceeds the maximum allowed (1024, 1024, 1024)"
+  const wg = /workgroup_size\((\d+),\s*(\d+),\s*(\d+)\)[^(]*\((\d+),\s*(\d+),\s*(\d+)\)/.exec(message);
+  if (wg) {
+    const dim = [0, 1, 2].find((d) => Number(wg[1 + d]) > Number(wg[4 + d]));
+    if (dim !== undefined) return `maxComputeWorkgroupSize${'XYZ'[dim]}`;
   }
   for (const [re, name] of LIMIT_PATTERNS) if (re.test(message)) return name;
   return 'device limit';
