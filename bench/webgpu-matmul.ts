@@ -14,17 +14,15 @@ import {
   bufferPool,
   compileKernel,
   encodeRun,
+  handwrittenMatmulKernel,
+  handwrittenMatmulWorkgroups,
+  matmulDims,
   poisonBuffer,
   readbackAs,
   uploadArray,
   type GpuContext,
-} from '../src/runtime/webgpu/index.js';
-import {
-  handwrittenMatmulKernel,
-  handwrittenMatmulWorkgroups,
-  matmulDims,
   type HandwrittenMatmulVariant,
-} from '../src/runtime/webgpu/handwritten-matmul.js';
+} from '../src/runtime/webgpu/index.js';
 
 const size = Number(process.argv[2] ?? 512);
 const iterations = Number(process.argv[3] ?? 10);

@@ -29,6 +29,8 @@ export class GraphBuilder {
   foldConstants = false;
   /** Folds larger than this many elements stay nodes (weights are not duplicated by accident). */
   foldLimit = 1 << 20;
+  /** Name hint for the next nodes (an importer sets it to the source node's name so errors point there). */
+  nodeHint: string | undefined = undefined;
   private counter = 0;
   private readonly names = new Set<string>();
 
@@ -41,6 +43,15 @@ export class GraphBuilder {
     let name = hint;
     while (this.names.has(name)) name = `${hint}_${++this.counter}`;
     return name;
+  }
+
+  /** Give `v` the name `name` if no other value has it; returns whether it did. */
+  rename(v: Value, name: string): boolean {
+    if (this.names.has(name)) return false;
+    this.names.delete(v.name);
+    v.name = name;
+    this.names.add(name);
+    return true;
   }
 
   /** Reserve and return a unique name derived from `hint`. */
@@ -101,7 +112,7 @@ export class GraphBuilder {
     numOutputs = 1,
     names?: readonly string[],
   ): Value[] {
-    const nodeName = this.fresh(`${op}_${this.graph.nodes.length}`);
+    const nodeName = this.fresh(this.nodeHint ?? `${op}_${this.graph.nodes.length}`);
     const { types, attrs: resolved } = inferOp(
       op,
       nodeName,

@@ -46,7 +46,7 @@ export function importOnnx(bytes: Uint8Array, opts: ImportOptions = {}): Importe
 export function importOnnxModel(model: OnnxModel, opts: ImportOptions = {}): ImportedModel {
   const opsets = new Map<string, number>();
   for (const o of model.opsetImport) opsets.set(o.domain === 'ai.onnx' ? '' : o.domain, o.version);
-  if (!opsets.has('')) opsets.set('', 1);
+  if (model.opsetImport.length === 0) throw new ParseError('ONNX model declares no opset_import (required by the spec)');
   const b = new GraphBuilder(model.graph.name || 'main');
   b.foldConstants = opts.foldConstants ?? true;
   const imp = new Importer(b, opsets, model.functions, opts);
@@ -139,11 +139,14 @@ class Importer {
     }
     const ctx = this.context(node, nodeName, opset!);
     let outs: (Value | null)[];
+    this.b.nodeHint = nodeName;
     try {
       outs = conv(ctx);
     } catch (e) {
       if (e instanceof KilnError) throw e;
       throw new VerifyError(`converting ${n.opType} failed: ${(e as Error).message}`, { node: nodeName, op: n.opType });
+    } finally {
+      this.b.nodeHint = undefined;
     }
     this.bind(node, outs);
   }
@@ -153,6 +156,8 @@ class Importer {
       if (name === '') return;
       const v = outs[i];
       if (!v) throw new UnsupportedError(`output ${i} of ${n.opType} is not produced`, { node: n.name, op: n.opType });
+      // Results keep their ONNX names where free, so kiln's IR text and errors read like the source model.
+      if (/^t\d+(_\d+)?$/.test(v.name)) this.b.rename(v, name);
       this.values.set(name, v);
     });
   }

@@ -370,7 +370,10 @@ export async function readback(ctx: GpuContext, buffer: GPUBuffer, opts: Readbac
   }
 }
 
-type TypedArrayCtor<T> = { new (buffer: ArrayBuffer, byteOffset?: number, length?: number): T; BYTES_PER_ELEMENT: number };
+type TypedArrayCtor<T> = {
+  new (buffer: ArrayBuffer, byteOffset?: number, length?: number): T;
+  BYTES_PER_ELEMENT: number;
+};
 
 /**
  * Reads `length` elements (default: the whole pooled size asked for) of `buffer` as a typed array, e.g.

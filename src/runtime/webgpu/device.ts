@@ -78,6 +78,11 @@ export interface AcquireGpuOptions {
   powerPreference?: GPUPowerPreference;
   /** Node only: extra Dawn flags for `create()`, e.g. `'enable-dawn-features=dump_shaders'`. */
   dawnFlags?: string[];
+  /**
+   * Node only: keep Dawn's timestamp quantization (a browser privacy measure that rounds GPU timestamps to 2^16 ns,
+   * useless for timing small kernels). Default false: kiln passes `disable-dawn-features=timestamp_quantization`.
+   */
+  quantizeTimestamps?: boolean;
 }
 
 /** A device plus its capabilities, with device loss and uncaptured errors recorded for the next operation. */
@@ -223,11 +228,26 @@ async function nodeGpu(flags: string[]): Promise<GPU> {
     mod = await dawnModule;
   } catch (e) {
     dawnModule = undefined;
-    throw new KilnError('device', `cannot load the npm package 'webgpu' (Dawn for Node): ${String(e)}`, {}, { cause: e });
+    throw new KilnError(
+      'device',
+      `cannot load the npm package 'webgpu' (Dawn for Node): ${String(e)}`,
+      {},
+      { cause: e },
+    );
   }
   const gpu = mod.create(flags);
   dawnInstances.set(key, gpu);
   return gpu;
+}
+
+/** The Dawn flags besides the adapter pin: the caller's, plus disabling timestamp quantization unless asked not to. */
+function dawnFlags(opts: AcquireGpuOptions): string[] {
+  const flags = [...(opts.dawnFlags ?? [])];
+  if (opts.quantizeTimestamps) return flags;
+  const i = flags.findIndex((f) => f.startsWith('disable-dawn-features='));
+  if (i < 0) flags.push('disable-dawn-features=timestamp_quantization');
+  else if (!flags[i]!.includes('timestamp_quantization')) flags[i] += ',timestamp_quantization';
+  return flags;
 }
 
 /** Asks one GPU for an adapter; null where there is none (Dawn throws when a pinned adapter does not exist). */
@@ -252,7 +272,7 @@ async function tryAdapter(
  */
 export async function acquireGpu(opts: AcquireGpuOptions = {}): Promise<GpuContext> {
   const browserGpu = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
-  let gpu: GPU;
+  let gpu: GPU | undefined;
   let adapter: GPUAdapter | null = null;
   let backend: GpuCapabilities['backend'];
   const tried: string[] = [];
@@ -264,11 +284,10 @@ export async function acquireGpu(opts: AcquireGpuOptions = {}): Promise<GpuConte
     tried.push(`navigator.gpu${r.error ? `: ${r.error}` : ''}`);
   } else if (isNode()) {
     backend = 'node-webgpu';
-    const extra = opts.dawnFlags ?? [];
+    const extra = dawnFlags(opts);
     const asked = opts.adapter ?? process.env.KILN_WEBGPU_ADAPTER;
     const candidates: (string | undefined)[] =
       asked === undefined ? [DEFAULT_NODE_ADAPTER, undefined] : asked === 'default' ? [undefined] : [asked];
-    gpu = undefined as unknown as GPU;
     for (const name of candidates) {
       const flags = name === undefined ? [...extra] : [`adapter=${name}`, ...extra];
       gpu = await nodeGpu(flags);
@@ -282,7 +301,7 @@ export async function acquireGpu(opts: AcquireGpuOptions = {}): Promise<GpuConte
   } else {
     throw new KilnError('device', `WebGPU is not available here (no navigator.gpu and not Node). ${INSTALL_HINT}`);
   }
-  if (!adapter) {
+  if (!adapter || !gpu) {
     throw new KilnError('device', `no WebGPU adapter found. ${INSTALL_HINT}\nTried:\n  ${tried.join('\n  ')}`);
   }
 
@@ -330,7 +349,9 @@ function readCapabilities(
     architecture: info.architecture ?? '',
     device: info.device ?? '',
     description: info.description ?? '',
-    isFallbackAdapter: Boolean(info.isFallbackAdapter ?? (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter),
+    isFallbackAdapter: Boolean(
+      info.isFallbackAdapter ?? (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter,
+    ),
   };
   const caps: GpuCapabilities = {
     shaderF16: device.features.has('shader-f16'),

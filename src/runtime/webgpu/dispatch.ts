@@ -242,12 +242,7 @@ export function encodeRun(ctx: GpuContext, steps: readonly DispatchStep[], opts:
   };
 }
 
-async function readTimings(
-  ctx: GpuContext,
-  buffer: GPUBuffer,
-  n: number,
-  runLabel: string,
-): Promise<number[]> {
+async function readTimings(ctx: GpuContext, buffer: GPUBuffer, n: number, runLabel: string): Promise<number[]> {
   try {
     await buffer.mapAsync(MapMode.READ, 0, 16 * n);
     const ticks = new BigUint64Array(buffer.getMappedRange(0, 16 * n).slice(0));

@@ -49,8 +49,15 @@ export {
   pipelineCache,
   PipelineCache,
   WgslCompileError,
+  limitInMessage,
   type BindingKind,
   type KernelSource,
   type WgslDiagnostic,
 } from './pipelines.js';
 export { encodeRun, type DispatchStep, type RunOptions, type RunHandle } from './dispatch.js';
+export {
+  handwrittenMatmulKernel,
+  handwrittenMatmulWorkgroups,
+  matmulDims,
+  type HandwrittenMatmulVariant,
+} from './handwritten-matmul.js';

@@ -22,9 +22,10 @@ export interface KernelSource {
   /** Human-readable name used in error messages and as the GPU object label. */
   label: string;
   /**
-   * Binding kinds of group 0 by binding index. Given: an explicit pipeline layout is made, so bindings the shader
-   * does not use are still allowed. Left out: layout 'auto', where every binding {@link encodeRun} passes must be
-   * statically used by the entry point (WGSL drops unused bindings from an auto layout).
+   * Binding kinds of group 0 by binding index, the uniform included (e.g. `['read', 'read', 'read_write',
+   * 'uniform']`). Given: an explicit pipeline layout is made, so bindings the shader does not use are still allowed.
+   * Left out: layout 'auto', where every binding {@link encodeRun} passes must be statically used by the entry point
+   * (an auto layout leaves out bindings the entry point does not use, and a bind group with extra entries fails).
    */
   bindings?: readonly BindingKind[];
   /** Values for WGSL `override` constants. */

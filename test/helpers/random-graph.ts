@@ -1,0 +1,108 @@
+/**
+ * Random well-typed graphs for property tests: elementwise and broadcast chains, reductions over random axes,
+ * matmul, softmax, layer / RMS norm, gather, transpose / reshape, with random shapes including 1 and odd sizes.
+ * Shared by the IR properties and, later, by the backend equivalence properties.
+ */
+import fc from 'fast-check';
+import { GraphBuilder } from '../../ir/builder.js';
+import type { Graph, Value } from '../../ir/graph.js';
+import '../../ir/ops/index.js';
+import { makeTensor, type Tensor } from '../../ir/tensor.js';
+
+export interface RandomGraph {
+  graph: Graph;
+  feeds: Record<string, Tensor>;
+  seed: number;
+}
+
+/** Small deterministic PRNG so a fast-check seed fixes the whole graph. */
+function prng(seed: number) {
+  let a = seed >>> 0 || 1;
+  const next = () => {
+    a ^= a << 13;
+    a >>>= 0;
+    a ^= a >>> 17;
+    a ^= a << 5;
+    a >>>= 0;
+    return a / 4294967296;
+  };
+  return {
+    next,
+    int: (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1)),
+    pick: <T>(xs: readonly T[]): T => xs[Math.floor(next() * xs.length)]!,
+    normal: () => Math.sqrt(-2 * Math.log(Math.max(next(), 1e-12))) * Math.cos(2 * Math.PI * next()),
+  };
+}
+
+const UNARY = ['neg', 'abs', 'exp', 'tanh', 'sigmoid', 'relu', 'gelu', 'silu', 'erf', 'sqrt_abs'] as const;
+const BINARY = ['add', 'sub', 'mul', 'max', 'min'] as const;
+
+export function randomGraph(seed: number, steps = 6): RandomGraph {
+  const r = prng(seed);
+  const b = new GraphBuilder('rand');
+  const feeds: Record<string, Tensor> = {};
+  const dim = () => r.pick([1, 1, 2, 3, 4, 5, 7]);
+  const newInput = (shape: number[]): Value => {
+    const name = `x${Object.keys(feeds).length}`;
+    const n = shape.reduce((a, c) => a * c, 1);
+    feeds[name] = makeTensor('f32', shape, Array.from({ length: n }, () => r.normal()));
+    return b.input(name, 'f32', shape);
+  };
+  const constOf = (shape: number[]) =>
+    b.weight(
+      b.unique('w'),
+      makeTensor('f32', shape, Array.from({ length: shape.reduce((a, c) => a * c, 1) }, () => r.normal() * 0.5)),
+    );
+  const rank0 = r.int(1, 4);
+  let cur = newInput(Array.from({ length: rank0 }, dim));
+  const shapeOf = (v: Value) => v.type.shape as number[];
+  for (let s = 0; s < steps; s++) {
+    const shape = shapeOf(cur);
+    const rank = shape.length;
+    const kind = r.pick(['unary', 'binary', 'binary', 'reduce', 'softmax', 'matmul', 'norm', 'transpose', 'reshape', 'gather']);
+    if (kind === 'unary') {
+      const op = r.pick(UNARY);
+      cur = op === 'sqrt_abs' ? b.op('sqrt', [b.op('abs', [cur])]) : b.op(op, [cur]);
+    } else if (kind === 'binary') {
+      // the other operand broadcasts: a suffix of the shape with some dims set to 1, or a bigger rank
+      const k = r.int(0, rank);
+      const other = shape.slice(rank - k).map((d) => (r.next() < 0.3 ? 1 : d));
+      const extra = rank < 4 && r.next() < 0.2 ? [dim()] : [];
+      const o = r.next() < 0.5 ? newInput([...extra, ...other]) : constOf([...extra, ...other]);
+      cur = r.next() < 0.5 ? b.op(r.pick(BINARY), [cur, o]) : b.op(r.pick(BINARY), [o, cur]);
+    } else if (kind === 'reduce' && rank > 0) {
+      const axes = [...new Set(Array.from({ length: r.int(1, rank) }, () => r.int(-rank, rank - 1)))].filter(
+        (a, _i, all) => !all.some((x) => x !== a && (x + rank) % rank === (a + rank) % rank),
+      );
+      cur = b.op(r.pick(['reduce_sum', 'reduce_mean', 'reduce_max']), [cur], { axes, keepdims: r.next() < 0.5 });
+    } else if (kind === 'softmax' && rank > 0) {
+      cur = b.op(r.pick(['softmax', 'log_softmax']), [cur], { axis: r.int(-rank, rank - 1) });
+    } else if (kind === 'matmul' && rank > 0) {
+      cur = b.matmul(cur, constOf([shape[rank - 1]!, dim()]));
+    } else if (kind === 'norm' && rank > 0) {
+      const last = shape[rank - 1]!;
+      cur =
+        r.next() < 0.5
+          ? b.layerNorm(cur, constOf([last]), constOf([last]), 1e-5, -1)
+          : b.rmsNorm(cur, constOf([last]), 1e-6, -1);
+    } else if (kind === 'transpose' && rank > 1) {
+      const perm = Array.from({ length: rank }, (_, i) => i);
+      for (let i = rank - 1; i > 0; i--) {
+        const j = r.int(0, i);
+        [perm[i], perm[j]] = [perm[j]!, perm[i]!];
+      }
+      cur = b.transpose(cur, perm);
+    } else if (kind === 'reshape' && rank > 0) {
+      const n = shape.reduce((a, c) => a * c, 1);
+      cur = r.next() < 0.5 ? b.reshape(cur, [n]) : b.reshape(cur, [1, -1]);
+    } else if (kind === 'gather' && rank > 0) {
+      const len = shape[0]!;
+      const idx = b.const('i64', [0, len - 1, Math.floor(len / 2)], [3]);
+      cur = b.gather(cur, idx, 0);
+    }
+  }
+  b.output(cur, 'out');
+  return { graph: b.build(), feeds, seed };
+}
+
+export const arbGraphSeed = fc.integer({ min: 1, max: 0x7fffffff });

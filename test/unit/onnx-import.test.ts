@@ -1,0 +1,108 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { KilnError, UnsupportedError } from '../../ir/errors.js';
+import { interpret } from '../../ir/interpret.js';
+import { makeTensor } from '../../ir/tensor.js';
+import { verify } from '../../ir/verify.js';
+import { findTests } from '../../src/conformance.js';
+import { importOnnxModel, importOnnx } from '../../src/frontends/onnx/import.js';
+import { decodeModel, type OnnxModel, type OnnxNode } from '../../src/frontends/onnx/proto.js';
+import { CONFORMANCE, PROP_RUNS } from '../helpers/paths.js';
+
+const onnxDir = join(CONFORMANCE, 'onnx-node');
+
+/** A minimal in-memory ONNX model (no protobuf needed) around a list of nodes. */
+function model(nodes: OnnxNode[], opset = 17): OnnxModel {
+  return {
+    irVersion: 8,
+    producerName: 'test',
+    producerVersion: '',
+    opsetImport: [{ domain: '', version: opset }],
+    functions: [],
+    graph: {
+      name: 'g',
+      nodes,
+      initializers: [],
+      sparseInitializers: [],
+      inputs: [{ name: 'x', type: { kind: 'tensor', elemType: 1, shape: ['batch', 3] } }],
+      outputs: [{ name: 'y', type: { kind: 'tensor', elemType: 1 } }],
+      valueInfo: [],
+    },
+  };
+}
+const node = (opType: string, inputs: string[], outputs: string[], name = ''): OnnxNode => ({
+  name,
+  opType,
+  domain: '',
+  inputs,
+  outputs,
+  attributes: new Map(),
+});
+
+describe('ONNX import', () => {
+  it('imports and runs a small graph with a symbolic batch dim', () => {
+    const { graph } = importOnnxModel(model([node('Relu', ['x'], ['r']), node('Neg', ['r'], ['y'])]));
+    expect(graph.inputs[0]!.type.shape).toEqual(['batch', 3]);
+    const y = interpret(graph, { x: makeTensor('f32', [2, 3], [1, -2, 3, -4, 5, -6]) })['y']!;
+    expect(Array.from(y.data)).toEqual([-1, -0, -3, -0, -5, -0]);
+  });
+
+  it('names an unsupported op with domain, opset and node', () => {
+    expect(() => importOnnxModel(model([node('FooBar', ['x'], ['y'], 'my_node')], 13))).toThrow(
+      "unsupported op FooBar (ai.onnx, opset 13) at node 'my_node'",
+    );
+    try {
+      importOnnxModel(model([node('FooBar', ['x'], ['y'], 'my_node')], 13));
+    } catch (e) {
+      expect(e).toBeInstanceOf(UnsupportedError);
+      expect((e as UnsupportedError).location.node).toBe('my_node');
+    }
+  });
+
+  it('reports an undefined input and a missing graph output with a typed error', () => {
+    expect(() => importOnnxModel(model([node('Relu', ['nope'], ['y'], 'n1')]))).toThrow(/'nope'.*n1|n1.*'nope'/s);
+    expect(() => importOnnxModel(model([node('Relu', ['x'], ['z'], 'n1')]))).toThrow(KilnError);
+  });
+
+  it('random bytes give a typed error, never a crash', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 600 }), (bytes) => {
+        try {
+          importOnnx(bytes);
+        } catch (e) {
+          expect(e).toBeInstanceOf(KilnError);
+        }
+      }),
+      { numRuns: PROP_RUNS * 5 },
+    );
+  });
+
+  it('truncated real models give a typed error (or, cut at a field boundary, a graph that verifies)', () => {
+    const tests = findTests([onnxDir]).filter((_, i) => i % 7 === 0);
+    let errors = 0;
+    let total = 0;
+    fc.assert(
+      fc.property(fc.nat(tests.length - 1), fc.double({ min: 0, max: 1, noNaN: true }), (ti, frac) => {
+        const bytes = readFileSync(join(tests[ti]!, 'model.onnx'));
+        const cut = bytes.subarray(0, Math.floor(bytes.length * frac * 0.999));
+        total++;
+        try {
+          const { graph } = importOnnx(cut);
+          verify(graph);
+        } catch (e) {
+          expect(e).toBeInstanceOf(KilnError);
+          errors++;
+        }
+      }),
+      { numRuns: PROP_RUNS * 3 },
+    );
+    expect(errors / total).toBeGreaterThan(0.9);
+  });
+
+  it('a model without opset_import is rejected', () => {
+    const m = decodeModel(readFileSync(join(onnxDir, 'test_add', 'model.onnx')));
+    expect(() => importOnnxModel({ ...m, opsetImport: [] })).toThrow(/opset/);
+  });
+});
