@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /** The `kiln` command line. */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { KilnError } from '../ir/errors.js';
 import { formatResult, runConformance } from './conformance.js';
@@ -17,6 +17,7 @@ Commands:
       --backend B                     ${BACKENDS.join(' | ')} (default reference)
       --opt N                         0: run the graph as imported; 1 (default): full pipeline
       --json FILE                     write the results as JSON
+      --tolerances FILE               per-test overrides: { "test_name": { "rtol": r, "atol": a, "why": "..." } }
       --quiet                         print only failures and the summary
   help                                this text
 
@@ -47,6 +48,7 @@ async function main(argv: string[]): Promise<number> {
         backend: { type: 'string' },
         opt: { type: 'string' },
         json: { type: 'string' },
+        tolerances: { type: 'string' },
         quiet: { type: 'boolean' },
       },
     });
@@ -55,6 +57,7 @@ async function main(argv: string[]): Promise<number> {
     const summary = await runConformance(positionals, {
       backend: backendOf(values.backend),
       opt: values.opt === undefined ? 1 : Number(values.opt),
+      overrides: values.tolerances ? JSON.parse(readFileSync(values.tolerances, 'utf8')) : undefined,
       log: (line) => {
         if (!quiet || !line.startsWith('PASS')) process.stdout.write(line + '\n');
       },

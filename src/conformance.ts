@@ -18,6 +18,8 @@ export interface ConformanceOptions {
   opt?: number;
   rtol?: number;
   atol?: number;
+  /** Per-test tolerance overrides by test name (from `--tolerances FILE`): { name: { rtol?, atol?, why } }. */
+  overrides?: Readonly<Record<string, { rtol?: number; atol?: number }>>;
   /** Called with each result line as it is produced. */
   log?: (line: string) => void;
 }
@@ -93,6 +95,9 @@ function tolerances(dir: string, opts: ConformanceOptions): { rtol: number; atol
       /* a malformed override is ignored: defaults apply */
     }
   }
+  const o = opts.overrides?.[basename(dir)];
+  if (o?.rtol !== undefined) rtol = o.rtol;
+  if (o?.atol !== undefined) atol = o.atol;
   return { rtol, atol };
 }
 

@@ -62,6 +62,50 @@ export function tensorFromOnnx(t: OnnxTensor, what = t.name): Tensor {
   return makeTensor(dt, t.dims, tensorValuesToFloat64(t));
 }
 
+/**
+ * Nodes in a topological order. ONNX requires one, but real exporters (e.g. the GPT-2 export in the conformance set)
+ * emit nodes out of order; ONNX Runtime sorts, so we do too (stable: the file's order where it is already valid).
+ */
+function topoOrder(g: OnnxGraph, available: Set<string>): OnnxNode[] {
+  const producer = new Map<string, number>();
+  g.nodes.forEach((n, i) => n.outputs.forEach((o) => o && producer.set(o, i)));
+  const state = new Uint8Array(g.nodes.length); // 0 new, 1 visiting, 2 done
+  const order: OnnxNode[] = [];
+  const visit = (root: number) => {
+    // iterative DFS: a deep chain (thousands of nodes) must not overflow the JS stack
+    const stack: [number, number][] = [[root, 0]];
+    while (stack.length) {
+      const top = stack[stack.length - 1]!;
+      const [i, k] = top;
+      const n = g.nodes[i]!;
+      if (k === 0) {
+        if (state[i] === 2) {
+          stack.pop();
+          continue;
+        }
+        state[i] = 1;
+      }
+      if (k < n.inputs.length) {
+        top[1]++;
+        const name = n.inputs[k]!;
+        const p = name === '' || available.has(name) ? undefined : producer.get(name);
+        if (p !== undefined) {
+          if (state[p] === 1) {
+            throw new VerifyError('the ONNX graph has a cycle', { node: n.name || n.opType, tensor: name });
+          }
+          if (state[p] === 0) stack.push([p, 0]);
+        }
+        continue;
+      }
+      state[i] = 2;
+      order.push(n);
+      stack.pop();
+    }
+  };
+  for (let i = 0; i < g.nodes.length; i++) visit(i);
+  return order;
+}
+
 class Importer {
   private readonly values = new Map<string, Value>();
   private anon = 0;
@@ -81,7 +125,7 @@ class Importer {
       const { dtype, shape } = this.tensorTypeOf(vi.type, vi.name);
       this.values.set(vi.name, this.b.input(vi.name, dtype, shape));
     }
-    for (const n of g.nodes) this.convertNode(n, new Map());
+    for (const n of topoOrder(g, new Set([...inits, ...g.inputs.map((v) => v.name)]))) this.convertNode(n, new Map());
     for (const vo of g.outputs) {
       const v = this.values.get(vo.name);
       if (!v) throw new VerifyError('graph output is never produced', { tensor: vo.name });
