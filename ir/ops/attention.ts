@@ -72,7 +72,8 @@ function attentionGeometry(shapes: readonly (Shape | undefined)[], a: Attrs, fai
     if (!compatible(v![1]!, kvHeads)) fail(`K has ${kvHeads} heads but V has ${v![1]}`);
     if (!compatible(v![2]!, kvSeq)) fail(`K and V sequence lengths differ: ${kvSeq} vs ${v![2]}`);
     if (qn !== undefined && !compatible(qHeads!, qn)) fail(`q_num_heads ${qn} disagrees with Q's ${qHeads} heads`);
-    if (kvn !== undefined && !compatible(kvHeads!, kvn)) fail(`kv_num_heads ${kvn} disagrees with K's ${kvHeads} heads`);
+    if (kvn !== undefined && !compatible(kvHeads!, kvn))
+      fail(`kv_num_heads ${kvn} disagrees with K's ${kvHeads} heads`);
   }
   const batch = q![0]!;
   if (!compatible(k![0]!, batch) || !compatible(v![0]!, batch)) {
@@ -85,7 +86,8 @@ function attentionGeometry(shapes: readonly (Shape | undefined)[], a: Attrs, fai
   let past: Dim = 0;
   if ((pastK === undefined) !== (pastV === undefined)) fail('past_key and past_value must be given together');
   if (pastK && pastV) {
-    if (pastK.length !== 4 || pastV.length !== 4) fail('past_key and past_value must be 4-D [batch, kv_heads, past, head_size]');
+    if (pastK.length !== 4 || pastV.length !== 4)
+      fail('past_key and past_value must be 4-D [batch, kv_heads, past, head_size]');
     const want: [Shape, Dim][] = [
       [pastK, headSize!],
       [pastV, vHeadSize!],
@@ -140,12 +142,7 @@ function headStrides(rank: number, h: number, s: number, d: number): [number, nu
 }
 
 /** past ++ new along the sequence axis, as [B, H, past + new, D]. */
-function appendCache(
-  past: Tensor | undefined,
-  cur: Tensor,
-  rank: number,
-  [b, h, p, s, d]: readonly number[],
-): Tensor {
+function appendCache(past: Tensor | undefined, cur: Tensor, rank: number, [b, h, p, s, d]: readonly number[]): Tensor {
   const out = makeTensor(cur.dtype, [b, h, p + s, d]);
   const cs = headStrides(rank, h, s, d);
   let o = 0;
@@ -200,7 +197,8 @@ registerOp({
     if (checkFloat(ctx, 1, 'K') !== dt) ctx.fail(`K has dtype ${req(ctx, 1).dtype}, Q has ${dt}`);
     const vdt = checkFloat(ctx, 2, 'V');
     const [mask, pk, pv, nonpad] = [3, 4, 5, 6].map((i) => ctx.inputs[i]);
-    if (mask && mask.dtype !== 'bool' && !isFloat(mask.dtype)) ctx.fail(`attn_mask must be bool or float, got ${mask.dtype}`);
+    if (mask && mask.dtype !== 'bool' && !isFloat(mask.dtype))
+      ctx.fail(`attn_mask must be bool or float, got ${mask.dtype}`);
     if (pk && pk.dtype !== dt) ctx.fail(`past_key has dtype ${pk.dtype}, K has ${dt}`);
     if (pv && pv.dtype !== vdt) ctx.fail(`past_value has dtype ${pv.dtype}, V has ${vdt}`);
     if (nonpad && !isInteger(nonpad.dtype)) ctx.fail(`nonpad_kv_seqlen must be integer, got ${nonpad.dtype}`);

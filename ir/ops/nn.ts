@@ -4,7 +4,16 @@ import { registerOp, type Attrs, type InferContext } from '../registry.js';
 import { broadcastShapes, shapeToString } from '../shape.js';
 import { makeTensor, type Tensor } from '../tensor.js';
 import { tensorType } from '../types.js';
-import { axisSplit, broadcastMap, broadcastStrides, numel, req, requireSameDtype, stridesOf, type Dim } from './util.js';
+import {
+  axisSplit,
+  broadcastMap,
+  broadcastStrides,
+  numel,
+  req,
+  requireSameDtype,
+  stridesOf,
+  type Dim,
+} from './util.js';
 
 const FLOATS: readonly DType[] = ['f64', 'f32', 'f16', 'bf16'];
 const NUMERIC: readonly DType[] = ['f64', 'f32', 'f16', 'bf16', 'i64', 'i32', 'i16', 'i8', 'u64', 'u32', 'u16', 'u8'];
@@ -79,7 +88,10 @@ softmaxLike('log_softmax', 'x - log(sum(exp(x))) along axis, with the max subtra
 /** Check that `p` (scale / bias) broadcasts unidirectionally to the normalized dims `norm`. */
 function checkNormParam(ctx: InferContext, i: number, norm: readonly Dim[], what: string): void {
   const p = req(ctx, i);
-  const bad = () => ctx.fail(`${what} shape ${shapeToString(p.shape)} does not broadcast to the normalized shape ${shapeToString(norm)}`);
+  const bad = () =>
+    ctx.fail(
+      `${what} shape ${shapeToString(p.shape)} does not broadcast to the normalized shape ${shapeToString(norm)}`,
+    );
   if (p.shape.length > norm.length) bad();
   p.shape.forEach((d, j) => {
     const n = norm[j + norm.length - p.shape.length]!;
@@ -277,7 +289,7 @@ registerOp({
 
 registerOp({
   name: 'gemm',
-  doc: "y = alpha * op(a) @ op(b) + beta * c, op = transpose when transA / transB; c broadcasts to [M, N]",
+  doc: 'y = alpha * op(a) @ op(b) + beta * c, op = transpose when transA / transB; c broadcasts to [M, N]',
   inputs: [{ name: 'a' }, { name: 'b' }, { name: 'c', optional: true }],
   outputs: [{ name: 'y' }],
   attrs: {
@@ -302,8 +314,7 @@ registerOp({
     const c = ctx.inputs[2];
     if (c) {
       const mn = [m, n];
-      const ok =
-        c.shape.length <= 2 && c.shape.every((d, j) => d === 1 || sameDim(d, mn[j + 2 - c.shape.length]!));
+      const ok = c.shape.length <= 2 && c.shape.every((d, j) => d === 1 || sameDim(d, mn[j + 2 - c.shape.length]!));
       if (!ok) ctx.fail(`gemm c shape ${shapeToString(c.shape)} does not broadcast to [${m}, ${n}]`);
     }
     return [tensorType(dt, [m, n])];
@@ -340,7 +351,12 @@ registerOp({
   doc:
     '(a - a_zero_point) @ (b - b_zero_point) in i32 with numpy matmul shapes; a_zero_point is a scalar or per row ' +
     '([M], or [..., M, 1]), b_zero_point a scalar or per column ([N], or [..., 1, N]) (ONNX MatMulInteger)',
-  inputs: [{ name: 'a' }, { name: 'b' }, { name: 'a_zero_point', optional: true }, { name: 'b_zero_point', optional: true }],
+  inputs: [
+    { name: 'a' },
+    { name: 'b' },
+    { name: 'a_zero_point', optional: true },
+    { name: 'b_zero_point', optional: true },
+  ],
   outputs: [{ name: 'y' }],
   attrs: {},
   fusion: 'opaque',
@@ -348,7 +364,8 @@ registerOp({
     for (const i of [0, 1]) {
       checkDtype(ctx, i, ['u8', 'i8']);
       const z = ctx.inputs[i + 2];
-      if (z && z.dtype !== req(ctx, i).dtype) ctx.fail(`zero point ${i + 2} has dtype ${z.dtype}, expected ${req(ctx, i).dtype}`);
+      if (z && z.dtype !== req(ctx, i).dtype)
+        ctx.fail(`zero point ${i + 2} has dtype ${z.dtype}, expected ${req(ctx, i).dtype}`);
     }
     const a = req(ctx, 0).shape;
     const b = req(ctx, 1).shape;
@@ -405,7 +422,7 @@ function planEinsum(eq: string, ranks: readonly number[], fail: (m: string) => n
   const rhs = arrow < 0 ? undefined : s.slice(arrow + 2);
   const tokenize = (t: string): (string | null)[] => {
     const toks: (string | null)[] = [];
-    for (let i = 0; i < t.length; ) {
+    for (let i = 0; i < t.length;) {
       if (t.startsWith('...', i)) {
         if (toks.includes(null)) fail(`einsum equation '${eq}': more than one ellipsis in '${t}'`);
         toks.push(null);
@@ -460,14 +477,19 @@ function planEinsum(eq: string, ranks: readonly number[], fail: (m: string) => n
 }
 
 /** The size of each label: equal dims agree, a 1 broadcasts (numpy); static conflicts fail. */
-function labelDims<D extends Dim>(plan: EinsumPlan, shapes: readonly (readonly D[])[], fail: (m: string) => never): D[] {
+function labelDims<D extends Dim>(
+  plan: EinsumPlan,
+  shapes: readonly (readonly D[])[],
+  fail: (m: string) => never,
+): D[] {
   const dims = new Array<D | undefined>(plan.count);
   plan.terms.forEach((t, i) => {
     t.forEach((id, p) => {
       const d = shapes[i]![p]!;
       // A label repeated within one operand (a diagonal) must have the same size at each place.
       const q = t.indexOf(id);
-      if (q !== p && !sameDim(shapes[i]![q]!, d)) fail(`einsum operand ${i}: repeated label has sizes ${shapes[i]![q]} and ${d}`);
+      if (q !== p && !sameDim(shapes[i]![q]!, d))
+        fail(`einsum operand ${i}: repeated label has sizes ${shapes[i]![q]} and ${d}`);
       const cur = dims[id];
       if (cur === undefined || cur === 1) dims[id] = d;
       else if (d !== 1 && !sameDim(cur, d)) fail(`einsum: a label has sizes ${cur} and ${d} in different operands`);
@@ -489,14 +511,31 @@ registerOp({
     const dt = requireSameDtype(ctx, idx);
     checkDtype(ctx, 0, NUMERIC);
     const shapes = idx.map((i) => req(ctx, i).shape);
-    const plan = planEinsum(ctx.attrs['equation'] as string, shapes.map((s) => s.length), ctx.fail);
+    const plan = planEinsum(
+      ctx.attrs['equation'] as string,
+      shapes.map((s) => s.length),
+      ctx.fail,
+    );
     const dims = labelDims(plan, shapes, ctx.fail);
-    return [tensorType(dt, plan.out.map((id) => dims[id]!))];
+    return [
+      tensorType(
+        dt,
+        plan.out.map((id) => dims[id]!),
+      ),
+    ];
   },
   reference(inputs, a, ctx) {
     const xs = inputs as Tensor[];
-    const plan = planEinsum(a['equation'] as string, xs.map((x) => x.shape.length), ctx.fail);
-    const dims = labelDims(plan, xs.map((x) => x.shape), ctx.fail);
+    const plan = planEinsum(
+      a['equation'] as string,
+      xs.map((x) => x.shape.length),
+      ctx.fail,
+    );
+    const dims = labelDims(
+      plan,
+      xs.map((x) => x.shape),
+      ctx.fail,
+    );
     const summed = dims.map((_, id) => id).filter((id) => !plan.out.includes(id));
     const order = [...plan.out, ...summed];
     // Each operand's stride per label: summed over repeated places (a diagonal), 0 where a 1 broadcasts.

@@ -19,10 +19,7 @@ const QUANT: readonly DType[] = ['u8', 'i8', 'u16', 'i16', 'u4', 'i4'];
 
 const compatible = (a: Dim, b: Dim): boolean => typeof a !== 'number' || typeof b !== 'number' || a === b;
 
-type ScaleLayout =
-  | { kind: 'tensor' }
-  | { kind: 'axis'; axis: number }
-  | { kind: 'block'; axis: number; block: number };
+type ScaleLayout = { kind: 'tensor' } | { kind: 'axis'; axis: number } | { kind: 'block'; axis: number; block: number };
 
 /** How `scale` (and the zero point, which must have the scale's shape) map onto `x`. */
 function scaleLayout(x: Shape, scale: Shape, zp: Shape | undefined, a: Attrs, fail: Fail): ScaleLayout {
@@ -51,7 +48,8 @@ function scaleLayout(x: Shape, scale: Shape, zp: Shape | undefined, a: Attrs, fa
     layout = { kind: 'tensor' };
   } else if (scale.length === 1) {
     const ax = axis();
-    if (!compatible(scale[0]!, x[ax]!)) fail(`per-axis scale of length ${scale[0]} does not match x dim ${ax} (${x[ax]})`);
+    if (!compatible(scale[0]!, x[ax]!))
+      fail(`per-axis scale of length ${scale[0]} does not match x dim ${ax} (${x[ax]})`);
     layout = { kind: 'axis', axis: ax };
   } else {
     return fail(`scale [${scale.join(',')}] must be a scalar, 1-D (per axis), or of x's rank with block_size > 0`);
@@ -59,7 +57,8 @@ function scaleLayout(x: Shape, scale: Shape, zp: Shape | undefined, a: Attrs, fa
   if (zp) {
     const sameShape = zp.length === scale.length && zp.every((d, i) => compatible(d, scale[i]!));
     const bothScalar = layout.kind === 'tensor' && zp.length <= 1 && (zp.length === 0 || zp[0] === 1);
-    if (!sameShape && !bothScalar) fail(`zero point [${zp.join(',')}] must have the scale's shape [${scale.join(',')}]`);
+    if (!sameShape && !bothScalar)
+      fail(`zero point [${zp.join(',')}] must have the scale's shape [${scale.join(',')}]`);
   }
   return layout;
 }
@@ -100,8 +99,8 @@ registerOp({
   name: 'quantize_linear',
   doc:
     'y = saturate(round_half_even(x / y_scale) + y_zero_point); the scale is per tensor (scalar), per axis (1-D ' +
-    'along `axis`) or blocked (x\'s rank, block_size elements per scale along `axis`). Output dtype: output_dtype, ' +
-    'else the zero point\'s, else u8. The division is rounded to `precision` (default the scale\'s dtype).',
+    "along `axis`) or blocked (x's rank, block_size elements per scale along `axis`). Output dtype: output_dtype, " +
+    "else the zero point's, else u8. The division is rounded to `precision` (default the scale's dtype).",
   inputs: [{ name: 'x' }, { name: 'y_scale' }, { name: 'y_zero_point', optional: true }],
   outputs: [{ name: 'y' }],
   attrs: {
@@ -118,7 +117,8 @@ registerOp({
     if (!isFloat(x.dtype) && x.dtype !== 'i32') ctx.fail(`x must be float or i32, got ${x.dtype}`);
     if (!isFloat(scale.dtype)) ctx.fail(`y_scale must be float, got ${scale.dtype}`);
     const prec = ctx.attrs['precision'] as string | undefined;
-    if (prec !== undefined && !(isDType(prec) && isFloat(prec))) ctx.fail(`precision must be a float dtype, got ${prec}`);
+    if (prec !== undefined && !(isDType(prec) && isFloat(prec)))
+      ctx.fail(`precision must be a float dtype, got ${prec}`);
     const dt = quantizedDtype(ctx);
     scaleLayout(x.shape, scale.shape, ctx.inputs[2]?.shape, ctx.attrs, ctx.fail);
     return [tensorType(dt, x.shape)];
@@ -142,7 +142,7 @@ registerOp({
   name: 'dequantize_linear',
   doc:
     'y = (x - x_zero_point) * x_scale with per-tensor, per-axis or blocked scales (as quantize_linear); i32 input ' +
-    'takes no zero point. Output dtype: output_dtype, else the scale\'s.',
+    "takes no zero point. Output dtype: output_dtype, else the scale's.",
   inputs: [{ name: 'x' }, { name: 'x_scale' }, { name: 'x_zero_point', optional: true }],
   outputs: [{ name: 'y' }],
   attrs: { ...blockAttrs, output_dtype: { kind: 'dtype', optional: true } },

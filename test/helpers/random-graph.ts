@@ -67,7 +67,7 @@ export function randomGraph(seed: number, steps = 6): RandomGraph {
       // the other operand broadcasts: a suffix of the shape with some dims set to 1, or a bigger rank
       const k = r.int(0, rank);
       const other = shape.slice(rank - k).map((d) => (r.next() < 0.3 ? 1 : d));
-      const extra = rank < 4 && r.next() < 0.2 ? [dim()] : [];
+      const extra = k === rank && rank < 4 && r.next() < 0.2 ? [dim()] : [];
       const o = r.next() < 0.5 ? newInput([...extra, ...other]) : constOf([...extra, ...other]);
       cur = r.next() < 0.5 ? b.op(r.pick(BINARY), [cur, o]) : b.op(r.pick(BINARY), [o, cur]);
     } else if (kind === 'reduce' && rank > 0) {

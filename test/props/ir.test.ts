@@ -97,7 +97,12 @@ describe('broadcasting laws', () => {
   };
 
   it('matches the numpy rule', () => {
-    fc.assert(fc.property(arbShape, arbShape, (a, b) => expect(bc(a, b)).toEqual(numpy(a, b))), params);
+    fc.assert(
+      fc.property(arbShape, arbShape, (a, b) => {
+        expect(bc(a, b)).toEqual(numpy(a, b));
+      }),
+      params,
+    );
   });
   it('is commutative and associative, with [] as identity', () => {
     fc.assert(

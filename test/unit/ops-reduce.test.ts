@@ -187,16 +187,14 @@ describe('cumsum', () => {
 
 // ---- properties ----
 
-const arbTensor = fc
-  .array(fc.integer({ min: 1, max: 4 }), { minLength: 1, maxLength: 3 })
-  .chain((shape) =>
-    fc
-      .array(fc.integer({ min: -50, max: 50 }), {
-        minLength: shape.reduce((a, c) => a * c, 1),
-        maxLength: shape.reduce((a, c) => a * c, 1),
-      })
-      .map((data) => t(shape, data)),
-  );
+const arbTensor = fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 1, maxLength: 3 }).chain((shape) =>
+  fc
+    .array(fc.integer({ min: -50, max: 50 }), {
+      minLength: shape.reduce((a, c) => a * c, 1),
+      maxLength: shape.reduce((a, c) => a * c, 1),
+    })
+    .map((data) => t(shape, data)),
+);
 
 describe('reduce properties', () => {
   it('reduce_sum over all axes is the sum of the data', () => {
@@ -289,9 +287,11 @@ const runOnnx = (m: OnnxModel) => interpret(importOnnxModel(m).graph, { x: X23 }
 describe('ONNX reduce converters', () => {
   it('reads axes from the attribute before opset 13 (ReduceSum) / 18 (others), from the input after', () => {
     close(runOnnx(onnxModel(onnxNode('ReduceSum', ['x'], { axes: attr.ints([1]) }), 11)), [2, 1], [6, 15]);
-    close(runOnnx(onnxModel(onnxNode('ReduceSum', ['x', 'a'], { keepdims: attr.int(0) }), 13, [i64('a', [0])])), [3], [
-      5, 7, 9,
-    ]);
+    close(
+      runOnnx(onnxModel(onnxNode('ReduceSum', ['x', 'a'], { keepdims: attr.int(0) }), 13, [i64('a', [0])])),
+      [3],
+      [5, 7, 9],
+    );
     close(runOnnx(onnxModel(onnxNode('ReduceMean', ['x'], { axes: attr.ints([0]) }), 17)), [1, 3], [2.5, 3.5, 4.5]);
     close(runOnnx(onnxModel(onnxNode('ReduceMax', ['x', 'a']), 18, [i64('a', [-1])])), [2, 1], [3, 6]);
     close(runOnnx(onnxModel(onnxNode('ReduceL2', ['x']), 18)), [1, 1], [Math.sqrt(91)]);

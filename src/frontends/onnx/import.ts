@@ -28,6 +28,11 @@ import {
 export interface ImportOptions {
   /** Fold constant subgraphs while importing (default true). */
   foldConstants?: boolean;
+  /**
+   * Graph inputs to bind as constants (specialization): e.g. an `axes` or `split` input that the model computes at
+   * run time but whose value the caller knows, so kiln can treat it as the attribute it is.
+   */
+  constants?: Readonly<Record<string, Tensor>>;
   /** Concrete values for symbolic input dims (e.g. { batch: 1 }): they become static. */
   dims?: Readonly<Record<string, number>>;
 }
@@ -122,6 +127,11 @@ class Importer {
     if (g.sparseInitializers.length) throw new UnsupportedError('sparse initializers are not supported');
     for (const vi of g.inputs) {
       if (inits.has(vi.name)) continue; // an initializer may be listed as an input too (old exporters)
+      const bound = this.opts.constants?.[vi.name];
+      if (bound) {
+        this.values.set(vi.name, this.b.weight(vi.name, bound));
+        continue;
+      }
       const { dtype, shape } = this.tensorTypeOf(vi.type, vi.name);
       this.values.set(vi.name, this.b.input(vi.name, dtype, shape));
     }

@@ -72,4 +72,14 @@ onnxOp(
   10,
 );
 
-onnxOp('Einsum', (ctx) => [ctx.emit('einsum', Array.from({ length: ctx.numInputs }, (_, i) => ctx.req(i)), { equation: ctx.str('equation') })], 12);
+onnxOp(
+  'Einsum',
+  (ctx) => [
+    ctx.emit(
+      'einsum',
+      Array.from({ length: ctx.numInputs }, (_, i) => ctx.req(i)),
+      { equation: ctx.str('equation') },
+    ),
+  ],
+  12,
+);

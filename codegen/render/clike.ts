@@ -1,0 +1,185 @@
+/**
+ * One C-like renderer for the kernel IR. Statement structure, expression nesting and operator spelling live here;
+ * a dialect (WGSL, CUDA C) overrides only what differs: types, literals, declarations, parameters, builtins,
+ * barriers, math function names. A third target should cost a few hundred lines.
+ */
+import type { BinOp, Expr, KType, Kernel, Stmt, UnOp } from '../kir.js';
+
+export abstract class CLikeRenderer {
+  /** Helper functions the body used (e.g. erf), emitted once before the kernel. */
+  protected helpers = new Set<string>();
+
+  abstract readonly name: string;
+  abstract typeName(t: KType): string;
+  abstract literal(t: KType, value: number): string;
+  abstract declLet(name: string, t: KType, value: string): string;
+  abstract declVar(name: string, t: KType, value: string): string;
+  abstract forHeader(v: string, start: string, end: string, step: string): string;
+  abstract builtin(e: Extract<Expr, { k: 'builtin' }>): string;
+  abstract uniform(name: string): string;
+  abstract castExpr(to: KType, from: KType, a: string): string;
+  abstract bitcastExpr(to: KType, from: KType, a: string): string;
+  abstract selectExpr(cond: string, a: string, b: string): string;
+  abstract barrier(): string;
+  abstract unary(op: UnOp, t: KType, a: string): string;
+  abstract subgroupReduce(op: 'add' | 'max' | 'min', t: KType, a: string): string;
+  /** The whole translation unit for a kernel around its rendered body. */
+  abstract module(k: Kernel, body: string): string;
+
+  render(k: Kernel): string {
+    this.helpers = new Set();
+    this.locals = new Map();
+    const body = this.stmts(k.body, 1);
+    return this.module(k, body);
+  }
+
+  protected locals = new Map<string, KType>();
+
+  protected stmts(ss: readonly Stmt[], depth: number): string {
+    return ss.map((s) => this.stmt(s, depth)).join('');
+  }
+
+  protected stmt(s: Stmt, depth: number): string {
+    const ind = '  '.repeat(depth);
+    switch (s.k) {
+      case 'let':
+        this.locals.set(s.name, s.value.type);
+        return `${ind}${this.declLet(s.name, s.value.type, this.expr(s.value))}\n`;
+      case 'var':
+        this.locals.set(s.name, s.type);
+        return `${ind}${this.declVar(s.name, s.type, this.expr(s.init))}\n`;
+      case 'assign':
+        return `${ind}${s.name} = ${this.expr(s.value)};\n`;
+      case 'store':
+        return `${ind}${s.buf}[${this.index(s.index)}] = ${this.expr(s.value)};\n`;
+      case 'shared_store':
+        return `${ind}${s.arr}[${this.index(s.index)}] = ${this.expr(s.value)};\n`;
+      case 'store_packed':
+        throw new Error('store_packed must be legalized before rendering');
+      case 'for':
+        this.locals.set(s.v, s.start.type);
+        return (
+          `${ind}${this.forHeader(s.v, this.expr(s.start), this.expr(s.end), this.expr(s.step))} {\n` +
+          this.stmts(s.body, depth + 1) +
+          `${ind}}\n`
+        );
+      case 'if':
+        return (
+          `${ind}if (${this.expr(s.cond)}) {\n${this.stmts(s.then, depth + 1)}${ind}}` +
+          (s.else && s.else.length ? ` else {\n${this.stmts(s.else, depth + 1)}${ind}}` : '') +
+          '\n'
+        );
+      case 'barrier':
+        return `${ind}${this.barrier()}\n`;
+      case 'return':
+        return `${ind}return;\n`;
+      case 'comment':
+        return `${ind}// ${s.text.replace(/\n/g, ' ')}\n`;
+    }
+  }
+
+  /** Array indices are rendered as-is; dialects with unsigned-only indexing override. */
+  protected index(e: Expr): string {
+    return this.expr(e);
+  }
+
+  protected binary(op: BinOp, t: KType, a: string, b: string, at: KType): string {
+    const isF = at === 'f32' || at === 'f16';
+    switch (op) {
+      case 'add':
+        return `(${a} + ${b})`;
+      case 'sub':
+        return `(${a} - ${b})`;
+      case 'mul':
+        return `(${a} * ${b})`;
+      case 'div':
+        return `(${a} / ${b})`;
+      case 'mod':
+        return isF ? this.call2('fmod', at, a, b) : `(${a} % ${b})`;
+      case 'min':
+        return this.call2('min', at, a, b);
+      case 'max':
+        return this.call2('max', at, a, b);
+      case 'pow':
+        return this.call2('pow', at, a, b);
+      case 'lt':
+        return `(${a} < ${b})`;
+      case 'le':
+        return `(${a} <= ${b})`;
+      case 'gt':
+        return `(${a} > ${b})`;
+      case 'ge':
+        return `(${a} >= ${b})`;
+      case 'eq':
+        return `(${a} == ${b})`;
+      case 'ne':
+        return `(${a} != ${b})`;
+      case 'and':
+        return `(${a} && ${b})`;
+      case 'or':
+        return `(${a} || ${b})`;
+      case 'bitand':
+        return `(${a} & ${b})`;
+      case 'bitor':
+        return `(${a} | ${b})`;
+      case 'bitxor':
+        return `(${a} ^ ${b})`;
+      case 'shl':
+        return this.shift('<<', a, b);
+      case 'shr':
+        return this.shift('>>', a, b);
+    }
+    void t;
+  }
+
+  protected shift(op: '<<' | '>>', a: string, b: string): string {
+    return `(${a} ${op} ${b})`;
+  }
+
+  /** Two-argument math function (min, max, pow, fmod) in the dialect's spelling. */
+  protected abstract call2(fn: 'min' | 'max' | 'pow' | 'fmod', t: KType, a: string, b: string): string;
+
+  expr(e: Expr): string {
+    switch (e.k) {
+      case 'const':
+        return this.literal(e.type, e.value);
+      case 'var':
+        return e.name;
+      case 'builtin':
+        return this.builtin(e);
+      case 'uniform':
+        return this.uniform(e.name);
+      case 'load':
+        return `${e.buf}[${this.index(e.index)}]`;
+      case 'shared_load':
+        return `${e.arr}[${this.index(e.index)}]`;
+      case 'bin':
+        return this.binary(e.op, e.type, this.expr(e.a), this.expr(e.b), e.a.type);
+      case 'un':
+        return this.unary(e.op, e.a.type, this.expr(e.a));
+      case 'select':
+        return this.selectExpr(this.expr(e.cond), this.expr(e.a), this.expr(e.b));
+      case 'cast':
+        return this.castExpr(e.type, e.a.type, this.expr(e.a));
+      case 'bitcast':
+        return this.bitcastExpr(e.type, e.a.type, this.expr(e.a));
+      case 'subgroup_reduce':
+        return this.subgroupReduce(e.op, e.type, this.expr(e.a));
+    }
+  }
+}
+
+/** Shortest decimal that round-trips through f32, always with a decimal point or exponent. */
+export function floatText(v: number): string {
+  const f = Math.fround(v);
+  let s = String(f);
+  for (let p = 1; p <= 17; p++) {
+    const t = f.toPrecision(p);
+    if (Math.fround(Number(t)) === f) {
+      s = t;
+      break;
+    }
+  }
+  if (!/[.eE]/.test(s)) s += '.0';
+  return s;
+}

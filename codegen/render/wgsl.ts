@@ -1,0 +1,144 @@
+/**
+ * The WGSL dialect: storage-buffer bindings in @group(0) in parameter order, then one uniform struct at the next
+ * binding (the WebGPU runtime's convention); `enable f16` only when the kernel uses f16; infinities and NaN
+ * spelled as bitcasts (WGSL const-expressions reject them); erf as a helper (WGSL has none).
+ */
+import type { Expr, KType, Kernel, UnOp } from '../kir.js';
+import { CLikeRenderer, floatText } from './clike.js';
+
+const ERF_HELPER = `fn kiln_erf(x: f32) -> f32 {
+  // Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7), odd extension
+  let a = abs(x);
+  let t = 1.0 / (1.0 + 0.3275911 * a);
+  let y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * exp(-a * a);
+  return select(-y, y, x >= 0.0);
+}
+`;
+
+const TANH_HELPER = `fn kiln_tanh(x: f32) -> f32 {
+  // tanh via exp of a clamped argument: some drivers return NaN from tanh() for |x| > ~88
+  let e = exp(-2.0 * clamp(abs(x), 0.0, 40.0));
+  let y = (1.0 - e) / (1.0 + e);
+  return select(-y, y, x >= 0.0);
+}
+`;
+
+export class WgslRenderer extends CLikeRenderer {
+  readonly name = 'wgsl';
+
+  typeName(t: KType): string {
+    return t;
+  }
+
+  literal(t: KType, value: number): string {
+    switch (t) {
+      case 'bool':
+        return value ? 'true' : 'false';
+      case 'i32':
+        return value === -2147483648 ? 'i32(-2147483647 - 1)' : `${value}i`;
+      case 'u32':
+        return `${value >>> 0}u`;
+      case 'f32':
+      case 'f16': {
+        const f = t === 'f32' ? 'f' : 'h';
+        if (Number.isNaN(value)) return `${t}(bitcast<f32>(0x7fc00000u))`;
+        if (value === Infinity) return `${t}(bitcast<f32>(0x7f800000u))`;
+        if (value === -Infinity) return `${t}(bitcast<f32>(0xff800000u))`;
+        return `${floatText(value)}${f}`;
+      }
+    }
+  }
+
+  declLet(name: string, t: KType, value: string): string {
+    return `let ${name}: ${t} = ${value};`;
+  }
+  declVar(name: string, t: KType, value: string): string {
+    return `var ${name}: ${t} = ${value};`;
+  }
+  forHeader(v: string, start: string, end: string, step: string): string {
+    const t = this.locals.get(v) ?? 'i32';
+    return `for (var ${v}: ${t} = ${start}; ${v} < ${end}; ${v} = ${v} + ${step})`;
+  }
+  builtin(e: Extract<Expr, { k: 'builtin' }>): string {
+    const base = { local_id: 'lid', group_id: 'wid', num_groups: 'nwg' }[e.which];
+    return `${base}.${'xyz'[e.dim]}`;
+  }
+  uniform(name: string): string {
+    return `u.${name}`;
+  }
+  castExpr(to: KType, _from: KType, a: string): string {
+    return `${to}(${a})`;
+  }
+  bitcastExpr(to: KType, _from: KType, a: string): string {
+    return `bitcast<${to}>(${a})`;
+  }
+  selectExpr(cond: string, a: string, b: string): string {
+    return `select(${b}, ${a}, ${cond})`;
+  }
+  barrier(): string {
+    return 'workgroupBarrier();';
+  }
+  protected override shift(op: '<<' | '>>', a: string, b: string): string {
+    return `(${a} ${op} u32(${b}))`; // WGSL shift amounts are u32
+  }
+  protected call2(fn: 'min' | 'max' | 'pow' | 'fmod', _t: KType, a: string, b: string): string {
+    if (fn === 'fmod') return `(${a} % ${b})`; // WGSL % on floats truncates like C fmod
+    return `${fn}(${a}, ${b})`;
+  }
+  unary(op: UnOp, t: KType, a: string): string {
+    switch (op) {
+      case 'neg':
+        return `(-${a})`;
+      case 'not':
+        return `(!${a})`;
+      case 'rsqrt':
+        return `inverseSqrt(${a})`;
+      case 'round_even':
+        return `round(${a})`; // WGSL round() is round-half-to-even
+      case 'erf':
+        this.helpers.add(ERF_HELPER);
+        return t === 'f32' ? `kiln_erf(${a})` : `${t}(kiln_erf(f32(${a})))`;
+      case 'tanh':
+        this.helpers.add(TANH_HELPER);
+        return t === 'f32' ? `kiln_tanh(${a})` : `${t}(kiln_tanh(f32(${a})))`;
+      case 'isnan':
+        // bit test: WGSL compilers may assume x == x
+        return `((bitcast<u32>(f32(${a})) & 0x7fffffffu) > 0x7f800000u)`;
+      case 'isinf':
+        return `((bitcast<u32>(f32(${a})) & 0x7fffffffu) == 0x7f800000u)`;
+      default:
+        return `${op}(${a})`;
+    }
+  }
+  subgroupReduce(op: 'add' | 'max' | 'min', _t: KType, a: string): string {
+    return `subgroup${op[0]!.toUpperCase()}${op.slice(1)}(${a})`;
+  }
+
+  module(k: Kernel, body: string): string {
+    const usesF16 =
+      k.buffers.some((b) => b.storage === 'f16') || k.shared.some((s) => s.type === 'f16') || /\bf16\b/.test(body);
+    const usesSubgroups = /\bsubgroup(Add|Max|Min)\(/.test(body);
+    const out: string[] = [];
+    if (usesF16) out.push('enable f16;');
+    if (usesSubgroups) out.push('enable subgroups;');
+    if (out.length) out.push('');
+    k.buffers.forEach((b, i) => {
+      const elem = b.storage === 'f32' || b.storage === 'f16' || b.storage === 'i32' ? b.storage : 'u32';
+      out.push(`@group(0) @binding(${i}) var<storage, ${b.access}> ${b.name}: array<${elem}>;`);
+    });
+    if (k.uniforms.length) {
+      out.push(`struct Params {\n${k.uniforms.map((u) => `  ${u.name}: ${u.type},`).join('\n')}\n}`);
+      out.push(`@group(0) @binding(${k.buffers.length}) var<uniform> u: Params;`);
+    }
+    for (const s of k.shared) out.push(`var<workgroup> ${s.name}: array<${s.type}, ${s.size}>;`);
+    out.push('');
+    for (const h of this.helpers) out.push(h);
+    const [x, y, z] = k.workgroup;
+    out.push(`@compute @workgroup_size(${x}, ${y}, ${z})`);
+    out.push(
+      `fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {`,
+    );
+    out.push(body + '}');
+    return out.join('\n') + '\n';
+  }
+}
