@@ -201,7 +201,11 @@ export function bin(op: BinOp, a: Expr, b: Expr): Expr {
       max: Math.max(x, y),
     };
     const r = fold[op];
-    if (r !== undefined && Number.isSafeInteger(r) && (a.type === 'i32' ? Math.abs(r) < 2 ** 31 : r >= 0 && r < 2 ** 32)) {
+    if (
+      r !== undefined &&
+      Number.isSafeInteger(r) &&
+      (a.type === 'i32' ? Math.abs(r) < 2 ** 31 : r >= 0 && r < 2 ** 32)
+    ) {
       return c.of(a.type, r);
     }
   }

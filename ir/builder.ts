@@ -125,7 +125,9 @@ export class GraphBuilder {
       const folded = this.tryFold(op, nodeName, inputs, resolved, types);
       if (folded) return folded.map((t, i) => this.weight(names?.[i] ?? this.unique(`t${this.counter++}`), t));
     }
-    const outs = types.map((t, i) => new Value(names?.[i] ? this.claim(names[i]!) : this.fresh(`t${this.counter++}`), t));
+    const outs = types.map(
+      (t, i) => new Value(names?.[i] ? this.claim(names[i]!) : this.fresh(`t${this.counter++}`), t),
+    );
     this.graph.nodes.push(new Node(nodeName, op, [...inputs], outs, { ...attrs }));
     return outs;
   }

@@ -85,7 +85,8 @@ export function roundF16(x: number): number {
   if (a >= 65520) return x > 0 ? Infinity : -Infinity; // 65504 + half ulp(32) rounds to inf
   // exponent of a; subnormal f16 spacing is 2^-24
   let e = Math.floor(Math.log2(a));
-  if (2 ** e > a) e -= 1; // guard against log2 rounding
+  if (2 ** e > a)
+    e -= 1; // guard against log2 rounding
   else if (2 ** (e + 1) <= a) e += 1;
   const ulp = 2 ** Math.max(e - 10, -24);
   return Math.sign(x) * roundHalfEven(a / ulp) * ulp;

@@ -3,16 +3,7 @@
  * node / tensor / limit involved, so callers can branch on `code` and users can find the culprit.
  */
 export type KilnErrorCode =
-  | 'shape'
-  | 'dtype'
-  | 'verify'
-  | 'unsupported'
-  | 'parse'
-  | 'decode'
-  | 'attribute'
-  | 'runtime'
-  | 'limit'
-  | 'device';
+  'shape' | 'dtype' | 'verify' | 'unsupported' | 'parse' | 'decode' | 'attribute' | 'runtime' | 'limit' | 'device';
 
 export interface ErrorLocation {
   /** Name of the node the error concerns. */

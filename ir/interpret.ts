@@ -78,7 +78,10 @@ export function interpret(
           : { ...t, dtype: o.type.dtype, data: roundArray(o.type.dtype, t.data.slice()) };
       env.set(o, rounded);
     });
-    opts.onNode?.(n, n.outputs.map((o) => env.get(o)!));
+    opts.onNode?.(
+      n,
+      n.outputs.map((o) => env.get(o)!),
+    );
   }
   const result: Record<string, Tensor> = {};
   for (const o of graph.outputs) result[o.name] = env.get(o)!;

@@ -18,9 +18,13 @@ export const MAX_REFERENCE_ELEMENTS = 2 ** 27;
 export function makeTensor(dtype: DType, shape: readonly number[], data?: ArrayLike<number>, round = true): Tensor {
   const n = numel(shape);
   if (!(n <= MAX_REFERENCE_ELEMENTS) || shape.some((d) => !Number.isInteger(d) || d < 0)) {
-    throw new KilnError('limit', `tensor of shape [${shape}] is invalid or exceeds ${MAX_REFERENCE_ELEMENTS} elements`, {
-      limit: 'MAX_REFERENCE_ELEMENTS',
-    });
+    throw new KilnError(
+      'limit',
+      `tensor of shape [${shape}] is invalid or exceeds ${MAX_REFERENCE_ELEMENTS} elements`,
+      {
+        limit: 'MAX_REFERENCE_ELEMENTS',
+      },
+    );
   }
   const d = new Float64Array(n);
   if (data !== undefined) {

@@ -38,7 +38,8 @@ function attrText(v: AttrValue): string {
   if (typeof v === 'number') return numToText(v);
   if (typeof v === 'boolean') return String(v);
   if (typeof v === 'string') return JSON.stringify(v);
-  if (Array.isArray(v)) return `[${v.map((x: number | string) => (typeof x === 'number' ? numToText(x) : JSON.stringify(x))).join(', ')}]`;
+  if (Array.isArray(v))
+    return `[${v.map((x: number | string) => (typeof x === 'number' ? numToText(x) : JSON.stringify(x))).join(', ')}]`;
   return tensorText(v as Tensor);
 }
 
@@ -128,7 +129,8 @@ export function parseGraph(src: string): Graph {
   const isId = (v: string) => peek()?.k === 'id' && peek()!.v === v;
   const number = (): number => {
     const t = next();
-    if (t.k !== 'num' && !(t.k === 'id' && (t.v === 'nan' || t.v === 'inf'))) fail(`expected a number, found '${t.v}'`, t);
+    if (t.k !== 'num' && !(t.k === 'id' && (t.v === 'nan' || t.v === 'inf')))
+      fail(`expected a number, found '${t.v}'`, t);
     return parseNum(t.v);
   };
   const numberList = (): number[] => {

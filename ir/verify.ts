@@ -32,11 +32,13 @@ export function verify(graph: Graph): void {
     if (nodeNames.has(n.name)) throw new VerifyError(`duplicate node name '${n.name}'`, loc);
     nodeNames.add(n.name);
     for (const x of n.inputs) {
-      if (x && !defined.has(x)) throw new VerifyError(`input '${x.name}' used before definition`, { ...loc, tensor: x.name });
+      if (x && !defined.has(x))
+        throw new VerifyError(`input '${x.name}' used before definition`, { ...loc, tensor: x.name });
     }
     const types = inferNode(n);
     n.outputs.forEach((o, i) => {
-      if (o.producer !== n) throw new VerifyError(`output '${o.name}' has a wrong producer`, { ...loc, tensor: o.name });
+      if (o.producer !== n)
+        throw new VerifyError(`output '${o.name}' has a wrong producer`, { ...loc, tensor: o.name });
       const want = typeToString(types[i]!);
       const got = typeToString(o.type);
       if (want !== got) {

@@ -61,7 +61,10 @@ export function findTests(paths: readonly string[]): string[] {
   return out;
 }
 
-export async function runConformance(paths: readonly string[], opts: ConformanceOptions = {}): Promise<ConformanceSummary> {
+export async function runConformance(
+  paths: readonly string[],
+  opts: ConformanceOptions = {},
+): Promise<ConformanceSummary> {
   const results: TestResult[] = [];
   for (const dir of findTests(paths)) {
     const r = await runOne(dir, opts);
@@ -191,7 +194,8 @@ export interface Comparison {
  * NaN matches only NaN at the same position (as numpy's equal_nan); a NaN where a number was expected fails.
  */
 export function compareTensors(got: Tensor, exp: Tensor, rtol: number, atol: number): Comparison {
-  if (got.dtype !== exp.dtype) return { ok: false, maxAbsErr: NaN, reason: `dtype ${got.dtype}, expected ${exp.dtype}` };
+  if (got.dtype !== exp.dtype)
+    return { ok: false, maxAbsErr: NaN, reason: `dtype ${got.dtype}, expected ${exp.dtype}` };
   if (got.shape.join(',') !== exp.shape.join(',')) {
     return { ok: false, maxAbsErr: NaN, reason: `shape [${got.shape}], expected [${exp.shape}]` };
   }
@@ -207,7 +211,11 @@ export function compareTensors(got: Tensor, exp: Tensor, rtol: number, atol: num
     if (g === e) continue; // covers equal infinities
     const d = Math.abs(g - e);
     if (!(d <= (exact ? 0 : atol + rtol * Math.abs(e)))) {
-      return { ok: false, maxAbsErr: d, reason: `element ${i}: got ${g}, expected ${e} (|diff| ${d.toExponential(2)})` };
+      return {
+        ok: false,
+        maxAbsErr: d,
+        reason: `element ${i}: got ${g}, expected ${e} (|diff| ${d.toExponential(2)})`,
+      };
     }
     maxAbsErr = Math.max(maxAbsErr, d);
   }

@@ -10,7 +10,13 @@
  */
 export * from '../ir/index.js';
 export { compile, BACKENDS, type BackendName, type CompileOptions, type Session } from './session.js';
-export { importOnnx, importOnnxModel, tensorFromOnnx, type ImportOptions, type ImportedModel } from './frontends/onnx/import.js';
+export {
+  importOnnx,
+  importOnnxModel,
+  tensorFromOnnx,
+  type ImportOptions,
+  type ImportedModel,
+} from './frontends/onnx/import.js';
 export { decodeModel, decodeTensor } from './frontends/onnx/proto.js';
 export { runConformance, compareTensors, findTests, type ConformanceSummary, type TestResult } from './conformance.js';
 export { buildTinyGpt, TINY_GPT, type TinyGptConfig } from './models/tiny-gpt.js';

@@ -247,14 +247,13 @@ registerOp({
     const mode = a['qk_matmul_output_mode'] as number;
 
     // The mask viewed as [B, Hq, S, maskLen] with broadcast (stride 0) dims.
-    let maskStrides = [0, 0, 0, 0];
+    const maskStrides = [0, 0, 0, 0];
     let maskLen = 0;
     if (mask) {
       const ms = [...new Array<number>(4 - mask.shape.length).fill(1), ...mask.shape];
       maskLen = ms[3]!;
       const target = [B, Hq, S];
       let acc = 1;
-      maskStrides = [0, 0, 0, 0];
       for (let i = 3; i >= 0; i--) {
         if (i < 3 && ms[i] !== 1 && ms[i] !== target[i]) {
           ctx.fail(`attn_mask [${mask.shape.join(',')}] does not broadcast to [${B},${Hq},${S},${T}]`);
@@ -263,11 +262,7 @@ registerOp({
         acc *= ms[i]!;
       }
     }
-    const valid = new Array<number>(B);
-    for (let b = 0; b < B; b++) {
-      const n = nonpad ? nonpad.data[b]! : T;
-      valid[b] = n;
-    }
+    const valid = Array.from({ length: B }, (_, b) => (nonpad ? nonpad.data[b]! : T));
 
     const y = makeTensor(q!.dtype, g.rank === 4 ? [B, Hq, S, Dv] : [B, S, Hq * Dv]);
     const ys = headStrides(g.rank, Hq, S, Dv);

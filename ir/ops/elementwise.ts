@@ -193,8 +193,12 @@ function variadic(name: string, doc: string, fn: (x: number, y: number) => numbe
   });
 }
 // NaN propagates, as in IEEE fmax is *not* used by ONNX Max/Min.
-variadic('max', 'elementwise maximum (NaN propagates)', (x, y) => (Number.isNaN(x) || Number.isNaN(y) ? NaN : x > y ? x : y));
-variadic('min', 'elementwise minimum (NaN propagates)', (x, y) => (Number.isNaN(x) || Number.isNaN(y) ? NaN : x < y ? x : y));
+variadic('max', 'elementwise maximum (NaN propagates)', (x, y) =>
+  Number.isNaN(x) || Number.isNaN(y) ? NaN : x > y ? x : y,
+);
+variadic('min', 'elementwise minimum (NaN propagates)', (x, y) =>
+  Number.isNaN(x) || Number.isNaN(y) ? NaN : x < y ? x : y,
+);
 variadic('sum', 'elementwise sum of any number of inputs', (x, y) => x + y);
 
 function compare(name: string, doc: string, fn: (x: number, y: number) => boolean): void {

@@ -25,7 +25,18 @@ export function buildTinyGpt(cfg: TinyGptConfig = TINY_GPT): Graph {
   const next = rng(cfg.seed);
   const b = new GraphBuilder('tiny_gpt');
   const w = (name: string, shape: number[], std = 0.02) =>
-    b.weight(name, makeTensor('f32', shape, randn(next, shape.reduce((a, c) => a * c, 1), std)));
+    b.weight(
+      name,
+      makeTensor(
+        'f32',
+        shape,
+        randn(
+          next,
+          shape.reduce((a, c) => a * c, 1),
+          std,
+        ),
+      ),
+    );
   const ones = (name: string, n: number) => b.weight(name, makeTensor('f32', [n], new Float64Array(n).fill(1)));
   const zeros = (name: string, n: number) => b.weight(name, makeTensor('f32', [n], new Float64Array(n)));
 
@@ -43,8 +54,15 @@ export function buildTinyGpt(cfg: TinyGptConfig = TINY_GPT): Graph {
     );
     // causal mask: key j is visible to query i when j <= i
     const seqLen = b.op('shape', [ids], { start: 1, end: 2 });
-    const pos = b.op('range', [b.const('i64', [0], []), b.op('squeeze', [seqLen], { axes: [0] }), b.const('i64', [1], [])]);
-    const visible = b.op('less_equal', [b.op('unsqueeze', [pos], { axes: [0] }), b.op('unsqueeze', [pos], { axes: [1] })]);
+    const pos = b.op('range', [
+      b.const('i64', [0], []),
+      b.op('squeeze', [seqLen], { axes: [0] }),
+      b.const('i64', [1], []),
+    ]);
+    const visible = b.op('less_equal', [
+      b.op('unsqueeze', [pos], { axes: [0] }),
+      b.op('unsqueeze', [pos], { axes: [1] }),
+    ]);
     const masked = b.op('where', [visible, scores, b.const('f32', [-1e9], [], 'neg')]);
     const attn = b.matmul(b.softmax(masked, -1), heads4(v!)); // [b, h, s, hd]
     const merged = b.reshape(b.transpose(attn, [0, 2, 1, 3]), [0, 0, d]);

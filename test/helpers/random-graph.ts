@@ -45,13 +45,21 @@ export function randomGraph(seed: number, steps = 6): RandomGraph {
   const newInput = (shape: number[]): Value => {
     const name = `x${Object.keys(feeds).length}`;
     const n = shape.reduce((a, c) => a * c, 1);
-    feeds[name] = makeTensor('f32', shape, Array.from({ length: n }, () => r.normal()));
+    feeds[name] = makeTensor(
+      'f32',
+      shape,
+      Array.from({ length: n }, () => r.normal()),
+    );
     return b.input(name, 'f32', shape);
   };
   const constOf = (shape: number[]) =>
     b.weight(
       b.unique('w'),
-      makeTensor('f32', shape, Array.from({ length: shape.reduce((a, c) => a * c, 1) }, () => r.normal() * 0.5)),
+      makeTensor(
+        'f32',
+        shape,
+        Array.from({ length: shape.reduce((a, c) => a * c, 1) }, () => r.normal() * 0.5),
+      ),
     );
   const rank0 = r.int(1, 4);
   let cur = newInput(Array.from({ length: rank0 }, dim));
@@ -59,7 +67,18 @@ export function randomGraph(seed: number, steps = 6): RandomGraph {
   for (let s = 0; s < steps; s++) {
     const shape = shapeOf(cur);
     const rank = shape.length;
-    const kind = r.pick(['unary', 'binary', 'binary', 'reduce', 'softmax', 'matmul', 'norm', 'transpose', 'reshape', 'gather']);
+    const kind = r.pick([
+      'unary',
+      'binary',
+      'binary',
+      'reduce',
+      'softmax',
+      'matmul',
+      'norm',
+      'transpose',
+      'reshape',
+      'gather',
+    ]);
     if (kind === 'unary') {
       const op = r.pick(UNARY);
       cur = op === 'sqrt_abs' ? b.op('sqrt', [b.op('abs', [cur])]) : b.op(op, [cur]);

@@ -48,7 +48,12 @@ describe('text format', () => {
         for (const v of graph.values()) v.name = `renamed_${v.name}`;
         for (const n of graph.nodes) n.name = `n_${n.name}`;
         expect(structuralHash(graph)).toBe(h);
-        const extra = parseGraph(printGraph(graph).replace(/\n {2}output/, '\n  %zz: f32[] = reduce_sum(%renamed_x0) {keepdims=false}\n  output'));
+        const extra = parseGraph(
+          printGraph(graph).replace(
+            /\n {2}output/,
+            '\n  %zz: f32[] = reduce_sum(%renamed_x0) {keepdims=false}\n  output',
+          ),
+        );
         expect(structuralHash(extra)).not.toBe(h);
       }),
       params,
@@ -117,9 +122,19 @@ describe('broadcasting laws', () => {
     );
   });
   it('keeps symbolic dims against 1 and against themselves', () => {
-    expect(broadcastShapes([['batch', 1, 64], [1, 'seq', 64]])).toEqual(['batch', 'seq', 64]);
+    expect(
+      broadcastShapes([
+        ['batch', 1, 64],
+        [1, 'seq', 64],
+      ]),
+    ).toEqual(['batch', 'seq', 64]);
     expect(broadcastShapes([['seq'], ['seq']])).toEqual(['seq']);
-    expect(() => broadcastShapes([[2, 3], [4, 3]])).toThrow(VerifyError);
+    expect(() =>
+      broadcastShapes([
+        [2, 3],
+        [4, 3],
+      ]),
+    ).toThrow(VerifyError);
   });
 });
 

@@ -15,7 +15,16 @@
 #define KILN_SHARED(type, name, count) __shared__ type name[count]
 #define KILN_DYNAMIC_SHARED(type, name) extern __shared__ __align__(16) type name[]
 #define KILN_EMU_REGISTER(kernel)
+#if defined(__CUDACC_RTC__)
 #define KILN_EMU_REGISTER_AS(label, fnptr)
+#else
+/* nvcc: take the kernel's address so that a template instance registered this way is instantiated (and compiled) */
+#define KILN_EMU_CAT2_(a, b) a##b
+#define KILN_EMU_CAT_(a, b) KILN_EMU_CAT2_(a, b)
+#define KILN_EMU_REGISTER_AS(label, fnptr) \
+  static const void* const KILN_EMU_CAT_(kiln_emu_kernel_ref_, __LINE__) __attribute__((unused)) = \
+      reinterpret_cast<const void*>(fnptr)
+#endif
 #endif
 
 #endif /* KILN_CUDA_SHARED_H */

@@ -51,7 +51,8 @@ export function importOnnx(bytes: Uint8Array, opts: ImportOptions = {}): Importe
 export function importOnnxModel(model: OnnxModel, opts: ImportOptions = {}): ImportedModel {
   const opsets = new Map<string, number>();
   for (const o of model.opsetImport) opsets.set(o.domain === 'ai.onnx' ? '' : o.domain, o.version);
-  if (model.opsetImport.length === 0) throw new ParseError('ONNX model declares no opset_import (required by the spec)');
+  if (model.opsetImport.length === 0)
+    throw new ParseError('ONNX model declares no opset_import (required by the spec)');
   const b = new GraphBuilder(model.graph.name || 'main');
   b.foldConstants = opts.foldConstants ?? true;
   const imp = new Importer(b, opsets, model.functions, opts);
@@ -271,7 +272,10 @@ class Importer {
       throw new VerifyError(message, loc);
     };
     const attr = (name: string) => node.attributes.get(name);
-    const get = <K extends OnnxAttribute['kind']>(name: string, kind: K): Extract<OnnxAttribute, { kind: K }> | undefined => {
+    const get = <K extends OnnxAttribute['kind']>(
+      name: string,
+      kind: K,
+    ): Extract<OnnxAttribute, { kind: K }> | undefined => {
       const a = attr(name);
       if (a === undefined) return undefined;
       if (a.kind !== kind) fail(`attribute '${name}' must be ${kind}, got ${a.kind}`);

@@ -208,7 +208,9 @@ async function loadToolchain(cxx: string, emuDir: string): Promise<Toolchain> {
     version = r.stdout.toString('utf8').trim();
   } catch (e) {
     if (e instanceof KilnError) throw e;
-    throw unsupported(`the C++ compiler '${cxx}' was not found (${(e as Error).message}); the emulator needs g++ >= 12`);
+    throw unsupported(
+      `the C++ compiler '${cxx}' was not found (${(e as Error).message}); the emulator needs g++ >= 12`,
+    );
   }
   const header = path.join(emuDir, 'kiln_cuda_emu.h');
   const runtime = path.join(emuDir, 'kiln_cuda_emu_rt.cpp');
@@ -272,6 +274,9 @@ function once<T>(key: string, make: () => Promise<T>): Promise<T> {
 }
 
 function compileFailure(r: ProcResult, what: string, name: string): EmuError {
+  // diagnostics name files in temporary build directories; drop those directory names
+  const stderr = r.stderr.replace(/[^\s'"]*\/\.tmp-[0-9a-f]+-\d+-[0-9a-f]+\//g, '');
+  r = { ...r, stderr };
   const fn = /In function '([^']+)'/.exec(r.stderr)?.[1];
   const kernel = fn ? (/([A-Za-z_]\w*)\s*(?:<[^(]*>)?\s*\(/.exec(fn)?.[1] ?? fn) : name;
   const lines = r.stderr.split('\n');
@@ -321,7 +326,13 @@ async function ensurePch(tc: Toolchain, flags: readonly string[], cacheDir: stri
       await fs.mkdir(tmp, { recursive: true });
       await fs.copyFile(tc.header, path.join(tmp, 'kiln_cuda_emu.h'));
       const out = path.join(tmp, 'kiln_cuda_emu.h.gch');
-      await gxx(tc, [...flags, '-x', 'c++-header', path.join(tmp, 'kiln_cuda_emu.h'), '-o', out], 'the PCH', 'cuda-emu', timeoutMs);
+      await gxx(
+        tc,
+        [...flags, '-x', 'c++-header', path.join(tmp, 'kiln_cuda_emu.h'), '-o', out],
+        'the PCH',
+        'cuda-emu',
+        timeoutMs,
+      );
       await publishDir(tmp, dir);
       return header;
     } catch {
@@ -391,7 +402,10 @@ class Module implements EmuModule {
     const m = ERROR_LINE.exec(r.stderr);
     if (m) {
       const [, kind, message] = m;
-      throw new EmuError(kind!, message!, kernelOf(message!, plan), r.stderr);
+      // an assert() prints its message just before aborting
+      const before = r.stderr.slice(0, m.index).trim().split('\n').pop();
+      const extra = kind === 'abort' && before ? ` — ${before}` : '';
+      throw new EmuError(kind!, message! + extra, kernelOf(message!, plan), r.stderr);
     }
     const tail = r.stderr.trim().split('\n').slice(-10).join('\n');
     const kernel = kernelOf('', plan) ?? this.name;
@@ -404,9 +418,19 @@ class Module implements EmuModule {
         r.stderr,
       );
     if (r.signal)
-      throw new EmuError('crash', `the emulator was killed by ${r.signal}${tail ? `; stderr:\n${tail}` : ''}`, kernel, r.stderr);
+      throw new EmuError(
+        'crash',
+        `the emulator was killed by ${r.signal}${tail ? `; stderr:\n${tail}` : ''}`,
+        kernel,
+        r.stderr,
+      );
     if (r.code !== 0)
-      throw new EmuError('crash', `the emulator exited with status ${r.code}${tail ? `; stderr:\n${tail}` : ''}`, kernel, r.stderr);
+      throw new EmuError(
+        'crash',
+        `the emulator exited with status ${r.code}${tail ? `; stderr:\n${tail}` : ''}`,
+        kernel,
+        r.stderr,
+      );
     return { ...decodeResult(r.stdout), log: r.stderr };
   }
 }
@@ -443,10 +467,24 @@ export async function compileEmu(source: string, opts: CompileEmuOptions = {}): 
     try {
       await fs.mkdir(tmp, { recursive: true });
       const src = path.join(tmp, 'kernel.cu');
-      await fs.writeFile(src, source);
+      await fs.writeFile(src, `#line 1 "${name.replace(/[^\w.-]/g, '_')}.cu"\n${source}`);
       await gxx(
         tc,
-        [...flags, '-I', tc.stubDir, '-include', pch ?? tc.header, '-x', 'c++', src, '-x', 'none', rt, '-o', path.join(tmp, 'kernel')],
+        [
+          ...flags,
+          '-I',
+          tc.stubDir,
+          '-include',
+          pch ?? tc.header,
+          '-x',
+          'c++',
+          src,
+          '-x',
+          'none',
+          rt,
+          '-o',
+          path.join(tmp, 'kernel'),
+        ],
         `'${name}'`,
         name,
         timeoutMs,

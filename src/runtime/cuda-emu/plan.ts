@@ -88,7 +88,8 @@ function dims(d: Dim3, what: string, kernel: string): [number, number, number] {
     r = [o.x, o.y ?? 1, o.z ?? 1];
   }
   for (const v of r)
-    if (!Number.isInteger(v) || v < 1 || v > 0xffffffff) throw planError(`invalid ${what} ${JSON.stringify(d)}`, kernel);
+    if (!Number.isInteger(v) || v < 1 || v > 0xffffffff)
+      throw planError(`invalid ${what} ${JSON.stringify(d)}`, kernel);
   return r;
 }
 

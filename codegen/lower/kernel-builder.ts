@@ -1,0 +1,168 @@
+/**
+ * Building kernels during lowering: parameters with their run-time values, fresh local names, statements.
+ * A lowering returns LoweredSteps: a kernel plus what to bind (node inputs / outputs / scratch buffers), the uniform
+ * values for these shapes, and the grid.
+ */
+import type { Attrs } from '../../ir/registry.js';
+import type { DType } from '../../ir/dtype.js';
+import type { Tensor } from '../../ir/tensor.js';
+import {
+  builtin,
+  c,
+  cast,
+  kernelHash,
+  uni,
+  type BufferParam,
+  type Expr,
+  type KType,
+  type Kernel,
+  type SharedArray,
+  type Stmt,
+  type Storage,
+  type UniformParam,
+} from '../kir.js';
+import { storageOf, type DeviceCaps } from './storage.js';
+
+export type Binding =
+  { kind: 'in'; index: number } | { kind: 'out'; index: number } | { kind: 'tmp'; id: string; bytes: number };
+
+export interface LoweredStep {
+  kernel: Kernel;
+  bindings: Binding[];
+  /** Values of kernel.uniforms, in order. */
+  uniforms: number[];
+  /** Workgroups per dimension. */
+  grid: [number, number, number];
+}
+
+export interface TensorInfo {
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+  /** Host-known data (constants, shape computations): lowerings may specialize on it. */
+  readonly data?: Tensor;
+}
+
+export interface LowerCtx {
+  readonly caps: DeviceCaps;
+  readonly node: string;
+  readonly op: string;
+  readonly attrs: Attrs;
+  readonly inputs: readonly (TensorInfo | undefined)[];
+  readonly outputs: readonly TensorInfo[];
+}
+
+export class KernelBuilder {
+  readonly buffers: BufferParam[] = [];
+  readonly bindings: Binding[] = [];
+  readonly uniforms: UniformParam[] = [];
+  readonly uniformValues: number[] = [];
+  readonly shared: SharedArray[] = [];
+  body: Stmt[] = [];
+  private counter = 0;
+
+  constructor(
+    readonly label: string,
+    readonly caps: DeviceCaps,
+  ) {}
+
+  /** Declare a buffer parameter bound to `binding`; returns its name. */
+  buffer(binding: Binding, storage: Storage, access: 'read' | 'read_write'): string {
+    const name = `b${this.buffers.length}`;
+    this.buffers.push({ name, storage, access });
+    this.bindings.push(binding);
+    return name;
+  }
+
+  /** Buffer for node input i / output i in the dtype's storage. */
+  input(ctx: LowerCtx, i: number): string {
+    return this.buffer({ kind: 'in', index: i }, storageOf(ctx.inputs[i]!.dtype, this.caps), 'read');
+  }
+  output(ctx: LowerCtx, i: number): string {
+    return this.buffer({ kind: 'out', index: i }, storageOf(ctx.outputs[i]!.dtype, this.caps), 'read_write');
+  }
+
+  /** A scalar uniform with its value for this launch. Integers must fit i32 (index math is 32-bit). */
+  uniform(hint: string, value: number, type: 'i32' | 'u32' | 'f32' = 'i32'): Expr {
+    const name = `${hint}${this.uniforms.length}`;
+    this.uniforms.push({ name, type });
+    this.uniformValues.push(value);
+    return uni(name, type);
+  }
+
+  sharedArray(hint: string, type: KType, size: number): string {
+    const name = `${hint}${this.shared.length}`;
+    this.shared.push({ name, type, size });
+    return name;
+  }
+
+  fresh(hint: string): string {
+    return `${hint}${this.counter++}`;
+  }
+
+  /** Emit `let` and return the variable. */
+  let(hint: string, e: Expr): Expr {
+    if (e.k === 'const' || e.k === 'var' || e.k === 'uniform') return e;
+    const name = this.fresh(hint);
+    this.body.push({ k: 'let', name, value: e });
+    return { k: 'var', name, type: e.type };
+  }
+
+  emit(...s: Stmt[]): void {
+    this.body.push(...s);
+  }
+
+  /** Statements emitted while `fn` runs (for bodies of ifs and loops), with the value it returns. */
+  collect<T>(fn: () => T): [Stmt[], T] {
+    const saved = this.body;
+    this.body = [];
+    try {
+      const r = fn();
+      return [this.body, r];
+    } finally {
+      this.body = saved;
+    }
+  }
+
+  /** Linear workgroup index over a 2-D grid (x fastest), so launches past 65535 groups still work. */
+  groupIndex(): Expr {
+    return this.let(
+      'g',
+      cast('i32', {
+        k: 'bin',
+        type: 'u32',
+        op: 'add',
+        a: builtin('group_id', 0),
+        b: { k: 'bin', type: 'u32', op: 'mul', a: builtin('group_id', 1), b: builtin('num_groups', 0) },
+      }),
+    );
+  }
+
+  localIndex(): Expr {
+    return this.let('l', cast('i32', builtin('local_id', 0)));
+  }
+
+  build(workgroup: readonly [number, number, number], grid: [number, number, number]): LoweredStep {
+    const draft: Kernel = {
+      name: '',
+      buffers: this.buffers,
+      uniforms: this.uniforms,
+      shared: this.shared,
+      workgroup: [...workgroup] as [number, number, number],
+      body: this.body,
+    };
+    const kernel = {
+      ...draft,
+      name: `k_${this.label.replace(/[^A-Za-z0-9_]/g, '_')}_${kernelHash(draft).slice(0, 10)}`,
+    };
+    return { kernel, bindings: this.bindings, uniforms: this.uniformValues, grid };
+  }
+}
+
+/** Split `groups` workgroups over x and y within the per-dimension limit. */
+export function grid1d(groups: number, caps: DeviceCaps): [number, number, number] {
+  if (groups <= caps.maxGroupsPerDim) return [Math.max(groups, 1), 1, 1];
+  const y = Math.ceil(groups / caps.maxGroupsPerDim);
+  return [Math.ceil(groups / y), y, 1];
+}
+
+export const i32 = c.i32;

@@ -1,0 +1,83 @@
+/**
+ * How each tensor dtype lives in device buffers and which kernel type computes it. One table for every backend,
+ * consulted by lowering and by runtimes (which convert on upload / readback).
+ */
+import type { DType } from '../../ir/dtype.js';
+import type { KType, Storage } from '../kir.js';
+
+/** What the target device offers that changes storage choices (from the runtime's capabilities). */
+export interface DeviceCaps {
+  /** f16 storage and arithmetic (WebGPU shader-f16; always on CUDA). */
+  readonly f16: boolean;
+  /** Subgroup (warp) operations. */
+  readonly subgroups: boolean;
+  readonly subgroupSize: number;
+  readonly maxWorkgroupSize: number;
+  readonly maxSharedBytes: number;
+  /** Storage buffers one kernel may bind. */
+  readonly maxBuffersPerKernel: number;
+  /** Workgroups per grid dimension. */
+  readonly maxGroupsPerDim: number;
+}
+
+export const DEFAULT_CAPS: DeviceCaps = {
+  f16: true,
+  subgroups: false,
+  subgroupSize: 32,
+  maxWorkgroupSize: 256,
+  maxSharedBytes: 16384,
+  maxBuffersPerKernel: 8,
+  maxGroupsPerDim: 65535,
+};
+
+/**
+ * Storage of a dtype. 64-bit integers are narrowed to 32 bits at the boundary (range-checked by the runtime);
+ * f64 (reference-only) and bf16 are held as f32; f16 falls back to f32 without device support.
+ */
+export function storageOf(dt: DType, caps: DeviceCaps): Storage {
+  switch (dt) {
+    case 'f32':
+    case 'f64':
+    case 'bf16':
+      return 'f32';
+    case 'f16':
+      return caps.f16 ? 'f16' : 'f32';
+    case 'i64':
+    case 'i32':
+      return 'i32';
+    case 'u64':
+    case 'u32':
+      return 'u32';
+    case 'i16':
+      return 'i16x2';
+    case 'u16':
+      return 'u16x2';
+    case 'i8':
+      return 'i8x4';
+    case 'u8':
+    case 'bool':
+      return 'u8x4';
+    case 'i4':
+      return 'i4x8';
+    case 'u4':
+      return 'u4x8';
+  }
+}
+
+/** The kernel type arithmetic on a dtype uses: floats in f32, unsigned 32/64-bit in u32, other ints in i32. */
+export function computeType(dt: DType): KType {
+  switch (dt) {
+    case 'f32':
+    case 'f64':
+    case 'bf16':
+    case 'f16':
+      return 'f32';
+    case 'u32':
+    case 'u64':
+      return 'u32';
+    case 'bool':
+      return 'bool';
+    default:
+      return 'i32';
+  }
+}

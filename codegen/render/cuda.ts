@@ -1,0 +1,147 @@
+/**
+ * The CUDA C dialect: `extern "C" __global__` kernels with `__launch_bounds__`, buffers and then uniforms as kernel
+ * parameters (in that order), shared arrays through kiln_cuda_shared.h's KILN_SHARED (so the same source also runs
+ * in the CPU emulator), `__syncthreads`, warp shuffles for subgroup reductions, cuda_fp16 for f16.
+ */
+import type { Expr, KType, Kernel, UnOp } from '../kir.js';
+import { CLikeRenderer, floatText } from './clike.js';
+
+const C_TYPE: Record<KType, string> = { f32: 'float', f16: '__half', i32: 'int', u32: 'unsigned', bool: 'bool' };
+
+const STORAGE_C: Record<string, string> = { f32: 'float', f16: '__half', i32: 'int' };
+
+export class CudaRenderer extends CLikeRenderer {
+  readonly name = 'cuda';
+
+  typeName(t: KType): string {
+    return C_TYPE[t];
+  }
+
+  literal(t: KType, value: number): string {
+    switch (t) {
+      case 'bool':
+        return value ? 'true' : 'false';
+      case 'i32':
+        return value === -2147483648 ? '(-2147483647 - 1)' : value < 0 ? `(${value})` : String(value);
+      case 'u32':
+        return `${value >>> 0}u`;
+      case 'f32':
+      case 'f16': {
+        let s: string;
+        if (Number.isNaN(value)) s = '__int_as_float(0x7fc00000)';
+        else if (value === Infinity) s = '__int_as_float(0x7f800000)';
+        else if (value === -Infinity) s = '__int_as_float(0xff800000)';
+        else s = `${floatText(value)}f`;
+        if (s.startsWith('-')) s = `(${s})`;
+        return t === 'f16' ? `__float2half_rn(${s})` : s;
+      }
+    }
+  }
+
+  declLet(name: string, t: KType, value: string): string {
+    return `const ${C_TYPE[t]} ${name} = ${value};`;
+  }
+  declVar(name: string, t: KType, value: string): string {
+    return `${C_TYPE[t]} ${name} = ${value};`;
+  }
+  forHeader(v: string, start: string, end: string, step: string): string {
+    const t = this.locals.get(v) ?? 'i32';
+    return `for (${C_TYPE[t]} ${v} = ${start}; ${v} < ${end}; ${v} += ${step})`;
+  }
+  builtin(e: Extract<Expr, { k: 'builtin' }>): string {
+    const base = { local_id: 'threadIdx', group_id: 'blockIdx', num_groups: 'gridDim' }[e.which];
+    return `${base}.${'xyz'[e.dim]}`;
+  }
+  uniform(name: string): string {
+    return name;
+  }
+  castExpr(to: KType, from: KType, a: string): string {
+    if (to === 'f16') return from === 'f32' ? `__float2half_rn(${a})` : `__float2half_rn((float)(${a}))`;
+    if (from === 'f16') return to === 'f32' ? `__half2float(${a})` : `((${C_TYPE[to]})__half2float(${a}))`;
+    return `((${C_TYPE[to]})(${a}))`;
+  }
+  bitcastExpr(to: KType, from: KType, a: string): string {
+    if (to === 'f32') return from === 'u32' ? `__uint_as_float(${a})` : `__int_as_float(${a})`;
+    if (from === 'f32') return to === 'u32' ? `__float_as_uint(${a})` : `__float_as_int(${a})`;
+    return `((${C_TYPE[to]})(${a}))`;
+  }
+  selectExpr(cond: string, a: string, b: string): string {
+    return `(${cond} ? ${a} : ${b})`;
+  }
+  barrier(): string {
+    return '__syncthreads();';
+  }
+  protected call2(fn: 'min' | 'max' | 'pow' | 'fmod', t: KType, a: string, b: string): string {
+    if (t === 'f16') return `__float2half_rn(${this.call2(fn, 'f32', `__half2float(${a})`, `__half2float(${b})`)})`;
+    if (t === 'f32') return `${{ min: 'fminf', max: 'fmaxf', pow: 'powf', fmod: 'fmodf' }[fn]}(${a}, ${b})`;
+    return `${fn}(${a}, ${b})`;
+  }
+  unary(op: UnOp, t: KType, a: string): string {
+    if (t === 'f16' && op !== 'neg' && op !== 'not') {
+      const r = this.unary(op, 'f32', `__half2float(${a})`);
+      return op === 'isnan' || op === 'isinf' ? r : `__float2half_rn(${r})`;
+    }
+    const isF = t === 'f32';
+    switch (op) {
+      case 'neg':
+        return `(-${a})`;
+      case 'not':
+        return `(!${a})`;
+      case 'abs':
+        return isF ? `fabsf(${a})` : `abs(${a})`;
+      case 'round_even':
+        return `rintf(${a})`; // rint rounds half to even in the default rounding mode
+      case 'trunc':
+        return `truncf(${a})`;
+      case 'isnan':
+        return `isnan(${a})`;
+      case 'isinf':
+        return `isinf(${a})`;
+      case 'sign':
+        return isF ? `((float)((${a} > 0.0f) - (${a} < 0.0f)))` : `((${a} > 0) - (${a} < 0))`;
+      default:
+        return `${op}f(${a})`; // expf logf sqrtf rsqrtf tanhf sinf cosf floorf ceilf erff
+    }
+  }
+  subgroupReduce(op: 'add' | 'max' | 'min', t: KType, a: string): string {
+    const fn = `kiln_warp_${op}_${t}`;
+    const comb =
+      op === 'add'
+        ? 'v + o'
+        : op === 'max'
+          ? t === 'f32'
+            ? 'fmaxf(v, o)'
+            : 'max(v, o)'
+          : t === 'f32'
+            ? 'fminf(v, o)'
+            : 'min(v, o)';
+    this.helpers.add(
+      `__device__ __forceinline__ ${C_TYPE[t]} ${fn}(${C_TYPE[t]} v) {\n` +
+        `  for (int s = 16; s > 0; s >>= 1) { ${C_TYPE[t]} o = __shfl_xor_sync(0xffffffffu, v, s); v = ${comb}; }\n` +
+        `  return v;\n}\n`,
+    );
+    return `${fn}(${a})`;
+  }
+
+  module(k: Kernel, body: string): string {
+    const params = [
+      ...k.buffers.map((b) => {
+        const t = STORAGE_C[b.storage] ?? 'unsigned';
+        return `${b.access === 'read' ? 'const ' : ''}${t}* __restrict__ ${b.name}`;
+      }),
+      ...k.uniforms.map((u) => `${C_TYPE[u.type]} ${u.name}`),
+    ];
+    const threads = k.workgroup[0] * k.workgroup[1] * k.workgroup[2];
+    const shared = k.shared.map((s) => `  KILN_SHARED(${C_TYPE[s.type]}, ${s.name}, ${s.size});\n`).join('');
+    return (
+      [...this.helpers].join('\n') +
+      `extern "C" __global__ void __launch_bounds__(${threads}) ${k.name}(${params.join(', ')}) {\n` +
+      shared +
+      body +
+      `}\nKILN_EMU_REGISTER(${k.name})\n`
+    );
+  }
+}
+
+/** Prelude of a CUDA translation unit holding kiln kernels (nvcc / NVRTC side; the emulator force-includes its own). */
+export const CUDA_PRELUDE = `#include <cuda_fp16.h>\n#include "kiln_cuda_shared.h"\n`;

@@ -1,0 +1,326 @@
+/**
+ * The device executor shared by GPU-style backends (WebGPU, cuda-emu, CUDA). Per run: concrete shapes flow through
+ * the graph (inference with the real input shapes); shape computations and constant subgraphs run on the host with
+ * the reference semantics; every other node is lowered to kernel steps (cached by node and shapes — shapes travel as
+ * uniforms, so kernels themselves are shared) and all steps go to the device in one submission.
+ */
+import { f16BitsToNumber, numberToF16Bits, type DType } from '../../ir/dtype.js';
+import { KilnError } from '../../ir/errors.js';
+import type { Graph, Node, Value } from '../../ir/graph.js';
+import { inferOp } from '../../ir/infer.js';
+import { interpret } from '../../ir/interpret.js';
+import { getOp, resolveAttrs } from '../../ir/registry.js';
+import { bindShape, isStatic, numel, shapeToString } from '../../ir/shape.js';
+import { makeTensor, type Tensor } from '../../ir/tensor.js';
+import { tensorType } from '../../ir/types.js';
+import { PACK, type Kernel, type Storage } from '../../codegen/kir.js';
+import type { LoweredStep, TensorInfo } from '../../codegen/lower/kernel-builder.js';
+import { lowerNode } from '../../codegen/lower/index.js';
+import { storageOf, type DeviceCaps } from '../../codegen/lower/storage.js';
+
+/** What a backend provides to the executor. `B` is its buffer handle. */
+export interface DeviceBackend<B> {
+  readonly name: string;
+  readonly caps: DeviceCaps;
+  /** A buffer of at least `bytes` bytes (contents undefined). */
+  alloc(bytes: number, label: string): B;
+  write(buf: B, bytes: Uint8Array): void;
+  release(buf: B): void;
+  /** Compile (or fetch from cache) every kernel before a run. */
+  prepare(kernels: readonly Kernel[]): Promise<void>;
+  /** Run the steps in order as one submission. */
+  run(
+    steps: readonly { kernel: Kernel; buffers: B[]; uniforms: ArrayBuffer; grid: [number, number, number] }[],
+  ): Promise<void>;
+  read(buf: B, bytes: number): Promise<Uint8Array>;
+  /** Poison a buffer (NaN bit pattern) so unwritten elements show. */
+  poison?(buf: B, bytes: number): void;
+}
+
+export interface ExecutorOptions {
+  /** Fill every node output buffer with NaN bits before the run (tests). */
+  poison?: boolean;
+}
+
+/** Bytes a tensor of `n` elements takes in `storage` (at least 4: devices reject empty buffers). */
+export function storageBytes(storage: Storage, n: number): number {
+  const perWord = PACK[storage];
+  const bytes = storage === 'f16' ? n * 2 : Math.ceil(n / perWord) * 4;
+  return Math.max(4, Math.ceil(bytes / 4) * 4);
+}
+
+/** Encode a tensor's values in a storage format (range-checked where the storage is narrower than the dtype). */
+export function encodeTensor(t: Tensor, storage: Storage, name: string): Uint8Array {
+  const n = t.data.length;
+  const out = new Uint8Array(storageBytes(storage, n));
+  const dv = new DataView(out.buffer);
+  const check = (x: number, lo: number, hi: number) => {
+    if (!(x >= lo && x <= hi)) {
+      throw new KilnError('limit', `value ${x} of ${t.dtype} tensor does not fit the device's 32-bit storage`, {
+        tensor: name,
+        limit: `${storage} range`,
+      });
+    }
+  };
+  switch (storage) {
+    case 'f32':
+      for (let i = 0; i < n; i++) dv.setFloat32(i * 4, t.data[i]!, true);
+      break;
+    case 'f16':
+      for (let i = 0; i < n; i++) dv.setUint16(i * 2, numberToF16Bits(t.data[i]!), true);
+      break;
+    case 'i32':
+      for (let i = 0; i < n; i++) {
+        check(t.data[i]!, -(2 ** 31), 2 ** 31 - 1);
+        dv.setInt32(i * 4, t.data[i]!, true);
+      }
+      break;
+    case 'u32':
+      for (let i = 0; i < n; i++) {
+        check(t.data[i]!, 0, 2 ** 32 - 1);
+        dv.setUint32(i * 4, t.data[i]!, true);
+      }
+      break;
+    default: {
+      const per = PACK[storage];
+      const bits = 32 / per;
+      const mask = 2 ** bits - 1;
+      for (let i = 0; i < n; i++) {
+        const w = Math.floor(i / per);
+        const field = (t.data[i]! & mask) >>> 0;
+        dv.setUint32(w * 4, (dv.getUint32(w * 4, true) | (field << ((i % per) * bits))) >>> 0, true);
+      }
+    }
+  }
+  return out;
+}
+
+/** Decode device bytes to a tensor of `dtype`. */
+export function decodeTensor(bytes: Uint8Array, storage: Storage, dtype: DType, shape: readonly number[]): Tensor {
+  const n = numel(shape);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const vals = new Float64Array(n);
+  switch (storage) {
+    case 'f32':
+      for (let i = 0; i < n; i++) vals[i] = dv.getFloat32(i * 4, true);
+      break;
+    case 'f16':
+      for (let i = 0; i < n; i++) vals[i] = f16BitsToNumber(dv.getUint16(i * 2, true));
+      break;
+    case 'i32':
+      for (let i = 0; i < n; i++) vals[i] = dv.getInt32(i * 4, true);
+      break;
+    case 'u32':
+      for (let i = 0; i < n; i++) vals[i] = dv.getUint32(i * 4, true);
+      break;
+    default: {
+      const per = PACK[storage];
+      const bits = 32 / per;
+      const signed = storage.startsWith('i');
+      for (let i = 0; i < n; i++) {
+        const w = dv.getUint32(Math.floor(i / per) * 4, true);
+        let v = (w >>> ((i % per) * bits)) & (2 ** bits - 1);
+        if (signed && v >= 2 ** (bits - 1)) v -= 2 ** bits;
+        vals[i] = v;
+      }
+    }
+  }
+  // The device computed in its storage type; rounding to the dtype makes e.g. bool/bf16 exact.
+  return makeTensor(dtype, shape, vals);
+}
+
+/** Nodes whose results the host computes: shape queries and anything fed only by host-known values. */
+export function hostNodes(graph: Graph): Set<Node> {
+  const host = new Set<Value>(graph.constants);
+  const nodes = new Set<Node>();
+  for (const n of graph.nodes) {
+    const onHost = n.op === 'shape' || n.op === 'size' || n.inputs.every((x) => x === null || host.has(x));
+    if (onHost) {
+      nodes.add(n);
+      for (const o of n.outputs) host.add(o);
+    }
+  }
+  return nodes;
+}
+
+interface CachedLowering {
+  steps: LoweredStep[];
+}
+
+export class Executor<B> {
+  private readonly host: Set<Node>;
+  private readonly constBuffers = new Map<Value, B>();
+  private readonly lowerings = new Map<string, CachedLowering>();
+  constructor(
+    readonly graph: Graph,
+    readonly backend: DeviceBackend<B>,
+    readonly opts: ExecutorOptions = {},
+  ) {
+    this.host = hostNodes(graph);
+  }
+
+  /** Node count by where it runs (for reports). */
+  stats(): { host: number; device: number } {
+    return { host: this.host.size, device: this.graph.nodes.length - this.host.size };
+  }
+
+  private storage(dt: DType): Storage {
+    return storageOf(dt, this.backend.caps);
+  }
+
+  async run(feeds: Readonly<Record<string, Tensor>>): Promise<Record<string, Tensor>> {
+    const g = this.graph;
+    const dims = new Map<string, number>();
+    const shapes = new Map<Value, readonly number[]>();
+    const hostData = new Map<Value, Tensor>();
+    const dev = new Map<Value, B>();
+    const temps: B[] = [];
+    const steps: { kernel: Kernel; buffers: B[]; uniforms: ArrayBuffer; grid: [number, number, number] }[] = [];
+    const poisoned: [B, number][] = [];
+    try {
+      for (const v of g.inputs) {
+        const t = feeds[v.name];
+        if (!t) throw new KilnError('runtime', 'missing feed for graph input', { tensor: v.name });
+        if (t.dtype !== v.type.dtype) {
+          throw new KilnError('dtype', `feed has dtype ${t.dtype}, input wants ${v.type.dtype}`, { tensor: v.name });
+        }
+        if (!bindShape(v.type.shape, t.shape, dims)) {
+          throw new KilnError('shape', `feed shape [${t.shape}] does not match ${shapeToString(v.type.shape)}`, {
+            tensor: v.name,
+          });
+        }
+        shapes.set(v, t.shape);
+        hostData.set(v, t); // available to host nodes that read inputs (e.g. a mask built from input_ids)
+      }
+      for (const c of g.constants) {
+        shapes.set(c, c.data!.shape);
+        hostData.set(c, c.data!);
+      }
+      const deviceBuffer = (v: Value): B => {
+        let b = dev.get(v) ?? this.constBuffers.get(v);
+        if (b !== undefined) return b;
+        const t = hostData.get(v);
+        if (!t) throw new KilnError('runtime', 'value has neither device nor host data', { tensor: v.name });
+        const st = this.storage(t.dtype);
+        b = this.backend.alloc(storageBytes(st, t.data.length), v.name);
+        this.backend.write(b, encodeTensor(t, st, v.name));
+        if (v.isConst) this.constBuffers.set(v, b);
+        else {
+          dev.set(v, b);
+          temps.push(b);
+        }
+        return b;
+      };
+
+      for (const n of g.nodes) {
+        const loc = { node: n.name, op: n.op };
+        if (this.host.has(n)) {
+          const ins = n.inputs.map((x) => {
+            if (!x) return undefined;
+            const t = hostData.get(x);
+            if (t) return t;
+            // shape/size only look at the shape
+            return { dtype: x.type.dtype, shape: shapes.get(x)!, data: new Float64Array(0) } as Tensor;
+          });
+          const def = getOp(n.op);
+          const outs = def.reference(ins, resolveAttrs(def, n.attrs, n.name), {
+            node: n.name,
+            op: n.op,
+            numOutputs: n.outputs.length,
+            outputDtypes: n.outputs.map((o) => o.type.dtype),
+            fail: (m: string): never => {
+              throw new KilnError('runtime', m, loc);
+            },
+          });
+          n.outputs.forEach((o, i) => {
+            const t = makeTensor(o.type.dtype, outs[i]!.shape, outs[i]!.data);
+            hostData.set(o, t);
+            shapes.set(o, t.shape);
+          });
+          continue;
+        }
+        const inTypes = n.inputs.map((x) => (x ? tensorType(x.type.dtype, shapes.get(x)!) : undefined));
+        const { types, attrs } = inferOp(n.op, n.name, inTypes, n.attrs, n.outputs.length, (i) => {
+          const x = n.inputs[i];
+          return x ? hostData.get(x) : undefined;
+        });
+        const outShapes = types.map((t) => {
+          if (!isStatic(t.shape)) {
+            throw new KilnError('shape', `output shape ${shapeToString(t.shape)} depends on device data`, loc);
+          }
+          return t.shape;
+        });
+        n.outputs.forEach((o, i) => shapes.set(o, outShapes[i]!));
+        const inputs: (TensorInfo | undefined)[] = n.inputs.map((x) =>
+          x ? { dtype: x.type.dtype, shape: shapes.get(x)!, data: hostData.get(x) } : undefined,
+        );
+        const outputs: TensorInfo[] = n.outputs.map((o, i) => ({ dtype: o.type.dtype, shape: outShapes[i]! }));
+        const key = `${n.name}|${inputs.map((t) => (t ? `${t.shape}` : '_')).join(';')}`;
+        let lowered = this.lowerings.get(key);
+        if (!lowered) {
+          lowered = { steps: lowerNode({ caps: this.backend.caps, node: n.name, op: n.op, attrs, inputs, outputs }) };
+          this.lowerings.set(key, lowered);
+        }
+        const outBufs = n.outputs.map((o, i) => {
+          const st = this.storage(o.type.dtype);
+          const bytes = storageBytes(st, numel(outShapes[i]!));
+          const b = this.backend.alloc(bytes, o.name);
+          dev.set(o, b);
+          temps.push(b);
+          if (this.opts.poison) poisoned.push([b, bytes]);
+          return b;
+        });
+        for (const s of lowered.steps) {
+          if (s.grid.some((x) => x === 0)) continue;
+          const buffers = s.bindings.map((bd) => {
+            if (bd.kind === 'in') return deviceBuffer(n.inputs[bd.index]!);
+            if (bd.kind === 'out') return outBufs[bd.index]!;
+            const b = this.backend.alloc(bd.bytes, `${n.name}:${bd.id}`);
+            temps.push(b);
+            return b;
+          });
+          steps.push({ kernel: s.kernel, buffers, uniforms: encodeUniforms(s), grid: s.grid });
+        }
+      }
+
+      await this.backend.prepare([...new Map(steps.map((s) => [s.kernel.name, s.kernel])).values()]);
+      if (this.backend.poison) for (const [b, bytes] of poisoned) this.backend.poison(b, bytes);
+      if (steps.length) await this.backend.run(steps);
+
+      const result: Record<string, Tensor> = {};
+      for (const o of g.outputs) {
+        const h = hostData.get(o);
+        if (h) {
+          result[o.name] = h;
+          continue;
+        }
+        const st = this.storage(o.type.dtype);
+        const shape = shapes.get(o)!;
+        const bytes = await this.backend.read(dev.get(o)!, storageBytes(st, numel(shape)));
+        result[o.name] = decodeTensor(bytes, st, o.type.dtype, shape);
+      }
+      return result;
+    } finally {
+      for (const b of temps) this.backend.release(b);
+    }
+  }
+
+  dispose(): void {
+    for (const b of this.constBuffers.values()) this.backend.release(b);
+    this.constBuffers.clear();
+  }
+}
+
+function encodeUniforms(s: LoweredStep): ArrayBuffer {
+  const buf = new ArrayBuffer(Math.max(16, Math.ceil((s.uniforms.length * 4) / 16) * 16));
+  const dv = new DataView(buf);
+  s.kernel.uniforms.forEach((u, i) => {
+    const v = s.uniforms[i]!;
+    if (u.type === 'f32') dv.setFloat32(i * 4, v, true);
+    else if (u.type === 'u32') dv.setUint32(i * 4, v >>> 0, true);
+    else dv.setInt32(i * 4, v, true);
+  });
+  return buf;
+}
+
+export { interpret };
