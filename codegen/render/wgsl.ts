@@ -41,12 +41,19 @@ export class WgslRenderer extends CLikeRenderer {
       case 'f32':
       case 'f16': {
         const f = t === 'f32' ? 'f' : 'h';
-        if (Number.isNaN(value)) return `${t}(bitcast<f32>(0x7fc00000u))`;
-        if (value === Infinity) return `${t}(bitcast<f32>(0x7f800000u))`;
-        if (value === -Infinity) return `${t}(bitcast<f32>(0xff800000u))`;
+        // Bit patterns in private variables: a bitcast of a literal is a const-expression, and WGSL rejects NaN / inf
+        // there ("value cannot be represented").
+        if (Number.isNaN(value)) return this.special(t, 'kiln_nan', 0x7fc00000);
+        if (value === Infinity) return this.special(t, 'kiln_inf', 0x7f800000);
+        if (value === -Infinity) return this.special(t, 'kiln_ninf', 0xff800000);
         return `${floatText(value)}${f}`;
       }
     }
+  }
+
+  private special(t: KType, name: string, bits: number): string {
+    this.helpers.add(`var<private> ${name}: u32 = ${bits >>> 0}u;\n`);
+    return t === 'f32' ? `bitcast<f32>(${name})` : `${t}(bitcast<f32>(${name}))`;
   }
 
   declLet(name: string, t: KType, value: string): string {
