@@ -81,12 +81,23 @@ export class KernelBuilder {
     return this.buffer({ kind: 'out', index: i }, storageOf(ctx.outputs[i]!.dtype, this.caps), 'read_write');
   }
 
-  /** A scalar uniform with its value for this launch. Integers must fit i32 (index math is 32-bit). */
-  uniform(hint: string, value: number, type: 'i32' | 'u32' | 'f32' = 'i32'): Expr {
+  private readonly uniformKeys = new Map<string, Expr>();
+
+  /**
+   * A scalar uniform with its value for this launch. Integers must fit i32 (index math is 32-bit). Uniforms with the
+   * same `key` (a name for what the value means, e.g. 'out.dim.2') are declared once.
+   */
+  uniform(hint: string, value: number, type: 'i32' | 'u32' | 'f32' = 'i32', key?: string): Expr {
+    if (key !== undefined) {
+      const hit = this.uniformKeys.get(key);
+      if (hit) return hit;
+    }
     const name = `${hint}${this.uniforms.length}`;
     this.uniforms.push({ name, type });
     this.uniformValues.push(value);
-    return uni(name, type);
+    const e = uni(name, type);
+    if (key !== undefined) this.uniformKeys.set(key, e);
+    return e;
   }
 
   sharedArray(hint: string, type: KType, size: number): string {

@@ -56,7 +56,7 @@ export class Pointwise {
         coords[d] = rest;
         break;
       }
-      const dim = outShape[d] === 1 ? c.i32(1) : kb.uniform('od', outShape[d]!);
+      const dim = outShape[d] === 1 ? c.i32(1) : kb.uniform('od', outShape[d]!, 'i32', `out.dim.${d}`);
       coords[d] = outShape[d] === 1 ? c.i32(0) : kb.let('o', mod(rest, dim));
       rest = outShape[d] === 1 ? rest : kb.let('q', div(rest, dim));
     }
@@ -93,7 +93,7 @@ export class Pointwise {
     for (let d = 0; d < r; d++) {
       const j = d - (r - shape.length);
       const s = j < 0 || shape[j] === 1 ? 0 : st[j]!;
-      out.push(s === 0 ? c.i32(0) : s === 1 ? c.i32(1) : this.kb.uniform('s', s));
+      out.push(s === 0 ? c.i32(0) : s === 1 ? c.i32(1) : this.kb.uniform('s', s, 'i32', `in${i}.bstride.${d}`));
     }
     this.strideCache.set(key, out);
     return out;
@@ -115,14 +115,17 @@ export class Pointwise {
   offset(i: number, coords: readonly Expr[]): Expr {
     const st = stridesOf(this.ctx.inputs[i]!.shape);
     let off: Expr = c.i32(0);
-    coords.forEach((x, d) => (off = add(off, mul(x, st[d] === 1 ? c.i32(1) : this.kb.uniform('s', st[d]!)))));
+    coords.forEach(
+      (x, d) =>
+        (off = add(off, mul(x, st[d] === 1 ? c.i32(1) : this.kb.uniform('s', st[d]!, 'i32', `in${i}.stride.${d}`)))),
+    );
     return off;
   }
 
   /** A dimension of input i as a uniform (static 1 stays a literal). */
   dim(i: number, axis: number): Expr {
     const d = this.ctx.inputs[i]!.shape[axis]!;
-    return d === 1 ? c.i32(1) : this.kb.uniform('d', d);
+    return d === 1 ? c.i32(1) : this.kb.uniform('d', d, 'i32', `in${i}.dim.${axis}`);
   }
 }
 

@@ -5,7 +5,7 @@
  * uniforms, so kernels themselves are shared) and all steps go to the device in one submission.
  */
 import { f16BitsToNumber, numberToF16Bits, type DType } from '../../ir/dtype.js';
-import { KilnError } from '../../ir/errors.js';
+import { KilnError, UnsupportedError } from '../../ir/errors.js';
 import type { Graph, Node, Value } from '../../ir/graph.js';
 import { inferOp } from '../../ir/infer.js';
 import { interpret } from '../../ir/interpret.js';
@@ -15,7 +15,7 @@ import { makeTensor, type Tensor } from '../../ir/tensor.js';
 import { tensorType } from '../../ir/types.js';
 import { PACK, type Kernel, type Storage } from '../../codegen/kir.js';
 import type { LoweredStep, TensorInfo } from '../../codegen/lower/kernel-builder.js';
-import { lowerNode } from '../../codegen/lower/index.js';
+import { hasLowering, lowerNode } from '../../codegen/lower/index.js';
 import { storageOf, type DeviceCaps } from '../../codegen/lower/storage.js';
 
 /** What a backend provides to the executor. `B` is its buffer handle. */
@@ -157,6 +157,12 @@ export class Executor<B> {
     readonly opts: ExecutorOptions = {},
   ) {
     this.host = hostNodes(graph);
+    // Fail at compile time, not mid-run, when a device node has no kernel lowering.
+    for (const n of graph.nodes) {
+      if (!this.host.has(n) && !hasLowering(n.op)) {
+        throw new UnsupportedError(`no kernel lowering for op ${n.op} on ${backend.name}`, { node: n.name, op: n.op });
+      }
+    }
   }
 
   /** Node count by where it runs (for reports). */

@@ -37,7 +37,7 @@ function prng(seed: number) {
 const UNARY = ['neg', 'abs', 'exp', 'tanh', 'sigmoid', 'relu', 'gelu', 'silu', 'erf', 'sqrt_abs'] as const;
 const BINARY = ['add', 'sub', 'mul', 'max', 'min'] as const;
 
-export function randomGraph(seed: number, steps = 6): RandomGraph {
+export function randomGraph(seed: number, steps = 6, dtype: 'f32' | 'f16' = 'f32'): RandomGraph {
   const r = prng(seed);
   const b = new GraphBuilder('rand');
   const feeds: Record<string, Tensor> = {};
@@ -46,17 +46,17 @@ export function randomGraph(seed: number, steps = 6): RandomGraph {
     const name = `x${Object.keys(feeds).length}`;
     const n = shape.reduce((a, c) => a * c, 1);
     feeds[name] = makeTensor(
-      'f32',
+      dtype,
       shape,
       Array.from({ length: n }, () => r.normal()),
     );
-    return b.input(name, 'f32', shape);
+    return b.input(name, dtype, shape);
   };
   const constOf = (shape: number[]) =>
     b.weight(
       b.unique('w'),
       makeTensor(
-        'f32',
+        dtype,
         shape,
         Array.from({ length: shape.reduce((a, c) => a * c, 1) }, () => r.normal() * 0.5),
       ),

@@ -1,0 +1,125 @@
+/**
+ * Golden files of generated kernel source (WGSL and CUDA C) for representative kernels: a change in codegen shows up
+ * as a reviewable diff. Regenerate with `KILN_UPDATE_GOLDEN=1 npx vitest run test/golden`.
+ */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { GraphBuilder } from '../../ir/builder.js';
+import '../../ir/ops/index.js';
+import type { Graph } from '../../ir/graph.js';
+import { makeTensor, type Tensor } from '../../ir/tensor.js';
+import { legalize } from '../../codegen/legalize.js';
+import { CudaRenderer } from '../../codegen/render/cuda.js';
+import { WgslRenderer } from '../../codegen/render/wgsl.js';
+import { hasLowering } from '../../codegen/lower/index.js';
+import { Executor } from '../../src/runtime/executor.js';
+import { RecordingBackend } from '../../src/runtime/recording.js';
+import { REPO_ROOT } from '../helpers/paths.js';
+
+const UPDATE = process.env['KILN_UPDATE_GOLDEN'] === '1';
+const DIR = join(REPO_ROOT, 'test/golden');
+
+interface Case {
+  name: string;
+  op: string;
+  build: () => { graph: Graph; feeds: Record<string, Tensor> };
+}
+
+const zeros = (dtype: 'f32' | 'f16' | 'i64' | 'bool', shape: number[]) =>
+  makeTensor(dtype, shape, new Array(shape.reduce((a, b) => a * b, 1)).fill(0));
+
+function single(op: string, inputs: [string, 'f32' | 'f16' | 'i64' | 'bool', number[]][], attrs = {}) {
+  return () => {
+    const b = new GraphBuilder(op);
+    const vs = inputs.map(([n, dt, shape]) => b.input(n, dt, shape));
+    b.output(b.op(op, vs, attrs), 'y');
+    return { graph: b.build(), feeds: Object.fromEntries(inputs.map(([n, dt, shape]) => [n, zeros(dt, shape)])) };
+  };
+}
+
+const CASES: Case[] = [
+  {
+    name: 'add_broadcast',
+    op: 'add',
+    build: single('add', [
+      ['a', 'f32', [4, 8]],
+      ['b', 'f32', [8]],
+    ]),
+  },
+  { name: 'gelu_tanh_f16', op: 'gelu', build: single('gelu', [['x', 'f16', [33]]], { approximate: 'tanh' }) },
+  {
+    name: 'greater_bool_packed',
+    op: 'greater',
+    build: single('greater', [
+      ['a', 'f32', [5, 3]],
+      ['b', 'f32', [5, 1]],
+    ]),
+  },
+  { name: 'softmax_lastaxis', op: 'softmax', build: single('softmax', [['x', 'f32', [4, 100]]], { axis: -1 }) },
+  {
+    name: 'layer_norm',
+    op: 'layer_norm',
+    build: single('layer_norm', [
+      ['x', 'f32', [4, 64]],
+      ['g', 'f32', [64]],
+      ['b', 'f32', [64]],
+    ]),
+  },
+  {
+    name: 'matmul',
+    op: 'matmul',
+    build: single('matmul', [
+      ['a', 'f32', [2, 64, 48]],
+      ['b', 'f32', [48, 80]],
+    ]),
+  },
+  {
+    name: 'transpose_0213',
+    op: 'transpose',
+    build: single('transpose', [['x', 'f32', [2, 3, 4, 5]]], { perm: [0, 2, 1, 3] }),
+  },
+  {
+    name: 'gather_rows',
+    op: 'gather',
+    build: single(
+      'gather',
+      [
+        ['t', 'f32', [16, 8]],
+        ['i', 'i64', [2, 3]],
+      ],
+      { axis: 0 },
+    ),
+  },
+];
+
+async function kernelsOf(c: Case): Promise<{ wgsl: string; cuda: string }> {
+  const { graph, feeds } = c.build();
+  const rec = new RecordingBackend();
+  const ex = new Executor(graph, rec);
+  await ex.run(feeds);
+  const ks = [...rec.kernels.values()].map(legalize);
+  return {
+    wgsl: ks.map((k) => `// ${k.name}\n${new WgslRenderer().render(k)}`).join('\n'),
+    cuda: ks.map((k) => `// ${k.name}\n${new CudaRenderer().render(k)}`).join('\n'),
+  };
+}
+
+describe('golden kernel source', () => {
+  for (const c of CASES) {
+    it.skipIf(!hasLowering(c.op))(`${c.name} (skipped until op ${c.op} has a lowering)`, async () => {
+      const { wgsl, cuda } = await kernelsOf(c);
+      for (const [ext, text] of [
+        ['wgsl', wgsl],
+        ['cuda', cuda],
+      ] as const) {
+        const file = join(DIR, ext, `${c.name}.${ext === 'wgsl' ? 'wgsl' : 'cu'}`);
+        if (UPDATE || !existsSync(file)) {
+          writeFileSync(file, text);
+          if (!UPDATE) console.warn(`wrote new golden file ${file}`);
+        }
+        expect(text).toBe(readFileSync(file, 'utf8'));
+      }
+    });
+  }
+});
