@@ -66,7 +66,9 @@ export async function runConformance(
   opts: ConformanceOptions = {},
 ): Promise<ConformanceSummary> {
   const results: TestResult[] = [];
-  for (const dir of findTests(paths)) {
+  const tests = findTests(paths);
+  await prepareBackend(tests, opts);
+  for (const dir of tests) {
     const r = await runOne(dir, opts);
     results.push(r);
     opts.log?.(formatResult(r));
@@ -77,6 +79,20 @@ export async function runConformance(
     failed: results.filter((r) => r.status === 'fail').length,
     skipped: results.filter((r) => r.status === 'skip').length,
   };
+}
+
+/**
+ * Backends that compile kernels ahead (cuda-emu, cuda) lower every test once with recording on (nothing runs), then
+ * compile all distinct kernels in a few translation units, so that the tests themselves compile nothing.
+ * `KILN_PREPARE_ALL=0` turns this off (each run then compiles its own kernels).
+ */
+async function prepareBackend(tests: readonly string[], opts: ConformanceOptions): Promise<void> {
+  if (process.env['KILN_PREPARE_ALL'] === '0') return;
+  const body = async () => {
+    for (const dir of tests) await runOne(dir, opts);
+  };
+  if (opts.backend === 'cuda-emu') await (await import('./runtime/cuda-emu/backend.js')).prepareAll(body);
+  if (opts.backend === 'cuda') await (await import('./runtime/cuda/backend.js')).prepareAll(body);
 }
 
 export function formatResult(r: TestResult): string {

@@ -17,6 +17,15 @@ export {
   type ImportOptions,
   type ImportedModel,
 } from './frontends/onnx/import.js';
-export { decodeModel, decodeTensor } from './frontends/onnx/proto.js';
-export { runConformance, compareTensors, findTests, type ConformanceSummary, type TestResult } from './conformance.js';
+/** ONNX protobuf decoding to plain typed objects. */
+export * from './frontends/onnx/proto.js';
+export {
+  runConformance,
+  compareTensors,
+  findTests,
+  type Comparison,
+  type ConformanceOptions,
+  type ConformanceSummary,
+  type TestResult,
+} from './conformance.js';
 export { buildTinyGpt, TINY_GPT, type TinyGptConfig } from './models/tiny-gpt.js';

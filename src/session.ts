@@ -85,6 +85,15 @@ export async function compile(graph: Graph, opts: CompileOptions = {}): Promise<
       const ctx = await sharedGpu(acquireGpu, opts.disableF16 === true);
       return new DeviceSession('webgpu', graph, new Executor(graph, new WebGpuBackend(ctx), { poison: opts.poison }));
     }
+    case 'cuda-emu': {
+      const { CudaEmuBackend } = await import('./runtime/cuda-emu/backend.js');
+      return new DeviceSession('cuda-emu', graph, new Executor(graph, new CudaEmuBackend(), { poison: opts.poison }));
+    }
+    case 'cuda': {
+      const { CudaBackend } = await import('./runtime/cuda/backend.js');
+      const be = await CudaBackend.create(); // typed 'unsupported' error without libcuda / libnvrtc / a GPU
+      return new DeviceSession('cuda', graph, new Executor(graph, be, { poison: opts.poison }));
+    }
     default:
       throw new KilnError('unsupported', `backend '${backend}' is not available yet`, { limit: `backend=${backend}` });
   }

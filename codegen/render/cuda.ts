@@ -4,6 +4,7 @@
  * in the CPU emulator), `__syncthreads`, warp shuffles for subgroup reductions, cuda_fp16 for f16.
  */
 import type { Expr, KType, Kernel, UnOp } from '../kir.js';
+import { fnv1a64 } from '../../ir/text.js';
 import { CLikeRenderer, floatText } from './clike.js';
 
 const C_TYPE: Record<KType, string> = { f32: 'float', f16: '__half', i32: 'int', u32: 'unsigned', bool: 'bool' };
@@ -57,7 +58,11 @@ export class CudaRenderer extends CLikeRenderer {
   }
   castExpr(to: KType, from: KType, a: string): string {
     if (to === 'f16') return from === 'f32' ? `__float2half_rn(${a})` : `__float2half_rn((float)(${a}))`;
-    if (from === 'f16') return to === 'f32' ? `__half2float(${a})` : `((${C_TYPE[to]})__half2float(${a}))`;
+    if (from === 'f16') return this.castExpr(to, 'f32', `__half2float(${a})`);
+    // float -> int saturates and maps NaN to 0 on the GPU (cvt.rzi) and in WGSL; a plain C cast is UB out of range
+    // (x86 gives INT_MIN), so the emulator would differ: spell it with the intrinsics, which saturate everywhere.
+    if (from === 'f32' && to === 'i32') return `__float2int_rz(${a})`;
+    if (from === 'f32' && to === 'u32') return `__float2uint_rz(${a})`;
     return `((${C_TYPE[to]})(${a}))`;
   }
   bitcastExpr(to: KType, from: KType, a: string): string {
@@ -70,6 +75,10 @@ export class CudaRenderer extends CLikeRenderer {
   }
   barrier(): string {
     return '__syncthreads();';
+  }
+  /** Shift amounts are taken mod 32 (as WGSL does); C leaves shifts by >= 32 undefined (PTX clamps, x86 masks). */
+  protected override shift(op: '<<' | '>>', a: string, b: string): string {
+    return /^\d+u?$/.test(b) && parseInt(b, 10) < 32 ? `(${a} ${op} ${b})` : `(${a} ${op} ((${b}) & 31))`;
   }
   protected call2(fn: 'min' | 'max' | 'pow' | 'fmod', t: KType, a: string, b: string): string {
     if (t === 'f16') return `__float2half_rn(${this.call2(fn, 'f32', `__half2float(${a})`, `__half2float(${b})`)})`;
@@ -133,8 +142,13 @@ export class CudaRenderer extends CLikeRenderer {
     ];
     const threads = k.workgroup[0] * k.workgroup[1] * k.workgroup[2];
     const shared = k.shared.map((s) => `  KILN_SHARED(${C_TYPE[s.type]}, ${s.name}, ${s.size});\n`).join('');
+    // helpers are guarded so that many kernels can share one translation unit
+    const helpers = [...this.helpers].map((h) => {
+      const g = `KILN_HELPER_${fnv1a64(h)}`;
+      return `#ifndef ${g}\n#define ${g}\n${h}#endif\n`;
+    });
     return (
-      [...this.helpers].join('\n') +
+      helpers.join('') +
       `extern "C" __global__ void __launch_bounds__(${threads}) ${k.name}(${params.join(', ')}) {\n` +
       shared +
       body +
