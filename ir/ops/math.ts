@@ -51,9 +51,9 @@ export const geluTanh = (x: number): number =>
 /** Round half to even (ONNX Round / QuantizeLinear). */
 export function roundEven(x: number): number {
   if (!Number.isFinite(x)) return x;
-  const f = Math.floor(x);
-  const d = x - f;
-  if (d > 0.5) return f + 1;
-  if (d < 0.5) return f;
-  return f % 2 === 0 ? f : f + 1;
+  const a = Math.abs(x);
+  const f = Math.floor(a);
+  const d = a - f;
+  const r = d > 0.5 || (d === 0.5 && f % 2 === 1) ? f + 1 : f;
+  return x < 0 ? -r : r; // keeps the sign of zero, as IEEE roundTiesToEven does
 }

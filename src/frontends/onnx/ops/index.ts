@@ -5,3 +5,4 @@ import './nn.js';
 import './shape.js';
 import './attention.js';
 import './quant.js';
+import './pad.js';
