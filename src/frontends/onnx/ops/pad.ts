@@ -32,6 +32,7 @@ onnxOp(
     const mode = modeOf(ctx);
     const inputs = [ctx.req(0), ctx.req(1), ctx.input(2)];
     if (ctx.opset >= 18 && ctx.input(3)) inputs.push(ctx.input(3));
+    else if (!inputs[2]) inputs.pop();
     return [ctx.emit('pad', inputs, { mode })];
   },
   11,
