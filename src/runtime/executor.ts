@@ -276,13 +276,19 @@ export class Executor<B> {
           if (this.opts.poison) poisoned.push([b, bytes]);
           return b;
         });
+        // Scratch buffers are shared by id across the steps of one node (a reduction's partials feed its next step).
+        const scratch = new Map<string, B>();
         for (const s of lowered.steps) {
           if (s.grid.some((x) => x === 0)) continue;
           const buffers = s.bindings.map((bd) => {
             if (bd.kind === 'in') return deviceBuffer(n.inputs[bd.index]!);
             if (bd.kind === 'out') return outBufs[bd.index]!;
-            const b = this.backend.alloc(bd.bytes, `${n.name}:${bd.id}`);
-            temps.push(b);
+            let b = scratch.get(bd.id);
+            if (b === undefined) {
+              b = this.backend.alloc(Math.max(4, bd.bytes), `${n.name}:${bd.id}`);
+              scratch.set(bd.id, b);
+              temps.push(b);
+            }
             return b;
           });
           steps.push({ kernel: s.kernel, buffers, uniforms: encodeUniforms(s), grid: s.grid });
