@@ -101,13 +101,14 @@ export class KernelBuilder {
   }
 
   sharedArray(hint: string, type: KType, size: number): string {
-    const name = `${hint}${this.shared.length}`;
+    const name = `sh_${hint}${this.shared.length}`;
     this.shared.push({ name, type, size });
     return name;
   }
 
+  /** A local name: `hint_N`, disjoint from parameters (`bN` buffers, `hintN` uniforms, `sh_hintN` shared arrays). */
   fresh(hint: string): string {
-    return `${hint}${this.counter++}`;
+    return `${hint}_${this.counter++}`;
   }
 
   /** Emit `let` and return the variable. */
