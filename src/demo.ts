@@ -20,14 +20,17 @@ function opCounts(g: Graph): string {
     .join(' ');
 }
 
-/** The best backend that works here: WebGPU when an adapter exists, else the reference interpreter. */
+/** The best backend that works here: CUDA when libcuda is present, else WebGPU, else the reference interpreter. */
 async function bestSession(graph: Graph, log: (s: string) => void): Promise<Session> {
-  try {
-    return await compile(graph, { backend: 'webgpu' });
-  } catch (e) {
-    log(`webgpu unavailable (${(e as Error).message.split('\n')[0]}); using the reference backend`);
-    return compile(graph, { backend: 'reference' });
+  for (const backend of ['cuda', 'webgpu'] as const) {
+    try {
+      return await compile(graph, { backend });
+    } catch (e) {
+      log(`${backend} unavailable: ${(e as Error).message.split(/\n| — /)[0]}`);
+    }
   }
+  log('using the reference backend');
+  return compile(graph, { backend: 'reference' });
 }
 
 export async function runDemo(opts: DemoOptions = {}): Promise<{ tokens: number[]; maxAbsDiff: number }> {
