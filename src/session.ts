@@ -14,7 +14,7 @@ export const BACKENDS: readonly BackendName[] = ['reference', 'webgpu', 'cuda-em
 
 export interface CompileOptions {
   backend?: BackendName;
-  /** WebGPU: disable shader-f16 (exercise the f32 fallback). */
+  /** WebGPU, cuda-emu: no f16 storage (exercise the f32 fallback). */
   disableF16?: boolean;
   /** Poison output buffers before each run so unwritten elements show as NaN (tests). */
   poison?: boolean;
@@ -86,8 +86,13 @@ export async function compile(graph: Graph, opts: CompileOptions = {}): Promise<
       return new DeviceSession('webgpu', graph, new Executor(graph, new WebGpuBackend(ctx), { poison: opts.poison }));
     }
     case 'cuda-emu': {
-      const { CudaEmuBackend } = await import('./runtime/cuda-emu/backend.js');
-      return new DeviceSession('cuda-emu', graph, new Executor(graph, new CudaEmuBackend(), { poison: opts.poison }));
+      const { CudaEmuBackend, requireEmulator } = await import('./runtime/cuda-emu/backend.js');
+      await requireEmulator(); // UnsupportedError without g++ / x86-64 Linux
+      return new DeviceSession(
+        'cuda-emu',
+        graph,
+        new Executor(graph, new CudaEmuBackend({ caps: { f16: opts.disableF16 !== true } }), { poison: opts.poison }),
+      );
     }
     case 'cuda': {
       const { CudaBackend } = await import('./runtime/cuda/backend.js');

@@ -1,5 +1,10 @@
 /** Importing this module registers every lowering. */
 import './elementwise.js';
+import './movement.js';
+import './attention.js';
+import './quant.js';
+import './matmul.js';
+import './reduce.js';
 
 export { lowerNode, hasLowering, registerLowering, type Lowering } from './registry.js';
 export * from './kernel-builder.js';

@@ -106,7 +106,7 @@ export function chooseMode(geom: RowGeometry): RowMode {
   return 'group';
 }
 
-function floorPow2(n: number): number {
+export function floorPow2(n: number): number {
   let p = 1;
   while (p * 2 <= n) p *= 2;
   return p;
@@ -164,7 +164,8 @@ export function loadCompute(kb: KernelBuilder, buf: string, info: TensorInfo, in
 
 /** Offset of a flat index over merged dims (last fastest) with uniform sizes / strides. */
 interface DimUniforms {
-  size: Expr;
+  /** Size (absent for the outermost dim, which is never needed to decompose an index). */
+  size?: Expr;
   stride: Expr;
 }
 
@@ -180,6 +181,7 @@ export class RowKernel {
   private readonly keptU: DimUniforms[];
   private readonly redU: DimUniforms[];
   private readonly sharedPool = new Map<KType, string[]>();
+  private sharedBytes = 0;
 
   constructor(
     readonly kb: KernelBuilder,
@@ -190,7 +192,7 @@ export class RowKernel {
     this.T = mode === 'serial' ? 1 : threadsFor(geom.len, ctx.caps.maxWorkgroupSize);
     const uniforms = (dims: readonly RowDim[], hint: string): DimUniforms[] =>
       dims.map((d, i) => ({
-        size: i === 0 ? c.i32(d.size) : kb.uniform(`${hint}d`, d.size),
+        size: i === 0 ? undefined : kb.uniform(`${hint}d`, d.size),
         stride: d.stride === 1 ? c.i32(1) : kb.uniform(`${hint}s`, d.stride),
       }));
     this.keptU = uniforms(geom.kept, 'k');
@@ -209,8 +211,8 @@ export class RowKernel {
       let coord: Expr;
       if (d === 0) coord = rest;
       else {
-        coord = kb.let('c', mod(rest, u.size));
-        rest = kb.let('q', div(rest, u.size));
+        coord = kb.let('c', mod(rest, u.size!));
+        rest = kb.let('q', div(rest, u.size!));
       }
       off = add(off, mul(coord, u.stride));
     }
@@ -249,7 +251,17 @@ export class RowKernel {
       used.set(st, k + 1);
       let pool = this.sharedPool.get(st);
       if (!pool) this.sharedPool.set(st, (pool = []));
-      while (pool.length <= k) pool.push(this.kb.sharedArray('sh', st, this.T));
+      while (pool.length <= k) {
+        this.sharedBytes += this.T * 4;
+        if (this.sharedBytes > this.kb.caps.maxSharedBytes) {
+          throw new KilnError(
+            'limit',
+            `row reduction needs ${this.sharedBytes} bytes of workgroup memory, the device offers ${this.kb.caps.maxSharedBytes}`,
+            { node: this.ctx.node, op: this.ctx.op, limit: 'maxComputeWorkgroupStorageSize' },
+          );
+        }
+        pool.push(this.kb.sharedArray('sh', st, this.T));
+      }
       return pool[k]!;
     });
   }
@@ -289,7 +301,7 @@ export class RowKernel {
     });
     const accs: Expr[] = names.map((n, i) => ({ k: 'var', name: n, type: m.types[i]! }));
     this.forEach((j, off) => {
-      const e = element(j, off);
+      const e = element(j, off).map((x) => kb.let('e', x));
       const next = m.combine(accs, e, kb).map((x) => kb.let('n', x));
       names.forEach((n, i) => kb.emit(assign(n, next[i]!)));
     });
@@ -314,11 +326,7 @@ export interface RowKernelSpec {
  * Build a row kernel: `body(rk, unit)` emits the work of unit `unit` (rows unit*per ... unit*per+per-1) and runs
  * in uniform control flow of its workgroup (units past the end are skipped as a whole).
  */
-export function rowKernel(
-  ctx: LowerCtx,
-  spec: RowKernelSpec,
-  body: (rk: RowKernel, unit: Expr) => void,
-): LoweredStep {
+export function rowKernel(ctx: LowerCtx, spec: RowKernelSpec, body: (rk: RowKernel, unit: Expr) => void): LoweredStep {
   const per = spec.per ?? 1;
   const mode = spec.mode ?? chooseMode(spec.geom);
   const kb = new KernelBuilder(spec.label, ctx.caps);
@@ -363,7 +371,7 @@ export function storeRowValues(rk: RowKernel, ob: string, oi: number, unit: Expr
   }
 }
 
-export interface RowReduceSpec {
+export interface RowValuesSpec {
   label: string;
   /** Node input whose rows are reduced. */
   input: number;
@@ -371,18 +379,18 @@ export interface RowReduceSpec {
   axes: readonly number[];
   /** Node output written (one value per row, in row order). */
   output?: number;
-  monoid: Monoid;
-  /**
-   * Prologue: the tuple to accumulate for one element. `x` is the element in its compute type, `j` its index in
-   * the row, `at` its flat offset in the input (other inputs of the same shape can be read there).
-   */
-  element: (x: Expr, j: Expr, at: Expr, rk: RowKernel) => readonly Expr[];
-  /** Epilogue: the output value (output dtype's compute type) from the reduced tuple and the row length. */
-  finish: (acc: readonly Expr[], len: Expr, rk: RowKernel) => Expr;
 }
 
-/** A single-output reduction as one row kernel. */
-export function rowReduce(ctx: LowerCtx, spec: RowReduceSpec): LoweredStep {
+/**
+ * One value per row: `value(rk, base, xb)` emits the work of one row (base: the input offset of its first element,
+ * xb: the input buffer) and returns the row's value in the output dtype's compute type. Packed outputs: each unit
+ * computes `per` rows and one thread stores the word.
+ */
+export function rowValues(
+  ctx: LowerCtx,
+  spec: RowValuesSpec,
+  value: (rk: RowKernel, base: Expr, xb: string) => Expr,
+): LoweredStep {
   const info = ctx.inputs[spec.input]!;
   const oi = spec.output ?? 0;
   const geom = rowGeometry(info.shape, spec.axes);
@@ -401,13 +409,32 @@ export function rowReduce(ctx: LowerCtx, spec: RowReduceSpec): LoweredStep {
     const vals: Expr[] = [];
     for (let s = 0; s < per; s++) {
       const row = subRow(rk, unit, per, s);
-      const base = rk.rowBase(row);
-      const acc = rk.accumulate(spec.monoid, (j, off) => {
-        const at = kb.let('at', add(base, off));
-        return spec.element(loadCompute(kb, xb, info, at), j, at, rk);
-      });
-      vals.push(kb.let('v', spec.finish(acc, rk.len, rk)));
+      vals.push(kb.let('v', value(rk, rk.rowBase(row), xb)));
     }
     storeRowValues(rk, ob, oi, unit, vals);
+  });
+}
+
+export interface RowReduceSpec extends RowValuesSpec {
+  monoid: Monoid;
+  /**
+   * Prologue: the tuple to accumulate for one element. `x` is the element in its compute type, `j` its index in
+   * the row, `at` its flat offset in the input (other inputs of the same shape can be read there).
+   */
+  element: (x: Expr, j: Expr, at: Expr, rk: RowKernel) => readonly Expr[];
+  /** Epilogue: the output value (output dtype's compute type) from the reduced tuple and the row length. */
+  finish: (acc: readonly Expr[], len: Expr, rk: RowKernel) => Expr;
+}
+
+/** A single-output reduction as one row kernel: accumulate the prologue's tuples, apply the epilogue. */
+export function rowReduce(ctx: LowerCtx, spec: RowReduceSpec): LoweredStep {
+  const info = ctx.inputs[spec.input]!;
+  return rowValues(ctx, spec, (rk, base, xb) => {
+    const kb = rk.kb;
+    const acc = rk.accumulate(spec.monoid, (j, off) => {
+      const at = kb.let('at', add(base, off));
+      return spec.element(kb.let('x', loadCompute(kb, xb, info, at)), j, at, rk);
+    });
+    return spec.finish(acc, rk.len, rk);
   });
 }

@@ -58,7 +58,7 @@ export class CudaRenderer extends CLikeRenderer {
   }
   castExpr(to: KType, from: KType, a: string): string {
     if (to === 'f16') return from === 'f32' ? `__float2half_rn(${a})` : `__float2half_rn((float)(${a}))`;
-    if (from === 'f16') return this.castExpr(to, 'f32', `__half2float(${a})`);
+    if (from === 'f16') return to === 'f32' ? `__half2float(${a})` : this.castExpr(to, 'f32', `__half2float(${a})`);
     // float -> int saturates and maps NaN to 0 on the GPU (cvt.rzi) and in WGSL; a plain C cast is UB out of range
     // (x86 gives INT_MIN), so the emulator would differ: spell it with the intrinsics, which saturate everywhere.
     if (from === 'f32' && to === 'i32') return `__float2int_rz(${a})`;
@@ -152,7 +152,7 @@ export class CudaRenderer extends CLikeRenderer {
       `extern "C" __global__ void __launch_bounds__(${threads}) ${k.name}(${params.join(', ')}) {\n` +
       shared +
       body +
-      `}\nKILN_EMU_REGISTER(${k.name})\n`
+      `}\nKILN_EMU_REGISTER(${k.name});\n`
     );
   }
 }

@@ -29,7 +29,12 @@ export interface PadAxes {
  * Spread ONNX `pads` ([x1_begin, x2_begin, ..., x1_end, x2_end, ...] over `axes`, default all axes) over the rank:
  * unlisted axes get 0. Fails on a length mismatch, an axis out of range, a duplicate axis or a non-integer pad.
  */
-export function padAxes(rank: number, pads: readonly number[], axes: readonly number[] | undefined, fail: Fail): PadAxes {
+export function padAxes(
+  rank: number,
+  pads: readonly number[],
+  axes: readonly number[] | undefined,
+  fail: Fail,
+): PadAxes {
   const ax = axes ?? Array.from({ length: rank }, (_, i) => i);
   if (pads.length !== 2 * ax.length) {
     fail(`pads has ${pads.length} entries; ${ax.length} axes need ${2 * ax.length}`);
@@ -114,7 +119,12 @@ function symPlus(d: string, n: number): Dim {
 registerOp({
   name: 'pad',
   doc: 'pad (or crop, with negative pads) each axis; mode constant | reflect | edge | wrap',
-  inputs: [{ name: 'data' }, { name: 'pads' }, { name: 'constant_value', optional: true }, { name: 'axes', optional: true }],
+  inputs: [
+    { name: 'data' },
+    { name: 'pads' },
+    { name: 'constant_value', optional: true },
+    { name: 'axes', optional: true },
+  ],
   outputs: [{ name: 'y' }],
   attrs: { mode: { kind: 'string', default: 'constant', oneOf: PAD_MODES } },
   fusion: 'injective',

@@ -12,7 +12,8 @@ import type { Kernel } from '../../../codegen/kir.js';
 import type { DeviceCaps } from '../../../codegen/lower/storage.js';
 import type { DeviceBackend } from '../executor.js';
 import { activeRecording, cudaTranslationUnit, groupRuns, kernelSetKey, recordKernels } from '../cuda/source.js';
-import { compileEmu, type EmuModule, type EmuRunOptions } from './emu.js';
+import { UnsupportedError } from '../../../ir/errors.js';
+import { compileEmu, emuAvailable, type EmuModule, type EmuRunOptions } from './emu.js';
 import type { EmuArg, EmuBuffer, EmuLaunch } from './plan.js';
 
 /** g++ flags for kernels: signed overflow wraps (as on the GPU, and as the reference's integer wrap). */
@@ -29,6 +30,18 @@ export const CUDA_CAPS: DeviceCaps = {
   maxBuffersPerKernel: 64,
   maxGroupsPerDim: 65535,
 };
+
+let availability: Promise<boolean> | undefined;
+
+/** Throws an UnsupportedError where the emulator cannot run (no g++, not x86-64 Linux); checked once per process. */
+export async function requireEmulator(): Promise<void> {
+  availability ??= emuAvailable();
+  if (!(await availability))
+    throw new UnsupportedError(
+      "backend 'cuda-emu': the CPU emulator needs g++ >= 12 on x86-64 Linux (set KILN_CXX to use another compiler)",
+      { limit: 'g++' },
+    );
+}
 
 /** A buffer of the emulated device: host bytes, plus how to initialize it when nothing was written yet. */
 export interface EmuDeviceBuffer {
@@ -89,6 +102,8 @@ export class CudaEmuBackend implements DeviceBackend<EmuDeviceBuffer> {
   private unit: LoadedUnit | undefined;
   /** Per-launch times (ms, inside the emulator) of the last run. */
   lastLaunchMs: number[] = [];
+  /** Kernel names of the launches of the last run, in order. */
+  lastKernels: string[] = [];
 
   constructor(private readonly opts: CudaEmuBackendOptions = {}) {
     this.caps = { ...CUDA_CAPS, ...opts.caps };
@@ -113,6 +128,11 @@ export class CudaEmuBackend implements DeviceBackend<EmuDeviceBuffer> {
   /** The CUDA C translation unit of these kernels, as the emulator compiles it. */
   source(kernels: readonly Kernel[]): string {
     return cudaTranslationUnit(kernels, 'emu');
+  }
+
+  /** The emulator executable the last `prepare` chose (undefined before the first run or while recording). */
+  get module(): EmuModule | undefined {
+    return this.unit?.module;
   }
 
   async prepare(kernels: readonly Kernel[]): Promise<void> {
@@ -174,6 +194,7 @@ export class CudaEmuBackend implements DeviceBackend<EmuDeviceBuffer> {
       b.defined = true;
     }
     this.lastLaunchMs = res.launchMs;
+    this.lastKernels = steps.map((s) => s.kernel.name);
   }
 
   async read(buf: EmuDeviceBuffer, bytes: number): Promise<Uint8Array> {
@@ -207,6 +228,8 @@ export async function prepareAll(
   opts: { units?: number; parallel?: number } = {},
 ): Promise<PrepareAllStats> {
   const t0 = performance.now();
+  // inside an outer recording (e.g. the nvcc check collecting kernels) the outer recording sees the runs: nothing to do
+  if (activeRecording()) return { runs: 0, kernels: 0, units: 0, recordMs: 0, compileMs: 0, failedUnits: 0 };
   const rec = await recordKernels(body);
   const t1 = performance.now();
   const parallel = Math.max(1, opts.parallel ?? Math.min(os.availableParallelism(), 8));

@@ -1,4 +1,4 @@
-// k_gelu_57b1f77c50
+// k_gelu_39092b597b
 enable f16;
 
 @group(0) @binding(0) var<storage, read> b0: array<f16>;
@@ -17,10 +17,10 @@ fn kiln_tanh(x: f32) -> f32 {
 
 @compute @workgroup_size(256, 1, 1)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let g0: i32 = i32((wid.x + (wid.y * nwg.x)));
-  let l1: i32 = i32(lid.x);
-  let t2: i32 = ((g0 * 256i) + l1);
-  if ((t2 < u.n0)) {
-    b1[t2] = f16(((0.5f * f32(b0[t2])) * (1.0f + kiln_tanh((0.7978846f * (f32(b0[t2]) + (0.044715f * (f32(b0[t2]) * (f32(b0[t2]) * f32(b0[t2]))))))))));
+  let g_0: i32 = i32((wid.x + (wid.y * nwg.x)));
+  let l_1: i32 = i32(lid.x);
+  let t_2: i32 = ((g_0 * 256i) + l_1);
+  if ((t_2 < u.n0)) {
+    b1[t_2] = f16(((0.5f * f32(b0[t_2])) * (1.0f + kiln_tanh((0.7978846f * (f32(b0[t_2]) + (0.044715f * (f32(b0[t_2]) * (f32(b0[t_2]) * f32(b0[t_2]))))))))));
   }
 }

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The whole GPU check in one go, for a machine with an NVIDIA GPU (driver: libcuda.so.1), the CUDA toolkit (nvcc and
+# libnvrtc, under /usr/local/cuda or $CUDA_HOME) and Node >= 20 with the npm dependencies installed (koffi included):
+#
+#   1. build (tsc)
+#   2. nvcc compile check: every generated kernel for sm_80 and sm_90, no errors, no register spills
+#   3. the CUDA backend tests: graphs and the random-graph property on the GPU vs the float64 reference
+#   4. conformance: the ONNX suite through --backend reference and --backend cuda; lists every test the reference
+#      passes that cuda does not
+#   5. timings: matmul and softmax through --backend cuda beside PyTorch (cuBLAS) when torch is installed
+#
+# Usage (from anywhere):  bash bench/gpu.sh
+#   KILN_SHARED=/path/to/shared   where conformance/ lives (default: ../shared beside the repo)
+#   KILN_PROP_RUNS=N              random-graph cases for step 3 (default 40)
+#   KILN_BENCH_REPS=N             repetitions for step 5 (default 10)
+# Exit status: 0 when every step passed; the summary at the end names the failed steps.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+SHARED="${KILN_SHARED:-../shared}"
+OUT="${KILN_GPU_OUT:-$(mktemp -d)}"
+failed=()
+step() { printf '\n=== %s\n' "$*"; }
+mark() { [ "$1" -eq 0 ] || failed+=("$2"); }
+
+step "environment"
+nvidia-smi --query-gpu=name,driver_version,compute_cap,memory.total --format=csv,noheader 2>/dev/null ||
+  echo "nvidia-smi not found"
+node --version
+(command -v nvcc || ls /usr/local/cuda/bin/nvcc) 2>/dev/null && nvcc --version 2>/dev/null | tail -1
+ls "${CUDA_HOME:-/usr/local/cuda}"/lib64/libnvrtc.so* 2>/dev/null | head -3 || echo "libnvrtc not under ${CUDA_HOME:-/usr/local/cuda}/lib64"
+[ -d node_modules ] || { echo "node_modules missing: run npm ci first"; exit 2; }
+
+step "1. build"
+npm run build
+mark $? build
+[ "${#failed[@]}" -eq 0 ] || { echo "build failed"; exit 1; }
+
+step "2. nvcc compile check (sm_80, sm_90)"
+npx vitest run test/device/nvcc-compile.test.ts
+mark $? nvcc-compile
+
+step "3. CUDA backend vs the reference (graphs, random-graph property)"
+KILN_PROP_RUNS="${KILN_PROP_RUNS:-40}" npx vitest run test/device/cuda.test.ts
+mark $? cuda-tests
+
+step "4. conformance (reference, cuda)"
+if [ -d "$SHARED/conformance" ]; then
+  for be in reference cuda; do
+    start=$(date +%s%N)
+    node dist/src/cli.js conformance "$SHARED/conformance/onnx-node" "$SHARED/conformance/models" \
+      --backend "$be" --tolerances test/conformance/tolerances.json >"$OUT/conformance-$be.txt" 2>&1
+    rc=$?
+    end=$(date +%s%N)
+    printf '%-10s %s  (%s s)\n' "$be" "$(tail -1 "$OUT/conformance-$be.txt")" "$(awk "BEGIN { printf \"%.1f\", ($end - $start) / 1e9 }")"
+    [ "$be" = reference ] || mark $rc "conformance-$be"
+  done
+  grep '^FAIL' "$OUT/conformance-cuda.txt" | head -40
+  awk '$1 == "PASS" { print $2 }' "$OUT/conformance-reference.txt" | sort >"$OUT/ref-pass.txt"
+  awk '$1 == "PASS" { print $2 }' "$OUT/conformance-cuda.txt" | sort >"$OUT/cuda-pass.txt"
+  missing=$(comm -23 "$OUT/ref-pass.txt" "$OUT/cuda-pass.txt")
+  if [ -n "$missing" ]; then
+    echo "passed by the reference but not by cuda:"
+    for t in $missing; do grep -E "^(FAIL|SKIP) $t " "$OUT/conformance-cuda.txt"; done | head -80
+  else
+    echo "cuda passes every test the reference passes"
+  fi
+else
+  echo "skipped: $SHARED/conformance not found (set KILN_SHARED)"
+fi
+
+step "5. timings (bench/cuda.ts)"
+npx tsc -p tsconfig.bench.json && node node_modules/.cache/kiln-bench/bench/cuda.js
+mark $? timings
+
+step "summary"
+echo "logs: $OUT"
+if [ "${#failed[@]}" -eq 0 ]; then
+  echo "all steps passed"
+else
+  echo "failed steps: ${failed[*]}"
+  exit 1
+fi

@@ -1,0 +1,490 @@
+/**
+ * Lowering of attention and rotary_embedding.
+ *
+ * attention: present_key / present_value (past ++ new, [B, kv_heads, T, size]) are pointwise copy kernels. The main
+ * kernel runs one workgroup of CHUNK threads per (batch, head, query row) and slice of the V head dims; it walks
+ * the keys in chunks of CHUNK (one key per thread: dot product, scale, softcap, bias from mask / causal / nonpad;
+ * the chunk's logits go to workgroup memory), keeps an online softmax in f32 (every thread reads the chunk back, so
+ * the running max, the rescaled sum and the "some key attendable" flag agree across threads without reductions:
+ * two barriers per chunk) and accumulates P·V with each thread owning up to MAX_ACC output dims in registers. qk_matmul_output modes 0-2 are written as the scores are computed; mode 3 (softmax) takes a second pass
+ * over the keys once the max and sum are known. Rows whose keys are all masked (every bias -inf) give zeros.
+ *
+ * rotary_embedding: a pointwise kernel; each output element reads its own and its partner's input and the cos/sin
+ * cache entry of its position.
+ */
+import { KilnError } from '../../ir/errors.js';
+import {
+  add,
+  assign,
+  barrier,
+  bin,
+  c,
+  cast,
+  div,
+  for_,
+  if_,
+  load,
+  loadType,
+  lt,
+  mod,
+  mul,
+  select,
+  sload,
+  sstore,
+  sub,
+  un,
+  v,
+  var_,
+  type Expr,
+  type KType,
+} from '../kir.js';
+import { nanMax } from './elementwise.js';
+import { grid1d, KernelBuilder, type LowerCtx, type LoweredStep } from './kernel-builder.js';
+import { checkIndexRange, fromCompute, pointwise, type Pointwise } from './pointwise.js';
+import { registerLowering } from './registry.js';
+import { storageOf } from './storage.js';
+
+const f = c.f32;
+const i32 = c.i32;
+const and = (a: Expr, b: Expr) => bin('and', a, b);
+const or = (a: Expr, b: Expr) => bin('or', a, b);
+const eq = (a: Expr, b: Expr) => bin('eq', a, b);
+const ne = (a: Expr, b: Expr) => bin('ne', a, b);
+const gt = (a: Expr, b: Expr) => bin('gt', a, b);
+const ge = (a: Expr, b: Expr) => bin('ge', a, b);
+const NEG_INF = f(-Infinity);
+
+/** Keys per chunk = threads per workgroup of the attention kernel. */
+const CHUNK = 64;
+/** Output dims of V one thread accumulates in registers (more dims: more workgroups per row). */
+const MAX_ACC = 4;
+
+const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+
+/** Strides of (b, h, s, d) in a 4-D [B, H, S, D] tensor or a 3-D [B, S, H*D] one (the reference's headStrides). */
+function headStrides(rank: number, h: number, s: number, d: number): [number, number, number, number] {
+  return rank === 4 ? [h * s * d, s * d, d, 1] : [s * h * d, d, h * d, 1];
+}
+
+interface Geometry {
+  rank: number;
+  B: number;
+  Hq: number;
+  Hkv: number;
+  S: number;
+  Tk: number;
+  P: number;
+  T: number;
+  D: number;
+  Dv: number;
+}
+
+function geometry(ctx: LowerCtx): Geometry {
+  const q = ctx.inputs[0]!.shape;
+  const k = ctx.inputs[1]!.shape;
+  const vv = ctx.inputs[2]!.shape;
+  const rank = q.length;
+  const pk = ctx.inputs[4];
+  let Hq: number, Hkv: number, S: number, Tk: number, D: number, Dv: number;
+  if (rank === 3) {
+    Hq = ctx.attrs['q_num_heads'] as number;
+    Hkv = ctx.attrs['kv_num_heads'] as number;
+    S = q[1]!;
+    Tk = k[1]!;
+    D = q[2]! / Hq;
+    Dv = vv[2]! / Hkv;
+  } else {
+    [, Hq, S, D] = q as [number, number, number, number];
+    [, Hkv, Tk] = k as [number, number, number];
+    Dv = vv[3]!;
+  }
+  const P = pk ? pk.shape[2]! : 0;
+  return { rank, B: q[0]!, Hq, Hkv, S, Tk, P, T: P + Tk, D, Dv };
+}
+
+/** A buffer's element at `index` as f32 (or i32 / bool for integer / bool storage). */
+function loadAs(kb: KernelBuilder, ctx: LowerCtx, buf: string, dtIndex: number, index: Expr, isOut = false): Expr {
+  const info = isOut ? ctx.outputs[dtIndex]! : ctx.inputs[dtIndex]!;
+  const st = storageOf(info.dtype, kb.caps);
+  const raw = load(buf, index, loadType(st));
+  return raw.type === 'f16' ? cast('f32', raw) : raw;
+}
+
+/** present = past ++ new as [B, H, P + Tk, size]: a pointwise copy for output `out` (1: keys, 2: values). */
+function presentStep(ctx: LowerCtx, g: Geometry, out: 1 | 2): LoweredStep {
+  const cur = out === 1 ? 1 : 2;
+  const past = out === 1 ? 4 : 5;
+  const hasPast = ctx.inputs[past] !== undefined;
+  const size = out === 1 ? g.D : g.Dv;
+  return pointwise(ctx, {
+    label: out === 1 ? 'attention_present_key' : 'attention_present_value',
+    output: out,
+    reads: hasPast ? [cur, past] : [cur],
+    value: (p: Pointwise) => {
+      const kb = p.kb;
+      const u = (hint: string, x: number) => (x === 0 || x === 1 ? i32(x) : kb.uniform(hint, x));
+      const [b, h, t, d] = p.coords as [Expr, Expr, Expr, Expr];
+      const cs = headStrides(g.rank, g.Hkv, g.Tk, size);
+      const curAt = (tt: Expr) =>
+        add(add(add(mul(b, u('s', cs[0])), mul(h, u('s', cs[1]))), mul(tt, u('s', cs[2]))), d);
+      if (!hasPast) return p.loadAt(cur, kb.let('ci', curAt(t)));
+      const P = u('past', g.P);
+      const tp = kb.let('tp', bin('max', bin('min', t, sub(P, i32(1))), i32(0)));
+      const pastIdx = kb.let('pi', add(mul(add(mul(add(mul(b, u('h', g.Hkv)), h), P), tp), u('dd', size)), d));
+      const tc = kb.let('tc', bin('max', sub(t, P), i32(0)));
+      return select(lt(t, P), p.loadAt(past, pastIdx), p.loadAt(cur, kb.let('ci', curAt(tc))));
+    },
+  });
+}
+
+registerLowering('attention', (ctx) => {
+  const loc = { node: ctx.node, op: ctx.op };
+  const g = geometry(ctx);
+  const { B, Hq, Hkv, S, P, T, D, Dv } = g;
+  for (let i = 0; i < ctx.inputs.length; i++) {
+    if (ctx.inputs[i]) checkIndexRange(ctx, numel(ctx.inputs[i]!.shape), `input ${i}`);
+  }
+  ctx.outputs.forEach((o, i) => checkIndexRange(ctx, numel(o.shape), `output ${i}`));
+  const steps: LoweredStep[] = [];
+  if (ctx.outputs.length > 1) steps.push(presentStep(ctx, g, 1));
+  if (ctx.outputs.length > 2) steps.push(presentStep(ctx, g, 2));
+
+  const hasPast = ctx.inputs[4] !== undefined;
+  const mask = ctx.inputs[3];
+  const nonpad = ctx.inputs[6];
+  const causal = ctx.attrs['is_causal'] as boolean;
+  const softcap = ctx.attrs['softcap'] as number;
+  const mode = ctx.attrs['qk_matmul_output_mode'] as number;
+  const scale = (ctx.attrs['scale'] as number | undefined) ?? (D > 0 ? 1 / Math.sqrt(D) : 1);
+  const writeQk = ctx.outputs.length > 3;
+  // With past and present outputs, the main kernel reads the concatenated cache the copy kernels wrote.
+  const usePresent = hasPast && ctx.outputs.length > 2;
+
+  const kb = new KernelBuilder('attention', ctx.caps);
+  const u = (hint: string, x: number) => (x === 0 || x === 1 ? i32(x) : kb.uniform(hint, x));
+  const qB = kb.input(ctx, 0);
+  let kB: string, vB: string;
+  let kDt: number, vDt: number, kvOut: boolean;
+  if (usePresent) {
+    kB = kb.buffer({ kind: 'out', index: 1 }, storageOf(ctx.outputs[1]!.dtype, ctx.caps), 'read');
+    vB = kb.buffer({ kind: 'out', index: 2 }, storageOf(ctx.outputs[2]!.dtype, ctx.caps), 'read');
+    [kDt, vDt, kvOut] = [1, 2, true];
+  } else {
+    kB = kb.input(ctx, 1);
+    vB = kb.input(ctx, 2);
+    [kDt, vDt, kvOut] = [1, 2, false];
+  }
+  const pkB = hasPast && !usePresent ? kb.input(ctx, 4) : undefined;
+  const pvB = hasPast && !usePresent ? kb.input(ctx, 5) : undefined;
+  const maskB = mask ? kb.input(ctx, 3) : undefined;
+  const npB = nonpad ? kb.input(ctx, 6) : undefined;
+  const yB = kb.output(ctx, 0);
+  const qkB = writeQk ? kb.output(ctx, 3) : undefined;
+  if (kb.buffers.length > ctx.caps.maxBuffersPerKernel) {
+    throw new KilnError('limit', `attention needs ${kb.buffers.length} storage buffers in one kernel`, {
+      ...loc,
+      limit: `maxBuffersPerKernel ${ctx.caps.maxBuffersPerKernel}`,
+    });
+  }
+
+  const nAcc = Math.min(MAX_ACC, Math.max(1, Math.ceil(Dv / CHUNK)));
+  const perGroup = CHUNK * nAcc;
+  const nDv = Math.max(1, Math.ceil(Dv / perGroup));
+  const rows = B * Hq * S;
+
+  const sc = kb.sharedArray('sc', 'f32', CHUNK);
+  const fl = kb.sharedArray('fl', 'f32', CHUNK);
+  const gi = kb.groupIndex();
+  const l = kb.localIndex();
+  const nDvU = u('ndv', nDv);
+  const SU = u('S', S);
+  const HqU = u('hq', Hq);
+  const TU = u('T', T);
+  const PU = u('P', P);
+  const DU = u('D', D);
+  const DvU = u('dv', Dv);
+  const dvc = kb.let('dvc', mod(gi, nDvU));
+  const r1 = kb.let('r', div(gi, nDvU));
+  const qi = kb.let('qi', mod(r1, SU));
+  const r2 = kb.let('r', div(r1, SU));
+  const h = kb.let('h', mod(r2, HqU));
+  const b = kb.let('bi', div(r2, HqU));
+  const kvh = kb.let('kvh', div(h, u('grp', Hq / Hkv)));
+  const qs = headStrides(g.rank, Hq, S, D);
+  const qBase = kb.let('qb', add(add(mul(b, u('sq', qs[0])), mul(h, u('sq', qs[1]))), mul(qi, u('sq', qs[2]))));
+  const ys = headStrides(g.rank, Hq, S, Dv);
+  const yBase = kb.let('yb', add(add(mul(b, u('sy', ys[0])), mul(h, u('sy', ys[1]))), mul(qi, u('sy', ys[2]))));
+  const qkBase = kb.let('ob', mul(add(mul(add(mul(b, HqU), h), SU), qi), TU));
+
+  // Where key j (and value j) of this (b, kv head) lives: rows of `size` elements, `rowStride` apart.
+  interface Source {
+    buf: string;
+    dt: number;
+    out: boolean;
+    base: Expr;
+    rowStride: Expr;
+  }
+  const sources = (isK: boolean): { past?: Source; cur: Source } => {
+    const size = isK ? D : Dv;
+    const sizeU = isK ? DU : DvU;
+    const bh = add(mul(b, u('hkv', Hkv)), kvh);
+    if (usePresent) {
+      return {
+        cur: {
+          buf: isK ? kB : vB,
+          dt: isK ? kDt : vDt,
+          out: kvOut,
+          base: kb.let('kvb', mul(mul(bh, TU), sizeU)),
+          rowStride: sizeU,
+        },
+      };
+    }
+    const cs = headStrides(g.rank, Hkv, g.Tk, size);
+    const curBase = add(mul(b, u('sk', cs[0])), mul(kvh, u('sk', cs[1])));
+    const cur: Source = {
+      buf: isK ? kB : vB,
+      dt: isK ? 1 : 2,
+      out: false,
+      // rows j >= P of the new keys start at j - P
+      base: kb.let('kvb', sub(curBase, mul(PU, u('sk', cs[2])))),
+      rowStride: u('sk', cs[2]),
+    };
+    if (!hasPast) return { cur };
+    return {
+      cur,
+      past: {
+        buf: isK ? pkB! : pvB!,
+        dt: isK ? 4 : 5,
+        out: false,
+        base: kb.let('kvp', mul(mul(bh, PU), sizeU)),
+        rowStride: sizeU,
+      },
+    };
+  };
+  const kSrc = sources(true);
+  const vSrc = sources(false);
+  /** Statements for key/value row j from whichever source holds it. */
+  const bySource = (src: { past?: Source; cur: Source }, j: Expr, body: (s: Source, row: Expr) => void): void => {
+    const emitFor = (s: Source) => kb.collect(() => body(s, kb.let('row', add(s.base, mul(j, s.rowStride)))))[0];
+    if (!src.past) kb.emit(...emitFor(src.cur));
+    else kb.emit(if_(lt(j, PU), emitFor(src.past), emitFor(src.cur)));
+  };
+
+  const validLen = npB ? kb.let('valid', cast('i32', loadAs(kb, ctx, npB, 6, b))) : TU;
+  const offset = hasPast ? PU : npB ? kb.let('off', sub(validLen, SU)) : i32(0);
+  let maskBase: Expr = i32(0);
+  let maskLen: Expr = i32(0);
+  if (mask) {
+    const ms = [...new Array<number>(4 - mask.shape.length).fill(1), ...mask.shape];
+    const st: number[] = [0, 0, 0, 0];
+    let acc = 1;
+    for (let d = 3; d >= 0; d--) {
+      st[d] = ms[d] === 1 && d < 3 ? 0 : acc;
+      acc *= ms[d]!;
+    }
+    maskBase = kb.let('mb', add(add(mul(b, u('sm', st[0]!)), mul(h, u('sm', st[1]!))), mul(qi, u('sm', st[2]!))));
+    maskLen = u('ml', ms[3]!);
+  }
+  const scaleU = kb.uniform('scale', scale, 'f32');
+
+  /** Scores of key j (j < T): the raw scaled dot product, after softcap, the bias and the logit. */
+  const score = (j: Expr) => {
+    const dot = kb.fresh('dot');
+    kb.emit(var_(dot, 'f32', f(0)));
+    bySource(kSrc, j, (s, row) => {
+      const d = kb.fresh('d');
+      const dv = v(d, 'i32');
+      const qv = loadAs(kb, ctx, qB, 0, add(qBase, dv));
+      const kv = loadAs(kb, ctx, s.buf, s.dt, add(row, dv), s.out);
+      kb.emit(for_(d, i32(0), DU, [assign(dot, add(v(dot, 'f32'), mul(qv, kv)))]));
+    });
+    const raw = kb.let('raw', mul(scaleU, v(dot, 'f32')));
+    const capped = softcap > 0 ? kb.let('cap', mul(f(softcap), un('tanh', div(raw, f(softcap))))) : raw;
+    let bias: Expr = f(0);
+    if (mask) {
+      const mi = kb.let('mi', add(maskBase, bin('max', bin('min', j, sub(maskLen, i32(1))), i32(0))));
+      const m = loadAs(kb, ctx, maskB!, 3, mi);
+      const mv = mask.dtype === 'bool' ? select(ne(m, c.of(m.type, 0)), f(0), NEG_INF) : m;
+      bias = kb.let('bias', select(lt(j, maskLen), mv, NEG_INF));
+    }
+    if (causal) bias = kb.let('bias', select(gt(j, add(qi, offset)), add(bias, NEG_INF), bias));
+    if (npB) bias = kb.let('bias', select(ge(j, validLen), add(bias, NEG_INF), bias));
+    const logit = kb.let('logit', add(capped, bias));
+    return { raw, capped, bias, logit };
+  };
+
+  const outSt = (i: number): KType => {
+    const st = storageOf(ctx.outputs[i]!.dtype, ctx.caps);
+    return st === 'f16' ? 'f16' : 'f32';
+  };
+
+  // ---- pass 1: online softmax over key chunks ----
+  // Every thread reads the whole chunk of logits back from workgroup memory, so the running max, the sum and the
+  // "some key attendable" flag are the same in all threads without reductions: two barriers per chunk.
+  kb.emit(
+    var_('m', 'f32', NEG_INF),
+    var_('lsum', 'f32', f(0)),
+    var_('anyk', 'bool', c.bool(false)),
+    ...Array.from({ length: nAcc }, (_, a) => var_(`acc${a}`, 'f32', f(0))),
+  );
+  const m = v('m', 'f32');
+  const dims = Array.from({ length: nAcc }, (_, a) =>
+    kb.let('dim', add(mul(dvc, i32(perGroup)), add(l, i32(a * CHUNK)))),
+  );
+  const j0 = v('j0', 'i32');
+  const jj = v('jj', 'i32');
+  const [chunk] = kb.collect(() => {
+    const j = kb.let('j', add(j0, l));
+    kb.emit(var_('s', 'f32', NEG_INF), var_('att', 'f32', f(0)));
+    const [lane] = kb.collect(() => {
+      const sco = score(j);
+      kb.emit(assign('att', select(ne(sco.bias, NEG_INF), f(1), f(0))));
+      if (qkB && mode < 3) {
+        const val = mode === 0 ? sco.raw : mode === 1 ? sco.capped : sco.logit;
+        kb.emit(
+          if_(eq(dvc, i32(0)), [{ k: 'store', buf: qkB, index: add(qkBase, j), value: fromCompute(val, outSt(3)) }]),
+        );
+      }
+      kb.emit(assign('s', sco.logit));
+    });
+    kb.emit(if_(lt(j, TU), lane));
+    kb.emit(sstore(sc, l, v('s', 'f32')), sstore(fl, l, v('att', 'f32')), barrier);
+    const cnt = kb.let('cnt', bin('min', i32(CHUNK), sub(TU, j0)));
+    kb.emit(var_('mc', 'f32', m));
+    const [maxBody] = kb.collect(() => {
+      kb.emit(
+        assign('mc', nanMax(v('mc', 'f32'), sload(sc, jj, 'f32'), true)),
+        assign('anyk', or(v('anyk', 'bool'), gt(sload(fl, jj, 'f32'), f(0)))),
+      );
+    });
+    kb.emit(for_('jj', i32(0), cnt, maxBody));
+    const mNew = v('mc', 'f32');
+    const alpha = kb.let('alpha', select(eq(m, NEG_INF), f(0), un('exp', sub(m, mNew))));
+    kb.emit(assign('lsum', mul(v('lsum', 'f32'), alpha)));
+    for (let a = 0; a < nAcc; a++) kb.emit(assign(`acc${a}`, mul(v(`acc${a}`, 'f32'), alpha)));
+    const [accum] = kb.collect(() => {
+      const sj = kb.let('sj', sload(sc, jj, 'f32'));
+      const pj = kb.let('pj', select(eq(sj, NEG_INF), f(0), un('exp', sub(sj, mNew))));
+      kb.emit(assign('lsum', add(v('lsum', 'f32'), pj)));
+      const [skipZero] = kb.collect(() =>
+        bySource(vSrc, add(j0, jj), (src, row) => {
+          for (let a = 0; a < nAcc; a++) {
+            const [upd] = kb.collect(() => {
+              const vv = loadAs(kb, ctx, src.buf, src.dt, add(row, dims[a]!), src.out);
+              kb.emit(assign(`acc${a}`, add(v(`acc${a}`, 'f32'), mul(pj, vv))));
+            });
+            kb.emit(if_(lt(dims[a]!, DvU), upd));
+          }
+        }),
+      );
+      // a zero weight adds nothing, even where V holds inf / NaN (the reference skips it)
+      kb.emit(if_(ne(pj, f(0)), skipZero));
+    });
+    kb.emit(for_('jj', i32(0), cnt, accum), assign('m', mNew), barrier);
+  });
+  kb.emit(for_('j0', i32(0), TU, chunk, i32(CHUNK)));
+
+  const total = v('lsum', 'f32');
+  const attend = v('anyk', 'bool');
+  for (let a = 0; a < nAcc; a++) {
+    const val = select(attend, div(v(`acc${a}`, 'f32'), total), f(0));
+    kb.emit(
+      if_(lt(dims[a]!, DvU), [{ k: 'store', buf: yB, index: add(yBase, dims[a]!), value: fromCompute(val, outSt(0)) }]),
+    );
+  }
+
+  // ---- pass 2 (qk_matmul_output_mode 3): the softmax weights themselves ----
+  if (qkB && mode === 3) {
+    const [chunk2] = kb.collect(() => {
+      const j = kb.let('j', add(v('j1', 'i32'), l));
+      const [lane] = kb.collect(() => {
+        const sco = score(j);
+        const e = select(eq(sco.logit, NEG_INF), f(0), un('exp', sub(sco.logit, m)));
+        const pr = select(attend, div(e, total), f(0));
+        kb.emit({ k: 'store', buf: qkB, index: add(qkBase, j), value: fromCompute(pr, outSt(3)) });
+      });
+      kb.emit(if_(and(lt(j, TU), eq(dvc, i32(0))), lane));
+    });
+    kb.emit(for_('j1', i32(0), TU, chunk2, i32(CHUNK)));
+  }
+
+  steps.push(kb.build([CHUNK, 1, 1], grid1d(rows * nDv, ctx.caps)));
+  if (rows === 0) steps[steps.length - 1]!.grid = [0, 1, 1];
+  return steps;
+});
+
+// ---- rotary embedding ----
+
+registerLowering('rotary_embedding', (ctx) => {
+  const x = ctx.inputs[0]!.shape;
+  const cosShape = ctx.inputs[1]!.shape;
+  const pos = ctx.inputs[3];
+  const rank = x.length;
+  const numHeads = ctx.attrs['num_heads'] as number;
+  const interleaved = ctx.attrs['interleaved'] as boolean;
+  const headSize = rank === 4 ? x[3]! : x[2]! / numHeads;
+  const rotDim = ctx.attrs['rotary_embedding_dim'] as number;
+  const R = rotDim === 0 ? headSize : rotDim;
+  const half = R / 2;
+  const maxPos = cosShape[0]!;
+  if (pos?.data) {
+    for (const p of pos.data.data) {
+      if (!(p >= 0 && p < maxPos)) {
+        throw new KilnError('runtime', `position id ${p} outside the cache of ${maxPos}`, {
+          node: ctx.node,
+          op: ctx.op,
+        });
+      }
+    }
+  }
+  return [
+    pointwise(ctx, {
+      label: 'rotary_embedding',
+      reads: pos ? [0, 1, 2, 3] : [0, 1, 2],
+      value: (p) => {
+        const kb = p.kb;
+        const u = (hint: string, val: number) => (val === 0 || val === 1 ? i32(val) : kb.uniform(hint, val));
+        const bIdx = p.coords[0]!;
+        const sIdx = rank === 4 ? p.coords[2]! : p.coords[1]!;
+        const d = rank === 4 ? p.coords[3]! : kb.let('dh', mod(p.coords[2]!, u('hs', headSize)));
+        const halfU = u('half', half);
+        const inRot = kb.let('inrot', lt(d, u('rot', R)));
+        const base = kb.let('base', sub(p.flat, d));
+        let i: Expr, i1: Expr, first: Expr;
+        if (interleaved) {
+          const odd = kb.let('odd', mod(d, i32(2)));
+          i = kb.let('ci', div(d, i32(2)));
+          i1 = kb.let('i1', sub(p.flat, odd));
+          first = eq(odd, i32(0));
+        } else {
+          first = kb.let('first', lt(d, halfU));
+          i = kb.let('ci', select(first, d, sub(d, halfU)));
+          i1 = kb.let('i1', add(base, i));
+        }
+        const i2 = interleaved ? add(i1, i32(1)) : add(i1, halfU);
+        // outside the rotated part both indices point at the element itself (in range for any head size)
+        const x1 = p.loadAt(0, kb.let('x1i', select(inRot, i1, p.flat)));
+        const x2 = p.loadAt(0, kb.let('x2i', select(inRot, i2, p.flat)));
+        let row: Expr;
+        let ok: Expr = c.bool(true);
+        if (pos) {
+          const ps = pos.shape;
+          const pi = add(mul(ps[0] === 1 ? i32(0) : bIdx, u('ps', ps[1]!)), ps[1] === 1 ? i32(0) : sIdx);
+          const pv = kb.let('pos', cast('i32', p.loadAt(3, kb.let('pi', pi))));
+          ok = kb.let('ok', and(ge(pv, i32(0)), lt(pv, u('mp', maxPos))));
+          row = kb.let('row', mul(select(ok, pv, i32(0)), halfU));
+        } else {
+          const cb = cosShape[0] === 1 ? i32(0) : bIdx;
+          const cs = cosShape[1] === 1 ? i32(0) : sIdx;
+          row = kb.let('row', mul(add(mul(cb, u('cs', cosShape[1]!)), cs), halfU));
+        }
+        const ci = kb.let('cidx', add(row, select(inRot, i, i32(0))));
+        const cosv = p.loadAt(1, ci);
+        const sinv = p.loadAt(2, ci);
+        const rotated = select(first, sub(mul(cosv, x1), mul(sinv, x2)), add(mul(sinv, x1), mul(cosv, x2)));
+        const y = select(inRot, rotated, p.loadAt(0, p.flat));
+        return pos ? select(ok, y, f(NaN)) : y;
+      },
+    }),
+  ];
+});
