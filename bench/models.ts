@@ -13,7 +13,10 @@ import { importOnnx, tensorFromOnnx } from '../src/frontends/onnx/import.js';
 import { decodeTensor } from '../src/frontends/onnx/proto.js';
 import { compile } from '../src/session.js';
 
-const ROOT = resolve(process.env['KILN_SHARED'] ?? resolve(import.meta.dirname, '../../../../../shared'), 'conformance/models');
+const ROOT = resolve(
+  process.env['KILN_SHARED'] ?? resolve(import.meta.dirname, '../../../../../shared'),
+  'conformance/models',
+);
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -42,7 +45,9 @@ export async function benchModels(reps = Number(process.env['KILN_BENCH_REPS'] ?
     const { graph } = importOnnx(readFileSync(join(dir, 'model.onnx')));
     const set = join(dir, 'test_data_set_0');
     const feeds: Record<string, Tensor> = {};
-    graph.inputs.forEach((v, k) => (feeds[v.name] = tensorFromOnnx(decodeTensor(readFileSync(join(set, `input_${k}.pb`))))));
+    graph.inputs.forEach(
+      (v, k) => (feeds[v.name] = tensorFromOnnx(decodeTensor(readFileSync(join(set, `input_${k}.pb`))))),
+    );
     const goldens = readdirSync(set).filter((f) => f.startsWith('output_')).length;
     const golden = (k: number) => tensorFromOnnx(decodeTensor(readFileSync(join(set, `output_${k}.pb`))));
 

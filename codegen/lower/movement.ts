@@ -20,6 +20,7 @@ import type { DType } from '../../ir/dtype.js';
 import { KilnError, UnsupportedError } from '../../ir/errors.js';
 import { padAxes, padAxis, type PadMode } from '../../ir/ops/pad.js';
 import { stridesOf } from '../../ir/shape.js';
+import { sliceRange } from '../../ir/ops/shape.js';
 import type { Tensor } from '../../ir/tensor.js';
 import {
   PACK,
@@ -287,20 +288,6 @@ registerLowering('split', (ctx) => {
     return step;
   });
 });
-
-/** ONNX (opset 13) slice range of one axis, exactly as the reference normalizes it. */
-function sliceRange(start: number, end: number, step: number, d: number): { start: number; len: number } {
-  if (start < 0) start += d;
-  if (end < 0) end += d;
-  if (step > 0) {
-    start = Math.min(Math.max(start, 0), d);
-    end = Math.min(Math.max(end, 0), d);
-  } else {
-    start = Math.min(Math.max(start, 0), d - 1);
-    end = Math.min(Math.max(end, -1), d - 1);
-  }
-  return { start, len: Math.max(0, Math.ceil((end - start) / step)) };
-}
 
 registerLowering('slice', (ctx) => {
   const inShape = ctx.inputs[0]!.shape;

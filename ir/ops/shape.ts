@@ -272,8 +272,11 @@ registerOp({
 
 // ---- slice ---------------------------------------------------------------------------------------------------
 
-/** Start and length of an ONNX (opset 13) slice of a dim of size `d`; handles negatives, clamping, sentinels. */
-function sliceRange(start: number, end: number, step: number, d: number): { start: number; len: number } {
+/**
+ * Start and length of an ONNX (opset 13) slice of a dim of size `d`; handles negatives, clamping, sentinels.
+ * Exported so lowerings normalize exactly as the reference does.
+ */
+export function sliceRange(start: number, end: number, step: number, d: number): { start: number; len: number } {
   if (start < 0) start += d;
   if (end < 0) end += d;
   if (step > 0) {
