@@ -8,6 +8,8 @@
  */
 const which = process.argv[2] ?? 'all';
 const all = which === 'all';
+// The individual benchmarks read their own options from argv[2...]: drop the benchmark name.
+process.argv.splice(2, 1);
 
 if (all || which === 'matmul') await import('./matmul.js');
 if (all || which === 'webgpu-matmul') await import('./webgpu-matmul.js');
