@@ -143,6 +143,9 @@ export function hostNodes(graph: Graph): Set<Node> {
   return nodes;
 }
 
+/** Ops whose output has the input's bytes in the same order (a reshape of contiguous row-major data). */
+const VIEW_OPS: ReadonlySet<string> = new Set(['reshape', 'squeeze', 'unsqueeze', 'flatten', 'identity']);
+
 interface CachedLowering {
   steps: LoweredStep[];
 }
@@ -151,12 +154,23 @@ export class Executor<B> {
   private readonly host: Set<Node>;
   private readonly constBuffers = new Map<Value, B>();
   private readonly lowerings = new Map<string, CachedLowering>();
+  /** Host nodes whose results depend only on input shapes (not on input data). */
+  private readonly shapeOnly = new Set<Node>();
+  private readonly shapeResults = new Map<string, Map<Node, Tensor[]>>();
   constructor(
     readonly graph: Graph,
     readonly backend: DeviceBackend<B>,
     readonly opts: ExecutorOptions = {},
   ) {
     this.host = hostNodes(graph);
+    const shapeValues = new Set<Value>(graph.constants);
+    for (const n of graph.nodes) {
+      if (!this.host.has(n)) continue;
+      if (n.op === 'shape' || n.op === 'size' || n.inputs.every((x) => x === null || shapeValues.has(x))) {
+        this.shapeOnly.add(n);
+        for (const o of n.outputs) shapeValues.add(o);
+      }
+    }
     // Fail at compile time, not mid-run, when a device node has no kernel lowering.
     for (const n of graph.nodes) {
       if (!this.host.has(n) && !hasLowering(n.op)) {
@@ -202,6 +216,14 @@ export class Executor<B> {
         shapes.set(c, c.data!.shape);
         hostData.set(c, c.data!);
       }
+      // Shape computations depend only on the input shapes: reuse their results for the same shapes.
+      const signature = g.inputs.map((v) => shapes.get(v)!.join(',')).join('|');
+      let shapeCache = this.shapeResults.get(signature);
+      if (!shapeCache) {
+        if (this.shapeResults.size >= 16) this.shapeResults.clear();
+        shapeCache = new Map();
+        this.shapeResults.set(signature, shapeCache);
+      }
       const deviceBuffer = (v: Value): B => {
         let b = dev.get(v) ?? this.constBuffers.get(v);
         if (b !== undefined) return b;
@@ -221,6 +243,14 @@ export class Executor<B> {
       for (const n of g.nodes) {
         const loc = { node: n.name, op: n.op };
         if (this.host.has(n)) {
+          const cached = this.shapeOnly.has(n) ? shapeCache.get(n) : undefined;
+          if (cached) {
+            n.outputs.forEach((o, i) => {
+              hostData.set(o, cached[i]!);
+              shapes.set(o, cached[i]!.shape);
+            });
+            continue;
+          }
           const ins = n.inputs.map((x) => {
             if (!x) return undefined;
             const t = hostData.get(x);
@@ -238,11 +268,12 @@ export class Executor<B> {
               throw new KilnError('runtime', m, loc);
             },
           });
+          const results = n.outputs.map((o, i) => makeTensor(o.type.dtype, outs[i]!.shape, outs[i]!.data));
           n.outputs.forEach((o, i) => {
-            const t = makeTensor(o.type.dtype, outs[i]!.shape, outs[i]!.data);
-            hostData.set(o, t);
-            shapes.set(o, t.shape);
+            hostData.set(o, results[i]!);
+            shapes.set(o, results[i]!.shape);
           });
+          if (this.shapeOnly.has(n)) shapeCache.set(n, results);
           continue;
         }
         const inTypes = n.inputs.map((x) => (x ? tensorType(x.type.dtype, shapes.get(x)!) : undefined));
@@ -261,6 +292,11 @@ export class Executor<B> {
           x ? { dtype: x.type.dtype, shape: shapes.get(x)!, data: hostData.get(x) } : undefined,
         );
         const outputs: TensorInfo[] = n.outputs.map((o, i) => ({ dtype: o.type.dtype, shape: outShapes[i]! }));
+        // Row-major data is unchanged by these ops: the output is a view of the input buffer, no kernel at all.
+        if (VIEW_OPS.has(n.op) && n.inputs[0]!.type.dtype === n.outputs[0]!.type.dtype) {
+          dev.set(n.outputs[0]!, deviceBuffer(n.inputs[0]!));
+          continue;
+        }
         const key = `${n.name}|${inputs.map((t) => (t ? `${t.shape}` : '_')).join(';')}`;
         let lowered = this.lowerings.get(key);
         if (!lowered) {
