@@ -101,6 +101,38 @@ describe('ONNX import', () => {
     expect(errors / total).toBeGreaterThan(0.9);
   });
 
+  it('inlines a model-local function, binding its attributes (ref_attr_name) and renaming its internals', () => {
+    const m = model([
+      {
+        ...node('Scale', ['x'], ['y'], 'call'),
+        domain: 'local',
+        attributes: new Map([['k', { kind: 'float', value: 3 }]]),
+      },
+    ]);
+    m.opsetImport.push({ domain: 'local', version: 1 });
+    m.functions.push({
+      name: 'Scale',
+      domain: 'local',
+      overload: '',
+      inputs: ['a'],
+      outputs: ['b'],
+      attributes: ['k'],
+      attributeDefaults: new Map(),
+      opsetImport: [{ domain: '', version: 17 }],
+      nodes: [
+        {
+          ...node('Constant', [], ['kk']),
+          attributes: new Map([['value_float', { kind: 'ref', refAttrName: 'k', attrType: 1 }]]),
+        },
+        node('Mul', ['a', 'kk'], ['t']),
+        node('Relu', ['t'], ['b']),
+      ],
+    });
+    const { graph } = importOnnxModel(m);
+    const y = interpret(graph, { x: makeTensor('f32', [1, 3], [1, -2, 0.5]) })['y']!;
+    expect(Array.from(y.data)).toEqual([3, 0, 1.5]);
+  });
+
   it('a model without opset_import is rejected', () => {
     const m = decodeModel(readFileSync(join(onnxDir, 'test_add', 'model.onnx')));
     expect(() => importOnnxModel({ ...m, opsetImport: [] })).toThrow(/opset/);
