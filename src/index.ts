@@ -1,6 +1,9 @@
 /**
  * kiln — kernel compiler and graph optimizer for transformer inference.
  *
+ * This entry point is browser-safe: it statically imports no Node built-ins (Node-only runtimes load on demand;
+ * the conformance runner is `kiln/conformance`).
+ *
  * ```ts
  * import { importOnnx, compile } from 'kiln';
  * const { graph } = importOnnx(bytes);
@@ -19,13 +22,5 @@ export {
 } from './frontends/onnx/import.js';
 /** ONNX protobuf decoding to plain typed objects. */
 export * from './frontends/onnx/proto.js';
-export {
-  runConformance,
-  compareTensors,
-  findTests,
-  type Comparison,
-  type ConformanceOptions,
-  type ConformanceSummary,
-  type TestResult,
-} from './conformance.js';
+
 export { buildTinyGpt, TINY_GPT, type TinyGptConfig } from './models/tiny-gpt.js';
