@@ -674,8 +674,10 @@ Buffer make_buffer(size_t size) {
   return b;
 }
 
-void check_buffer_guards(size_t launch_index, const char* kernel) {
-  for (size_t i = 0; i < g_buffers.size(); ++i) {
+/* Checks the guards of the buffers a launch could write (its pointer arguments): scanning every buffer after every
+ * launch made a graph of N launches over N buffers quadratic. */
+void check_buffer_guards(size_t launch_index, const char* kernel, const std::vector<uint32_t>& touched) {
+  for (const uint32_t i : touched) {
     const Buffer& b = g_buffers[i];
     const size_t body = b.map_len - g_page;
     size_t k = first_changed(b.data + b.size, b.padded - b.size, kGuard);
@@ -901,6 +903,7 @@ int main(int argc, char** argv) {
     dim3 grid, block;
     uint32_t dyn, flags;
     std::vector<uint64_t> slots;
+    std::vector<uint32_t> buffers; /* buffer indices passed as pointers */
   };
   const uint32_t nl = r.get<uint32_t>("launch count");
   std::vector<PlannedLaunch> launches(nl);
@@ -945,6 +948,7 @@ int main(int argc, char** argv) {
                       (unsigned long long)off, bi, g_buffers[bi].size);
           const void* p = g_buffers[bi].data + off;
           memcpy(&slot, &p, sizeof p);
+          pl.buffers.push_back(bi);
         }
       } else if (kind == kI32 || kind == kU32 || kind == kF32) {
         const uint32_t v = r.get<uint32_t>("scalar");
@@ -1004,7 +1008,7 @@ int main(int argc, char** argv) {
     for (auto& t : threads) t.join();
     tls_worker = nullptr;
     times[li] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    check_buffer_guards(li, pl.kernel->name);
+    check_buffer_guards(li, pl.kernel->name, pl.buffers);
   }
 
   /* results */
