@@ -121,8 +121,11 @@ export type Expr =
   | { readonly k: 'cast'; readonly type: KType; readonly a: Expr }
   /** Reinterpret the bits of a 32-bit value as another 32-bit type. */
   | { readonly k: 'bitcast'; readonly type: KType; readonly a: Expr }
-  /** Full-subgroup (warp) reduction; only where the device has subgroups. */
-  | { readonly k: 'subgroup_reduce'; readonly type: KType; readonly op: 'add' | 'max' | 'min'; readonly a: Expr };
+  /**
+   * The value of `a` held by the lane whose index is this lane's XOR `mask` (a butterfly step of a warp reduction).
+   * Only where the device's subgroups are 32 consecutive threads (CUDA warps), with all 32 lanes converged.
+   */
+  | { readonly k: 'shuffle_xor'; readonly type: KType; readonly a: Expr; readonly mask: number };
 
 export type Stmt =
   | { readonly k: 'let'; readonly name: string; readonly value: Expr }
@@ -244,6 +247,7 @@ export function cast(type: KType, a: Expr): Expr {
   return { k: 'cast', type, a };
 }
 export const bitcast = (type: KType, a: Expr): Expr => ({ k: 'bitcast', type, a });
+export const shuffleXor = (a: Expr, mask: number): Expr => ({ k: 'shuffle_xor', type: a.type, a, mask });
 
 // statements
 export const let_ = (name: string, value: Expr): Stmt => ({ k: 'let', name, value });

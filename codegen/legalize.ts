@@ -55,7 +55,7 @@ export function legalize(k: Kernel): Kernel {
       case 'un':
       case 'cast':
       case 'bitcast':
-      case 'subgroup_reduce':
+      case 'shuffle_xor':
         return { ...e, a: expr(e.a) };
       case 'select':
         return { ...e, cond: expr(e.cond), a: expr(e.a), b: expr(e.b) };

@@ -34,6 +34,7 @@ import {
   mod,
   mul,
   select,
+  shuffleXor,
   sload,
   sstore,
   sub,
@@ -277,7 +278,11 @@ export class RowKernel {
     const lid = this.lid;
     arrs.forEach((a, i) => kb.emit(sstore(a, lid, vals[i]!)));
     kb.emit(barrier);
-    for (let s = this.T / 2; s >= 1; s /= 2) {
+    // Where subgroups are 32-lane warps of consecutive threads (CUDA), the last five tree steps are warp shuffles in
+    // warp 0 instead of shared-memory rounds with a barrier each.
+    const warp = kb.caps.subgroups && kb.caps.subgroupSize === 32 && this.T >= 32;
+    const stop = warp ? 32 : 1;
+    for (let s = this.T / 2; s >= stop; s /= 2) {
       const [body] = kb.collect(() => {
         const mine = arrs.map((a, i) => kb.let('x', sload(a, lid, m.types[i]!)));
         const other = arrs.map((a, i) => kb.let('y', sload(a, add(lid, c.i32(s)), m.types[i]!)));
@@ -285,6 +290,24 @@ export class RowKernel {
         arrs.forEach((a, i) => kb.emit(sstore(a, lid, r[i]!)));
       });
       kb.emit(if_(lt(lid, c.i32(s)), body), barrier);
+    }
+    if (warp) {
+      const [body] = kb.collect(() => {
+        let x = arrs.map((a, i) => kb.let('x', sload(a, lid, m.types[i]!)));
+        for (let s = 16; s >= 1; s /= 2) {
+          const y = x.map((e) => kb.let('y', shuffleXor(e, s)));
+          x = m.combine(x, y, kb).map((e) => kb.let('z', e));
+        }
+        const done = x;
+        kb.emit(
+          if_(
+            bin('eq', lid, c.i32(0)),
+            arrs.map((a, i) => sstore(a, c.i32(0), done[i]!)),
+          ),
+        );
+      });
+      // all 32 lanes of warp 0 run the shuffles together (converged), the other warps wait at the barrier
+      kb.emit(if_(lt(lid, c.i32(32)), body), barrier);
     }
     const res = arrs.map((a, i) => kb.let('red', sload(a, c.i32(0), m.types[i]!)));
     kb.emit(barrier); // the arrays may be reused by the next reduction

@@ -22,7 +22,7 @@ export abstract class CLikeRenderer {
   abstract selectExpr(cond: string, a: string, b: string): string;
   abstract barrier(): string;
   abstract unary(op: UnOp, t: KType, a: string): string;
-  abstract subgroupReduce(op: 'add' | 'max' | 'min', t: KType, a: string): string;
+  abstract shuffleXor(t: KType, a: string, mask: number): string;
   /** The whole translation unit for a kernel around its rendered body. */
   abstract module(k: Kernel, body: string): string;
 
@@ -163,8 +163,8 @@ export abstract class CLikeRenderer {
         return this.castExpr(e.type, e.a.type, this.expr(e.a));
       case 'bitcast':
         return this.bitcastExpr(e.type, e.a.type, this.expr(e.a));
-      case 'subgroup_reduce':
-        return this.subgroupReduce(e.op, e.type, this.expr(e.a));
+      case 'shuffle_xor':
+        return this.shuffleXor(e.type, this.expr(e.a), e.mask);
     }
   }
 }

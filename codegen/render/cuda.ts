@@ -1,7 +1,7 @@
 /**
  * The CUDA C dialect: `extern "C" __global__` kernels with `__launch_bounds__`, buffers and then uniforms as kernel
  * parameters (in that order), shared arrays through kiln_cuda_shared.h's KILN_SHARED (so the same source also runs
- * in the CPU emulator), `__syncthreads`, warp shuffles for subgroup reductions, cuda_fp16 for f16.
+ * in the CPU emulator), `__syncthreads`, `__shfl_xor_sync` for warp-level reduction steps, cuda_fp16 for f16.
  */
 import type { Expr, KType, Kernel, UnOp } from '../kir.js';
 import { fnv1a64 } from '../../ir/text.js';
@@ -112,24 +112,10 @@ export class CudaRenderer extends CLikeRenderer {
         return `${op}f(${a})`; // expf logf sqrtf rsqrtf tanhf sinf cosf floorf ceilf erff
     }
   }
-  subgroupReduce(op: 'add' | 'max' | 'min', t: KType, a: string): string {
-    const fn = `kiln_warp_${op}_${t}`;
-    const comb =
-      op === 'add'
-        ? 'v + o'
-        : op === 'max'
-          ? t === 'f32'
-            ? 'fmaxf(v, o)'
-            : 'max(v, o)'
-          : t === 'f32'
-            ? 'fminf(v, o)'
-            : 'min(v, o)';
-    this.helpers.add(
-      `__device__ __forceinline__ ${C_TYPE[t]} ${fn}(${C_TYPE[t]} v) {\n` +
-        `  for (int s = 16; s > 0; s >>= 1) { ${C_TYPE[t]} o = __shfl_xor_sync(0xffffffffu, v, s); v = ${comb}; }\n` +
-        `  return v;\n}\n`,
-    );
-    return `${fn}(${a})`;
+  shuffleXor(t: KType, a: string, mask: number): string {
+    // __shfl_xor_sync has no bool overload: go through int
+    if (t === 'bool') return `(__shfl_xor_sync(0xffffffffu, (int)(${a}), ${mask}) != 0)`;
+    return `__shfl_xor_sync(0xffffffffu, ${a}, ${mask})`;
   }
 
   module(k: Kernel, body: string): string {

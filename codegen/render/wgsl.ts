@@ -117,14 +117,14 @@ export class WgslRenderer extends CLikeRenderer {
         return `${op}(${a})`;
     }
   }
-  subgroupReduce(op: 'add' | 'max' | 'min', _t: KType, a: string): string {
-    return `subgroup${op[0]!.toUpperCase()}${op.slice(1)}(${a})`;
+  shuffleXor(_t: KType, a: string, mask: number): string {
+    return `subgroupShuffleXor(${a}, ${mask}u)`;
   }
 
   module(k: Kernel, body: string): string {
     const usesF16 =
       k.buffers.some((b) => b.storage === 'f16') || k.shared.some((s) => s.type === 'f16') || /\bf16\b/.test(body);
-    const usesSubgroups = /\bsubgroup(Add|Max|Min)\(/.test(body);
+    const usesSubgroups = /\bsubgroupShuffleXor\(/.test(body);
     const out: string[] = [];
     if (usesF16) out.push('enable f16;');
     if (usesSubgroups) out.push('enable subgroups;');

@@ -12,7 +12,9 @@ import { makeTensor, type Tensor } from '../../ir/tensor.js';
 import { legalize } from '../../codegen/legalize.js';
 import { CudaRenderer } from '../../codegen/render/cuda.js';
 import { WgslRenderer } from '../../codegen/render/wgsl.js';
-import { hasLowering } from '../../codegen/lower/index.js';
+import { DEFAULT_CAPS, hasLowering, type DeviceCaps } from '../../codegen/lower/index.js';
+import type { Kernel } from '../../codegen/kir.js';
+import { CUDA_CAPS } from '../../src/runtime/cuda-emu/backend.js';
 import { Executor } from '../../src/runtime/executor.js';
 import { RecordingBackend } from '../../src/runtime/recording.js';
 import { REPO_ROOT } from '../helpers/paths.js';
@@ -93,15 +95,20 @@ const CASES: Case[] = [
   },
 ];
 
-async function kernelsOf(c: Case): Promise<{ wgsl: string; cuda: string }> {
+/** Kernels a case lowers to for a device's capabilities (WebGPU defaults, or CUDA: warp shuffles in reductions). */
+async function kernelsFor(c: Case, caps: DeviceCaps): Promise<Kernel[]> {
   const { graph, feeds } = c.build();
-  const rec = new RecordingBackend();
-  const ex = new Executor(graph, rec);
-  await ex.run(feeds);
-  const ks = [...rec.kernels.values()].map(legalize);
+  const rec = new RecordingBackend(caps);
+  await new Executor(graph, rec).run(feeds);
+  return [...rec.kernels.values()].map(legalize);
+}
+
+async function kernelsOf(c: Case): Promise<{ wgsl: string; cuda: string }> {
+  const wgsl = await kernelsFor(c, DEFAULT_CAPS);
+  const cuda = await kernelsFor(c, CUDA_CAPS);
   return {
-    wgsl: ks.map((k) => `// ${k.name}\n${new WgslRenderer().render(k)}`).join('\n'),
-    cuda: ks.map((k) => `// ${k.name}\n${new CudaRenderer().render(k)}`).join('\n'),
+    wgsl: wgsl.map((k) => `// ${k.name}\n${new WgslRenderer().render(k)}`).join('\n'),
+    cuda: cuda.map((k) => `// ${k.name}\n${new CudaRenderer().render(k)}`).join('\n'),
   };
 }
 

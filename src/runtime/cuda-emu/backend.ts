@@ -22,8 +22,8 @@ export const EMU_KERNEL_FLAGS: readonly string[] = ['-fwrapv'];
 /** What the emulated device offers; the limits of a CUDA GPU, with the 256-thread cap kiln's lowerings use. */
 export const CUDA_CAPS: DeviceCaps = {
   f16: true,
-  // Warp reductions render (__shfl_xor_sync), but the lowerings' subgroup paths are not validated yet: off by default.
-  subgroups: false,
+  // Warps are 32 consecutive threads: row reductions finish with __shfl_xor_sync butterflies.
+  subgroups: true,
   subgroupSize: 32,
   maxWorkgroupSize: 256,
   maxSharedBytes: 48 * 1024,
