@@ -125,3 +125,65 @@ export function randomGraph(seed: number, steps = 6, dtype: 'f32' | 'f16' = 'f32
 }
 
 export const arbGraphSeed = fc.integer({ min: 1, max: 0x7fffffff });
+
+/**
+ * The same graph with symbolic input dims: every input dim of size d > 1 becomes the symbol `n${d}` (equal sizes share a
+ * symbol, so broadcasting stays legal) and every node's types are re-inferred through the builder.
+ */
+export function symbolize(graph: Graph): Graph {
+  const b = new GraphBuilder(`${graph.name}_sym`);
+  const map = new Map<Value, Value>();
+  for (const v of graph.inputs) {
+    map.set(
+      v,
+      b.input(
+        v.name,
+        v.type.dtype,
+        v.type.shape.map((d) => (typeof d === 'number' && d > 1 ? `n${d}` : d)),
+      ),
+    );
+  }
+  for (const c of graph.constants) map.set(c, b.weight(c.name, c.data!));
+  for (const n of graph.nodes) {
+    const outs = b.opN(
+      n.op,
+      n.inputs.map((x) => (x ? map.get(x)! : null)),
+      n.attrs,
+      n.outputs.length,
+      n.outputs.map((o) => o.name),
+    );
+    n.outputs.forEach((o, i) => map.set(o, outs[i]!));
+  }
+  for (const o of graph.outputs) b.output(map.get(o)!);
+  return b.build();
+}
+
+/** Evaluate a dim (number, symbol, or an expression of symbols with + - * / and parentheses) under bindings. */
+export function evalDim(d: number | string, env: Readonly<Record<string, number>>): number {
+  if (typeof d === 'number') return d;
+  const toks = d.match(/[A-Za-z_][A-Za-z0-9_]*|\d+|[-+*/()]/g) ?? [];
+  let i = 0;
+  const atom = (): number => {
+    const t = toks[i++]!;
+    if (t === '(') {
+      const v = sum();
+      i++; // ')'
+      return v;
+    }
+    if (/^\d+$/.test(t)) return Number(t);
+    const v = env[t];
+    if (v === undefined) throw new Error(`unbound symbol ${t} in ${d}`);
+    return v;
+  };
+  const prod = (): number => {
+    let v = atom();
+    while (toks[i] === '*' || toks[i] === '/') v = toks[i++] === '*' ? v * atom() : v / atom();
+    return v;
+  };
+  const sum = (): number => {
+    let v = prod();
+    while (toks[i] === '+' || toks[i] === '-') v = toks[i++] === '+' ? v + prod() : v - prod();
+    return v;
+  };
+  return sum();
+}
