@@ -63,6 +63,11 @@ export interface OpDef {
   readonly outputs: readonly PortSpec[];
   readonly attrs: Readonly<Record<string, AttrSpec>>;
   readonly fusion: FusionKind;
+  /**
+   * Output 0 holds input 0's elements in the same row-major order (reshape, squeeze...): a backend may alias the
+   * buffer instead of copying.
+   */
+  readonly view?: boolean;
   /** Output types from input types and attributes (symbolic dims allowed). */
   infer(ctx: InferContext): TensorType[];
   /**

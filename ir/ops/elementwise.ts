@@ -21,10 +21,12 @@ function unary(
   fn: (x: number, a: Attrs) => number,
   allowed: readonly DType[] = FLOATS,
   attrs: Record<string, AttrSpec> = {},
+  view = false,
 ): void {
   registerOp({
     name,
     doc,
+    view,
     inputs: [{ name: 'x' }],
     outputs: [{ name: 'y' }],
     attrs,
@@ -76,7 +78,7 @@ unary('hard_swish', 'y = x * max(0, min(1, x/6 + 1/2))', (x) => x * Math.max(0, 
 unary('leaky_relu', 'y = x >= 0 ? x : alpha*x', (x, a) => (x >= 0 ? x : (a['alpha'] as number) * x), FLOATS, {
   alpha: { kind: 'float', default: 0.01 },
 });
-unary('identity', 'y = x', (x) => x, [...NUMERIC, 'bool', 'i4', 'u4']);
+unary('identity', 'y = x', (x) => x, [...NUMERIC, 'bool', 'i4', 'u4'], {}, true);
 
 function predicate(name: string, doc: string, fn: (x: number) => boolean): void {
   registerOp({

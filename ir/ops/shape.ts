@@ -203,6 +203,7 @@ function reshapeTarget(
 
 registerOp({
   name: 'reshape',
+  view: true,
   doc: 'same data, new shape; in `shape` 0 copies the input dim (unless allowzero) and one -1 is inferred',
   inputs: [{ name: 'x' }, { name: 'shape' }],
   outputs: [{ name: 'y' }],
@@ -533,6 +534,7 @@ function squeezeShape(shape: Shape, axes: readonly number[] | undefined, fail: F
 
 registerOp({
   name: 'squeeze',
+  view: true,
   doc: 'remove the size-1 axes `axes` (absent: every size-1 axis)',
   inputs: [{ name: 'x' }],
   outputs: [{ name: 'y' }],
@@ -559,6 +561,7 @@ function unsqueezeShape(shape: Shape, axes: readonly number[], fail: Fail): Dim[
 
 registerOp({
   name: 'unsqueeze',
+  view: true,
   doc: 'insert size-1 axes at `axes` (indices into the output, negatives allowed, any order)',
   inputs: [{ name: 'x' }],
   outputs: [{ name: 'y' }],
@@ -583,6 +586,7 @@ function flattenShape(shape: Shape, axis: number, fail: Fail): Dim[] {
 
 registerOp({
   name: 'flatten',
+  view: true,
   doc: 'reshape to 2-D: [prod(dims before axis), prod(dims from axis)]',
   inputs: [{ name: 'x' }],
   outputs: [{ name: 'y' }],

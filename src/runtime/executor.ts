@@ -143,9 +143,6 @@ export function hostNodes(graph: Graph): Set<Node> {
   return nodes;
 }
 
-/** Ops whose output has the input's bytes in the same order (a reshape of contiguous row-major data). */
-const VIEW_OPS: ReadonlySet<string> = new Set(['reshape', 'squeeze', 'unsqueeze', 'flatten', 'identity']);
-
 interface CachedLowering {
   steps: LoweredStep[];
 }
@@ -293,7 +290,7 @@ export class Executor<B> {
         );
         const outputs: TensorInfo[] = n.outputs.map((o, i) => ({ dtype: o.type.dtype, shape: outShapes[i]! }));
         // Row-major data is unchanged by these ops: the output is a view of the input buffer, no kernel at all.
-        if (VIEW_OPS.has(n.op) && n.inputs[0]!.type.dtype === n.outputs[0]!.type.dtype) {
+        if (getOp(n.op).view && n.inputs[0]!.type.dtype === n.outputs[0]!.type.dtype) {
           dev.set(n.outputs[0]!, deviceBuffer(n.inputs[0]!));
           continue;
         }
