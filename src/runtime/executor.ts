@@ -64,7 +64,7 @@ export function encodeTensor(t: Tensor, storage: Storage, name: string): Uint8Ar
   };
   switch (storage) {
     case 'f32':
-      for (let i = 0; i < n; i++) dv.setFloat32(i * 4, t.data[i]!, true);
+      new Float32Array(out.buffer, 0, n).set(t.data); // rounds to nearest f32, like the device would (little-endian)
       break;
     case 'f16':
       for (let i = 0; i < n; i++) dv.setUint16(i * 2, numberToF16Bits(t.data[i]!), true);
@@ -102,7 +102,8 @@ export function decodeTensor(bytes: Uint8Array, storage: Storage, dtype: DType, 
   const vals = new Float64Array(n);
   switch (storage) {
     case 'f32':
-      for (let i = 0; i < n; i++) vals[i] = dv.getFloat32(i * 4, true);
+      if (bytes.byteOffset % 4 === 0) vals.set(new Float32Array(bytes.buffer, bytes.byteOffset, n));
+      else for (let i = 0; i < n; i++) vals[i] = dv.getFloat32(i * 4, true);
       break;
     case 'f16':
       for (let i = 0; i < n; i++) vals[i] = f16BitsToNumber(dv.getUint16(i * 2, true));
