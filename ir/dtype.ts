@@ -178,7 +178,7 @@ export function roundToDtype(dt: DType, x: number): number {
     case 'bf16':
       return roundBF16(x);
     case 'bool':
-      return x !== 0 && !Number.isNaN(x) ? 1 : 0;
+      return x !== 0 ? 1 : 0; // NaN is nonzero: true, as in C and numpy
     default: {
       if (Number.isNaN(x)) return 0;
       const info = INFO[dt];

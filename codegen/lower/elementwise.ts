@@ -2,7 +2,7 @@
 import type { DType } from '../../ir/dtype.js';
 import { add, bin, bitcast, c, cast, div, lt, mul, select, sub, un, type Expr } from '../kir.js';
 import type { LowerCtx } from './kernel-builder.js';
-import { pointwise, type Pointwise } from './pointwise.js';
+import { pointwise, pointwiseSteps, type Pointwise } from './pointwise.js';
 import { registerLowering } from './registry.js';
 
 const f = c.f32;
@@ -58,8 +58,13 @@ const UNARY: Record<string, (x: Expr, ctx: LowerCtx) => Expr> = {
   sin: (x) => un('sin', x),
   cos: (x) => un('cos', x),
   softplus: (x) => select(gt(x, f(30)), x, un('log', add(f(1), un('exp', x)))),
+  // min/max of NaN are implementation-defined on both targets: NaN passes through explicitly, as in the reference
   hard_sigmoid: (x, ctx) =>
-    bin('max', f(0), bin('min', f(1), add(mul(f(ctx.attrs['alpha'] as number), x), f(ctx.attrs['beta'] as number)))),
+    select(
+      isnan(x),
+      x,
+      bin('max', f(0), bin('min', f(1), add(mul(f(ctx.attrs['alpha'] as number), x), f(ctx.attrs['beta'] as number)))),
+    ),
   hard_swish: (x) => mul(x, bin('max', f(0), bin('min', f(1), add(div(x, f(6)), f(0.5))))),
   leaky_relu: (x, ctx) => select(lt(x, f(0)), mul(f(ctx.attrs['alpha'] as number), x), x),
   identity: (x) => x,
@@ -115,7 +120,11 @@ for (const [op, fn] of Object.entries(BINARY)) {
 function variadic(op: string, combine: (a: Expr, b: Expr) => Expr): void {
   registerLowering(op, (ctx) => {
     const reads = ctx.inputs.map((_, i) => i);
-    return [pointwise(ctx, { label: op, reads, value: (p) => reads.map((i) => p.loadBroadcast(i)).reduce(combine) })];
+    return pointwiseSteps(ctx, {
+      label: op,
+      reads,
+      value: (p) => reads.map((i) => p.loadBroadcast(i)).reduce(combine),
+    });
   });
 }
 variadic('max', (a, b) => nanMax(a, b, true));
@@ -131,7 +140,11 @@ export function roundBf16(x: Expr): Expr {
 }
 
 function convert(x: Expr, from: DType, to: DType): Expr {
-  if (to === 'bool') return x.type === 'bool' ? x : ne(x, c.of(x.type, 0));
+  if (to === 'bool') {
+    if (x.type === 'bool') return x;
+    // NaN is nonzero (true); compilers may fold `NaN != 0` as if NaN could not occur, so test its bits too
+    return isFloatT(x) ? or(ne(x, c.of(x.type, 0)), isnan(x)) : ne(x, c.of(x.type, 0));
+  }
   const isFloatTo = to === 'f32' || to === 'f16' || to === 'bf16' || to === 'f64';
   if (x.type === 'bool')
     return select(

@@ -4,9 +4,24 @@
  * broadcast and injective ops (movement, gather, where, cast...) lower by giving only the value expression;
  * the template handles threads, bounds, packing and shapes-as-uniforms. Fusion composes these expressions.
  */
-import { KilnError } from '../../ir/errors.js';
+import { KilnError, UnsupportedError } from '../../ir/errors.js';
 import { stridesOf } from '../../ir/shape.js';
-import { PACK, add, c, cast, div, if_, load, lt, mod, mul, select, type Expr, type KType } from '../kir.js';
+import {
+  PACK,
+  add,
+  c,
+  cast,
+  div,
+  if_,
+  load,
+  lt,
+  mod,
+  mul,
+  select,
+  type Expr,
+  type KType,
+  type Storage,
+} from '../kir.js';
 import { grid1d, KernelBuilder, type LowerCtx, type LoweredStep, type TensorInfo } from './kernel-builder.js';
 import { computeType, storageOf } from './storage.js';
 
@@ -47,6 +62,8 @@ export class Pointwise {
     /** Output flat index of the element being computed. */
     readonly flat: Expr,
     private readonly inputBufs: Map<number, string>,
+    /** Element offsets of inputs gathered into one scratch buffer (see pointwiseSteps). */
+    private readonly bases: ReadonlyMap<number, number> = new Map(),
   ) {
     const r = outShape.length;
     const coords: Expr[] = new Array(r);
@@ -73,9 +90,10 @@ export class Pointwise {
   loadAt(i: number, index: Expr): Expr {
     const info = this.ctx.inputs[i]!;
     const st = storageOf(info.dtype, this.kb.caps);
+    const base = this.bases.get(i);
     const raw = load(
       this.buf(i),
-      index,
+      base ? add(index, this.kb.uniform('base', base, 'i32', `in${i}.base`)) : index,
       st === 'f16' ? 'f16' : st === 'f32' ? 'f32' : st === 'u32' || st.startsWith('u') ? 'u32' : 'i32',
     );
     return toCompute(raw, info.dtype);
@@ -138,6 +156,8 @@ export interface PointwiseSpec {
   reads: readonly number[];
   /** The value of the output element (in the output dtype's compute type or convertible to it). */
   value: (p: Pointwise) => Expr;
+  /** Read every input from one scratch buffer where they were gathered at these element offsets. */
+  gathered?: { id: string; bytes: number; storage: Storage; bases: ReadonlyMap<number, number> };
 }
 
 /** Build one pointwise kernel for output `spec.output` of the node. */
@@ -154,7 +174,11 @@ export function pointwise(ctx: LowerCtx, spec: PointwiseSpec): LoweredStep {
     );
   const kb = new KernelBuilder(spec.label, ctx.caps);
   const bufs = new Map<number, string>();
-  for (const i of spec.reads) bufs.set(i, kb.input(ctx, i));
+  const g = spec.gathered;
+  if (g) {
+    const name = kb.buffer({ kind: 'tmp', id: g.id, bytes: g.bytes }, g.storage, 'read');
+    for (const i of spec.reads) bufs.set(i, name);
+  } else for (const i of spec.reads) bufs.set(i, kb.input(ctx, i));
   const ob = kb.output(ctx, oi);
   const st = storageOf(out.dtype, ctx.caps);
   const per = PACK[st];
@@ -164,7 +188,9 @@ export function pointwise(ctx: LowerCtx, spec: PointwiseSpec): LoweredStep {
   const li = kb.localIndex();
   const t = kb.let('t', add(mul(gi, c.i32(WORKGROUP)), li));
   if (per === 1) {
-    const [body, val] = kb.collect(() => fromCompute(spec.value(new Pointwise(kb, ctx, out.shape, t, bufs)), target));
+    const [body, val] = kb.collect(() =>
+      fromCompute(spec.value(new Pointwise(kb, ctx, out.shape, t, bufs, g?.bases)), target),
+    );
     kb.emit(if_(lt(t, nU), [...body, { k: 'store', buf: ob, index: t, value: val }]));
   } else {
     // one thread owns one packed word: compute its `per` elements (clamped past the end) and store the word
@@ -174,7 +200,9 @@ export function pointwise(ctx: LowerCtx, spec: PointwiseSpec): LoweredStep {
       for (let j = 0; j < per; j++) {
         const e = kb.let('e', add(mul(t, c.i32(per)), c.i32(j)));
         const clamped = kb.let('ec', select(lt(e, nU), e, c.i32(0)));
-        vs.push(kb.let('v', fromCompute(spec.value(new Pointwise(kb, ctx, out.shape, clamped, bufs)), 'i32')));
+        vs.push(
+          kb.let('v', fromCompute(spec.value(new Pointwise(kb, ctx, out.shape, clamped, bufs, g?.bases)), 'i32')),
+        );
       }
       return vs;
     });
@@ -182,4 +210,47 @@ export function pointwise(ctx: LowerCtx, spec: PointwiseSpec): LoweredStep {
   }
   const threads = per === 1 ? n : Math.ceil(n / per);
   return kb.build([WORKGROUP, 1, 1], grid1d(Math.ceil(threads / WORKGROUP), ctx.caps));
+}
+
+/**
+ * A pointwise kernel that may read more inputs than the device binds per kernel (`caps.maxBuffersPerKernel`, e.g. 8
+ * storage buffers per stage on many WebGPU adapters): then the inputs are first copied, one small kernel each, into
+ * one scratch buffer at word-aligned offsets, and the main kernel reads them all from there.
+ */
+export function pointwiseSteps(ctx: LowerCtx, spec: PointwiseSpec): LoweredStep[] {
+  if (spec.reads.length + 1 <= ctx.caps.maxBuffersPerKernel) return [pointwise(ctx, spec)];
+  const storages = new Set(spec.reads.map((i) => storageOf(ctx.inputs[i]!.dtype, ctx.caps)));
+  if (storages.size !== 1 || ctx.caps.maxBuffersPerKernel < 2) {
+    throw new UnsupportedError(
+      `${spec.reads.length} inputs exceed the device's ${ctx.caps.maxBuffersPerKernel} storage buffers per kernel`,
+      { node: ctx.node, op: ctx.op, limit: 'maxStorageBuffersPerShaderStage' },
+    );
+  }
+  const st = [...storages][0]!;
+  const per = PACK[st];
+  const bases = new Map<number, number>();
+  let total = 0;
+  for (const i of spec.reads) {
+    bases.set(i, total);
+    const n = ctx.inputs[i]!.shape.reduce((a, b) => a * b, 1);
+    total += Math.ceil(n / per) * per; // word-aligned, so packed words copy whole
+  }
+  checkIndexRange(ctx, total, 'gathered inputs');
+  const bytes = Math.max(4, st === 'f16' ? Math.ceil((total * 2) / 4) * 4 : (total / per) * 4);
+  const id = `gather_${spec.label}`;
+  // Copies move raw elements (or raw 32-bit words of packed storage): no conversion, so any dtype works.
+  const raw: Storage = per > 1 ? 'u32' : st;
+  const rawType: KType = raw === 'f16' ? 'f16' : raw === 'f32' ? 'f32' : raw === 'i32' ? 'i32' : 'u32';
+  const copies = spec.reads.map((i) => {
+    const kb = new KernelBuilder(`${spec.label}_gather`, ctx.caps);
+    const src = kb.buffer({ kind: 'in', index: i }, raw, 'read');
+    const dst = kb.buffer({ kind: 'tmp', id, bytes }, raw, 'read_write');
+    const count = Math.ceil(ctx.inputs[i]!.shape.reduce((a, b) => a * b, 1) / per);
+    const nU = kb.uniform('n', count);
+    const base = kb.uniform('base', bases.get(i)! / per);
+    const t = kb.let('t', add(mul(kb.groupIndex(), c.i32(WORKGROUP)), kb.localIndex()));
+    kb.emit(if_(lt(t, nU), [{ k: 'store', buf: dst, index: add(t, base), value: load(src, t, rawType) }]));
+    return kb.build([WORKGROUP, 1, 1], grid1d(Math.ceil(count / WORKGROUP), ctx.caps));
+  });
+  return [...copies, pointwise(ctx, { ...spec, gathered: { id, bytes, storage: st, bases } })];
 }
