@@ -16,6 +16,7 @@ import { makeTensor, type Tensor } from '../ir/tensor.js';
 import { KilnError } from '../ir/errors.js';
 import type { CudaBackend } from '../src/runtime/cuda/backend.js';
 import { compile, type Session } from '../src/session.js';
+import { median } from './common.js';
 
 const REPS = Number(process.env['KILN_BENCH_REPS'] ?? 10);
 
@@ -30,11 +31,6 @@ const SOFTMAX: [number, number][] = [
   [1024, 4096],
   [256, 32768],
 ];
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
 
 function randn(shape: number[]): Tensor {
   const n = shape.reduce((a, b) => a * b, 1);

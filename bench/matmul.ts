@@ -17,73 +17,25 @@ import { GraphBuilder } from '../ir/builder.js';
 import '../ir/ops/index.js';
 import { makeTensor } from '../ir/tensor.js';
 import { compile } from '../src/session.js';
+import { matmulF64, matmulJsF32, median, randomMatrix, relL2 } from './common.js';
 
 const size = Number(process.argv[2] ?? 512);
 const iterations = Number(process.argv[3] ?? 7);
 const [M, N, K] = size > 0 ? [size, size, size] : (process.argv.slice(4, 7).map(Number) as [number, number, number]);
 const flop = 2 * M * N * K;
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
-
-function randomMatrix(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    a[i] = s / 2 ** 31 - 1;
-  }
-  return a;
-}
-
-function matmulF64(a: Float32Array, b: Float32Array): Float64Array {
-  const c = new Float64Array(M * N);
-  for (let i = 0; i < M; i++) {
-    for (let k = 0; k < K; k++) {
-      const aik = a[i * K + k]!;
-      for (let j = 0; j < N; j++) c[i * N + j]! += aik * b[k * N + j]!;
-    }
-  }
-  return c;
-}
-
-function matmulJsF32(a: Float32Array, b: Float32Array, c: Float32Array): void {
-  c.fill(0);
-  for (let i = 0; i < M; i++) {
-    for (let k = 0; k < K; k++) {
-      const aik = a[i * K + k]!;
-      const row = i * N;
-      const brow = k * N;
-      for (let j = 0; j < N; j++) c[row + j]! += aik * b[brow + j]!;
-    }
-  }
-}
-
-function relL2(out: ArrayLike<number>, ref: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < ref.length; i++) {
-    const d = out[i]! - ref[i]!;
-    num += d * d;
-    den += ref[i]! * ref[i]!;
-  }
-  return Number.isFinite(num) ? Math.sqrt(num / den) : Infinity;
-}
-
 async function main(): Promise<void> {
   const a = randomMatrix(M * K, 1);
   const b = randomMatrix(K * N, 2);
-  const ref = matmulF64(a, b);
+  const ref = matmulF64(a, b, M, N, K);
 
   // plain JS baseline
   const c = new Float32Array(M * N);
-  matmulJsF32(a, b, c);
+  matmulJsF32(a, b, c, M, N, K);
   const js: number[] = [];
   for (let i = 0; i < Math.min(3, iterations); i++) {
     const t = performance.now();
-    matmulJsF32(a, b, c);
+    matmulJsF32(a, b, c, M, N, K);
     js.push((performance.now() - t) / 1000);
   }
   const jsErr = relL2(c, ref);

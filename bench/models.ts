@@ -12,16 +12,12 @@ import type { Tensor } from '../ir/tensor.js';
 import { importOnnx, tensorFromOnnx } from '../src/frontends/onnx/import.js';
 import { decodeTensor } from '../src/frontends/onnx/proto.js';
 import { compile } from '../src/session.js';
+import { median } from './common.js';
 
 const ROOT = resolve(
   process.env['KILN_SHARED'] ?? resolve(import.meta.dirname, '../../../../../shared'),
   'conformance/models',
 );
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
 
 async function time(fn: () => Promise<unknown> | unknown, reps: number): Promise<number> {
   const ts: number[] = [];

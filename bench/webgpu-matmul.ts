@@ -23,62 +23,12 @@ import {
   type GpuContext,
   type HandwrittenMatmulVariant,
 } from '../src/runtime/webgpu/index.js';
+import { matmulF64, matmulJsF32, median, randomMatrix, relL2 } from './common.js';
 
 const size = Number(process.argv[2] ?? 512);
 const iterations = Number(process.argv[3] ?? 10);
 const [M, N, K] = [size, size, size];
 const flop = 2 * M * N * K;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
-
-function randomMatrix(n: number, seed: number): Float32Array<ArrayBuffer> {
-  let s = seed >>> 0;
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    a[i] = s / 2 ** 31 - 1;
-  }
-  return a;
-}
-
-function matmulF64(a: Float32Array, b: Float32Array): Float64Array {
-  const c = new Float64Array(M * N);
-  for (let i = 0; i < M; i++) {
-    for (let k = 0; k < K; k++) {
-      const aik = a[i * K + k]!;
-      const row = i * N;
-      const brow = k * N;
-      for (let j = 0; j < N; j++) c[row + j]! += aik * b[brow + j]!;
-    }
-  }
-  return c;
-}
-
-function matmulJsF32(a: Float32Array, b: Float32Array, c: Float32Array): void {
-  c.fill(0);
-  for (let i = 0; i < M; i++) {
-    for (let k = 0; k < K; k++) {
-      const aik = a[i * K + k]!;
-      const row = i * N;
-      const brow = k * N;
-      for (let j = 0; j < N; j++) c[row + j]! += aik * b[brow + j]!;
-    }
-  }
-}
-
-function relL2(out: ArrayLike<number>, ref: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < ref.length; i++) {
-    const d = out[i]! - ref[i]!;
-    num += d * d;
-    den += ref[i]! * ref[i]!;
-  }
-  return Number.isFinite(num) ? Math.sqrt(num / den) : Infinity;
-}
 
 interface Result {
   name: string;
@@ -136,14 +86,14 @@ async function main(): Promise<void> {
   console.log(`webgpu-matmul: ${M}×${N}×${K} f32 on ${ctx.caps.adapterDescription}, median of ${iterations}`);
   const a = randomMatrix(M * K, 1);
   const b = randomMatrix(K * N, 2);
-  const ref = matmulF64(a, b);
+  const ref = matmulF64(a, b, M, N, K);
 
   const results: Result[] = [];
   const c = new Float32Array(M * N);
   const jsTimes: number[] = [];
   for (let i = 0; i < Math.min(3, iterations); i++) {
     const t = performance.now();
-    matmulJsF32(a, b, c);
+    matmulJsF32(a, b, c, M, N, K);
     jsTimes.push((performance.now() - t) / 1000);
   }
   results.push({ name: 'js i-k-j f32', seconds: median(jsTimes), err: relL2(c, ref) });

@@ -9,37 +9,16 @@ import { verify } from '../../ir/verify.js';
 import { findTests } from '../../src/conformance.js';
 import { importOnnxModel, importOnnx } from '../../src/frontends/onnx/import.js';
 import { decodeModel, type OnnxModel, type OnnxNode } from '../../src/frontends/onnx/proto.js';
+import { onnxModelOf, onnxNodeOf } from '../helpers/onnx-model.js';
 import { CONFORMANCE, PROP_RUNS } from '../helpers/paths.js';
 
 const onnxDir = join(CONFORMANCE, 'onnx-node');
 
 /** A minimal in-memory ONNX model (no protobuf needed) around a list of nodes. */
-function model(nodes: OnnxNode[], opset = 17): OnnxModel {
-  return {
-    irVersion: 8,
-    producerName: 'test',
-    producerVersion: '',
-    opsetImport: [{ domain: '', version: opset }],
-    functions: [],
-    graph: {
-      name: 'g',
-      nodes,
-      initializers: [],
-      sparseInitializers: [],
-      inputs: [{ name: 'x', type: { kind: 'tensor', elemType: 1, shape: ['batch', 3] } }],
-      outputs: [{ name: 'y', type: { kind: 'tensor', elemType: 1 } }],
-      valueInfo: [],
-    },
-  };
-}
-const node = (opType: string, inputs: string[], outputs: string[], name = ''): OnnxNode => ({
-  name,
-  opType,
-  domain: '',
-  inputs,
-  outputs,
-  attributes: new Map(),
-});
+const model = (nodes: OnnxNode[], opset = 17): OnnxModel =>
+  onnxModelOf({ nodes, opset, inputs: [{ name: 'x', shape: ['batch', 3] }], outputs: [{ name: 'y', elemType: 1 }] });
+const node = (opType: string, inputs: string[], outputs: string[], name = ''): OnnxNode =>
+  onnxNodeOf(opType, inputs, outputs, {}, name);
 
 describe('ONNX import', () => {
   it('imports and runs a small graph with a symbolic batch dim', () => {

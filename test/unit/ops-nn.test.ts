@@ -10,8 +10,9 @@ import type { Shape } from '../../ir/shape.js';
 import { makeTensor, type Tensor } from '../../ir/tensor.js';
 import type { TensorType } from '../../ir/types.js';
 import { importOnnxModel } from '../../src/frontends/onnx/import.js';
-import type { OnnxAttribute, OnnxModel, OnnxNode } from '../../src/frontends/onnx/proto.js';
+import type { OnnxAttribute, OnnxModel } from '../../src/frontends/onnx/proto.js';
 import { PROP_RUNS } from '../helpers/paths.js';
+import { ONNX, onnxModelOf, onnxNodeOf } from '../helpers/onnx-model.js';
 
 /** Run one op (absent optional inputs as null) through the builder and the interpreter. */
 function runN(op: string, inputs: readonly (Tensor | null)[], attrs: Attrs = {}, numOutputs = 1): Tensor[] {
@@ -459,30 +460,20 @@ function onnxModel(
   outputs: string[],
   attributes: Record<string, OnnxAttribute> = {},
 ): OnnxModel {
-  const node: OnnxNode = {
-    name: 'n0',
-    opType,
-    domain: '',
-    inputs: inputs.map(([n]) => n),
-    outputs,
-    attributes: new Map(Object.entries(attributes)),
-  };
-  return {
-    irVersion: 8,
-    producerName: 'test',
-    producerVersion: '',
-    opsetImport: [{ domain: '', version: opset }],
-    functions: [],
-    graph: {
-      name: 'g',
-      nodes: [node],
-      initializers: [],
-      sparseInitializers: [],
-      inputs: inputs.map(([name, shape]) => ({ name, type: { kind: 'tensor', elemType: 11, shape } })),
-      outputs: outputs.filter((o) => o).map((name) => ({ name, type: { kind: 'tensor' as const, elemType: 0 } })),
-      valueInfo: [],
-    },
-  };
+  return onnxModelOf({
+    nodes: [
+      onnxNodeOf(
+        opType,
+        inputs.map(([n]) => n),
+        outputs,
+        attributes,
+        'n0',
+      ),
+    ],
+    opset,
+    inputs: inputs.map(([name, shape]) => ({ name, elemType: ONNX.DOUBLE, shape })),
+    outputs: outputs.filter((o) => o),
+  });
 }
 const runOnnx = (m: OnnxModel, feeds: Record<string, Tensor>) => interpret(importOnnxModel(m).graph, feeds);
 

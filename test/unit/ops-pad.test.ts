@@ -15,6 +15,7 @@ import { importOnnxModel } from '../../src/frontends/onnx/import.js';
 import type { OnnxAttribute, OnnxModel, OnnxNode, OnnxTensor } from '../../src/frontends/onnx/proto.js';
 import '../../src/frontends/onnx/ops/index.js';
 import { PROP_RUNS } from '../helpers/paths.js';
+import { onnxModelOf } from '../helpers/onnx-model.js';
 
 const T = (shape: readonly number[], data: readonly number[], dtype: DType = 'f32'): Tensor =>
   makeTensor(dtype, shape, data);
@@ -188,22 +189,7 @@ const ONNX_FLOAT = 1;
 const ONNX_INT64 = 7;
 
 function onnxModel(nodes: OnnxNode[], opset: number, shape: Dim[], inits: OnnxTensor[] = []): OnnxModel {
-  return {
-    irVersion: 8,
-    producerName: 'test',
-    producerVersion: '',
-    opsetImport: [{ domain: '', version: opset }],
-    functions: [],
-    graph: {
-      name: 'g',
-      nodes,
-      initializers: inits,
-      sparseInitializers: [],
-      inputs: [{ name: 'x', type: { kind: 'tensor', elemType: ONNX_FLOAT, shape } }],
-      outputs: [{ name: 'y', type: { kind: 'tensor', elemType: 0 } }],
-      valueInfo: [],
-    },
-  };
+  return onnxModelOf({ nodes, opset, inputs: [{ name: 'x', shape }], outputs: ['y'], initializers: inits });
 }
 const node = (inputs: string[], attrs: Record<string, OnnxAttribute> = {}): OnnxNode => ({
   name: 'Pad_node',

@@ -12,6 +12,7 @@ import type { TensorType } from '../../ir/types.js';
 import { importOnnxModel } from '../../src/frontends/onnx/import.js';
 import type { OnnxAttribute, OnnxModel, OnnxNode, OnnxTensor } from '../../src/frontends/onnx/proto.js';
 import { PROP_RUNS } from '../helpers/paths.js';
+import { ONNX, onnxModelOf } from '../helpers/onnx-model.js';
 
 /** Run one op on concrete tensors through the builder and the interpreter. */
 function run(op: string, inputs: readonly Tensor[], attrs: Attrs = {}): Tensor {
@@ -257,22 +258,13 @@ const i64 = (name: string, values: number[]): OnnxTensor => ({
 });
 
 function onnxModel(node: OnnxNode, opset: number, inits: OnnxTensor[] = []): OnnxModel {
-  return {
-    irVersion: 8,
-    producerName: 'test',
-    producerVersion: '',
-    opsetImport: [{ domain: '', version: opset }],
-    functions: [],
-    graph: {
-      name: 'g',
-      nodes: [node],
-      initializers: inits,
-      sparseInitializers: [],
-      inputs: [{ name: 'x', type: { kind: 'tensor', elemType: 11, shape: [2, 3] } }],
-      outputs: [{ name: 'y', type: { kind: 'tensor', elemType: node.opType.startsWith('Arg') ? 7 : 11 } }],
-      valueInfo: [],
-    },
-  };
+  return onnxModelOf({
+    nodes: [node],
+    opset,
+    inputs: [{ name: 'x', elemType: ONNX.DOUBLE, shape: [2, 3] }],
+    outputs: [{ name: 'y', elemType: node.opType.startsWith('Arg') ? ONNX.INT64 : ONNX.DOUBLE }],
+    initializers: inits,
+  });
 }
 const onnxNode = (opType: string, inputs: string[], attributes: Record<string, OnnxAttribute> = {}): OnnxNode => ({
   name: 'n0',

@@ -13,6 +13,7 @@ import { tensorType, type TensorType } from '../../ir/types.js';
 import { importOnnxModel } from '../../src/frontends/onnx/import.js';
 import type { OnnxAttribute, OnnxModel, OnnxNode, OnnxTensor } from '../../src/frontends/onnx/proto.js';
 import { PROP_RUNS } from '../helpers/paths.js';
+import { onnxModelOf } from '../helpers/onnx-model.js';
 
 const INT64_MAX = 9.223372036854776e18;
 const INT64_MIN = -9.223372036854776e18;
@@ -560,22 +561,13 @@ function onnxModel(
   input: { shape: Dim[]; elemType?: number } = { shape: [2, 3, 4] },
   inits: OnnxTensor[] = [],
 ): OnnxModel {
-  return {
-    irVersion: 8,
-    producerName: 'test',
-    producerVersion: '',
-    opsetImport: [{ domain: '', version: opset }],
-    functions: [],
-    graph: {
-      name: 'g',
-      nodes,
-      initializers: inits,
-      sparseInitializers: [],
-      inputs: [{ name: 'x', type: { kind: 'tensor', elemType: input.elemType ?? ONNX_FLOAT, shape: input.shape } }],
-      outputs: nodes[nodes.length - 1]!.outputs.map((name) => ({ name, type: { kind: 'tensor', elemType: 0 } })),
-      valueInfo: [],
-    },
-  };
+  return onnxModelOf({
+    nodes,
+    opset,
+    inputs: [{ name: 'x', elemType: input.elemType ?? ONNX_FLOAT, shape: input.shape }],
+    outputs: nodes[nodes.length - 1]!.outputs,
+    initializers: inits,
+  });
 }
 function onnxNode(opType: string, inputs: string[], outputs: string[], attrs: Record<string, OnnxAttribute> = {}) {
   return { name: `${opType}_node`, opType, domain: '', inputs, outputs, attributes: new Map(Object.entries(attrs)) };
