@@ -2,7 +2,6 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { GraphBuilder } from '../../ir/builder.js';
 import type { DType } from '../../ir/dtype.js';
-import { VerifyError } from '../../ir/errors.js';
 import '../../ir/index.js';
 import { interpret } from '../../ir/interpret.js';
 import type { Attrs } from '../../ir/registry.js';
@@ -13,6 +12,7 @@ import { importOnnxModel } from '../../src/frontends/onnx/import.js';
 import type { OnnxAttribute, OnnxModel } from '../../src/frontends/onnx/proto.js';
 import { PROP_RUNS } from '../helpers/paths.js';
 import { ONNX, onnxModelOf, onnxNodeOf } from '../helpers/onnx-model.js';
+import { verifyError } from '../helpers/errors.js';
 
 /** Run one op (absent optional inputs as null) through the builder and the interpreter. */
 function runN(op: string, inputs: readonly (Tensor | null)[], attrs: Attrs = {}, numOutputs = 1): Tensor[] {
@@ -31,19 +31,6 @@ function infer(op: string, types: readonly [DType, Shape][], attrs: Attrs = {}, 
   const b = new GraphBuilder('t');
   const vs = types.map(([dt, s], i) => b.input(`x${i}`, dt, s));
   return b.opN(op, vs, attrs, numOutputs).map((v) => v.type);
-}
-
-function verifyError(fn: () => unknown): VerifyError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(VerifyError);
-    const err = e as VerifyError;
-    expect(err.location.node).toBeDefined();
-    expect(err.message).toContain(`node '${err.location.node}'`);
-    return err;
-  }
-  throw new Error('expected a VerifyError');
 }
 
 const t = (shape: number[], data: number[], dtype: DType = 'f64') => makeTensor(dtype, shape, data);

@@ -2,7 +2,6 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { GraphBuilder } from '../../ir/builder.js';
 import type { DType } from '../../ir/dtype.js';
-import { VerifyError } from '../../ir/errors.js';
 import '../../ir/index.js';
 import { interpret } from '../../ir/interpret.js';
 import type { Attrs } from '../../ir/registry.js';
@@ -13,6 +12,7 @@ import { importOnnxModel } from '../../src/frontends/onnx/import.js';
 import type { OnnxAttribute, OnnxModel, OnnxNode, OnnxTensor } from '../../src/frontends/onnx/proto.js';
 import { PROP_RUNS } from '../helpers/paths.js';
 import { ONNX, onnxModelOf } from '../helpers/onnx-model.js';
+import { verifyError } from '../helpers/errors.js';
 
 /** Run one op on concrete tensors through the builder and the interpreter. */
 function run(op: string, inputs: readonly Tensor[], attrs: Attrs = {}): Tensor {
@@ -28,20 +28,6 @@ function infer(op: string, types: readonly [DType, Shape][], attrs: Attrs = {}):
   const b = new GraphBuilder('t');
   const vs = types.map(([dt, s], i) => b.input(`x${i}`, dt, s));
   return b.op(op, vs, attrs).type;
-}
-
-/** The VerifyError thrown while adding the node, checked to name the node. */
-function verifyError(fn: () => unknown): VerifyError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(VerifyError);
-    const err = e as VerifyError;
-    expect(err.location.node).toBeDefined();
-    expect(err.message).toContain(`node '${err.location.node}'`);
-    return err;
-  }
-  throw new Error('expected a VerifyError');
 }
 
 const t = (shape: number[], data: number[], dtype: DType = 'f64') => makeTensor(dtype, shape, data);
