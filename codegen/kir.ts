@@ -103,6 +103,7 @@ export type UnOp =
   | 'round_even'
   | 'trunc'
   | 'erf'
+  | 'erfc'
   | 'isnan'
   | 'isinf'
   | 'sign';

@@ -21,7 +21,8 @@ export const gelu = (x: Expr, tanh: boolean) =>
         mul(f(0.5), x),
         add(f(1), un('tanh', mul(f(Math.sqrt(2 / Math.PI)), add(x, mul(f(0.044715), mul(x, mul(x, x))))))),
       )
-    : mul(mul(f(0.5), x), add(f(1), un('erf', mul(x, f(Math.SQRT1_2)))));
+    : // 1 + erf(z) = erfc(-z): accurate in relative terms where the result is tiny (large negative x)
+      mul(mul(f(0.5), x), un('erfc', mul(x, f(-Math.SQRT1_2))));
 
 /** max/min with NaN propagation (WGSL and CUDA leave NaN operands implementation-defined / ignored). */
 export function nanMax(a: Expr, b: Expr, isMax: boolean): Expr {

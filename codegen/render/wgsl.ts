@@ -6,11 +6,17 @@
 import type { Expr, KType, Kernel, UnOp } from '../kir.js';
 import { CLikeRenderer, floatText } from './clike.js';
 
-const ERF_HELPER = `fn kiln_erf(x: f32) -> f32 {
-  // Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7), odd extension
-  let a = abs(x);
-  let t = 1.0 / (1.0 + 0.3275911 * a);
-  let y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * exp(-a * a);
+// erfc with fractional error < 1.2e-7 everywhere (the Chebyshev-fitted formula of Numerical Recipes' erfcc), so the
+// tail keeps its relative accuracy: gelu(x) for negative x is 0.5·x·erfc(-x/√2), a tiny number that must stay accurate.
+const ERFC_HELPER = `fn kiln_erfc(x: f32) -> f32 {
+  let z = abs(x);
+  let t = 1.0 / (1.0 + 0.5 * z);
+  let p = -1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))));
+  let r = t * exp(-z * z + p);
+  return select(2.0 - r, r, x >= 0.0);
+}
+fn kiln_erf(x: f32) -> f32 {
+  let y = 1.0 - kiln_erfc(abs(x));
   return select(-y, y, x >= 0.0);
 }
 `;
@@ -105,8 +111,9 @@ export class WgslRenderer extends CLikeRenderer {
       case 'round_even':
         return `round(${a})`; // WGSL round() is round-half-to-even
       case 'erf':
-        this.helpers.add(ERF_HELPER);
-        return t === 'f32' ? `kiln_erf(${a})` : `${t}(kiln_erf(f32(${a})))`;
+      case 'erfc':
+        this.helpers.add(ERFC_HELPER);
+        return t === 'f32' ? `kiln_${op}(${a})` : `${t}(kiln_${op}(f32(${a})))`;
       case 'tanh':
         this.helpers.add(TANH_HELPER);
         return t === 'f32' ? `kiln_tanh(${a})` : `${t}(kiln_tanh(f32(${a})))`;

@@ -98,7 +98,8 @@ export function randomGraph(seed: number, steps = 6, dtype: 'f32' | 'f16' = 'f32
       cur = b.op(r.pick(['softmax', 'log_softmax']), [cur], { axis: r.int(-rank, rank - 1) });
     } else if (kind === 'matmul' && rank > 0) {
       cur = b.matmul(cur, constOf([shape[rank - 1]!, dim()]));
-    } else if (kind === 'norm' && rank > 0) {
+    } else if (kind === 'norm' && rank > 0 && shape[rank - 1]! > 1) {
+      // (a norm over one element is degenerate: it amplifies the rounding of its input without bound)
       const last = shape[rank - 1]!;
       cur =
         r.next() < 0.5
@@ -186,4 +187,30 @@ export function evalDim(d: number | string, env: Readonly<Record<string, number>
     return v;
   };
   return sum();
+}
+
+/**
+ * The f32 twin of an f16 graph: the same structure with f32 values (every f16 input and constant converted exactly).
+ * Its reference is what an f32-fallback device computes for the f16 graph: f32 arithmetic on f16 data.
+ */
+export function f32Twin(graph: Graph, feeds: Record<string, Tensor>): { graph: Graph; feeds: Record<string, Tensor> } {
+  const b = new GraphBuilder(`${graph.name}_f32`);
+  const to32 = (t: Tensor) => (t.dtype === 'f16' ? makeTensor('f32', t.shape, t.data) : t);
+  const map = new Map<Value, Value>();
+  for (const v of graph.inputs) {
+    map.set(v, b.input(v.name, v.type.dtype === 'f16' ? 'f32' : v.type.dtype, v.type.shape));
+  }
+  for (const c of graph.constants) map.set(c, b.weight(c.name, to32(c.data!)));
+  for (const n of graph.nodes) {
+    const outs = b.opN(
+      n.op,
+      n.inputs.map((x) => (x ? map.get(x)! : null)),
+      n.attrs,
+      n.outputs.length,
+      n.outputs.map((o) => o.name),
+    );
+    n.outputs.forEach((o, i) => map.set(o, outs[i]!));
+  }
+  for (const o of graph.outputs) b.output(map.get(o)!);
+  return { graph: b.build(), feeds: Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, to32(t)])) };
 }

@@ -9,7 +9,9 @@ struct Params {
 @group(0) @binding(2) var<uniform> u: Params;
 
 fn kiln_tanh(x: f32) -> f32 {
-  // tanh via exp of a clamped argument: some drivers return NaN from tanh() for |x| > ~88
+  // tanh via exp of a clamped argument: some drivers return NaN from tanh() for |x| > ~88. NaN is tested by its bits
+  // (clamp of NaN is implementation-defined and would turn it into a number).
+  if ((bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u) { return x; }
   let e = exp(-2.0 * clamp(abs(x), 0.0, 40.0));
   let y = (1.0 - e) / (1.0 + e);
   return select(-y, y, x >= 0.0);
