@@ -19,6 +19,9 @@ Commands:
       --json FILE                     write the results as JSON
       --tolerances FILE               per-test overrides: { "test_name": { "rtol": r, "atol": a, "why": "..." } }
       --quiet                         print only failures and the summary
+  ir FILE [--dims n=v,...]            print the model's kiln IR (text format) after import
+  kernels FILE --target wgsl|cuda [--dims n=v,...]
+                                      print the kernels kiln generates for these input shapes (nothing runs)
   help                                this text
 
 Exit status: 0 on success, 1 when a conformance test failed, 2 on bad usage.`;
@@ -65,6 +68,24 @@ async function main(argv: string[]): Promise<number> {
     if (values.json) writeFileSync(values.json, JSON.stringify(summary, null, 2));
     process.stdout.write(`${summary.passed} passed, ${summary.failed} failed, ${summary.skipped} skipped\n`);
     return summary.failed > 0 ? 1 : 0;
+  }
+  if (cmd === 'ir' || cmd === 'kernels') {
+    const { values, positionals } = parseArgs({
+      args: rest,
+      allowPositionals: true,
+      options: { dims: { type: 'string' }, target: { type: 'string' } },
+    });
+    if (positionals.length !== 1) usage(`${cmd} needs one model file`);
+    const { loadModel, parseDims, kernelSources, printGraph } = await import('./inspect.js');
+    const graph = loadModel(positionals[0]!, parseDims(values.dims));
+    if (cmd === 'ir') {
+      process.stdout.write(printGraph(graph));
+      return 0;
+    }
+    const target = values.target ?? 'wgsl';
+    if (target !== 'wgsl' && target !== 'cuda') usage(`unknown target '${target}' (expected wgsl or cuda)`);
+    process.stdout.write(await kernelSources(graph, target));
+    return 0;
   }
   if (cmd === 'demo') {
     const { values } = parseArgs({ args: rest, options: { backend: { type: 'string' }, seq: { type: 'string' } } });
