@@ -91,14 +91,22 @@ function tokenize(src: string): Tok[] {
     if (!m) throw new ParseError(`unexpected character '${src[pos]}' at ${lineCol(src, pos)}`);
     if (m[1]) {
       const raw = m[2]!;
-      toks.push({ k: m[1] === '%' ? 'val' : 'node', v: raw.startsWith('"') ? (JSON.parse(raw) as string) : raw, pos });
-    } else if (m[3]) toks.push({ k: 'str', v: JSON.parse(m[3]) as string, pos });
+      toks.push({ k: m[1] === '%' ? 'val' : 'node', v: raw.startsWith('"') ? unquote(raw, src, pos) : raw, pos });
+    } else if (m[3]) toks.push({ k: 'str', v: unquote(m[3], src, pos), pos });
     else if (m[4]) toks.push({ k: 'num', v: m[4], pos });
     else if (m[5]) toks.push({ k: 'id', v: m[5], pos });
     else if (m[6]) toks.push({ k: 'p', v: m[6], pos });
     pos = re.lastIndex;
   }
   return toks;
+}
+
+function unquote(raw: string, src: string, pos: number): string {
+  try {
+    return JSON.parse(raw) as string;
+  } catch {
+    throw new ParseError(`bad string literal ${raw} at ${lineCol(src, pos)}`);
+  }
 }
 
 function lineCol(src: string, pos: number): string {
@@ -265,7 +273,7 @@ export function parseGraph(src: string): Graph {
   g.name = gname.v;
   expect('{');
   while (!isP('}')) {
-    const t = peek()!;
+    const t = peek() ?? fail("unexpected end of input: missing '}'");
     if (t.k === 'id' && t.v === 'input') {
       next();
       const n = next();

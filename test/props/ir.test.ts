@@ -1,7 +1,7 @@
 /** IR properties: text round trip, structural hash, inference vs. interpreter shapes, broadcasting laws, verifier. */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { VerifyError } from '../../ir/errors.js';
+import { ParseError, VerifyError } from '../../ir/errors.js';
 import { Value } from '../../ir/graph.js';
 import { interpret } from '../../ir/interpret.js';
 import { broadcastShapes } from '../../ir/shape.js';
@@ -37,6 +37,29 @@ describe('text format', () => {
         expect(Array.from(b.data)).toEqual(Array.from(a.data));
       }),
       params,
+    );
+  });
+
+  it('garbage and mutated text give a ParseError (or a graph), never another exception', () => {
+    const { graph } = randomGraph(12345, 6);
+    const text = printGraph(graph);
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.string({ maxLength: 200 }),
+          fc.tuple(fc.nat(text.length), fc.nat(40), fc.string({ maxLength: 12 })).map(
+            ([at, cut, ins]) => text.slice(0, at) + ins + text.slice(Math.min(text.length, at + cut)),
+          ),
+        ),
+        (src) => {
+          try {
+            parseGraph(src);
+          } catch (e) {
+            expect(e).toBeInstanceOf(ParseError);
+          }
+        },
+      ),
+      { numRuns: PROP_RUNS * 10 },
     );
   });
 
