@@ -47,9 +47,9 @@ describe('text format', () => {
       fc.property(
         fc.oneof(
           fc.string({ maxLength: 200 }),
-          fc.tuple(fc.nat(text.length), fc.nat(40), fc.string({ maxLength: 12 })).map(
-            ([at, cut, ins]) => text.slice(0, at) + ins + text.slice(Math.min(text.length, at + cut)),
-          ),
+          fc
+            .tuple(fc.nat(text.length), fc.nat(40), fc.string({ maxLength: 12 }))
+            .map(([at, cut, ins]) => text.slice(0, at) + ins + text.slice(Math.min(text.length, at + cut))),
         ),
         (src) => {
           try {
