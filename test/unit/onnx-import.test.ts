@@ -112,6 +112,30 @@ describe('ONNX import', () => {
     expect(Array.from(y.data)).toEqual([3, 0, 1.5]);
   });
 
+  it('real models with flipped bytes give a typed error or a graph that verifies, never a crash', () => {
+    const tests = findTests([onnxDir]).filter((_, i) => i % 5 === 0);
+    fc.assert(
+      fc.property(
+        fc.nat(tests.length - 1),
+        fc.array(fc.tuple(fc.double({ min: 0, max: 1, noNaN: true }), fc.integer({ min: 0, max: 255 })), {
+          minLength: 1,
+          maxLength: 4,
+        }),
+        (ti, flips) => {
+          const bytes = new Uint8Array(readFileSync(join(tests[ti]!, 'model.onnx')));
+          for (const [at, v] of flips) bytes[Math.min(bytes.length - 1, Math.floor(at * bytes.length))] = v;
+          try {
+            const { graph } = importOnnx(bytes);
+            verify(graph);
+          } catch (e) {
+            expect(e).toBeInstanceOf(KilnError);
+          }
+        },
+      ),
+      { numRuns: PROP_RUNS * 5 },
+    );
+  });
+
   it('a model without opset_import is rejected', () => {
     const m = decodeModel(readFileSync(join(onnxDir, 'test_add', 'model.onnx')));
     expect(() => importOnnxModel({ ...m, opsetImport: [] })).toThrow(/opset/);
