@@ -3,7 +3,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { KilnError } from '../ir/errors.js';
-import { formatResult, runConformance } from './conformance.js';
+import { runConformance } from './conformance.js';
 import { runDemo } from './demo.js';
 import { BACKENDS, type BackendName } from './session.js';
 
@@ -112,5 +112,3 @@ main(process.argv.slice(2)).then(
     throw e;
   },
 );
-
-export { formatResult };

@@ -8,7 +8,6 @@ import { f16BitsToNumber, numberToF16Bits, type DType } from '../../ir/dtype.js'
 import { KilnError, UnsupportedError } from '../../ir/errors.js';
 import type { Graph, Node, Value } from '../../ir/graph.js';
 import { inferOp } from '../../ir/infer.js';
-import { interpret } from '../../ir/interpret.js';
 import { getOp, resolveAttrs } from '../../ir/registry.js';
 import { bindShape, isStatic, numel, shapeToString } from '../../ir/shape.js';
 import { makeTensor, type Tensor } from '../../ir/tensor.js';
@@ -368,5 +367,3 @@ function encodeUniforms(s: LoweredStep): ArrayBuffer {
   });
   return buf;
 }
-
-export { interpret };
