@@ -106,7 +106,7 @@ describe.skipIf(!haveNvcc)('nvcc compiles every generated kernel', () => {
   it('conformance + random-graph kernels for sm_80 and sm_90, no errors, no spills', async () => {
     const t0 = performance.now();
     const kernels = await collectKernels();
-    expect(kernels.size).toBeGreaterThan(0);
+    expect(kernels.size).toBeGreaterThan(hasShared ? 300 : 20); // the conformance suite alone lowers to ~370 distinct kernels
     const file = join(tmp, 'kiln_kernels.cu');
     writeFileSync(file, cudaTranslationUnit(kernels.values(), 'nvcc'));
     const results = await Promise.all(ARCHS.map((a) => nvcc(file, a)));
