@@ -13,6 +13,7 @@ import {
   requireSameDtype,
   stridesOf,
   type Dim,
+  odometerStep,
 } from './util.js';
 
 const FLOATS: readonly DType[] = ['f64', 'f32', 'f16', 'bf16'];
@@ -562,23 +563,10 @@ registerOp({
         let prod = 1;
         for (let j = 0; j < xs.length; j++) prod *= xs[j]!.data[offs[j]!]!;
         acc += prod;
-        // odometer over the summed labels (the innermost dims of `order`)
-        for (let d = r - 1; d >= nOutDims; d--) {
-          idx[d]!++;
-          for (let j = 0; j < xs.length; j++) offs[j]! += strides[j]![d]!;
-          if (idx[d]! < sizes[d]!) break;
-          for (let j = 0; j < xs.length; j++) offs[j]! -= strides[j]![d]! * sizes[d]!;
-          idx[d] = 0;
-        }
+        odometerStep(idx, offs, strides, sizes, nOutDims, r); // the summed labels: the innermost dims of `order`
       }
       y.data[o] = acc;
-      for (let d = nOutDims - 1; d >= 0; d--) {
-        idx[d]!++;
-        for (let j = 0; j < xs.length; j++) offs[j]! += strides[j]![d]!;
-        if (idx[d]! < sizes[d]!) break;
-        for (let j = 0; j < xs.length; j++) offs[j]! -= strides[j]![d]! * sizes[d]!;
-        idx[d] = 0;
-      }
+      odometerStep(idx, offs, strides, sizes, 0, nOutDims);
     }
     return [y];
   },

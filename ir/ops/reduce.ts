@@ -3,7 +3,7 @@ import { dtypeInfo, isFloat, type DType } from '../dtype.js';
 import { registerOp, type Attrs, type InferContext } from '../registry.js';
 import { makeTensor, type Tensor } from '../tensor.js';
 import { tensorType } from '../types.js';
-import { axisSplit, broadcastStrides, numel, req, type Dim } from './util.js';
+import { axisSplit, broadcastStrides, numel, odometerStep, req, type Dim } from './util.js';
 
 const NUMERIC: readonly DType[] = ['f64', 'f32', 'f16', 'bf16', 'i64', 'i32', 'i16', 'i8', 'u64', 'u32', 'u16', 'u8'];
 
@@ -49,16 +49,10 @@ function forEachReduced(x: Tensor, axes: readonly number[], visit: (v: number, o
   const st = broadcastStrides(keep, x.shape).map((s, i) => (axes.includes(i) ? 0 : s));
   const r = x.shape.length;
   const idx = new Array<number>(r).fill(0);
-  let o = 0;
+  const off = [0];
   for (let k = 0; k < x.data.length; k++) {
-    visit(x.data[k]!, o);
-    for (let d = r - 1; d >= 0; d--) {
-      idx[d]!++;
-      o += st[d]!;
-      if (idx[d]! < x.shape[d]!) break;
-      o -= st[d]! * x.shape[d]!;
-      idx[d] = 0;
-    }
+    visit(x.data[k]!, off[0]!);
+    odometerStep(idx, off, [st], x.shape, 0, r);
   }
   return numel(keep);
 }

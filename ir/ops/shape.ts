@@ -8,7 +8,7 @@ import { broadcastShapes, dimProduct, dimSum, numel, stridesOf, type Dim, type S
 import { registerOp, type InferContext, type RefContext } from '../registry.js';
 import { makeTensor, type Tensor } from '../tensor.js';
 import { tensorType, type TensorType } from '../types.js';
-import { axisSplit, broadcastMap, req } from './util.js';
+import { axisSplit, broadcastMap, odometerStep, req } from './util.js';
 
 const INDEX: readonly DType[] = ['i64', 'i32'];
 const NUMERIC: readonly DType[] = ['f64', 'f32', 'f16', 'bf16', 'i64', 'i32', 'i16', 'i8', 'u64', 'u32', 'u16', 'u8'];
@@ -142,16 +142,10 @@ function gatherStrided(x: Tensor, outShape: readonly number[], strides: readonly
   const n = out.data.length;
   const r = outShape.length;
   const idx = new Array<number>(r).fill(0);
-  let off = base;
+  const off = [base];
   for (let k = 0; k < n; k++) {
-    out.data[k] = x.data[off]!;
-    for (let d = r - 1; d >= 0; d--) {
-      idx[d]!++;
-      off += strides[d]!;
-      if (idx[d]! < outShape[d]!) break;
-      off -= strides[d]! * outShape[d]!;
-      idx[d] = 0;
-    }
+    out.data[k] = x.data[off[0]!]!;
+    odometerStep(idx, off, [strides], outShape, 0, r);
   }
   return out;
 }

@@ -72,16 +72,30 @@ export function broadcastMap(
   for (let k = 0; k < n; k++) {
     for (let j = 0; j < inputs.length; j++) args[j] = inputs[j]!.data[offs[j]!]!;
     out.data[k] = fn(...args);
-    // odometer increment, updating offsets incrementally
-    for (let d = r - 1; d >= 0; d--) {
-      idx[d]!++;
-      for (let j = 0; j < inputs.length; j++) offs[j]! += strides[j]![d]!;
-      if (idx[d]! < outShape[d]!) break;
-      for (let j = 0; j < inputs.length; j++) offs[j]! -= strides[j]![d]! * outShape[d]!;
-      idx[d] = 0;
-    }
+    odometerStep(idx, offs, strides, outShape, 0, r);
   }
   return out;
+}
+
+/**
+ * Advance the multi-index `idx` over dims [from, to) of `sizes` (last fastest) by one, keeping each operand's flat
+ * offset `offs[j]` in step through its `strides[j]`. Every strided reference loop shares this one odometer.
+ */
+export function odometerStep(
+  idx: number[],
+  offs: number[],
+  strides: readonly (readonly number[])[],
+  sizes: readonly number[],
+  from: number,
+  to: number,
+): void {
+  for (let d = to - 1; d >= from; d--) {
+    idx[d]!++;
+    for (let j = 0; j < offs.length; j++) offs[j]! += strides[j]![d]!;
+    if (idx[d]! < sizes[d]!) return;
+    for (let j = 0; j < offs.length; j++) offs[j]! -= strides[j]![d]! * sizes[d]!;
+    idx[d] = 0;
+  }
 }
 
 /** Values of a constant integer input as numbers, or undefined when not constant. */
