@@ -10,7 +10,7 @@ import { dimSum, stridesOf, type Dim } from '../shape.js';
 import { registerOp, type InferContext } from '../registry.js';
 import { makeTensor } from '../tensor.js';
 import { tensorType } from '../types.js';
-import { req } from './util.js';
+import { odometerStep, req } from './util.js';
 
 type Fail = (message: string) => never;
 
@@ -202,10 +202,7 @@ registerOp({
         off += (j + p.cropBegin) * st[d]!;
       }
       out.data[k] = inside ? t.data[off]! : value;
-      for (let d = rank - 1; d >= 0; d--) {
-        if (++idx[d]! < outShape[d]!) break;
-        idx[d] = 0;
-      }
+      odometerStep(idx, [], [], outShape, 0, rank);
     }
     return [out];
   },

@@ -677,10 +677,7 @@ registerOp({
       let off = 0;
       for (let i = 0; i < idx.length; i++) off += (idx[i]! % t.shape[i]!) * st[i]!;
       out.data[k] = t.data[off]!;
-      for (let d = idx.length - 1; d >= 0; d--) {
-        if (++idx[d]! < outShape[d]!) break;
-        idx[d] = 0;
-      }
+      odometerStep(idx, [], [], outShape, 0, idx.length);
     }
     return [out];
   },
@@ -773,10 +770,7 @@ registerOp({
         off += c * st[i]!;
       }
       out.data[k] = d.data[off]!;
-      for (let i = r - 1; i >= 0; i--) {
-        if (++idx[i]! < ix.shape[i]!) break;
-        idx[i] = 0;
-      }
+      odometerStep(idx, [], [], ix.shape, 0, r);
     }
     return [out];
   },
