@@ -48,3 +48,8 @@ export function at(t: Tensor, idx: readonly number[]): number {
   for (let i = 0; i < idx.length; i++) off += idx[i]! * s[i]!;
   return t.data[off]!;
 }
+
+/** A copy that shares no memory with `t`. */
+export function cloneTensor(t: Tensor): Tensor {
+  return { dtype: t.dtype, shape: [...t.shape], data: t.data.slice() };
+}

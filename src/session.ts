@@ -1,39 +1,104 @@
 /**
  * Compiled sessions: the one interface every backend offers. Weights are bound once at compile time; `run` takes
- * feeds by input name and returns outputs by output name.
+ * feeds by input name and returns outputs by output name. Returned tensors belong to the caller.
  */
 import { KilnError } from '../ir/errors.js';
 import type { Graph } from '../ir/graph.js';
 import { interpret } from '../ir/interpret.js';
-import type { Tensor } from '../ir/tensor.js';
+import type { Shape } from '../ir/shape.js';
+import type { DType } from '../ir/dtype.js';
+import { cloneTensor, type Tensor } from '../ir/tensor.js';
+import { verify } from '../ir/verify.js';
 import { Executor } from './runtime/executor.js';
 import type { GpuContext } from './runtime/webgpu/device.js';
 
 export type BackendName = 'reference' | 'webgpu' | 'cuda-emu' | 'cuda';
 export const BACKENDS: readonly BackendName[] = ['reference', 'webgpu', 'cuda-emu', 'cuda'];
+/** What `compile` accepts: a backend, or `auto` for the best one available here (cuda → webgpu → reference). */
+export type BackendChoice = BackendName | 'auto';
+export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', ...BACKENDS];
+/** Optimization levels: 0 runs the graph as imported; higher levels run more of the default pass pipeline. */
+export const OPT_LEVELS = [0, 1, 2, 3] as const;
 
 export interface CompileOptions {
-  backend?: BackendName;
+  /** Default `reference`; `auto` picks the best device available here. */
+  backend?: BackendChoice;
+  /** Optimization level 0–3 (default 1). No graph passes exist yet, so every level runs the graph as imported. */
+  opt?: number;
   /** WebGPU, cuda-emu: no f16 storage (exercise the f32 fallback). */
   disableF16?: boolean;
   /** Poison output buffers before each run so unwritten elements show as NaN (tests). */
   poison?: boolean;
 }
 
+/** Name, dtype and (possibly symbolic) shape of a session input or output. */
+export interface ValueInfo {
+  readonly name: string;
+  readonly dtype: DType;
+  readonly shape: Shape;
+}
+
 export interface Session {
   readonly backend: BackendName;
   readonly graph: Graph;
+  readonly inputs: readonly ValueInfo[];
+  readonly outputs: readonly ValueInfo[];
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
   run(feeds: Readonly<Record<string, Tensor>>): Promise<Record<string, Tensor>>;
+  /** How many graph nodes run as device kernels and how many on the host (shape computations, constants). */
+  placement(): { host: number; device: number };
   dispose(): void;
 }
 
-class ReferenceSession implements Session {
-  readonly backend = 'reference' as const;
-  private disposed = false;
-  constructor(readonly graph: Graph) {}
-  async run(feeds: Readonly<Record<string, Tensor>>): Promise<Record<string, Tensor>> {
+function infoOf(graph: Graph): { inputs: ValueInfo[]; outputs: ValueInfo[] } {
+  const info = (v: { name: string; type: { dtype: DType; shape: Shape } }) => ({
+    name: v.name,
+    dtype: v.type.dtype,
+    shape: v.type.shape,
+  });
+  return { inputs: graph.inputs.map(info), outputs: graph.outputs.map(info) };
+}
+
+abstract class BaseSession implements Session {
+  abstract readonly backend: BackendName;
+  readonly inputs: readonly ValueInfo[];
+  readonly outputs: readonly ValueInfo[];
+  protected disposed = false;
+  constructor(readonly graph: Graph) {
+    ({ inputs: this.inputs, outputs: this.outputs } = infoOf(graph));
+  }
+  get inputNames(): readonly string[] {
+    return this.inputs.map((v) => v.name);
+  }
+  get outputNames(): readonly string[] {
+    return this.outputs.map((v) => v.name);
+  }
+  protected checkFeeds(feeds: Readonly<Record<string, Tensor>>): void {
     if (this.disposed) throw new KilnError('runtime', 'session was disposed');
-    return interpret(this.graph, feeds);
+    const known = new Set(this.inputNames);
+    for (const k of Object.keys(feeds)) {
+      if (!known.has(k)) {
+        throw new KilnError('runtime', `unknown feed (inputs: ${[...known].join(', ') || 'none'})`, { tensor: k });
+      }
+    }
+  }
+  abstract run(feeds: Readonly<Record<string, Tensor>>): Promise<Record<string, Tensor>>;
+  abstract placement(): { host: number; device: number };
+  abstract dispose(): void;
+}
+
+class ReferenceSession extends BaseSession {
+  readonly backend = 'reference' as const;
+  async run(feeds: Readonly<Record<string, Tensor>>): Promise<Record<string, Tensor>> {
+    this.checkFeeds(feeds);
+    const out = interpret(this.graph, feeds);
+    // An output may be a constant, a feed or another output's array: the caller gets arrays of its own.
+    for (const k of Object.keys(out)) out[k] = cloneTensor(out[k]!);
+    return out;
+  }
+  placement(): { host: number; device: number } {
+    return { host: this.graph.nodes.length, device: 0 };
   }
   dispose(): void {
     this.disposed = true;
@@ -41,16 +106,20 @@ class ReferenceSession implements Session {
 }
 
 /** A session over the device executor (WebGPU, cuda-emu, CUDA). */
-class DeviceSession<B> implements Session {
-  private disposed = false;
+class DeviceSession<B> extends BaseSession {
   constructor(
     readonly backend: BackendName,
-    readonly graph: Graph,
+    graph: Graph,
     readonly executor: Executor<B>,
-  ) {}
+  ) {
+    super(graph);
+  }
   async run(feeds: Readonly<Record<string, Tensor>>): Promise<Record<string, Tensor>> {
-    if (this.disposed) throw new KilnError('runtime', 'session was disposed');
+    this.checkFeeds(feeds);
     return this.executor.run(feeds);
+  }
+  placement(): { host: number; device: number } {
+    return this.executor.stats();
   }
   dispose(): void {
     if (!this.disposed) this.executor.dispose();
@@ -73,9 +142,40 @@ function sharedGpu(
   return p;
 }
 
-/** Compile a graph for a backend. */
+function checkOpt(opt: unknown): void {
+  if (opt === undefined) return;
+  if (!(OPT_LEVELS as readonly unknown[]).includes(opt)) {
+    throw new KilnError('attribute', `unknown optimization level ${String(opt)} (expected ${OPT_LEVELS.join(', ')})`, {
+      limit: 'opt',
+    });
+  }
+}
+
+/** Compile a graph for a backend. The graph is verified first: a wrongly declared type fails here. */
 export async function compile(graph: Graph, opts: CompileOptions = {}): Promise<Session> {
   const backend = opts.backend ?? 'reference';
+  if (!(BACKEND_CHOICES as readonly string[]).includes(backend)) {
+    throw new KilnError('unsupported', `unknown backend '${String(backend)}' (expected ${BACKEND_CHOICES.join(', ')})`, {
+      limit: 'backend',
+    });
+  }
+  checkOpt(opts.opt);
+  verify(graph);
+  if (backend === 'auto') {
+    for (const b of ['cuda', 'webgpu'] as const) {
+      try {
+        return await compileFor(b, graph, opts);
+      } catch (e) {
+        // Only "this device is not here" (no library, no adapter) falls through; anything else is the caller's.
+        if (!(e instanceof KilnError && (e.code === 'unsupported' || e.code === 'device'))) throw e;
+      }
+    }
+    return compileFor('reference', graph, opts);
+  }
+  return compileFor(backend, graph, opts);
+}
+
+async function compileFor(backend: BackendName, graph: Graph, opts: CompileOptions): Promise<Session> {
   switch (backend) {
     case 'reference':
       return new ReferenceSession(graph);
@@ -99,7 +199,5 @@ export async function compile(graph: Graph, opts: CompileOptions = {}): Promise<
       const be = await CudaBackend.create(); // typed 'unsupported' error without libcuda / libnvrtc / a GPU
       return new DeviceSession('cuda', graph, new Executor(graph, be, { poison: opts.poison }));
     }
-    default:
-      throw new KilnError('unsupported', `backend '${backend}' is not available yet`, { limit: `backend=${backend}` });
   }
 }
