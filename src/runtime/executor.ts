@@ -39,6 +39,8 @@ export interface DeviceBackend<B> {
 export interface ExecutorOptions {
   /** Fill every node output buffer with NaN bits before the run (tests). */
   poison?: boolean;
+  /** Lowerings kept per session (least recently used dropped first); default 4096. */
+  maxCachedLowerings?: number;
 }
 
 /** Bytes a tensor of `n` elements takes in `storage` (at least 4: devices reject empty buffers). */
@@ -143,6 +145,19 @@ export function hostNodes(graph: Graph): Set<Node> {
   return nodes;
 }
 
+/** Run-time host values up to this many elements are offered to lowerings (and key their cache entries). */
+const MAX_HOST_PARAM = 64;
+
+/**
+ * The lowering cache key of a node: its name, its input shapes, and the values of every non-constant input a lowering
+ * may read on the host — a kernel specialized on one run's slice bounds must not serve the next run's.
+ */
+function loweringKey(n: Node, inputs: readonly ((TensorInfo & { isConst?: boolean }) | undefined)[]): string {
+  return `${n.name}|${inputs
+    .map((t) => (t ? `${t.shape}${t.data && !t.isConst ? `=${Array.from(t.data.data).join(',')}` : ''}` : '_'))
+    .join(';')}`;
+}
+
 interface CachedLowering {
   steps: LoweredStep[];
 }
@@ -151,6 +166,7 @@ export class Executor<B> {
   private readonly host: Set<Node>;
   private readonly constBuffers = new Map<Value, B>();
   private readonly lowerings = new Map<string, CachedLowering>();
+  private readonly maxLowerings: number;
   /** Host nodes whose results depend only on input shapes (not on input data). */
   private readonly shapeOnly = new Set<Node>();
   private readonly shapeResults = new Map<string, Map<Node, Tensor[]>>();
@@ -159,6 +175,7 @@ export class Executor<B> {
     readonly backend: DeviceBackend<B>,
     readonly opts: ExecutorOptions = {},
   ) {
+    this.maxLowerings = opts.maxCachedLowerings ?? 4096;
     this.host = hostNodes(graph);
     const shapeValues = new Set<Value>(graph.constants);
     for (const n of graph.nodes) {
@@ -285,20 +302,30 @@ export class Executor<B> {
           return t.shape;
         });
         n.outputs.forEach((o, i) => shapes.set(o, outShapes[i]!));
-        const inputs: (TensorInfo | undefined)[] = n.inputs.map((x) =>
-          x ? { dtype: x.type.dtype, shape: shapes.get(x)!, data: hostData.get(x) } : undefined,
-        );
+        // Host data a lowering may specialize on: constants (fixed for the session) and small run-time values
+        // (slice bounds, pad amounts, scalars, shape computations), which then become part of the cache key.
+        const inputs: (TensorInfo | undefined)[] = n.inputs.map((x) => {
+          if (!x) return undefined;
+          const h = hostData.get(x);
+          const data = h && (x.isConst || h.data.length <= MAX_HOST_PARAM) ? h : undefined;
+          return { dtype: x.type.dtype, shape: shapes.get(x)!, data, isConst: x.isConst };
+        });
         const outputs: TensorInfo[] = n.outputs.map((o, i) => ({ dtype: o.type.dtype, shape: outShapes[i]! }));
         // Row-major data is unchanged by these ops: the output is a view of the input buffer, no kernel at all.
         if (getOp(n.op).view && n.inputs[0]!.type.dtype === n.outputs[0]!.type.dtype) {
           dev.set(n.outputs[0]!, deviceBuffer(n.inputs[0]!));
           continue;
         }
-        const key = `${n.name}|${inputs.map((t) => (t ? `${t.shape}` : '_')).join(';')}`;
+        const key = loweringKey(n, inputs);
         let lowered = this.lowerings.get(key);
-        if (!lowered) {
+        if (lowered) {
+          // least recently used first: re-insert on a hit
+          this.lowerings.delete(key);
+          this.lowerings.set(key, lowered);
+        } else {
           lowered = { steps: lowerNode({ caps: this.backend.caps, node: n.name, op: n.op, attrs, inputs, outputs }) };
           this.lowerings.set(key, lowered);
+          if (this.lowerings.size > this.maxLowerings) this.lowerings.delete(this.lowerings.keys().next().value!);
         }
         const outBufs = n.outputs.map((o, i) => {
           const st = this.storage(o.type.dtype);
