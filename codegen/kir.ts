@@ -230,6 +230,13 @@ export const mul = (a: Expr, b: Expr) => bin('mul', a, b);
 export const div = (a: Expr, b: Expr) => bin('div', a, b);
 export const mod = (a: Expr, b: Expr) => bin('mod', a, b);
 export const lt = (a: Expr, b: Expr) => bin('lt', a, b);
+export const le = (a: Expr, b: Expr) => bin('le', a, b);
+export const gt = (a: Expr, b: Expr) => bin('gt', a, b);
+export const ge = (a: Expr, b: Expr) => bin('ge', a, b);
+export const eq = (a: Expr, b: Expr) => bin('eq', a, b);
+export const ne = (a: Expr, b: Expr) => bin('ne', a, b);
+export const and = (a: Expr, b: Expr) => bin('and', a, b);
+export const or = (a: Expr, b: Expr) => bin('or', a, b);
 export const min = (a: Expr, b: Expr) => bin('min', a, b);
 export const max = (a: Expr, b: Expr) => bin('max', a, b);
 export const un = (op: UnOp, a: Expr): Expr => ({
@@ -238,6 +245,9 @@ export const un = (op: UnOp, a: Expr): Expr => ({
   a,
   type: op === 'isnan' || op === 'isinf' || op === 'not' ? 'bool' : a.type,
 });
+export const not = (a: Expr) => un('not', a);
+export const isnan = (a: Expr) => un('isnan', a);
+export const isinf = (a: Expr) => un('isinf', a);
 export const select = (cond: Expr, a: Expr, b: Expr): Expr => ({ k: 'select', type: a.type, cond, a, b });
 export function cast(type: KType, a: Expr): Expr {
   if (a.type === type) return a;

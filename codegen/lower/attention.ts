@@ -13,21 +13,28 @@
  * cache entry of its position.
  */
 import { KilnError } from '../../ir/errors.js';
+import { numel } from '../../ir/shape.js';
 import {
   add,
+  and,
   assign,
   barrier,
   bin,
   c,
   cast,
   div,
+  eq,
   for_,
+  ge,
+  gt,
   if_,
   load,
   loadType,
   lt,
   mod,
   mul,
+  ne,
+  or,
   select,
   sload,
   sstore,
@@ -46,20 +53,12 @@ import { storageOf } from './storage.js';
 
 const f = c.f32;
 const i32 = c.i32;
-const and = (a: Expr, b: Expr) => bin('and', a, b);
-const or = (a: Expr, b: Expr) => bin('or', a, b);
-const eq = (a: Expr, b: Expr) => bin('eq', a, b);
-const ne = (a: Expr, b: Expr) => bin('ne', a, b);
-const gt = (a: Expr, b: Expr) => bin('gt', a, b);
-const ge = (a: Expr, b: Expr) => bin('ge', a, b);
 const NEG_INF = f(-Infinity);
 
 /** Keys per chunk = threads per workgroup of the attention kernel. */
 const CHUNK = 64;
 /** Output dims of V one thread accumulates in registers (more dims: more workgroups per row). */
 const MAX_ACC = 4;
-
-const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
 /** Strides of (b, h, s, d) in a 4-D [B, H, S, D] tensor or a 3-D [B, S, H*D] one (the reference's headStrides). */
 function headStrides(rank: number, h: number, s: number, d: number): [number, number, number, number] {

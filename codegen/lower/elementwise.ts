@@ -1,17 +1,34 @@
 /** Lowering of elementwise and broadcast ops: each is a value expression in the pointwise template. */
 import type { DType } from '../../ir/dtype.js';
-import { add, bin, bitcast, c, cast, div, lt, mul, select, sub, un, type Expr } from '../kir.js';
+import {
+  add,
+  and,
+  bin,
+  bitcast,
+  c,
+  cast,
+  div,
+  eq,
+  ge,
+  gt,
+  isinf,
+  isnan,
+  le,
+  lt,
+  mul,
+  ne,
+  not,
+  or,
+  select,
+  sub,
+  un,
+  type Expr,
+} from '../kir.js';
 import type { LowerCtx } from './kernel-builder.js';
 import { pointwise, pointwiseSteps, type Pointwise } from './pointwise.js';
 import { registerLowering } from './registry.js';
 
 const f = c.f32;
-const isnan = (x: Expr) => un('isnan', x);
-const or = (a: Expr, b: Expr) => bin('or', a, b);
-const and = (a: Expr, b: Expr) => bin('and', a, b);
-const gt = (a: Expr, b: Expr) => bin('gt', a, b);
-const eq = (a: Expr, b: Expr) => bin('eq', a, b);
-const ne = (a: Expr, b: Expr) => bin('ne', a, b);
 const isFloatT = (e: Expr) => e.type === 'f32' || e.type === 'f16';
 
 export const sigmoid = (x: Expr) => div(f(1), add(f(1), un('exp', un('neg', x))));
@@ -36,7 +53,7 @@ function pow(x: Expr, y: Expr): Expr {
   const yInt = eq(un('floor', y), y);
   const odd = eq(un('abs', bin('mod', y, f(2))), f(1));
   const neg = select(and(lt(x, f(0)), odd), un('neg', p), p);
-  return select(eq(y, f(0)), f(1), select(and(lt(x, f(0)), un('not', yInt)), f(NaN), neg));
+  return select(eq(y, f(0)), f(1), select(and(lt(x, f(0)), not(yInt)), f(NaN), neg));
 }
 
 const UNARY: Record<string, (x: Expr, ctx: LowerCtx) => Expr> = {
@@ -69,9 +86,9 @@ const UNARY: Record<string, (x: Expr, ctx: LowerCtx) => Expr> = {
   hard_swish: (x) => mul(x, bin('max', f(0), bin('min', f(1), add(div(x, f(6)), f(0.5))))),
   leaky_relu: (x, ctx) => select(lt(x, f(0)), mul(f(ctx.attrs['alpha'] as number), x), x),
   identity: (x) => x,
-  not: (x) => un('not', x),
+  not: (x) => not(x),
   isnan: (x) => isnan(x),
-  isinf: (x) => un('isinf', x),
+  isinf: (x) => isinf(x),
 };
 
 for (const [op, fn] of Object.entries(UNARY)) {
@@ -105,8 +122,8 @@ const BINARY: Record<string, (a: Expr, b: Expr, ctx: LowerCtx) => Expr> = {
   equal: (a, b) => eq(a, b),
   less: (a, b) => lt(a, b),
   greater: (a, b) => gt(a, b),
-  less_equal: (a, b) => bin('le', a, b),
-  greater_equal: (a, b) => bin('ge', a, b),
+  less_equal: (a, b) => le(a, b),
+  greater_equal: (a, b) => ge(a, b),
   and: (a, b) => and(a, b),
   or: (a, b) => or(a, b),
   xor: (a, b) => ne(a, b),

@@ -35,11 +35,12 @@ import { stridesOf } from '../../ir/shape.js';
 import {
   PACK,
   add,
+  and,
   assign,
   barrier,
-  bin,
   c,
   div,
+  eq,
   for_,
   if_,
   load,
@@ -47,6 +48,7 @@ import {
   lt,
   mod,
   mul,
+  ne,
   select,
   sload,
   sstore,
@@ -393,7 +395,7 @@ function tiled(ctx: LowerCtx, con: Contraction, target: KType): LoweredStep {
     // Consecutive threads walk the operand's contiguous axis: k (k-fast) or the free axis (x-fast, transposed
     // layouts). The choice is a uniform, so both layouts share one kernel; it only picks per-thread coordinates.
     const kFastU = kb.uniform(`kf${wn}`, contiguousOn(w.st, 'k') || !contiguousOn(w.st, x) ? 1 : 0);
-    const kFast = kb.let('kf', bin('ne', kFastU, c.i32(0)));
+    const kFast = kb.let('kf', ne(kFastU, c.i32(0)));
     const per = (BX * BK) / T;
     const plan: { sIdx: Expr; kk: Expr; xIn: Expr; xOff: Expr; zOff?: Expr }[] = [];
     const kFix = kb.let('kk', mod(l, c.i32(BK)));
@@ -405,7 +407,7 @@ function tiled(ctx: LowerCtx, con: Contraction, target: KType): LoweredStep {
       const kk = kb.let('kk', select(kFast, kFix, add(xSlow, c.i32(q * (T / BX)))));
       const sIdx = kb.let('si', add(mul(kk, c.i32(BX)), xx));
       const xa = kb.let('xa', add(x0, xx));
-      const xIn = kb.let('xin', bin('and', live, lt(xa, Xu)));
+      const xIn = kb.let('xin', and(live, lt(xa, Xu)));
       const xc = g.coords(x, xa);
       const xOff = kb.let('xo', add(bw, g.offset(w.st, wn, x, xc)));
       const zOff = z && bz ? kb.let('zo', add(bz, g.offset(z.st, `${wn}z`, x, xc))) : undefined;
@@ -416,7 +418,7 @@ function tiled(ctx: LowerCtx, con: Contraction, target: KType): LoweredStep {
         for (const p of plan) {
           const ka = kb.let('ka', add(k0, p.kk));
           const kinfo = { kIn: lt(ka, Ku), kc: g.coords('k', ka) };
-          const inb = kb.let('inb', bin('and', p.xIn, kinfo.kIn));
+          const inb = kb.let('inb', and(p.xIn, kinfo.kIn));
           const idx = add(p.xOff, g.offset(w.st, wn, 'k', kinfo.kc));
           let val = g.ld(w, select(inb, idx, c.i32(0)));
           if (z && p.zOff) {
@@ -465,7 +467,7 @@ function tiled(ctx: LowerCtx, con: Contraction, target: KType): LoweredStep {
     const mi = kb.let('mi', add(m0, add(ty, c.i32(r * TY))));
     const mc = g.coords('m', mi);
     rows.push({
-      inb: kb.let('min', bin('and', live, lt(mi, Mu))),
+      inb: kb.let('min', and(live, lt(mi, Mu))),
       off: kb.let('mo', add(bo, g.offset(con.out, 'o', 'm', mc))),
       boff: con.bias && bb ? kb.let('mb', add(bb, g.offset(con.bias.st, 'c', 'm', mc))) : undefined,
     });
@@ -489,9 +491,7 @@ function tiled(ctx: LowerCtx, con: Contraction, target: KType): LoweredStep {
       const col = cols[cc]!;
       const bidx = row.boff && col.boff ? add(row.boff, col.boff) : undefined;
       const [pre, val] = kb.collect(() => fromCompute(g.epilogue(v(acc(r, cc), ct), bidx), target));
-      kb.emit(
-        if_(bin('and', row.inb, col.inb), [...pre, { k: 'store', buf: ob, index: add(row.off, col.off), value: val }]),
-      );
+      kb.emit(if_(and(row.inb, col.inb), [...pre, { k: 'store', buf: ob, index: add(row.off, col.off), value: val }]));
     }
   }
   return kb.build([T, 1, 1], groups === 0 ? [0, 1, 1] : grid1d(groups, ctx.caps));
@@ -581,7 +581,7 @@ function skinny(ctx: LowerCtx, con: Contraction, target: KType): LoweredStep {
     const value = fromCompute(g.epilogue(result, bidx), target);
     kb.emit({ k: 'store', buf: ob, index: kb.let('oi', oidx), value });
   });
-  kb.emit(if_(bin('and', valid, bin('eq', s, c.i32(0))), [...tail, ...store0]));
+  kb.emit(if_(and(valid, eq(s, c.i32(0))), [...tail, ...store0]));
   return kb.build([T, 1, 1], outs === 0 ? [0, 1, 1] : grid1d(Math.ceil(outs / OPW), ctx.caps));
 }
 

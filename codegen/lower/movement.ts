@@ -19,23 +19,28 @@
 import type { DType } from '../../ir/dtype.js';
 import { KilnError, UnsupportedError } from '../../ir/errors.js';
 import { padAxes, padAxis, type PadMode } from '../../ir/ops/pad.js';
-import { stridesOf } from '../../ir/shape.js';
+import { numel, stridesOf } from '../../ir/shape.js';
 import { sliceRange } from '../../ir/ops/shape.js';
 import type { Tensor } from '../../ir/tensor.js';
 import {
   PACK,
   add,
+  and,
   assign,
   bin,
   c,
   cast,
+  eq,
+  ge,
   if_,
+  le,
   load,
   lt,
   max,
   min,
   mod,
   mul,
+  ne,
   select,
   sub,
   v,
@@ -50,9 +55,6 @@ import { WORKGROUP, checkIndexRange, fromCompute, pointwise, Pointwise, type Poi
 import { registerLowering } from './registry.js';
 import { computeType, storageOf } from './storage.js';
 
-const numel = (s: readonly number[]): number => s.reduce((a, b) => a * b, 1);
-const ge = (a: Expr, b: Expr) => bin('ge', a, b);
-const and = (a: Expr, b: Expr) => bin('and', a, b);
 /** Clamp an i32 into [lo, hi] (hi ≥ lo). */
 const clampI = (x: Expr, lo: Expr, hi: Expr) => max(min(x, hi), lo);
 
@@ -97,7 +99,7 @@ function zeroOf(t: KType): Expr {
 function scalarUniform(ctx: LowerCtx, kb: KernelBuilder, dtype: DType, value: number, hint: string): Expr {
   const ct = computeType(dtype);
   if (ct === 'f32') return kb.uniform(hint, value, 'f32');
-  if (ct === 'bool') return bin('ne', kb.uniform(hint, value !== 0 ? 1 : 0, 'i32'), c.i32(0));
+  if (ct === 'bool') return ne(kb.uniform(hint, value !== 0 ? 1 : 0, 'i32'), c.i32(0));
   const [lo, hi] = ct === 'u32' ? [0, 2 ** 32 - 1] : [-(2 ** 31), 2 ** 31 - 1];
   if (!(value >= lo && value <= hi)) {
     throw new KilnError('limit', `value ${value} of ${dtype} does not fit the device's 32-bit ${ct}`, {
@@ -628,7 +630,7 @@ registerLowering('trilu', (ctx) => {
         } else k = asIndex(p.loadAt(1, c.i32(0)));
         const x = p.loadAt(0, p.flat);
         const dj = sub(p.coords[2]!, p.coords[1]!);
-        const keep = upper ? ge(dj, k) : bin('le', dj, k);
+        const keep = upper ? ge(dj, k) : le(dj, k);
         return select(keep, x, zeroOf(x.type));
       },
     }),
@@ -669,7 +671,7 @@ registerLowering('constant', (ctx) => {
         if (splat) return scalarUniform(ctx, p.kb, out.dtype, vals[0] ?? 0, 'cv');
         let y = scalarUniform(ctx, p.kb, out.dtype, vals[n - 1]!, 'cv');
         for (let i = n - 2; i >= 0; i--) {
-          y = select(bin('eq', p.flat, c.i32(i)), scalarUniform(ctx, p.kb, out.dtype, vals[i]!, 'cv'), y);
+          y = select(eq(p.flat, c.i32(i)), scalarUniform(ctx, p.kb, out.dtype, vals[i]!, 'cv'), y);
         }
         return y;
       },

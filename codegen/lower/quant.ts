@@ -9,17 +9,26 @@ import { UnsupportedError } from '../../ir/errors.js';
 import { normAxis } from '../../ir/shape.js';
 import {
   add,
+  and,
   assign,
+  barrier,
   bin,
   bitcast,
   c,
   cast,
   div,
+  eq,
   for_,
+  gt,
   if_,
+  isinf,
+  isnan,
   load,
   lt,
   mul,
+  ne,
+  not,
+  or,
   select,
   sload,
   sstore,
@@ -27,7 +36,6 @@ import {
   un,
   v,
   var_,
-  barrier,
   type Expr,
 } from '../kir.js';
 import { grid1d, KernelBuilder, type LowerCtx, type LoweredStep } from './kernel-builder.js';
@@ -37,12 +45,6 @@ import { registerLowering } from './registry.js';
 import { storageOf } from './storage.js';
 
 const f = c.f32;
-const and = (a: Expr, b: Expr) => bin('and', a, b);
-const or = (a: Expr, b: Expr) => bin('or', a, b);
-const eq = (a: Expr, b: Expr) => bin('eq', a, b);
-const ne = (a: Expr, b: Expr) => bin('ne', a, b);
-const gt = (a: Expr, b: Expr) => bin('gt', a, b);
-const not = (a: Expr) => un('not', a);
 
 /** Integer range of each quantized dtype (outputs saturate to it). */
 const RANGE: Partial<Record<DType, [number, number]>> = {
@@ -78,7 +80,7 @@ function roundTo(dt: DType, x: Expr): Expr {
 function saturate(x: Expr, dt: DType): Expr {
   const [lo, hi] = RANGE[dt]!;
   const clamped = select(lt(x, f(lo)), f(lo), select(gt(x, f(hi)), f(hi), x));
-  return select(un('isnan', x), c.i32(0), cast('i32', clamped));
+  return select(isnan(x), c.i32(0), cast('i32', clamped));
 }
 
 /** Index of the scale / zero point of the element at `coords` (the reference's scaleIndex). */
@@ -177,7 +179,7 @@ function dynamicScale(kb: KernelBuilder, hi: Expr, lo: Expr): Expr {
   const odd = ne(bin('bitand', qb, c.u32(1)), c.u32(0));
   const goUp = or(gt(r2, thrUp), and(eq(r2, thrUp), odd));
   const goDn = or(lt(r2, un('neg', thrDn)), and(eq(r2, un('neg', thrDn)), odd));
-  const fix = and(and(ne(e, f(0)), not(un('isnan', e))), and(gt(q, f(0)), not(or(un('isinf', s), un('isnan', s)))));
+  const fix = and(and(ne(e, f(0)), not(isnan(e))), and(gt(q, f(0)), not(or(isinf(s), isnan(s)))));
   return kb.let('scale', select(fix, select(goUp, up, select(goDn, dn, q)), q));
 }
 

@@ -7,22 +7,31 @@
  */
 import { dtypeInfo, isFloat, type DType } from '../../ir/dtype.js';
 import { UnsupportedError } from '../../ir/errors.js';
-import { stridesOf } from '../../ir/shape.js';
+import { numel, stridesOf } from '../../ir/shape.js';
 import {
   PACK,
   add,
+  and,
   assign,
   bin,
   bitcast,
   c,
   cast,
   div,
+  eq,
   for_,
+  ge,
+  gt,
   if_,
+  isinf,
+  isnan,
+  le,
   load,
   lt,
   mod,
   mul,
+  not,
+  or,
   select,
   sub,
   un,
@@ -51,16 +60,7 @@ import {
 import { computeType, storageOf } from './storage.js';
 
 const f = c.f32;
-const isnan = (x: Expr) => un('isnan', x);
-const and = (a: Expr, b: Expr) => bin('and', a, b);
-const or = (a: Expr, b: Expr) => bin('or', a, b);
-const not = (a: Expr) => un('not', a);
-const eq = (a: Expr, b: Expr) => bin('eq', a, b);
-const gt = (a: Expr, b: Expr) => bin('gt', a, b);
-const le = (a: Expr, b: Expr) => bin('le', a, b);
-const ge = (a: Expr, b: Expr) => bin('ge', a, b);
-const finite = (x: Expr) => not(or(isnan(x), un('isinf', x)));
-const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+const finite = (x: Expr) => not(or(isnan(x), isinf(x)));
 
 function loc(ctx: LowerCtx) {
   return { node: ctx.node, op: ctx.op };

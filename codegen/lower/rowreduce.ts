@@ -26,13 +26,16 @@ import {
   bin,
   c,
   div,
+  eq,
   for_,
   if_,
+  isnan,
   load,
   loadType,
   lt,
   mod,
   mul,
+  or,
   select,
   shuffleXor,
   sload,
@@ -136,7 +139,7 @@ export const isFloatType = (t: KType): boolean => t === 'f32' || t === 'f16';
 /** max / min that propagate NaN (WGSL and CUDA min/max may drop NaN operands). */
 export function nanMaxMin(a: Expr, b: Expr, isMax: boolean): Expr {
   if (!isFloatType(a.type)) return bin(isMax ? 'max' : 'min', a, b);
-  return select(bin('or', bin(isMax ? 'gt' : 'lt', b, a), { k: 'un', op: 'isnan', a: b, type: 'bool' }), b, a);
+  return select(or(bin(isMax ? 'gt' : 'lt', b, a), isnan(b)), b, a);
 }
 
 export const sumMonoid = (t: KType): Monoid => ({
@@ -301,7 +304,7 @@ export class RowKernel {
         const done = x;
         kb.emit(
           if_(
-            bin('eq', lid, c.i32(0)),
+            eq(lid, c.i32(0)),
             arrs.map((a, i) => sstore(a, c.i32(0), done[i]!)),
           ),
         );
@@ -333,7 +336,7 @@ export class RowKernel {
 
   /** Statements that only one thread of the row runs (the first). */
   single(stmts: Stmt[]): Stmt[] {
-    return this.mode === 'serial' || this.T === 1 ? stmts : [if_(bin('eq', this.lid, c.i32(0)), stmts)];
+    return this.mode === 'serial' || this.T === 1 ? stmts : [if_(eq(this.lid, c.i32(0)), stmts)];
   }
 }
 
