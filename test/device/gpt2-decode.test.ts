@@ -1,0 +1,70 @@
+/**
+ * A decode loop on one device session: model_gpt2_past run 5 steps, each step's `present_*` fed back as the next
+ * step's `past_*`, one new token per step (the argmax of the reference's logits). Every step equals the float64
+ * reference. Positions, the past length and every shape computation change each step: the stale-cache bug a
+ * generation loop would hit first.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { interpret } from '../../ir/interpret.js';
+import { makeTensor, type Tensor } from '../../ir/tensor.js';
+import { importOnnx } from '../../src/frontends/onnx/import.js';
+import { compile, type Session } from '../../src/session.js';
+import { compareWithReference, tolerance } from '../helpers/backends.js';
+import { deviceBackends } from '../helpers/device-backends.js';
+import { CONFORMANCE } from '../helpers/paths.js';
+
+const backends = await deviceBackends();
+const { graph } = importOnnx(readFileSync(join(CONFORMANCE, 'models/model_gpt2_past/model.onnx')));
+const sessions: Session[] = [];
+afterAll(() => sessions.forEach((s) => s.dispose()));
+
+function argmaxLast(logits: Tensor): number {
+  const vocab = logits.shape[logits.shape.length - 1]!;
+  const off = logits.data.length - vocab;
+  let best = 0;
+  for (let v = 1; v < vocab; v++) if (logits.data[off + v]! > logits.data[off + best]!) best = v;
+  return best;
+}
+
+describe.each(backends)('%s: gpt2 with past, 5 decode steps on one session', (backend) => {
+  it('equals the reference at every step', async () => {
+    const s = await compile(graph, { backend, poison: true });
+    sessions.push(s);
+    const layers = graph.inputs.filter((v) => v.name.startsWith('past_')).length;
+    expect(layers).toBe(12);
+    // a random short prompt state: past of length 3 with small random values
+    let pastLen = 3;
+    const past: Record<string, Tensor> = {};
+    for (let l = 0; l < layers; l++) {
+      past[`past_${l}`] = makeTensor(
+        'f32',
+        [2, 1, 2, pastLen, 2],
+        Array.from({ length: 2 * 2 * pastLen * 2 }, () => Math.random() * 2 - 1),
+      );
+    }
+    let token = 7;
+    const inputNames = new Set(graph.inputs.map((v) => v.name));
+    for (let step = 0; step < 5; step++) {
+      const feeds: Record<string, Tensor> = { input_ids: makeTensor('i64', [1, 1], [token]), ...past };
+      if (inputNames.has('position_ids')) feeds['position_ids'] = makeTensor('i64', [1, 1], [pastLen]);
+      if (inputNames.has('attention_mask')) {
+        feeds['attention_mask'] = makeTensor('f32', [1, pastLen + 1], new Array(pastLen + 1).fill(1));
+      }
+      const ref = interpret(graph, feeds);
+      const got = await s.run(feeds);
+      for (const [k, r] of Object.entries(ref)) {
+        const m = compareWithReference(k, got[k]!, r, tolerance(r.dtype, true));
+        expect(m, `step ${step}: ${m?.reason}`).toBeUndefined();
+      }
+      pastLen++;
+      for (let l = 0; l < layers; l++) {
+        const present = got[`present_${l}`]!;
+        expect(present.shape).toEqual([2, 1, 2, pastLen, 2]);
+        past[`past_${l}`] = present;
+      }
+      token = argmaxLast(ref[graph.outputs[0]!.name]!);
+    }
+  });
+});
