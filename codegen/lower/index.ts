@@ -4,6 +4,7 @@ import './movement.js';
 import './attention.js';
 import './quant.js';
 import './matmul.js';
+import './einsum.js';
 import './reduce.js';
 
 export { lowerNode, hasLowering, registerLowering, type Lowering } from './registry.js';

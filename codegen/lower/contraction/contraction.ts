@@ -1,0 +1,93 @@
+/**
+ * The *strided batched contraction* every contraction lowering (matmul, gemm, matmul_integer, einsum) is first
+ * described as: index spaces batch, m, n, k (each a list of axes, so einsum's multi-label groups fit), and per
+ * operand a stride for every axis (0 where it does not depend on the axis: broadcasting, or the other operand's free
+ * axis). Then
+ *
+ *   out[batch, m, n] = epilogue( Σ_k (a[batch, m, k] − az[...]) · (b[batch, k, n] − bz[...]) )
+ *
+ * with optional zero points (matmul_integer) and gemm's `alpha · acc + beta · c`. Sizes, strides (broadcast zeros
+ * included), alpha and beta are uniforms; the code depends only on dtypes, the number of axes per index space, which
+ * operands exist, and the schedule (`tiled.ts`, `skinny.ts`, `loop.ts`; chosen in `lower.ts`).
+ *
+ * Integer dtypes accumulate in i32 / u32 (two's-complement wrap = the reference's wrap to the dtype; i64 / u64 are
+ * held in 32 bits, exact while results fit).
+ */
+
+export type Cat = 'batch' | 'm' | 'n' | 'k';
+const CATS: readonly Cat[] = ['batch', 'm', 'n', 'k'];
+
+/** Sizes (in `Contraction.dims`) or strides (in a view) per axis of each index space. */
+export interface Axes {
+  batch: number[];
+  m: number[];
+  n: number[];
+  k: number[];
+}
+
+/** A node input seen through strides over the contraction's axes. */
+export interface View {
+  input: number;
+  st: Axes;
+}
+
+export interface Contraction {
+  label: string;
+  dims: Axes;
+  a: View;
+  b: View;
+  /** Subtracted from a / b elements (matmul_integer zero points), viewed over the same axes. */
+  aZero?: View;
+  bZero?: View;
+  /** gemm: out = alpha · acc + beta · bias (bias over batch/m/n). */
+  bias?: View;
+  alpha: number;
+  beta: number;
+  /** gemm: apply alpha (and beta to the bias); matmul-like ops store the sum as is. */
+  scaled?: boolean;
+  /** Strides of the output over batch / m / n (k unused). */
+  out: Axes;
+}
+
+export const zeros = (n: number) => new Array<number>(n).fill(0);
+export const prod = (xs: readonly number[]) => xs.reduce((p, x) => p * x, 1);
+export const total = (con: Contraction, cat: Cat) => prod(con.dims[cat]);
+
+function views(con: Contraction): Axes[] {
+  const vs = [con.a.st, con.b.st, con.out];
+  for (const x of [con.aZero, con.bZero, con.bias]) if (x) vs.push(x.st);
+  return vs;
+}
+
+/** Drop axes of size 1 (their index is always 0) and merge neighbours that every view walks contiguously. */
+export function simplify(con: Contraction): Contraction {
+  const all = views(con);
+  for (const cat of CATS) {
+    const dims = con.dims[cat];
+    const keep = dims.map((d) => d !== 1);
+    let nd: number[] = [];
+    let ns: number[][] = all.map(() => []);
+    dims.forEach((d, i) => {
+      if (!keep[i]) return;
+      const j = nd.length - 1;
+      if (j >= 0 && all.every((s, q) => ns[q]![j] === s[cat][i]! * d)) {
+        nd[j] = nd[j]! * d;
+        all.forEach((s, q) => (ns[q]![j] = s[cat][i]!));
+        return;
+      }
+      nd.push(d);
+      all.forEach((s, q) => ns[q]!.push(s[cat][i]!));
+    });
+    // a size-0 axis makes the whole space empty: keep it as a single 0
+    if (dims.includes(0)) {
+      nd = [0];
+      ns = all.map(() => [0]);
+    }
+    con.dims[cat] = nd;
+    all.forEach((s, q) => (s[cat] = ns[q]!));
+  }
+  return con;
+}
+
+/** Is the last axis of `cat` the contiguous one of this view? */
+export const contiguousOn = (w: Axes, cat: Cat) => w[cat].length > 0 && w[cat][w[cat].length - 1] === 1;

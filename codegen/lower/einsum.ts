@@ -1,0 +1,159 @@
+/**
+ * Einsum. With two operands it becomes a strided batched contraction (`contraction/`): labels in both operands and
+ * the output → batch, in one operand and the output → m or n, summed → k; repeated labels sum their strides, size-1
+ * dims broadcast with stride 0. With one or three and more operands it is a pointwise kernel looping over the summed
+ * labels.
+ */
+import { KilnError } from '../../ir/errors.js';
+import { stridesOf } from '../../ir/shape.js';
+import { add, assign, c, for_, mul, v, var_, type Expr, type Stmt } from '../kir.js';
+import { zeros, type Axes, type Cat } from './contraction/contraction.js';
+import { checkRanges, lowerContraction } from './contraction/lower.js';
+import { pointwise } from './pointwise.js';
+import { registerLowering } from './registry.js';
+import { computeType } from './storage.js';
+
+interface EinsumPlan {
+  /** Label ids of each operand's dims (ellipsis dims are ids 0..E-1, right-aligned). */
+  terms: number[][];
+  out: number[];
+  count: number;
+}
+
+/** Parse an equation (numpy rules; the op's verifier has already accepted it). */
+function parseEinsum(eq: string, ranks: readonly number[], fail: (m: string) => never): EinsumPlan {
+  const s = eq.replace(/\s+/g, '');
+  const arrow = s.indexOf('->');
+  const lhs = arrow < 0 ? s : s.slice(0, arrow);
+  const rhs = arrow < 0 ? undefined : s.slice(arrow + 2);
+  const tok = (t: string): (string | null)[] => {
+    const r: (string | null)[] = [];
+    for (let i = 0; i < t.length;) {
+      if (t.startsWith('...', i)) {
+        r.push(null);
+        i += 3;
+      } else if (/[A-Za-z]/.test(t[i]!)) r.push(t[i++]!);
+      else fail(`einsum equation '${eq}': unexpected character '${t[i]}'`);
+    }
+    return r;
+  };
+  const terms = lhs.split(',').map(tok);
+  if (terms.length !== ranks.length) fail(`einsum equation '${eq}' has ${terms.length} operands`);
+  const ell = terms.map((t, i) => ranks[i]! - t.filter((x) => x !== null).length);
+  const E = Math.max(0, ...ell);
+  const id = new Map<string, number>();
+  const counts = new Map<string, number>();
+  for (const t of terms) {
+    for (const ch of t) {
+      if (ch === null) continue;
+      if (!id.has(ch)) id.set(ch, E + id.size);
+      counts.set(ch, (counts.get(ch) ?? 0) + 1);
+    }
+  }
+  const ellIds = (e: number) => Array.from({ length: e }, (_, j) => E - e + j);
+  const ids = terms.map((t, i) => t.flatMap((ch) => (ch === null ? ellIds(ell[i]!) : [id.get(ch)!])));
+  let out: number[];
+  if (rhs === undefined) {
+    const once = [...counts].filter(([, n]) => n === 1).map(([ch]) => ch);
+    once.sort((x, y) => x.charCodeAt(0) - y.charCodeAt(0));
+    out = [...ellIds(E), ...once.map((ch) => id.get(ch)!)];
+  } else {
+    out = tok(rhs).flatMap((ch) => (ch === null ? ellIds(E) : [id.get(ch)!]));
+  }
+  return { terms: ids, out, count: E + id.size };
+}
+
+registerLowering('einsum', (ctx) => {
+  const fail = (m: string): never => {
+    throw new KilnError('attribute', m, { node: ctx.node, op: ctx.op });
+  };
+  const shapes = ctx.inputs.map((t) => t!.shape);
+  const plan = parseEinsum(
+    ctx.attrs['equation'] as string,
+    shapes.map((s) => s.length),
+    fail,
+  );
+  const dims = new Array<number>(plan.count).fill(1);
+  plan.terms.forEach((t, i) =>
+    t.forEach((lab, p) => {
+      const d = shapes[i]![p]!;
+      if (dims[lab] === 1) dims[lab] = d;
+    }),
+  );
+  // each operand's stride per label: summed over repeated places (a diagonal), 0 where a size-1 dim broadcasts
+  const strides = shapes.map((sh, i) => {
+    const st = zeros(plan.count);
+    const own = stridesOf(sh);
+    plan.terms[i]!.forEach((lab, p) => {
+      if (sh[p] !== 1) st[lab]! += own[p]!;
+    });
+    return st;
+  });
+  const outShape = plan.out.map((lab) => dims[lab]!);
+  const outSt = zeros(plan.count);
+  stridesOf(outShape).forEach((s, j) => (outSt[plan.out[j]!] = s));
+  const summed = dims.map((_, lab) => lab).filter((lab) => !plan.out.includes(lab));
+  checkRanges(ctx);
+
+  if (shapes.length === 2) {
+    const [sa, sb] = strides as [number[], number[]];
+    const cat = (lab: number): Cat =>
+      !plan.out.includes(lab) ? 'k' : sa[lab] && sb[lab] ? 'batch' : sb[lab] ? 'n' : 'm';
+    const labels: Record<Cat, number[]> = { batch: [], m: [], n: [], k: [] };
+    for (const lab of [...plan.out, ...summed]) labels[cat(lab)].push(lab);
+    const pick = (st: number[]): Axes => ({
+      batch: labels.batch.map((x) => st[x]!),
+      m: labels.m.map((x) => st[x]!),
+      n: labels.n.map((x) => st[x]!),
+      k: labels.k.map((x) => st[x]!),
+    });
+    return lowerContraction(ctx, {
+      label: 'einsum',
+      dims: pick(dims),
+      a: { input: 0, st: pick(sa) },
+      b: { input: 1, st: pick(sb) },
+      alpha: 1,
+      beta: 1,
+      out: pick(outSt),
+    });
+  }
+
+  // one operand, or three and more: one thread per output element, looping over the summed labels
+  const loopLabels = summed.filter((lab) => dims[lab] !== 1);
+  const reads = shapes.map((_, i) => i);
+  const ct = computeType(ctx.outputs[0]!.dtype);
+  return [
+    pointwise(ctx, {
+      label: 'einsum',
+      reads,
+      value: (p) => {
+        const kb = p.kb;
+        const uni = (hint: string, x: number) => (x === 0 || x === 1 ? c.i32(x) : kb.uniform(hint, x));
+        const bases = reads.map((i) => {
+          let off: Expr = c.i32(0);
+          plan.out.forEach((lab, j) => (off = add(off, mul(p.coords[j]!, uni('s', strides[i]![lab]!)))));
+          return kb.let('base', off);
+        });
+        const accName = kb.fresh('acc');
+        kb.emit(var_(accName, ct, c.of(ct, 0)));
+        const loopVars = loopLabels.map(() => kb.fresh('j'));
+        const [inner] = kb.collect(() => {
+          let prodE: Expr | undefined;
+          reads.forEach((i) => {
+            let off = bases[i]!;
+            loopLabels.forEach((lab, q) => (off = add(off, mul(v(loopVars[q]!, 'i32'), uni('s', strides[i]![lab]!)))));
+            const x = p.loadAt(i, off);
+            prodE = prodE ? mul(prodE, x) : x;
+          });
+          kb.emit(assign(accName, add(v(accName, ct), prodE!)));
+        });
+        let body: Stmt[] = inner;
+        for (let q = loopLabels.length - 1; q >= 0; q--) {
+          body = [for_(loopVars[q]!, c.i32(0), kb.uniform('d', dims[loopLabels[q]!]!), body)];
+        }
+        kb.emit(...body);
+        return v(accName, ct);
+      },
+    }),
+  ];
+});
