@@ -3,13 +3,39 @@
  * parameters (in that order), shared arrays through kiln_cuda_shared.h's KILN_SHARED (so the same source also runs
  * in the CPU emulator), `__syncthreads`, `__shfl_xor_sync` for warp-level reduction steps, cuda_fp16 for f16.
  */
-import type { Expr, KType, Kernel, UnOp } from '../kir.js';
+import type { BinOp, Expr, KType, Kernel, UnOp } from '../kir.js';
 import { fnv1a64 } from '../../ir/text.js';
 import { CLikeRenderer, floatText } from './clike.js';
 
 const C_TYPE: Record<KType, string> = { f32: 'float', f16: '__half', i32: 'int', u32: 'unsigned', bool: 'bool' };
 
 const STORAGE_C: Record<string, string> = { f32: 'float', f16: '__half', i32: 'int' };
+
+/**
+ * Integer division and remainder without undefined behaviour: C leaves `INT_MIN / -1` and `x / 0` undefined (x86
+ * raises SIGFPE, which kills the emulator). These give INT_MIN and 0 for INT_MIN / -1 and % -1 (as WGSL does and the
+ * reference's i32 wrap gives), and 0 for x / 0 and x % 0 (the reference; WGSL would give x for x / 0).
+ */
+const INT_DIV_HELPERS: Record<'div' | 'mod', Record<'i32' | 'u32', string>> = {
+  div: {
+    i32:
+      '__device__ __forceinline__ int kiln_div_i32(int a, int b) {\n' +
+      '  return b == 0 ? 0 : b == -1 ? (int)(0u - (unsigned)a) : a / b;\n}\n',
+    u32: '__device__ __forceinline__ unsigned kiln_div_u32(unsigned a, unsigned b) { return b == 0u ? 0u : a / b; }\n',
+  },
+  mod: {
+    i32: '__device__ __forceinline__ int kiln_mod_i32(int a, int b) { return (b == 0 || b == -1) ? 0 : a % b; }\n',
+    u32: '__device__ __forceinline__ unsigned kiln_mod_u32(unsigned a, unsigned b) { return b == 0u ? 0u : a % b; }\n',
+  },
+};
+
+/** A rendered integer literal that is neither 0 nor -1: dividing by it is always defined, so no helper is needed. */
+function safeDivisor(b: string): boolean {
+  const m = /^(?:(\d+)u?|\((-\d+)\))$/.exec(b);
+  if (!m) return false;
+  const v = Number(m[1] ?? m[2]);
+  return v !== 0 && v !== -1;
+}
 
 export class CudaRenderer extends CLikeRenderer {
   readonly name = 'cuda';
@@ -75,6 +101,13 @@ export class CudaRenderer extends CLikeRenderer {
   }
   barrier(): string {
     return '__syncthreads();';
+  }
+  protected override binary(op: BinOp, t: KType, a: string, b: string, at: KType): string {
+    if ((op === 'div' || op === 'mod') && (at === 'i32' || at === 'u32') && !safeDivisor(b)) {
+      this.helpers.add(INT_DIV_HELPERS[op][at]);
+      return `kiln_${op}_${at}(${a}, ${b})`;
+    }
+    return super.binary(op, t, a, b, at);
   }
   /** Shift amounts are taken mod 32 (as WGSL does); C leaves shifts by >= 32 undefined (PTX clamps, x86 masks). */
   protected override shift(op: '<<' | '>>', a: string, b: string): string {

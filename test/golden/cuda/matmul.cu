@@ -1,4 +1,14 @@
 // k_matmul_tiled_d4d2e68f0a
+#ifndef KILN_HELPER_aae47ef0789c91d5
+#define KILN_HELPER_aae47ef0789c91d5
+__device__ __forceinline__ int kiln_mod_i32(int a, int b) { return (b == 0 || b == -1) ? 0 : a % b; }
+#endif
+#ifndef KILN_HELPER_6a680e885eafdba6
+#define KILN_HELPER_6a680e885eafdba6
+__device__ __forceinline__ int kiln_div_i32(int a, int b) {
+  return b == 0 ? 0 : b == -1 ? (int)(0u - (unsigned)a) : a / b;
+}
+#endif
 extern "C" __global__ void __launch_bounds__(64) k_matmul_tiled_d4d2e68f0a(const float* __restrict__ b0, const float* __restrict__ b1, float* __restrict__ b2, int tilesN0, int tilesM1, int nb2, int dm03, int dn04, int dk05, int sabatch06, int kfa7, int sam08, int sbbatch09, int kfb10, int sbn011, int sak012, int sbk013, int sobatch014, int som015, int son016) {
   KILN_SHARED(float, sh_As0, 512);
   KILN_SHARED(float, sh_Bs1, 512);
@@ -6,10 +16,10 @@ extern "C" __global__ void __launch_bounds__(64) k_matmul_tiled_d4d2e68f0a(const
   const int tx_1 = (l_0 % 8);
   const int ty_2 = (l_0 / 8);
   const int g_3 = ((int)((blockIdx.x + (blockIdx.y * gridDim.x))));
-  const int tn_4 = (g_3 % tilesN0);
-  const int rest_5 = (g_3 / tilesN0);
-  const int tm_6 = (rest_5 % tilesM1);
-  const int bi_7 = (rest_5 / tilesM1);
+  const int tn_4 = kiln_mod_i32(g_3, tilesN0);
+  const int rest_5 = kiln_div_i32(g_3, tilesN0);
+  const int tm_6 = kiln_mod_i32(rest_5, tilesM1);
+  const int bi_7 = kiln_div_i32(rest_5, tilesM1);
   const bool live_8 = (bi_7 < nb2);
   const int bi_9 = (live_8 ? bi_7 : 0);
   const int m0_10 = (tm_6 * 64);
