@@ -12,8 +12,8 @@ import type { Kernel } from '../../../codegen/kir.js';
 import type { DeviceCaps } from '../../../codegen/lower/storage.js';
 import type { DeviceBackend } from '../executor.js';
 import { activeRecording, cudaTranslationUnit, groupRuns, kernelSetKey, recordKernels } from '../cuda/source.js';
-import { UnsupportedError } from '../../../ir/errors.js';
-import { compileEmu, emuAvailable, type EmuModule, type EmuRunOptions } from './emu.js';
+import { KilnError, UnsupportedError } from '../../../ir/errors.js';
+import { compileEmu, emuAvailable, MAX_EMU_TRANSFER_BYTES, type EmuModule, type EmuRunOptions } from './emu.js';
 import type { EmuArg, EmuBuffer, EmuLaunch } from './plan.js';
 
 /** g++ flags for kernels: signed overflow wraps (as on the GPU, and as the reference's integer wrap). */
@@ -91,8 +91,13 @@ function unitFor(kernels: readonly Kernel[]): Promise<LoadedUnit> {
 
 export interface CudaEmuBackendOptions {
   caps?: Partial<DeviceCaps>;
-  /** Options for the emulator process (threads, fiber order, timeout). */
+  /** Options for the emulator process (threads, fiber order, timeout, transfer limit). */
   run?: EmuRunOptions;
+  /**
+   * Largest buffer `alloc` accepts, in bytes (default and maximum {@link MAX_EMU_TRANSFER_BYTES}: a buffer is one
+   * host typed array and crosses the pipe to the emulator whole).
+   */
+  maxBufferBytes?: number;
 }
 
 export class CudaEmuBackend implements DeviceBackend<EmuDeviceBuffer> {
@@ -109,7 +114,20 @@ export class CudaEmuBackend implements DeviceBackend<EmuDeviceBuffer> {
     this.caps = { ...CUDA_CAPS, ...opts.caps };
   }
 
+  /** Largest buffer this backend allocates. */
+  get maxBufferBytes(): number {
+    return Math.min(this.opts.maxBufferBytes ?? MAX_EMU_TRANSFER_BYTES, MAX_EMU_TRANSFER_BYTES);
+  }
+
   alloc(bytes: number, label: string): EmuDeviceBuffer {
+    // checked before allocating: past the typed-array cap, `new Uint8Array` throws an untyped RangeError
+    const max = this.maxBufferBytes;
+    if (!Number.isSafeInteger(bytes) || bytes < 0 || bytes > max)
+      throw new KilnError(
+        'limit',
+        `cuda-emu: buffer '${label}' needs ${bytes} bytes; the emulator holds at most ${max} bytes per buffer`,
+        { tensor: label, limit: `cuda-emu buffer bytes (${max})` },
+      );
     return { id: this.nextId++, label, bytes: new Uint8Array(bytes), defined: false, released: false };
   }
   write(buf: EmuDeviceBuffer, bytes: Uint8Array): void {
@@ -166,7 +184,11 @@ export class CudaEmuBackend implements DeviceBackend<EmuDeviceBuffer> {
       const args: EmuArg[] = s.buffers.map((b, i) => {
         let bi = index.get(b);
         if (bi === undefined) {
-          if (b.released) throw new Error(`cuda-emu: buffer '${b.label}' used after release`);
+          if (b.released)
+            throw new KilnError('runtime', `cuda-emu: buffer '${b.label}' used after release`, {
+              tensor: b.label,
+              node: s.kernel.name,
+            });
           bi = bufs.length;
           index.set(b, bi);
           bufs.push(b);
@@ -187,6 +209,7 @@ export class CudaEmuBackend implements DeviceBackend<EmuDeviceBuffer> {
       b.defined ? { init: b.bytes } : { size: b.bytes.length, fill: b.fill ?? 0 },
     );
     const outputs = [...written].sort((a, b) => a - b);
+    this.checkTransfer(bufs, outputs, launches.length, steps[0]?.kernel.name);
     const res = await unit.module.runDetailed({ buffers, launches, outputs }, this.opts.run);
     for (const [bi, bytes] of res.outputs) {
       const b = bufs[bi]!;
@@ -195,6 +218,27 @@ export class CudaEmuBackend implements DeviceBackend<EmuDeviceBuffer> {
     }
     this.lastLaunchMs = res.launchMs;
     this.lastKernels = steps.map((s) => s.kernel.name);
+  }
+
+  /** The outputs of a run come back in one pipe read: refuse, naming the biggest buffers, what cannot fit. */
+  private checkTransfer(
+    bufs: readonly EmuDeviceBuffer[],
+    outputs: readonly number[],
+    launches: number,
+    kernel: string | undefined,
+  ): void {
+    const max = Math.min(this.opts.run?.maxTransferBytes ?? MAX_EMU_TRANSFER_BYTES, MAX_EMU_TRANSFER_BYTES);
+    let total = 16 + 8 * launches;
+    for (const o of outputs) total += 12 + bufs[o]!.bytes.length;
+    if (total <= max) return;
+    const big = [...outputs].sort((a, b) => bufs[b]!.bytes.length - bufs[a]!.bytes.length).slice(0, 3);
+    const names = big.map((o) => `'${bufs[o]!.label}' (${bufs[o]!.bytes.length} bytes)`).join(', ');
+    throw new KilnError(
+      'limit',
+      `cuda-emu: the outputs of this run need ${total} bytes, more than the ${max} that may return from the ` +
+        `emulator at once; largest: ${names}`,
+      { node: kernel, tensor: bufs[big[0]!]!.label, limit: `cuda-emu transfer bytes (${max})` },
+    );
   }
 
   async read(buf: EmuDeviceBuffer, bytes: number): Promise<Uint8Array> {
