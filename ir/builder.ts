@@ -13,10 +13,9 @@ import type { DType } from './dtype.js';
 import { VerifyError } from './errors.js';
 import { Graph, Node, Value } from './graph.js';
 import { inferOp } from './infer.js';
-import { roundArray } from './dtype.js';
 import { getOp, type Attrs } from './registry.js';
 import { isStatic, numel, type Shape } from './shape.js';
-import { makeTensor, type Tensor } from './tensor.js';
+import { fromValues, makeTensor, type Tensor } from './tensor.js';
 import { tensorType, type Layout, type TensorType } from './types.js';
 import { verify } from './verify.js';
 
@@ -162,11 +161,7 @@ export class GraphBuilder {
       attrs,
       { node: nodeName, op, numOutputs: types.length, outputDtypes: types.map((t) => t.dtype), fail },
     );
-    return outs.map((t, i) => ({
-      dtype: types[i]!.dtype,
-      shape: t.shape,
-      data: roundArray(types[i]!.dtype, t.data.slice()),
-    }));
+    return outs.map((t, i) => fromValues(types[i]!.dtype, t.shape, t.data));
   }
 
   /** Verify and return the graph. */

@@ -2,12 +2,11 @@
  * The reference interpreter: runs a graph in float64 on the CPU, node by node, through each op's reference
  * definition. It is the oracle every pass, importer and backend is tested against.
  */
-import { roundArray } from './dtype.js';
 import { KilnError } from './errors.js';
 import type { Graph, Value } from './graph.js';
 import { getOp, resolveAttrs, type RefContext } from './registry.js';
 import { bindShape, numel, shapeToString } from './shape.js';
-import type { Tensor } from './tensor.js';
+import { fromValues, type Tensor } from './tensor.js';
 
 export interface InterpretOptions {
   /** Called after each node with its outputs (debugging, shape-inference property tests). */
@@ -71,12 +70,9 @@ export function interpret(
           { node: n.name, op: n.op, tensor: o.name },
         );
       }
-      // References may return their input's data (reshape); never round a shared array to another dtype in place.
-      const rounded =
-        t.dtype === o.type.dtype
-          ? { ...t, data: roundArray(t.dtype, t.data) } // idempotent, so safe even on an input's shared data
-          : { ...t, dtype: o.type.dtype, data: roundArray(o.type.dtype, t.data.slice()) };
-      env.set(o, rounded);
+      // Stored once in the dtype's natural array, rounded; a reference that returns its input's array (reshape)
+      // shares it, never modifies it.
+      env.set(o, fromValues(o.type.dtype, t.shape, t.data));
     });
     opts.onNode?.(
       n,

@@ -235,7 +235,7 @@ export function parseGraph(src: string): Graph {
       const data = numberList();
       if (shape.some((d) => typeof d !== 'number')) fail('tensor attribute needs a static shape');
       try {
-        return makeTensor(dt, shape as number[], data, false);
+        return makeTensor(dt, shape as number[], data);
       } catch (e) {
         return fail((e as Error).message);
       }
@@ -293,7 +293,7 @@ export function parseGraph(src: string): Graph {
       if (ty.shape.some((d) => typeof d !== 'number')) fail('a constant needs a static shape', n);
       let tensor: Tensor;
       try {
-        tensor = makeTensor(ty.dtype, ty.shape as number[], data, false);
+        tensor = makeTensor(ty.dtype, ty.shape as number[], data);
       } catch (e) {
         return fail((e as Error).message, n);
       }

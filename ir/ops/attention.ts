@@ -5,7 +5,7 @@
 import { isFloat, isInteger, type DType } from '../dtype.js';
 import { registerOp, type Attrs, type InferContext } from '../registry.js';
 import { dimProduct, dimSum, type Dim, type Shape } from '../shape.js';
-import { makeTensor, type Tensor } from '../tensor.js';
+import { scratchTensor, type Tensor } from '../tensor.js';
 import { tensorType } from '../types.js';
 import { req } from './util.js';
 
@@ -143,7 +143,7 @@ function headStrides(rank: number, h: number, s: number, d: number): [number, nu
 
 /** past ++ new along the sequence axis, as [B, H, past + new, D]. */
 function appendCache(past: Tensor | undefined, cur: Tensor, rank: number, [b, h, p, s, d]: readonly number[]): Tensor {
-  const out = makeTensor(cur.dtype, [b, h, p + s, d]);
+  const out = scratchTensor(cur.dtype, [b, h, p + s, d]);
   const cs = headStrides(rank, h, s, d);
   let o = 0;
   for (let bi = 0; bi < b; bi++) {
@@ -264,9 +264,9 @@ registerOp({
     }
     const valid = Array.from({ length: B }, (_, b) => (nonpad ? nonpad.data[b]! : T));
 
-    const y = makeTensor(q!.dtype, g.rank === 4 ? [B, Hq, S, Dv] : [B, S, Hq * Dv]);
+    const y = scratchTensor(q!.dtype, g.rank === 4 ? [B, Hq, S, Dv] : [B, S, Hq * Dv]);
     const ys = headStrides(g.rank, Hq, S, Dv);
-    const qkOut = makeTensor(q!.dtype, [B, Hq, S, T]);
+    const qkOut = scratchTensor(q!.dtype, [B, Hq, S, T]);
     const bias = new Float64Array(T);
     const logits = new Float64Array(T);
     for (let b = 0; b < B; b++) {
@@ -418,7 +418,7 @@ registerOp({
     const half = R / 2;
     const interleaved = a['interleaved'] as boolean;
     const xs = headStrides(g.rank, H, S, Dh);
-    const y = makeTensor(x!.dtype, x!.shape, x!.data, false);
+    const y = scratchTensor(x!.dtype, x!.shape, x!.data);
     for (let b = 0; b < B; b++) {
       for (let s = 0; s < S; s++) {
         let row: number;

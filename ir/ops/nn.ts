@@ -2,7 +2,7 @@
 import type { DType } from '../dtype.js';
 import { registerOp, type Attrs, type InferContext } from '../registry.js';
 import { broadcastShapes, shapeToString } from '../shape.js';
-import { makeTensor, type Tensor } from '../tensor.js';
+import { scratchTensor, type Tensor } from '../tensor.js';
 import { tensorType } from '../types.js';
 import {
   axisSplit,
@@ -58,7 +58,7 @@ function softmaxLike(name: string, doc: string, log: boolean): void {
     },
     reference([x], a, ctx) {
       const { outer, len, inner } = axisSplit(x!.shape, axisOf(a, x!.shape.length, ctx.fail));
-      const out = makeTensor(x!.dtype, x!.shape);
+      const out = scratchTensor(x!.dtype, x!.shape);
       const d = x!.data;
       for (let o = 0; o < outer; o++) {
         for (let i = 0; i < inner; i++) {
@@ -154,11 +154,11 @@ registerOp({
     const eps = a['epsilon'] as number;
     const n = numel(norm);
     const rows = n === 0 ? numel(x!.shape.slice(0, axis)) : x!.data.length / n;
-    const y = makeTensor(x!.dtype, x!.shape);
+    const y = scratchTensor(x!.dtype, x!.shape);
     const statShape = [...x!.shape.slice(0, axis), ...norm.map(() => 1)];
     const stash = a['stash_type'] as DType;
-    const mean = makeTensor(stash, statShape);
-    const inv = makeTensor(stash, statShape);
+    const mean = scratchTensor(stash, statShape);
+    const inv = scratchTensor(stash, statShape);
     for (let row = 0; row < rows; row++) {
       const off = row * n;
       let s = 0;
@@ -192,7 +192,7 @@ registerOp({
     const sc = expandParam(scale!, norm, ctx.fail);
     const eps = a['epsilon'] as number;
     const n = numel(norm);
-    const y = makeTensor(x!.dtype, x!.shape);
+    const y = scratchTensor(x!.dtype, x!.shape);
     for (let off = 0; off < x!.data.length; off += n) {
       let s = 0;
       for (let j = 0; j < n; j++) s += x!.data[off + j]! ** 2;
@@ -244,7 +244,7 @@ function matmulRef(a: Tensor, b: Tensor, dtype: DType, fail: (m: string) => neve
   const bB = b.shape.length > 2 ? b.shape.slice(0, -2) : [];
   const sa = broadcastStrides(aB, batch);
   const sb = broadcastStrides(bB, batch);
-  const y = makeTensor(dtype, out);
+  const y = scratchTensor(dtype, out);
   const nb = numel(batch);
   const bst = stridesOf(batch);
   for (let t = 0; t < nb; t++) {
@@ -333,7 +333,7 @@ registerOp({
     if (c && (c.shape.length > 2 || c.shape.some((d, j) => d !== 1 && d !== [m, n][j + 2 - c.shape.length]))) {
       ctx.fail(`gemm c shape [${c.shape}] does not broadcast to [${m}, ${n}]`);
     }
-    const y = makeTensor(a!.dtype, [m, n]);
+    const y = scratchTensor(a!.dtype, [m, n]);
     for (let i = 0; i < m; i++) {
       for (let j = 0; j < n; j++) {
         let s = 0;
@@ -550,7 +550,7 @@ registerOp({
     });
     const sizes = order.map((id) => dims[id]!);
     const outShape = plan.out.map((id) => dims[id]!);
-    const y = makeTensor(xs[0]!.dtype, outShape);
+    const y = scratchTensor(xs[0]!.dtype, outShape);
     const nOut = numel(outShape);
     const nSum = numel(summed.map((id) => dims[id]!));
     const r = order.length;

@@ -8,7 +8,7 @@
 import type { DType } from '../dtype.js';
 import { dimSum, stridesOf, type Dim } from '../shape.js';
 import { registerOp, type InferContext } from '../registry.js';
-import { makeTensor } from '../tensor.js';
+import { scratchTensor } from '../tensor.js';
 import { tensorType } from '../types.js';
 import { odometerStep, req } from './util.js';
 
@@ -183,7 +183,7 @@ registerOp({
     if (cvT && cvT.data.length !== 1) ctx.fail(`constant_value must hold one element, got shape [${cvT.shape}]`);
     const value = cvT ? cvT.data[0]! : 0;
     const outShape = ax.map((p) => p.out);
-    const out = makeTensor(t.dtype, outShape);
+    const out = scratchTensor(t.dtype, outShape);
     const st = stridesOf(t.shape);
     const idx = new Array<number>(rank).fill(0);
     for (let k = 0; k < out.data.length; k++) {

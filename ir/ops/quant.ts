@@ -8,7 +8,7 @@
 import { isDType, isFloat, roundHalfEvenSigned, roundToDtype, saturateToInt, type DType } from '../dtype.js';
 import { registerOp, type Attrs, type InferContext } from '../registry.js';
 import { normAxis, stridesOf, type Dim, type Shape } from '../shape.js';
-import { makeTensor } from '../tensor.js';
+import { scratchTensor } from '../tensor.js';
 import { tensorType } from '../types.js';
 import { req } from './util.js';
 
@@ -128,7 +128,7 @@ registerOp({
     const at = scaleIndex(layout, x!.shape, scale!.shape);
     const dt = ctx.outputDtypes[0]!;
     const prec = ((a['precision'] as DType | undefined) ?? scale!.dtype) as DType;
-    const y = makeTensor(dt, x!.shape);
+    const y = scratchTensor(dt, x!.shape);
     for (let i = 0; i < y.data.length; i++) {
       const k = at(i);
       const r = roundHalfEvenSigned(roundToDtype(prec, x!.data[i]! / scale!.data[k]!));
@@ -165,7 +165,7 @@ registerOp({
   reference([x, scale, zp], a, ctx) {
     const layout = scaleLayout(x!.shape, scale!.shape, zp?.shape, a, ctx.fail);
     const at = scaleIndex(layout, x!.shape, scale!.shape);
-    const y = makeTensor(ctx.outputDtypes[0]!, x!.shape);
+    const y = scratchTensor(ctx.outputDtypes[0]!, x!.shape);
     for (let i = 0; i < y.data.length; i++) {
       const k = at(i);
       y.data[i] = (x!.data[i]! - (zp ? zp.data[zp.data.length === 1 ? 0 : k]! : 0)) * scale!.data[k]!;
@@ -199,10 +199,10 @@ registerOp({
     // ONNX computes these in f32; rounding each step keeps y consistent with the scale it reports.
     const scale = Math.fround((hi - lo) / 255);
     const zp = scale === 0 ? 0 : saturateToInt('u8', roundHalfEvenSigned(Math.fround(0 - Math.fround(lo / scale))));
-    const y = makeTensor('u8', x!.shape);
+    const y = scratchTensor('u8', x!.shape);
     for (let i = 0; i < y.data.length; i++) {
       y.data[i] = scale === 0 ? 0 : saturateToInt('u8', roundHalfEvenSigned(Math.fround(x!.data[i]! / scale)) + zp);
     }
-    return [y, makeTensor('f32', [], [scale]), makeTensor('u8', [], [zp])];
+    return [y, scratchTensor('f32', [], [scale]), scratchTensor('u8', [], [zp])];
   },
 });

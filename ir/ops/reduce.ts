@@ -1,7 +1,7 @@
 /** Reductions over axes (sum, mean, max, ...), argmax / argmin, and cumsum. */
 import { dtypeInfo, isFloat, type DType } from '../dtype.js';
 import { registerOp, type Attrs, type InferContext } from '../registry.js';
-import { makeTensor, type Tensor } from '../tensor.js';
+import { scratchTensor, type Tensor } from '../tensor.js';
 import { tensorType } from '../types.js';
 import { axisSplit, broadcastStrides, numel, odometerStep, req, type Dim } from './util.js';
 
@@ -187,7 +187,7 @@ function argReduce(name: 'argmax' | 'argmin'): void {
       const { outer, len, inner } = axisSplit(x!.shape, axis);
       if (len === 0 && outer * inner > 0) ctx.fail(`${name} over an empty axis ${axis}`);
       const last = a['select_last_index'] as boolean;
-      const out = makeTensor('i64', reducedShape(x!.shape, [axis], a['keepdims'] as boolean));
+      const out = scratchTensor('i64', reducedShape(x!.shape, [axis], a['keepdims'] as boolean));
       for (let o = 0; o < outer; o++) {
         for (let i = 0; i < inner; i++) {
           const base = o * len * inner + i;
@@ -246,7 +246,7 @@ registerOp({
     const { outer, len, inner } = axisSplit(x!.shape, axis);
     const exclusive = a['exclusive'] as boolean;
     const reverse = a['reverse'] as boolean;
-    const out = makeTensor(x!.dtype, x!.shape);
+    const out = scratchTensor(x!.dtype, x!.shape);
     for (let o = 0; o < outer; o++) {
       for (let i = 0; i < inner; i++) {
         let acc = 0;

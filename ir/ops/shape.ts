@@ -6,7 +6,7 @@
 import type { DType } from '../dtype.js';
 import { broadcastShapes, dimProduct, dimSum, numel, stridesOf, type Dim, type Shape } from '../shape.js';
 import { registerOp, type InferContext, type RefContext } from '../registry.js';
-import { makeTensor, type Tensor } from '../tensor.js';
+import { makeTensor, scratchTensor, type Tensor } from '../tensor.js';
 import { tensorType, type TensorType } from '../types.js';
 import { axisSplit, broadcastMap, odometerStep, req } from './util.js';
 
@@ -138,7 +138,7 @@ function permute(x: Tensor, perm: readonly number[]): Tensor {
 
 /** out[idx] = x.data[base + Σ idx[i] * strides[i]] over the output shape (odometer walk). */
 function gatherStrided(x: Tensor, outShape: readonly number[], strides: readonly number[], base: number): Tensor {
-  const out = makeTensor(x.dtype, outShape);
+  const out = scratchTensor(x.dtype, outShape);
   const n = out.data.length;
   const r = outShape.length;
   const idx = new Array<number>(r).fill(0);
@@ -447,7 +447,7 @@ registerOp({
       }
       outShape[axis] += t.shape[axis]!;
     }
-    const out = makeTensor(ts[0]!.dtype, outShape);
+    const out = scratchTensor(ts[0]!.dtype, outShape);
     const { outer, inner } = axisSplit(outShape, axis);
     const rowOut = outShape[axis]! * inner;
     let col = 0;
@@ -503,7 +503,7 @@ registerOp({
     return sizes.map((s) => {
       const shape = [...t.shape];
       shape[axis] = s;
-      const out = makeTensor(t.dtype, shape);
+      const out = scratchTensor(t.dtype, shape);
       for (let o = 0; o < outer; o++) {
         const src = (o * len + at) * inner;
         out.data.set(t.data.subarray(src, src + s * inner), o * s * inner);
@@ -670,7 +670,7 @@ registerOp({
     const reps = Array.from(r!.data);
     if (reps.length !== t.shape.length) ctx.fail(`repeats has length ${reps.length}, input has rank ${t.shape.length}`);
     const outShape = t.shape.map((d, k) => d * reps[k]!);
-    const out = makeTensor(t.dtype, outShape);
+    const out = scratchTensor(t.dtype, outShape);
     const st = stridesOf(t.shape);
     const idx = new Array<number>(outShape.length).fill(0);
     for (let k = 0; k < out.data.length; k++) {
@@ -717,7 +717,7 @@ registerOp({
     const ix = indices!;
     const axis = axisOf(a['axis'] as number, d.shape.length, ctx.fail);
     const { outer, len, inner } = axisSplit(d.shape, axis);
-    const out = makeTensor(d.dtype, [...d.shape.slice(0, axis), ...ix.shape, ...d.shape.slice(axis + 1)]);
+    const out = scratchTensor(d.dtype, [...d.shape.slice(0, axis), ...ix.shape, ...d.shape.slice(axis + 1)]);
     const n = ix.data.length;
     const rows = Array.from(ix.data, (i) => wrapIndex(i, len, ctx.fail, 'gather'));
     for (let o = 0; o < outer; o++) {
@@ -761,7 +761,7 @@ registerOp({
       ctx.fail(`indices shape [${ix.shape}] does not fit data shape [${d.shape}]`);
     }
     const st = stridesOf(d.shape);
-    const out = makeTensor(d.dtype, ix.shape);
+    const out = scratchTensor(d.dtype, ix.shape);
     const idx = new Array<number>(r).fill(0);
     for (let k = 0; k < ix.data.length; k++) {
       let off = 0;
@@ -817,7 +817,7 @@ registerOp({
     const slice = numel(d.shape.slice(b + m));
     const perBatch = numel(ix.shape.slice(b, q - 1));
     const st = stridesOf(d.shape);
-    const out = makeTensor(d.dtype, [...ix.shape.slice(0, q - 1), ...d.shape.slice(b + m)]);
+    const out = scratchTensor(d.dtype, [...ix.shape.slice(0, q - 1), ...d.shape.slice(b + m)]);
     let t = 0;
     for (let bi = 0; bi < batch; bi++) {
       for (let j = 0; j < perBatch; j++, t++) {
@@ -867,11 +867,10 @@ registerOp({
     const [s, l, d] = inputs.map((t, i) => scalarOf(t!, `input ${i}`, ctx.fail));
     const n = rangeLength(s!, l!, d!, ctx.fail);
     return [
-      makeTensor(
+      scratchTensor(
         inputs[0]!.dtype,
         [n],
         Array.from({ length: n }, (_, i) => s! + i * d!),
-        false,
       ),
     ];
   },
@@ -898,7 +897,7 @@ registerOp({
     const r = t.shape.length;
     const rows = t.shape[r - 2]!;
     const cols = t.shape[r - 1]!;
-    const out = makeTensor(t.dtype, t.shape, t.data, false);
+    const out = scratchTensor(t.dtype, t.shape, t.data);
     for (let p = 0; p < out.data.length; p++) {
       const j = p % cols;
       const i = Math.floor(p / cols) % rows;
@@ -932,12 +931,12 @@ registerOp({
   foldFromTypes(ctx) {
     const dims = shapeDims(ctx);
     if (!dims.every((d) => typeof d === 'number')) return undefined;
-    return [makeTensor('i64', [dims.length], dims as number[])];
+    return [scratchTensor('i64', [dims.length], dims as number[])];
   },
   reference([x], a) {
     const [s, e] = shapeRange(x!.shape.length, a['start'] as number, a['end'] as number | undefined);
     const dims = x!.shape.slice(s, Math.max(s, e));
-    return [makeTensor('i64', [dims.length], dims)];
+    return [scratchTensor('i64', [dims.length], dims)];
   },
 });
 
@@ -955,10 +954,10 @@ registerOp({
   foldFromTypes(ctx) {
     const s = req(ctx, 0).shape;
     if (!s.every((d) => typeof d === 'number')) return undefined;
-    return [makeTensor('i64', [], [numel(s as number[])])];
+    return [scratchTensor('i64', [], [numel(s as number[])])];
   },
   reference([x]) {
-    return [makeTensor('i64', [], [numel(x!.shape)])];
+    return [scratchTensor('i64', [], [numel(x!.shape)])];
   },
 });
 
@@ -975,7 +974,7 @@ registerOp({
   },
   reference(_inputs, a) {
     const v = a['value'] as Tensor;
-    return [makeTensor(v.dtype, v.shape, v.data, false)];
+    return [scratchTensor(v.dtype, v.shape, v.data)];
   },
 });
 
@@ -1015,7 +1014,7 @@ registerOp({
     const v = fillValue(a, ctx.fail);
     const dims = Array.from(s!.data);
     if (dims.some((d) => d < 0 || !Number.isInteger(d))) ctx.fail(`invalid shape [${dims.join(', ')}]`);
-    const out = makeTensor(v.dtype, dims);
+    const out = scratchTensor(v.dtype, dims);
     out.data.fill(v.data[0]!);
     return [out];
   },

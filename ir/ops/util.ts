@@ -2,7 +2,7 @@
 import type { DType } from '../dtype.js';
 import { broadcastShapes, numel, stridesOf, type Dim, type Shape } from '../shape.js';
 import type { InferContext } from '../registry.js';
-import { makeTensor, type Tensor } from '../tensor.js';
+import { scratchTensor, type Tensor } from '../tensor.js';
 import { tensorType, type TensorType } from '../types.js';
 
 /** Input type `i`, failing (located) when an optional input is absent. */
@@ -61,9 +61,9 @@ export function broadcastMap(
   inputs: readonly Tensor[],
   fn: (...xs: number[]) => number,
   outShape: readonly number[] = broadcastConcrete(inputs),
-): Tensor {
+): Tensor & { data: Float64Array } {
   const n = numel(outShape);
-  const out = makeTensor(dtype, outShape);
+  const out = scratchTensor(dtype, outShape);
   const r = outShape.length;
   const strides = inputs.map((t) => broadcastStrides(t.shape, outShape));
   const offs = new Array<number>(inputs.length).fill(0);

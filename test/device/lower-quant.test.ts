@@ -80,7 +80,9 @@ async function checkQuantize(
   const scale = rand(sDt, sShape, () => 0.01 + Math.random() * 0.2);
   const span = (hi - lo) * 0.1;
   let x = rand(xDt, shape, () =>
-    xDt === 'i32' ? randInt(-(hi - lo) * 0.15, (hi - lo) * 0.15) : (Math.random() - 0.5) * span * 1.3,
+    xDt === 'i32'
+      ? randInt(Math.round(-(hi - lo) * 0.15), Math.round((hi - lo) * 0.15))
+      : (Math.random() - 0.5) * span * 1.3,
   );
   if (opts.special) {
     // exact ties (x / s = k + 1/2), saturation both ways, NaN and infinities
