@@ -229,11 +229,12 @@ describe('verifier', () => {
         const n = graph.nodes[0]!;
         const ghost = new Value('ghost', tensorType('f32', [3]));
         const saved = n.inputs[0]!;
-        n.inputs[0] = ghost;
+        n.setInput(0, ghost);
         expect(() => verify(graph)).toThrow(/ghost.*used before definition|used before definition/);
         // an i64 operand where f32 is required
-        n.inputs[0] = new Value('int_in', tensorType('i64', saved.type.shape));
-        graph.inputs.push(n.inputs[0]);
+        const intIn = new Value('int_in', tensorType('i64', saved.type.shape));
+        n.setInput(0, intIn);
+        graph.inputs.push(intIn);
         expect(() => verify(graph)).toThrow(VerifyError);
       }),
       params,
