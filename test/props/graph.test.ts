@@ -72,12 +72,14 @@ const arbDag = fc.record({
   edits: fc.array(arbEdit, { maxLength: 12 }),
 });
 
+type DagSpec = typeof arbDag extends fc.Arbitrary<infer S> ? S : never;
+
 /**
  * Builds the DAG in order and applies the edits. Every value gets a sequence number, and edits only ever make a node
  * read values numbered below its outputs (replaceAllUses(from, to) only with to < from), so the graph stays acyclic
  * whatever order the node list ends up in.
  */
-function build({ inputs, nodes, edits }: fc.RecordValue<typeof arbDag>) {
+function build({ inputs, nodes, edits }: DagSpec) {
   const g = new Graph();
   const values: Value[] = [];
   const add = (name: string) => {
