@@ -98,12 +98,6 @@ export function dimSum(dims: readonly Dim[]): Dim {
   return [...syms, ...(n === 0 ? [] : [String(n)])].join('+');
 }
 
-let freshCounter = 0;
-/** A new symbol for a dim that inference cannot determine statically (data-dependent shapes). */
-export function freshDim(hint = 'd'): string {
-  return `${hint}_${++freshCounter}`;
-}
-
 /** Bind symbolic dims of `shape` against a concrete shape; returns false on a conflict. */
 export function bindShape(shape: Shape, concrete: readonly number[], env: Map<string, number>): boolean {
   if (shape.length !== concrete.length) return false;
