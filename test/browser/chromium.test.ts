@@ -1,7 +1,7 @@
 /**
  * kiln in a real browser: the page bundle (esbuild, platform browser) runs in headless Chromium, acquires WebGPU
  * through `navigator.gpu` (Chromium's SwiftShader adapter: no shader-f16, so the f32 paths) and compares the tiny GPT
- * and random graphs with the float64 reference inside the page. Skips with a message when Chromium is missing
+ * and random graphs with the float64 reference inside the page. Without Chromium it skips locally and fails in CI
  * (`apt-get install chromium`; .ci/run installs it).
  */
 import { spawn } from 'node:child_process';
@@ -13,13 +13,16 @@ import { join } from 'node:path';
 import { build } from 'esbuild';
 import { describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../helpers/paths.js';
+import { requireTool } from '../helpers/tools.js';
 
 const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].find((p) =>
   existsSync(p),
 );
-if (!CHROMIUM) console.warn('browser test skipped: no Chromium (apt-get install chromium)');
+const noChromium = await requireTool('Chromium', () =>
+  CHROMIUM ? undefined : 'no /usr/bin/chromium (apt-get install chromium)',
+);
 
-describe.skipIf(!CHROMIUM)('kiln in headless Chromium (navigator.gpu)', () => {
+describe.skipIf(noChromium)('kiln in headless Chromium (navigator.gpu)', () => {
   it('runs the tiny GPT and random graphs on WebGPU and matches the float64 reference', async () => {
     const bundle = await build({
       entryPoints: [join(REPO_ROOT, 'test/browser/page.ts')],
@@ -73,9 +76,10 @@ describe.skipIf(!CHROMIUM)('kiln in headless Chromium (navigator.gpu)', () => {
         `--user-data-dir=${mkdtempSync(join(tmpdir(), 'kiln-chromium-'))}`,
         '--enable-unsafe-webgpu',
         '--enable-features=Vulkan',
+        ...(process.env['KILN_BROWSER_LOG'] ? ['--enable-logging=stderr', '--v=0'] : []),
         `http://127.0.0.1:${port}/`,
       ],
-      { stdio: 'ignore' },
+      { stdio: process.env['KILN_BROWSER_LOG'] ? 'inherit' : 'ignore' },
     );
     let timer: NodeJS.Timeout | undefined;
     let body: string;

@@ -4,7 +4,7 @@
  * as JSON to `/result` on the test's loopback server.
  */
 import { compile, interpret, makeTensor, buildTinyGpt } from '../../src/index.js';
-import { compareWithReference } from '../helpers/backends.js';
+import { compareWithReference, reducesLong, tolerance } from '../helpers/compare.js';
 import { randomGraph } from '../helpers/random-graph.js';
 
 interface PageResult {
@@ -24,7 +24,7 @@ async function main(): Promise<PageResult> {
   res.adapter = ex.backend.ctx.caps.adapterDescription;
   const got = await session.run(feeds);
   const ref = interpret(gpt, feeds);
-  const m = compareWithReference('logits', got['logits']!, ref['logits']!, { rel: 1e-4, abs: 1e-5 });
+  const m = compareWithReference('logits', got['logits']!, ref['logits']!, tolerance('f32', true));
   if (m) res.mismatches.push(`tiny-gpt: ${m.reason}`);
   res.cases++;
   session.dispose();
@@ -33,7 +33,7 @@ async function main(): Promise<PageResult> {
     const s = await compile(graph, { backend: 'webgpu', poison: true });
     const out = await s.run(f);
     const r = interpret(graph, f);
-    const mm = compareWithReference('out', out['out']!, r['out']!, { rel: 1e-4, abs: 1e-5 });
+    const mm = compareWithReference('out', out['out']!, r['out']!, tolerance('f32', reducesLong(graph)));
     if (mm) res.mismatches.push(`random graph seed ${seed * 7919}: ${mm.reason}`);
     res.cases++;
     s.dispose();

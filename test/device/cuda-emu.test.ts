@@ -3,7 +3,8 @@
  * by g++ against the emulation header and run with CUDA semantics in a child process, compared with the float64
  * reference (outputs poisoned with NaN first; fresh random inputs every run). Also: the random-graph property (fast-check
  * seed printed; its cases are compiled up front in a few translation units with prepareAll), the emulator catching a
- * missing barrier in a generated kernel, typed errors. Needs g++ on x86-64 Linux, else skips with a message.
+ * missing barrier in a generated kernel, typed errors. Needs g++ on x86-64 Linux: without it the tests skip locally
+ * and fail in CI.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -18,17 +19,17 @@ import { c, load, store, type Kernel, type Stmt } from '../../codegen/kir.js';
 import { lowerNode } from '../../codegen/lower/index.js';
 import { Executor, encodeTensor, decodeTensor, storageBytes } from '../../src/runtime/executor.js';
 import { CUDA_CAPS, CudaEmuBackend, prepareAll } from '../../src/runtime/cuda-emu/backend.js';
-import { emuAvailable, EmuError } from '../../src/runtime/cuda-emu/index.js';
+import { EmuError } from '../../src/runtime/cuda-emu/index.js';
 import { buildTinyGpt } from '../../src/models/tiny-gpt.js';
 import { compile } from '../../src/session.js';
 import { interpret } from '../../ir/interpret.js';
 import { checkAgainstReference } from '../helpers/backends.js';
 import { PROP_RUNS } from '../helpers/paths.js';
+import { emuProbe, requireTool } from '../helpers/tools.js';
 import { arbGraphSeed, randomGraph } from '../helpers/random-graph.js';
 import { storageOf } from '../../codegen/lower/storage.js';
 
-const available = await emuAvailable();
-if (!available) console.warn('cuda-emu tests skipped: the CPU emulator needs g++ >= 12 on x86-64 Linux');
+const noEmu = await requireTool('g++ (cuda-emu)', emuProbe);
 
 const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -151,7 +152,7 @@ const CASES: [string, () => { graph: Graph; feeds: Record<string, Tensor> }, boo
   ['transpose', () => single('transpose', [['f32', [2, 3, 5, 7]]], { perm: [3, 1, 0, 2] })],
 ];
 
-describe.skipIf(!available)('cuda-emu backend vs the float64 reference', () => {
+describe.skipIf(noEmu)('cuda-emu backend vs the float64 reference', () => {
   for (const [name, make, long] of CASES) {
     it(
       name,
@@ -222,7 +223,7 @@ describe.skipIf(!available)('cuda-emu backend vs the float64 reference', () => {
   }, 120_000);
 });
 
-describe.skipIf(!available)('random graphs on cuda-emu match the float64 reference', () => {
+describe.skipIf(noEmu)('random graphs on cuda-emu match the float64 reference', () => {
   const runs = Math.max(8, Math.round(PROP_RUNS / 5));
   for (const dtype of ['f32', 'f16'] as const) {
     it(
@@ -327,7 +328,7 @@ function hasBarrier(ss: readonly Stmt[]): boolean {
   );
 }
 
-describe.skipIf(!available)('the emulator checks generated kernels', () => {
+describe.skipIf(noEmu)('the emulator checks generated kernels', () => {
   const x = rand('f32', [3, 1000]);
   const ref = interpret(
     (() => {

@@ -2,9 +2,10 @@
  * The WebGPU runtime on a real adapter (lavapipe on machines without a GPU).
  *
  * No adapter: with CI=true the suite fails; otherwise every test is skipped with a note saying how to install
- * lavapipe (`sudo bash scripts/install-lavapipe.sh`).
+ * lavapipe (`sudo bash scripts/install-lavapipe.sh`). A missing device feature (shader-f16, timestamp-query) likewise.
  */
-import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { requireTool, skipUnless } from '../helpers/tools.js';
 import { KilnError } from '../../ir/errors.js';
 import {
   BufferPool,
@@ -35,7 +36,7 @@ const SKIP_NOTE =
   acquireError instanceof KilnError
     ? acquireError.message.split('\n')[0]!
     : `no WebGPU adapter (${String(acquireError)}). ${INSTALL_HINT}`;
-if (!gpu) console.warn(`[webgpu tests] skipping: ${SKIP_NOTE}`);
+const noGpu = await requireTool('a WebGPU adapter', () => (gpu ? undefined : SKIP_NOTE));
 
 afterAll(() => gpu?.destroy());
 
@@ -145,17 +146,7 @@ function params(n: number, alpha?: number): ArrayBuffer {
   return buf;
 }
 
-describe('WebGPU adapter', () => {
-  it.runIf(process.env.CI === 'true')('is available (required when CI=true)', () => {
-    if (!gpu) throw acquireError instanceof Error ? acquireError : new Error(SKIP_NOTE);
-  });
-});
-
-describe('WebGPU runtime', () => {
-  beforeEach((t) => {
-    if (!gpu) t.skip(SKIP_NOTE);
-  });
-
+describe.skipIf(noGpu)('WebGPU runtime', () => {
   it('reads sane capabilities', () => {
     const caps = gpu!.caps;
     expect(caps.maxComputeInvocationsPerWorkgroup).toBeGreaterThanOrEqual(256);
@@ -213,7 +204,7 @@ describe('WebGPU runtime', () => {
 
   it('runs an f16 kernel (enable f16) when shader-f16 is present', async (t) => {
     const ctx = gpu!;
-    if (!ctx.caps.shaderF16) t.skip('device has no shader-f16');
+    skipUnless(t, ctx.caps.shaderF16, 'the device has no shader-f16');
     const wgsl = /* wgsl */ `
 enable f16;
 struct Params { n: u32 }
@@ -443,7 +434,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) { y[gid.x] = f32(gid.x) *
 
   it('times steps with timestamp queries where the device has them', async (t) => {
     const ctx = gpu!;
-    if (!ctx.caps.timestampQuery) t.skip('device has no timestamp-query');
+    skipUnless(t, ctx.caps.timestampQuery, 'the device has no timestamp-query');
     const n = 1 << 18;
     const pipeline = await compileKernel(ctx, { key: 'test-mul', wgsl: MUL, entryPoint: 'main', label: 'mul' });
     const pool = bufferPool(ctx);

@@ -1,8 +1,8 @@
 /**
  * Golden files of generated kernel source (WGSL and CUDA C) for representative kernels: a change in codegen shows up
- * as a reviewable diff. Regenerate with `KILN_UPDATE_GOLDEN=1 npx vitest run test/golden`.
+ * as a reviewable diff. A missing file fails; (re)generate with `KILN_UPDATE_GOLDEN=1 npx vitest run test/golden`.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { GraphBuilder } from '../../ir/builder.js';
@@ -17,9 +17,9 @@ import type { Kernel } from '../../codegen/kir.js';
 import { CUDA_CAPS } from '../../src/runtime/cuda-emu/backend.js';
 import { Executor } from '../../src/runtime/executor.js';
 import { RecordingBackend } from '../../src/runtime/recording.js';
+import { goldenMismatch } from '../helpers/golden.js';
 import { REPO_ROOT } from '../helpers/paths.js';
 
-const UPDATE = process.env['KILN_UPDATE_GOLDEN'] === '1';
 const DIR = join(REPO_ROOT, 'test/golden');
 
 interface Case {
@@ -113,6 +113,14 @@ async function kernelsOf(c: Case): Promise<{ wgsl: string; cuda: string }> {
 }
 
 describe('golden kernel source', () => {
+  it('has a case for every golden file (a renamed case must not leave a stale file behind)', () => {
+    const names = new Set(CASES.map((c) => c.name));
+    for (const ext of ['wgsl', 'cuda']) {
+      const stale = readdirSync(join(DIR, ext)).filter((f) => !names.has(f.replace(/\.(wgsl|cu)$/, '')));
+      expect(stale, ext).toEqual([]);
+    }
+  });
+
   for (const c of CASES) {
     it(c.name, async () => {
       expect(hasLowering(c.op)).toBe(true);
@@ -122,11 +130,7 @@ describe('golden kernel source', () => {
         ['cuda', cuda],
       ] as const) {
         const file = join(DIR, ext, `${c.name}.${ext === 'wgsl' ? 'wgsl' : 'cu'}`);
-        if (UPDATE || !existsSync(file)) {
-          writeFileSync(file, text);
-          if (!UPDATE) console.warn(`wrote new golden file ${file}`);
-        }
-        expect(text).toBe(readFileSync(file, 'utf8'));
+        expect(goldenMismatch(file, text)).toBeUndefined();
       }
     });
   }

@@ -3,19 +3,21 @@
  * compared with float64 JavaScript references; emulator errors surface as typed KilnErrors.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { KilnError } from '../../ir/errors.js';
-import { compileEmu, emuAvailable, EmuError, type EmuModule, type EmuPlan } from '../../src/runtime/cuda-emu/index.js';
+import { compileEmu, EmuError, type EmuModule, type EmuPlan } from '../../src/runtime/cuda-emu/index.js';
+import { emuProbe, fileProbe, requireTool } from '../helpers/tools.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const fixture = path.join(root, 'test/fixtures/cuda/emu_kernels.cu');
 const sharedHeader = path.join(root, 'codegen/cuda/emu/kiln_cuda_shared.h');
 const NVCC = '/usr/local/cuda/bin/nvcc';
-const available = await emuAvailable();
+const noEmu = await requireTool('g++ (cuda-emu)', emuProbe);
+const noNvcc = await requireTool('nvcc', fileProbe(NVCC, 'the CUDA toolkit'));
 const seed = Number(process.env.KILN_SEED ?? Math.floor(Math.random() * 2 ** 31));
 
 /* ------------------------------------------------------------------ helpers */
@@ -175,7 +177,7 @@ async function expectEmuError(p: Promise<unknown>, kind: string, kernel: string,
 
 /* ------------------------------------------------------------------ tests */
 
-describe.skipIf(!available)('cuda-emu: CUDA C on the CPU', () => {
+describe.skipIf(noEmu)('cuda-emu: CUDA C on the CPU', () => {
   let mod: EmuModule;
   const source = readFileSync(fixture, 'utf8');
 
@@ -732,7 +734,7 @@ describe.skipIf(!available)('cuda-emu: CUDA C on the CPU', () => {
     expectClose(f32(res.outputs.get(2)), matmulRef(A, B, S, S, S), 1e-4, 1e-4, 'matmul 256^3');
   });
 
-  it.skipIf(!existsSync(NVCC))('compiles the same kernel file with nvcc for sm_80 without spills', async () => {
+  it.skipIf(noNvcc)('compiles the same kernel file with nvcc for sm_80 without spills', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'kiln-nvcc-'));
     try {
       const args = [
@@ -771,11 +773,3 @@ describe.skipIf(!available)('cuda-emu: CUDA C on the CPU', () => {
     }
   });
 });
-
-describe.skipIf(available)('cuda-emu (skipped)', () => {
-  it('needs g++ on x86-64 Linux', () => {
-    console.log('cuda-emu: skipped — no g++ on x86-64 Linux here');
-  });
-});
-
-if (!existsSync(NVCC)) console.log(`cuda-emu: nvcc compile check skipped — ${NVCC} not found`);

@@ -1,0 +1,79 @@
+/**
+ * Comparing a device's output with the float64 reference, with DESIGN.md's tolerances per dtype: elementwise
+ * |got − ref| ≤ abs + rel·|ref| on every element, and in aggregate ‖got − ref‖ / ‖ref‖ ≤ rel. Integers exact; NaN
+ * only where the reference has NaN. Browser-safe (the page of test/browser bundles it): no Node or vitest imports.
+ */
+import { isFloat, type DType } from '../../ir/dtype.js';
+import type { Graph } from '../../ir/graph.js';
+import type { Tensor } from '../../ir/tensor.js';
+
+/** Tolerances per dtype; f32's is 10× looser after long reductions (sums of many rounded terms). */
+export function tolerance(dt: DType, longReduction = false): { rel: number; abs: number } {
+  switch (dt) {
+    case 'f16':
+      return { rel: 2e-3, abs: 2e-3 };
+    case 'bf16':
+      return { rel: 1e-2, abs: 1e-2 };
+    case 'f32':
+    case 'f64':
+      return longReduction ? { rel: 1e-4, abs: 1e-5 } : { rel: 1e-5, abs: 1e-5 };
+    default:
+      return { rel: 0, abs: 0 };
+  }
+}
+
+/** Ops that sum (or otherwise combine) many elements: the ones that earn the long-reduction tolerance. */
+const LONG_REDUCTION =
+  /^(matmul|matmul_integer|gemm|einsum|conv\w*|cumsum|softmax|log_softmax)$|^reduce_|norm|attention/;
+
+/** Whether any node of the graph reduces long (elementwise, movement and gather ops do not). */
+export function reducesLong(graph: Graph): boolean {
+  return graph.nodes.some((n) => LONG_REDUCTION.test(n.op));
+}
+
+export interface Mismatch {
+  output: string;
+  reason: string;
+}
+
+/**
+ * Elementwise |got − ref| ≤ abs + rel·|ref| (the first offending element is reported), then rel-L2
+ * ‖got − ref‖ / ‖ref‖ ≤ rel. The aggregate check is waived only when the error is also within abs in RMS: an output
+ * of tiny values (e.g. gelu far in the negative tail) has a large relative error from f32 rounding alone.
+ */
+export function compareWithReference(
+  name: string,
+  got: Tensor,
+  ref: Tensor,
+  tol = tolerance(ref.dtype),
+): Mismatch | undefined {
+  if (got.dtype !== ref.dtype) return { output: name, reason: `dtype ${got.dtype} vs ${ref.dtype}` };
+  if (got.shape.join() !== ref.shape.join()) return { output: name, reason: `shape [${got.shape}] vs [${ref.shape}]` };
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < ref.data.length; i++) {
+    const g = got.data[i]!;
+    const r = ref.data[i]!;
+    if (Number.isNaN(r) || Number.isNaN(g)) {
+      if (Number.isNaN(r) && Number.isNaN(g)) continue;
+      return { output: name, reason: `element ${i}: got ${g}, reference ${r}` };
+    }
+    if (g === r) continue;
+    if (!isFloat(ref.dtype)) return { output: name, reason: `element ${i}: got ${g}, reference ${r} (exact dtype)` };
+    const d = Math.abs(g - r);
+    if (!Number.isFinite(d) || d > tol.abs + tol.rel * Math.abs(r)) {
+      return {
+        output: name,
+        reason: `element ${i}: got ${g}, reference ${r} (|diff| ${d.toExponential(2)} > ${tol.abs} + ${tol.rel}·|ref|)`,
+      };
+    }
+    num += d * d;
+    den += r * r;
+  }
+  const rel = den > 0 ? Math.sqrt(num / den) : Math.sqrt(num);
+  const rms = ref.data.length ? Math.sqrt(num / ref.data.length) : 0;
+  if (rel > tol.rel && rms > tol.abs) {
+    return { output: name, reason: `rel-L2 ${rel.toExponential(2)} > ${tol.rel}, rms ${rms.toExponential(2)}` };
+  }
+  return undefined;
+}
