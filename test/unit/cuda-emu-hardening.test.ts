@@ -28,10 +28,11 @@ import { compile } from '../../src/session.js';
 import { Executor } from '../../src/runtime/executor.js';
 import { CudaEmuBackend } from '../../src/runtime/cuda-emu/backend.js';
 import * as emu from '../../src/runtime/cuda-emu/emu.js';
-import { compileEmu, emuAvailable, type EmuRunOptions } from '../../src/runtime/cuda-emu/emu.js';
+import { compileEmu, type EmuRunOptions } from '../../src/runtime/cuda-emu/emu.js';
+import { emuProbe, requireTool } from '../helpers/tools.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const available = await emuAvailable();
+const available = !(await requireTool('g++ (cuda-emu)', emuProbe));
 const INT_MIN = -2147483648;
 
 const tmpDirs: string[] = [];
