@@ -7,7 +7,7 @@ import type { Graph } from '../ir/graph.js';
 import { interpret } from '../ir/interpret.js';
 import type { Shape } from '../ir/shape.js';
 import type { DType } from '../ir/dtype.js';
-import { cloneTensor, type Tensor } from '../ir/tensor.js';
+import { cloneTensor, toTensor, type Tensor, type TensorLike } from '../ir/tensor.js';
 import { verify } from '../ir/verify.js';
 import { Executor } from './runtime/executor.js';
 import type { GpuContext } from './runtime/webgpu/device.js';
@@ -45,7 +45,12 @@ export interface Session {
   readonly outputs: readonly ValueInfo[];
   readonly inputNames: readonly string[];
   readonly outputNames: readonly string[];
-  run(feeds: Readonly<Record<string, Tensor>>): Promise<Record<string, Tensor>>;
+  /**
+   * Run with feeds by input name. A feed is any `{ dtype, shape, data }`: a typed array of the dtype's kind is taken
+   * without a copy, int64 feeds may be BigInt64Array or bigint[]; bad data (wrong length, NaN or fractional values in
+   * an integer feed, unknown names) is a typed error naming the tensor.
+   */
+  run(feeds: Readonly<Record<string, TensorLike>>): Promise<Record<string, Tensor>>;
   /** How many graph nodes run as device kernels and how many on the host (shape computations, constants). */
   placement(): { host: number; device: number };
   dispose(): void;
@@ -74,25 +79,28 @@ abstract class BaseSession implements Session {
   get outputNames(): readonly string[] {
     return this.outputs.map((v) => v.name);
   }
-  protected checkFeeds(feeds: Readonly<Record<string, Tensor>>): void {
+  /** Validated feeds as kiln tensors (see {@link Session.run}). */
+  protected checkFeeds(feeds: Readonly<Record<string, TensorLike>>): Record<string, Tensor> {
     if (this.disposed) throw new KilnError('runtime', 'session was disposed');
     const known = new Set(this.inputNames);
-    for (const k of Object.keys(feeds)) {
+    const out: Record<string, Tensor> = {};
+    for (const [k, t] of Object.entries(feeds)) {
       if (!known.has(k)) {
         throw new KilnError('runtime', `unknown feed (inputs: ${[...known].join(', ') || 'none'})`, { tensor: k });
       }
+      out[k] = toTensor(t, k);
     }
+    return out;
   }
-  abstract run(feeds: Readonly<Record<string, Tensor>>): Promise<Record<string, Tensor>>;
+  abstract run(feeds: Readonly<Record<string, TensorLike>>): Promise<Record<string, Tensor>>;
   abstract placement(): { host: number; device: number };
   abstract dispose(): void;
 }
 
 class ReferenceSession extends BaseSession {
   readonly backend = 'reference' as const;
-  async run(feeds: Readonly<Record<string, Tensor>>): Promise<Record<string, Tensor>> {
-    this.checkFeeds(feeds);
-    const out = interpret(this.graph, feeds);
+  async run(feeds: Readonly<Record<string, TensorLike>>): Promise<Record<string, Tensor>> {
+    const out = interpret(this.graph, this.checkFeeds(feeds));
     // An output may be a constant, a feed or another output's array: the caller gets arrays of its own.
     for (const k of Object.keys(out)) out[k] = cloneTensor(out[k]!);
     return out;
@@ -114,9 +122,8 @@ class DeviceSession<B> extends BaseSession {
   ) {
     super(graph);
   }
-  async run(feeds: Readonly<Record<string, Tensor>>): Promise<Record<string, Tensor>> {
-    this.checkFeeds(feeds);
-    return this.executor.run(feeds);
+  async run(feeds: Readonly<Record<string, TensorLike>>): Promise<Record<string, Tensor>> {
+    return this.executor.run(this.checkFeeds(feeds));
   }
   placement(): { host: number; device: number } {
     return this.executor.stats();
@@ -155,9 +162,13 @@ function checkOpt(opt: unknown): void {
 export async function compile(graph: Graph, opts: CompileOptions = {}): Promise<Session> {
   const backend = opts.backend ?? 'reference';
   if (!(BACKEND_CHOICES as readonly string[]).includes(backend)) {
-    throw new KilnError('unsupported', `unknown backend '${String(backend)}' (expected ${BACKEND_CHOICES.join(', ')})`, {
-      limit: 'backend',
-    });
+    throw new KilnError(
+      'unsupported',
+      `unknown backend '${String(backend)}' (expected ${BACKEND_CHOICES.join(', ')})`,
+      {
+        limit: 'backend',
+      },
+    );
   }
   checkOpt(opts.opt);
   verify(graph);

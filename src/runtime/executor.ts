@@ -10,7 +10,7 @@ import type { Graph, Node, Value } from '../../ir/graph.js';
 import { inferOp } from '../../ir/infer.js';
 import { getOp, resolveAttrs } from '../../ir/registry.js';
 import { bindShape, isStatic, numel, shapeToString } from '../../ir/shape.js';
-import { makeTensor, type Tensor } from '../../ir/tensor.js';
+import { cloneTensor, fromValues, MAX_REFERENCE_ELEMENTS, type Tensor } from '../../ir/tensor.js';
 import { tensorType } from '../../ir/types.js';
 import { PACK, type Kernel, type Storage } from '../../codegen/kir.js';
 import type { LoweredStep, TensorInfo } from '../../codegen/lower/kernel-builder.js';
@@ -34,6 +34,8 @@ export interface DeviceBackend<B> {
   read(buf: B, bytes: number): Promise<Uint8Array>;
   /** Poison a buffer (NaN bit pattern) so unwritten elements show. */
   poison?(buf: B, bytes: number): void;
+  /** Free what the backend holds for its session (pooled memory, caches); called once, when no run is in flight. */
+  dispose?(): void;
 }
 
 export interface ExecutorOptions {
@@ -96,39 +98,50 @@ export function encodeTensor(t: Tensor, storage: Storage, name: string): Uint8Ar
   return out;
 }
 
-/** Decode device bytes to a tensor of `dtype`. */
+/** Decode device bytes to a tensor of `dtype` (a fresh array the caller owns). */
 export function decodeTensor(bytes: Uint8Array, storage: Storage, dtype: DType, shape: readonly number[]): Tensor {
   const n = numel(shape);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const vals = new Float64Array(n);
+  const aligned = bytes.byteOffset % 4 === 0;
+  let vals: ArrayLike<number>;
   switch (storage) {
     case 'f32':
-      if (bytes.byteOffset % 4 === 0) vals.set(new Float32Array(bytes.buffer, bytes.byteOffset, n));
-      else for (let i = 0; i < n; i++) vals[i] = dv.getFloat32(i * 4, true);
-      break;
-    case 'f16':
-      for (let i = 0; i < n; i++) vals[i] = f16BitsToNumber(dv.getUint16(i * 2, true));
+      vals = aligned
+        ? new Float32Array(bytes.buffer, bytes.byteOffset, n).slice()
+        : Float32Array.from({ length: n }, (_, i) => dv.getFloat32(i * 4, true));
       break;
     case 'i32':
-      for (let i = 0; i < n; i++) vals[i] = dv.getInt32(i * 4, true);
+      vals = aligned
+        ? new Int32Array(bytes.buffer, bytes.byteOffset, n).slice()
+        : Int32Array.from({ length: n }, (_, i) => dv.getInt32(i * 4, true));
       break;
     case 'u32':
-      for (let i = 0; i < n; i++) vals[i] = dv.getUint32(i * 4, true);
+      vals = aligned
+        ? new Uint32Array(bytes.buffer, bytes.byteOffset, n).slice()
+        : Uint32Array.from({ length: n }, (_, i) => dv.getUint32(i * 4, true));
       break;
+    case 'f16': {
+      const v = new Float32Array(n);
+      for (let i = 0; i < n; i++) v[i] = f16BitsToNumber(dv.getUint16(i * 2, true));
+      vals = v;
+      break;
+    }
     default: {
       const per = PACK[storage];
       const bits = 32 / per;
       const signed = storage.startsWith('i');
+      const v = new Float64Array(n);
       for (let i = 0; i < n; i++) {
         const w = dv.getUint32(Math.floor(i / per) * 4, true);
-        let v = (w >>> ((i % per) * bits)) & (2 ** bits - 1);
-        if (signed && v >= 2 ** (bits - 1)) v -= 2 ** bits;
-        vals[i] = v;
+        let x = (w >>> ((i % per) * bits)) & (2 ** bits - 1);
+        if (signed && x >= 2 ** (bits - 1)) x -= 2 ** bits;
+        v[i] = x;
       }
+      vals = v;
     }
   }
-  // The device computed in its storage type; rounding to the dtype makes e.g. bool/bf16 exact.
-  return makeTensor(dtype, shape, vals);
+  // The device computed in its storage type; storing with the dtype's rounding makes e.g. bool / bf16 exact.
+  return fromValues(dtype, shape, vals);
 }
 
 /** Nodes whose results the host computes: shape queries and anything fed only by host-known values. */
@@ -167,6 +180,11 @@ export class Executor<B> {
   private readonly constBuffers = new Map<Value, B>();
   private readonly lowerings = new Map<string, CachedLowering>();
   private readonly maxLowerings: number;
+  private readonly graphOutputs: Set<Value>;
+  /** Runs in flight: dispose waits for them before freeing what they use. */
+  private inFlight = 0;
+  private disposeWhenIdle = false;
+  private disposed = false;
   /** Host nodes whose results depend only on input shapes (not on input data). */
   private readonly shapeOnly = new Set<Node>();
   private readonly shapeResults = new Map<string, Map<Node, Tensor[]>>();
@@ -176,6 +194,7 @@ export class Executor<B> {
     readonly opts: ExecutorOptions = {},
   ) {
     this.maxLowerings = opts.maxCachedLowerings ?? 4096;
+    this.graphOutputs = new Set(graph.outputs);
     this.host = hostNodes(graph);
     const shapeValues = new Set<Value>(graph.constants);
     for (const n of graph.nodes) {
@@ -193,6 +212,11 @@ export class Executor<B> {
     }
   }
 
+  /** Entries in the per-session caches (bounded: lowerings by `maxCachedLowerings`, shape results by 16). */
+  cacheStats(): { lowerings: number; shapeResults: number } {
+    return { lowerings: this.lowerings.size, shapeResults: this.shapeResults.size };
+  }
+
   /** Node count by where it runs (for reports). */
   stats(): { host: number; device: number } {
     return { host: this.host.size, device: this.graph.nodes.length - this.host.size };
@@ -203,6 +227,16 @@ export class Executor<B> {
   }
 
   async run(feeds: Readonly<Record<string, Tensor>>): Promise<Record<string, Tensor>> {
+    if (this.disposed || this.disposeWhenIdle) throw new KilnError('runtime', 'session was disposed');
+    this.inFlight++;
+    try {
+      return await this.runOnce(feeds);
+    } finally {
+      if (--this.inFlight === 0 && this.disposeWhenIdle) this.free();
+    }
+  }
+
+  private async runOnce(feeds: Readonly<Record<string, Tensor>>): Promise<Record<string, Tensor>> {
     const g = this.graph;
     const dims = new Map<string, number>();
     const shapes = new Map<Value, readonly number[]>();
@@ -282,7 +316,7 @@ export class Executor<B> {
               throw new KilnError('runtime', m, loc);
             },
           });
-          const results = n.outputs.map((o, i) => makeTensor(o.type.dtype, outs[i]!.shape, outs[i]!.data));
+          const results = n.outputs.map((o, i) => fromValues(o.type.dtype, outs[i]!.shape, outs[i]!.data));
           n.outputs.forEach((o, i) => {
             hostData.set(o, results[i]!);
             shapes.set(o, results[i]!.shape);
@@ -301,7 +335,17 @@ export class Executor<B> {
           }
           return t.shape;
         });
-        n.outputs.forEach((o, i) => shapes.set(o, outShapes[i]!));
+        n.outputs.forEach((o, i) => {
+          shapes.set(o, outShapes[i]!);
+          // Checked before anything runs: an output the host cannot hold must not cost a whole run first.
+          if (this.graphOutputs.has(o) && numel(outShapes[i]!) > MAX_REFERENCE_ELEMENTS) {
+            throw new KilnError(
+              'limit',
+              `output of shape [${outShapes[i]}] exceeds ${MAX_REFERENCE_ELEMENTS} elements`,
+              { ...loc, tensor: o.name, limit: 'MAX_REFERENCE_ELEMENTS' },
+            );
+          }
+        });
         // Host data a lowering may specialize on: constants (fixed for the session) and small run-time values
         // (slice bounds, pad amounts, scalars, shape computations), which then become part of the cache key.
         const inputs: (TensorInfo | undefined)[] = n.inputs.map((x) => {
@@ -363,7 +407,8 @@ export class Executor<B> {
       for (const o of g.outputs) {
         const h = hostData.get(o);
         if (h) {
-          result[o.name] = h;
+          // a feed, a constant or a cached shape result: the caller gets its own copy
+          result[o.name] = cloneTensor(h);
           continue;
         }
         const st = this.storage(o.type.dtype);
@@ -377,9 +422,20 @@ export class Executor<B> {
     }
   }
 
+  /** Frees device memory and caches; runs in flight finish first (their results stay valid). */
   dispose(): void {
+    if (this.inFlight > 0) this.disposeWhenIdle = true;
+    else this.free();
+  }
+
+  private free(): void {
+    if (this.disposed) return;
+    this.disposed = true;
     for (const b of this.constBuffers.values()) this.backend.release(b);
     this.constBuffers.clear();
+    this.lowerings.clear();
+    this.shapeResults.clear();
+    this.backend.dispose?.();
   }
 }
 

@@ -90,6 +90,13 @@ export class WebGpuBackend implements DeviceBackend<GPUBuffer> {
     await handle.done();
   }
 
+  /** Released buffers go back to the device (the pool is shared by sessions; live ones are untouched). */
+  dispose(): void {
+    this.pool.trim();
+    this.pipelines.clear();
+    this.sources.clear();
+  }
+
   async read(buf: GPUBuffer, bytes: number): Promise<Uint8Array> {
     return new Uint8Array(await readback(this.ctx, buf, { byteLength: bytes }));
   }

@@ -78,9 +78,13 @@ export class BufferPool {
   private readonly entries = new Map<GPUBuffer, Entry>();
   private counters = { created: 0, reused: 0 };
   private destroyed = false;
+  private freeBytes = 0;
+  /** Released buffers kept for reuse, in bytes; past it the oldest go back to the device. */
+  readonly maxFreeBytes: number;
 
-  constructor(ctx: GpuContext) {
+  constructor(ctx: GpuContext, opts: { maxFreeBytes?: number } = {}) {
     this.ctx = ctx;
+    this.maxFreeBytes = opts.maxFreeBytes ?? 256 * 2 ** 20;
   }
 
   /**
@@ -156,6 +160,7 @@ export class BufferPool {
     const reused = list?.pop();
     if (reused) {
       const e = this.entries.get(reused)!;
+      this.freeBytes -= e.cls;
       e.live = true;
       e.byteLength = byteSize;
       this.counters.reused++;
@@ -189,6 +194,18 @@ export class BufferPool {
     let list = this.free.get(key);
     if (!list) this.free.set(key, (list = []));
     list.push(buffer);
+    this.freeBytes += e.cls;
+    // Bounded: many distinct sizes (a decode loop's growing past) must not pin device memory forever.
+    for (const [k, l] of this.free) {
+      if (this.freeBytes <= this.maxFreeBytes) break;
+      while (l.length && this.freeBytes > this.maxFreeBytes) {
+        const b = l.shift()!;
+        this.freeBytes -= this.entries.get(b)!.cls;
+        this.forget(b);
+        b.destroy();
+      }
+      if (!l.length) this.free.delete(k);
+    }
   }
 
   /** The size the current holder asked for (the buffer's `size` is its size class). */
@@ -224,6 +241,7 @@ export class BufferPool {
       }
     }
     this.free.clear();
+    this.freeBytes = 0;
   }
 
   /** Destroys released buffers now and live ones when they are released; the pool cannot acquire afterwards. */
