@@ -1,11 +1,15 @@
 #!/usr/bin/env node
-/** The `kiln` command line. */
-import { readFileSync, writeFileSync } from 'node:fs';
+/**
+ * The `kiln` command line. Contract: every bad argument or input is ONE line `kiln: <message>` on stderr and exit
+ * status 2 (no stack trace); 1 means a conformance test failed; 3 an internal error (a bug: `KILN_DEBUG=1` shows the
+ * stack). `main` never exits the process, so tests can call it directly.
+ */
+import { existsSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { KilnError } from '../ir/errors.js';
-import { runConformance } from './conformance.js';
-import { runDemo } from './demo.js';
-import { BACKENDS, type BackendName } from './session.js';
+import { BACKEND_CHOICES, OPT_LEVELS, type BackendChoice } from './session.js';
 
 const HELP = `kiln — kernel compiler and graph optimizer for transformer inference
 
@@ -13,102 +17,270 @@ Usage: kiln <command> [options]
 
 Commands:
   demo [--backend B] [--seq N]        build the built-in tiny transformer, compile and run it, print what happened
+      --backend B                     ${BACKEND_CHOICES.join(' | ')} (default auto: cuda, else webgpu, else reference)
+      --seq N                         tokens to run, 1 to 1024 (default 8)
   conformance DIR... [options]        run ONNX backend-test folders (model.onnx + test_data_set_N)
-      --backend B                     ${BACKENDS.join(' | ')} (default reference)
-      --opt N                         0: run the graph as imported; 1 (default): full pipeline
-      --json FILE                     write the results as JSON
+      --backend B                     ${BACKEND_CHOICES.join(' | ')} (default reference)
+      --opt N                         optimization level ${OPT_LEVELS.join(' | ')} (default 1; no passes exist yet, so
+                                      every level runs the graph as imported)
+      --json FILE                     write the results as JSON (per test: status, error, node placement)
       --tolerances FILE               per-test overrides: { "test_name": { "rtol": r, "atol": a, "why": "..." } }
       --quiet                         print only failures and the summary
   ir FILE [--dims n=v,...]            print the model's kiln IR (text format) after import
   kernels FILE --target wgsl|cuda [--dims n=v,...]
                                       print the kernels kiln generates for these input shapes (nothing runs)
-  help                                this text
+  help, --help                        this text
+  --version                           kiln's version
 
-Exit status: 0 on success, 1 when a conformance test failed, 2 on bad usage.`;
+A conformance run on a device backend ends PASS lines with where the graph's nodes ran; a pass with no node on the
+device is marked host-only and counted apart. The last line is always \`N passed, N failed, N skipped\`.
 
-function backendOf(v: string | undefined): BackendName {
-  const b = (v ?? 'reference') as BackendName;
-  if (!BACKENDS.includes(b)) usage(`unknown backend '${v}' (expected ${BACKENDS.join(', ')})`);
-  return b;
+Exit status: 0 on success, 1 when a conformance test failed, 2 on bad usage or input, 3 on an internal error.`;
+
+/** Where the CLI writes. */
+export interface CliIo {
+  out(text: string): void;
+  err(text: string): void;
 }
 
-function usage(msg: string): never {
-  process.stderr.write(`kiln: ${msg}\n\n${HELP}\n`);
-  process.exit(2);
+const processIo: CliIo = {
+  out: (t) => process.stdout.write(t),
+  err: (t) => process.stderr.write(t),
+};
+
+/** A bad command line. */
+class UsageError extends KilnError {
+  constructor(message: string) {
+    super('parse', message);
+    this.name = 'UsageError';
+  }
 }
 
-async function main(argv: string[]): Promise<number> {
+type OptionSpec = Record<string, { type: 'string' | 'boolean' }>;
+
+/**
+ * node:util parseArgs, strict, with its errors turned into one-line usage errors naming the command. Values come
+ * back as strings (string options) or `true` (boolean ones), keyed by option name.
+ */
+function parse(
+  cmd: string,
+  args: string[],
+  options: OptionSpec,
+  allowPositionals: boolean,
+): { values: Record<string, string | undefined>; flags: Set<string>; positionals: string[] } {
+  try {
+    const r = parseArgs({ args, options, allowPositionals, strict: true });
+    const values: Record<string, string | undefined> = {};
+    const flags = new Set<string>();
+    for (const [k, v] of Object.entries(r.values)) {
+      if (typeof v === 'string') values[k] = v;
+      else if (v === true) flags.add(k);
+    }
+    return { values, flags, positionals: r.positionals };
+  } catch (e) {
+    const code = String((e as { code?: unknown }).code ?? '');
+    const msg = (e as Error).message;
+    const quoted = /'([^']+)'/.exec(msg)?.[1] ?? '';
+    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') throw new UsageError(`unknown option '${quoted}' for '${cmd}'`);
+    if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+      // "Option '--opt <value>' argument missing" / "... argument is ambiguous" (the next word starts with '-')
+      const flag = quoted.split(' ')[0] || quoted;
+      throw new UsageError(`option '${flag}' needs a value (write ${flag}=VALUE for one starting with '-')`);
+    }
+    if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL')
+      throw new UsageError(`unexpected argument '${quoted}' for '${cmd}'`);
+    throw new UsageError(`${cmd}: ${msg.split('\n')[0]}`);
+  }
+}
+
+function backendOf(v: string | undefined, dflt: BackendChoice): BackendChoice {
+  if (v === undefined) return dflt;
+  if (!(BACKEND_CHOICES as readonly string[]).includes(v)) {
+    throw new UsageError(`unknown backend '${v}' (expected one of ${BACKEND_CHOICES.join(', ')})`);
+  }
+  return v as BackendChoice;
+}
+
+function optOf(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = /^\d+$/.test(v) ? Number(v) : NaN;
+  if (!(OPT_LEVELS as readonly number[]).includes(n)) {
+    throw new UsageError(`unknown optimization level '${v}' for --opt (expected one of ${OPT_LEVELS.join(', ')})`);
+  }
+  return n;
+}
+
+/** A decimal integer in [min, max]; anything else (empty, '1.5', 'abc', '1e3') is a usage error. */
+function intOf(flag: string, v: string, min: number, max: number): number {
+  const n = /^\d+$/.test(v) ? Number(v) : NaN;
+  if (!(n >= min && n <= max)) throw new UsageError(`${flag} wants an integer from ${min} to ${max}, got '${v}'`);
+  return n;
+}
+
+/** The path must exist and be a regular file. */
+function requireFile(what: string, p: string): void {
+  if (!existsSync(p)) throw new UsageError(`${what}: no such file: ${p}`);
+  if (!statSync(p).isFile()) throw new UsageError(`${what}: not a file: ${p}`);
+}
+
+function readTolerances(file: string): Record<string, { rtol?: number; atol?: number }> {
+  requireFile('--tolerances', file);
+  let j: unknown;
+  try {
+    j = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new UsageError(`--tolerances ${file}: not JSON (${(e as Error).message})`);
+  }
+  if (typeof j !== 'object' || j === null || Array.isArray(j)) {
+    throw new UsageError(`--tolerances ${file}: want an object { "test_name": { "rtol": r, "atol": a } }`);
+  }
+  return j as Record<string, { rtol?: number; atol?: number }>;
+}
+
+/** package.json's version: the nearest package.json named kiln above this module (src/ or dist/src/). */
+function version(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const f = join(dir, 'package.json');
+    if (existsSync(f)) {
+      const pkg = JSON.parse(readFileSync(f, 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'kiln' && pkg.version) return pkg.version;
+    }
+    const up = dirname(dir);
+    if (up === dir) throw new KilnError('runtime', "kiln's package.json not found");
+    dir = up;
+  }
+}
+
+async function conformance(rest: string[], io: CliIo): Promise<number> {
+  const { values, flags, positionals } = parse(
+    'conformance',
+    rest,
+    {
+      backend: { type: 'string' },
+      opt: { type: 'string' },
+      json: { type: 'string' },
+      tolerances: { type: 'string' },
+      quiet: { type: 'boolean' },
+    },
+    true,
+  );
+  if (positionals.length === 0) throw new UsageError('conformance needs at least one DIR');
+  const backend = backendOf(values.backend, 'reference');
+  const opt = optOf(values.opt);
+  const overrides = values.tolerances === undefined ? undefined : readTolerances(values.tolerances);
+  if (values.json !== undefined) {
+    const parent = dirname(resolve(values.json));
+    if (!existsSync(parent) || !statSync(parent).isDirectory()) {
+      throw new UsageError(`--json ${values.json}: no such directory: ${parent}`);
+    }
+  }
+  const quiet = flags.has('quiet');
+  const { runConformance } = await import('./conformance.js');
+  const summary = await runConformance(positionals, {
+    backend,
+    opt,
+    overrides,
+    log: (line) => {
+      if (!quiet || !line.startsWith('PASS')) io.out(line + '\n');
+    },
+  });
+  if (values.json !== undefined) {
+    writeFileSync(values.json, JSON.stringify({ backend, opt: opt ?? null, ...summary }, null, 2));
+  }
+  const reasons = Object.entries(summary.skipsByReason);
+  if (reasons.length) io.out(`skipped by reason: ${reasons.map(([k, n]) => `${k} ${n}`).join(', ')}\n`);
+  if (summary.results.some((r) => r.backend !== undefined && r.backend !== 'reference')) {
+    io.out(`host-only: ${summary.hostOnly} of ${summary.passed} passes ran no node on the device\n`);
+  }
+  io.out(`${summary.passed} passed, ${summary.failed} failed, ${summary.skipped} skipped\n`);
+  return summary.failed > 0 ? 1 : 0;
+}
+
+async function inspect(cmd: 'ir' | 'kernels', rest: string[], io: CliIo): Promise<number> {
+  const options: OptionSpec = { dims: { type: 'string' } };
+  if (cmd === 'kernels') options['target'] = { type: 'string' };
+  const { values, positionals } = parse(cmd, rest, options, true);
+  if (positionals.length !== 1) throw new UsageError(`${cmd} needs one model file, got ${positionals.length}`);
+  const file = positionals[0]!;
+  requireFile(cmd, file);
+  const target = values['target'] ?? 'wgsl';
+  if (target !== 'wgsl' && target !== 'cuda')
+    throw new UsageError(`unknown target '${target}' (expected wgsl or cuda)`);
+  const { loadModel, parseDims, kernelSources, printGraph } = await import('./inspect.js');
+  const graph = loadModel(file, parseDims(values['dims']));
+  io.out(cmd === 'ir' ? printGraph(graph) : await kernelSources(graph, target));
+  return 0;
+}
+
+async function demo(rest: string[], io: CliIo): Promise<number> {
+  const { values } = parse('demo', rest, { backend: { type: 'string' }, seq: { type: 'string' } }, false);
+  const backend = backendOf(values.backend, 'auto');
+  const seq = values.seq === undefined ? undefined : intOf('--seq', values.seq, 1, 1024);
+  const { runDemo } = await import('./demo.js');
+  await runDemo({ backend, seq, log: (s) => io.out(s + '\n') });
+  return 0;
+}
+
+async function dispatch(argv: readonly string[], io: CliIo): Promise<number> {
   const [cmd, ...rest] = argv;
-  if (!cmd || cmd === 'help' || cmd === '--help' || cmd === '-h') {
-    process.stdout.write(HELP + '\n');
-    return 0;
-  }
-  if (cmd === 'conformance') {
-    const { values, positionals } = parseArgs({
-      args: rest,
-      allowPositionals: true,
-      options: {
-        backend: { type: 'string' },
-        opt: { type: 'string' },
-        json: { type: 'string' },
-        tolerances: { type: 'string' },
-        quiet: { type: 'boolean' },
-      },
-    });
-    if (positionals.length === 0) usage('conformance needs at least one DIR');
-    const quiet = values.quiet === true;
-    const summary = await runConformance(positionals, {
-      backend: backendOf(values.backend),
-      opt: values.opt === undefined ? 1 : Number(values.opt),
-      overrides: values.tolerances ? JSON.parse(readFileSync(values.tolerances, 'utf8')) : undefined,
-      log: (line) => {
-        if (!quiet || !line.startsWith('PASS')) process.stdout.write(line + '\n');
-      },
-    });
-    if (values.json) writeFileSync(values.json, JSON.stringify(summary, null, 2));
-    process.stdout.write(`${summary.passed} passed, ${summary.failed} failed, ${summary.skipped} skipped\n`);
-    return summary.failed > 0 ? 1 : 0;
-  }
-  if (cmd === 'ir' || cmd === 'kernels') {
-    const { values, positionals } = parseArgs({
-      args: rest,
-      allowPositionals: true,
-      options: { dims: { type: 'string' }, target: { type: 'string' } },
-    });
-    if (positionals.length !== 1) usage(`${cmd} needs one model file`);
-    const { loadModel, parseDims, kernelSources, printGraph } = await import('./inspect.js');
-    const graph = loadModel(positionals[0]!, parseDims(values.dims));
-    if (cmd === 'ir') {
-      process.stdout.write(printGraph(graph));
+  switch (cmd) {
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      io.out(HELP + '\n');
       return 0;
-    }
-    const target = values.target ?? 'wgsl';
-    if (target !== 'wgsl' && target !== 'cuda') usage(`unknown target '${target}' (expected wgsl or cuda)`);
-    process.stdout.write(await kernelSources(graph, target));
-    return 0;
+    case '--version':
+    case '-v':
+      io.out(version() + '\n');
+      return 0;
+    case 'conformance':
+      return conformance(rest, io);
+    case 'ir':
+    case 'kernels':
+      return inspect(cmd, rest, io);
+    case 'demo':
+      return demo(rest, io);
+    default:
+      throw new UsageError(
+        `unknown command '${cmd}' (commands: demo, conformance, ir, kernels, help; see kiln --help)`,
+      );
   }
-  if (cmd === 'demo') {
-    const { values } = parseArgs({ args: rest, options: { backend: { type: 'string' }, seq: { type: 'string' } } });
-    await runDemo({
-      backend: values.backend ? backendOf(values.backend) : undefined,
-      seq: values.seq ? Number(values.seq) : undefined,
-      log: (s) => process.stdout.write(s + '\n'),
-    });
-    return 0;
-  }
-  usage(`unknown command '${cmd}'`);
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (e: unknown) => {
+/** One line, whatever the message holds (device errors carry driver output over several lines). */
+function oneLine(s: string): string {
+  return s.trim().replace(/\s*\n\s*/g, ' | ');
+}
+
+/** Runs one command line; returns the exit status. Never throws and never exits the process. */
+export async function main(argv: readonly string[], io: CliIo = processIo): Promise<number> {
+  try {
+    return await dispatch(argv, io);
+  } catch (e) {
     if (e instanceof KilnError) {
-      process.stderr.write(`kiln: ${e.name}: ${e.message}\n`);
-      process.exit(1);
+      io.err(`kiln: ${oneLine(e.message)}\n`);
+      return 2;
     }
-    if (e instanceof Error && 'code' in e && String((e as { code: unknown }).code).startsWith('ERR_PARSE_ARGS')) {
-      usage(e.message);
-    }
-    throw e;
-  },
-);
+    const err = e instanceof Error ? e : new Error(String(e));
+    const detail = process.env['KILN_DEBUG']
+      ? `\n${err.stack ?? ''}`
+      : ' (a bug in kiln: KILN_DEBUG=1 shows the stack)';
+    io.err(`kiln: internal error: ${oneLine(err.message)}${detail}\n`);
+    return 3;
+  }
+}
+
+/** True when this module is the program (`node dist/src/cli.js`, or the `kiln` bin link to it), not an import. */
+function isEntry(): boolean {
+  try {
+    return realpathSync(process.argv[1] ?? '') === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isEntry()) {
+  void main(process.argv.slice(2)).then((code) => process.exit(code));
+}

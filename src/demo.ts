@@ -1,12 +1,15 @@
 /** `kiln demo`: build the built-in tiny transformer, compile it for the best device, run it, say what happened. */
 import type { Graph } from '../ir/graph.js';
+// The builder looks ops up in the registry, which only ir/ops/index registers; the CLI loads this module alone.
+import '../ir/ops/index.js';
 import { interpret } from '../ir/interpret.js';
 import { makeTensor } from '../ir/tensor.js';
 import { buildTinyGpt, TINY_GPT } from './models/tiny-gpt.js';
-import { compile, type BackendName, type Session } from './session.js';
+import { compile, type BackendChoice } from './session.js';
 
 export interface DemoOptions {
-  backend?: BackendName;
+  /** Default `auto`: compile picks CUDA, else WebGPU, else the reference interpreter. */
+  backend?: BackendChoice;
   seq?: number;
   log?: (line: string) => void;
 }
@@ -18,19 +21,6 @@ function opCounts(g: Graph): string {
     .sort((a, b) => b[1] - a[1])
     .map(([k, v]) => `${k}×${v}`)
     .join(' ');
-}
-
-/** The best backend that works here: CUDA when libcuda is present, else WebGPU, else the reference interpreter. */
-async function bestSession(graph: Graph, log: (s: string) => void): Promise<Session> {
-  for (const backend of ['cuda', 'webgpu'] as const) {
-    try {
-      return await compile(graph, { backend });
-    } catch (e) {
-      log(`${backend} unavailable: ${(e as Error).message.split(/\n| — /)[0]}`);
-    }
-  }
-  log('using the reference backend');
-  return compile(graph, { backend: 'reference' });
 }
 
 export async function runDemo(opts: DemoOptions = {}): Promise<{ tokens: number[]; maxAbsDiff: number }> {
@@ -45,7 +35,8 @@ export async function runDemo(opts: DemoOptions = {}): Promise<{ tokens: number[
   );
   log(`ops: ${opCounts(graph)}`);
   log(`passes: none yet — the graph runs as built (fusion / quantization passes are tracked as separate issues)`);
-  const session = opts.backend ? await compile(graph, { backend: opts.backend }) : await bestSession(graph, log);
+  const asked = opts.backend ?? 'auto';
+  const session = await compile(graph, { backend: asked });
   const ids = Array.from({ length: seq }, (_, i) => (i * 37 + 11) % cfg.vocab);
   const feeds = { input_ids: makeTensor('i64', [1, seq], ids) };
   const t1 = performance.now();
@@ -54,11 +45,11 @@ export async function runDemo(opts: DemoOptions = {}): Promise<{ tokens: number[
   const t2 = performance.now();
   await session.run(feeds);
   const again = performance.now() - t2;
-  const ex = (session as { executor?: { stats(): { host: number; device: number } } }).executor;
-  if (ex) {
-    const s = ex.stats();
-    log(`backend: ${session.backend} — ${s.device} nodes as device kernels, ${s.host} shape nodes on the host`);
-  } else log(`backend: ${session.backend}`);
+  const p = session.placement();
+  log(
+    `backend: ${session.backend}${asked === 'auto' ? ' (auto: the best one available here)' : ''} — ` +
+      `${p.device} nodes as device kernels, ${p.host} on the host`,
+  );
   const logits = out['logits']!;
   const ref = interpret(graph, feeds)['logits']!;
   let maxAbsDiff = 0;

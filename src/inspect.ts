@@ -12,24 +12,45 @@ import { legalize } from '../codegen/legalize.js';
 import { DEFAULT_CAPS } from '../codegen/lower/storage.js';
 import { CudaRenderer, CUDA_PRELUDE } from '../codegen/render/cuda.js';
 import { WgslRenderer } from '../codegen/render/wgsl.js';
-import { importOnnx } from './frontends/onnx/import.js';
+import { importOnnxModel } from './frontends/onnx/import.js';
+import { decodeModel } from './frontends/onnx/proto.js';
 import { Executor } from './runtime/executor.js';
 import { RecordingBackend } from './runtime/recording.js';
 
-/** Parse `batch=1,seq=8` into a dims map. */
+/**
+ * Parse `batch=1,seq=8` into a dims map. Every entry must be `name=N` with decimal digits N (`batch=` is an error, not 0),
+ * each name once; `undefined` (no --dims) is no dims, an empty string is an error.
+ */
 export function parseDims(spec: string | undefined): Record<string, number> {
   const dims: Record<string, number> = {};
-  for (const part of (spec ?? '').split(',').filter(Boolean)) {
-    const [k, v] = part.split('=');
-    const n = Number(v);
-    if (!k || !Number.isInteger(n) || n < 0) throw new KilnError('parse', `bad --dims entry '${part}' (want name=N)`);
-    dims[k] = n;
+  if (spec === undefined) return dims;
+  if (spec.trim() === '') throw new KilnError('parse', `--dims is empty (want name=N,...)`);
+  for (const part of spec.split(',')) {
+    const m = /^\s*([^=\s]+)\s*=\s*(\d+)\s*$/.exec(part);
+    if (!m) throw new KilnError('parse', `bad --dims entry '${part}' (want name=N with N a whole number)`);
+    if (m[1]! in dims) throw new KilnError('parse', `--dims gives '${m[1]}' twice`);
+    dims[m[1]!] = Number(m[2]);
   }
   return dims;
 }
 
+/** Import a model file, binding the given symbolic input dims; a dim the model's inputs do not have is an error. */
 export function loadModel(file: string, dims: Record<string, number> = {}): Graph {
-  return importOnnx(readFileSync(file), { dims }).graph;
+  const model = decodeModel(readFileSync(file));
+  const symbolic = new Set<string>();
+  for (const v of model.graph.inputs) {
+    if (v.type.kind !== 'tensor') continue;
+    for (const d of v.type.shape ?? []) if (typeof d === 'string' && d !== '') symbolic.add(d);
+  }
+  for (const k of Object.keys(dims)) {
+    if (!symbolic.has(k)) {
+      const known = symbolic.size
+        ? `its inputs' symbolic dims: ${[...symbolic].join(', ')}`
+        : 'it has no symbolic dims';
+      throw new KilnError('parse', `--dims '${k}' is not a symbolic input dim of ${file} (${known})`);
+    }
+  }
+  return importOnnxModel(model, { dims }).graph;
 }
 
 /** Zero-filled feeds for a graph whose input shapes are static (after --dims). */

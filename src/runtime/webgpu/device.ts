@@ -254,12 +254,71 @@ function dawnFlags(opts: AcquireGpuOptions): string[] {
 async function tryAdapter(
   gpu: GPU,
   powerPreference: GPUPowerPreference | undefined,
+  around: <T>(fn: () => T) => T = (fn) => fn(),
 ): Promise<{ adapter: GPUAdapter | null; error?: string }> {
   try {
-    return { adapter: await gpu.requestAdapter(powerPreference ? { powerPreference } : undefined) };
+    return { adapter: await around(() => gpu.requestAdapter(powerPreference ? { powerPreference } : undefined)) };
   } catch (e) {
     return { adapter: null, error: e instanceof Error ? e.message : String(e) };
   }
+}
+
+/** Dawn's stderr lines that tell the user nothing: it clamps a Vulkan driver's (lavapipe: 1000000) limit to 16. */
+const DAWN_NOISE =
+  /^Warning: maxDynamic(Uniform|Storage)BuffersPerPipelineLayout artificially reduced from \d+ to \d+ to fit dynamic offset allocation limit\.$/;
+
+let dawnFilter: Promise<(<T>(fn: () => T) => T) | undefined> | undefined;
+
+/**
+ * Dawn prints DAWN_NOISE from C++ straight to fd 2 (no toggle, no log callback) when it enumerates a Vulkan adapter,
+ * synchronously inside `requestAdapter`, whatever limits are later requested. So for that call only, fd 2 is pointed
+ * at an unlinked temp file (dup/dup2 from libc through koffi), then restored, and every other line is passed on.
+ * No JS runs in between, so nothing of Node's own is held back. Without koffi or off Linux the warnings stay.
+ */
+function dawnStderrFilter(): Promise<(<T>(fn: () => T) => T) | undefined> {
+  dawnFilter ??= (async () => {
+    if (process.platform !== 'linux') return undefined;
+    try {
+      const fs = await import('node:fs');
+      const { tmpdir } = await import('node:os');
+      const { join } = await import('node:path');
+      const { createRequire } = await import('node:module');
+      const koffi = createRequire(import.meta.url)('koffi') as {
+        load(lib: string): { func(sig: string): (...a: number[]) => number };
+      };
+      const libc = koffi.load('libc.so.6');
+      const dup = libc.func('int dup(int)');
+      const dup2 = libc.func('int dup2(int, int)');
+      return <T>(fn: () => T): T => {
+        const file = join(tmpdir(), `kiln-dawn-stderr-${process.pid}-${Math.random().toString(36).slice(2)}`);
+        const fd = fs.openSync(file, 'w+');
+        fs.unlinkSync(file);
+        const saved = dup(2);
+        if (saved < 0 || dup2(fd, 2) < 0) {
+          if (saved >= 0) fs.closeSync(saved);
+          fs.closeSync(fd);
+          return fn();
+        }
+        try {
+          return fn();
+        } finally {
+          dup2(saved, 2);
+          fs.closeSync(saved);
+          const buf = new Uint8Array(fs.fstatSync(fd).size);
+          fs.readSync(fd, buf, 0, buf.length, 0);
+          fs.closeSync(fd);
+          const kept = new TextDecoder()
+            .decode(buf)
+            .split('\n')
+            .filter((l) => l !== '' && !DAWN_NOISE.test(l));
+          if (kept.length) process.stderr.write(kept.join('\n') + '\n');
+        }
+      };
+    } catch {
+      return undefined;
+    }
+  })();
+  return dawnFilter;
 }
 
 /**
@@ -291,7 +350,7 @@ export async function acquireGpu(opts: AcquireGpuOptions = {}): Promise<GpuConte
     for (const name of candidates) {
       const flags = name === undefined ? [...extra] : [`adapter=${name}`, ...extra];
       gpu = await nodeGpu(flags);
-      const r = await tryAdapter(gpu, opts.powerPreference);
+      const r = await tryAdapter(gpu, opts.powerPreference, await dawnStderrFilter());
       tried.push(`create(${JSON.stringify(flags)}): ${r.adapter ? 'ok' : (r.error?.trim() ?? 'no adapter')}`);
       if (r.adapter) {
         adapter = r.adapter;
