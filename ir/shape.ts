@@ -1,8 +1,12 @@
 /**
  * Shapes with symbolic dimensions. A dim is a non-negative integer or a symbol (`batch`, `seq`, `past+seq`).
- * Symbols are opaque strings: two dims are known equal only when they are the same number or the same string.
+ * Symbols are strings: two dims are known equal only when they are the same number or the same string; composite
+ * ones (`past+seq`, `2*seq`) are built and parsed by `dim-expr.ts`.
  */
+import { isSymbol } from './dim-expr.js';
 import { VerifyError, type ErrorLocation } from './errors.js';
+
+export { dimProduct, dimSum } from './dim-expr.js';
 
 export type Dim = number | string;
 export type Shape = readonly Dim[];
@@ -30,10 +34,9 @@ export function shapeToString(s: Shape): string {
   return `[${s.map(dimToString).join(',')}]`;
 }
 
-const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 export function dimToString(d: Dim): string {
   if (typeof d === 'number') return String(d);
-  return IDENT.test(d) ? d : JSON.stringify(d);
+  return isSymbol(d) ? d : JSON.stringify(d);
 }
 
 /** Normalize an axis in [-rank, rank) to [0, rank). */
@@ -73,31 +76,6 @@ export function broadcastShapes(shapes: readonly Shape[], loc: ErrorLocation = {
   return out;
 }
 
-/** Product of dims, symbolic when any dim is. */
-export function dimProduct(dims: readonly Dim[]): Dim {
-  let n = 1;
-  const syms: string[] = [];
-  for (const d of dims) {
-    if (typeof d === 'number') n *= d;
-    else syms.push(d);
-  }
-  if (syms.length === 0) return n;
-  if (n === 0) return 0;
-  return [...(n === 1 ? [] : [String(n)]), ...syms.map((s) => (IDENT.test(s) ? s : `(${s})`))].join('*');
-}
-
-/** Sum of dims (concat), symbolic when any dim is. */
-export function dimSum(dims: readonly Dim[]): Dim {
-  let n = 0;
-  const syms: string[] = [];
-  for (const d of dims) {
-    if (typeof d === 'number') n += d;
-    else syms.push(d);
-  }
-  if (syms.length === 0) return n;
-  return [...syms, ...(n === 0 ? [] : [String(n)])].join('+');
-}
-
 /** Bind symbolic dims of `shape` against a concrete shape; returns false on a conflict. */
 export function bindShape(shape: Shape, concrete: readonly number[], env: Map<string, number>): boolean {
   if (shape.length !== concrete.length) return false;
@@ -106,7 +84,7 @@ export function bindShape(shape: Shape, concrete: readonly number[], env: Map<st
     const c = concrete[i]!;
     if (typeof d === 'number') {
       if (d !== c) return false;
-    } else if (IDENT.test(d)) {
+    } else if (isSymbol(d)) {
       const prev = env.get(d);
       if (prev === undefined) env.set(d, c);
       else if (prev !== c) return false;

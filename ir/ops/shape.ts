@@ -4,6 +4,7 @@
  * inputs; inference reads them when they are constants and otherwise names the unknown dims after the node.
  */
 import type { DType } from '../dtype.js';
+import { dimFactors } from '../dim-expr.js';
 import { broadcastShapes, dimProduct, dimSum, numel, stridesOf, type Dim, type Shape } from '../shape.js';
 import { registerOp, type InferContext, type RefContext } from '../registry.js';
 import { makeTensor, scratchTensor, type Tensor } from '../tensor.js';
@@ -55,68 +56,13 @@ function scalarOf(t: Tensor, what: string, fail: Fail): number {
   return t.data[0]!;
 }
 
-// Symbolic products: dims built by dimProduct ('64*batch*seq') are split back into factors so that reshape's -1
-// and equal splits can cancel symbols instead of inventing new ones.
-
-interface Factors {
-  n: number;
-  syms: string[];
-}
-
-/** Split `s` at top-level occurrences of `ch` (outside parentheses). */
-function splitTop(s: string, ch: string): string[] {
-  const parts: string[] = [];
-  let depth = 0;
-  let start = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i];
-    if (c === '(') depth++;
-    else if (c === ')') depth--;
-    else if (depth === 0 && c === ch) {
-      parts.push(s.slice(start, i));
-      start = i + 1;
-    }
-  }
-  parts.push(s.slice(start));
-  return parts;
-}
-
-function stripParens(s: string): string {
-  if (!s.startsWith('(') || !s.endsWith(')')) return s;
-  let depth = 0;
-  for (let i = 0; i < s.length - 1; i++) {
-    if (s[i] === '(') depth++;
-    else if (s[i] === ')') depth--;
-    if (depth === 0) return s; // the first '(' closes before the end: '(a)+(b)'
-  }
-  return s.slice(1, -1);
-}
-
-function addFactors(d: Dim, f: Factors): void {
-  if (typeof d === 'number') {
-    f.n *= d;
-    return;
-  }
-  const inner = stripParens(d);
-  if (inner !== d) return addFactors(inner, f);
-  const isProduct = ['+', '-', '/'].every((op) => splitTop(d, op).length === 1);
-  const parts = isProduct ? splitTop(d, '*') : [d];
-  if (parts.length > 1) {
-    for (const p of parts) addFactors(p, f);
-  } else if (/^\d+$/.test(d)) f.n *= Number(d);
-  else f.syms.push(d);
-}
-
-function factorsOf(dims: readonly Dim[]): Factors {
-  const f: Factors = { n: 1, syms: [] };
-  for (const d of dims) addFactors(d, f);
-  return f;
-}
+// Symbolic products: dims built by dimProduct ('64*batch*seq') are factored (dimFactors) so that reshape's -1 and
+// equal splits can cancel symbols instead of inventing new ones.
 
 /** prod(num) / prod(den) when it can be written without a new symbol, else undefined. */
 function dimQuotient(num: readonly Dim[], den: readonly Dim[]): Dim | undefined {
-  const a = factorsOf(num);
-  const b = factorsOf(den);
+  const a = dimFactors(num);
+  const b = dimFactors(den);
   if (b.n === 0) return undefined;
   const rest = [...a.syms];
   for (const s of b.syms) {

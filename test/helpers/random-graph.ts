@@ -1,7 +1,12 @@
 /**
  * Random well-typed graphs for property tests: elementwise and broadcast chains, reductions over random axes,
  * matmul, softmax, layer / RMS norm, gather, transpose / reshape, with random shapes including 1 and odd sizes.
- * Shared by the IR properties and, later, by the backend equivalence properties.
+ * Shared by the IR properties and the backend equivalence properties (WebGPU, cuda-emu, CUDA, the browser).
+ *
+ * About 40% of graphs are *large*: a long last axis (33 … 520, beyond the 256-thread workgroup) and matmuls with
+ * outputs past the skinny threshold, so the lowerings' fast paths run — the tiled matmul (M, N > 4 and M·N > 1024 in
+ * codegen/lower/matmul.ts), workgroup tree reductions over rows longer than the workgroup, warp shuffles on CUDA —
+ * while every tensor stays under LARGE_NUMEL elements. `focus` makes the first step one of those paths.
  */
 import fc from 'fast-check';
 import { GraphBuilder } from '../../ir/builder.js';
@@ -37,11 +42,24 @@ function prng(seed: number) {
 const UNARY = ['neg', 'abs', 'exp', 'tanh', 'sigmoid', 'relu', 'gelu', 'silu', 'erf', 'sqrt_abs'] as const;
 const BINARY = ['add', 'sub', 'mul', 'max', 'min'] as const;
 
-export function randomGraph(seed: number, steps = 6, dtype: 'f32' | 'f16' = 'f32'): RandomGraph {
+/** Largest tensor a large graph makes (elements). */
+export const LARGE_NUMEL = 24_576;
+
+/** A first step that takes a fast path: a tiled matmul, or a reduction / softmax / norm over rows longer than 256. */
+export type GraphFocus = 'matmul' | 'rows';
+
+export function randomGraph(seed: number, steps = 6, dtype: 'f32' | 'f16' = 'f32', focus?: GraphFocus): RandomGraph {
   const r = prng(seed);
   const b = new GraphBuilder('rand');
   const feeds: Record<string, Tensor> = {};
-  const dim = () => r.pick([1, 1, 2, 3, 4, 5, 7]);
+  const large = focus !== undefined || r.next() < 0.4;
+  const numel = (shape: readonly number[]) => shape.reduce((a, c) => a * c, 1);
+  // a new dim that keeps the tensor `rest` of it multiplies under the size cap
+  const dim = (rest = 1) => {
+    if (!large) return r.pick([1, 1, 2, 3, 4, 5, 7]);
+    const ok = [1, 2, 3, 5, 7, 9, 16, 33, 64, 80, 130].filter((d) => d * rest <= LARGE_NUMEL);
+    return r.pick(ok);
+  };
   const newInput = (shape: number[]): Value => {
     const name = `x${Object.keys(feeds).length}`;
     const n = shape.reduce((a, c) => a * c, 1);
@@ -52,33 +70,34 @@ export function randomGraph(seed: number, steps = 6, dtype: 'f32' | 'f16' = 'f32
     );
     return b.input(name, dtype, shape);
   };
-  const constOf = (shape: number[]) =>
+  const constOf = (shape: number[], scale = 0.5) =>
     b.weight(
       b.unique('w'),
       makeTensor(
         dtype,
         shape,
-        Array.from({ length: shape.reduce((a, c) => a * c, 1) }, () => r.normal() * 0.5),
+        Array.from({ length: shape.reduce((a, c) => a * c, 1) }, () => r.normal() * scale),
       ),
     );
-  const rank0 = r.int(1, 4);
-  let cur = newInput(Array.from({ length: rank0 }, dim));
+  let shape0: number[];
+  if (!large) shape0 = Array.from({ length: r.int(1, 4) }, () => dim());
+  else {
+    // rows × a long last axis; a tiled matmul needs more than 4 rows
+    const last = focus === 'rows' ? r.pick([257, 300, 520]) : r.pick([33, 40, 64, 100, 129, 257, 300, 520]);
+    const lead: number[] = focus === 'matmul' ? [r.pick([9, 16, 33, 40])] : [];
+    for (let i = r.int(lead.length, 2); i > 0; i--) lead.unshift(dim(last * numel(lead)));
+    shape0 = [...lead, last];
+  }
+  let cur = newInput(shape0);
   const shapeOf = (v: Value) => v.type.shape as number[];
   for (let s = 0; s < steps; s++) {
     const shape = shapeOf(cur);
     const rank = shape.length;
-    const kind = r.pick([
-      'unary',
-      'binary',
-      'binary',
-      'reduce',
-      'softmax',
-      'matmul',
-      'norm',
-      'transpose',
-      'reshape',
-      'gather',
-    ]);
+    const forced: string | undefined =
+      s > 0 || !focus ? undefined : focus === 'matmul' ? 'matmul' : r.pick(['reduce', 'softmax', 'norm']);
+    const kind =
+      forced ??
+      r.pick(['unary', 'binary', 'binary', 'reduce', 'softmax', 'matmul', 'norm', 'transpose', 'reshape', 'gather']);
     if (kind === 'unary') {
       const op = r.pick(UNARY);
       cur = op === 'sqrt_abs' ? b.op('sqrt', [b.op('abs', [cur])]) : b.op(op, [cur]);
@@ -86,18 +105,24 @@ export function randomGraph(seed: number, steps = 6, dtype: 'f32' | 'f16' = 'f32
       // the other operand broadcasts: a suffix of the shape with some dims set to 1, or a bigger rank
       const k = r.int(0, rank);
       const other = shape.slice(rank - k).map((d) => (r.next() < 0.3 ? 1 : d));
-      const extra = k === rank && rank < 4 && r.next() < 0.2 ? [dim()] : [];
+      const extra = k === rank && rank < 4 && r.next() < 0.2 ? [dim(numel(shape))] : [];
       const o = r.next() < 0.5 ? newInput([...extra, ...other]) : constOf([...extra, ...other]);
       cur = r.next() < 0.5 ? b.op(r.pick(BINARY), [cur, o]) : b.op(r.pick(BINARY), [o, cur]);
+    } else if (kind === 'reduce' && rank > 0 && forced) {
+      cur = b.op(r.pick(['reduce_sum', 'reduce_mean', 'reduce_max']), [cur], { axes: [-1], keepdims: r.next() < 0.5 });
     } else if (kind === 'reduce' && rank > 0) {
       const axes = [...new Set(Array.from({ length: r.int(1, rank) }, () => r.int(-rank, rank - 1)))].filter(
         (a, _i, all) => !all.some((x) => x !== a && (x + rank) % rank === (a + rank) % rank),
       );
       cur = b.op(r.pick(['reduce_sum', 'reduce_mean', 'reduce_max']), [cur], { axes, keepdims: r.next() < 0.5 });
     } else if (kind === 'softmax' && rank > 0) {
-      cur = b.op(r.pick(['softmax', 'log_softmax']), [cur], { axis: r.int(-rank, rank - 1) });
+      cur = b.op(r.pick(['softmax', 'log_softmax']), [cur], { axis: forced ? -1 : r.int(-rank, rank - 1) });
     } else if (kind === 'matmul' && rank > 0) {
-      cur = b.matmul(cur, constOf([shape[rank - 1]!, dim()]));
+      const k = shape[rank - 1]!;
+      const rows = numel(shape) / k;
+      // forced: N past the skinny threshold (M·N > 1024); weights scaled by 1/√K keep values O(1) along a chain
+      const n = forced ? r.pick([33, 64, 130].filter((d) => d * rows <= LARGE_NUMEL)) : dim(rows);
+      cur = b.matmul(cur, constOf([k, n], 1 / Math.sqrt(k)));
     } else if (kind === 'norm' && rank > 0 && shape[rank - 1]! > 1) {
       // (a norm over one element is degenerate: it amplifies the rounding of its input without bound)
       const last = shape[rank - 1]!;
@@ -126,6 +151,9 @@ export function randomGraph(seed: number, steps = 6, dtype: 'f32' | 'f16' = 'f32
 }
 
 export const arbGraphSeed = fc.integer({ min: 1, max: 0x7fffffff });
+
+/** A focus for a property's case: mostly none (any graph), sometimes a fast path first. */
+export const arbFocus: fc.Arbitrary<GraphFocus | undefined> = fc.constantFrom(undefined, undefined, 'matmul', 'rows');
 
 /**
  * The same graph with symbolic input dims: every input dim of size d > 1 becomes the symbol `n${d}` (equal sizes share a
@@ -159,35 +187,8 @@ export function symbolize(graph: Graph): Graph {
   return b.build();
 }
 
-/** Evaluate a dim (number, symbol, or an expression of symbols with + - * / and parentheses) under bindings. */
-export function evalDim(d: number | string, env: Readonly<Record<string, number>>): number {
-  if (typeof d === 'number') return d;
-  const toks = d.match(/[A-Za-z_][A-Za-z0-9_]*|\d+|[-+*/()]/g) ?? [];
-  let i = 0;
-  const atom = (): number => {
-    const t = toks[i++]!;
-    if (t === '(') {
-      const v = sum();
-      i++; // ')'
-      return v;
-    }
-    if (/^\d+$/.test(t)) return Number(t);
-    const v = env[t];
-    if (v === undefined) throw new Error(`unbound symbol ${t} in ${d}`);
-    return v;
-  };
-  const prod = (): number => {
-    let v = atom();
-    while (toks[i] === '*' || toks[i] === '/') v = toks[i++] === '*' ? v * atom() : v / atom();
-    return v;
-  };
-  const sum = (): number => {
-    let v = prod();
-    while (toks[i] === '+' || toks[i] === '-') v = toks[i++] === '+' ? v + prod() : v - prod();
-    return v;
-  };
-  return sum();
-}
+/** Evaluate a dim under bindings (the IR's own dim-expression evaluator). */
+export { evalDim } from '../../ir/dim-expr.js';
 
 /**
  * The f32 twin of an f16 graph: the same structure with f32 values (every f16 input and constant converted exactly).
