@@ -11,6 +11,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { isFloat } from '../ir/dtype.js';
+import { GraphBuilder } from '../ir/builder.js';
 import { KilnError, UnsupportedError } from '../ir/errors.js';
 import type { Tensor } from '../ir/tensor.js';
 import { importOnnxModel, tensorFromOnnx } from './frontends/onnx/import.js';
@@ -121,6 +122,7 @@ export async function runConformance(
   if (tests.length === 0) {
     throw new KilnError('runtime', `no conformance tests (folders with model.onnx) under ${paths.join(', ')}`);
   }
+  await requireBackend(opts.backend ?? 'reference');
   const results: TestResult[] = [];
   await prepareBackend(tests, opts);
   for (const dir of tests) {
@@ -138,6 +140,25 @@ export async function runConformance(
     hostOnly: results.filter((r) => r.status === 'pass' && r.hostOnly).length,
     skipsByReason,
   };
+}
+
+/**
+ * A device backend that is not here (no libcuda, no WebGPU adapter, no g++) is one typed error up front, not a
+ * failure per test: it compiles a one-node graph and turns an 'unsupported' / 'device' error into that.
+ */
+async function requireBackend(backend: BackendChoice): Promise<void> {
+  if (backend === 'reference' || backend === 'auto') return;
+  const b = new GraphBuilder('probe');
+  const x = b.input('x', 'f32', [1]);
+  b.output(b.op('add', [x, x]), 'y');
+  let session: Session;
+  try {
+    session = await compile(b.build(), { backend });
+  } catch (e) {
+    if (!(e instanceof KilnError && (e.code === 'unsupported' || e.code === 'device'))) throw e;
+    throw new KilnError('device', `backend '${backend}' is not available here: ${e.message}`, {}, { cause: e });
+  }
+  session.dispose();
 }
 
 /**

@@ -137,6 +137,22 @@ describe('conformance runner: options and specialization', () => {
   });
 });
 
+// Whether libcuda and a GPU are here (the CUDA backend's own probe): without them a cuda run is one error.
+const { CudaBackend } = await import('../../src/runtime/cuda/backend.js');
+const cudaHere = await CudaBackend.create().then(
+  () => true,
+  () => false,
+);
+describe.skipIf(cudaHere)('conformance runner: a backend that is not here', () => {
+  it('is one typed error before any test runs, not a failure per test', async () => {
+    const log: string[] = [];
+    const run = runConformance([NODE], { backend: 'cuda', log: (l) => log.push(l) });
+    await expect(run).rejects.toThrow(KilnError);
+    await expect(run).rejects.toThrow(/^backend 'cuda' is not available here: /);
+    expect(log).toEqual([]);
+  });
+});
+
 const noGpu = await skipWebgpu();
 describe.skipIf(noGpu)('conformance runner: placement on a device backend', () => {
   it('records how many nodes ran on the device, and marks a pass with nothing on the device as host-only', async () => {
