@@ -34,6 +34,7 @@ import {
   mod,
   mul,
   ne,
+  not,
   or,
   select,
   sload,
@@ -471,6 +472,7 @@ registerLowering('rotary_embedding', (ctx) => {
           const pi = add(mul(ps[0] === 1 ? i32(0) : bIdx, u('ps', ps[1]!)), ps[1] === 1 ? i32(0) : sIdx);
           const pv = kb.let('pos', cast('i32', p.loadAt(3, kb.let('pi', pi))));
           ok = kb.let('ok', and(ge(pv, i32(0)), lt(pv, u('mp', maxPos))));
+          kb.raiseIf(not(ok), 2); // a device-computed position past the cache: a typed error, as on the reference
           row = kb.let('row', mul(select(ok, pv, i32(0)), halfU));
         } else {
           const cb = cosShape[0] === 1 ? i32(0) : bIdx;

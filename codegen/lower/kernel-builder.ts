@@ -24,13 +24,30 @@ import {
 import { storageOf, type DeviceCaps } from './storage.js';
 
 export type Binding =
-  { kind: 'in'; index: number } | { kind: 'out'; index: number } | { kind: 'tmp'; id: string; bytes: number };
+  | { kind: 'in'; index: number }
+  | { kind: 'out'; index: number }
+  | { kind: 'tmp'; id: string; bytes: number }
+  /** The run's error-flag words (u32); the kernel writes its node's slot when an input is out of its domain. */
+  | { kind: 'err' };
+
+/**
+ * What a kernel reports through its error flag (see {@link KernelBuilder.raiseIf}). The executor reads the flags back
+ * after a run and raises a typed error naming the node — bad data never comes back as numbers.
+ */
+export const DEVICE_ERRORS = {
+  1: 'index out of range',
+  2: 'position past the end of the cache',
+  3: 'integer result outside the 32-bit range the device holds 64-bit integers in',
+} as const;
+export type DeviceErrorCode = keyof typeof DEVICE_ERRORS;
 
 export interface LoweredStep {
   kernel: Kernel;
   bindings: Binding[];
   /** Values of kernel.uniforms, in order. */
   uniforms: number[];
+  /** Index of the uniform holding the node's error-flag slot (the executor sets it per run), if the kernel has one. */
+  errSlot?: number;
   /** Workgroups per dimension. */
   grid: [number, number, number];
 }
@@ -82,6 +99,21 @@ export class KernelBuilder {
   }
 
   private readonly uniformKeys = new Map<string, Expr>();
+  private err: { buf: string; slot: Expr; index: number } | undefined;
+
+  /**
+   * Report `code` when `cond` holds (e.g. a token id past the embedding): the kernel stores the code in its node's
+   * error-flag word; the executor raises a typed error naming the node after the run. The caller still keeps the
+   * access in bounds (clamps), so a bad input costs an error, never an out-of-bounds read.
+   */
+  raiseIf(cond: Expr, code: DeviceErrorCode): void {
+    if (!this.err) {
+      const buf = this.buffer({ kind: 'err' }, 'u32', 'read_write');
+      const slot = this.uniform('eslot', 0);
+      this.err = { buf, slot, index: this.uniforms.length - 1 };
+    }
+    this.emit({ k: 'if', cond, then: [{ k: 'store', buf: this.err.buf, index: this.err.slot, value: c.u32(code) }] });
+  }
 
   /**
    * A scalar uniform with its value for this launch. Integers must fit i32 (index math is 32-bit). Uniforms with the
@@ -166,7 +198,7 @@ export class KernelBuilder {
       ...draft,
       name: `k_${this.label.replace(/[^A-Za-z0-9_]/g, '_')}_${kernelHash(draft).slice(0, 10)}`,
     };
-    return { kernel, bindings: this.bindings, uniforms: this.uniformValues, grid };
+    return { kernel, bindings: this.bindings, uniforms: this.uniformValues, grid, errSlot: this.err?.index };
   }
 }
 

@@ -41,6 +41,7 @@ import {
   mod,
   mul,
   ne,
+  or,
   select,
   sub,
   v,
@@ -490,10 +491,14 @@ registerLowering('tile', (ctx) => {
 
 // ---- gathers ---------------------------------------------------------------------------------------------------
 
-/** Wrap a negative index by `len` and clamp into [0, len-1] (len ≥ 1): never an out-of-bounds read. */
+/**
+ * Wrap a negative index by `len`; an index outside [-len, len) raises the node's error flag (the reference raises
+ * too) and is clamped into [0, len-1] (len ≥ 1), so it never reads out of bounds.
+ */
 function wrapClamp(kb: KernelBuilder, raw: Expr, len: Expr): Expr {
   const idx = kb.let('ir', raw);
-  const w = select(lt(idx, c.i32(0)), add(idx, len), idx);
+  const w = kb.let('iw', select(lt(idx, c.i32(0)), add(idx, len), idx));
+  kb.raiseIf(or(lt(w, c.i32(0)), ge(w, len)), 1);
   return clampI(w, c.i32(0), sub(len, c.i32(1)));
 }
 

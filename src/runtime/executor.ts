@@ -13,7 +13,12 @@ import { bindShape, isStatic, numel, shapeToString } from '../../ir/shape.js';
 import { cloneTensor, fromValues, MAX_REFERENCE_ELEMENTS, type Tensor } from '../../ir/tensor.js';
 import { tensorType } from '../../ir/types.js';
 import { PACK, type Kernel, type Storage } from '../../codegen/kir.js';
-import type { LoweredStep, TensorInfo } from '../../codegen/lower/kernel-builder.js';
+import {
+  DEVICE_ERRORS,
+  type DeviceErrorCode,
+  type LoweredStep,
+  type TensorInfo,
+} from '../../codegen/lower/kernel-builder.js';
 import { hasLowering, lowerNode } from '../../codegen/lower/index.js';
 import { storageOf, type DeviceCaps } from '../../codegen/lower/storage.js';
 
@@ -272,6 +277,22 @@ export class Executor<B> {
         shapeCache = new Map();
         this.shapeResults.set(signature, shapeCache);
       }
+      // One error-flag word per node whose kernels check their inputs (gather indices, cache positions, i64 range).
+      const errNodes: Node[] = [];
+      let errBuf: B | undefined;
+      const errBuffer = (): B => {
+        if (errBuf === undefined) {
+          errBuf = this.backend.alloc(ERR_WORDS * 4, 'error flags');
+          temps.push(errBuf);
+          this.backend.write(errBuf, new Uint8Array(ERR_WORDS * 4));
+        }
+        if (errNodes.length > ERR_WORDS) {
+          throw new KilnError('limit', `more than ${ERR_WORDS} nodes check their inputs on the device`, {
+            limit: 'ERR_WORDS',
+          });
+        }
+        return errBuf;
+      };
       const deviceBuffer = (v: Value): B => {
         let b = dev.get(v) ?? this.constBuffers.get(v);
         if (b !== undefined) return b;
@@ -382,11 +403,17 @@ export class Executor<B> {
         });
         // Scratch buffers are shared by id across the steps of one node (a reduction's partials feed its next step).
         const scratch = new Map<string, B>();
+        let slot = -1; // this node's error-flag word, if one of its kernels checks its inputs
         for (const s of lowered.steps) {
           if (s.grid.some((x) => x === 0)) continue;
+          if (s.errSlot !== undefined && slot < 0) {
+            slot = errNodes.length;
+            errNodes.push(n);
+          }
           const buffers = s.bindings.map((bd) => {
             if (bd.kind === 'in') return deviceBuffer(n.inputs[bd.index]!);
             if (bd.kind === 'out') return outBufs[bd.index]!;
+            if (bd.kind === 'err') return errBuffer();
             let b = scratch.get(bd.id);
             if (b === undefined) {
               b = this.backend.alloc(Math.max(4, bd.bytes), `${n.name}:${bd.id}`);
@@ -395,13 +422,22 @@ export class Executor<B> {
             }
             return b;
           });
-          steps.push({ kernel: s.kernel, buffers, uniforms: encodeUniforms(s), grid: s.grid });
+          steps.push({ kernel: s.kernel, buffers, uniforms: encodeUniforms(s, slot), grid: s.grid });
         }
       }
 
       await this.backend.prepare([...new Map(steps.map((s) => [s.kernel.name, s.kernel])).values()]);
       if (this.backend.poison) for (const [b, bytes] of poisoned) this.backend.poison(b, bytes);
       if (steps.length) await this.backend.run(steps);
+      if (errBuf !== undefined) {
+        const flags = new Uint32Array((await this.backend.read(errBuf, ERR_WORDS * 4)).slice().buffer);
+        const i = flags.findIndex((f) => f !== 0);
+        if (i >= 0) {
+          const n = errNodes[i]!;
+          const what = DEVICE_ERRORS[flags[i] as DeviceErrorCode] ?? `device error code ${flags[i]}`;
+          throw new KilnError('runtime', `${what} (checked on the device)`, { node: n.name, op: n.op });
+        }
+      }
 
       const result: Record<string, Tensor> = {};
       for (const o of g.outputs) {
@@ -439,11 +475,14 @@ export class Executor<B> {
   }
 }
 
-function encodeUniforms(s: LoweredStep): ArrayBuffer {
+/** Error-flag words per run (one per checking node); a graph with more such nodes is refused, not unchecked. */
+const ERR_WORDS = 4096;
+
+function encodeUniforms(s: LoweredStep, errSlot: number): ArrayBuffer {
   const buf = new ArrayBuffer(Math.max(16, Math.ceil((s.uniforms.length * 4) / 16) * 16));
   const dv = new DataView(buf);
   s.kernel.uniforms.forEach((u, i) => {
-    const v = s.uniforms[i]!;
+    const v = i === s.errSlot ? errSlot : s.uniforms[i]!;
     if (u.type === 'f32') dv.setFloat32(i * 4, v, true);
     else if (u.type === 'u32') dv.setUint32(i * 4, v >>> 0, true);
     else dv.setInt32(i * 4, v, true);

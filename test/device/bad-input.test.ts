@@ -169,3 +169,47 @@ describe.each(backends.filter((b) => b !== 'reference'))('%s: per-session caches
     expect(ex.cacheStats()).toEqual({ lowerings: 0, shapeResults: 0 });
   });
 });
+
+describe.each(backends)('%s: device-side bounds are typed errors naming the node', (backend) => {
+  it('a token id past the embedding (and one below -rows) raises, a negative one in range wraps', async () => {
+    const s = await session(embedding, backend);
+    const ok = (await s.run({ ids: makeTensor('i64', [3], [-1, 0, 3]) }))['y']!;
+    expect(Array.from(ok.data)).toEqual([6, 7, 0, 1, 6, 7]);
+    await expectKilnError(s.run({ ids: makeTensor('i64', [3], [0, 4, 1]) }), 'runtime', 'gather');
+    await expectKilnError(s.run({ ids: makeTensor('i64', [3], [0, -5, 1]) }), 'runtime', 'gather');
+    // the session still works afterwards, and the flag does not stick
+    const again = (await s.run({ ids: makeTensor('i64', [3], [2, 2, 2]) }))['y']!;
+    expect(Array.from(again.data)).toEqual([4, 5, 4, 5, 4, 5]);
+  });
+
+  it('gather_elements and gather_nd check their indices too', async () => {
+    const s = await session((b) => {
+      const x = b.weight('x', makeTensor('f32', [2, 2], [1, 2, 3, 4]));
+      const i = b.input('i', 'i64', [2, 2]);
+      b.output(b.op('gather_elements', [x, i], { axis: 1 }), 'ge');
+      b.output(b.op('gather_nd', [x, i]), 'gn');
+    }, backend);
+    const ok = await s.run({ i: makeTensor('i64', [2, 2], [1, 0, 0, 1]) });
+    expect(Array.from(ok['ge']!.data)).toEqual([2, 1, 3, 4]);
+    expect(Array.from(ok['gn']!.data)).toEqual([3, 2]);
+    await expectKilnError(s.run({ i: makeTensor('i64', [2, 2], [1, 0, 2, 1]) }), 'runtime', 'gather');
+  });
+});
+
+describe.each(backends)('%s: positions past the cache', (backend) => {
+  it('device-computed position ids past the rotary cache raise, naming the node', async () => {
+    const s = await session((b) => {
+      const x = b.input('x', 'f32', [1, 1, 2, 4]);
+      const p = b.input('p', 'i64', [1, 2]);
+      const cos = b.weight('cos', makeTensor('f32', [3, 2], [1, 1, 1, 1, 1, 1]));
+      const sin = b.weight('sin', makeTensor('f32', [3, 2], [0, 0, 0, 0, 0, 0]));
+      // p + 0 runs on the device, so the rotary kernel sees positions the host never did
+      const pos = b.op('add', [p, b.const('i64', [0], [])]);
+      b.output(b.op('rotary_embedding', [x, cos, sin, pos]), 'y');
+    }, backend);
+    const x = makeTensor('f32', [1, 1, 2, 4], [1, 2, 3, 4, 5, 6, 7, 8]);
+    const ok = (await s.run({ x, p: makeTensor('i64', [1, 2], [0, 2]) }))['y']!;
+    expect(Array.from(ok.data)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]); // cos 1, sin 0: identity
+    await expectKilnError(s.run({ x, p: makeTensor('i64', [1, 2], [0, 3]) }), 'runtime', 'rotary_embedding');
+  });
+});

@@ -287,7 +287,13 @@ async function runLowered(
   const planned = steps.map((s) => {
     const kernel = rewrite(s.kernel);
     const buffers = s.bindings.map((b) =>
-      b.kind === 'in' ? inBuf : b.kind === 'out' ? outBuf : be.alloc(b.bytes, `tmp:${b.id}`),
+      b.kind === 'in'
+        ? inBuf
+        : b.kind === 'out'
+          ? outBuf
+          : b.kind === 'err'
+            ? be.alloc(16, 'err')
+            : be.alloc(b.bytes, `tmp:${b.id}`),
     );
     const uniforms = new ArrayBuffer(Math.max(16, s.uniforms.length * 4));
     const dv = new DataView(uniforms);

@@ -1,15 +1,17 @@
-// k_gather_b7b0258e96
+// k_gather_8075e05172
 @group(0) @binding(0) var<storage, read> b0: array<f32>;
 @group(0) @binding(1) var<storage, read> b1: array<i32>;
 @group(0) @binding(2) var<storage, read_write> b2: array<f32>;
+@group(0) @binding(3) var<storage, read_write> b3: array<u32>;
 struct Params {
   n0: i32,
   od1: i32,
   od2: i32,
   d3: i32,
-  in4: i32,
+  eslot4: i32,
+  in5: i32,
 }
-@group(0) @binding(3) var<uniform> u: Params;
+@group(0) @binding(4) var<uniform> u: Params;
 
 @compute @workgroup_size(256, 1, 1)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -22,8 +24,12 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     let o_5: i32 = (q_4 % u.od2);
     let q_6: i32 = (q_4 / u.od2);
     let ir_7: i32 = b1[o_5];
-    let ix_8: i32 = max(min(select(ir_7, (ir_7 + u.d3), (ir_7 < 0i)), (u.d3 - 1i)), 0i);
-    let a_9: i32 = ((((q_6 * u.d3) + ix_8) * u.in4) + o_3);
-    b2[t_2] = b0[a_9];
+    let iw_8: i32 = select(ir_7, (ir_7 + u.d3), (ir_7 < 0i));
+    if (((iw_8 < 0i) || (iw_8 >= u.d3))) {
+      b3[u.eslot4] = 1u;
+    }
+    let ix_9: i32 = max(min(iw_8, (u.d3 - 1i)), 0i);
+    let a_10: i32 = ((((q_6 * u.d3) + ix_9) * u.in5) + o_3);
+    b2[t_2] = b0[a_10];
   }
 }
