@@ -58,3 +58,61 @@ export function relL2(out: ArrayLike<number>, ref: ArrayLike<number>): number {
   }
   return Number.isFinite(num) ? Math.sqrt(num / den) : Infinity;
 }
+
+/**
+ * The protocol of every headline number: `warmups` untimed calls of each engine, then `reps` timed calls taken in
+ * turn (A B C A B C …) so that load from other processes on this shared VM falls on every engine alike. Returns each
+ * engine's median wall time (ms) and, when `counter` is given, how much it advanced per call (e.g. dispatches).
+ */
+export async function interleaved(
+  fns: readonly (() => Promise<unknown>)[],
+  counter: () => number = () => 0,
+  warmups = 3,
+  reps = 10,
+): Promise<{ ms: number[]; perCall: number[] }> {
+  const counts = fns.map(() => 0);
+  const call = async (i: number) => {
+    const c0 = counter();
+    await fns[i]!();
+    counts[i]! += counter() - c0;
+  };
+  for (let i = 0; i < fns.length; i++) for (let w = 0; w < warmups; w++) await call(i);
+  const ts = fns.map(() => [] as number[]);
+  for (let r = 0; r < reps; r++) {
+    for (let i = 0; i < fns.length; i++) {
+      const t = performance.now();
+      await call(i);
+      ts[i]!.push(performance.now() - t);
+    }
+  }
+  return { ms: ts.map(median), perCall: counts.map((c) => c / (warmups + reps)) };
+}
+
+/** Rounds of one measurement: the middle value and the spread, e.g. `186 (185–187)`; one value when all agree. */
+export function spread(xs: readonly number[], digits = 1): string {
+  if (xs.length === 0) return '-';
+  const f = (x: number) => x.toFixed(digits);
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = (s[(s.length - 1) >> 1]! + s[s.length >> 1]!) / 2; // mean of the middle two for an even count
+  const [lo, hi] = [f(s[0]!), f(s[s.length - 1]!)];
+  return lo === hi ? lo : `${f(mid)} (${lo}–${hi})`;
+}
+
+/** Ratio per round (kiln / peer, paired by round) as a spread: below 1 means kiln is faster. */
+export function ratios(kiln: readonly number[], peer: readonly number[]): string {
+  const r = kiln.map((k, i) => k / peer[i]!).filter((x) => Number.isFinite(x));
+  return r.length ? spread(r, 2).replace(/^([\d.]+)/, '$1×') : '-';
+}
+
+/** Prints rows as left-aligned columns. */
+export function printTable(rows: readonly (readonly string[])[]): void {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
+  for (const r of rows)
+    console.log(
+      '  ' +
+        r
+          .map((cell, c) => cell.padEnd(widths[c]!))
+          .join('  ')
+          .trimEnd(),
+    );
+}

@@ -1,66 +1,163 @@
 /**
- * Whole-model timing: the conformance models (GPT-2 with KV cache, the d512 decoder block) on the WebGPU runtime,
- * with the plain-JS float64 reference interpreter as the baseline measured in the same run. Prints medians, the
- * ratio, and the max error against the stored ONNX Runtime goldens.
+ * Whole-model timing against the peer a user would pick: the conformance models (the d512 decoder block, GPT-2 with
+ * KV cache) on kiln's WebGPU backend and on onnxruntime-web 1.30's WebGPU EP, both on the same Dawn adapter (lavapipe
+ * here), measured in the same process; ORT-web's wasm EP on one thread is a context column. Each number: median of 10
+ * runs after 3 warm-ups, CPU tensors in and out, the engines taking turns run by run (so load from other processes on
+ * a shared VM falls on all alike), repeated over rounds (default 2, `$KILN_BENCH_ROUNDS`) and printed as median
+ * (min–max) over rounds. Ratios are kiln time / peer time per round: below 1 means kiln is faster.
  *
- *   npm run bench -- models            (builds to node_modules/.cache/kiln-bench, then runs)
+ * Also: cold start (import + create, then the first run) of each engine in a fresh child process (bench/cold.ts),
+ * compute dispatches per run (counted on Dawn's `dispatchWorkgroups`, so the same way for both; kiln's executor step
+ * count beside it), and the max |error| of each engine against the stored ONNX Runtime CPU goldens.
+ *
+ *   npm install --no-save onnxruntime-web@1.30
+ *   npm run bench -- models
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
-import { interpret } from '../ir/interpret.js';
-import type { Tensor } from '../ir/tensor.js';
-import { importOnnx, tensorFromOnnx } from '../src/frontends/onnx/import.js';
-import { decodeTensor } from '../src/frontends/onnx/proto.js';
-import { compile } from '../src/session.js';
-import { median } from './common.js';
+import { interleaved, printTable, ratios, spread } from './common.js';
+import { goldens, kilnRunner, loadCase, maxErr, ortRunner, type Runner } from './engines.js';
+import { dispatches, loadPeer, patchDawn, PEER_MISSING, peerVersion } from './peer.js';
 
-const ROOT = resolve(
+export const MODELS_ROOT = resolve(
   process.env['KILN_SHARED'] ?? resolve(import.meta.dirname, '../../../../../shared'),
   'conformance/models',
 );
+const MODELS = ['model_decoder_block_d512', 'model_gpt2_past'];
+const WARMUPS = 3;
+const REPS = Number(process.env['KILN_BENCH_REPS'] ?? 10);
+const ROUNDS = Number(process.env['KILN_BENCH_ROUNDS'] ?? 2);
 
-async function time(fn: () => Promise<unknown> | unknown, reps: number): Promise<number> {
-  const ts: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    const t = performance.now();
-    await fn();
-    ts.push(performance.now() - t);
+interface Column {
+  label: string;
+  runner?: Runner;
+  ms: number[];
+  dispatches: number[];
+  steps: number[];
+  err?: number;
+}
+
+/** Cold start of one engine in a fresh process: [create (import + session), first run] in ms. */
+function coldStart(engine: 'kiln' | 'ort-webgpu', dir: string): [number, number] | undefined {
+  const r = spawnSync(process.execPath, [...process.execArgv, join(import.meta.dirname, 'cold.js'), engine, dir], {
+    encoding: 'utf8',
+    timeout: 180_000,
+  });
+  const line = r.stdout?.split('\n').find((l) => l.startsWith('{'));
+  if (r.status !== 0 || !line) {
+    console.error(`  cold start of ${engine} failed: ${(r.stderr ?? '').trim().split('\n').slice(-3).join(' | ')}`);
+    return undefined;
   }
-  return median(ts);
+  const j = JSON.parse(line) as { createMs: number; firstMs: number };
+  return [j.createMs, j.firstMs];
 }
 
-function maxErr(a: Tensor, b: Tensor): number {
-  let m = 0;
-  for (let i = 0; i < a.data.length; i++) m = Math.max(m, Math.abs(a.data[i]! - b.data[i]!));
-  return m;
-}
+export async function benchModels(): Promise<void> {
+  await patchDawn(); // dispatch counter before any device exists
+  const ort = await loadPeer();
+  console.log(
+    `models: kiln webgpu vs ${ort ? `onnxruntime-web ${peerVersion()}` : 'onnxruntime-web (missing)'} on the same ` +
+      `Dawn adapter; median of ${REPS} after ${WARMUPS} warm-ups, CPU tensors in/out, ${ROUNDS} rounds ` +
+      `(cells: median (min–max) over rounds; ratios kiln/peer per round, < 1 = kiln faster)`,
+  );
+  for (const name of MODELS) {
+    const c = loadCase(join(MODELS_ROOT, name));
+    const cols: Column[] = [{ label: 'kiln webgpu', ms: [], dispatches: [], steps: [] }];
+    const kiln0 = cols[0]!;
+    kiln0.runner = await kilnRunner(c);
+    if (ort) {
+      for (const ep of ['webgpu', 'wasm'] as const) {
+        const col: Column = {
+          label: `ORT-web ${ep}${ep === 'wasm' ? ' 1 thread' : ''}`,
+          ms: [],
+          dispatches: [],
+          steps: [],
+        };
+        try {
+          col.runner = await ortRunner(ort, c, ep);
+        } catch (e) {
+          console.error(`  ${col.label}: ${e instanceof Error ? e.message : String(e)}`);
+        }
+        cols.push(col);
+      }
+    }
+    const golden = await goldens(c);
+    for (const col of cols) if (col.runner) col.err = maxErr(await col.runner.run(), golden);
 
-export async function benchModels(reps = Number(process.env['KILN_BENCH_REPS'] ?? 5)): Promise<void> {
-  for (const name of ['model_gpt2_past', 'model_decoder_block_d512']) {
-    const dir = join(ROOT, name);
-    const { graph } = importOnnx(readFileSync(join(dir, 'model.onnx')));
-    const set = join(dir, 'test_data_set_0');
-    const feeds: Record<string, Tensor> = {};
-    graph.inputs.forEach(
-      (v, k) => (feeds[v.name] = tensorFromOnnx(decodeTensor(readFileSync(join(set, `input_${k}.pb`))))),
-    );
-    const goldens = readdirSync(set).filter((f) => f.startsWith('output_')).length;
-    const golden = (k: number) => tensorFromOnnx(decodeTensor(readFileSync(join(set, `output_${k}.pb`))));
+    const cold: { kiln: number[][]; ort: number[][] } = { kiln: [], ort: [] };
+    for (let round = 0; round < ROUNDS; round++) {
+      const live = cols.filter((col) => col.runner);
+      const s0 = kiln0.runner!.steps!();
+      const m = await interleaved(
+        live.map((col) => col.runner!.run),
+        dispatches,
+        WARMUPS,
+        REPS,
+      );
+      live.forEach((col, i) => (col.ms.push(m.ms[i]!), col.dispatches.push(m.perCall[i]!)));
+      kiln0.steps.push((kiln0.runner!.steps!() - s0) / (WARMUPS + REPS));
+      const k = coldStart('kiln', c.dir);
+      if (k) cold.kiln.push(k);
+      if (ort) {
+        const o = coldStart('ort-webgpu', c.dir);
+        if (o) cold.ort.push(o);
+      }
+    }
+    for (const col of cols) await col.runner?.dispose();
 
-    const refMs = await time(() => interpret(graph, feeds), Math.min(reps, 3));
-    const session = await compile(graph, { backend: 'webgpu' });
-    const t0 = performance.now();
-    const out = await session.run(feeds); // first run: kernel compilation included
-    const firstMs = performance.now() - t0;
-    const gpuMs = await time(() => session.run(feeds), reps);
-    let err = 0;
-    for (let k = 0; k < goldens; k++) err = Math.max(err, maxErr(out[graph.outputs[k]!.name]!, golden(k)));
-    const stats = (session as unknown as { executor: { stats(): { host: number; device: number } } }).executor.stats();
-    session.dispose();
-    console.log(
-      `${name}: ${graph.nodes.length} nodes (${stats.device} device, ${stats.host} host) | ` +
-        `reference JS ${refMs.toFixed(1)} ms | webgpu ${gpuMs.toFixed(1)} ms (first run ${firstMs.toFixed(0)} ms) | ` +
-        `speedup ×${(refMs / gpuMs).toFixed(2)} | max |err| vs ORT golden ${err.toExponential(2)}`,
-    );
+    const [kiln, gpu, wasm] = cols;
+    const missing = ort ? 'failed' : 'peer not installed';
+    const cell = (col: Column | undefined, f: (c: Column) => string) => (col?.ms.length ? f(col) : missing);
+    const kCold = (i: number) => cold.kiln.map((x) => x[i]!);
+    const oCold = (i: number) => cold.ort.map((x) => x[i]!);
+    const p = kiln!.runner!.placement;
+    console.log(`\n${name}: ${p?.nodes} nodes (kiln: ${p?.device} on the device, ${p?.host} on the host)`);
+    printTable([
+      ['', 'kiln / ORT-web webgpu', 'kiln webgpu', 'ORT-web webgpu', 'ORT-web wasm 1 thread', 'kiln / wasm'],
+      [
+        'run, ms',
+        gpu?.ms.length ? ratios(kiln!.ms, gpu.ms) : '-',
+        spread(kiln!.ms),
+        cell(gpu, (x) => spread(x.ms)),
+        cell(wasm, (x) => spread(x.ms)),
+        wasm?.ms.length ? ratios(kiln!.ms, wasm.ms) : '-',
+      ],
+      [
+        'dispatches / run',
+        gpu?.ms.length ? ratios(kiln!.dispatches, gpu.dispatches) : '-',
+        `${spread(kiln!.dispatches, 0)} (steps: ${spread(kiln!.steps, 0)})`,
+        cell(gpu, (x) => spread(x.dispatches, 0)),
+        cell(wasm, (x) => spread(x.dispatches, 0)),
+        '',
+      ],
+      [
+        'cold: import + create, ms',
+        cold.ort.length ? ratios(kCold(0), oCold(0)) : '-',
+        spread(kCold(0), 0),
+        cold.ort.length ? spread(oCold(0), 0) : missing,
+        '',
+        '',
+      ],
+      [
+        'cold: first run, ms',
+        cold.ort.length ? ratios(kCold(1), oCold(1)) : '-',
+        spread(kCold(1), 0),
+        cold.ort.length ? spread(oCold(1), 0) : missing,
+        '',
+        '',
+      ],
+      [
+        'max |err| vs ORT CPU golden',
+        '',
+        kiln!.err?.toExponential(1) ?? '-',
+        cell(gpu, (x) => x.err?.toExponential(1) ?? '-'),
+        cell(wasm, (x) => x.err?.toExponential(1) ?? '-'),
+        '',
+      ],
+    ]);
+  }
+  if (!ort) {
+    console.error(`\n${PEER_MISSING}`);
+    process.exitCode = 1;
   }
 }

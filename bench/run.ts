@@ -1,20 +1,44 @@
 /**
  * Benchmark entry point. Every benchmark prints kiln beside a baseline measured in the same run, as ratios.
+ * The headline baselines are onnxruntime-web 1.30 on the same Dawn adapter (install it for benchmarks only:
+ * `npm install --no-save onnxruntime-web@1.30`); without it they print kiln alone and exit non-zero.
  *
- *   npm run bench                    all of them
- *   npm run bench -- models          GPT-2 + d512 decoder block: WebGPU vs the plain-JS float64 reference
- *   npm run bench -- matmul          512³ f32 matmul through kiln's generated kernel vs a plain-JS loop
- *   npm run bench -- webgpu-matmul   hand-written WGSL matmuls (naive / 4×4 tiled) vs plain JS
+ *   npm run bench                    models + matmul (the headline comparisons)
+ *   npm run bench -- models          d512 decoder block + GPT-2: kiln webgpu vs ORT-web webgpu (and wasm, 1 thread)
+ *   npm run bench -- matmul          MatMul 512³ + a 1×512·512×2048 GEMV: kiln vs ORT-web webgpu, hand-written WGSL
+ *   npm run bench -- webgpu-matmul   the hand-written WGSL matmuls (naive / 4×4 tiled) vs plain JS (design reference)
+ *
+ * Environment: KILN_BENCH_ROUNDS (default 2), KILN_BENCH_REPS (default 10), KILN_WEBGPU_ADAPTER (default llvmpipe).
  */
-const which = process.argv[2] ?? 'all';
-const all = which === 'all';
+import { spawnSync } from 'node:child_process';
+
+// ORT-web's 27 MB wasm stalls its first run ~30 s while V8's optimizing tier compiles it; liftoff alone avoids that.
+// It changes nothing for kiln (no wasm). Re-run this script under the flag when it was started without.
+if (!process.execArgv.includes('--liftoff-only')) {
+  const r = spawnSync(process.execPath, ['--liftoff-only', ...process.execArgv, ...process.argv.slice(1)], {
+    stdio: 'inherit',
+  });
+  process.exit(r.status ?? 1);
+}
+
+const which = process.argv[2] ?? 'headline';
+const known = ['headline', 'all', 'models', 'matmul', 'webgpu-matmul'];
+if (!known.includes(which)) {
+  console.error(`unknown benchmark '${which}' (expected one of ${known.join(', ')})`);
+  process.exit(2);
+}
+const pick = (name: string) => which === name || which === 'all' || (which === 'headline' && name !== 'webgpu-matmul');
 // The individual benchmarks read their own options from argv[2...]: drop the benchmark name.
 process.argv.splice(2, 1);
 
-if (all || which === 'matmul') await import('./matmul.js');
-if (all || which === 'webgpu-matmul') await import('./webgpu-matmul.js');
-if (all || which === 'models') {
+if (pick('models')) {
   const { benchModels } = await import('./models.js');
   await benchModels();
 }
-export {};
+if (pick('matmul')) {
+  const { benchMatmul } = await import('./matmul.js');
+  await benchMatmul();
+}
+if (pick('webgpu-matmul')) await import('./webgpu-matmul.js');
+// Dawn's handles can keep the loop alive after the last device is dropped.
+process.exit(process.exitCode ?? 0);
