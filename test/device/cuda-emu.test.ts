@@ -26,7 +26,8 @@ import { interpret } from '../../ir/interpret.js';
 import { checkAgainstReference } from '../helpers/backends.js';
 import { PROP_RUNS } from '../helpers/paths.js';
 import { emuProbe, requireTool } from '../helpers/tools.js';
-import { arbGraphSeed, randomGraph } from '../helpers/random-graph.js';
+import { emptyCoverage, recordPaths } from '../helpers/coverage.js';
+import { arbFocus, arbGraphSeed, randomGraph, type GraphFocus } from '../helpers/random-graph.js';
 import { storageOf } from '../../codegen/lower/storage.js';
 
 const noEmu = await requireTool('g++ (cuda-emu)', emuProbe);
@@ -224,33 +225,40 @@ describe.skipIf(noEmu)('cuda-emu backend vs the float64 reference', () => {
 });
 
 describe.skipIf(noEmu)('random graphs on cuda-emu match the float64 reference', () => {
-  const runs = Math.max(8, Math.round(PROP_RUNS / 5));
+  const runs = Math.max(8, Math.round(PROP_RUNS / 3));
+  // one case per fast path first: every run reaches the tiled matmul and warp-shuffle reductions over long rows
+  const FOCUSED: [number, number, GraphFocus | undefined][] = [
+    [0x5eed1, 2, 'matmul'],
+    [0x5eed2, 2, 'rows'],
+  ];
   for (const dtype of ['f32', 'f16'] as const) {
-    it(
-      dtype,
-      async () => {
-        const seed = Number(process.env['KILN_SEED'] ?? Math.floor(Math.random() * 2 ** 31));
-        const numRuns = dtype === 'f32' ? runs : Math.max(6, runs >> 1);
-        const arb = fc.tuple(arbGraphSeed, fc.integer({ min: 1, max: dtype === 'f32' ? 8 : 5 }));
-        // compile the kernels of exactly the cases fast-check will generate (same seed) in a few units, in parallel
-        const cases = fc.sample(arb, { seed, numRuns });
-        await prepareAll(async () => {
-          for (const [s, steps] of cases) {
-            const { graph, feeds } = randomGraph(s, steps, dtype);
-            await checkAgainstReference(graph, feeds, { backend: 'cuda-emu' }).catch(() => undefined);
-          }
-        });
-        await fc.assert(
-          fc.asyncProperty(arb, async ([s, steps]) => {
-            const { graph, feeds } = randomGraph(s, steps, dtype);
-            const bad = await checkAgainstReference(graph, feeds, { backend: 'cuda-emu', longReduction: true });
-            expect(bad, `graph seed ${s}, steps ${steps}, dtype ${dtype}`).toEqual([]);
-          }),
-          { seed, numRuns, verbose: 1 },
-        );
-      },
-      600_000,
-    );
+    it(`${dtype}: reaches the tiled matmul, long-row reductions and warp shuffles`, async () => {
+      const seed = Number(process.env['KILN_SEED'] ?? Math.floor(Math.random() * 2 ** 31));
+      const numRuns = dtype === 'f32' ? runs : Math.max(6, runs >> 1);
+      const arb = fc.tuple(arbGraphSeed, fc.integer({ min: 1, max: dtype === 'f32' ? 8 : 5 }), arbFocus);
+      // compile the kernels of exactly the cases fast-check will generate (same seed) in a few units, in parallel
+      const cases = [...FOCUSED, ...fc.sample(arb, { seed, numRuns })];
+      await prepareAll(async () => {
+        for (const [s, steps, focus] of cases) {
+          const { graph, feeds } = randomGraph(s, steps, dtype, focus);
+          await checkAgainstReference(graph, feeds, { backend: 'cuda-emu' }).catch(() => undefined);
+        }
+      });
+      const cov = emptyCoverage();
+      await fc.assert(
+        fc.asyncProperty(arb, async ([s, steps, focus]) => {
+          const { graph, feeds } = randomGraph(s, steps, dtype, focus);
+          await recordPaths(cov, graph, feeds, CUDA_CAPS);
+          const bad = await checkAgainstReference(graph, feeds, { backend: 'cuda-emu' });
+          expect(bad, `graph seed ${s}, steps ${steps}, focus ${focus}, dtype ${dtype}`).toEqual([]);
+        }),
+        { seed, numRuns, verbose: 1, examples: FOCUSED.map((c) => [c]) },
+      );
+      console.log(`cuda-emu ${dtype} property (seed ${seed}): ${JSON.stringify(cov)}`);
+      expect(cov.tiledMatmul, 'graphs with a tiled matmul').toBeGreaterThan(0);
+      expect(cov.longRowReduction, 'graphs with a workgroup reduction over rows longer than it').toBeGreaterThan(0);
+      expect(cov.warpShuffle, 'graphs with a warp-shuffle reduction').toBeGreaterThan(0);
+    }, 600_000);
   }
 });
 
