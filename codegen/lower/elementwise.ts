@@ -24,7 +24,7 @@ import {
   un,
   type Expr,
 } from '../kir.js';
-import type { LowerCtx } from './kernel-builder.js';
+import type { KernelBuilder, LowerCtx } from './kernel-builder.js';
 import { pointwise, pointwiseSteps, type Pointwise } from './pointwise.js';
 import { registerLowering } from './registry.js';
 
@@ -92,7 +92,47 @@ const UNARY: Record<string, (x: Expr, ctx: LowerCtx) => Expr> = {
 };
 
 for (const [op, fn] of Object.entries(UNARY)) {
-  registerLowering(op, (ctx) => [pointwise(ctx, { label: op, reads: [0], value: (p) => fn(p.loadBroadcast(0), ctx) })]);
+  registerLowering(op, (ctx) => [
+    pointwise(ctx, {
+      label: op,
+      reads: [0],
+      value: (p) => {
+        const x = p.loadBroadcast(0);
+        // -INT_MIN and |INT_MIN| need 33 bits: an i64 held as i32 would wrap
+        if ((op === 'neg' || op === 'abs') && ctx.outputs[0]!.dtype === 'i64') {
+          p.kb.raiseIf(eq(x, c.i32(-(2 ** 31))), 3);
+        }
+        return fn(x, ctx);
+      },
+    }),
+  ]);
+}
+
+/**
+ * 64-bit integers live in 32-bit words on the devices. The reference computes them exactly, so a result that leaves
+ * the 32-bit range must not wrap: it raises the node's error flag (code 3) and the run fails with a typed error.
+ */
+function checked64(kb: KernelBuilder, op: string, a: Expr, b: Expr, r: Expr, dtype: DType): Expr {
+  if (dtype !== 'i64' && dtype !== 'u64') return r;
+  const rv = kb.let('r64', r);
+  const z = c.of(a.type, 0);
+  let overflow: Expr | undefined;
+  if (dtype === 'i64') {
+    const xor = (x: Expr, y: Expr) => bin('bitxor', x, y);
+    if (op === 'add' || op === 'sum') overflow = lt(bin('bitand', xor(a, rv), xor(b, rv)), z);
+    if (op === 'sub') overflow = lt(bin('bitand', xor(a, b), xor(a, rv)), z);
+    if (op === 'mul') {
+      // exact: r / a == b unless the product wrapped (a = -1, b = INT_MIN is the one case division cannot see)
+      const safeA = select(eq(a, z), c.i32(1), a);
+      overflow = and(ne(a, z), or(ne(div(rv, safeA), b), and(eq(a, c.i32(-1)), eq(b, c.i32(-(2 ** 31))))));
+    }
+  } else {
+    if (op === 'add' || op === 'sum') overflow = lt(rv, a);
+    if (op === 'sub') overflow = lt(a, b);
+    if (op === 'mul') overflow = and(ne(a, z), ne(div(rv, select(eq(a, z), c.u32(1), a)), b));
+  }
+  if (overflow) kb.raiseIf(overflow, 3);
+  return rv;
 }
 
 function intDiv(a: Expr, b: Expr): Expr {
@@ -131,7 +171,21 @@ const BINARY: Record<string, (a: Expr, b: Expr, ctx: LowerCtx) => Expr> = {
 
 for (const [op, fn] of Object.entries(BINARY)) {
   registerLowering(op, (ctx) => [
-    pointwise(ctx, { label: op, reads: [0, 1], value: (p) => fn(p.loadBroadcast(0), p.loadBroadcast(1), ctx) }),
+    pointwise(ctx, {
+      label: op,
+      reads: [0, 1],
+      value: (p) => {
+        const wide = ctx.outputs[0]!.dtype === 'i64' || ctx.outputs[0]!.dtype === 'u64';
+        const a = wide ? p.kb.let('a64', p.loadBroadcast(0)) : p.loadBroadcast(0);
+        const b = wide ? p.kb.let('b64', p.loadBroadcast(1)) : p.loadBroadcast(1);
+        const r = fn(a, b, ctx);
+        if (op === 'pow' && ctx.outputs[0]!.dtype === 'i64') {
+          const pf = p.kb.let('pf', un('round_even', pow(cast('f32', a), cast('f32', b))));
+          p.kb.raiseIf(or(ge(pf, f(2 ** 31)), lt(pf, f(-(2 ** 31)))), 3);
+        }
+        return checked64(p.kb, op, a, b, r, ctx.outputs[0]!.dtype);
+      },
+    }),
   ]);
 }
 
@@ -141,7 +195,13 @@ function variadic(op: string, combine: (a: Expr, b: Expr) => Expr): void {
     return pointwiseSteps(ctx, {
       label: op,
       reads,
-      value: (p) => reads.map((i) => p.loadBroadcast(i)).reduce(combine),
+      value: (p) => {
+        const dt = ctx.outputs[0]!.dtype;
+        if (dt !== 'i64' && dt !== 'u64') return reads.map((i) => p.loadBroadcast(i)).reduce(combine);
+        return reads
+          .map((i) => p.kb.let('v', p.loadBroadcast(i)))
+          .reduce((a, b) => checked64(p.kb, op, a, b, combine(a, b), dt));
+      },
     });
   });
 }
@@ -188,7 +248,17 @@ registerLowering('cast', (ctx) => [
   pointwise(ctx, {
     label: 'cast',
     reads: [0],
-    value: (p) => convert(p.loadBroadcast(0), ctx.inputs[0]!.dtype, ctx.attrs['to'] as DType),
+    value: (p) => {
+      const x = p.kb.let('x', p.loadBroadcast(0));
+      const to = ctx.attrs['to'] as DType;
+      // a float past the 32-bit words that hold i64 / u64 on the device: an error, not a saturated number
+      if ((to === 'i64' || to === 'u64') && isFloatT(x)) {
+        const t = un('trunc', x);
+        const [lo, hi] = to === 'i64' ? [-(2 ** 31), 2 ** 31] : [-1, 2 ** 32];
+        p.kb.raiseIf(or(le(t, f(lo - (to === 'i64' ? 1 : 0))), ge(t, f(hi))), 3);
+      }
+      return convert(x, ctx.inputs[0]!.dtype, to);
+    },
   }),
 ]);
 

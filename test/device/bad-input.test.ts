@@ -213,3 +213,55 @@ describe.each(backends)('%s: positions past the cache', (backend) => {
     await expectKilnError(s.run({ x, p: makeTensor('i64', [1, 2], [0, 3]) }), 'runtime', 'rotary_embedding');
   });
 });
+
+describe.each(backends)('%s: 64-bit integer results never wrap', (backend) => {
+  it('i64 add / sub / mul / neg / sum past 32 bits: the reference computes them, devices raise', async () => {
+    const s = await session((b) => {
+      const x = b.input('x', 'i64', [2]);
+      const y = b.input('y', 'i64', [2]);
+      b.output(b.op('add', [x, y]), 'add');
+      b.output(b.op('sub', [x, y]), 'sub');
+      b.output(b.op('mul', [x, y]), 'mul');
+      b.output(b.op('neg', [x]), 'neg');
+      b.output(b.op('sum', [x, y, x]), 'sum');
+    }, backend);
+    const i64 = (v: number[]) => makeTensor('i64', [2], v);
+    const small = await s.run({ x: i64([-7, 40000]), y: i64([3, -50000]) });
+    expect(Array.from(small['add']!.data)).toEqual([-4, -10000]);
+    expect(Array.from(small['sub']!.data)).toEqual([-10, 90000]);
+    expect(Array.from(small['mul']!.data)).toEqual([-21, -2000000000]);
+    expect(Array.from(small['neg']!.data)).toEqual([7, -40000]);
+    expect(Array.from(small['sum']!.data)).toEqual([-11, 30000]);
+    const big: [number[], number[]][] = [
+      [
+        [70000, 0],
+        [70000, 0],
+      ], // mul → 4.9e9
+      [
+        [2 ** 31 - 1, 0],
+        [1, 0],
+      ], // add → 2^31
+      [
+        [-(2 ** 31), 0],
+        [1, 0],
+      ], // sub, neg → past -2^31 / 2^31
+    ];
+    for (const [xv, yv] of big) {
+      const run = s.run({ x: i64(xv), y: i64(yv) });
+      if (backend === 'reference') {
+        const out = await run;
+        expect(out['mul']!.data[0]).toBe(xv[0]! * yv[0]!);
+        expect(out['add']!.data[0]).toBe(xv[0]! + yv[0]!);
+      } else await expectKilnError(run, 'runtime', '32-bit');
+    }
+  });
+
+  it('a float cast to i64 past 32 bits raises on the devices', async () => {
+    const s = await session((b) => b.output(b.op('cast', [b.input('x', 'f32', [2])], { to: 'i64' }), 'y'), backend);
+    const ok = (await s.run({ x: makeTensor('f32', [2], [-3.7, 2 ** 30]) }))['y']!;
+    expect(Array.from(ok.data)).toEqual([-3, 2 ** 30]);
+    const run = s.run({ x: makeTensor('f32', [2], [1, 2 ** 33]) });
+    if (backend === 'reference') expect((await run)['y']!.data[1]).toBe(2 ** 33);
+    else await expectKilnError(run, 'runtime', '32-bit');
+  });
+});
