@@ -7,7 +7,7 @@ import type { Graph } from '../ir/graph.js';
 import { interpret } from '../ir/interpret.js';
 import type { Shape } from '../ir/shape.js';
 import type { DType } from '../ir/dtype.js';
-import { cloneTensor, toTensor, type Tensor, type TensorLike } from '../ir/tensor.js';
+import { cloneTensor, makeTensor, toTensor, type Tensor, type TensorLike } from '../ir/tensor.js';
 import { verify } from '../ir/verify.js';
 import { Executor } from './runtime/executor.js';
 import type { GpuContext } from './runtime/webgpu/device.js';
@@ -29,6 +29,20 @@ export interface CompileOptions {
   disableF16?: boolean;
   /** Poison output buffers before each run so unwritten elements show as NaN (tests). */
   poison?: boolean;
+  /**
+   * Input shapes to build every kernel for up front (as `session.warmup(shapes)` does); inputs with static shapes may
+   * be left out. Without it the first `run` compiles what it needs.
+   */
+  shapes?: Readonly<Record<string, readonly number[]>>;
+  /** Compile progress: `done` of `total` new kernels are ready, the last one named `kernel`. */
+  onProgress?: (done: number, total: number, kernel: string) => void;
+}
+
+/** A kernel a session compiled, and the graph node it serves. */
+export interface KernelInfo {
+  readonly name: string;
+  readonly node: string;
+  readonly op: string;
 }
 
 /** Name, dtype and (possibly symbolic) shape of a session input or output. */
@@ -53,6 +67,16 @@ export interface Session {
   run(feeds: Readonly<Record<string, TensorLike>>): Promise<Record<string, Tensor>>;
   /** How many graph nodes run as device kernels and how many on the host (shape computations, constants). */
   placement(): { host: number; device: number };
+  /**
+   * Build every kernel the graph needs for these input shapes now (inputs with static shapes may be left out), so the
+   * first `run` does not compile. Values are not needed: shapes are what kernels depend on.
+   */
+  warmup(
+    shapes?: Readonly<Record<string, readonly number[]>>,
+    onProgress?: (done: number, total: number, kernel: string) => void,
+  ): Promise<void>;
+  /** The kernels compiled so far (empty on the reference backend). */
+  kernels(): readonly KernelInfo[];
   dispose(): void;
 }
 
@@ -95,6 +119,31 @@ abstract class BaseSession implements Session {
   abstract run(feeds: Readonly<Record<string, TensorLike>>): Promise<Record<string, Tensor>>;
   abstract placement(): { host: number; device: number };
   abstract dispose(): void;
+  abstract kernels(): readonly KernelInfo[];
+  abstract warmup(
+    shapes?: Readonly<Record<string, readonly number[]>>,
+    onProgress?: (done: number, total: number, kernel: string) => void,
+  ): Promise<void>;
+
+  /** Zero-valued feeds of the given shapes (static input shapes filled in). */
+  protected warmupFeeds(shapes: Readonly<Record<string, readonly number[]>> = {}): Record<string, Tensor> {
+    if (this.disposed) throw new KilnError('runtime', 'session was disposed');
+    const known = new Set(this.inputNames);
+    for (const k of Object.keys(shapes)) {
+      if (!known.has(k)) throw new KilnError('runtime', 'warmup shape for an unknown input', { tensor: k });
+    }
+    const feeds: Record<string, Tensor> = {};
+    for (const v of this.inputs) {
+      const shape = shapes[v.name] ?? (v.shape.every((d) => typeof d === 'number') ? (v.shape as number[]) : undefined);
+      if (!shape) {
+        throw new KilnError('shape', `warmup needs a shape for input of shape [${v.shape.join(',')}]`, {
+          tensor: v.name,
+        });
+      }
+      feeds[v.name] = makeTensor(v.dtype, shape, undefined, { tensor: v.name });
+    }
+    return feeds;
+  }
 }
 
 class ReferenceSession extends BaseSession {
@@ -107,6 +156,12 @@ class ReferenceSession extends BaseSession {
   }
   placement(): { host: number; device: number } {
     return { host: this.graph.nodes.length, device: 0 };
+  }
+  kernels(): readonly KernelInfo[] {
+    return [];
+  }
+  async warmup(shapes?: Readonly<Record<string, readonly number[]>>): Promise<void> {
+    this.warmupFeeds(shapes); // validates the names and shapes; nothing to compile
   }
   dispose(): void {
     this.disposed = true;
@@ -127,6 +182,15 @@ class DeviceSession<B> extends BaseSession {
   }
   placement(): { host: number; device: number } {
     return this.executor.stats();
+  }
+  kernels(): readonly KernelInfo[] {
+    return this.executor.kernels();
+  }
+  async warmup(
+    shapes?: Readonly<Record<string, readonly number[]>>,
+    onProgress?: (done: number, total: number, kernel: string) => void,
+  ): Promise<void> {
+    await this.executor.warmup(this.warmupFeeds(shapes), onProgress);
   }
   dispose(): void {
     if (!this.disposed) this.executor.dispose();
@@ -172,6 +236,19 @@ export async function compile(graph: Graph, opts: CompileOptions = {}): Promise<
   }
   checkOpt(opts.opt);
   verify(graph);
+  const session = await compileBackend(backend, graph, opts);
+  if (opts.shapes) {
+    try {
+      await session.warmup(opts.shapes, opts.onProgress);
+    } catch (e) {
+      session.dispose();
+      throw e;
+    }
+  }
+  return session;
+}
+
+async function compileBackend(backend: BackendChoice, graph: Graph, opts: CompileOptions): Promise<Session> {
   if (backend === 'auto') {
     for (const b of ['cuda', 'webgpu'] as const) {
       try {

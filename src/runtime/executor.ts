@@ -30,8 +30,8 @@ export interface DeviceBackend<B> {
   alloc(bytes: number, label: string): B;
   write(buf: B, bytes: Uint8Array): void;
   release(buf: B): void;
-  /** Compile (or fetch from cache) every kernel before a run. */
-  prepare(kernels: readonly Kernel[]): Promise<void>;
+  /** Compile (or fetch from cache) every kernel before a run; `onCompiled` hears of each one when it is ready. */
+  prepare(kernels: readonly Kernel[], onCompiled?: (kernel: string) => void): Promise<void>;
   /** Run the steps in order as one submission. */
   run(
     steps: readonly { kernel: Kernel; buffers: B[]; uniforms: ArrayBuffer; grid: [number, number, number] }[],
@@ -163,6 +163,16 @@ export function hostNodes(graph: Graph): Set<Node> {
   return nodes;
 }
 
+/** Compile progress: `done` of `total` new kernels are ready, the last one `kernel`. */
+export type ProgressFn = (done: number, total: number, kernel: string) => void;
+
+/** A compiled kernel and the graph node it serves. */
+export interface CompiledKernel {
+  readonly name: string;
+  readonly node: string;
+  readonly op: string;
+}
+
 /** Run-time host values up to this many elements are offered to lowerings (and key their cache entries). */
 const MAX_HOST_PARAM = 64;
 
@@ -190,6 +200,7 @@ export class Executor<B> {
   private inFlight = 0;
   private disposeWhenIdle = false;
   private disposed = false;
+  private readonly compiled = new Map<string, CompiledKernel>();
   /** Host nodes whose results depend only on input shapes (not on input data). */
   private readonly shapeOnly = new Set<Node>();
   private readonly shapeResults = new Map<string, Map<Node, Tensor[]>>();
@@ -232,16 +243,37 @@ export class Executor<B> {
   }
 
   async run(feeds: Readonly<Record<string, Tensor>>): Promise<Record<string, Tensor>> {
+    return this.guarded(() => this.runOnce(feeds, false));
+  }
+
+  /**
+   * Lower and compile every kernel these feeds need, without running them (constants are uploaded too).
+   * `onProgress(done, total, kernel)` is called as kernels finish compiling.
+   */
+  async warmup(feeds: Readonly<Record<string, Tensor>>, onProgress?: ProgressFn): Promise<void> {
+    await this.guarded(() => this.runOnce(feeds, true, onProgress));
+  }
+
+  /** Every kernel this session has compiled, with the node it serves. */
+  kernels(): readonly CompiledKernel[] {
+    return [...this.compiled.values()];
+  }
+
+  private async guarded<T>(fn: () => Promise<T>): Promise<T> {
     if (this.disposed || this.disposeWhenIdle) throw new KilnError('runtime', 'session was disposed');
     this.inFlight++;
     try {
-      return await this.runOnce(feeds);
+      return await fn();
     } finally {
       if (--this.inFlight === 0 && this.disposeWhenIdle) this.free();
     }
   }
 
-  private async runOnce(feeds: Readonly<Record<string, Tensor>>): Promise<Record<string, Tensor>> {
+  private async runOnce(
+    feeds: Readonly<Record<string, Tensor>>,
+    dryRun: boolean,
+    onProgress?: ProgressFn,
+  ): Promise<Record<string, Tensor>> {
     const g = this.graph;
     const dims = new Map<string, number>();
     const shapes = new Map<Value, readonly number[]>();
@@ -277,6 +309,7 @@ export class Executor<B> {
         shapeCache = new Map();
         this.shapeResults.set(signature, shapeCache);
       }
+      const kernelOwner = new Map<string, { node: string; op: string }>();
       // One error-flag word per node whose kernels check their inputs (gather indices, cache positions, i64 range).
       const errNodes: Node[] = [];
       let errBuf: B | undefined;
@@ -423,10 +456,19 @@ export class Executor<B> {
             return b;
           });
           steps.push({ kernel: s.kernel, buffers, uniforms: encodeUniforms(s, slot), grid: s.grid });
+          kernelOwner.set(s.kernel.name, { node: n.name, op: n.op });
         }
       }
 
-      await this.backend.prepare([...new Map(steps.map((s) => [s.kernel.name, s.kernel])).values()]);
+      const kernels = [...new Map(steps.map((s) => [s.kernel.name, s.kernel])).values()];
+      const fresh = kernels.filter((k) => !this.compiled.has(k.name));
+      let done = 0;
+      await this.backend.prepare(kernels, (name) => {
+        if (fresh.some((k) => k.name === name)) onProgress?.(++done, fresh.length, name);
+      });
+      for (const k of fresh) this.compiled.set(k.name, { name: k.name, ...kernelOwner.get(k.name)! });
+      if (this.compiled.size > this.maxLowerings) this.compiled.delete(this.compiled.keys().next().value!);
+      if (dryRun) return {};
       if (this.backend.poison) for (const [b, bytes] of poisoned) this.backend.poison(b, bytes);
       if (steps.length) await this.backend.run(steps);
       if (errBuf !== undefined) {
@@ -471,6 +513,7 @@ export class Executor<B> {
     this.constBuffers.clear();
     this.lowerings.clear();
     this.shapeResults.clear();
+    this.compiled.clear();
     this.backend.dispose?.();
   }
 }

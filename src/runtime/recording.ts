@@ -17,8 +17,11 @@ export class RecordingBackend implements DeviceBackend<number> {
   }
   write(): void {}
   release(): void {}
-  async prepare(kernels: readonly Kernel[]): Promise<void> {
-    for (const k of kernels) this.kernels.set(k.name, k);
+  async prepare(kernels: readonly Kernel[], onCompiled?: (kernel: string) => void): Promise<void> {
+    for (const k of kernels) {
+      this.kernels.set(k.name, k);
+      onCompiled?.(k.name);
+    }
   }
   async run(steps: readonly { kernel: Kernel; grid: [number, number, number] }[]): Promise<void> {
     for (const s of steps) this.launches.push({ kernel: s.kernel.name, grid: s.grid });

@@ -153,7 +153,7 @@ export class CudaEmuBackend implements DeviceBackend<EmuDeviceBuffer> {
     return this.unit?.module;
   }
 
-  async prepare(kernels: readonly Kernel[]): Promise<void> {
+  async prepare(kernels: readonly Kernel[], onCompiled?: (kernel: string) => void): Promise<void> {
     const rec = activeRecording();
     if (rec) {
       rec.runs.push([...kernels]);
@@ -161,6 +161,7 @@ export class CudaEmuBackend implements DeviceBackend<EmuDeviceBuffer> {
       return;
     }
     this.unit = kernels.length ? await unitFor(kernels) : undefined;
+    for (const k of kernels) onCompiled?.(k.name); // one translation unit: all are ready together
   }
 
   async run(

@@ -4,11 +4,12 @@
  * API, launched on the default stream; buffers are device allocations (pooled by size).
  *
  * `prepare` compiles all kernels of a run that are not loaded yet as one NVRTC program; cubins are cached on disk by
- * source hash and architecture (`<repo>/.kiln-cache/cuda/` or `$KILN_CACHE_DIR/cuda`). {@link prepareAll} compiles the
+ * source hash and architecture (`cuda/` in the per-user kiln cache, see `kilnCacheRoot`). {@link prepareAll} compiles the
  * kernels of a whole batch of runs (a conformance suite) in a few programs up front.
  *
  * Without libcuda / libnvrtc / a device, {@link CudaBackend.create} throws a KilnError with code `unsupported`.
  */
+import { kilnCacheRoot } from '../cuda-emu/emu.js';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -57,14 +58,9 @@ function sharedHeaderText(): string {
   });
 }
 
+/** Compiled modules live in the per-user kiln cache (`$KILN_CACHE_DIR`, `$XDG_CACHE_HOME/kiln`, `~/.cache/kiln`). */
 function repoCacheDir(): string {
-  if (process.env['KILN_CACHE_DIR']) return path.join(process.env['KILN_CACHE_DIR'], 'cuda');
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  for (let dir = here; ; dir = path.dirname(dir)) {
-    if (existsSync(path.join(dir, 'package.json')) && existsSync(path.join(dir, 'codegen')))
-      return path.join(dir, '.kiln-cache', 'cuda');
-    if (path.dirname(dir) === dir) return path.join(here, '.kiln-cache', 'cuda');
-  }
+  return path.join(kilnCacheRoot(), 'cuda');
 }
 
 /** Opens device `ordinal` (default `$KILN_CUDA_DEVICE` or 0): loads libcuda and libnvrtc, cuInit, primary context. */
@@ -223,7 +219,7 @@ export class CudaBackend implements DeviceBackend<CudaBuffer> {
     return cudaTranslationUnit(kernels, 'nvrtc');
   }
 
-  async prepare(kernels: readonly Kernel[]): Promise<void> {
+  async prepare(kernels: readonly Kernel[], onCompiled?: (kernel: string) => void): Promise<void> {
     const rec = activeRecording();
     if (rec) {
       rec.runs.push([...kernels]);
@@ -231,6 +227,7 @@ export class CudaBackend implements DeviceBackend<CudaBuffer> {
     }
     const missing = kernels.filter((k) => !functions.has(k.name));
     if (missing.length) await compileAndLoad(this.dev, missing, missing.length === 1 ? missing[0]!.name : 'kiln_run');
+    for (const k of kernels) onCompiled?.(k.name);
   }
 
   async run(

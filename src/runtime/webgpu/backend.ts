@@ -60,16 +60,17 @@ export class WebGpuBackend implements DeviceBackend<GPUBuffer> {
     return this.renderer.render(legalize(k));
   }
 
-  async prepare(kernels: readonly Kernel[]): Promise<void> {
+  async prepare(kernels: readonly Kernel[], onCompiled?: (kernel: string) => void): Promise<void> {
     await Promise.all(
       kernels.map(async (k) => {
-        if (this.pipelines.has(k.name)) return;
+        if (this.pipelines.has(k.name)) return onCompiled?.(k.name);
         const wgsl = this.wgsl(k);
         this.sources.set(k.name, wgsl);
         const bindings: BindingKind[] = k.buffers.map((b) => b.access);
         if (k.uniforms.length) bindings.push('uniform');
         const p = await compileKernel(this.ctx, { key: kernelHash(k), wgsl, label: k.name, bindings });
         this.pipelines.set(k.name, p);
+        onCompiled?.(k.name);
       }),
     );
   }

@@ -1,0 +1,92 @@
+/**
+ * The session front door: metadata, `auto`, verification at compile, warmup with progress, the kernel list.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import '../../ir/ops/index.js';
+import { GraphBuilder } from '../../ir/builder.js';
+import { KilnError } from '../../ir/errors.js';
+import { parseGraph } from '../../ir/text.js';
+import { makeTensor } from '../../ir/tensor.js';
+import { compile, type BackendName, type Session } from '../../src/session.js';
+import { deviceBackends } from '../helpers/device-backends.js';
+
+const devices = await deviceBackends();
+const sessions: Session[] = [];
+afterAll(() => sessions.forEach((s) => s.dispose()));
+
+function mlp() {
+  const b = new GraphBuilder('mlp');
+  const x = b.input('x', 'f32', ['batch', 4]);
+  const w = b.weight('w', makeTensor('f32', [4, 3], [1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 1]));
+  b.output(b.op('relu', [b.op('matmul', [x, w])]), 'y');
+  return b.build();
+}
+
+describe('compile and session metadata', () => {
+  it('inputs / outputs with names, dtypes and shapes', async () => {
+    const s = await compile(mlp());
+    sessions.push(s);
+    expect(s.inputNames).toEqual(['x']);
+    expect(s.outputNames).toEqual(['y']);
+    expect(s.inputs[0]).toEqual({ name: 'x', dtype: 'f32', shape: ['batch', 4] });
+    expect(s.outputs[0]).toEqual({ name: 'y', dtype: 'f32', shape: ['batch', 3] });
+  });
+
+  it('a wrongly declared type in IR text is caught by compile, naming the node', async () => {
+    const text = `graph "bad" {
+  input %x: f32[2,3]
+  %y: f32[2,4] = neg(%x) @n0
+  output %y
+}`;
+    const g = parseGraph(text);
+    const e = await compile(g).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(e).toBeInstanceOf(KilnError);
+    expect((e as KilnError).message).toContain('n0');
+  });
+
+  it('unknown backends and optimization levels are typed errors listing the valid ones', async () => {
+    await expect(compile(mlp(), { backend: 'gpu' as BackendName })).rejects.toThrow(/auto, reference, webgpu/);
+    await expect(compile(mlp(), { opt: 7 })).rejects.toThrow(/0, 1, 2, 3/);
+  });
+
+  it("backend 'auto' picks the best device here and says which", async () => {
+    const s = await compile(mlp(), { backend: 'auto' });
+    sessions.push(s);
+    // no GPU on the test machines: cuda is never the answer here, webgpu is when an adapter exists
+    expect(s.backend).toBe(devices.includes('webgpu') ? 'webgpu' : 'reference');
+    const y = (await s.run({ x: makeTensor('f32', [1, 4], [1, -2, 3, 4]) }))['y']!;
+    expect(Array.from(y.data)).toEqual([5, 2, 7]);
+  });
+});
+
+describe.each(devices)('%s: kernels built up front', (backend) => {
+  it('compile({ shapes }) builds every kernel with progress; the first run compiles nothing new', async () => {
+    const progress: [number, number, string][] = [];
+    const s = await compile(mlp(), {
+      backend,
+      shapes: { x: [5, 4] },
+      onProgress: (done, total, k) => progress.push([done, total, k]),
+    });
+    sessions.push(s);
+    const built = s.kernels().map((k) => k.name);
+    expect(built.length).toBeGreaterThanOrEqual(2); // matmul and relu at least
+    expect(s.kernels().map((k) => k.op)).toEqual(expect.arrayContaining(['matmul', 'relu']));
+    expect(progress.length).toBe(built.length);
+    expect(progress.at(-1)![0]).toBe(progress.at(-1)![1]);
+    const y = (await s.run({ x: makeTensor('f32', [5, 4], new Float32Array(20).fill(1)) }))['y']!;
+    expect(Array.from(y.data.slice(0, 3))).toEqual([2, 2, 2]);
+    expect(s.kernels().map((k) => k.name)).toEqual(built);
+  });
+
+  it('warmup needs shapes for symbolic inputs and knows its inputs', async () => {
+    const s = await compile(mlp(), { backend });
+    sessions.push(s);
+    await expect(s.warmup()).rejects.toThrow(/'x'/);
+    await expect(s.warmup({ z: [1, 4] })).rejects.toThrow(/'z'/);
+    await s.warmup({ x: [2, 4] });
+    expect(s.kernels().length).toBeGreaterThanOrEqual(2);
+  });
+});
