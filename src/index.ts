@@ -1,18 +1,56 @@
 /**
  * kiln — kernel compiler and graph optimizer for transformer inference.
  *
- * This entry point is browser-safe: it statically imports no Node built-ins (Node-only runtimes load on demand;
- * the conformance runner is `kiln/conformance`).
+ * This is the public API: build or import a graph, compile it for a backend, run it. Lower layers have their own
+ * entry points: `kiln/ir` (dtypes, shapes, the op registry, graph, verifier, interpreter, text format), `kiln/codegen`
+ * (kernel IR, lowering, WGSL / CUDA renderers), `kiln/passes`, `kiln/conformance` (Node only).
+ *
+ * The entry is browser-safe: it statically imports no Node built-ins (Node-only runtimes load on demand).
  *
  * ```ts
  * import { importOnnx, compile } from 'kiln';
  * const { graph } = importOnnx(bytes);
- * const session = await compile(graph, { backend: 'reference' });
- * const outputs = await session.run({ input_ids });
+ * const session = await compile(graph, { backend: 'auto' });
+ * const outputs = await session.run({ input_ids: { dtype: 'i64', shape: [1, 3], data: new BigInt64Array([1n, 2n, 3n]) } });
  * ```
  */
-export * from '../ir/index.js';
-export { compile, BACKENDS, type BackendName, type CompileOptions, type Session } from './session.js';
+import '../ir/ops/index.js';
+
+export {
+  compile,
+  BACKENDS,
+  BACKEND_CHOICES,
+  OPT_LEVELS,
+  type BackendName,
+  type BackendChoice,
+  type CompileOptions,
+  type KernelInfo,
+  type Session,
+  type ValueInfo,
+} from './session.js';
+export {
+  makeTensor,
+  toBigInt64Array,
+  MAX_REFERENCE_ELEMENTS,
+  type Tensor,
+  type TensorData,
+  type TensorLike,
+} from '../ir/tensor.js';
+export { DTYPES, type DType } from '../ir/dtype.js';
+export type { Dim, Shape } from '../ir/shape.js';
+export { GraphBuilder } from '../ir/builder.js';
+export { Graph, Node, Value } from '../ir/graph.js';
+export { printGraph, parseGraph } from '../ir/text.js';
+export { verify } from '../ir/verify.js';
+export { interpret } from '../ir/interpret.js';
+export {
+  KilnError,
+  ParseError,
+  UnsupportedError,
+  VerifyError,
+  type ErrorLocation,
+  type KilnErrorCode,
+} from '../ir/errors.js';
 export {
   importOnnx,
   importOnnxModel,
@@ -20,7 +58,4 @@ export {
   type ImportOptions,
   type ImportedModel,
 } from './frontends/onnx/import.js';
-/** ONNX protobuf decoding to plain typed objects. */
-export * from './frontends/onnx/proto.js';
-
 export { buildTinyGpt, TINY_GPT, type TinyGptConfig } from './models/tiny-gpt.js';

@@ -2,6 +2,7 @@
  * A built-in tiny GPT-style decoder (pre-LayerNorm blocks, causal multi-head attention, GELU MLP, tied-free LM head)
  * written with the builder from primitive ops — the default workload of `kiln demo` and a fusion target for passes.
  */
+import '../../ir/ops/index.js';
 import { GraphBuilder } from '../../ir/builder.js';
 import type { Graph, Value } from '../../ir/graph.js';
 import { makeTensor } from '../../ir/tensor.js';

@@ -1,0 +1,44 @@
+/** The root export is the public API — what a user needs to build, import, compile and run — not internal helpers. */
+import { expect, it } from 'vitest';
+import * as kiln from '../../src/index.js';
+
+it('exports the public API and nothing else', () => {
+  expect(Object.keys(kiln).sort()).toEqual(
+    [
+      'BACKENDS',
+      'BACKEND_CHOICES',
+      'DTYPES',
+      'Graph',
+      'GraphBuilder',
+      'KilnError',
+      'MAX_REFERENCE_ELEMENTS',
+      'Node',
+      'OPT_LEVELS',
+      'ParseError',
+      'TINY_GPT',
+      'UnsupportedError',
+      'Value',
+      'VerifyError',
+      'buildTinyGpt',
+      'compile',
+      'importOnnx',
+      'importOnnxModel',
+      'interpret',
+      'makeTensor',
+      'parseGraph',
+      'printGraph',
+      'tensorFromOnnx',
+      'toBigInt64Array',
+      'verify',
+    ].sort(),
+  );
+});
+
+it('a graph built with the root API alone compiles and runs (the op registry is loaded by the entry)', async () => {
+  const b = new kiln.GraphBuilder('g');
+  b.output(b.op('relu', [b.input('x', 'f32', [3])]), 'y');
+  const s = await kiln.compile(b.build());
+  const y = (await s.run({ x: { dtype: 'f32', shape: [3], data: [-1, 0, 2] } }))['y']!;
+  expect(Array.from(y.data)).toEqual([0, 0, 2]);
+  expect(y.data).toBeInstanceOf(Float32Array);
+});
