@@ -1,0 +1,16 @@
+/** What every tokenizer offers (llama2.c / sentencepiece BPE, GPT-2 byte-level BPE, …). */
+export interface Tokenizer {
+  readonly vocabSize: number;
+  /** Beginning / end of sequence ids (undefined when the vocabulary has none). */
+  readonly bos: number | undefined;
+  readonly eos: number | undefined;
+  /** Token ids of `text`; `bos` prepends the BOS id. */
+  encode(text: string, opts?: { bos?: boolean }): number[];
+  /** The text of a sequence of ids (byte-fallback pieces joined into UTF-8). */
+  decode(ids: readonly number[]): string;
+  /**
+   * Streaming: a decoder that takes one id at a time and returns the text that is now complete (bytes of a multi-byte
+   * character are held until the character is whole; a leading space after BOS is dropped as sentencepiece does).
+   */
+  streamDecoder(): { push(id: number): string; flush(): string };
+}
