@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { formatResult, runConformance } from '../../src/conformance.js';
-import { emuAvailable } from '../../src/runtime/cuda-emu/index.js';
+import { emuProbe, requireTool } from '../helpers/tools.js';
 import { CONFORMANCE, REPO_ROOT } from '../helpers/paths.js';
 
 const overrides = JSON.parse(readFileSync(join(REPO_ROOT, 'test/conformance/tolerances.json'), 'utf8'));
@@ -17,8 +17,7 @@ const skips = JSON.parse(readFileSync(join(REPO_ROOT, 'test/conformance/skips.js
   { count: number }
 >;
 const expectedSkips = Object.fromEntries(Object.entries(skips).map(([id, s]) => [id, s.count]));
-const available = await emuAvailable();
-if (!available) console.warn('cuda-emu conformance skipped: the CPU emulator needs g++ >= 12 on x86-64 Linux');
+const available = !(await requireTool('g++ (cuda-emu)', emuProbe));
 const dirs = [join(CONFORMANCE, 'onnx-node'), join(CONFORMANCE, 'models')];
 
 describe.skipIf(!available)('conformance (cuda-emu backend)', () => {

@@ -2,7 +2,7 @@
  * Elementwise lowerings on WebGPU against the float64 reference: every unary op over special values, integer
  * arithmetic edge cases, the cast matrix, packed outputs, and variadic ops with more inputs than a kernel may bind.
  */
-import { spawnSync } from 'node:child_process';
+import { emuProbe, requireTool } from '../helpers/tools.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { GraphBuilder } from '../../ir/builder.js';
 import type { DType } from '../../ir/dtype.js';
@@ -33,8 +33,7 @@ function oneOp(
   return { graph: b.build(), feeds };
 }
 
-const noGpp = spawnSync('g++', ['--version']).status !== 0;
-if (noGpp) console.warn('cuda-emu elementwise tests skipped: no g++');
+const noGpp = await requireTool('g++ (cuda-emu)', emuProbe);
 
 for (const [backend, skip] of [
   ['webgpu', noGpu],

@@ -4,8 +4,9 @@
  * no stderr noise in normal use. Most cases call main() in process; a few spawn the built CLI (`npm run build`) to
  * check what only the real process shows: the top-level handler, native (Dawn) writes to stderr.
  */
+import { fileProbe, requireTool } from '../helpers/tools.js';
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -160,7 +161,8 @@ describe('kiln CLI: every bad argument is one line on stderr, exit 2', () => {
   });
 });
 
-describe.skipIf(!existsSync(CLI))('kiln CLI (built, spawned)', () => {
+const noCli = await requireTool('the built CLI', fileProbe(CLI, 'npm run build'));
+describe.skipIf(noCli)('kiln CLI (built, spawned)', () => {
   it('--version, and bad usage through the real top level: one line, exit 2, no stack', () => {
     const v = spawnKiln('--version');
     expect([v.status, v.stdout, v.stderr]).toEqual([0, `${VERSION}\n`, '']);
@@ -179,7 +181,7 @@ describe.skipIf(!existsSync(CLI))('kiln CLI (built, spawned)', () => {
 });
 
 const noGpu = await skipWebgpu();
-describe.skipIf(!existsSync(CLI) || noGpu)('kiln demo: nothing on stderr', () => {
+describe.skipIf(noCli || noGpu)('kiln demo: nothing on stderr', () => {
   it('demo --backend webgpu writes nothing to stderr (Dawn limit warnings included)', () => {
     const r = spawnKiln('demo', '--backend', 'webgpu', '--seq', '4');
     expect(r.status).toBe(0);

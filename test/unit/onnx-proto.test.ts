@@ -1,3 +1,4 @@
+import { requireTool, sharedProbe } from '../helpers/tools.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,7 +20,7 @@ import {
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const conformanceRoot = path.resolve(repoRoot, '../shared/conformance');
-const haveConformance = fs.existsSync(conformanceRoot);
+const haveConformance = !(await requireTool('../shared conformance data', sharedProbe));
 const PROP_RUNS = Number(process.env.KILN_PROP_RUNS ?? 1000);
 
 /** Every folder under the conformance root that holds a model.onnx. */
