@@ -28,6 +28,7 @@ export {
   type Session,
   type ValueInfo,
 } from './session.js';
+export type { DeviceTensor } from './runtime/device-tensor.js';
 export {
   makeTensor,
   toBigInt64Array,

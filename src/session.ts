@@ -9,6 +9,7 @@ import type { Shape } from '../ir/shape.js';
 import type { DType } from '../ir/dtype.js';
 import { cloneTensor, makeTensor, toTensor, type Tensor, type TensorLike } from '../ir/tensor.js';
 import { verify } from '../ir/verify.js';
+import { isDeviceTensor, type DeviceTensor } from './runtime/device-tensor.js';
 import { Executor } from './runtime/executor.js';
 import type { GpuContext } from './runtime/webgpu/device.js';
 
@@ -64,7 +65,15 @@ export interface Session {
    * without a copy, int64 feeds may be BigInt64Array or bigint[]; bad data (wrong length, NaN or fractional values in
    * an integer feed, unknown names) is a typed error naming the tensor.
    */
-  run(feeds: Readonly<Record<string, TensorLike>>): Promise<Record<string, Tensor>>;
+  run(feeds: Readonly<Record<string, TensorLike | DeviceTensor>>): Promise<Record<string, Tensor>>;
+  /**
+   * Run, keeping the outputs named in `keep` on the device: they come back as {@link DeviceTensor}s that later runs of
+   * this session take as feeds without a host round trip (a KV cache); the other outputs come to the host.
+   */
+  runKeep(
+    feeds: Readonly<Record<string, TensorLike | DeviceTensor>>,
+    keep: readonly string[],
+  ): Promise<Record<string, Tensor | DeviceTensor>>;
   /** How many graph nodes run as device kernels and how many on the host (shape computations, constants). */
   placement(): { host: number; device: number };
   /**
@@ -104,19 +113,25 @@ abstract class BaseSession implements Session {
     return this.outputs.map((v) => v.name);
   }
   /** Validated feeds as kiln tensors (see {@link Session.run}). */
-  protected checkFeeds(feeds: Readonly<Record<string, TensorLike>>): Record<string, Tensor> {
+  protected checkFeeds(
+    feeds: Readonly<Record<string, TensorLike | DeviceTensor>>,
+  ): Record<string, Tensor | DeviceTensor> {
     if (this.disposed) throw new KilnError('runtime', 'session was disposed');
     const known = new Set(this.inputNames);
-    const out: Record<string, Tensor> = {};
+    const out: Record<string, Tensor | DeviceTensor> = {};
     for (const [k, t] of Object.entries(feeds)) {
       if (!known.has(k)) {
         throw new KilnError('runtime', `unknown feed (inputs: ${[...known].join(', ') || 'none'})`, { tensor: k });
       }
-      out[k] = toTensor(t, k);
+      out[k] = isDeviceTensor(t) ? t : toTensor(t, k);
     }
     return out;
   }
-  abstract run(feeds: Readonly<Record<string, TensorLike>>): Promise<Record<string, Tensor>>;
+  abstract run(feeds: Readonly<Record<string, TensorLike | DeviceTensor>>): Promise<Record<string, Tensor>>;
+  abstract runKeep(
+    feeds: Readonly<Record<string, TensorLike | DeviceTensor>>,
+    keep: readonly string[],
+  ): Promise<Record<string, Tensor | DeviceTensor>>;
   abstract placement(): { host: number; device: number };
   abstract dispose(): void;
   abstract kernels(): readonly KernelInfo[];
@@ -146,12 +161,56 @@ abstract class BaseSession implements Session {
   }
 }
 
+/** The reference backend's kept outputs: host tensors behind the DeviceTensor interface. */
+class HostHeldTensor implements DeviceTensor {
+  readonly onDevice = true as const;
+  readonly dtype: Tensor['dtype'];
+  readonly shape: readonly number[];
+  private live = true;
+  constructor(
+    private readonly t: Tensor,
+    readonly owner: Session,
+  ) {
+    this.dtype = t.dtype;
+    this.shape = t.shape;
+  }
+  tensor(): Tensor {
+    if (!this.live) throw new KilnError('runtime', 'device tensor was disposed');
+    return this.t;
+  }
+  async read(): Promise<Tensor> {
+    return cloneTensor(this.tensor());
+  }
+  dispose(): void {
+    this.live = false;
+  }
+}
+
+async function hostOf(t: DeviceTensor, session: Session, name: string): Promise<Tensor> {
+  if (!(t instanceof HostHeldTensor) || t.owner !== session) {
+    throw new KilnError('runtime', 'a device tensor can only be fed to the session that made it', { tensor: name });
+  }
+  return t.tensor();
+}
+
 class ReferenceSession extends BaseSession {
   readonly backend = 'reference' as const;
-  async run(feeds: Readonly<Record<string, TensorLike>>): Promise<Record<string, Tensor>> {
-    const out = interpret(this.graph, this.checkFeeds(feeds));
+  async run(feeds: Readonly<Record<string, TensorLike | DeviceTensor>>): Promise<Record<string, Tensor>> {
+    const checked = this.checkFeeds(feeds);
+    const host: Record<string, Tensor> = {};
+    for (const [k, t] of Object.entries(checked)) host[k] = isDeviceTensor(t) ? await hostOf(t, this, k) : t;
+    const out = interpret(this.graph, host);
     // An output may be a constant, a feed or another output's array: the caller gets arrays of its own.
     for (const k of Object.keys(out)) out[k] = cloneTensor(out[k]!);
+    return out;
+  }
+  async runKeep(
+    feeds: Readonly<Record<string, TensorLike | DeviceTensor>>,
+    keep: readonly string[],
+  ): Promise<Record<string, Tensor | DeviceTensor>> {
+    const out: Record<string, Tensor | DeviceTensor> = await this.run(feeds);
+    // the reference's "device" is the host: kept outputs are host tensors behind the same interface
+    for (const k of keep) if (out[k]) out[k] = new HostHeldTensor(out[k] as Tensor, this);
     return out;
   }
   placement(): { host: number; device: number } {
@@ -177,8 +236,14 @@ class DeviceSession<B> extends BaseSession {
   ) {
     super(graph);
   }
-  async run(feeds: Readonly<Record<string, TensorLike>>): Promise<Record<string, Tensor>> {
+  async run(feeds: Readonly<Record<string, TensorLike | DeviceTensor>>): Promise<Record<string, Tensor>> {
     return this.executor.run(this.checkFeeds(feeds));
+  }
+  async runKeep(
+    feeds: Readonly<Record<string, TensorLike | DeviceTensor>>,
+    keep: readonly string[],
+  ): Promise<Record<string, Tensor | DeviceTensor>> {
+    return this.executor.runKeep(this.checkFeeds(feeds), keep);
   }
   placement(): { host: number; device: number } {
     return this.executor.stats();

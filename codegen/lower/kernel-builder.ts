@@ -109,10 +109,13 @@ export class KernelBuilder {
   raiseIf(cond: Expr, code: DeviceErrorCode): void {
     if (!this.err) {
       const buf = this.buffer({ kind: 'err' }, 'u32', 'read_write');
-      const slot = this.uniform('eslot', 0);
+      const slot = this.uniform('eslot', 0, 'u32');
       this.err = { buf, slot, index: this.uniforms.length - 1 };
     }
-    this.emit({ k: 'if', cond, then: [{ k: 'store', buf: this.err.buf, index: this.err.slot, value: c.u32(code) }] });
+    // One flag word per run: (node slot + 1) · 8 + code, the slot set by the executor. Concurrent failures overwrite
+    // each other; any one of them names a failing node, and a run that sets none reads back 0.
+    const value: Expr = { k: 'bin', type: 'u32', op: 'add', a: this.err.slot, b: c.u32(code) };
+    this.emit({ k: 'if', cond, then: [{ k: 'store', buf: this.err.buf, index: c.i32(0), value }] });
   }
 
   /**

@@ -21,6 +21,7 @@ import {
 } from '../../codegen/lower/kernel-builder.js';
 import { hasLowering, lowerNode } from '../../codegen/lower/index.js';
 import { storageOf, type DeviceCaps } from '../../codegen/lower/storage.js';
+import type { DeviceTensor } from './device-tensor.js';
 
 /** What a backend provides to the executor. `B` is its buffer handle. */
 export interface DeviceBackend<B> {
@@ -163,6 +164,12 @@ export function hostNodes(graph: Graph): Set<Node> {
   return nodes;
 }
 
+/** A DeviceTensor of this executor: its buffer, and who made it (feeds must come from the same session). */
+interface OwnedDeviceTensor<B> extends DeviceTensor {
+  readonly owner: unknown;
+  buffer(): B;
+}
+
 /** Compile progress: `done` of `total` new kernels are ready, the last one `kernel`. */
 export type ProgressFn = (done: number, total: number, kernel: string) => void;
 
@@ -242,8 +249,54 @@ export class Executor<B> {
     return storageOf(dt, this.backend.caps);
   }
 
-  async run(feeds: Readonly<Record<string, Tensor>>): Promise<Record<string, Tensor>> {
-    return this.guarded(() => this.runOnce(feeds, false));
+  async run(feeds: Readonly<Record<string, Tensor | DeviceTensor>>): Promise<Record<string, Tensor>> {
+    return (await this.guarded(() => this.runOnce(feeds, false))) as Record<string, Tensor>;
+  }
+
+  /**
+   * Run, keeping the outputs named in `keep` on the device (returned as {@link DeviceTensor}s, fed back without a
+   * host round trip); other outputs come back to the host as usual.
+   */
+  async runKeep(
+    feeds: Readonly<Record<string, Tensor | DeviceTensor>>,
+    keep: readonly string[],
+  ): Promise<Record<string, Tensor | DeviceTensor>> {
+    return this.guarded(() => this.runOnce(feeds, false, undefined, new Set(keep)));
+  }
+
+  /** Device buffers held by DeviceTensors of this executor, with how many tensors share each. */
+  private readonly held = new Map<B, number>();
+
+  private hold(buf: B, dtype: DType, shape: readonly number[]): DeviceTensor {
+    this.held.set(buf, (this.held.get(buf) ?? 0) + 1);
+    let live = true;
+    const owner = this;
+    const t: OwnedDeviceTensor<B> = {
+      dtype,
+      shape: [...shape],
+      onDevice: true,
+      owner,
+      buffer: () => {
+        if (!live || owner.disposed) throw new KilnError('runtime', 'device tensor was disposed');
+        return buf;
+      },
+      async read() {
+        const st = owner.storage(dtype);
+        return decodeTensor(await owner.backend.read(t.buffer(), storageBytes(st, numel(shape))), st, dtype, shape);
+      },
+      dispose() {
+        if (!live) return;
+        live = false;
+        if (owner.disposed) return;
+        const n = (owner.held.get(buf) ?? 1) - 1;
+        if (n > 0) owner.held.set(buf, n);
+        else {
+          owner.held.delete(buf);
+          owner.backend.release(buf);
+        }
+      },
+    };
+    return t;
   }
 
   /**
@@ -270,10 +323,11 @@ export class Executor<B> {
   }
 
   private async runOnce(
-    feeds: Readonly<Record<string, Tensor>>,
+    feeds: Readonly<Record<string, Tensor | DeviceTensor>>,
     dryRun: boolean,
     onProgress?: ProgressFn,
-  ): Promise<Record<string, Tensor>> {
+    keep: ReadonlySet<string> = new Set(),
+  ): Promise<Record<string, Tensor | DeviceTensor>> {
     const g = this.graph;
     const dims = new Map<string, number>();
     const shapes = new Map<Value, readonly number[]>();
@@ -295,7 +349,15 @@ export class Executor<B> {
           });
         }
         shapes.set(v, t.shape);
-        hostData.set(v, t); // available to host nodes that read inputs (e.g. a mask built from input_ids)
+        if ('onDevice' in t) {
+          const owned = t as OwnedDeviceTensor<B>;
+          if (owned.owner !== this) {
+            throw new KilnError('runtime', 'a device tensor can only be fed to the session that made it', {
+              tensor: v.name,
+            });
+          }
+          dev.set(v, owned.buffer()); // bound as is: no upload, and not released after this run
+        } else hostData.set(v, t); // available to host nodes that read inputs (e.g. a mask built from input_ids)
       }
       for (const c of g.constants) {
         shapes.set(c, c.data!.shape);
@@ -315,9 +377,8 @@ export class Executor<B> {
       let errBuf: B | undefined;
       const errBuffer = (): B => {
         if (errBuf === undefined) {
-          errBuf = this.backend.alloc(ERR_WORDS * 4, 'error flags');
+          errBuf = this.backend.alloc(4, 'error flags');
           temps.push(errBuf);
-          this.backend.write(errBuf, new Uint8Array(ERR_WORDS * 4));
         }
         if (errNodes.length > ERR_WORDS) {
           throw new KilnError('limit', `more than ${ERR_WORDS} nodes check their inputs on the device`, {
@@ -470,18 +531,19 @@ export class Executor<B> {
       if (this.compiled.size > this.maxLowerings) this.compiled.delete(this.compiled.keys().next().value!);
       if (dryRun) return {};
       if (this.backend.poison) for (const [b, bytes] of poisoned) this.backend.poison(b, bytes);
+      // one flag word per run: 4 bytes cleared before, 4 bytes read after
+      if (errBuf !== undefined) this.backend.write(errBuf, new Uint8Array(4));
       if (steps.length) await this.backend.run(steps);
       if (errBuf !== undefined) {
-        const flags = new Uint32Array((await this.backend.read(errBuf, ERR_WORDS * 4)).slice().buffer);
-        const i = flags.findIndex((f) => f !== 0);
-        if (i >= 0) {
-          const n = errNodes[i]!;
-          const what = DEVICE_ERRORS[flags[i] as DeviceErrorCode] ?? `device error code ${flags[i]}`;
-          throw new KilnError('runtime', `${what} (checked on the device)`, { node: n.name, op: n.op });
+        const flag = new DataView((await this.backend.read(errBuf, 4)).slice().buffer).getUint32(0, true);
+        if (flag !== 0) {
+          const n = errNodes[(flag >>> 3) - 1];
+          const what = DEVICE_ERRORS[(flag & 7) as DeviceErrorCode] ?? `device error code ${flag & 7}`;
+          throw new KilnError('runtime', `${what} (checked on the device)`, n ? { node: n.name, op: n.op } : {});
         }
       }
 
-      const result: Record<string, Tensor> = {};
+      const result: Record<string, Tensor | DeviceTensor> = {};
       for (const o of g.outputs) {
         const h = hostData.get(o);
         if (h) {
@@ -491,12 +553,22 @@ export class Executor<B> {
         }
         const st = this.storage(o.type.dtype);
         const shape = shapes.get(o)!;
-        const bytes = await this.backend.read(dev.get(o)!, storageBytes(st, numel(shape)));
+        const buf = dev.get(o)!;
+        if (keep.has(o.name) && !this.constBuffers.has(o)) {
+          // ownership moves to the DeviceTensor: this run does not release it
+          const i = temps.indexOf(buf);
+          if (i >= 0) temps.splice(i, 1);
+          else if (!this.held.has(buf))
+            throw new KilnError('runtime', 'cannot keep this output on the device', { tensor: o.name });
+          result[o.name] = this.hold(buf, o.type.dtype, shape);
+          continue;
+        }
+        const bytes = await this.backend.read(buf, storageBytes(st, numel(shape)));
         result[o.name] = decodeTensor(bytes, st, o.type.dtype, shape);
       }
       return result;
     } finally {
-      for (const b of temps) this.backend.release(b);
+      for (const b of temps) if (!this.held.has(b)) this.backend.release(b);
     }
   }
 
@@ -509,6 +581,8 @@ export class Executor<B> {
   private free(): void {
     if (this.disposed) return;
     this.disposed = true;
+    for (const b of this.held.keys()) this.backend.release(b);
+    this.held.clear();
     for (const b of this.constBuffers.values()) this.backend.release(b);
     this.constBuffers.clear();
     this.lowerings.clear();
@@ -518,14 +592,14 @@ export class Executor<B> {
   }
 }
 
-/** Error-flag words per run (one per checking node); a graph with more such nodes is refused, not unchecked. */
-const ERR_WORDS = 4096;
+/** Checking nodes per run the flag word can name ((slot + 1) · 8 + code must fit 32 bits). */
+const ERR_WORDS = 2 ** 28;
 
 function encodeUniforms(s: LoweredStep, errSlot: number): ArrayBuffer {
   const buf = new ArrayBuffer(Math.max(16, Math.ceil((s.uniforms.length * 4) / 16) * 16));
   const dv = new DataView(buf);
   s.kernel.uniforms.forEach((u, i) => {
-    const v = i === s.errSlot ? errSlot : s.uniforms[i]!;
+    const v = i === s.errSlot ? (errSlot + 1) * 8 : s.uniforms[i]!;
     if (u.type === 'f32') dv.setFloat32(i * 4, v, true);
     else if (u.type === 'u32') dv.setUint32(i * 4, v >>> 0, true);
     else dv.setInt32(i * 4, v, true);

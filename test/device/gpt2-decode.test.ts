@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { interpret } from '../../ir/interpret.js';
 import { makeTensor, type Tensor } from '../../ir/tensor.js';
 import { importOnnx } from '../../src/frontends/onnx/import.js';
+import type { DeviceTensor } from '../../src/runtime/device-tensor.js';
 import { compile, type Session } from '../../src/session.js';
 import { compareWithReference, tolerance } from '../helpers/backends.js';
 import { deviceBackends } from '../helpers/device-backends.js';
@@ -66,5 +67,69 @@ describe.each(backends)('%s: gpt2 with past, 5 decode steps on one session', (ba
       }
       token = argmaxLast(ref[graph.outputs[0]!.name]!);
     }
+  });
+});
+
+describe.each(['reference' as const, ...backends])('%s: the KV cache stays on the device (runKeep)', (backend) => {
+  it('present_* kept on the device and fed back: same logits as the reference, no cache bytes cross per step', async () => {
+    const s = await compile(graph, { backend });
+    sessions.push(s);
+    const layers = 12;
+    // count host↔device bytes through the backend (device sessions only)
+    type Io = { write(b: unknown, bytes: Uint8Array): void; read(b: unknown, n: number): Promise<Uint8Array> };
+    const be = (s as unknown as { executor?: { backend: Io } }).executor?.backend;
+    let up = 0;
+    let down = 0;
+    let biggest = 0;
+    if (be) {
+      const w = be.write.bind(be);
+      const r = be.read.bind(be);
+      be.write = (buf: unknown, bytes: Uint8Array) => (
+        (up += bytes.byteLength),
+        (biggest = Math.max(biggest, bytes.byteLength)),
+        w(buf, bytes)
+      );
+      be.read = async (buf: unknown, n: number) => ((down += n), r(buf, n));
+    }
+    let hostPast: Record<string, Tensor> = {};
+    for (let l = 0; l < layers; l++) {
+      hostPast[`past_${l}`] = makeTensor(
+        'f32',
+        [2, 1, 2, 2, 2],
+        Array.from({ length: 16 }, () => Math.random() * 2 - 1),
+      );
+    }
+    let devPast: Record<string, Tensor | DeviceTensor> = { ...hostPast };
+    const keep = Array.from({ length: layers }, (_, l) => `present_${l}`);
+    let token = 3;
+    for (let step = 0; step < 4; step++) {
+      const ids = makeTensor('i64', [1, 1], [token]);
+      up = down = biggest = 0;
+      const got = await s.runKeep({ input_ids: ids, ...devPast }, keep);
+      if (be && step > 0) {
+        // the token id, the error-flag word, and this export's host-computed shape scalars (4–16 bytes each): nothing
+        // of the growing cache (64+ bytes per layer)
+        expect(biggest).toBeLessThanOrEqual(16);
+        expect(up).toBeLessThanOrEqual(256);
+        expect(down).toBeLessThanOrEqual(64 + 4 * got[graph.outputs[0]!.name]!.shape.reduce((a, b) => a * b, 1));
+      }
+      const ref = interpret(graph, { input_ids: ids, ...hostPast });
+      const logits = graph.outputs[0]!.name;
+      const m = compareWithReference(logits, got[logits] as Tensor, ref[logits]!, tolerance('f32', true));
+      expect(m, `step ${step}: ${m?.reason}`).toBeUndefined();
+      for (const k of Object.values(devPast)) if ('onDevice' in k) k.dispose();
+      devPast = {};
+      hostPast = {};
+      for (let l = 0; l < layers; l++) {
+        const p = got[`present_${l}`] as DeviceTensor;
+        expect(p.onDevice).toBe(true);
+        devPast[`past_${l}`] = p;
+        hostPast[`past_${l}`] = ref[`present_${l}`]!;
+      }
+      token = argmaxLast(ref[logits]!);
+    }
+    // the kept cache reads back equal to the reference's
+    const last = await (devPast['past_0'] as DeviceTensor).read();
+    expect(compareWithReference('past_0', last, hostPast['past_0']!)).toBeUndefined();
   });
 });

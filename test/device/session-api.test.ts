@@ -6,7 +6,8 @@ import '../../ir/ops/index.js';
 import { GraphBuilder } from '../../ir/builder.js';
 import { KilnError } from '../../ir/errors.js';
 import { parseGraph } from '../../ir/text.js';
-import { makeTensor } from '../../ir/tensor.js';
+import { makeTensor, type Tensor } from '../../ir/tensor.js';
+import { isDeviceTensor, type DeviceTensor } from '../../src/runtime/device-tensor.js';
 import { compile, type BackendName, type Session } from '../../src/session.js';
 import { deviceBackends } from '../helpers/device-backends.js';
 
@@ -88,5 +89,34 @@ describe.each(devices)('%s: kernels built up front', (backend) => {
     await expect(s.warmup({ z: [1, 4] })).rejects.toThrow(/'z'/);
     await s.warmup({ x: [2, 4] });
     expect(s.kernels().length).toBeGreaterThanOrEqual(2);
+  });
+});
+
+describe.each(['reference' as BackendName, ...devices])('%s: outputs kept on the device', (backend) => {
+  it('runKeep returns device tensors that feed back, read back, and refuse misuse with typed errors', async () => {
+    const b = new GraphBuilder('acc');
+    const x = b.input('x', 'f32', [3]);
+    const acc = b.input('acc', 'f32', [3]);
+    b.output(b.op('add', [acc, x]), 'next');
+    b.output(b.op('neg', [x]), 'neg');
+    const g = b.build();
+    const s = await compile(g, { backend });
+    const other = await compile(g, { backend });
+    sessions.push(s, other);
+    const x1 = makeTensor('f32', [3], [1, 2, 3]);
+    let acc0: DeviceTensor | Tensor = makeTensor('f32', [3], [0, 0, 0]);
+    for (let i = 0; i < 3; i++) {
+      const out = await s.runKeep({ x: x1, acc: acc0 }, ['next']);
+      expect('onDevice' in out['next']!).toBe(true);
+      expect(Array.from((out['neg'] as Tensor).data)).toEqual([-1, -2, -3]);
+      if (isDeviceTensor(acc0)) acc0.dispose();
+      acc0 = out['next']!;
+    }
+    const kept = acc0 as DeviceTensor;
+    expect(Array.from((await kept.read()).data)).toEqual([3, 6, 9]);
+    await expect(other.run({ x: x1, acc: kept })).rejects.toThrow(/session that made it/);
+    kept.dispose();
+    await expect(s.run({ x: x1, acc: kept })).rejects.toThrow(/disposed/);
+    await expect(kept.read()).rejects.toThrow(/disposed/);
   });
 });

@@ -1,4 +1,4 @@
-// k_gather_8075e05172
+// k_gather_20f510e265
 @group(0) @binding(0) var<storage, read> b0: array<f32>;
 @group(0) @binding(1) var<storage, read> b1: array<i32>;
 @group(0) @binding(2) var<storage, read_write> b2: array<f32>;
@@ -8,7 +8,7 @@ struct Params {
   od1: i32,
   od2: i32,
   d3: i32,
-  eslot4: i32,
+  eslot4: u32,
   in5: i32,
 }
 @group(0) @binding(4) var<uniform> u: Params;
@@ -26,7 +26,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     let ir_7: i32 = b1[o_5];
     let iw_8: i32 = select(ir_7, (ir_7 + u.d3), (ir_7 < 0i));
     if (((iw_8 < 0i) || (iw_8 >= u.d3))) {
-      b3[u.eslot4] = 1u;
+      b3[0i] = (u.eslot4 + 1u);
     }
     let ix_9: i32 = max(min(iw_8, (u.d3 - 1i)), 0i);
     let a_10: i32 = ((((q_6 * u.d3) + ix_9) * u.in5) + o_3);
