@@ -75,7 +75,7 @@ const arbRun = fc.record({
   seed: fc.nat(),
 });
 
-function prompts(r: fc.RecordValue<{ batch: number; len: number; tokens: number[] }>, vocab: number): number[][] {
+function prompts(r: { batch: number; len: number; tokens: readonly number[] }, vocab: number): number[][] {
   return Array.from({ length: r.batch }, (_, b) => r.tokens.slice(b * 8, b * 8 + r.len).map((t) => t % vocab));
 }
 const prefillLen = (len: number, split: number) => 1 + Math.min(len - 1, Math.floor(split * len));
