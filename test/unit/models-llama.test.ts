@@ -3,14 +3,20 @@
  * interpreter: whole-prompt prefill, prefill + token-by-token decode through the KV cache, batch 2, GQA ratios, odd
  * sizes, tied / separate head, RoPE scaling, f16, bad configs and weights.
  */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { KilnError } from '../../ir/errors.js';
 import { interpret } from '../../ir/interpret.js';
 import { makeTensor, type Tensor } from '../../ir/tensor.js';
+import { loadLlama2c } from '../../src/frontends/llama2c.js';
 import { weightMap, type LlamaConfig } from '../../src/models/config.js';
 import { buildLlama } from '../../src/models/llama.js';
 import { ropeCaches } from '../../src/models/lm.js';
+import { loadLlama2cTokenizer } from '../../src/tokenizers/llama2c.js';
 import { llamaForward, prefillThenDecode, randomLlamaWeights, relL2 } from '../helpers/lm-reference.js';
+import { SHARED } from '../helpers/paths.js';
+import { fileProbe, requireTool } from '../helpers/tools.js';
 
 const base: LlamaConfig = {
   arch: 'llama',
@@ -196,5 +202,59 @@ describe('buildLlama weight checks', () => {
     expect(w.has('output')).toBe(false);
     expect(() => buildLlama({ ...base, tiedHead: true }, w)).not.toThrow();
     expect(() => buildLlama({ ...base, tiedHead: false }, w)).toThrow(/output/);
+  });
+});
+
+const STORIES = resolve(SHARED, 'models/stories260K.bin');
+const TOKENIZER = resolve(SHARED, 'models/tok512.bin');
+const noStories = await requireTool('../shared/models', fileProbe(STORIES, 'clone the shared data beside the repo'));
+
+describe.skipIf(noStories)('stories260K (a real trained tiny Llama) through loadLlama2c + buildLlama', () => {
+  it('greedy decoding of 20 tokens after BOS + "Once upon a time" writes the story llama2.c writes', async () => {
+    const { config, weights } = loadLlama2c(new Uint8Array(readFileSync(STORIES)));
+    const tok = loadLlama2cTokenizer(new Uint8Array(readFileSync(TOKENIZER)), config.vocab);
+    const g = buildLlama(config, weights);
+    const hd = config.dim / config.heads;
+    const ids = tok.encode('Once upon a time', { bos: true });
+    const seq = [...ids];
+    let past: Record<string, Tensor> = {};
+    for (let l = 0; l < config.layers; l++) {
+      past[`past_key_${l}`] = makeTensor('f32', [1, config.kvHeads, 0, hd]);
+      past[`past_value_${l}`] = makeTensor('f32', [1, config.kvHeads, 0, hd]);
+    }
+    let fed = 0;
+    while (seq.length < ids.length + 20) {
+      const now = seq.slice(fed);
+      const out = interpret(g, {
+        input_ids: makeTensor('i64', [1, now.length], now),
+        position_ids: makeTensor(
+          'i64',
+          [1, now.length],
+          now.map((_, i) => fed + i),
+        ),
+        ...past,
+      });
+      const last = out['logits']!.data.subarray((now.length - 1) * config.vocab);
+      let best = 0;
+      for (let v = 1; v < config.vocab; v++) if (last[v]! > last[best]!) best = v;
+      fed = seq.length;
+      seq.push(best);
+      past = {};
+      for (let l = 0; l < config.layers; l++) {
+        past[`past_key_${l}`] = out[`present_key_${l}`]!;
+        past[`past_value_${l}`] = out[`present_value_${l}`]!;
+      }
+    }
+    const text = tok.decode(seq);
+    // the story greedy llama2.c writes from this prompt (../shared/models/README.md)
+    expect(text).toMatch(/^Once upon a time, there was a little girl named Lily\. She loved to play/);
+    // and the independent float64 forward agrees on every greedy choice
+    const ref = llamaForward(config, weights, seq.slice(0, -1));
+    for (let t = ids.length - 1; t < seq.length - 1; t++) {
+      const r = ref[t]!;
+      let best = 0;
+      for (let v = 1; v < config.vocab; v++) if (r[v]! > r[best]!) best = v;
+      expect(best, `position ${t}`).toBe(seq[t + 1]);
+    }
   });
 });
