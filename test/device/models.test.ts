@@ -4,13 +4,17 @@
  * equal the reference interpreter on the same feeds, and the logits of all positions equal the independent
  * plain-TS float64 forward of the whole sequence. Small configs (GQA, tied head, RoPE scaling, GPT-2), batch 2.
  */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { interpret } from '../../ir/interpret.js';
-import type { Tensor } from '../../ir/tensor.js';
+import { makeTensor, type Tensor } from '../../ir/tensor.js';
+import { loadLlama2c } from '../../src/frontends/llama2c.js';
 import type { Gpt2Config, LlamaConfig } from '../../src/models/config.js';
 import { buildGpt2 } from '../../src/models/gpt2.js';
 import { buildLlama } from '../../src/models/llama.js';
 import { compile, type Session } from '../../src/session.js';
+import { loadLlama2cTokenizer } from '../../src/tokenizers/llama2c.js';
 import { compareWithReference, tolerance } from '../helpers/backends.js';
 import { deviceBackends } from '../helpers/device-backends.js';
 import {
@@ -22,6 +26,8 @@ import {
   relL2,
   type KvGeometry,
 } from '../helpers/lm-reference.js';
+import { SHARED } from '../helpers/paths.js';
+import { fileProbe, requireTool } from '../helpers/tools.js';
 
 const backends = await deviceBackends();
 const sessions: Session[] = [];
@@ -129,4 +135,57 @@ describe.each(backends)('%s: model builders, prefill 3 + 4 decode steps on one s
     expect(step).toBe(5);
     expect(relL2(got, toks.map(forward))).toBeLessThan(kv.dtype === 'f16' ? 1e-2 : 1e-4);
   });
+});
+
+const STORIES = resolve(SHARED, 'models/stories260K.bin');
+const noStories = await requireTool('../shared/models', fileProbe(STORIES, 'clone the shared data beside the repo'));
+
+describe.skipIf(noStories || backends.length === 0)('stories260K greedy decoding on device sessions', () => {
+  const argmax = (x: ArrayLike<number>, from: number, n: number) => {
+    let best = 0;
+    for (let v = 1; v < n; v++) if (x[from + v]! > x[from + best]!) best = v;
+    return best;
+  };
+  it.each(backends)(
+    '%s: 12 tokens after BOS + "Once upon a time" = the float64 forward\'s greedy choices',
+    async (backend) => {
+      const { config, weights } = loadLlama2c(new Uint8Array(readFileSync(STORIES)));
+      const tok = loadLlama2cTokenizer(
+        new Uint8Array(readFileSync(resolve(SHARED, 'models/tok512.bin'))),
+        config.vocab,
+      );
+      const s = await compile(buildLlama(config, weights), { backend, poison: true });
+      sessions.push(s);
+      const hd = config.dim / config.heads;
+      const ids = tok.encode('Once upon a time', { bos: true });
+      const seq = [...ids];
+      let past: Record<string, Tensor> = {};
+      for (let l = 0; l < config.layers; l++) {
+        for (const k of ['key', 'value']) past[`past_${k}_${l}`] = makeTensor('f32', [1, config.kvHeads, 0, hd]);
+      }
+      for (let fed = 0; seq.length < ids.length + 12;) {
+        const now = seq.slice(fed);
+        const out = await s.run({
+          input_ids: makeTensor('i64', [1, now.length], now),
+          position_ids: makeTensor(
+            'i64',
+            [1, now.length],
+            now.map((_, i) => fed + i),
+          ),
+          ...past,
+        });
+        fed = seq.length;
+        seq.push(argmax(out['logits']!.data, (now.length - 1) * config.vocab, config.vocab));
+        past = {};
+        for (let l = 0; l < config.layers; l++) {
+          for (const k of ['key', 'value']) past[`past_${k}_${l}`] = out[`present_${k}_${l}`]!;
+        }
+      }
+      expect(tok.decode(seq)).toMatch(/^Once upon a time, there was a little girl named Lily/);
+      const ref = llamaForward(config, weights, seq.slice(0, -1));
+      for (let t = ids.length - 1; t < seq.length - 1; t++) {
+        expect(argmax(ref[t]!, 0, config.vocab), `position ${t}`).toBe(seq[t + 1]);
+      }
+    },
+  );
 });
