@@ -16,9 +16,17 @@ const HELP = `kiln — kernel compiler and graph optimizer for transformer infer
 Usage: kiln <command> [options]
 
 Commands:
-  demo [--backend B] [--seq N]        build the built-in tiny transformer, compile and run it, print what happened
+  demo [--backend B] [--prompt P] [--max-tokens N]
+                                      the bundled stories260K (a tiny Llama trained on TinyStories) writes a story on
+                                      the best device here, streamed, then says where it ran and how fast
       --backend B                     ${BACKEND_CHOICES.join(' | ')} (default auto: cuda, else webgpu, else reference)
-      --seq N                         tokens to run, 1 to 1024 (default 8)
+  generate MODEL --prompt P [options] stream text from a model (llama2.c checkpoint) to stdout, stats to stderr
+      --tokenizer F                   the tokenizer (default: tok<vocab>.bin or tokenizer.bin beside the model)
+      --max-tokens N                  default 128
+      --temperature T                 0 (default) is greedy; --top-k K, --top-p P, --repetition-penalty R, --seed S
+      --backend B                     as for demo (default auto)
+  perplexity MODEL TEXT [options]     perplexity of the model on a text file: windows of N tokens (--window, default
+                                      256), BOS first, every token after a window's first scored; --tokenizer, --backend
   conformance DIR... [options]        run ONNX backend-test folders (model.onnx + test_data_set_N)
       --backend B                     ${BACKEND_CHOICES.join(' | ')} (default reference)
       --opt N                         optimization level ${OPT_LEVELS.join(' | ')} (default 1; no passes exist yet, so
@@ -214,11 +222,121 @@ async function inspect(cmd: 'ir' | 'kernels', rest: string[], io: CliIo): Promis
 }
 
 async function demo(rest: string[], io: CliIo): Promise<number> {
-  const { values } = parse('demo', rest, { backend: { type: 'string' }, seq: { type: 'string' } }, false);
+  const { values } = parse(
+    'demo',
+    rest,
+    { backend: { type: 'string' }, prompt: { type: 'string' }, 'max-tokens': { type: 'string' } },
+    false,
+  );
   const backend = backendOf(values.backend, 'auto');
-  const seq = values.seq === undefined ? undefined : intOf('--seq', values.seq, 1, 1024);
+  const maxTokens =
+    values['max-tokens'] === undefined ? undefined : intOf('--max-tokens', values['max-tokens'], 1, 512);
   const { runDemo } = await import('./demo.js');
-  await runDemo({ backend, seq, log: (s) => io.out(s + '\n') });
+  await runDemo({ backend, maxTokens, prompt: values.prompt, write: (s) => io.out(s) });
+  return 0;
+}
+
+/** A decimal number in [min, max]. */
+function numOf(flag: string, v: string, min: number, max: number): number {
+  const n = /^-?(\d+\.?\d*|\.\d+)$/.test(v) ? Number(v) : NaN;
+  if (!(n >= min && n <= max)) throw new UsageError(`${flag} wants a number from ${min} to ${max}, got '${v}'`);
+  return n;
+}
+
+async function generate(rest: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parse(
+    'generate',
+    rest,
+    {
+      tokenizer: { type: 'string' },
+      prompt: { type: 'string' },
+      'max-tokens': { type: 'string' },
+      temperature: { type: 'string' },
+      'top-k': { type: 'string' },
+      'top-p': { type: 'string' },
+      'repetition-penalty': { type: 'string' },
+      seed: { type: 'string' },
+      backend: { type: 'string' },
+      batch: { type: 'string' },
+    },
+    true,
+  );
+  if (positionals.length !== 1) throw new UsageError(`generate needs one model file, got ${positionals.length}`);
+  requireFile('generate', positionals[0]!);
+  if (values.tokenizer !== undefined) requireFile('--tokenizer', values.tokenizer);
+  if (values.prompt === undefined) throw new UsageError('generate needs --prompt "..."');
+  if (values.batch !== undefined && intOf('--batch', values.batch, 1, 64) !== 1) {
+    throw new UsageError('--batch above 1 is not supported yet (one sequence per run)');
+  }
+  const opts = {
+    maxTokens: values['max-tokens'] === undefined ? 128 : intOf('--max-tokens', values['max-tokens'], 1, 1 << 20),
+    temperature: values.temperature === undefined ? 0 : numOf('--temperature', values.temperature, 0, 100),
+    topK: values['top-k'] === undefined ? 0 : intOf('--top-k', values['top-k'], 0, 1 << 24),
+    topP: values['top-p'] === undefined ? 1 : numOf('--top-p', values['top-p'], 0, 1),
+    repetitionPenalty:
+      values['repetition-penalty'] === undefined
+        ? 1
+        : numOf('--repetition-penalty', values['repetition-penalty'], 0.01, 100),
+    seed: values.seed === undefined ? 0 : intOf('--seed', values.seed, 0, 2 ** 32 - 1),
+  };
+  const backend = backendOf(values.backend, 'auto');
+  const { loadLanguageModel } = await import('./generate/load.js');
+  const { LanguageModelSession } = await import('./generate/lm.js');
+  const { generateText } = await import('./generate/text.js');
+  const model = loadLanguageModel(positionals[0]!, { tokenizer: values.tokenizer });
+  if (!model.tokenizer) throw new UsageError('no tokenizer found beside the model: give --tokenizer FILE');
+  const lm = await LanguageModelSession.create(model, { backend });
+  try {
+    for await (const piece of generateText(lm, model.tokenizer, values.prompt, opts)) io.out(piece);
+    io.out('\n');
+    const s = lm.stats!;
+    io.err(
+      `${s.generatedTokens} tokens on ${lm.session.backend}: time to first token ${s.timeToFirstTokenMs.toFixed(0)} ms, ` +
+        `prefill ${s.prefillTokPerS.toFixed(1)} tok/s (${s.promptTokens} tokens), decode ${s.decodeTokPerS.toFixed(1)} tok/s\n`,
+    );
+  } finally {
+    lm.dispose();
+  }
+  return 0;
+}
+
+async function perplexityCmd(rest: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parse(
+    'perplexity',
+    rest,
+    {
+      tokenizer: { type: 'string' },
+      window: { type: 'string' },
+      backend: { type: 'string' },
+      'max-windows': { type: 'string' },
+    },
+    true,
+  );
+  if (positionals.length !== 2) throw new UsageError('perplexity needs a model file and a text file');
+  const [modelFile, textFile] = positionals as [string, string];
+  requireFile('perplexity', modelFile);
+  requireFile('perplexity', textFile);
+  if (values.tokenizer !== undefined) requireFile('--tokenizer', values.tokenizer);
+  const window = values.window === undefined ? 256 : intOf('--window', values.window, 2, 1 << 20);
+  const maxWindows =
+    values['max-windows'] === undefined ? undefined : intOf('--max-windows', values['max-windows'], 1, 1 << 30);
+  const backend = backendOf(values.backend, 'auto');
+  const { loadLanguageModel } = await import('./generate/load.js');
+  const { LanguageModelSession } = await import('./generate/lm.js');
+  const { perplexity } = await import('./generate/text.js');
+  const model = loadLanguageModel(modelFile, { tokenizer: values.tokenizer });
+  if (!model.tokenizer) throw new UsageError('no tokenizer found beside the model: give --tokenizer FILE');
+  if (window > model.config.maxSeq)
+    throw new UsageError(`--window ${window} is longer than the model's ${model.config.maxSeq} positions`);
+  const lm = await LanguageModelSession.create(model, { backend });
+  try {
+    const r = await perplexity(lm, model.tokenizer, readFileSync(textFile, 'utf8'), { window, maxWindows });
+    io.out(
+      `perplexity ${r.perplexity.toFixed(4)} (mean NLL ${r.nll.toFixed(5)} nats) over ${r.tokens} tokens in ${r.windows} windows of ${window}, on ${lm.session.backend}\n`,
+    );
+  } finally {
+    lm.dispose();
+  }
   return 0;
 }
 
@@ -242,9 +360,13 @@ async function dispatch(argv: readonly string[], io: CliIo): Promise<number> {
       return inspect(cmd, rest, io);
     case 'demo':
       return demo(rest, io);
+    case 'generate':
+      return generate(rest, io);
+    case 'perplexity':
+      return perplexityCmd(rest, io);
     default:
       throw new UsageError(
-        `unknown command '${cmd}' (commands: demo, conformance, ir, kernels, help; see kiln --help)`,
+        `unknown command '${cmd}' (commands: demo, generate, perplexity, conformance, ir, kernels, help; see kiln --help)`,
       );
   }
 }

@@ -39,7 +39,7 @@ describe('kiln CLI: normal use', () => {
   it('--help lists every command and says which backend each command defaults to', async () => {
     const r = await kiln('--help');
     expect(r.status).toBe(0);
-    for (const c of ['demo', 'conformance', 'ir', 'kernels', 'help'])
+    for (const c of ['demo', 'generate', 'perplexity', 'conformance', 'ir', 'kernels', 'help'])
       expect(r.stdout).toMatch(new RegExp(`^  ${c}\\b`, 'm'));
     expect(r.stdout).toMatch(/auto \| reference \| webgpu \| cuda-emu \| cuda \(default auto/);
     expect(r.stdout).toMatch(/auto \| reference \| webgpu \| cuda-emu \| cuda \(default reference\)/);
@@ -126,10 +126,10 @@ describe('kiln CLI: every bad argument is one line on stderr, exit 2', () => {
       ['conformance', '--json', join(tmp, 'no/out.json'), ADD],
       /--json .*no such directory/,
     ],
-    ['--seq abc', ['demo', '--seq', 'abc'], /--seq wants an integer from 1 to 1024, got 'abc'/],
-    ['--seq empty', ['demo', '--seq='], /--seq wants an integer from 1 to 1024, got ''/],
-    ['--seq 0', ['demo', '--seq', '0'], /--seq wants an integer from 1 to 1024, got '0'/],
-    ['--seq 2.5', ['demo', '--seq', '2.5'], /got '2.5'/],
+    ['--max-tokens abc', ['demo', '--max-tokens', 'abc'], /--max-tokens wants an integer from 1 to 512, got 'abc'/],
+    ['--max-tokens empty', ['demo', '--max-tokens='], /--max-tokens wants an integer from 1 to 512, got ''/],
+    ['--max-tokens 0', ['demo', '--max-tokens', '0'], /--max-tokens wants an integer from 1 to 512, got '0'/],
+    ['--max-tokens 2.5', ['demo', '--max-tokens', '2.5'], /got '2.5'/],
     ['demo positional', ['demo', 'extra'], /unexpected argument 'extra' for 'demo'/],
     ['--dims empty value', ['ir', GPT2, '--dims', 'batch_size='], /bad --dims entry 'batch_size='/],
     ['--dims empty', ['ir', GPT2, '--dims='], /--dims is empty/],
@@ -170,7 +170,7 @@ describe.skipIf(noCli)('kiln CLI (built, spawned)', () => {
       ['ir', join(tmp, 'nope.onnx')],
       ['ir', ADD],
       ['conformance', ADD, '--opt', '7'],
-      ['demo', '--seq', 'abc'],
+      ['demo', '--max-tokens', 'abc'],
     ]) {
       const r = spawnKiln(...args);
       expect(r.status).toBe(2);
@@ -183,14 +183,14 @@ describe.skipIf(noCli)('kiln CLI (built, spawned)', () => {
 const noGpu = await skipWebgpu();
 describe.skipIf(noCli || noGpu)('kiln demo: nothing on stderr', () => {
   it('demo --backend webgpu writes nothing to stderr (Dawn limit warnings included)', () => {
-    const r = spawnKiln('demo', '--backend', 'webgpu', '--seq', '4');
+    const r = spawnKiln('demo', '--backend', 'webgpu', '--max-tokens', '4');
     expect(r.status).toBe(0);
     expect(r.stderr).toBe('');
     expect(r.stdout).toMatch(/^backend: webgpu — \d+ nodes as device kernels/m);
   }, 60_000);
 
   it('demo picks its backend itself (auto) and says which on stdout, once', () => {
-    const r = spawnKiln('demo', '--seq', '4');
+    const r = spawnKiln('demo', '--max-tokens', '4');
     expect(r.status).toBe(0);
     expect(r.stderr).toBe('');
     expect(r.stdout.match(/^backend: /gm)).toHaveLength(1);
