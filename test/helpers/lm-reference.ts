@@ -281,14 +281,16 @@ const positions = (batch: number, from: number, to: number): Tensor =>
   );
 
 /**
- * Prefill tokens[:, 0:k] on an empty cache, then feed the rest one token per step, each step's present_* as the next
- * step's past_*. Returns every position's logits as [batch][T][vocab]. Throws if a present has the wrong shape.
+ * Prefill tokens[:, 0:k] on an empty cache, then feed the rest `chunk` tokens per step (1: decode; more: chunked
+ * prefill onto a non-empty cache), each step's present_* as the next step's past_*. Returns every position's logits
+ * as [batch][T][vocab]. Throws if a present has the wrong shape.
  */
 export async function prefillThenDecode(
   run: RunFn,
   g: KvGeometry,
   tokens: readonly (readonly number[])[],
   k: number,
+  chunk = 1,
 ): Promise<Float64Array[][]> {
   const B = tokens.length;
   const T = tokens[0]!.length;
@@ -301,7 +303,7 @@ export async function prefillThenDecode(
   const out: Float64Array[][] = tokens.map(() => []);
   let at = 0;
   while (at < T) {
-    const end = at === 0 ? k : at + 1;
+    const end = at === 0 ? k : Math.min(T, at + chunk);
     const res = await run({ input_ids: ids(tokens, at, end), position_ids: positions(B, at, end), ...past });
     const logits = res['logits']!;
     const V = logits.shape[2]!;

@@ -1,7 +1,8 @@
 /**
  * Model-builder properties over random configs, weights and prompts, on the reference interpreter: prefill of
- * prompt[0:k] followed by one-token decode steps (present → past) equals the plain-TS float64 forward of the whole
- * sequence, at every position, for LLaMA (GQA ratios, odd sizes, tied head, RoPE scaling) and GPT-2; batch 1 or 2.
+ * prompt[0:k] followed by steps of one token (decode) or a few (chunked prefill), present → past, equals the plain-TS
+ * float64 forward of the whole sequence at every position, for LLaMA (GQA ratios, odd sizes, tied head, RoPE
+ * scaling) and GPT-2; batch 1 or 2.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -66,11 +67,13 @@ const arbGpt2: fc.Arbitrary<Gpt2Config> = fc
   })
   .map(({ heads, hd, ...r }) => ({ arch: 'gpt2' as const, dim: heads * hd, heads, maxSeq: 12, normEps: 1e-5, ...r }));
 
-/** batch 1 or 2, length 1..8, prefill length 1..T, token ids from a seed (reduced mod vocab). */
+/** batch 1 or 2, length 1..8, prefill length 1..T, then steps of 1..3 tokens; ids reduced mod vocab. */
 const arbRun = fc.record({
   batch: fc.integer({ min: 1, max: 2 }),
   len: fc.integer({ min: 1, max: 8 }),
   split: fc.double({ min: 0, max: 1, noNaN: true }),
+  /** tokens per step after the prefill: 1 is decode, more is chunked prefill onto the cache */
+  chunk: fc.integer({ min: 1, max: 3 }),
   tokens: fc.array(fc.nat(1000), { minLength: 16, maxLength: 16 }),
   seed: fc.nat(),
 });
@@ -88,7 +91,7 @@ describe('model builders: prefill + decode = full recompute (reference interpret
         const g = buildLlama(c, w);
         const tokens = prompts(r, c.vocab);
         const kv = { layers: c.layers, kvHeads: c.kvHeads, headDim: c.dim / c.heads };
-        const got = await prefillThenDecode((f) => interpret(g, f), kv, tokens, prefillLen(r.len, r.split));
+        const got = await prefillThenDecode((f) => interpret(g, f), kv, tokens, prefillLen(r.len, r.split), r.chunk);
         expect(
           relL2(
             got,
@@ -107,7 +110,7 @@ describe('model builders: prefill + decode = full recompute (reference interpret
         const g = buildGpt2(c, w);
         const tokens = prompts(r, c.vocab);
         const kv = { layers: c.layers, kvHeads: c.heads, headDim: c.dim / c.heads };
-        const got = await prefillThenDecode((f) => interpret(g, f), kv, tokens, prefillLen(r.len, r.split));
+        const got = await prefillThenDecode((f) => interpret(g, f), kv, tokens, prefillLen(r.len, r.split), r.chunk);
         expect(
           relL2(
             got,

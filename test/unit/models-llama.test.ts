@@ -83,6 +83,15 @@ describe('buildLlama vs the float64 forward', () => {
     expect(relL2(got, want)).toBeLessThan(1e-5);
   });
 
+  it('chunked prefill: 2 tokens, then chunks of 3 onto a non-empty cache (causal within a chunk, full to the past)', async () => {
+    const c = { ...base, kvHeads: 1 };
+    const w = randomLlamaWeights(c, 8);
+    const g = buildLlama(c, w);
+    const t = [prompt(8, c.vocab, 2)];
+    const got = await prefillThenDecode((f) => interpret(g, f), kv(c), t, 2, 3);
+    expect(relL2(got, [llamaForward(c, w, t[0]!)])).toBeLessThan(1e-5);
+  });
+
   it('decode from the first token (prefill of 1)', async () => {
     const c = { ...base, tiedHead: true, kvHeads: 1 };
     const { got, want } = await both(c, [prompt(6, c.vocab, 9)], 1, 4);
