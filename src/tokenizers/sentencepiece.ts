@@ -88,6 +88,53 @@ function utf8Of(cp: number): number[] {
   return [0xf0 | (cp >> 18), 0x80 | ((cp >> 12) & 63), 0x80 | ((cp >> 6) & 63), 0x80 | (cp & 63)];
 }
 
+/**
+ * Merges adjacent symbols in place of a doubly linked list: always the pair with the highest score from `pair`
+ * (ties: leftmost), until no adjacent pair merges. `strs[i]` null marks a symbol that never merges. O(n log n).
+ */
+export function bpeMerge(
+  ids: number[],
+  strs: (string | null)[],
+  pair: (left: string, right: string) => { id: number; score: number } | undefined,
+): number[] {
+  const n = ids.length;
+  const prev = new Int32Array(n);
+  const next = new Int32Array(n);
+  const ver = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    prev[i] = i - 1;
+    next[i] = i + 1 < n ? i + 1 : -1;
+  }
+  const heap = new CandidateHeap();
+  const consider = (l: number, r: number): void => {
+    if (l < 0 || r < 0) return;
+    const a = strs[l];
+    const b = strs[r];
+    if (a == null || b == null) return;
+    const m = pair(a, b);
+    if (m === undefined) return;
+    heap.push({ score: m.score, left: l, right: r, verLeft: ver[l]!, verRight: ver[r]!, id: m.id });
+  };
+  for (let i = 0; i + 1 < n; i++) consider(i, i + 1);
+  while (heap.size > 0) {
+    const c = heap.pop();
+    const { left: l, right: r } = c;
+    if (ver[l] !== c.verLeft || ver[r] !== c.verRight || next[l] !== r) continue; // stale
+    ids[l] = c.id;
+    strs[l] = strs[l]! + strs[r]!;
+    ver[l]!++;
+    ver[r]!++; // r is gone
+    const after = next[r]!;
+    next[l] = after;
+    if (after >= 0) prev[after] = l;
+    consider(prev[l]!, l);
+    consider(l, after);
+  }
+  const out: number[] = [];
+  if (n > 0) for (let i = 0; i >= 0; i = next[i]!) out.push(ids[i]!);
+  return out;
+}
+
 export class ScoreBpeTokenizer implements Tokenizer {
   readonly vocabSize: number;
   readonly bos: number | undefined;
@@ -140,40 +187,12 @@ export class ScoreBpeTokenizer implements Tokenizer {
       }
     }
 
-    const n = ids.length;
-    const prev = new Int32Array(n);
-    const next = new Int32Array(n);
-    const ver = new Int32Array(n);
-    for (let i = 0; i < n; i++) {
-      prev[i] = i - 1;
-      next[i] = i + 1 < n ? i + 1 : -1;
-    }
-    const heap = new CandidateHeap();
-    const consider = (l: number, r: number): void => {
-      if (l < 0 || r < 0) return;
-      const a = strs[l];
-      const b = strs[r];
-      if (a == null || b == null) return;
-      const id = this.lookup.get(a + b);
-      if (id === undefined) return;
-      heap.push({ score: scores[id]!, left: l, right: r, verLeft: ver[l]!, verRight: ver[r]!, id });
-    };
-    for (let i = 0; i + 1 < n; i++) consider(i, i + 1);
-    while (heap.size > 0) {
-      const c = heap.pop();
-      const { left: l, right: r } = c;
-      if (ver[l] !== c.verLeft || ver[r] !== c.verRight || next[l] !== r) continue; // stale
-      ids[l] = c.id;
-      strs[l] = strs[l]! + strs[r]!;
-      ver[l]!++;
-      ver[r]!++; // r is gone
-      const after = next[r]!;
-      next[l] = after;
-      if (after >= 0) prev[after] = l;
-      consider(prev[l]!, l);
-      consider(l, after);
-    }
-    for (let i = 0; i >= 0; i = next[i]!) out.push(ids[i]!);
+    const { lookup } = this;
+    const merged = bpeMerge(ids, strs, (a, b) => {
+      const id = lookup.get(a + b);
+      return id === undefined ? undefined : { id, score: scores[id]! };
+    });
+    for (const id of merged) out.push(id);
     return out;
   }
 
