@@ -112,21 +112,28 @@ export class GraphBuilder {
     names?: readonly string[],
   ): Value[] {
     const nodeName = this.fresh(this.nodeHint ?? `${op}_${this.graph.nodes.length}`);
-    const { types, attrs: resolved } = inferOp(
+    const {
+      types,
+      attrs: resolved,
+      symbolic,
+    } = inferOp(
       op,
       nodeName,
       inputs.map((v) => v?.type),
       attrs,
       numOutputs,
       (i) => inputs[i]?.data,
+      (i) => inputs[i]?.symbolic,
     );
     if (this.foldConstants) {
       const folded = this.tryFold(op, nodeName, inputs, resolved, types);
       if (folded) return folded.map((t, i) => this.weight(names?.[i] ?? this.unique(`t${this.counter++}`), t));
     }
-    const outs = types.map(
-      (t, i) => new Value(names?.[i] ? this.claim(names[i]!) : this.fresh(`t${this.counter++}`), t),
-    );
+    const outs = types.map((t, i) => {
+      const v = new Value(names?.[i] ? this.claim(names[i]!) : this.fresh(`t${this.counter++}`), t);
+      v.symbolic = symbolic[i];
+      return v;
+    });
     this.graph.nodes.push(new Node(nodeName, op, [...inputs], outs, { ...attrs }));
     return outs;
   }
@@ -150,6 +157,7 @@ export class GraphBuilder {
         attrs,
         numOutputs: types.length,
         constValue: (i) => inputs[i]?.data,
+        symbolicValue: (i) => inputs[i]?.symbolic,
         fail,
       });
       if (r) return r;

@@ -147,3 +147,167 @@ export function dimSum(dims: readonly Dim[]): Dim {
   if (syms.length === 0) return n;
   return [...syms, ...(n === 0 ? [] : [String(n)])].join('+');
 }
+
+// ---- arithmetic on dims (symbolic shape values) ----------------------------------------------------------------
+// Integer shape computations (Shape → Gather → Add/Mul/Div → Concat) are evaluated on dims: an expression is
+// normalized to a polynomial (integer coefficient per product of atoms) so that `seq*1` is `seq`, `past+seq-seq` is
+// `past` and a difference of two spellings of the same sum cancels. An atom is a symbol or an opaque quotient that
+// did not divide exactly. The canonical text lists the symbolic terms by their atoms, positive ones first, the
+// constant after them (`past+seq+1`, `2*batch*heads`, `seq-past`, `1-seq`).
+
+interface Term {
+  readonly atoms: readonly string[];
+  readonly c: number;
+}
+/** Sum of terms, keyed by their sorted atoms joined with '*' ('' is the constant term). */
+type Poly = Map<string, Term>;
+
+const polyConst = (n: number): Poly => (n === 0 ? new Map() : new Map([['', { atoms: [], c: n }]]));
+
+function polyAddTerm(p: Poly, t: Term): void {
+  const key = t.atoms.join('*');
+  const c = (p.get(key)?.c ?? 0) + t.c;
+  if (c === 0) p.delete(key);
+  else p.set(key, { atoms: t.atoms, c });
+}
+
+function polyAdd(a: Poly, b: Poly, sign = 1): Poly {
+  const p: Poly = new Map(a);
+  for (const t of b.values()) polyAddTerm(p, { atoms: t.atoms, c: sign * t.c });
+  return p;
+}
+
+function polyMul(a: Poly, b: Poly): Poly {
+  const p: Poly = new Map();
+  for (const x of a.values()) {
+    for (const y of b.values()) polyAddTerm(p, { atoms: [...x.atoms, ...y.atoms].sort(), c: x.c * y.c });
+  }
+  return p;
+}
+
+/** t / d for single terms when exact (d's atoms are a sub-multiset of t's, coefficients divide). */
+function termDiv(t: Term, d: Term): Term | undefined {
+  if (d.c === 0 || t.c % d.c !== 0) return undefined;
+  const rest = [...t.atoms];
+  for (const a of d.atoms) {
+    const j = rest.indexOf(a);
+    if (j < 0) return undefined;
+    rest.splice(j, 1);
+  }
+  return { atoms: rest, c: t.c / d.c };
+}
+
+const polyEq = (a: Poly, b: Poly): boolean => a.size === b.size && [...a].every(([k, t]) => b.get(k)?.c === t.c);
+
+/** a / b when exact: b a single term dividing every term of a, or a sum with a single-term quotient; else undefined. */
+function polyDiv(a: Poly, b: Poly): Poly | undefined {
+  if (b.size === 0) return undefined;
+  if (a.size === 0) return new Map();
+  const d0 = b.values().next().value!;
+  if (b.size === 1) {
+    const p: Poly = new Map();
+    for (const t of a.values()) {
+      const q = termDiv(t, d0);
+      if (!q) return undefined;
+      polyAddTerm(p, q);
+    }
+    return p;
+  }
+  // Any exact single-term quotient q satisfies q = t / d0 for some term t of a.
+  for (const t of a.values()) {
+    const q = termDiv(t, d0);
+    if (!q) continue;
+    const qp: Poly = new Map([[q.atoms.join('*'), q]]);
+    if (polyEq(polyMul(qp, b), a)) return qp;
+  }
+  return undefined;
+}
+
+const atomText = (s: string): string => (SYMBOL.test(s) ? s : `(${s})`);
+
+function printPoly(p: Poly): Dim {
+  const terms = [...p.values()];
+  if (terms.every((t) => t.atoms.length === 0)) return terms[0]?.c ?? 0;
+  const key = (t: Term) => t.atoms.join('*');
+  terms.sort((x, y) => {
+    if (x.c > 0 !== y.c > 0) return x.c > 0 ? -1 : 1; // positive terms first: no unary minus in the syntax
+    if (x.atoms.length === 0 || y.atoms.length === 0) return y.atoms.length - x.atoms.length; // then the constant
+    return key(x) < key(y) ? -1 : key(x) > key(y) ? 1 : 0;
+  });
+  let s = terms[0]!.c > 0 ? '' : '0';
+  for (const t of terms) {
+    const mag = Math.abs(t.c);
+    const body =
+      t.atoms.length === 0 ? String(mag) : [...(mag === 1 ? [] : [String(mag)]), ...t.atoms.map(atomText)].join('*');
+    s += s === '' ? body : `${t.c > 0 ? '+' : '-'}${body}`;
+  }
+  return s;
+}
+
+function toPoly(e: DimExpr): Poly {
+  switch (e.k) {
+    case 'int':
+      return polyConst(e.n);
+    case 'sym':
+      return new Map([[e.name, { atoms: [e.name], c: 1 }]]);
+    case 'sum':
+      return e.terms.reduce<Poly>((acc, t) => polyAdd(acc, toPoly(t.e), t.neg ? -1 : 1), new Map());
+    case 'product': {
+      let acc = polyConst(1);
+      for (const f of e.factors) {
+        const fp = toPoly(f.e);
+        if (!f.inv) acc = polyMul(acc, fp);
+        else acc = polyDiv(acc, fp) ?? opaqueQuotient(acc, fp);
+      }
+      return acc;
+    }
+  }
+}
+
+function opaqueQuotient(a: Poly, b: Poly): Poly {
+  const num = String(printPoly(a));
+  const den = String(printPoly(b));
+  const text = `${SYMBOL.test(num) || /^\d+$/.test(num) ? num : `(${num})`}/${SYMBOL.test(den) || /^\d+$/.test(den) ? den : `(${den})`}`;
+  return new Map([[text, { atoms: [text], c: 1 }]]);
+}
+
+function polyOf(d: Dim): Poly | undefined {
+  try {
+    return toPoly(parseDim(d));
+  } catch {
+    return undefined; // not expression syntax (an ONNX dim_param like 'a.b'): no arithmetic on it
+  }
+}
+
+/** Canonical form of a dim (`seq*1` → `seq`, `past+seq-seq` → `past`); unparseable text is returned as is. */
+export function simplifyDim(d: Dim): Dim {
+  if (typeof d === 'number') return d;
+  const p = polyOf(d);
+  return p ? printPoly(p) : d;
+}
+
+function dimArith(a: Dim, b: Dim, f: (x: Poly, y: Poly) => Poly | undefined): Dim | undefined {
+  const x = polyOf(a);
+  const y = polyOf(b);
+  if (!x || !y) return undefined;
+  const r = f(x, y);
+  return r && printPoly(r);
+}
+
+/** a + b, normalized; undefined when a dim is not expression text. */
+export const dimAdd = (a: Dim, b: Dim): Dim | undefined =>
+  typeof a === 'number' && typeof b === 'number' ? a + b : dimArith(a, b, (x, y) => polyAdd(x, y));
+/** a - b, normalized. */
+export const dimSub = (a: Dim, b: Dim): Dim | undefined =>
+  typeof a === 'number' && typeof b === 'number' ? a - b : dimArith(a, b, (x, y) => polyAdd(x, y, -1));
+/** a * b, normalized. */
+export const dimMul = (a: Dim, b: Dim): Dim | undefined =>
+  typeof a === 'number' && typeof b === 'number' ? a * b : dimArith(a, b, polyMul);
+/**
+ * Integer a / b (truncating, as ONNX Div on integers): numbers divide; symbolic dims only when the division is exact
+ * (`(4*seq)/2` → `2*seq`, `batch*heads/heads` → `batch`), else undefined: `seq/2` has no exact symbolic value.
+ */
+export function dimDiv(a: Dim, b: Dim): Dim | undefined {
+  if (typeof a === 'number' && typeof b === 'number') return b === 0 ? undefined : Math.trunc(a / b);
+  return dimArith(a, b, polyDiv);
+}

@@ -9,12 +9,19 @@
  */
 import { VerifyError } from './errors.js';
 import type { Attrs } from './registry.js';
+import type { Dim } from './shape.js';
 import type { Tensor } from './tensor.js';
 import type { TensorType } from './types.js';
 
 export class Value {
   /** Set when a node produces this value. */
   producer: Node | undefined = undefined;
+  /**
+   * The elements of a small integer tensor computed from shapes, as dims (`[batch, seq, 12, 64]`), when known
+   * although the data is computed at run time. Derived by inference: set by the builder and re-derived by the
+   * verifier, so reshape / expand / slice … can name their output dims; never printed.
+   */
+  symbolic: readonly Dim[] | undefined = undefined;
   constructor(
     public name: string,
     public type: TensorType,

@@ -1,7 +1,9 @@
 /** Shape/dtype inference for one node through the registry, with located errors. */
+import { isInteger } from './dtype.js';
 import { KilnError, VerifyError } from './errors.js';
 import type { Node, Value } from './graph.js';
 import { getOp, resolveAttrs, type Attrs, type InferContext, type OpDef } from './registry.js';
+import { numel, type Dim } from './shape.js';
 import type { Tensor } from './tensor.js';
 import type { TensorType } from './types.js';
 
@@ -26,9 +28,26 @@ export function checkArity(def: OpDef, inputs: readonly (Value | TensorType | nu
   }
 }
 
+/** Largest integer tensor that carries a symbolic value (shape vectors and their pieces are a handful of elements). */
+export const SYMBOLIC_MAX_ELEMENTS = 64;
+
+const carriesSymbolic = (t: TensorType | undefined): boolean =>
+  t !== undefined &&
+  isInteger(t.dtype) &&
+  t.shape.every((d) => typeof d === 'number') &&
+  numel(t.shape as number[]) <= SYMBOLIC_MAX_ELEMENTS;
+
+export interface Inferred {
+  types: TensorType[];
+  attrs: Attrs;
+  /** Per output: its symbolic value (see `Value.symbolic`) when known. */
+  symbolic: (readonly Dim[] | undefined)[];
+}
+
 /**
- * Infer output types of an op applied to `inputs`. `constOf` returns constant data for input i when known.
- * Deterministic: fresh symbols are named after the node, so re-inference (the verifier) reproduces them.
+ * Infer output types of an op applied to `inputs`. `constOf` returns constant data for input i when known, `symOf`
+ * the symbolic value of a non-constant input when known. Deterministic: fresh symbols are named after the node, so
+ * re-inference (the verifier) reproduces them.
  */
 export function inferOp(
   op: string,
@@ -37,7 +56,8 @@ export function inferOp(
   attrs: Attrs,
   numOutputs: number,
   constOf: (i: number) => Tensor | undefined,
-): { types: TensorType[]; attrs: Attrs } {
+  symOf: (i: number) => readonly Dim[] | undefined = () => undefined,
+): Inferred {
   const def = getOp(op, { node: nodeName });
   checkArity(def, inputs, nodeName);
   const resolved = resolveAttrs(def, attrs, nodeName);
@@ -48,13 +68,30 @@ export function inferOp(
     attrs: resolved,
     numOutputs,
     constValue: constOf,
+    symbolicValue(i: number) {
+      const t = inputs[i];
+      if (!carriesSymbolic(t)) return undefined;
+      const c = constOf(i);
+      if (c) return Array.from(c.data);
+      const s = symOf(i);
+      return s && s.length === numel(t!.shape as number[]) ? s : undefined;
+    },
     fail(message: string): never {
       throw new VerifyError(message, { node: nodeName, op });
     },
   };
   let types: TensorType[];
+  let symbolic: (readonly Dim[] | undefined)[] = [];
   try {
     types = def.infer(ctx);
+    if (def.symbolic && types.slice(0, numOutputs).some(carriesSymbolic)) {
+      const s = def.symbolic(ctx, types) ?? [];
+      symbolic = types.slice(0, numOutputs).map((t, i) => {
+        const v = s[i];
+        // A hook that cannot tell returns undefined; a wrong element count would be a bug, not a value.
+        return v && carriesSymbolic(t) && v.length === numel(t.shape as number[]) ? v : undefined;
+      });
+    }
   } catch (e) {
     if (e instanceof KilnError) throw e;
     throw new VerifyError(`shape inference failed: ${(e as Error).message}`, { node: nodeName, op });
@@ -65,10 +102,16 @@ export function inferOp(
       op,
     });
   }
-  return { types: types.slice(0, numOutputs), attrs: resolved };
+  return { types: types.slice(0, numOutputs), attrs: resolved, symbolic };
 }
 
+/** Output types of a node in its graph, reading its inputs' constant data and symbolic values. */
 export function inferNode(node: Node): TensorType[] {
+  return inferNodeFull(node).types;
+}
+
+/** Output types and symbolic values of a node in its graph. */
+export function inferNodeFull(node: Node): Inferred {
   return inferOp(
     node.op,
     node.name,
@@ -76,5 +119,6 @@ export function inferNode(node: Node): TensorType[] {
     node.attrs,
     node.outputs.length,
     (i) => node.inputs[i]?.data,
-  ).types;
+    (i) => node.inputs[i]?.symbolic,
+  );
 }

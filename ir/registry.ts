@@ -4,6 +4,7 @@
  */
 import type { DType } from './dtype.js';
 import { KilnError, UnsupportedError, VerifyError } from './errors.js';
+import type { Dim } from './shape.js';
 import type { Tensor } from './tensor.js';
 import type { TensorType } from './types.js';
 
@@ -43,6 +44,12 @@ export interface InferContext {
   readonly numOutputs: number;
   /** The value of input `i` when it is a graph constant (for shape inputs such as reshape's target shape). */
   constValue(i: number): Tensor | undefined;
+  /**
+   * The elements of input `i` as dims when they are known: a small integer constant (as numbers), or a shape
+   * computation whose value is a known expression of the input dims (Shape → Gather → Concat …) although its data
+   * is computed at run time. Row-major, one entry per element; undefined when unknown.
+   */
+  symbolicValue(i: number): readonly Dim[] | undefined;
   /** Throw a VerifyError located at this node. */
   fail(message: string): never;
 }
@@ -80,6 +87,12 @@ export interface OpDef {
    * folding does not need the data.
    */
   foldFromTypes?(ctx: InferContext): Tensor[] | undefined;
+  /**
+   * Optional: the symbolic values of the outputs (see `InferContext.symbolicValue`) from those of the inputs, for ops
+   * that compute on shapes. Only asked for outputs of integer dtype with a small static element count (`types` are
+   * the inferred output types); an entry must hold one dim per element, or be undefined when unknown.
+   */
+  symbolic?(ctx: InferContext, types: readonly TensorType[]): readonly (readonly Dim[] | undefined)[] | undefined;
 }
 
 const REGISTRY = new Map<string, OpDef>();

@@ -3,7 +3,7 @@
  * Symbols are strings: two dims are known equal only when they are the same number or the same string; composite
  * ones (`past+seq`, `2*seq`) are built and parsed by `dim-expr.ts`.
  */
-import { isSymbol } from './dim-expr.js';
+import { evalDim, isSymbol } from './dim-expr.js';
 import { VerifyError, type ErrorLocation } from './errors.js';
 
 export { dimProduct, dimSum } from './dim-expr.js';
@@ -76,9 +76,14 @@ export function broadcastShapes(shapes: readonly Shape[], loc: ErrorLocation = {
   return out;
 }
 
-/** Bind symbolic dims of `shape` against a concrete shape; returns false on a conflict. */
+/**
+ * Bind symbolic dims of `shape` against a concrete shape; returns false on a conflict. Plain symbols bind first;
+ * then an expression dim (`seq+1`, `batch*heads`) whose symbols are all bound is evaluated and must match. One with
+ * an unbound symbol (or outside the expression syntax) is not checked.
+ */
 export function bindShape(shape: Shape, concrete: readonly number[], env: Map<string, number>): boolean {
   if (shape.length !== concrete.length) return false;
+  const exprs: number[] = [];
   for (let i = 0; i < shape.length; i++) {
     const d = shape[i]!;
     const c = concrete[i]!;
@@ -88,7 +93,16 @@ export function bindShape(shape: Shape, concrete: readonly number[], env: Map<st
       const prev = env.get(d);
       if (prev === undefined) env.set(d, c);
       else if (prev !== c) return false;
+    } else exprs.push(i);
+  }
+  for (const i of exprs) {
+    let v: number;
+    try {
+      v = evalDim(shape[i]!, env);
+    } catch {
+      continue;
     }
+    if (v !== concrete[i]) return false;
   }
   return true;
 }

@@ -1,7 +1,7 @@
 /** The verifier: a graph is well formed when every value is defined once before use and every type re-infers. */
 import { VerifyError } from './errors.js';
 import type { Graph, Value } from './graph.js';
-import { inferNode } from './infer.js';
+import { inferNodeFull } from './infer.js';
 import { typeToString } from './types.js';
 
 export function verify(graph: Graph): void {
@@ -35,7 +35,8 @@ export function verify(graph: Graph): void {
       if (x && !defined.has(x))
         throw new VerifyError(`input '${x.name}' used before definition`, { ...loc, tensor: x.name });
     }
-    const types = inferNode(n);
+    // Symbolic values are re-derived in graph order, so a parsed or edited graph re-infers what the builder did.
+    const { types, symbolic } = inferNodeFull(n);
     n.outputs.forEach((o, i) => {
       if (o.producer !== n)
         throw new VerifyError(`output '${o.name}' has a wrong producer`, { ...loc, tensor: o.name });
@@ -44,6 +45,7 @@ export function verify(graph: Graph): void {
       if (want !== got) {
         throw new VerifyError(`output '${o.name}' declared ${got}, inferred ${want}`, { ...loc, tensor: o.name });
       }
+      o.symbolic = symbolic[i];
       define(o, loc);
     });
   }

@@ -1,6 +1,8 @@
 /** Elementwise unary / binary / ternary ops with numpy broadcasting, comparisons, logic, cast, clip, where. */
+import { dimAdd, dimDiv, dimMul, dimSub } from '../dim-expr.js';
 import { dtypeInfo, isDType, isFloat, isInteger, type DType } from '../dtype.js';
-import { registerOp, type AttrSpec, type Attrs, type InferContext } from '../registry.js';
+import { registerOp, type AttrSpec, type Attrs, type InferContext, type OpDef } from '../registry.js';
+import type { Dim } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { tensorType } from '../types.js';
 import { erf, geluErf, geluTanh, roundEven, sigmoid } from './math.js';
@@ -36,6 +38,7 @@ function unary(
       checkDtype(ctx, 0, allowed);
       return [tensorType(t.dtype, t.shape)];
     },
+    ...(view ? { symbolic: (ctx: InferContext) => [ctx.symbolicValue(0)] } : {}),
     reference([x], a) {
       return [broadcastMap(x!.dtype, [x!], (v) => fn(v, a))];
     },
@@ -107,12 +110,28 @@ function divide(x: number, y: number, dt: DType): number {
   return y === 0 ? 0 : Math.trunc(x / y);
 }
 
+/**
+ * Symbolic hook of an integer binary op on shape values: elementwise on dims, a one-element side broadcast
+ * (`seq + 1`, `[batch, seq] * 2`); unknown when any element has no dim value (`seq / 2` is not exact).
+ */
+function dimBinary(f: (a: Dim, b: Dim) => Dim | undefined): OpDef['symbolic'] {
+  return (ctx, [t]) => {
+    const [a, b] = [ctx.symbolicValue(0), ctx.symbolicValue(1)];
+    if (!a || !b || !isInteger(t!.dtype)) return undefined;
+    const n = Math.max(a.length, b.length);
+    if ((a.length !== n && a.length !== 1) || (b.length !== n && b.length !== 1)) return undefined;
+    const out = Array.from({ length: n }, (_, k) => f(a[a.length === 1 ? 0 : k]!, b[b.length === 1 ? 0 : k]!));
+    return out.every((d) => d !== undefined) ? [out as Dim[]] : undefined;
+  };
+}
+
 function binary(
   name: string,
   doc: string,
   fn: (x: number, y: number, dt: DType, a: Attrs) => number,
   allowed: readonly DType[] = NUMERIC,
   attrs: Record<string, AttrSpec> = {},
+  symbolic?: OpDef['symbolic'],
 ): void {
   registerOp({
     name,
@@ -126,6 +145,7 @@ function binary(
       checkDtype(ctx, 0, allowed);
       return [tensorType(dt, broadcastInfer(ctx, [0, 1]))];
     },
+    ...(symbolic ? { symbolic } : {}),
     reference([a, b], at) {
       const dt = a!.dtype;
       return [broadcastMap(dt, [a!, b!], (x, y) => fn(x, y, dt, at))];
@@ -133,10 +153,17 @@ function binary(
   });
 }
 
-binary('add', 'y = a + b', (x, y) => x + y);
-binary('sub', 'y = a - b', (x, y) => x - y);
-binary('mul', 'y = a * b', (x, y, dt) => (dt === 'i64' || dt === 'u64' ? mul64(x, y) : x * y));
-binary('div', 'y = a / b (integers: truncate toward zero)', divide);
+binary('add', 'y = a + b', (x, y) => x + y, NUMERIC, {}, dimBinary(dimAdd));
+binary('sub', 'y = a - b', (x, y) => x - y, NUMERIC, {}, dimBinary(dimSub));
+binary(
+  'mul',
+  'y = a * b',
+  (x, y, dt) => (dt === 'i64' || dt === 'u64' ? mul64(x, y) : x * y),
+  NUMERIC,
+  {},
+  dimBinary(dimMul),
+);
+binary('div', 'y = a / b (integers: truncate toward zero)', divide, NUMERIC, {}, dimBinary(dimDiv));
 binary(
   'mod',
   'remainder; fmod=1: sign of a (C fmod), fmod=0: sign of b (Python %)',
@@ -260,6 +287,8 @@ registerOp({
     if (!isDType(to)) return ctx.fail(`unknown dtype '${to}'`);
     return [tensorType(to, req(ctx, 0).shape)];
   },
+  // Integer → integer keeps a shape value (the exporters' Cast(i64) around shape arithmetic); a dim never overflows.
+  symbolic: (ctx) => [isInteger(req(ctx, 0).dtype) ? ctx.symbolicValue(0) : undefined],
   reference([x], a) {
     const to = a['to'] as DType;
     // NaN/inf → integer is undefined behaviour in C; define it as 0 / saturation so results are reproducible.

@@ -3,7 +3,7 @@
  * strided copies.
  */
 import type { DType } from '../../dtype.js';
-import { dimFactors } from '../../dim-expr.js';
+import { dimDiv, dimFactors, dimMul } from '../../dim-expr.js';
 import { dimProduct, stridesOf, type Dim } from '../../shape.js';
 import type { InferContext } from '../../registry.js';
 import { scratchTensor, type Tensor } from '../../tensor.js';
@@ -77,14 +77,34 @@ export function dimQuotient(num: readonly Dim[], den: readonly Dim[]): Dim | und
   const b = dimFactors(den);
   if (b.n === 0) return undefined;
   const rest = [...a.syms];
+  let factored = true;
   for (const s of b.syms) {
     const j = rest.indexOf(s);
-    if (j < 0) return undefined;
-    rest.splice(j, 1);
+    if (j < 0) factored = false;
+    else rest.splice(j, 1);
   }
-  if (a.n % b.n !== 0) return undefined;
-  return dimProduct([a.n / b.n, ...rest]);
+  if (factored && a.n % b.n === 0) return dimProduct([a.n / b.n, ...rest]);
+  // Factors differ in spelling (`batch*past+batch*seq` over `batch`): divide the normalized polynomials.
+  const prod = (ds: readonly Dim[]) =>
+    ds.reduce<Dim | undefined>((acc, d) => (acc === undefined ? undefined : dimMul(acc, d)), 1);
+  const p = prod(num);
+  const q = prod(den);
+  if (p === undefined || q === undefined || (typeof p === 'number' && typeof q === 'number')) return undefined;
+  return dimDiv(p, q); // symbolic division is exact or undefined
 }
+
+// ---- symbolic shape values -------------------------------------------------------------------------------------
+
+/** Dims held by a shape-like input (reshape's shape, slice's starts …): its constant data, else its symbolic value. */
+export function shapeValueOf(ctx: InferContext, i: number, what: string): Dim[] | undefined {
+  const c = constIntsOf(ctx, i, what);
+  if (c) return c;
+  const s = ctx.inputs[i] ? ctx.symbolicValue(i) : undefined;
+  return s ? [...s] : undefined;
+}
+
+/** Symbolic hook of ops whose output holds input 0's elements in the same order (reshape, squeeze, cast …). */
+export const sameElements = (ctx: InferContext): (readonly Dim[] | undefined)[] => [ctx.symbolicValue(0)];
 
 /** Copy `x` with its axes permuted: output axis i is input axis perm[i]. */
 export function permute(x: Tensor, perm: readonly number[]): Tensor {

@@ -1,10 +1,11 @@
 /** Broadcasting copies: expand and tile. */
-import { broadcastShapes, dimProduct, stridesOf, type Dim } from '../../shape.js';
+import { dimMul } from '../../dim-expr.js';
+import { broadcastShapes, dimProduct, numel, stridesOf, type Dim } from '../../shape.js';
 import { registerOp } from '../../registry.js';
 import { scratchTensor } from '../../tensor.js';
 import { tensorType } from '../../types.js';
 import { broadcastMap, odometerStep, req } from '../util.js';
-import { symDim, checkIndexInput, constIntsOf } from './common.js';
+import { symDim, checkIndexInput, shapeValueOf } from './common.js';
 
 // ---- expand / tile -------------------------------------------------------------------------------------------
 
@@ -18,9 +19,11 @@ registerOp({
   infer(ctx) {
     const x = req(ctx, 0);
     const s = checkIndexInput(ctx, 1, 'shape')!;
-    const target = constIntsOf(ctx, 1, 'shape');
+    const target = shapeValueOf(ctx, 1, 'shape');
     if (target) {
-      if (target.some((v) => v < 0)) ctx.fail(`expand shape [${target.join(', ')}] has a negative dim`);
+      if (target.some((v) => typeof v === 'number' && v < 0)) {
+        ctx.fail(`expand shape [${target.join(', ')}] has a negative dim`);
+      }
       try {
         return [tensorType(x.dtype, broadcastShapes([x.shape, target]))];
       } catch (e) {
@@ -36,6 +39,11 @@ registerOp({
       return d === undefined || d === 1 ? symDim(ctx, k) : d;
     });
     return [tensorType(x.dtype, out)];
+  },
+  symbolic(ctx, [t]) {
+    // A scalar dim broadcast to a vector (Expand(Unsqueeze(seq), [n])).
+    const v = ctx.symbolicValue(0);
+    return v?.length === 1 ? [new Array<Dim>(numel(t!.shape as number[])).fill(v[0]!)] : undefined;
   },
   reference([x, s], _a, ctx) {
     let outShape: number[];
@@ -58,7 +66,7 @@ registerOp({
   infer(ctx) {
     const x = req(ctx, 0);
     const r = checkIndexInput(ctx, 1, 'repeats')!;
-    const reps = constIntsOf(ctx, 1, 'repeats');
+    const reps = shapeValueOf(ctx, 1, 'repeats');
     if (r.shape[0] !== x.shape.length) ctx.fail(`repeats has length ${r.shape[0]}, input has rank ${x.shape.length}`);
     if (!reps)
       return [
@@ -67,11 +75,15 @@ registerOp({
           x.shape.map((_, k) => symDim(ctx, k)),
         ),
       ];
-    if (reps.some((v) => v < 0)) ctx.fail(`repeats [${reps.join(', ')}] has a negative entry`);
+    if (reps.some((v) => typeof v === 'number' && v < 0)) ctx.fail(`repeats [${reps.join(', ')}] has a negative entry`);
     return [
       tensorType(
         x.dtype,
-        x.shape.map((d, k) => dimProduct([d, reps[k]!])),
+        x.shape.map((d, k) => {
+          const r = reps[k]!;
+          // numbers keep the existing spelling (`3*seq`); a symbolic repeat multiplies normalized
+          return typeof r === 'number' ? dimProduct([d, r]) : (dimMul(d, r) ?? symDim(ctx, k));
+        }),
       ),
     ];
   },

@@ -1,5 +1,5 @@
 /** The gather family: gather, gather_elements, gather_nd. */
-import { numel, stridesOf } from '../../shape.js';
+import { numel, stridesOf, type Dim } from '../../shape.js';
 import { registerOp, type InferContext } from '../../registry.js';
 import { scratchTensor } from '../../tensor.js';
 import { tensorType, type TensorType } from '../../types.js';
@@ -34,6 +34,14 @@ registerOp({
     if (data.shape.length === 0) ctx.fail('gather needs data of rank >= 1');
     const axis = axisOf(ctx.attrs['axis'] as number, data.shape.length, ctx.fail);
     return [tensorType(data.dtype, [...data.shape.slice(0, axis), ...idx.shape, ...data.shape.slice(axis + 1)])];
+  },
+  symbolic(ctx) {
+    // Picking dims out of a shape vector: Shape → Gather(indices = constant) is `batch`, `seq` …
+    const v = ctx.symbolicValue(0);
+    const ix = ctx.symbolicValue(1);
+    if (!v || !ix || ctx.inputs[0]!.shape.length !== 1) return undefined;
+    const out = ix.map((i) => (typeof i === 'number' && i >= -v.length && i < v.length ? v.at(i) : undefined));
+    return out.every((d) => d !== undefined) ? [out as Dim[]] : undefined;
   },
   reference([data, indices], a, ctx) {
     const d = data!;

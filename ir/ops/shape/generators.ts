@@ -1,10 +1,12 @@
 /** Ops that make a tensor from attributes or a shape: range, trilu, shape / size, constant, constant_of_shape. */
-import { numel, type Shape } from '../../shape.js';
+import { dimAdd, dimMul, dimSub } from '../../dim-expr.js';
+import { isInteger } from '../../dtype.js';
+import { numel, type Dim, type Shape } from '../../shape.js';
 import { registerOp, type InferContext, type RefContext } from '../../registry.js';
 import { makeTensor, scratchTensor, type Tensor } from '../../tensor.js';
 import { tensorType } from '../../types.js';
 import { req } from '../util.js';
-import { NUMERIC, symDim, checkIndexInput, constIntsOf, scalarOf, type Fail } from './common.js';
+import { NUMERIC, symDim, checkIndexInput, scalarOf, shapeValueOf, type Fail } from './common.js';
 
 // ---- generators: range, trilu, constants ---------------------------------------------------------------------
 
@@ -13,6 +15,25 @@ function rangeLength(start: number, limit: number, delta: number, fail: Fail): n
     fail(`range(${start}, ${limit}, ${delta}) is not finite`);
   }
   return Math.max(Math.ceil((limit - start) / delta), 0);
+}
+
+/**
+ * Length of an integer range with symbolic bounds: limit - start for delta 1 (start - limit for -1), assuming the
+ * range is not empty-clamped (limit >= start), as for positions past..past+seq.
+ */
+function symbolicRangeLength(ctx: InferContext): Dim | undefined {
+  if (!isInteger(ctx.inputs[0]!.dtype)) return undefined;
+  const [s, l, d] = [0, 1, 2].map((i) => ctx.symbolicValue(i)?.[0]);
+  if (typeof s === 'number' && typeof l === 'number' && typeof d === 'number') return rangeLength(s, l, d, ctx.fail);
+  if (s === undefined || l === undefined || (d !== 1 && d !== -1)) return undefined;
+  const n = d === 1 ? dimSub(l, s) : dimSub(s, l);
+  return typeof n === 'number' ? Math.max(n, 0) : n;
+}
+
+/** s + i*d as a dim. */
+function dimAddMul(s: Dim, i: number, d: Dim): Dim | undefined {
+  const step = dimMul(i, d);
+  return step === undefined ? undefined : dimAdd(s, step);
 }
 
 registerOp({
@@ -35,7 +56,15 @@ registerOp({
       const [s, l, d] = c.map((t, i) => scalarOf(t!, `input ${i}`, ctx.fail));
       return [tensorType(dt, [rangeLength(s!, l!, d!, ctx.fail)])];
     }
-    return [tensorType(dt, [symDim(ctx, 0)])];
+    return [tensorType(dt, [symbolicRangeLength(ctx) ?? symDim(ctx, 0)])];
+  },
+  symbolic(ctx, [t]) {
+    // y = start + i*delta, known when the length is a number (a decode step's positions: [past, past+1 …]).
+    const [s, d] = [ctx.symbolicValue(0)?.[0], ctx.symbolicValue(2)?.[0]];
+    const n = t!.shape[0];
+    if (s === undefined || d === undefined || typeof n !== 'number') return undefined;
+    const ys = Array.from({ length: n }, (_, i) => dimAddMul(s, i, d));
+    return ys.every((y) => y !== undefined) ? [ys as Dim[]] : undefined;
   },
   reference(inputs, _a, ctx) {
     const [s, l, d] = inputs.map((t, i) => scalarOf(t!, `input ${i}`, ctx.fail));
@@ -102,6 +131,7 @@ registerOp({
   infer(ctx) {
     return [tensorType('i64', [shapeDims(ctx).length])];
   },
+  symbolic: (ctx) => [shapeDims(ctx)],
   foldFromTypes(ctx) {
     const dims = shapeDims(ctx);
     if (!dims.every((d) => typeof d === 'number')) return undefined;
@@ -125,6 +155,13 @@ registerOp({
     req(ctx, 0);
     return [tensorType('i64', [])];
   },
+  symbolic(ctx) {
+    const n = req(ctx, 0).shape.reduce<Dim | undefined>(
+      (acc, d) => (acc === undefined ? undefined : dimMul(acc, d)),
+      1,
+    );
+    return [n === undefined ? undefined : [n]];
+  },
   foldFromTypes(ctx) {
     const s = req(ctx, 0).shape;
     if (!s.every((d) => typeof d === 'number')) return undefined;
@@ -146,6 +183,7 @@ registerOp({
     const v = ctx.attrs['value'] as Tensor;
     return [tensorType(v.dtype, v.shape)];
   },
+  symbolic: (ctx) => [Array.from((ctx.attrs['value'] as Tensor).data)],
   reference(_inputs, a) {
     const v = a['value'] as Tensor;
     return [scratchTensor(v.dtype, v.shape, v.data)];
@@ -170,9 +208,9 @@ registerOp({
   infer(ctx) {
     const v = fillValue(ctx.attrs, ctx.fail);
     const s = checkIndexInput(ctx, 0, 'shape')!;
-    const dims = constIntsOf(ctx, 0, 'shape');
+    const dims = shapeValueOf(ctx, 0, 'shape');
     if (dims) {
-      if (dims.some((d) => d < 0)) ctx.fail(`shape [${dims.join(', ')}] has a negative dim`);
+      if (dims.some((d) => typeof d === 'number' && d < 0)) ctx.fail(`shape [${dims.join(', ')}] has a negative dim`);
       return [tensorType(v.dtype, dims)];
     }
     const len = s.shape[0]!;
@@ -191,5 +229,9 @@ registerOp({
     const out = scratchTensor(v.dtype, dims);
     out.data.fill(v.data[0]!);
     return [out];
+  },
+  symbolic(ctx, [t]) {
+    const v = fillValue(ctx.attrs, ctx.fail);
+    return [new Array<Dim>(numel(t!.shape as number[])).fill(v.data[0]!)];
   },
 });

@@ -1,4 +1,5 @@
 /** Slice, concat and split. */
+import { dimAdd, dimSub } from '../../dim-expr.js';
 import { dimSum, stridesOf, type Dim } from '../../shape.js';
 import { registerOp } from '../../registry.js';
 import { scratchTensor, type Tensor } from '../../tensor.js';
@@ -12,6 +13,7 @@ import {
   constIntsOf,
   dimQuotient,
   gatherStrided,
+  shapeValueOf,
   type Fail,
 } from './common.js';
 
@@ -34,21 +36,21 @@ export function sliceRange(start: number, end: number, step: number, d: number):
   return { start, len: Math.max(0, Math.ceil((end - start) / step)) };
 }
 
-interface SliceSpec {
+interface SliceSpec<T extends Dim = number> {
   axes: number[];
-  starts: number[];
-  ends: number[];
+  starts: T[];
+  ends: T[];
   steps: number[];
 }
 
-function sliceSpec(
+function sliceSpec<T extends Dim>(
   rank: number,
-  starts: readonly number[],
-  ends: readonly number[],
+  starts: readonly T[],
+  ends: readonly T[],
   axes: readonly number[] | undefined,
   steps: readonly number[] | undefined,
   fail: Fail,
-): SliceSpec {
+): SliceSpec<T> {
   if (ends.length !== starts.length) fail(`slice has ${starts.length} starts but ${ends.length} ends`);
   const ax = axes ?? starts.map((_, i) => i);
   if (ax.length !== starts.length) fail(`slice has ${starts.length} starts but ${ax.length} axes`);
@@ -70,6 +72,29 @@ function symbolicSliceDim(d: string, start: number, end: number, step: number): 
   return undefined;
 }
 
+/**
+ * Length of a step-1 slice whose bounds are symbolic (a dim of the sliced tensor or of another, e.g. the causal mask
+ * rows [total-seq, total)): end - start, taking a symbolic bound to lie within [0, d] as the shape subgraph that
+ * computed it intends (a clamped bound would not match at run time, and the interpreter's shape check says so).
+ */
+function symbolicSliceLength(d: Dim, start: Dim, end: Dim, step: number): Dim | undefined {
+  if (step !== 1 || (typeof start === 'number' && typeof end === 'number')) return undefined;
+  const s = typeof start === 'string' ? start : start <= -HUGE ? 0 : start < 0 ? dimAdd(d, start) : start;
+  const e =
+    typeof end === 'string'
+      ? end
+      : end >= HUGE
+        ? d
+        : end < 0
+          ? dimAdd(d, end)
+          : typeof d === 'number'
+            ? Math.min(end, d)
+            : end;
+  if (s === undefined || e === undefined) return undefined;
+  const len = dimSub(e, s);
+  return typeof len === 'number' ? Math.max(len, 0) : len;
+}
+
 registerOp({
   name: 'slice',
   doc: 'ONNX Slice: per axis take start:end:step (negative indices count from the end; out-of-range clamps)',
@@ -88,8 +113,8 @@ registerOp({
     const names = ['x', 'starts', 'ends', 'axes', 'steps'];
     for (const i of [1, 2, 3, 4]) checkIndexInput(ctx, i, names[i]!);
     const rank = x.shape.length;
-    const starts = constIntsOf(ctx, 1, 'starts');
-    const ends = constIntsOf(ctx, 2, 'ends');
+    const starts = shapeValueOf(ctx, 1, 'starts');
+    const ends = shapeValueOf(ctx, 2, 'ends');
     const axes = ctx.inputs[3] ? constIntsOf(ctx, 3, 'axes') : undefined;
     const steps = ctx.inputs[4] ? constIntsOf(ctx, 4, 'steps') : undefined;
     const out: Dim[] = [...x.shape];
@@ -121,12 +146,30 @@ registerOp({
     const spec = sliceSpec(rank, starts, ends, axes, steps, ctx.fail);
     spec.axes.forEach((a, i) => {
       const d = x.shape[a]!;
-      out[a] =
-        typeof d === 'number'
-          ? sliceRange(spec.starts[i]!, spec.ends[i]!, spec.steps[i]!, d).len
-          : (symbolicSliceDim(d, spec.starts[i]!, spec.ends[i]!, spec.steps[i]!) ?? symDim(ctx, a));
+      const [st, en, step] = [spec.starts[i]!, spec.ends[i]!, spec.steps[i]!];
+      if (typeof st === 'number' && typeof en === 'number') {
+        out[a] =
+          typeof d === 'number'
+            ? sliceRange(st, en, step, d).len
+            : (symbolicSliceDim(d, st, en, step) ?? symDim(ctx, a));
+      } else out[a] = symbolicSliceLength(d, st, en, step) ?? symDim(ctx, a);
     });
     return [tensorType(x.dtype, out)];
+  },
+  symbolic(ctx) {
+    // A piece of a shape vector (Shape → Slice [2:]) keeps its dims.
+    const v = ctx.symbolicValue(0);
+    if (!v || ctx.inputs[0]!.shape.length !== 1) return undefined;
+    const nums = (i: number) => {
+      const s = ctx.inputs[i] ? ctx.symbolicValue(i) : undefined;
+      return s?.every((x) => typeof x === 'number') ? (s as number[]) : undefined;
+    };
+    const [starts, ends, axes, steps] = [nums(1), nums(2), nums(3), nums(4)];
+    if (!starts || !ends || (ctx.inputs[3] && !axes) || (ctx.inputs[4] && !steps)) return undefined;
+    const spec = sliceSpec(1, starts, ends, axes, steps, ctx.fail);
+    if (spec.axes.length === 0) return [v];
+    const r = sliceRange(spec.starts[0]!, spec.ends[0]!, spec.steps[0]!, v.length);
+    return [Array.from({ length: r.len }, (_, k) => v[r.start + k * spec.steps[0]!]!)];
   },
   reference([x, starts, ends, axes, steps], _a, ctx) {
     const t = x!;
@@ -184,6 +227,12 @@ registerOp({
     });
     out[axis] = dimSum(along);
     return [tensorType(first.dtype, out)];
+  },
+  symbolic(ctx) {
+    // Assembling a shape vector from pieces: Concat(Unsqueeze(batch), Unsqueeze(seq), [12, 64]).
+    if (ctx.inputs[0]!.shape.length !== 1) return undefined;
+    const parts = ctx.inputs.map((_, i) => ctx.symbolicValue(i));
+    return parts.every((p) => p !== undefined) ? [parts.flat()] : undefined;
   },
   reference(xs, a, ctx) {
     const ts = xs as Tensor[];

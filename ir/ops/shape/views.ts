@@ -4,23 +4,34 @@ import { registerOp } from '../../registry.js';
 
 import { tensorType } from '../../types.js';
 import { req } from '../util.js';
-import { symDim, axesOf, checkIndexInput, constIntsOf, dimQuotient, permute, type Fail } from './common.js';
+import {
+  symDim,
+  axesOf,
+  checkIndexInput,
+  dimQuotient,
+  permute,
+  sameElements,
+  shapeValueOf,
+  type Fail,
+} from './common.js';
 
 // ---- reshape -------------------------------------------------------------------------------------------------
 
 /**
  * ONNX Reshape target: 0 copies the input dim (unless allowzero), -1 takes what is left. Works on symbolic input
- * dims; `unknown(k)` names a dim that cannot be expressed.
+ * dims and on a symbolic target (a dim expression in the target is a size, assumed to be neither 0 nor -1 at run
+ * time); `unknown(k)` names a dim that cannot be expressed.
  */
 function reshapeTarget(
   inShape: Shape,
-  target: readonly number[],
+  target: readonly Dim[],
   allowzero: boolean,
   fail: Fail,
   unknown: (k: number) => Dim,
 ): Dim[] {
   let infer = -1;
   const out: Dim[] = target.map((v, k) => {
+    if (typeof v === 'string') return v;
     if (!Number.isInteger(v) || v < -1) fail(`invalid reshape dim ${v} at position ${k}`);
     if (v === -1) {
       if (infer >= 0) fail('reshape shape has more than one -1');
@@ -62,7 +73,7 @@ registerOp({
   infer(ctx) {
     const x = req(ctx, 0);
     const s = checkIndexInput(ctx, 1, 'shape')!;
-    const target = constIntsOf(ctx, 1, 'shape');
+    const target = shapeValueOf(ctx, 1, 'shape');
     if (target) {
       const dims = reshapeTarget(x.shape, target, ctx.attrs['allowzero'] as boolean, ctx.fail, (k) => symDim(ctx, k));
       return [tensorType(x.dtype, dims)];
@@ -76,6 +87,7 @@ registerOp({
       ),
     ];
   },
+  symbolic: sameElements,
   reference([x, s], a, ctx) {
     const dims = reshapeTarget(x!.shape, Array.from(s!.data), a['allowzero'] as boolean, ctx.fail, () =>
       ctx.fail('cannot infer -1'),
@@ -145,6 +157,7 @@ registerOp({
     const x = req(ctx, 0);
     return [tensorType(x.dtype, squeezeShape(x.shape, ctx.attrs['axes'] as number[] | undefined, ctx.fail))];
   },
+  symbolic: sameElements,
   reference([x], a, ctx) {
     const shape = squeezeShape(x!.shape, a['axes'] as number[] | undefined, ctx.fail) as number[];
     return [{ dtype: x!.dtype, shape, data: x!.data }];
@@ -172,6 +185,7 @@ registerOp({
     const x = req(ctx, 0);
     return [tensorType(x.dtype, unsqueezeShape(x.shape, ctx.attrs['axes'] as number[], ctx.fail))];
   },
+  symbolic: sameElements,
   reference([x], a, ctx) {
     const shape = unsqueezeShape(x!.shape, a['axes'] as number[], ctx.fail) as number[];
     return [{ dtype: x!.dtype, shape, data: x!.data }];
@@ -197,6 +211,7 @@ registerOp({
     const x = req(ctx, 0);
     return [tensorType(x.dtype, flattenShape(x.shape, ctx.attrs['axis'] as number, ctx.fail))];
   },
+  symbolic: sameElements,
   reference([x], a, ctx) {
     const shape = flattenShape(x!.shape, a['axis'] as number, ctx.fail) as number[];
     return [{ dtype: x!.dtype, shape, data: x!.data }];
