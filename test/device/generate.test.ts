@@ -111,3 +111,33 @@ describe('perplexity on TinyStories text', () => {
     }
   }, 120_000);
 });
+
+describe.each(backends.filter((b) => b !== 'reference'))('%s: host↔device traffic per decode step', (backend) => {
+  it('greedy decode moves the token id and its position up, the next id down, and the error-flag word: no cache', async () => {
+    const lm = await LanguageModelSession.create(loadLanguageModel(MODEL, { tokenizer: TOK }), { backend });
+    sessions.push(lm);
+    type Io = {
+      write(b: unknown, bytes: Uint8Array): void;
+      read(b: unknown, n: number): Promise<Uint8Array>;
+    };
+    const be = (lm.session as unknown as { executor: { backend: Io } }).executor.backend;
+    const w = be.write.bind(be);
+    const r = be.read.bind(be);
+    let writes: number[] = [];
+    let reads: number[] = [];
+    be.write = (b, bytes) => (writes.push(bytes.byteLength), w(b, bytes));
+    be.read = async (b, n) => (reads.push(n), r(b, n));
+    const perStep: { up: number[]; down: number[] }[] = [];
+    for await (const id of lm.generate(promptIds, { maxTokens: 6 })) {
+      void id;
+      perStep.push({ up: writes, down: reads });
+      writes = [];
+      reads = [];
+    }
+    // step 0 is the prefill (weights upload once, the prompt); every later step:
+    for (const s of perStep.slice(2)) {
+      expect(s.up.sort()).toEqual([4, 4, 4]); // input_ids, position_ids (i64 held as i32) and the cleared flag word
+      expect(s.down.sort()).toEqual([4, 4]); // next_token and the flag word
+    }
+  }, 60_000);
+});
