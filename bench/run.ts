@@ -7,6 +7,7 @@
  *   npm run bench -- models          d512 decoder block + GPT-2: kiln webgpu vs ORT-web webgpu (and wasm, 1 thread)
  *   npm run bench -- matmul          MatMul 512³ + a 1×512·512×2048 GEMV: kiln vs ORT-web webgpu, hand-written WGSL
  *   npm run bench -- webgpu-matmul   the hand-written WGSL matmuls (naive / 4×4 tiled) vs plain JS (design reference)
+ *   npm run bench -- generate        stories260K prefill / decode tok/s per backend, the reference beside them
  *
  * Environment: KILN_BENCH_ROUNDS (default 2), KILN_BENCH_REPS (default 10), KILN_WEBGPU_ADAPTER (default llvmpipe).
  */
@@ -22,12 +23,13 @@ if (!process.execArgv.includes('--liftoff-only')) {
 }
 
 const which = process.argv[2] ?? 'headline';
-const known = ['headline', 'all', 'models', 'matmul', 'webgpu-matmul'];
+const known = ['headline', 'all', 'models', 'matmul', 'webgpu-matmul', 'generate'];
 if (!known.includes(which)) {
   console.error(`unknown benchmark '${which}' (expected one of ${known.join(', ')})`);
   process.exit(2);
 }
-const pick = (name: string) => which === name || which === 'all' || (which === 'headline' && name !== 'webgpu-matmul');
+const pick = (name: string) =>
+  which === name || which === 'all' || (which === 'headline' && name !== 'webgpu-matmul' && name !== 'generate');
 // The individual benchmarks read their own options from argv[2...]: drop the benchmark name.
 process.argv.splice(2, 1);
 
@@ -40,5 +42,9 @@ if (pick('matmul')) {
   await benchMatmul();
 }
 if (pick('webgpu-matmul')) await import('./webgpu-matmul.js');
+if (pick('generate')) {
+  const { benchGenerate } = await import('./generate.js');
+  await benchGenerate();
+}
 // Dawn's handles can keep the loop alive after the last device is dropped.
 process.exit(process.exitCode ?? 0);
