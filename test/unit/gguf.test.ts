@@ -258,6 +258,69 @@ describe('GGUF (hand-made files)', () => {
   });
 });
 
+describe('GGUF gpt2 (hand-made)', () => {
+  it('maps a gpt2 file: Conv1D weights stored [out, in] are transposed back, biases as they are, BPE tokenizer', () => {
+    // dim 2, 1 head, hidden 4, 1 block, vocab 3, context 4; every value = its index in its tensor
+    const seq = (k: number) => f32s(Array.from({ length: k }, (_, i) => i));
+    const t = (name: string, dims: number[]) => ({ name, dims, type: 0, data: seq(dims.reduce((a, b) => a * b, 1)) });
+    const blk = (n: string, dims: number[]) => t(`blk.0.${n}`, dims);
+    const file = gguf(
+      [
+        ['general.architecture', 8, 'gpt2'],
+        ['gpt2.embedding_length', 4, 2],
+        ['gpt2.feed_forward_length', 4, 4],
+        ['gpt2.block_count', 4, 1],
+        ['gpt2.attention.head_count', 4, 1],
+        ['gpt2.context_length', 4, 4],
+        ['gpt2.attention.layer_norm_epsilon', 6, 1e-5],
+        ['tokenizer.ggml.model', 8, 'gpt2'],
+        ['tokenizer.ggml.tokens', 9, [8, ['a', 'b', 'ab']]],
+        ['tokenizer.ggml.merges', 9, [8, ['a b']]],
+        ['tokenizer.ggml.eos_token_id', 4, 2],
+      ],
+      [
+        t('token_embd.weight', [2, 3]),
+        t('position_embd.weight', [2, 4]),
+        blk('attn_norm.weight', [2]),
+        blk('attn_norm.bias', [2]),
+        blk('attn_qkv.weight', [2, 6]),
+        blk('attn_qkv.bias', [6]),
+        blk('attn_output.weight', [2, 2]),
+        blk('attn_output.bias', [2]),
+        blk('ffn_norm.weight', [2]),
+        blk('ffn_norm.bias', [2]),
+        blk('ffn_up.weight', [2, 4]),
+        blk('ffn_up.bias', [4]),
+        blk('ffn_down.weight', [4, 2]),
+        blk('ffn_down.bias', [2]),
+        t('output_norm.weight', [2]),
+        t('output_norm.bias', [2]),
+      ],
+    );
+    const { config, weights: w, tokenizer } = ggufModel(file);
+    expect(config).toEqual({
+      arch: 'gpt2',
+      dim: 2,
+      hiddenDim: 4,
+      layers: 1,
+      heads: 1,
+      vocab: 3,
+      maxSeq: 4,
+      normEps: 1e-5,
+    });
+    // attn_qkv stored row-major [out 6, in 2]: canonical [in k, out c] = stored c·2 + k
+    expect(w.get('h.0.attn.c_attn.weight').shape).toEqual([2, 6]);
+    expect(at(w.get('h.0.attn.c_attn.weight'), [1, 4])).toBe(4 * 2 + 1);
+    // ffn_down stored [out 2, in 4] → c_proj [4, 2]
+    expect(at(w.get('h.0.mlp.c_proj.weight'), [3, 1])).toBe(1 * 4 + 3);
+    expect([...w.get('h.0.attn.c_attn.bias').data]).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(at(w.get('wpe'), [3, 1])).toBe(7);
+    expect(w.names()).toHaveLength(2 + 12 + 2);
+    expect(tokenizer!.encode('abba')).toEqual([2, 1, 0]);
+    expect(tokenizer!.decode([2, 1, 0])).toBe('abba');
+  });
+});
+
 const noShared = await requireTool('../shared/models', fileProbe(TINY, 'clone the shared data beside the repo'));
 describe.skipIf(noShared)('llama-2-tiny-random.gguf', () => {
   const bytes = readFileSync(TINY);
