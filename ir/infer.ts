@@ -33,7 +33,7 @@ export const SYMBOLIC_MAX_ELEMENTS = 64;
 
 const carriesSymbolic = (t: TensorType | undefined): boolean =>
   t !== undefined &&
-  isInteger(t.dtype) &&
+  (isInteger(t.dtype) || t.dtype === 'bool') &&
   t.shape.every((d) => typeof d === 'number') &&
   numel(t.shape as number[]) <= SYMBOLIC_MAX_ELEMENTS;
 

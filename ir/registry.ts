@@ -89,7 +89,7 @@ export interface OpDef {
   foldFromTypes?(ctx: InferContext): Tensor[] | undefined;
   /**
    * Optional: the symbolic values of the outputs (see `InferContext.symbolicValue`) from those of the inputs, for ops
-   * that compute on shapes. Only asked for outputs of integer dtype with a small static element count (`types` are
+   * that compute on shapes. Only asked for outputs of integer (or bool) dtype with a small static element count (`types` are
    * the inferred output types); an entry must hold one dim per element, or be undefined when unknown.
    */
   symbolic?(ctx: InferContext, types: readonly TensorType[]): readonly (readonly Dim[] | undefined)[] | undefined;

@@ -1,5 +1,5 @@
 /** Elementwise unary / binary / ternary ops with numpy broadcasting, comparisons, logic, cast, clip, where. */
-import { dimAdd, dimDiv, dimMul, dimSub } from '../dim-expr.js';
+import { dimAdd, dimDiv, dimMul, dimSub, isSymbol } from '../dim-expr.js';
 import { dtypeInfo, isDType, isFloat, isInteger, type DType } from '../dtype.js';
 import { registerOp, type AttrSpec, type Attrs, type InferContext, type OpDef } from '../registry.js';
 import type { Dim } from '../shape.js';
@@ -111,18 +111,28 @@ function divide(x: number, y: number, dt: DType): number {
 }
 
 /**
- * Symbolic hook of an integer binary op on shape values: elementwise on dims, a one-element side broadcast
- * (`seq + 1`, `[batch, seq] * 2`); unknown when any element has no dim value (`seq / 2` is not exact).
+ * Symbolic hook of an elementwise op on shape values: dim by dim, a one-element operand broadcast (`seq + 1`,
+ * `[batch, seq] * 2`); unknown when any element has no dim value (`seq / 2` is not exact). Float operands never
+ * carry symbolic values, so this only ever sees integer (and bool) tensors.
  */
-function dimBinary(f: (a: Dim, b: Dim) => Dim | undefined): OpDef['symbolic'] {
-  return (ctx, [t]) => {
-    const [a, b] = [ctx.symbolicValue(0), ctx.symbolicValue(1)];
-    if (!a || !b || !isInteger(t!.dtype)) return undefined;
-    const n = Math.max(a.length, b.length);
-    if ((a.length !== n && a.length !== 1) || (b.length !== n && b.length !== 1)) return undefined;
-    const out = Array.from({ length: n }, (_, k) => f(a[a.length === 1 ? 0 : k]!, b[b.length === 1 ? 0 : k]!));
+function dimMap(f: (...xs: Dim[]) => Dim | undefined): OpDef['symbolic'] {
+  return (ctx) => {
+    const vs = ctx.inputs.map((_, i) => ctx.symbolicValue(i));
+    if (!vs.every((v) => v !== undefined)) return undefined;
+    const n = Math.max(...vs.map((v) => v.length));
+    if (!vs.every((v) => v.length === n || v.length === 1)) return undefined;
+    const out = Array.from({ length: n }, (_, k) => f(...vs.map((v) => v[v.length === 1 ? 0 : k]!)));
     return out.every((d) => d !== undefined) ? [out as Dim[]] : undefined;
   };
+}
+const dimBinary = (f: (a: Dim, b: Dim) => Dim | undefined) => dimMap(f as (...xs: Dim[]) => Dim | undefined);
+
+/** a == b on dims: equal text is equal; an input dim (a plain symbol, never negative) is not a negative number. */
+function dimEqual(a: Dim, b: Dim): Dim | undefined {
+  if (a === b) return 1;
+  if (typeof a === 'number' && typeof b === 'number') return 0;
+  const [n, d] = typeof a === 'number' ? [a, b] : [b, a];
+  return typeof n === 'number' && n < 0 && isSymbol(d) ? 0 : undefined;
 }
 
 function binary(
@@ -230,7 +240,7 @@ variadic('min', 'elementwise minimum (NaN propagates)', (x, y) =>
 );
 variadic('sum', 'elementwise sum of any number of inputs', (x, y) => x + y);
 
-function compare(name: string, doc: string, fn: (x: number, y: number) => boolean): void {
+function compare(name: string, doc: string, fn: (x: number, y: number) => boolean, symbolic?: OpDef['symbolic']): void {
   registerOp({
     name,
     doc,
@@ -242,12 +252,14 @@ function compare(name: string, doc: string, fn: (x: number, y: number) => boolea
       requireSameDtype(ctx, [0, 1]);
       return [tensorType('bool', broadcastInfer(ctx, [0, 1]))];
     },
+    ...(symbolic ? { symbolic } : {}),
     reference([a, b]) {
       return [broadcastMap('bool', [a!, b!], (x, y) => (fn(x, y) ? 1 : 0))];
     },
   });
 }
-compare('equal', 'a == b', (x, y) => x === y);
+// Exporters test shape vectors against -1 (Equal → Where around Expand / Reshape).
+compare('equal', 'a == b', (x, y) => x === y, dimBinary(dimEqual));
 compare('less', 'a < b', (x, y) => x < y);
 compare('greater', 'a > b', (x, y) => x > y);
 compare('less_equal', 'a <= b', (x, y) => x <= y);
@@ -334,6 +346,7 @@ registerOp({
     const dt = requireSameDtype(ctx, [1, 2]);
     return [tensorType(dt, broadcastInfer(ctx, [0, 1, 2]))];
   },
+  symbolic: dimMap((c, a, b) => (c === 1 ? a : c === 0 ? b : undefined)),
   reference([c, a, b]) {
     return [broadcastMap(a!.dtype, [c!, a!, b!], (cv, x, y) => (cv !== 0 ? x : y))];
   },

@@ -188,6 +188,25 @@ describe('symbolic values through shape ops', () => {
     void x;
   });
 
+  it('equal / where: the exporter pattern Where(Equal(shape, -1), ones, shape) before an Expand', () => {
+    const { b, dim, vec } = setup();
+    const target = b.concat([vec(dim(0)), b.const('i64', [1]), vec(dim(1))], 0);
+    const ones = b.op('constant_of_shape', [b.op('shape', [target])], { value: makeTensor('i64', [1], [1]) });
+    const neg = b.mul(ones, b.const('i64', [-1], []));
+    expect(neg.symbolic).toEqual([-1, -1, -1]);
+    const eq = b.op('equal', [target, neg]);
+    expect(eq.symbolic).toEqual([0, 0, 0]); // input dims are never -1
+    const shape = b.op('where', [eq, ones, target]);
+    expect(shape.symbolic).toEqual(['batch', 1, 'seq']);
+    expect(b.op('expand', [b.input('m', 'f32', [1, 1, 1]), shape]).type.shape).toEqual(['batch', 1, 'seq']);
+    // seq == past is not known: no value, and where cannot choose
+    const past = b.gather(b.op('shape', [b.input('p', 'f32', ['past'])]), b.const('i64', [0], []));
+    const unknown = b.op('equal', [dim(1), past]);
+    expect(unknown.symbolic).toBeUndefined();
+    expect(b.op('where', [unknown, dim(1), past]).symbolic).toBeUndefined();
+    expect(b.op('equal', [dim(1), dim(1)]).symbolic).toEqual([1]);
+  });
+
   it('slice with symbolic bounds: the causal-mask rows [total-seq, total) of a fixed table', () => {
     const { b, dim, vec } = setup();
     const past = b.input('past', 'f32', ['batch', 'past', 64]);
