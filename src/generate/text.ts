@@ -11,7 +11,9 @@ export async function* generateText(
 ): AsyncGenerator<string> {
   const ids = tok.encode(prompt, { bos: tok.bos !== undefined });
   const stop = [...(opts.stop ?? []), ...(tok.eos !== undefined ? [tok.eos] : [])];
+  // the decoder sees the prompt first (its output discarded), so the first new piece keeps its leading space
   const dec = tok.streamDecoder();
+  for (const id of ids) dec.push(id);
   for await (const id of lm.generate(ids, { ...opts, stop })) {
     const piece = dec.push(id);
     if (piece) yield piece;

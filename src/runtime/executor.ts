@@ -270,29 +270,29 @@ export class Executor<B> {
   private hold(buf: B, dtype: DType, shape: readonly number[]): DeviceTensor {
     this.held.set(buf, (this.held.get(buf) ?? 0) + 1);
     let live = true;
-    const owner = this;
+    const buffer = (): B => {
+      if (!live || this.disposed) throw new KilnError('runtime', 'device tensor was disposed');
+      return buf;
+    };
     const t: OwnedDeviceTensor<B> = {
       dtype,
       shape: [...shape],
       onDevice: true,
-      owner,
-      buffer: () => {
-        if (!live || owner.disposed) throw new KilnError('runtime', 'device tensor was disposed');
-        return buf;
+      owner: this,
+      buffer,
+      read: async () => {
+        const st = this.storage(dtype);
+        return decodeTensor(await this.backend.read(buffer(), storageBytes(st, numel(shape))), st, dtype, shape);
       },
-      async read() {
-        const st = owner.storage(dtype);
-        return decodeTensor(await owner.backend.read(t.buffer(), storageBytes(st, numel(shape))), st, dtype, shape);
-      },
-      dispose() {
+      dispose: () => {
         if (!live) return;
         live = false;
-        if (owner.disposed) return;
-        const n = (owner.held.get(buf) ?? 1) - 1;
-        if (n > 0) owner.held.set(buf, n);
+        if (this.disposed) return;
+        const n = (this.held.get(buf) ?? 1) - 1;
+        if (n > 0) this.held.set(buf, n);
         else {
-          owner.held.delete(buf);
-          owner.backend.release(buf);
+          this.held.delete(buf);
+          this.backend.release(buf);
         }
       },
     };

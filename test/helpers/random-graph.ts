@@ -58,7 +58,8 @@ export function randomGraph(seed: number, steps = 6, dtype: 'f32' | 'f16' = 'f32
   const dim = (rest = 1) => {
     if (!large) return r.pick([1, 1, 2, 3, 4, 5, 7]);
     const ok = [1, 2, 3, 5, 7, 9, 16, 33, 64, 80, 130].filter((d) => d * rest <= LARGE_NUMEL);
-    return r.pick(ok);
+    // past the cap only 1 keeps the size (an empty list would give an undefined dim: a malformed shape)
+    return ok.length ? r.pick(ok) : 1;
   };
   const newInput = (shape: number[]): Value => {
     const name = `x${Object.keys(feeds).length}`;
