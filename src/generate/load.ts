@@ -1,16 +1,20 @@
 /**
- * Loading a language model from a file (Node): a llama2.c checkpoint (`.bin`, with a llama2.c tokenizer), later GGUF
- * and safetensors + config.json. The bundled model (stories260K, a tiny Llama trained on TinyStories) ships in the
+ * Loading a language model from a file (Node): a llama2.c checkpoint (`.bin`, with a llama2.c tokenizer), GGUF, or
+ * safetensors + config.json. The bundled model (stories260K, a tiny Llama trained on TinyStories) ships in the
  * package's `models/` folder so `kiln demo` works on a fresh install.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import '../../ir/ops/index.js';
-import { KilnError, UnsupportedError } from '../../ir/errors.js';
+import { KilnError } from '../../ir/errors.js';
 import type { Graph } from '../../ir/graph.js';
+import { ggufModel } from '../frontends/gguf.js';
+import { hfModel } from '../frontends/hf-config.js';
 import { loadLlama2c } from '../frontends/llama2c.js';
-import type { ModelConfig } from '../models/config.js';
+import { parseSafetensors } from '../frontends/safetensors.js';
+import type { ModelConfig, WeightSource } from '../models/config.js';
+import { buildGpt2 } from '../models/gpt2.js';
 import { buildLlama } from '../models/llama.js';
 import { loadLlama2cTokenizer } from '../tokenizers/llama2c.js';
 import type { Tokenizer } from '../tokenizers/types.js';
@@ -41,22 +45,39 @@ function read(path: string, what: string): Uint8Array {
 }
 
 /**
- * Load a model file and its tokenizer. llama2.c checkpoints take `tokenizer` (a llama2.c tokenizer.bin; default: a
- * `tok<vocab>.bin` or `tokenizer.bin` beside the model).
+ * Load a model file and its tokenizer:
+ * - a llama2.c checkpoint (`.bin`), with `tokenizer` a llama2.c tokenizer.bin (default: `tok<vocab>.bin` or
+ *   `tokenizer.bin` beside the model);
+ * - a GGUF file (`llama` or `gpt2` architecture, f32 / f16 / bf16 tensors), with its embedded tokenizer;
+ * - a safetensors file with a Hugging Face `config.json` (`config`, default: `config.json` beside it); no tokenizer.
  */
-export function loadLanguageModel(path: string, opts: { tokenizer?: string; dtype?: 'f32' | 'f16' } = {}): LoadedModel {
+export function loadLanguageModel(
+  path: string,
+  opts: { tokenizer?: string; config?: string | object; dtype?: 'f32' | 'f16' } = {},
+): LoadedModel {
   const bytes = read(path, 'model');
   const magic = new TextDecoder().decode(bytes.subarray(0, 4));
-  if (magic === 'GGUF') throw new UnsupportedError(`GGUF models are not wired into generation yet: ${path}`);
-  if (/\.safetensors$/i.test(path)) throw new UnsupportedError(`safetensors models are not wired into generation yet`);
-  const m = loadLlama2c(bytes);
+  let config: ModelConfig;
+  let weights: WeightSource;
   let tokenizer: Tokenizer | undefined;
-  const candidates = opts.tokenizer
-    ? [opts.tokenizer]
-    : [join(dirname(path), `tok${m.config.vocab}.bin`), join(dirname(path), 'tokenizer.bin')];
-  const tokPath = candidates.find((p) => existsSync(p));
-  if (opts.tokenizer && !tokPath) throw new KilnError('runtime', `tokenizer: no such file: ${opts.tokenizer}`);
-  if (tokPath) tokenizer = loadLlama2cTokenizer(read(tokPath, 'tokenizer'), m.config.vocab);
-  const graph = buildLlama(m.config, m.weights, { dtype: opts.dtype });
-  return { graph, config: m.config, tokenizer, source: resolve(path) };
+  if (magic === 'GGUF') {
+    ({ config, weights, tokenizer } = ggufModel(bytes));
+  } else if (/\.safetensors$/i.test(path)) {
+    let cfg = opts.config ?? join(dirname(path), 'config.json');
+    if (typeof cfg === 'string') cfg = new TextDecoder().decode(read(cfg, 'config.json'));
+    ({ config, weights } = hfModel(parseSafetensors(bytes), cfg));
+  } else {
+    ({ config, weights } = loadLlama2c(bytes));
+    const candidates = opts.tokenizer
+      ? [opts.tokenizer]
+      : [join(dirname(path), `tok${config.vocab}.bin`), join(dirname(path), 'tokenizer.bin')];
+    const tokPath = candidates.find((p) => existsSync(p));
+    if (opts.tokenizer && !tokPath) throw new KilnError('runtime', `tokenizer: no such file: ${opts.tokenizer}`);
+    if (tokPath) tokenizer = loadLlama2cTokenizer(read(tokPath, 'tokenizer'), config.vocab);
+  }
+  const graph =
+    config.arch === 'llama'
+      ? buildLlama(config, weights, { dtype: opts.dtype })
+      : buildGpt2(config, weights, { dtype: opts.dtype });
+  return { graph, config, tokenizer, source: resolve(path) };
 }
