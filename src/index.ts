@@ -60,3 +60,15 @@ export {
   type ImportedModel,
 } from './frontends/onnx/import.js';
 export { buildTinyGpt, TINY_GPT, type TinyGptConfig } from './models/tiny-gpt.js';
+// Language models: weights from bytes (browser-safe), graph builders, the generation runtime.
+export type { Gpt2Config, LlamaConfig, ModelConfig, WeightSource } from './models/config.js';
+export { buildLlama } from './models/llama.js';
+export { buildGpt2 } from './models/gpt2.js';
+export { loadLlama2c } from './frontends/llama2c.js';
+export { parseGguf, ggufModel } from './frontends/gguf.js';
+export { parseSafetensors } from './frontends/safetensors.js';
+export { hfModel } from './frontends/hf-config.js';
+export { loadLlama2cTokenizer } from './tokenizers/llama2c.js';
+export type { Tokenizer } from './tokenizers/types.js';
+export { LanguageModelSession, type GenerateOptions, type GenerationStats } from './generate/lm.js';
+export { generateText, perplexity, type PerplexityResult } from './generate/text.js';
