@@ -75,6 +75,12 @@ export interface OpDef {
    * buffer instead of copying.
    */
   readonly view?: boolean;
+  /**
+   * Output 0 may be computed in place in this input's buffer (an update such as a KV-cache write): the executor aliases
+   * them when the input's buffer is the run's to overwrite (a device tensor fed by the caller, or a temporary with no
+   * other reader). The reference stays functional: it returns a new tensor.
+   */
+  readonly inplace?: number;
   /** Output types from input types and attributes (symbolic dims allowed). */
   infer(ctx: InferContext): TensorType[];
   /**

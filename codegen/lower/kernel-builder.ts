@@ -66,6 +66,8 @@ export interface LowerCtx {
   readonly attrs: Attrs;
   readonly inputs: readonly (TensorInfo | undefined)[];
   readonly outputs: readonly TensorInfo[];
+  /** Output 0 shares the buffer of input `OpDef.inplace` (the lowering then only writes what changes). */
+  readonly inplace?: boolean;
 }
 
 export class KernelBuilder {
