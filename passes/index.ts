@@ -1,2 +1,6 @@
-/** kiln/passes — the pass manager and passes (to come). */
-export {};
+/** kiln/passes — the pass manager, the rewrite engine and the canonicalization passes. */
+export * from './context.js';
+export * from './manager.js';
+export * from './rewrite.js';
+export * from './clone.js';
+export * from './canonicalize/index.js';

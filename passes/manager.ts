@@ -1,0 +1,42 @@
+/** The pass manager: run a pipeline of passes under a context, instruments around each. */
+import type { Graph } from '../ir/graph.js';
+import { canonicalize, commonSubexpressionElimination, deadCodeElimination, matmulBias } from './canonicalize/index.js';
+import { cloneGraph } from './clone.js';
+import { PassContext, type Pass, type PassContextOptions } from './context.js';
+
+/** Run `passes` on `graph` in place (the ones `ctx` enables); returns whether any changed the graph. */
+export function runPasses(graph: Graph, passes: readonly Pass[], ctx: PassContext = new PassContext()): boolean {
+  let changed = false;
+  let index = 0;
+  for (const pass of passes) {
+    if (!ctx.enabled(pass)) continue;
+    for (const ins of ctx.instruments) ins.before?.(pass, graph, index);
+    const r = pass.run(graph, ctx);
+    changed ||= r.changed;
+    for (const ins of ctx.instruments) ins.after?.(pass, graph, r, index);
+    index++;
+  }
+  return changed;
+}
+
+/** The passes of optimization level `level` (0: none). */
+export function defaultPipeline(level: number): Pass[] {
+  const all: Pass[] = [
+    deadCodeElimination,
+    canonicalize,
+    commonSubexpressionElimination,
+    matmulBias,
+    canonicalize,
+    deadCodeElimination,
+  ];
+  return all.filter((p) => level >= p.minLevel);
+}
+
+/** Optimize a copy of `graph` with the default pipeline of `opts.level` (default 1); the caller's graph is untouched. */
+export function optimize(graph: Graph, opts: PassContextOptions = {}): Graph {
+  const ctx = new PassContext(opts);
+  if (ctx.level === 0) return graph;
+  const copy = cloneGraph(graph);
+  runPasses(copy, defaultPipeline(ctx.level), ctx);
+  return copy;
+}
