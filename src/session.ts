@@ -9,6 +9,7 @@ import type { Shape } from '../ir/shape.js';
 import type { DType } from '../ir/dtype.js';
 import { cloneTensor, makeTensor, toTensor, type Tensor, type TensorLike } from '../ir/tensor.js';
 import { verify } from '../ir/verify.js';
+import { optimize } from '../passes/manager.js';
 import { isDeviceTensor, type DeviceTensor } from './runtime/device-tensor.js';
 import { Executor } from './runtime/executor.js';
 import type { GpuContext } from './runtime/webgpu/device.js';
@@ -24,7 +25,7 @@ export const OPT_LEVELS = [0, 1, 2, 3] as const;
 export interface CompileOptions {
   /** Default `reference`; `auto` picks the best device available here. */
   backend?: BackendChoice;
-  /** Optimization level 0–3 (default 1). No graph passes exist yet, so every level runs the graph as imported. */
+  /** Optimization level 0–3 (default 1): 0 runs the graph as imported, higher levels the default pass pipeline. */
   opt?: number;
   /** WebGPU, cuda-emu: no f16 storage (exercise the f32 fallback). */
   disableF16?: boolean;
@@ -301,7 +302,8 @@ export async function compile(graph: Graph, opts: CompileOptions = {}): Promise<
   }
   checkOpt(opts.opt);
   verify(graph);
-  const session = await compileBackend(backend, graph, opts);
+  // the passes work on a copy: the caller's graph is never changed
+  const session = await compileBackend(backend, optimize(graph, { level: opts.opt ?? 1 }), opts);
   if (opts.shapes) {
     try {
       await session.warmup(opts.shapes, opts.onProgress);
