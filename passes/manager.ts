@@ -1,5 +1,6 @@
 /** The pass manager: run a pipeline of passes under a context, instruments around each. */
 import type { Graph } from '../ir/graph.js';
+import { verify } from '../ir/verify.js';
 import { canonicalize, commonSubexpressionElimination, deadCodeElimination, matmulBias } from './canonicalize/index.js';
 import { cloneGraph } from './clone.js';
 import { PassContext, type Pass, type PassContextOptions } from './context.js';
@@ -38,5 +39,6 @@ export function optimize(graph: Graph, opts: PassContextOptions = {}): Graph {
   if (ctx.level === 0) return graph;
   const copy = cloneGraph(graph);
   runPasses(copy, defaultPipeline(ctx.level), ctx);
+  verify(copy); // a pass bug fails here, at compile time, rather than as wrong numbers later
   return copy;
 }
