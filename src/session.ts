@@ -75,6 +75,8 @@ export interface Session {
     feeds: Readonly<Record<string, TensorLike | DeviceTensor>>,
     keep: readonly string[],
   ): Promise<Record<string, Tensor | DeviceTensor>>;
+  /** A tensor copied to the device once (a block table, a prompt), fed to later runs without another upload. */
+  upload(t: TensorLike, name?: string): DeviceTensor;
   /** How many graph nodes run as device kernels and how many on the host (shape computations, constants). */
   placement(): { host: number; device: number };
   /**
@@ -134,6 +136,7 @@ abstract class BaseSession implements Session {
     keep: readonly string[],
   ): Promise<Record<string, Tensor | DeviceTensor>>;
   abstract placement(): { host: number; device: number };
+  abstract upload(t: TensorLike, name?: string): DeviceTensor;
   abstract dispose(): void;
   abstract kernels(): readonly KernelInfo[];
   abstract warmup(
@@ -220,6 +223,10 @@ class ReferenceSession extends BaseSession {
   kernels(): readonly KernelInfo[] {
     return [];
   }
+  upload(t: TensorLike, name = 'upload'): DeviceTensor {
+    if (this.disposed) throw new KilnError('runtime', 'session was disposed');
+    return new HostHeldTensor(cloneTensor(toTensor(t, name)), this);
+  }
   async warmup(shapes?: Readonly<Record<string, readonly number[]>>): Promise<void> {
     this.warmupFeeds(shapes); // validates the names and shapes; nothing to compile
   }
@@ -251,6 +258,10 @@ class DeviceSession<B> extends BaseSession {
   }
   kernels(): readonly KernelInfo[] {
     return this.executor.kernels();
+  }
+  upload(t: TensorLike, name = 'upload'): DeviceTensor {
+    if (this.disposed) throw new KilnError('runtime', 'session was disposed');
+    return this.executor.upload(toTensor(t, name), name);
   }
   async warmup(
     shapes?: Readonly<Record<string, readonly number[]>>,

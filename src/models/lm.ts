@@ -22,6 +22,45 @@ export type LmDtype = 'f32' | 'f16';
 export interface LmBuildOptions {
   /** Compute dtype: weights are converted to it; logits stay f32. Default f32. */
   readonly dtype?: LmDtype;
+  /**
+   * A paged KV cache instead of past / present tensors: per layer `cache_key_i` / `cache_value_i`
+   * [blocks, kvHeads, blockSize, headDim] pools and a `block_table` i64 [batch, max_blocks] input; each run writes
+   * the new tokens' keys and values into their slots (in place on a device) and returns the pools as
+   * `updated_key_i` / `updated_value_i`. Sequences of different lengths then decode as one batch.
+   */
+  readonly paged?: { readonly blockSize: number };
+}
+
+export const cacheKeyName = (layer: number): string => `cache_key_${layer}`;
+export const cacheValueName = (layer: number): string => `cache_value_${layer}`;
+export const updatedKeyName = (layer: number): string => `updated_key_${layer}`;
+export const updatedValueName = (layer: number): string => `updated_value_${layer}`;
+
+/**
+ * Paged causal attention: q [batch, seq, heads·hd], k / v [batch, seq, kvHeads·hd]; the new keys / values are written
+ * into the layer's pools at their positions (`kv_cache_write`), then each query attends to its sequence's keys at
+ * positions ≤ its own through the block table (`paged_attention`). Returns y [batch, seq, heads·hd] and the pools.
+ */
+export function pagedAttention(
+  b: GraphBuilder,
+  q: Value,
+  k: Value,
+  v: Value,
+  cache: KvPair,
+  blockTable: Value,
+  positions: Value,
+  heads: number,
+  kvHeads: number,
+  hd: number,
+): { y: Value; updated: KvPair } {
+  // [batch, seq, n·hd] → [batch, n, seq, hd]
+  const split = (x: Value, n: number) =>
+    b.op('transpose', [b.op('reshape', [x, b.const('i64', [0, 0, n, hd])])], { perm: [0, 2, 1, 3] });
+  const key = b.op('kv_cache_write', [cache.key, split(k, kvHeads), blockTable, positions]);
+  const value = b.op('kv_cache_write', [cache.value, split(v, kvHeads), blockTable, positions]);
+  const o = b.op('paged_attention', [split(q, heads), key, value, blockTable, positions]);
+  const y = b.op('reshape', [b.op('transpose', [o], { perm: [0, 2, 1, 3] }), b.const('i64', [0, 0, heads * hd])]);
+  return { y, updated: { key, value } };
 }
 
 export const pastKeyName = (layer: number): string => `past_key_${layer}`;

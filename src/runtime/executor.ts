@@ -264,6 +264,15 @@ export class Executor<B> {
     return this.guarded(() => this.runOnce(feeds, false, undefined, new Set(keep)));
   }
 
+  /** A host tensor copied to the device once, to be fed to later runs without another upload. */
+  upload(t: Tensor, label = 'upload'): DeviceTensor {
+    if (this.disposed || this.disposeWhenIdle) throw new KilnError('runtime', 'session was disposed');
+    const st = this.storage(t.dtype);
+    const buf = this.backend.alloc(storageBytes(st, t.data.length), label);
+    this.backend.write(buf, encodeTensor(t, st, label));
+    return this.hold(buf, t.dtype, t.shape);
+  }
+
   /** Device buffers held by DeviceTensors of this executor, with how many tensors share each. */
   private readonly held = new Map<B, number>();
 
@@ -475,18 +484,38 @@ export class Executor<B> {
           dev.set(n.outputs[0]!, deviceBuffer(n.inputs[0]!));
           continue;
         }
-        const key = loweringKey(n, inputs);
+        // In place: output 0 reuses the updated input's buffer when nothing else reads that input — a device
+        // tensor the caller fed (a KV cache, updated where it lives) or a temporary of this run.
+        const ip = getOp(n.op).inplace;
+        const target = ip === undefined ? undefined : n.inputs[ip];
+        if (target && !target.isConst) deviceBuffer(target); // a host feed is uploaded now, into a buffer of this run
+        const fedOnDevice = (v: Value) => g.inputs.includes(v) && dev.has(v) && this.held.has(dev.get(v)!);
+        const inplace =
+          target !== undefined &&
+          target !== null &&
+          !this.graphOutputs.has(target) &&
+          g.users(target).length === 1 &&
+          n.outputs[0]!.type.dtype === target.type.dtype &&
+          (fedOnDevice(target) || (dev.has(target) && temps.includes(dev.get(target)!)));
+        const key = `${loweringKey(n, inputs)}${inplace ? '|inplace' : ''}`;
         let lowered = this.lowerings.get(key);
         if (lowered) {
           // least recently used first: re-insert on a hit
           this.lowerings.delete(key);
           this.lowerings.set(key, lowered);
         } else {
-          lowered = { steps: lowerNode({ caps: this.backend.caps, node: n.name, op: n.op, attrs, inputs, outputs }) };
+          lowered = {
+            steps: lowerNode({ caps: this.backend.caps, node: n.name, op: n.op, attrs, inputs, outputs, inplace }),
+          };
           this.lowerings.set(key, lowered);
           if (this.lowerings.size > this.maxLowerings) this.lowerings.delete(this.lowerings.keys().next().value!);
         }
         const outBufs = n.outputs.map((o, i) => {
+          if (i === 0 && inplace) {
+            const b = dev.get(target)!;
+            dev.set(o, b);
+            return b;
+          }
           const st = this.storage(o.type.dtype);
           const bytes = storageBytes(st, numel(outShapes[i]!));
           const b = this.backend.alloc(bytes, o.name);

@@ -1,0 +1,164 @@
+/**
+ * Paged generation: the KV cache of every layer is one pool of fixed-size blocks on the device, and each sequence owns
+ * a list of blocks (its block table). Sequences of different lengths decode together as one batch (one token each per
+ * run), and a sequence can be rolled back to any position (speculative decoding needs this) by giving up its tail.
+ * The model graph is built with `paged: { blockSize }` (see `src/models/lm.ts`); its pools stay on the device and are
+ * updated in place by `kv_cache_write`.
+ */
+import { KilnError } from '../../ir/errors.js';
+import type { Graph } from '../../ir/graph.js';
+import { makeTensor, type Tensor } from '../../ir/tensor.js';
+import type { ModelConfig } from '../models/config.js';
+import { isDeviceTensor, type DeviceTensor } from '../runtime/device-tensor.js';
+import { compile, type CompileOptions, type Session } from '../session.js';
+import { GraphExtender } from './extend.js';
+
+/** One sequence in the pool: its tokens so far (prompt and generated) and the blocks holding their keys / values. */
+export class PagedSequence {
+  readonly tokens: number[] = [];
+  readonly blocks: number[] = [];
+  constructor(readonly id: number) {}
+  /** Positions whose keys / values are in the cache. */
+  get length(): number {
+    return this.tokens.length;
+  }
+}
+
+export interface PagedOptions extends CompileOptions {
+  /** Blocks in each layer's pool (the cache holds numBlocks · blockSize positions in all). */
+  numBlocks: number;
+}
+
+export class PagedLanguageModel {
+  private readonly free: number[];
+  private readonly pools: Record<string, Tensor | DeviceTensor> = {};
+  private readonly layers: { cache: string; updated: string }[];
+  private nextId = 0;
+  readonly blockSize: number;
+
+  private constructor(
+    readonly session: Session,
+    readonly config: ModelConfig | undefined,
+    readonly numBlocks: number,
+  ) {
+    const cacheIn = session.inputs.filter((v) => v.name.startsWith('cache_'));
+    if (!cacheIn.length || !session.inputNames.includes('block_table')) {
+      throw new KilnError('verify', 'a paged model graph needs block_table and cache_* inputs (build it with paged)');
+    }
+    this.blockSize = cacheIn[0]!.shape[2] as number;
+    this.layers = cacheIn.map((v) => ({ cache: v.name, updated: `updated_${v.name.slice('cache_'.length)}` }));
+    for (const v of cacheIn) {
+      const shape = v.shape.map((d, i) => (i === 0 ? numBlocks : (d as number)));
+      // zeros once, then the pool lives on the device for the whole session
+      this.pools[v.name] = session.upload(makeTensor(v.dtype, shape), v.name);
+    }
+    this.free = Array.from({ length: numBlocks }, (_, i) => numBlocks - 1 - i);
+  }
+
+  static async create(model: { graph: Graph; config?: ModelConfig }, opts: PagedOptions): Promise<PagedLanguageModel> {
+    if (!(Number.isInteger(opts.numBlocks) && opts.numBlocks > 0)) {
+      throw new KilnError('limit', `numBlocks must be a positive integer, got ${opts.numBlocks}`, {
+        limit: 'numBlocks',
+      });
+    }
+    const x = new GraphExtender(model.graph);
+    const logits = x.output('logits');
+    const last = x.op('slice', [logits, x.constI64([-1]), x.constI64([2 ** 31 - 1]), x.constI64([1])]);
+    const row = x.op('squeeze', [last], { axes: [1] });
+    x.addOutput(x.op('argmax', [row], { axis: -1, keepdims: false }), 'next_token');
+    const { numBlocks, ...compileOpts } = opts;
+    const session = await compile(model.graph, compileOpts);
+    return new PagedLanguageModel(session, model.config, numBlocks);
+  }
+
+  /** Blocks not owned by any sequence. */
+  get freeBlocks(): number {
+    return this.free.length;
+  }
+
+  newSequence(): PagedSequence {
+    return new PagedSequence(this.nextId++);
+  }
+
+  private reserve(seq: PagedSequence, upTo: number): void {
+    const need = Math.ceil(upTo / this.blockSize);
+    while (seq.blocks.length < need) {
+      const b = this.free.pop();
+      if (b === undefined) {
+        throw new KilnError('limit', `the KV cache is full (${this.numBlocks} blocks of ${this.blockSize})`, {
+          limit: 'numBlocks',
+        });
+      }
+      seq.blocks.push(b);
+    }
+  }
+
+  /** Give the sequence's positions from `p` on back to the pool (its tokens after p are forgotten). */
+  rollback(seq: PagedSequence, p: number): void {
+    if (!(Number.isInteger(p) && p >= 0 && p <= seq.length)) {
+      throw new KilnError('runtime', `rollback to ${p} outside the sequence's 0…${seq.length}`);
+    }
+    seq.tokens.length = p;
+    const keep = Math.ceil(p / this.blockSize);
+    while (seq.blocks.length > keep) this.free.push(seq.blocks.pop()!);
+  }
+
+  /** Free every block of the sequence. */
+  release(seq: PagedSequence): void {
+    this.rollback(seq, 0);
+  }
+
+  /**
+   * Append `tokens[i]` to `seqs[i]` (every entry the same length: a prefill of one sequence, or one token each for a
+   * batch decode) and return each sequence's logits for its new positions, [batch, new, vocab], plus the greedy next
+   * token of each. The cache writes happen on the device, in place.
+   */
+  async append(
+    seqs: readonly PagedSequence[],
+    tokens: readonly (readonly number[])[],
+    opts: { logits?: boolean } = {},
+  ): Promise<{ next: number[]; logits?: Tensor }> {
+    const B = seqs.length;
+    const T = tokens[0]?.length ?? 0;
+    if (B === 0 || T === 0 || tokens.length !== B || tokens.some((t) => t.length !== T)) {
+      throw new KilnError('runtime', 'append wants one equally long, non-empty token list per sequence');
+    }
+    for (const [i, s] of seqs.entries()) {
+      if (seqs.indexOf(s) !== i) throw new KilnError('runtime', `sequence ${s.id} appears twice in one batch`);
+      this.reserve(s, s.length + T);
+    }
+    const width = Math.max(...seqs.map((s) => s.blocks.length));
+    const feeds: Record<string, Tensor | DeviceTensor> = {
+      ...this.pools,
+      input_ids: makeTensor('i64', [B, T], tokens.flat()),
+      position_ids: makeTensor(
+        'i64',
+        [B, T],
+        seqs.flatMap((s) => Array.from({ length: T }, (_, t) => s.length + t)),
+      ),
+      // unused entries point at block 0: never read, since attention stops at each query's position
+      block_table: makeTensor(
+        'i64',
+        [B, width],
+        seqs.flatMap((s) => Array.from({ length: width }, (_, j) => s.blocks[j] ?? 0)),
+      ),
+    };
+    const keep = this.layers.map((l) => l.updated).concat(opts.logits ? [] : ['logits']);
+    const out = await this.session.runKeep(feeds, keep);
+    for (const l of this.layers) {
+      const old = this.pools[l.cache];
+      this.pools[l.cache] = out[l.updated]!; // the same device buffer, updated in place
+      if (old && isDeviceTensor(old)) old.dispose();
+    }
+    const dropped = out['logits'];
+    if (dropped && isDeviceTensor(dropped)) dropped.dispose();
+    seqs.forEach((s, i) => s.tokens.push(...tokens[i]!));
+    const next = Array.from((out['next_token'] as Tensor).data);
+    return opts.logits ? { next, logits: out['logits'] as Tensor } : { next };
+  }
+
+  dispose(): void {
+    for (const p of Object.values(this.pools)) if (isDeviceTensor(p)) p.dispose();
+    this.session.dispose();
+  }
+}
