@@ -2,8 +2,6 @@
  * The pass context (after TVM's PassContext): optimization level, disabled passes, and instruments that run before
  * and after every pass — verify, dump, timing, and a differential check against the reference interpreter.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { isFloat, type DType } from '../ir/dtype.js';
 import { KilnError } from '../ir/errors.js';
 import type { Graph } from '../ir/graph.js';
@@ -81,9 +79,11 @@ export function verifyInstrument(): Instrument {
   };
 }
 
-/** Write the IR text after every pass to `dir/NN-passname.ir` (and the input as `00-input.ir`). */
-export function dumpInstrument(dir: string): Instrument {
-  mkdirSync(dir, { recursive: true });
+/**
+ * Hand the IR text after every pass to `write` as `NN-passname.ir` (and the input as `00-input.ir`); browser-safe —
+ * `dumpToFolder` (`passes/dump-folder.ts`, Node) writes them to a folder.
+ */
+export function dumpInstrument(write: (file: string, text: string) => void): Instrument {
   let wrote0 = false;
   const pad = (i: number) => String(i).padStart(2, '0');
   return {
@@ -91,10 +91,10 @@ export function dumpInstrument(dir: string): Instrument {
     before(_pass, graph) {
       if (wrote0) return;
       wrote0 = true;
-      writeFileSync(join(dir, '00-input.ir'), printGraph(graph));
+      write('00-input.ir', printGraph(graph));
     },
     after(pass, graph, _r, index) {
-      writeFileSync(join(dir, `${pad(index + 1)}-${pass.name.replace(/[^A-Za-z0-9_.-]/g, '_')}.ir`), printGraph(graph));
+      write(`${pad(index + 1)}-${pass.name.replace(/[^A-Za-z0-9_.-]/g, '_')}.ir`, printGraph(graph));
     },
   };
 }

@@ -2,6 +2,7 @@
  * The pass manager, its instruments, the default pipeline on random graphs (equal to the unoptimized graph under the
  * reference interpreter), and compile()'s use of it.
  */
+import { dumpToFolder } from '../../passes/dump-folder.js';
 import fc from 'fast-check';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,7 +18,6 @@ import {
   cloneGraph,
   defaultPipeline,
   differentialInstrument,
-  dumpInstrument,
   optimize,
   PassContext,
   PassMismatchError,
@@ -87,7 +87,7 @@ describe('pass manager and instruments', () => {
   it('dumps the IR after every pass, numbered', () => {
     const dir = mkdtempSync(join(tmpdir(), 'kiln-dump-'));
     try {
-      runPasses(sample(), defaultPipeline(1), new PassContext({ instruments: [dumpInstrument(dir)] }));
+      runPasses(sample(), defaultPipeline(1), new PassContext({ instruments: [dumpToFolder(dir)] }));
       const files = readdirSync(dir).sort();
       expect(files).toEqual([
         '00-input.ir',

@@ -203,7 +203,15 @@ describe('reduce properties', () => {
           const both = run(op, [x], { axes: [0, 1] });
           const seq = run(op, [run(op, [x], { axes: [1] })], { axes: [0] });
           expect(seq.shape).toEqual(both.shape);
-          expect(Array.from(seq.data)).toEqual(Array.from(both.data));
+          // max / min are exact; a sum or product past 2^53 rounds differently in another order (float64 is not
+          // associative there), so those agree to a few ulps, not bit for bit
+          if (op === 'reduce_max' || op === 'reduce_min') expect(Array.from(seq.data)).toEqual(Array.from(both.data));
+          else {
+            seq.data.forEach((v, i) => {
+              const r = both.data[i]!;
+              expect(Math.abs(v - r)).toBeLessThanOrEqual(Math.abs(r) * 4 * Number.EPSILON * x.data.length);
+            });
+          }
         },
       ),
       { numRuns: PROP_RUNS },
