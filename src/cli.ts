@@ -29,8 +29,8 @@ Commands:
                                       256), BOS first, every token after a window's first scored; --tokenizer, --backend
   conformance DIR... [options]        run ONNX backend-test folders (model.onnx + test_data_set_N)
       --backend B                     ${BACKEND_CHOICES.join(' | ')} (default reference)
-      --opt N                         optimization level ${OPT_LEVELS.join(' | ')} (default 1; no passes exist yet, so
-                                      every level runs the graph as imported)
+      --opt N                         optimization level ${OPT_LEVELS.join(' | ')} (default 1: canonicalization; 0 runs
+                                      the graph as imported)
       --json FILE                     write the results as JSON (per test: status, error, node placement)
       --tolerances FILE               per-test overrides: { "test_name": { "rtol": r, "atol": a, "why": "..." } }
       --quiet                         print only failures and the summary

@@ -35,10 +35,15 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
       `${c.kvHeads} KV heads, vocab ${c.vocab}), ${model.graph.nodes.length} graph nodes, loaded in ` +
       `${(performance.now() - t0).toFixed(0)} ms\n`,
   );
-  write('passes: none yet — the graph runs as built (the optimizer is the next piece of work)\n');
   const t1 = performance.now();
   const lm = await LanguageModelSession.create(model, { backend: opts.backend ?? 'auto' });
   try {
+    write(
+      // model.graph now includes the sampling head the runtime appended; the session holds the optimized copy
+      `passes (opt 1: constant folding, CSE, identities, dead code): ${model.graph.nodes.length} → ` +
+        `${lm.session.graph.nodes.length} nodes (${model.graph.constants.length} → ${lm.session.graph.constants.length} constants);` +
+        ` fusion is not in the pipeline yet\n`,
+    );
     const placed = lm.session.placement();
     const auto = (opts.backend ?? 'auto') === 'auto' ? ' (auto: the best one available here)' : '';
     write(
