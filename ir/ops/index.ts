@@ -6,3 +6,4 @@ import './shape.js';
 import './attention.js';
 import './quant.js';
 import './pad.js';
+import './paged.js';

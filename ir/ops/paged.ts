@@ -1,0 +1,185 @@
+/**
+ * A paged KV cache (vLLM-style): keys and values live in a pool of fixed-size blocks
+ * [num_blocks, kv_heads, block_size, head_dim]; each sequence owns a list of blocks (its row of `block_table`
+ * [batch, max_blocks]), so token position p of sequence b sits in block `block_table[b, p / block_size]` at offset
+ * `p mod block_size`. `kv_cache_write` stores new keys / values at their positions (in place where the executor can),
+ * `paged_attention` attends each query to the keys at positions 0..its own through the table. A negative position is
+ * padding: nothing is written, the query's output is zeros. Both are opaque to fusion: codegen lowers them with
+ * dedicated templates (codegen/lower/paged.ts).
+ */
+import { isFloat, isInteger } from '../dtype.js';
+import { registerOp, type InferContext, type RefContext } from '../registry.js';
+import type { Dim } from '../shape.js';
+import { scratchTensor, type Tensor } from '../tensor.js';
+import { tensorType, type TensorType } from '../types.js';
+import { req } from './util.js';
+
+/** Two dims that are not provably different (symbols may bind to anything). */
+const compatible = (a: Dim, b: Dim): boolean => typeof a !== 'number' || typeof b !== 'number' || a === b;
+
+function rank(ctx: InferContext, i: number, r: number, what: string): TensorType {
+  const t = req(ctx, i);
+  if (t.shape.length !== r) ctx.fail(`${what} must be ${r}-D, got rank ${t.shape.length} [${t.shape.join(',')}]`);
+  return t;
+}
+
+function floatInput(ctx: InferContext, i: number, what: string): TensorType {
+  const t = req(ctx, i);
+  if (!isFloat(t.dtype)) ctx.fail(`${what} must be a float tensor, got ${t.dtype}`);
+  return t;
+}
+
+/**
+ * Checks block_table [batch, max_blocks] and positions [batch, seq] (integer, 2-D) against the batch and sequence
+ * dims of the token tensor.
+ */
+function checkIndexInputs(ctx: InferContext, bt: number, pos: number, batch: Dim, seq: Dim, tokens: string): void {
+  const t = rank(ctx, bt, 2, 'block_table [batch, max_blocks]');
+  const p = rank(ctx, pos, 2, 'positions [batch, seq]');
+  if (!isInteger(t.dtype)) ctx.fail(`block_table must be integer, got ${t.dtype}`);
+  if (!isInteger(p.dtype)) ctx.fail(`positions must be integer, got ${p.dtype}`);
+  if (!compatible(t.shape[0]!, batch)) ctx.fail(`block_table batch ${t.shape[0]} differs from ${tokens}'s ${batch}`);
+  if (!compatible(p.shape[0]!, batch)) ctx.fail(`positions batch ${p.shape[0]} differs from ${tokens}'s ${batch}`);
+  if (!compatible(p.shape[1]!, seq)) ctx.fail(`positions length ${p.shape[1]} differs from ${tokens}'s seq ${seq}`);
+}
+
+/**
+ * The cache row (offset of element 0 of [block, kvHead, slot, :]) of position `p` of sequence `b`, failing (located,
+ * naming the value) when the position is past the block table or the table entry is outside the pool.
+ */
+function cacheRow(
+  cache: readonly number[],
+  table: Tensor,
+  b: number,
+  p: number,
+  kvHead: number,
+  fail: RefContext['fail'],
+): number {
+  const [N, Hkv, bs, D] = cache as [number, number, number, number];
+  const maxBlocks = table.shape[1]!;
+  const bi = Math.floor(p / bs);
+  if (bi >= maxBlocks) {
+    fail(`position ${p} of sequence ${b} is in block ${bi}, past the ${maxBlocks} blocks of its block_table row`);
+  }
+  const blk = table.data[b * maxBlocks + bi]!;
+  if (!(blk >= 0 && blk < N)) {
+    fail(`block_table[${b}, ${bi}] = ${blk} (position ${p}) is outside the cache's ${N} blocks`);
+  }
+  return ((blk * Hkv + kvHead) * bs + (p % bs)) * D;
+}
+
+registerOp({
+  name: 'kv_cache_write',
+  doc:
+    'a copy of cache [num_blocks, kv_heads, block_size, head_dim] with new [batch, kv_heads, seq, head_dim] stored at ' +
+    'the tokens positions: y[block_table[b, p / block_size], h, p mod block_size, :] = new[b, h, t, :] for ' +
+    'p = positions[b, t] >= 0 (negative: padding, not written). block_table [batch, max_blocks] and positions ' +
+    '[batch, seq] are integer. Runs in place in the cache buffer where the executor can. Two tokens writing the same ' +
+    'slot: the last (b, t) in row-major order wins in the reference; devices give either.',
+  inputs: [{ name: 'cache' }, { name: 'new' }, { name: 'block_table' }, { name: 'positions' }],
+  outputs: [{ name: 'y' }],
+  attrs: {},
+  fusion: 'opaque',
+  inplace: 0,
+  infer(ctx) {
+    const cache = floatInput(ctx, 0, 'cache');
+    rank(ctx, 0, 4, 'cache [num_blocks, kv_heads, block_size, head_dim]');
+    const nw = rank(ctx, 1, 4, 'new [batch, kv_heads, seq, head_dim]');
+    if (nw.dtype !== cache.dtype) ctx.fail(`new has dtype ${nw.dtype}, the cache has ${cache.dtype}`);
+    const [, hkv, bs, d] = cache.shape;
+    if (typeof bs === 'number' && bs <= 0) ctx.fail(`block_size must be positive, got ${bs}`);
+    if (!compatible(nw.shape[1]!, hkv!)) ctx.fail(`new has ${nw.shape[1]} kv heads, the cache ${hkv}`);
+    if (!compatible(nw.shape[3]!, d!)) ctx.fail(`new has head_dim ${nw.shape[3]}, the cache ${d}`);
+    checkIndexInputs(ctx, 2, 3, nw.shape[0]!, nw.shape[2]!, 'new');
+    return [tensorType(cache.dtype, cache.shape)];
+  },
+  reference([cache, nw, table, pos], _a, ctx) {
+    const y = scratchTensor(cache!.dtype, cache!.shape, cache!.data);
+    const [B, Hkv, S, D] = nw!.shape as [number, number, number, number];
+    for (let b = 0; b < B; b++) {
+      for (let t = 0; t < S; t++) {
+        const p = pos!.data[b * S + t]!;
+        if (p < 0) continue;
+        for (let h = 0; h < Hkv; h++) {
+          const dst = cacheRow(cache!.shape, table!, b, p, h, ctx.fail);
+          const src = ((b * Hkv + h) * S + t) * D;
+          for (let d = 0; d < D; d++) y.data[dst + d] = nw!.data[src + d]!;
+        }
+      }
+    }
+    return [y];
+  },
+});
+
+registerOp({
+  name: 'paged_attention',
+  doc:
+    'causal attention through a paged KV cache: for q [batch, heads, seq, head_dim] row (b, h, t) with ' +
+    'p = positions[b, t] >= 0, softmax(scale * q . k_j) over the keys j = 0..p of sequence b, read from ' +
+    'key_cache / value_cache [num_blocks, kv_heads, block_size, head_dim] at block block_table[b, j / block_size], ' +
+    'kv head h / (heads / kv_heads), slot j mod block_size; output sum_j softmax_j v_j. p < 0 (padding): zeros. ' +
+    'scale 0 means 1 / sqrt(head_dim).',
+  inputs: [
+    { name: 'q' },
+    { name: 'key_cache' },
+    { name: 'value_cache' },
+    { name: 'block_table' },
+    { name: 'positions' },
+  ],
+  outputs: [{ name: 'y' }],
+  attrs: { scale: { kind: 'float', default: 0 } },
+  fusion: 'opaque',
+  infer(ctx) {
+    const q = floatInput(ctx, 0, 'q');
+    rank(ctx, 0, 4, 'q [batch, heads, seq, head_dim]');
+    const kc = rank(ctx, 1, 4, 'key_cache [num_blocks, kv_heads, block_size, head_dim]');
+    const vc = rank(ctx, 2, 4, 'value_cache [num_blocks, kv_heads, block_size, head_dim]');
+    if (kc.dtype !== q.dtype) ctx.fail(`key_cache has dtype ${kc.dtype}, q has ${q.dtype}`);
+    if (vc.dtype !== q.dtype) ctx.fail(`value_cache has dtype ${vc.dtype}, q has ${q.dtype}`);
+    if (!kc.shape.every((d, i) => compatible(d, vc.shape[i]!))) {
+      ctx.fail(`key_cache [${kc.shape.join(',')}] and value_cache [${vc.shape.join(',')}] differ`);
+    }
+    const [, heads, , d] = q.shape;
+    const [, hkv, bs, kd] = kc.shape;
+    if (typeof bs === 'number' && bs <= 0) ctx.fail(`block_size must be positive, got ${bs}`);
+    if (!compatible(d!, kd!)) ctx.fail(`q head_dim ${d} differs from the cache's ${kd}`);
+    if (typeof heads === 'number' && typeof hkv === 'number' && (hkv === 0 || heads % hkv !== 0)) {
+      ctx.fail(`heads (${heads}) must be a multiple of kv heads (${hkv})`);
+    }
+    checkIndexInputs(ctx, 3, 4, q.shape[0]!, q.shape[2]!, 'q');
+    return [tensorType(q.dtype, q.shape)];
+  },
+  reference([q, kc, vc, table, pos], a, ctx) {
+    const [B, H, S, D] = q!.shape as [number, number, number, number];
+    const Hkv = kc!.shape[1]!;
+    const group = H / Hkv;
+    const scale = (a['scale'] as number) || (D > 0 ? 1 / Math.sqrt(D) : 1);
+    const y = scratchTensor(q!.dtype, q!.shape);
+    for (let b = 0; b < B; b++) {
+      for (let t = 0; t < S; t++) {
+        const p = pos!.data[b * S + t]!;
+        if (p < 0) continue; // padding: zeros
+        for (let h = 0; h < H; h++) {
+          const kvh = Math.floor(h / group);
+          const qBase = ((b * H + h) * S + t) * D;
+          const rows = Array.from({ length: p + 1 }, (_, j) => cacheRow(kc!.shape, table!, b, j, kvh, ctx.fail));
+          const logits = rows.map((r) => {
+            let dot = 0;
+            for (let d = 0; d < D; d++) dot += q!.data[qBase + d]! * kc!.data[r + d]!;
+            return scale * dot;
+          });
+          // subtract the max so exp never overflows (NaN propagates as in the attention reference)
+          let max = -Infinity;
+          for (const l of logits) max = Number.isNaN(l) || l > max ? l : max;
+          const w = logits.map((l) => Math.exp(l - max));
+          const sum = w.reduce((s, x) => s + x, 0);
+          rows.forEach((r, j) => {
+            const pj = w[j]! / sum;
+            for (let d = 0; d < D; d++) y.data[qBase + d] += pj * vc!.data[r + d]!;
+          });
+        }
+      }
+    }
+    return [y];
+  },
+});
