@@ -8,15 +8,7 @@ import { GraphBuilder } from '../../ir/builder.js';
 import { KilnError } from '../../ir/errors.js';
 import type { Graph, Value } from '../../ir/graph.js';
 import type { Gpt2Config, WeightSource } from './config.js';
-import {
-  cachedAttention,
-  checkDims,
-  lmOutputs,
-  pastInputs,
-  WeightTaker,
-  type KvPair,
-  type LmBuildOptions,
-} from './lm.js';
+import { checkDims, LayerCaches, WeightTaker, type LmBuildOptions } from './lm.js';
 
 /** Build GPT-2 from canonical weights (see `config.ts`). */
 export function buildGpt2(config: Gpt2Config, weights: WeightSource, opts: LmBuildOptions = {}): Graph {
@@ -36,13 +28,12 @@ export function buildGpt2(config: Gpt2Config, weights: WeightSource, opts: LmBui
   const pos = b.input('position_ids', 'i64', ['batch', 'seq']);
   const wte = w.take('wte', [vocab, dim]);
   let x = b.add(b.gather(wte, ids, 0), b.gather(w.take('wpe', [maxSeq, dim]), pos, 0)); // [batch, seq, dim]
-  const presents: KvPair[] = [];
+  const caches = new LayerCaches(b, opts, heads, heads, hd, pos);
   for (let l = 0; l < layers; l++) {
     const p = `h.${l}.`;
     const qkv = linear(ln(x, p + 'ln_1'), p + 'attn.c_attn', dim, 3 * dim);
     const [q, k, v] = b.split(qkv, [dim, dim, dim], -1);
-    const { y, present } = cachedAttention(b, q!, k!, v!, pastInputs(b, l, heads, hd, dtype), heads, heads);
-    presents.push(present);
+    const y = caches.attend(l, q!, k!, v!);
     x = b.add(x, linear(y, p + 'attn.c_proj', dim, dim));
     const up = b.gelu(linear(ln(x, p + 'ln_2'), p + 'mlp.c_fc', dim, hiddenDim), 'tanh');
     x = b.add(x, linear(up, p + 'mlp.c_proj', hiddenDim, dim));
@@ -50,6 +41,6 @@ export function buildGpt2(config: Gpt2Config, weights: WeightSource, opts: LmBui
   // tied head: logits = ln_f(x) · wteᵀ, contracted against the table's rows (no transposed copy)
   let logits = b.op('einsum', [ln(x, 'ln_f'), wte], { equation: 'bsd,vd->bsv' });
   if (dtype !== 'f32') logits = b.cast(logits, 'f32');
-  lmOutputs(b, logits, presents);
+  caches.finish(logits);
   return b.build();
 }

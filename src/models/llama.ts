@@ -10,21 +10,7 @@ import { KilnError } from '../../ir/errors.js';
 import type { Graph, Value } from '../../ir/graph.js';
 import { fromValues } from '../../ir/tensor.js';
 import type { LlamaConfig, WeightSource } from './config.js';
-import {
-  cacheKeyName,
-  cacheValueName,
-  cachedAttention,
-  checkDims,
-  pagedAttention,
-  updatedKeyName,
-  updatedValueName,
-  lmOutputs,
-  pastInputs,
-  ropeCaches,
-  WeightTaker,
-  type KvPair,
-  type LmBuildOptions,
-} from './lm.js';
+import { checkDims, LayerCaches, ropeCaches, WeightTaker, type LmBuildOptions } from './lm.js';
 
 /** Head size of a LLaMA config (dim / heads). */
 export const llamaHeadDim = (c: LlamaConfig): number => c.dim / c.heads;
@@ -58,9 +44,7 @@ export function buildLlama(config: LlamaConfig, weights: WeightSource, opts: LmB
 
   const ids = b.input('input_ids', 'i64', ['batch', 'seq']);
   const pos = b.input('position_ids', 'i64', ['batch', 'seq']);
-  const paged = opts.paged;
-  if (paged) checkDims('llama paged cache', { blockSize: paged.blockSize });
-  const blockTable = paged ? b.input('block_table', 'i64', ['batch', 'max_blocks']) : undefined;
+  const caches = new LayerCaches(b, opts, heads, kvHeads, hd, pos);
   const { cos, sin, half } = ropeCaches(config);
   const cosV = b.weight('rope_cos', fromValues(dtype, [config.maxSeq, half], cos));
   const sinV = b.weight('rope_sin', fromValues(dtype, [config.maxSeq, half], sin));
@@ -70,25 +54,13 @@ export function buildLlama(config: LlamaConfig, weights: WeightSource, opts: LmB
 
   const emb = w.take('tok_embeddings', [vocab, dim]);
   let x = b.gather(emb, ids, 0); // [batch, seq, dim]
-  const presents: KvPair[] = [];
   for (let l = 0; l < config.layers; l++) {
     const p = `layers.${l}.`;
     const h = b.rmsNorm(x, w.take(p + 'attention_norm', [dim]), eps);
     const q = rope(b.matmul(h, w.take(p + 'wq', [dim, heads * hd])), heads);
     const k = rope(b.matmul(h, w.take(p + 'wk', [dim, kvHeads * hd])), kvHeads);
     const v = b.matmul(h, w.take(p + 'wv', [dim, kvHeads * hd]));
-    let y: Value;
-    if (paged) {
-      const shape = ['blocks', kvHeads, paged.blockSize, hd];
-      const cache = { key: b.input(cacheKeyName(l), dtype, shape), value: b.input(cacheValueName(l), dtype, shape) };
-      const r = pagedAttention(b, q, k, v, cache, blockTable!, pos, heads, kvHeads, hd);
-      y = r.y;
-      presents.push(r.updated);
-    } else {
-      const r = cachedAttention(b, q, k, v, pastInputs(b, l, kvHeads, hd, dtype), heads, kvHeads);
-      y = r.y;
-      presents.push(r.present);
-    }
+    const y = caches.attend(l, q, k, v);
     x = b.add(x, b.matmul(y, w.take(p + 'wo', [heads * hd, dim])));
     const h2 = b.rmsNorm(x, w.take(p + 'ffn_norm', [dim]), eps);
     const gate = b.silu(b.matmul(h2, w.take(p + 'w1', [dim, hiddenDim])));
@@ -101,12 +73,6 @@ export function buildLlama(config: LlamaConfig, weights: WeightSource, opts: LmB
     ? b.op('einsum', [xf, emb], { equation: 'bsd,vd->bsv' })
     : b.matmul(xf, w.take('output', [dim, vocab]));
   if (dtype !== 'f32') logits = b.cast(logits, 'f32');
-  if (paged) {
-    b.output(logits, 'logits');
-    presents.forEach((p, i) => {
-      b.output(p.key, updatedKeyName(i));
-      b.output(p.value, updatedValueName(i));
-    });
-  } else lmOutputs(b, logits, presents);
+  caches.finish(logits);
   return b.build();
 }

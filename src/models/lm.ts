@@ -190,3 +190,50 @@ export function ropeCaches(config: LlamaConfig): { cos: Float64Array; sin: Float
   }
   return { cos, sin, half };
 }
+
+/**
+ * Per-layer attention with whichever cache the build asked for: past / present tensors, or (with `paged`) the
+ * layer's block pools. Collects the caches to output; `finish` declares `logits` and them.
+ */
+export class LayerCaches {
+  private readonly caches: KvPair[] = [];
+  private readonly blockTable: Value | undefined;
+  constructor(
+    private readonly b: GraphBuilder,
+    private readonly opts: LmBuildOptions,
+    private readonly heads: number,
+    private readonly kvHeads: number,
+    private readonly hd: number,
+    private readonly positions: Value,
+  ) {
+    if (opts.paged) checkDims('paged cache', { blockSize: opts.paged.blockSize });
+    this.blockTable = opts.paged ? b.input('block_table', 'i64', ['batch', 'max_blocks']) : undefined;
+  }
+
+  attend(layer: number, q: Value, k: Value, v: Value): Value {
+    const { b, heads, kvHeads, hd } = this;
+    const dtype = this.opts.dtype ?? 'f32';
+    if (this.opts.paged) {
+      const shape = ['blocks', kvHeads, this.opts.paged.blockSize, hd];
+      const pool = {
+        key: b.input(cacheKeyName(layer), dtype, shape),
+        value: b.input(cacheValueName(layer), dtype, shape),
+      };
+      const r = pagedAttention(b, q, k, v, pool, this.blockTable!, this.positions, heads, kvHeads, hd);
+      this.caches.push(r.updated);
+      return r.y;
+    }
+    const r = cachedAttention(b, q, k, v, pastInputs(b, layer, kvHeads, hd, dtype), heads, kvHeads);
+    this.caches.push(r.present);
+    return r.y;
+  }
+
+  finish(logits: Value): void {
+    if (!this.opts.paged) return lmOutputs(this.b, logits, this.caches);
+    this.b.output(logits, 'logits');
+    this.caches.forEach((p, i) => {
+      this.b.output(p.key, updatedKeyName(i));
+      this.b.output(p.value, updatedValueName(i));
+    });
+  }
+}
