@@ -12,6 +12,8 @@ import type { ModelConfig } from '../models/config.js';
 import { isDeviceTensor, type DeviceTensor } from '../runtime/device-tensor.js';
 import { compile, type CompileOptions, type Session } from '../session.js';
 import { GraphExtender } from './extend.js';
+import type { GenerateOptions, GenerationStats } from './lm.js';
+import { rng, sample } from './sampling.js';
 
 /** One sequence in the pool: its tokens so far (prompt and generated) and the blocks holding their keys / values. */
 export class PagedSequence {
@@ -156,6 +158,76 @@ export class PagedLanguageModel {
     const next = Array.from((out['next_token'] as Tensor).data);
     return opts.logits ? { next, logits: out['logits'] as Tensor } : { next };
   }
+
+  /**
+   * Generate for several prompts at once: each prompt is prefilled on its own, then every unfinished sequence decodes
+   * one token per run in one batch. Greedy reads back one id per sequence; with a temperature the last logits of each
+   * are read and sampled on the host (seeded per sequence: seed + index). Yields (sequence index, token) as they come.
+   */
+  async *generateBatch(
+    prompts: readonly (readonly number[])[],
+    opts: GenerateOptions = {},
+  ): AsyncGenerator<{ index: number; token: number }> {
+    const maxTokens = opts.maxTokens ?? 128;
+    const stop = new Set(opts.stop ?? []);
+    const greedy = !((opts.temperature ?? 0) > 0) && (opts.repetitionPenalty ?? 1) === 1;
+    const rands = prompts.map((_, i) => rng((opts.seed ?? 0) + i));
+    const seqs = prompts.map(() => this.newSequence());
+    const made = prompts.map(() => 0);
+    const t0 = performance.now();
+    let tFirst = 0;
+    let decodeTokens = 0;
+    const pick = (i: number, logits: Tensor | undefined, row: number, greedyId: number) => {
+      if (greedy || !logits) return greedyId;
+      const V = logits.shape[logits.shape.length - 1]!;
+      const T = logits.shape[1]!;
+      const at = (row * T + T - 1) * V;
+      return sample(logits.data.subarray(at, at + V), opts, rands[i]!, seqs[i]!.tokens);
+    };
+    try {
+      let live: number[] = [];
+      const pending = new Map<number, number>();
+      for (const [i, p] of prompts.entries()) {
+        if (p.length === 0) throw new KilnError('runtime', `prompt ${i} is empty`);
+        const r = await this.append([seqs[i]!], [p], { logits: !greedy });
+        pending.set(i, pick(i, r.logits, 0, r.next[0]!));
+        live.push(i);
+      }
+      tFirst = performance.now();
+      while (live.length) {
+        if (opts.signal?.aborted) break;
+        const now: number[] = [];
+        for (const i of live) {
+          const tok = pending.get(i)!;
+          if (stop.has(tok)) continue;
+          yield { index: i, token: tok };
+          if (++made[i]! < maxTokens && seqs[i]!.length < (this.config?.maxSeq ?? Infinity)) now.push(i);
+        }
+        live = now;
+        if (!live.length) break;
+        const r = await this.append(
+          live.map((i) => seqs[i]!),
+          live.map((i) => [pending.get(i)!]),
+          { logits: !greedy },
+        );
+        decodeTokens += live.length;
+        live.forEach((i, row) => pending.set(i, pick(i, r.logits, row, r.next[row]!)));
+      }
+    } finally {
+      for (const s of seqs) this.release(s);
+      const t1 = performance.now();
+      this.stats = {
+        promptTokens: prompts.reduce((a, p) => a + p.length, 0),
+        generatedTokens: made.reduce((a, b) => a + b, 0),
+        timeToFirstTokenMs: tFirst - t0,
+        prefillTokPerS: (prompts.reduce((a, p) => a + p.length, 0) / Math.max(tFirst - t0, 1e-3)) * 1000,
+        decodeTokPerS: (decodeTokens / Math.max(t1 - tFirst, 1e-3)) * 1000,
+      };
+    }
+  }
+
+  /** Statistics of the last `generateBatch` (tokens/s summed over the batch). */
+  stats: GenerationStats | undefined;
 
   dispose(): void {
     for (const p of Object.values(this.pools)) if (isDeviceTensor(p)) p.dispose();
