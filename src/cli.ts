@@ -25,6 +25,7 @@ Commands:
       --max-tokens N                  default 128
       --temperature T                 0 (default) is greedy; --top-k K, --top-p P, --repetition-penalty R, --seed S
       --backend B                     as for demo (default auto)
+      --batch N                       N sequences of the prompt decoded together (paged KV cache; seeds S … S+N−1)
   perplexity MODEL TEXT [options]     perplexity of the model on a text file: windows of N tokens (--window, default
                                       256), BOS first, every token after a window's first scored; --tokenizer, --backend
   conformance DIR... [options]        run ONNX backend-test folders (model.onnx + test_data_set_N)
@@ -265,9 +266,7 @@ async function generate(rest: string[], io: CliIo): Promise<number> {
   requireFile('generate', positionals[0]!);
   if (values.tokenizer !== undefined) requireFile('--tokenizer', values.tokenizer);
   if (values.prompt === undefined) throw new UsageError('generate needs --prompt "..."');
-  if (values.batch !== undefined && intOf('--batch', values.batch, 1, 64) !== 1) {
-    throw new UsageError('--batch above 1 is not supported yet (one sequence per run)');
-  }
+  const batch = values.batch === undefined ? 1 : intOf('--batch', values.batch, 1, 64);
   const opts = {
     maxTokens: values['max-tokens'] === undefined ? 128 : intOf('--max-tokens', values['max-tokens'], 1, 1 << 20),
     temperature: values.temperature === undefined ? 0 : numOf('--temperature', values.temperature, 0, 100),
@@ -283,6 +282,7 @@ async function generate(rest: string[], io: CliIo): Promise<number> {
   const { loadLanguageModel } = await import('./generate/load.js');
   const { LanguageModelSession } = await import('./generate/lm.js');
   const { generateText } = await import('./generate/text.js');
+  if (batch > 1) return generateBatch(positionals[0]!, values.tokenizer, values.prompt, batch, backend, opts, io);
   const model = loadLanguageModel(positionals[0]!, { tokenizer: values.tokenizer });
   if (!model.tokenizer) throw new UsageError('no tokenizer found beside the model: give --tokenizer FILE');
   const lm = await LanguageModelSession.create(model, { backend });
@@ -293,6 +293,48 @@ async function generate(rest: string[], io: CliIo): Promise<number> {
     io.err(
       `${s.generatedTokens} tokens on ${lm.session.backend}: time to first token ${s.timeToFirstTokenMs.toFixed(0)} ms, ` +
         `prefill ${s.prefillTokPerS.toFixed(1)} tok/s (${s.promptTokens} tokens), decode ${s.decodeTokPerS.toFixed(1)} tok/s\n`,
+    );
+  } finally {
+    lm.dispose();
+  }
+  return 0;
+}
+
+/** `generate --batch N`: N sequences of the prompt (seeds seed … seed+N−1) decoded together on the paged cache. */
+async function generateBatch(
+  file: string,
+  tokenizer: string | undefined,
+  prompt: string,
+  batch: number,
+  backend: BackendChoice,
+  opts: import('./generate/lm.js').GenerateOptions,
+  io: CliIo,
+): Promise<number> {
+  const { loadLanguageModel } = await import('./generate/load.js');
+  const { PagedLanguageModel } = await import('./generate/paged.js');
+  const blockSize = 16;
+  const model = loadLanguageModel(file, { tokenizer, paged: { blockSize } });
+  const tok = model.tokenizer;
+  if (!tok) throw new UsageError('no tokenizer found beside the model: give --tokenizer FILE');
+  const ids = tok.encode(prompt, { bos: tok.bos !== undefined });
+  const perSeq = Math.ceil(Math.min(model.config.maxSeq, ids.length + (opts.maxTokens ?? 128)) / blockSize);
+  const lm = await PagedLanguageModel.create(model, { backend, numBlocks: perSeq * batch });
+  try {
+    const out: number[][] = Array.from({ length: batch }, () => []);
+    const stop = tok.eos !== undefined ? [tok.eos] : [];
+    for await (const { index, token } of lm.generateBatch(
+      Array.from({ length: batch }, () => ids),
+      { ...opts, stop },
+    )) {
+      out[index]!.push(token);
+    }
+    out.forEach((o, i) =>
+      io.out(`--- sequence ${i}\n${prompt}${tok.decode([...ids, ...o]).slice(tok.decode(ids).length)}\n`),
+    );
+    const s = lm.stats!;
+    io.err(
+      `${s.generatedTokens} tokens in ${batch} sequences on ${lm.session.backend}: time to first tokens ${s.timeToFirstTokenMs.toFixed(0)} ms, ` +
+        `decode ${s.decodeTokPerS.toFixed(1)} tok/s summed over the batch\n`,
     );
   } finally {
     lm.dispose();

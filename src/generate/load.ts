@@ -53,7 +53,7 @@ function read(path: string, what: string): Uint8Array {
  */
 export function loadLanguageModel(
   path: string,
-  opts: { tokenizer?: string; config?: string | object; dtype?: 'f32' | 'f16' } = {},
+  opts: { tokenizer?: string; config?: string | object; dtype?: 'f32' | 'f16'; paged?: { blockSize: number } } = {},
 ): LoadedModel {
   const bytes = read(path, 'model');
   const magic = new TextDecoder().decode(bytes.subarray(0, 4));
@@ -77,7 +77,7 @@ export function loadLanguageModel(
   }
   const graph =
     config.arch === 'llama'
-      ? buildLlama(config, weights, { dtype: opts.dtype })
-      : buildGpt2(config, weights, { dtype: opts.dtype });
+      ? buildLlama(config, weights, { dtype: opts.dtype, paged: opts.paged })
+      : buildGpt2(config, weights, { dtype: opts.dtype, paged: opts.paged });
   return { graph, config, tokenizer, source: resolve(path) };
 }
