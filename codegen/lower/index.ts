@@ -6,6 +6,7 @@ import './quant.js';
 import './matmul.js';
 import './einsum.js';
 import './reduce.js';
+import './paged.js';
 
 export { lowerNode, hasLowering, registerLowering, type Lowering } from './registry.js';
 export * from './kernel-builder.js';
