@@ -5,10 +5,12 @@
  *
  *   npm run bench -- generate [TOKENS]     (default 64 new tokens after "Once upon a time")
  *
- * Batch 4 is not measured yet: the runtime decodes one sequence per run (paged batching is open work).
+ * Batch 4 runs on the paged KV cache (`PagedLanguageModel.generateBatch`: four prompts prefilled alone, then decoded
+ * together, one token each per run); its decode tok/s is summed over the batch.
  */
 import { join } from 'node:path';
 import { LanguageModelSession } from '../src/generate/lm.js';
+import { PagedLanguageModel } from '../src/generate/paged.js';
 import { bundledModelsDir, loadLanguageModel } from '../src/generate/load.js';
 import type { BackendName } from '../src/session.js';
 import { median, printTable } from './common.js';
@@ -67,6 +69,26 @@ async function measure(backend: BackendName, tokens: number) {
   return { runs, split };
 }
 
+async function measureBatch(backend: BackendName, tokens: number, batch: number) {
+  const dir = bundledModelsDir();
+  const model = loadLanguageModel(join(dir, 'stories260K.bin'), {
+    tokenizer: join(dir, 'tok512.bin'),
+    paged: { blockSize: 16 },
+  });
+  const lm = await PagedLanguageModel.create(model, { backend, numBlocks: batch * 8 });
+  const tok = model.tokenizer!;
+  const prompts = ['Once upon a time', 'The dog', 'One day, Tom', 'Lily saw a bird'].slice(0, batch);
+  const ids = prompts.map((p) => tok.encode(p, { bos: true }));
+  for await (const _ of lm.generateBatch(ids, { maxTokens: 3 })) void _; // warm-up
+  const decode: number[] = [];
+  for (let r = 0; r < 3; r++) {
+    for await (const _ of lm.generateBatch(ids, { maxTokens: tokens })) void _;
+    decode.push(lm.stats!.decodeTokPerS);
+  }
+  lm.dispose();
+  return median(decode);
+}
+
 export async function benchGenerate(): Promise<void> {
   const tokens = Number(process.argv[2] ?? 64);
   console.log(`stories260K, prompt "Once upon a time" (5 tokens), ${tokens} new tokens, greedy; medians of 3 runs`);
@@ -102,4 +124,17 @@ export async function benchGenerate(): Promise<void> {
     ]);
   }
   printTable(rows);
+  console.log(`\nbatch 4 on the paged KV cache (block size 16), decode tok/s summed over the 4 sequences:`);
+  const brows: string[][] = [['backend', 'batch 4 decode tok/s', 'vs reference batch 4']];
+  let ref4 = 0;
+  for (const backend of ['reference', 'webgpu', 'cuda-emu'] as const) {
+    try {
+      const d = await measureBatch(backend, tokens, 4);
+      if (backend === 'reference') ref4 = d;
+      brows.push([backend, d.toFixed(1), ref4 ? `${(d / ref4).toFixed(2)}×` : '–']);
+    } catch (e) {
+      brows.push([backend, `unavailable: ${(e as Error).message.split('\n')[0]}`, '']);
+    }
+  }
+  printTable(brows);
 }
