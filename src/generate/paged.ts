@@ -33,6 +33,8 @@ export interface PagedOptions extends CompileOptions {
 
 export class PagedLanguageModel {
   private readonly free: number[];
+  /** Owners of each block: forks share their parent's full blocks. */
+  private readonly refs: Int32Array;
   private readonly pools: Record<string, Tensor | DeviceTensor> = {};
   private readonly layers: { cache: string; updated: string }[];
   private nextId = 0;
@@ -55,6 +57,7 @@ export class PagedLanguageModel {
       this.pools[v.name] = session.upload(makeTensor(v.dtype, shape), v.name);
     }
     this.free = Array.from({ length: numBlocks }, (_, i) => numBlocks - 1 - i);
+    this.refs = new Int32Array(numBlocks);
   }
 
   static async create(model: { graph: Graph; config?: ModelConfig }, opts: PagedOptions): Promise<PagedLanguageModel> {
@@ -91,23 +94,57 @@ export class PagedLanguageModel {
           limit: 'numBlocks',
         });
       }
+      this.refs[b] = 1;
       seq.blocks.push(b);
     }
   }
 
-  /** Give the sequence's positions from `p` on back to the pool (its tokens after p are forgotten). */
-  rollback(seq: PagedSequence, p: number): void {
+  private drop(block: number): void {
+    if (--this.refs[block]! === 0) this.free.push(block);
+  }
+
+  /**
+   * Give the sequence's positions from `p` on back to the pool (its tokens after p are forgotten). A block the sequence
+   * will write into again but shares with a fork is not written: its kept positions are recomputed into a fresh block.
+   */
+  async rollback(seq: PagedSequence, p: number): Promise<void> {
     if (!(Number.isInteger(p) && p >= 0 && p <= seq.length)) {
       throw new KilnError('runtime', `rollback to ${p} outside the sequence's 0…${seq.length}`);
     }
+    const tail = seq.tokens.slice(p - (p % this.blockSize), p);
     seq.tokens.length = p;
     const keep = Math.ceil(p / this.blockSize);
-    while (seq.blocks.length > keep) this.free.push(seq.blocks.pop()!);
+    while (seq.blocks.length > keep) this.drop(seq.blocks.pop()!);
+    const last = seq.blocks[keep - 1];
+    if (tail.length && last !== undefined && this.refs[last]! > 1) {
+      this.drop(seq.blocks.pop()!);
+      seq.tokens.length = p - tail.length;
+      await this.append([seq], [tail]);
+    }
   }
 
-  /** Free every block of the sequence. */
+  /** Free every block of the sequence (blocks shared with a fork stay with it). */
   release(seq: PagedSequence): void {
-    this.rollback(seq, 0);
+    seq.tokens.length = 0;
+    while (seq.blocks.length) this.drop(seq.blocks.pop()!);
+  }
+
+  /**
+   * A new sequence that continues from `seq`'s tokens: it shares `seq`'s full blocks (no copy, no recompute) and
+   * recomputes only the tokens of the partial last block into a block of its own.
+   */
+  async fork(seq: PagedSequence): Promise<PagedSequence> {
+    const child = this.newSequence();
+    const full = Math.floor(seq.length / this.blockSize);
+    for (let j = 0; j < full; j++) {
+      const b = seq.blocks[j]!;
+      this.refs[b]!++;
+      child.blocks.push(b);
+    }
+    child.tokens.push(...seq.tokens.slice(0, full * this.blockSize));
+    const tail = seq.tokens.slice(full * this.blockSize);
+    if (tail.length) await this.append([child], [tail]);
+    return child;
   }
 
   /**

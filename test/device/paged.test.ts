@@ -109,11 +109,27 @@ describe.each(backends)('%s: paged KV cache', (backend) => {
           const p = Math.min(k.rollbackTo, s0.length - 1);
           const freeBefore = lm.freeBlocks;
           const held = Math.ceil(s0.length / k.blockSize);
-          lm.rollback(s0, p);
+          await lm.rollback(s0, p);
           expect(lm.freeBlocks).toBe(freeBefore + held - Math.ceil(p / k.blockSize));
           const { logits } = await lm.append([s0], [[tok(), tok()]], { logits: true });
           check(s0, logits!.data.subarray(config.vocab, 2 * config.vocab), 'after rollback');
-          for (const s of seqs) lm.release(s);
+          // fork: the child shares the parent's full blocks; both go on differently and each equals its recompute
+          const free0 = lm.freeBlocks;
+          const child = await lm.fork(s0);
+          const ownTail = s0.length % k.blockSize ? 1 : 0;
+          expect(lm.freeBlocks).toBe(free0 - ownTail);
+          expect(child.tokens).toEqual(s0.tokens);
+          const both = await lm.append([s0, child], [[tok()], [tok()]], { logits: true });
+          check(s0, both.logits!.data.subarray(0, config.vocab), 'parent after fork');
+          check(child, both.logits!.data.subarray(config.vocab, 2 * config.vocab), 'child after fork');
+          // the parent rolls back into a block it shares with the child, and writes again: copy on write
+          const q = Math.max(0, Math.min(child.length - 2, k.rollbackTo));
+          await lm.rollback(s0, q);
+          const again = await lm.append([s0], [[tok()]], { logits: true });
+          check(s0, again.logits!.data, 'parent after rollback into a shared block');
+          const c2 = await lm.append([child], [[tok()]], { logits: true });
+          check(child, c2.logits!.data, 'child after the parent rewrote its side');
+          for (const s of [...seqs, child]) lm.release(s);
           expect(lm.freeBlocks).toBe(64);
         } finally {
           lm.dispose();
