@@ -1,7 +1,9 @@
 /**
  * LLM generation on stories260K (the bundled tiny Llama): prefill and decode tokens/s on each backend, the float64
  * reference interpreter beside them in the same run, and each decode step split into where its time goes — host-side
- * planning (shapes, lowering lookups, uniform encoding), the device run (submit + wait) and the readback of the token.
+ * planning (shapes, lowering lookups, uniform encoding), the device run (submit + wait; on WebGPU also the GPU time of
+ * its kernels from timestamp queries — the rest is dispatch overhead) and the readback of the token. Timing makes each
+ * kernel its own compute pass, so the profiled webgpu rate is a little below the plain one.
  *
  *   npm run bench -- generate [TOKENS]     (default 64 new tokens after "Once upon a time")
  *
@@ -19,6 +21,8 @@ interface Split {
   plan: number[];
   device: number[];
   read: number[];
+  /** WebGPU only: the GPU time of the step's kernels (timestamp queries), the rest of `device` is dispatch overhead. */
+  kernels: number[];
 }
 
 async function measure(backend: BackendName, tokens: number) {
@@ -27,11 +31,13 @@ async function measure(backend: BackendName, tokens: number) {
   const lm = await LanguageModelSession.create(model, { backend });
   const tok = model.tokenizer!;
   const prompt = tok.encode('Once upon a time', { bos: true });
-  const split: Split = { plan: [], device: [], read: [] };
+  const split: Split = { plan: [], device: [], read: [], kernels: [] };
   // wrap the device backend (not the reference) to see where a step's time goes
   type Be = {
     run(...a: unknown[]): Promise<void>;
     read(...a: unknown[]): Promise<Uint8Array>;
+    profile?: boolean;
+    lastTimings?: number[];
   };
   const be = (lm.session as unknown as { executor?: { backend: Be } }).executor?.backend;
   let stepStart = 0;
@@ -45,6 +51,7 @@ async function measure(backend: BackendName, tokens: number) {
       await run(...a);
       runEnd = performance.now();
       split.device.push(runEnd - t);
+      if (be.lastTimings?.length) split.kernels.push(be.lastTimings.reduce((x, y) => x + y, 0) / 1e6);
     };
     be.read = async (...a: unknown[]) => {
       const r = await read(...a);
@@ -52,9 +59,10 @@ async function measure(backend: BackendName, tokens: number) {
       return r;
     };
   }
+  if (be && 'profile' in be) be.profile = true; // WebGPU: per-kernel GPU timestamps
   // warm-up: compile every kernel for prefill and decode shapes
   for await (const _ of lm.generate(prompt, { maxTokens: 3 })) void _;
-  split.plan.length = split.device.length = split.read.length = 0;
+  split.plan.length = split.device.length = split.read.length = split.kernels.length = 0;
   const runs: { prefill: number; decode: number; ttft: number }[] = [];
   for (let r = 0; r < 3; r++) {
     stepStart = performance.now();
@@ -99,7 +107,7 @@ export async function benchGenerate(): Promise<void> {
       'decode tok/s',
       'decode vs reference',
       'time to 1st token',
-      'step: plan / device / read',
+      'step: plan / device (GPU kernels) / read',
     ],
   ];
   let refDecode = 0;
@@ -120,7 +128,9 @@ export async function benchGenerate(): Promise<void> {
       dec.toFixed(1),
       refDecode ? `${(dec / refDecode).toFixed(2)}×` : '–',
       `${median(m.runs.map((r) => r.ttft)).toFixed(1)} ms`,
-      m.split.device.length ? `${ms(m.split.plan)} / ${ms(m.split.device)} / ${ms(m.split.read)} ms` : 'host only',
+      m.split.device.length
+        ? `${ms(m.split.plan)} / ${ms(m.split.device)}${m.split.kernels.length ? ` (${ms(m.split.kernels)})` : ''} / ${ms(m.split.read)} ms`
+        : 'host only',
     ]);
   }
   printTable(rows);

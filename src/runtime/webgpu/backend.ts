@@ -32,6 +32,12 @@ export class WebGpuBackend implements DeviceBackend<GPUBuffer> {
   private readonly pool: BufferPool;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly renderer = new WgslRenderer();
+  /**
+   * Time every kernel with GPU timestamps (each step its own compute pass; needs timestamp-query): `lastTimings` then
+   * holds the last run's nanoseconds per step. For benchmarks: it changes how a run is encoded.
+   */
+  profile = false;
+  lastTimings: number[] = [];
   /** WGSL of every kernel compiled, by kernel name (for dumps and golden tests). */
   readonly sources = new Map<string, string>();
 
@@ -87,8 +93,10 @@ export class WebGpuBackend implements DeviceBackend<GPUBuffer> {
         workgroups: s.grid,
         label: s.kernel.name,
       })),
+      { timing: this.profile },
     );
     await handle.done();
+    if (this.profile && this.ctx.caps.timestampQuery) this.lastTimings = await handle.timings();
   }
 
   /** Released buffers go back to the device (the pool is shared by sessions; live ones are untouched). */
