@@ -111,7 +111,7 @@ export async function benchGenerate(): Promise<void> {
     ],
   ];
   let refDecode = 0;
-  for (const backend of ['reference', 'webgpu', 'cuda-emu'] as const) {
+  for (const backend of ['reference', 'webgpu', 'cuda-emu', 'cuda'] as const) {
     let m: Awaited<ReturnType<typeof measure>>;
     try {
       m = await measure(backend, tokens);
@@ -137,7 +137,7 @@ export async function benchGenerate(): Promise<void> {
   console.log(`\nbatch 4 on the paged KV cache (block size 16), decode tok/s summed over the 4 sequences:`);
   const brows: string[][] = [['backend', 'batch 4 decode tok/s', 'vs reference batch 4']];
   let ref4 = 0;
-  for (const backend of ['reference', 'webgpu', 'cuda-emu'] as const) {
+  for (const backend of ['reference', 'webgpu', 'cuda-emu', 'cuda'] as const) {
     try {
       const d = await measureBatch(backend, tokens, 4);
       if (backend === 'reference') ref4 = d;

@@ -107,6 +107,12 @@ python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null ||
 node node_modules/.cache/kiln-bench/bench/cuda.js
 mark $? timings
 
+step "6. LLM: kiln demo and generation throughput on cuda"
+node dist/src/cli.js demo --backend cuda --max-tokens 64
+mark $? demo-cuda
+node node_modules/.cache/kiln-bench/bench/run.js generate 64
+mark $? generate-bench
+
 step "summary"
 echo "logs: $OUT"
 for n in "${notes[@]}"; do echo "note: $n"; done
