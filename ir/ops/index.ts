@@ -7,3 +7,4 @@ import './attention.js';
 import './quant.js';
 import './pad.js';
 import './paged.js';
+import './sample.js';
