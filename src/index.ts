@@ -59,15 +59,37 @@ export {
   type ImportOptions,
   type ImportedModel,
 } from './frontends/onnx/import.js';
+export {
+  ONNX_DTYPE,
+  type OnnxAttribute,
+  type OnnxFunction,
+  type OnnxGraph,
+  type OnnxNode,
+  type OnnxSparseTensor,
+  type OnnxValueInfo,
+  type OnnxModel,
+  type OnnxOpsetId,
+  type OnnxTensor,
+  type OnnxTensorValues,
+  type OnnxType,
+} from './frontends/onnx/proto.js';
 export { buildTinyGpt, TINY_GPT, type TinyGptConfig } from './models/tiny-gpt.js';
 // Language models: weights from bytes (browser-safe), graph builders, the generation runtime.
 export type { Gpt2Config, LlamaConfig, ModelConfig, WeightSource } from './models/config.js';
+export type { LmBuildOptions, LmDtype } from './models/lm.js';
 export { buildLlama } from './models/llama.js';
 export { buildGpt2 } from './models/gpt2.js';
-export { loadLlama2c } from './frontends/llama2c.js';
-export { parseGguf, ggufModel } from './frontends/gguf.js';
-export { parseSafetensors } from './frontends/safetensors.js';
-export { hfModel } from './frontends/hf-config.js';
+export { loadLlama2c, type Llama2cModel } from './frontends/llama2c.js';
+export {
+  parseGguf,
+  ggufModel,
+  type GgufFile,
+  type GgufModel,
+  type GgufTensorInfo,
+  type GgufValue,
+} from './frontends/gguf.js';
+export { parseSafetensors, type SafetensorsFile } from './frontends/safetensors.js';
+export { hfModel, type HfModel } from './frontends/hf-config.js';
 export { loadLlama2cTokenizer } from './tokenizers/llama2c.js';
 export type { Tokenizer } from './tokenizers/types.js';
 export { LanguageModelSession, type GenerateOptions, type GenerationStats } from './generate/lm.js';

@@ -12,6 +12,7 @@ it('exports the public API and nothing else', () => {
       'GraphBuilder',
       'KilnError',
       'MAX_REFERENCE_ELEMENTS',
+      'ONNX_DTYPE',
       'Node',
       'OPT_LEVELS',
       'ParseError',
