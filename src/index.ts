@@ -72,6 +72,7 @@ export {
   type OnnxTensor,
   type OnnxTensorValues,
   type OnnxType,
+  type OnnxDim,
 } from './frontends/onnx/proto.js';
 export { buildTinyGpt, TINY_GPT, type TinyGptConfig } from './models/tiny-gpt.js';
 // Language models: weights from bytes (browser-safe), graph builders, the generation runtime.
