@@ -7,6 +7,7 @@ import './matmul.js';
 import './einsum.js';
 import './reduce.js';
 import './paged.js';
+import './sample.js';
 
 export { lowerNode, hasLowering, registerLowering, type Lowering } from './registry.js';
 export * from './kernel-builder.js';
