@@ -29,6 +29,15 @@ export class GraphExtender {
     return v;
   }
 
+  /** A new graph input. */
+  input(name: string, dtype: 'f32' | 'i64', shape: readonly (number | string)[]): Value {
+    if (this.names.has(name)) throw new Error(`graph already has a value named '${name}'`);
+    this.names.add(name);
+    const v = new Value(name, tensorType(dtype, shape));
+    this.graph.inputs.push(v);
+    return v;
+  }
+
   constI64(values: readonly number[]): Value {
     const v = new Value(
       this.fresh('c'),
@@ -60,4 +69,37 @@ export class GraphExtender {
     v.name = name;
     this.graph.outputs.push(v);
   }
+}
+
+/** Inputs of the sampling head: per-sequence temperature, top-k, top-p and seed ([batch] each). */
+export const SAMPLING_INPUTS = ['sample_temperature', 'sample_top_k', 'sample_top_p', 'sample_seed'] as const;
+
+/**
+ * The sampling head a generation runtime appends to a language model: `last_logits` [batch, vocab] (the last
+ * position's logits), `next_token` [batch] (their argmax) and `sampled_token` [batch] (`sample_token` with the
+ * per-sequence parameters and the draw keyed by (seed, position of the last token)). So a step reads back one id per
+ * sequence whether it decodes greedily or samples. Models without `position_ids` get a `sample_step` input instead.
+ */
+export function addSamplingHead(graph: Graph): void {
+  const x = new GraphExtender(graph);
+  const logits = x.output('logits');
+  const rank = logits.type.shape.length;
+  const batch = graph.inputs.find((v) => v.name === 'input_ids')?.type.shape[0] ?? 'batch';
+  const last = x.op('slice', [logits, x.constI64([-1]), x.constI64([2 ** 31 - 1]), x.constI64([rank - 2])]);
+  const row = x.op('squeeze', [last], { axes: [rank - 2] });
+  x.addOutput(row, 'last_logits');
+  x.addOutput(x.op('argmax', [row], { axis: -1, keepdims: false }), 'next_token');
+  const [t, k, p, seed] = [
+    x.input(SAMPLING_INPUTS[0], 'f32', [batch]),
+    x.input(SAMPLING_INPUTS[1], 'i64', [batch]),
+    x.input(SAMPLING_INPUTS[2], 'f32', [batch]),
+    x.input(SAMPLING_INPUTS[3], 'i64', [batch]),
+  ];
+  const positions = graph.inputs.find((v) => v.name === 'position_ids');
+  const step = positions
+    ? x.op('squeeze', [x.op('slice', [positions, x.constI64([-1]), x.constI64([2 ** 31 - 1]), x.constI64([1])])], {
+        axes: [1],
+      })
+    : x.input('sample_step', 'i64', [batch]);
+  x.addOutput(x.op('sample_token', [row, t, k, p, seed, step]), 'sampled_token');
 }

@@ -11,7 +11,7 @@ import { makeTensor, type Tensor } from '../../ir/tensor.js';
 import type { ModelConfig } from '../models/config.js';
 import { isDeviceTensor, type DeviceTensor } from '../runtime/device-tensor.js';
 import { compile, type CompileOptions, type Session } from '../session.js';
-import { GraphExtender } from './extend.js';
+import { addSamplingHead, SAMPLING_INPUTS } from './extend.js';
 import { argmax, rng, sample, type SamplingOptions } from './sampling.js';
 
 export interface GenerateOptions extends SamplingOptions {
@@ -38,6 +38,8 @@ export class LanguageModelSession {
   stats: GenerationStats | undefined;
   private readonly cache: { past: string; present: string }[];
   private readonly hasPositions: boolean;
+  /** A model without position_ids keys the sampling draw by a fed step. */
+  private readonly hasStep: boolean;
 
   private constructor(
     readonly session: Session,
@@ -52,11 +54,12 @@ export class LanguageModelSession {
       if (!names.has(c.present)) throw new KilnError('verify', `model has ${c.past} but no ${c.present} output`);
     }
     this.hasPositions = session.inputNames.includes('position_ids');
+    this.hasStep = session.inputNames.includes('sample_step');
   }
 
   /**
-   * Compile a model graph for generation. The graph gets two more outputs: `last_logits` [batch, vocab] and
-   * `next_token` [batch] (their argmax), so a greedy step reads back one id.
+   * Compile a model graph for generation. The graph gets a sampling head (`addSamplingHead`): `last_logits`,
+   * `next_token` (argmax) and `sampled_token` (temperature / top-k / top-p on the device), so a step reads back one id.
    */
   static async create(
     model: { graph: Graph; config?: ModelConfig },
@@ -66,13 +69,7 @@ export class LanguageModelSession {
     if (!g.inputs.some((v) => v.name === 'input_ids') || !g.outputs.some((v) => v.name === 'logits')) {
       throw new KilnError('verify', 'a language model graph needs an input_ids input and a logits output');
     }
-    const x = new GraphExtender(g);
-    const logits = x.output('logits');
-    const rank = logits.type.shape.length;
-    const last = x.op('slice', [logits, x.constI64([-1]), x.constI64([2 ** 31 - 1]), x.constI64([rank - 2])]);
-    const row = x.op('squeeze', [last], { axes: [rank - 2] });
-    x.addOutput(row, 'last_logits');
-    x.addOutput(x.op('argmax', [row], { axis: -1, keepdims: false }), 'next_token');
+    addSamplingHead(g);
     const session = await compile(g, opts);
     // an empty cache: the batch dim of input_ids binds to 1, every other symbolic dim (the past length) to 0
     const batchDim = g.inputs.find((v) => v.name === 'input_ids')!.type.shape[0];
@@ -97,13 +94,34 @@ export class LanguageModelSession {
     return f;
   }
 
-  private async step(feeds: Feeds, greedy: boolean): Promise<{ out: Record<string, Tensor | DeviceTensor> }> {
-    // greedy reads back only next_token; sampling reads the last position's logits
-    const keep = [...this.cache.map((c) => c.present), 'logits', greedy ? 'last_logits' : 'next_token'];
+  /** Sampling parameters on the device for one sequence (uploaded once per generate call). */
+  private samplingFeeds(opts: GenerateOptions): Feeds {
+    const one = (dtype: 'f32' | 'i64', v: number, name: string) =>
+      this.session.upload(makeTensor(dtype, [1], [v]), name);
+    return {
+      [SAMPLING_INPUTS[0]]: one('f32', opts.temperature ?? 0, SAMPLING_INPUTS[0]),
+      [SAMPLING_INPUTS[1]]: one('i64', opts.topK ?? 0, SAMPLING_INPUTS[1]),
+      [SAMPLING_INPUTS[2]]: one('f32', opts.topP ?? 1, SAMPLING_INPUTS[2]),
+      [SAMPLING_INPUTS[3]]: one('i64', (opts.seed ?? 0) % 2 ** 31, SAMPLING_INPUTS[3]),
+    };
+  }
+
+  /**
+   * One run; `read` is the output that comes back to the host: `next_token` (greedy), `sampled_token` (sampling on
+   * the device) or `last_logits` (host sampling, for the repetition penalty). Everything else stays on the device.
+   */
+  private async step(feeds: Feeds, read: string, pos: number): Promise<Record<string, Tensor | DeviceTensor>> {
+    if (this.hasStep) feeds['sample_step'] = makeTensor('i64', [1], [pos]);
+    const keep = [
+      ...this.cache.map((c) => c.present),
+      ...['logits', 'last_logits', 'next_token', 'sampled_token'].filter((n) => n !== read),
+    ];
     const out = await this.session.runKeep(feeds, keep);
-    const l = out['logits'];
-    if (isDeviceTensor(l)) l.dispose(); // the full logits are not needed while generating
-    return { out };
+    for (const n of ['logits', 'last_logits', 'next_token', 'sampled_token']) {
+      const t = out[n];
+      if (n !== read && t && isDeviceTensor(t)) t.dispose();
+    }
+    return out;
   }
 
   /**
@@ -115,10 +133,12 @@ export class LanguageModelSession {
     const maxTokens = opts.maxTokens ?? 128;
     const maxSeq = this.config?.maxSeq ?? Infinity;
     const stop = new Set(opts.stop ?? []);
-    const greedy = !((opts.temperature ?? 0) > 0) && (opts.repetitionPenalty ?? 1) === 1;
+    const hostSampling = (opts.repetitionPenalty ?? 1) !== 1;
+    const read = hostSampling ? 'last_logits' : (opts.temperature ?? 0) > 0 ? 'sampled_token' : 'next_token';
     const rand = rng(opts.seed ?? 0);
     const history = [...prompt];
     let past: Feeds = { ...this.emptyPast };
+    const params = this.samplingFeeds(opts);
     const t0 = performance.now();
     let tFirst = t0;
     let generated = 0;
@@ -130,20 +150,12 @@ export class LanguageModelSession {
       let pos = 0;
       while (generated < maxTokens && pos + ids.length <= maxSeq) {
         if (opts.signal?.aborted) break;
-        const { out } = await this.step(this.feeds(ids, pos, past), greedy);
+        const out = await this.step({ ...this.feeds(ids, pos, past), ...params }, read, pos + ids.length - 1);
         release();
         past = {};
         for (const c of this.cache) past[c.past] = out[c.present]!;
-        let next: number;
-        if (greedy) next = (out['next_token'] as Tensor).data[0]!;
-        else {
-          const row = out['last_logits'] as Tensor;
-          next = sample(row.data, opts, rand, history);
-        }
-        const n = out['next_token'];
-        if (isDeviceTensor(n)) n.dispose();
-        const l = out['last_logits'];
-        if (isDeviceTensor(l)) l.dispose();
+        const got = out[read] as Tensor;
+        const next = hostSampling ? sample(got.data, opts, rand, history) : got.data[0]!;
         pos += ids.length;
         if (generated === 0) tFirst = performance.now();
         generated++;
@@ -154,6 +166,7 @@ export class LanguageModelSession {
       }
     } finally {
       release();
+      for (const t of Object.values(params)) if (isDeviceTensor(t)) t.dispose();
       const t1 = performance.now();
       const decodeMs = t1 - tFirst;
       this.stats = {
@@ -168,11 +181,14 @@ export class LanguageModelSession {
 
   /** Logits [tokens, vocab] of a whole sequence in one run (evaluation; no cache kept). */
   async logits(tokens: readonly number[]): Promise<Tensor> {
+    const params = this.samplingFeeds({});
+    const feeds: Feeds = { ...this.feeds(tokens, 0, { ...this.emptyPast }), ...params };
+    if (this.hasStep) feeds['sample_step'] = makeTensor('i64', [1], [tokens.length - 1]);
     const out = await this.session.runKeep(
-      this.feeds(tokens, 0, { ...this.emptyPast }),
-      this.cache.map((c) => c.present).concat(['last_logits', 'next_token']),
+      feeds,
+      this.cache.map((c) => c.present).concat(['last_logits', 'next_token', 'sampled_token']),
     );
-    for (const v of Object.values(out)) if (isDeviceTensor(v)) v.dispose();
+    for (const v of [...Object.values(out), ...Object.values(params)]) if (isDeviceTensor(v)) v.dispose();
     const l = out['logits'] as Tensor;
     const vocab = l.shape[l.shape.length - 1]!;
     return makeTensor('f32', [tokens.length, vocab], l.data as Float32Array);

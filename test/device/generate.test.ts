@@ -80,6 +80,29 @@ describe.each(backends)('%s: stories260K', (backend) => {
   }, 120_000);
 });
 
+describe('sampling on the device', () => {
+  it('temperature / top-k / top-p draws keyed by (seed, position) give the same tokens on every backend', async () => {
+    const runs: number[][] = [];
+    for (const backend of backends) {
+      const lm = await LanguageModelSession.create(loadLanguageModel(MODEL, { tokenizer: TOK }), { backend });
+      sessions.push(lm);
+      const ids: number[] = [];
+      for await (const id of lm.generate(promptIds, {
+        maxTokens: 24,
+        temperature: 0.9,
+        topK: 40,
+        topP: 0.95,
+        seed: 3,
+      })) {
+        ids.push(id);
+      }
+      runs.push(ids);
+    }
+    for (const r of runs.slice(1)) expect(r).toEqual(runs[0]);
+    expect(runs[0]).not.toEqual(expected.slice(0, 24)); // it really sampled, not the greedy text
+  }, 120_000);
+});
+
 describe('perplexity on TinyStories text', () => {
   it('equals the float64 forward on the same windows (reference and the first device)', async () => {
     const text = readFileSync(join(SHARED, 'data/tinystories-calib.txt'), 'utf8');
@@ -113,7 +136,7 @@ describe('perplexity on TinyStories text', () => {
 });
 
 describe.each(backends.filter((b) => b !== 'reference'))('%s: host↔device traffic per decode step', (backend) => {
-  it('greedy decode moves the token id and its position up, the next id down, and the error-flag word: no cache', async () => {
+  it('a decode step (greedy or sampled) moves the token id and its position up, the next id down, and the error-flag word: no cache', async () => {
     const lm = await LanguageModelSession.create(loadLanguageModel(MODEL, { tokenizer: TOK }), { backend });
     sessions.push(lm);
     type Io = {
@@ -127,17 +150,20 @@ describe.each(backends.filter((b) => b !== 'reference'))('%s: host↔device traf
     let reads: number[] = [];
     be.write = (b, bytes) => (writes.push(bytes.byteLength), w(b, bytes));
     be.read = async (b, n) => (reads.push(n), r(b, n));
-    const perStep: { up: number[]; down: number[] }[] = [];
-    for await (const id of lm.generate(promptIds, { maxTokens: 6 })) {
-      void id;
-      perStep.push({ up: writes, down: reads });
-      writes = [];
-      reads = [];
-    }
-    // step 0 is the prefill (weights upload once, the prompt); every later step:
-    for (const s of perStep.slice(2)) {
-      expect(s.up.sort()).toEqual([4, 4, 4]); // input_ids, position_ids (i64 held as i32) and the cleared flag word
-      expect(s.down.sort()).toEqual([4, 4]); // next_token and the flag word
+    for (const mode of [{}, { temperature: 0.8, topK: 20, topP: 0.9, seed: 1 }]) {
+      const perStep: { up: number[]; down: number[] }[] = [];
+      for await (const id of lm.generate(promptIds, { maxTokens: 6, ...mode })) {
+        void id;
+        perStep.push({ up: writes, down: reads });
+        writes = [];
+        reads = [];
+      }
+      // step 0 is the prefill (weights and sampling parameters upload once, the prompt); every later step, greedy or
+      // sampling on the device:
+      for (const s of perStep.slice(2)) {
+        expect(s.up.sort()).toEqual([4, 4, 4]); // input_ids, position_ids (i64 held as i32) and the cleared flag word
+        expect(s.down.sort()).toEqual([4, 4]); // the chosen token and the flag word
+      }
     }
   }, 60_000);
 });
