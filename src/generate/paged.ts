@@ -11,9 +11,17 @@ import { makeTensor, type Tensor } from '../../ir/tensor.js';
 import type { ModelConfig } from '../models/config.js';
 import { isDeviceTensor, type DeviceTensor } from '../runtime/device-tensor.js';
 import { compile, type CompileOptions, type Session } from '../session.js';
-import { GraphExtender } from './extend.js';
+import { addSamplingHead, SAMPLING_INPUTS } from './extend.js';
 import type { GenerateOptions, GenerationStats } from './lm.js';
 import { rng, sample } from './sampling.js';
+
+/** Sampling parameters of a batch, on the device. */
+export interface SamplingParams {
+  readonly feeds: Readonly<Record<string, DeviceTensor>>;
+  /** Some row samples (read `sampled_token`); otherwise the argmax is read. */
+  readonly sample: boolean;
+  dispose(): void;
+}
 
 /** One sequence in the pool: its tokens so far (prompt and generated) and the blocks holding their keys / values. */
 export class PagedSequence {
@@ -66,14 +74,40 @@ export class PagedLanguageModel {
         limit: 'numBlocks',
       });
     }
-    const x = new GraphExtender(model.graph);
-    const logits = x.output('logits');
-    const last = x.op('slice', [logits, x.constI64([-1]), x.constI64([2 ** 31 - 1]), x.constI64([1])]);
-    const row = x.op('squeeze', [last], { axes: [1] });
-    x.addOutput(x.op('argmax', [row], { axis: -1, keepdims: false }), 'next_token');
+    addSamplingHead(model.graph);
     const { numBlocks, ...compileOpts } = opts;
     const session = await compile(model.graph, compileOpts);
     return new PagedLanguageModel(session, model.config, numBlocks);
+  }
+
+  private readonly greedyByBatch = new Map<number, SamplingParams>();
+
+  /** Greedy parameters for a batch of B, uploaded once and reused (nothing crosses per step). */
+  private greedyParams(B: number): SamplingParams {
+    let p = this.greedyByBatch.get(B);
+    if (!p) {
+      p = this.samplingParams(Array.from({ length: B }, () => ({})));
+      this.greedyByBatch.set(B, p);
+    }
+    return p;
+  }
+
+  /** Per-sequence sampling parameters on the device (dispose with `.dispose()` when the batch changes). */
+  samplingParams(rows: readonly GenerateOptions[]): SamplingParams {
+    const B = rows.length;
+    const up = (dtype: 'f32' | 'i64', f: (o: GenerateOptions, i: number) => number, name: string) =>
+      this.session.upload(makeTensor(dtype, [B], rows.map(f)), name);
+    const feeds = {
+      [SAMPLING_INPUTS[0]]: up('f32', (o) => o.temperature ?? 0, SAMPLING_INPUTS[0]),
+      [SAMPLING_INPUTS[1]]: up('i64', (o) => o.topK ?? 0, SAMPLING_INPUTS[1]),
+      [SAMPLING_INPUTS[2]]: up('f32', (o) => o.topP ?? 1, SAMPLING_INPUTS[2]),
+      [SAMPLING_INPUTS[3]]: up('i64', (o) => (o.seed ?? 0) % 2 ** 31, SAMPLING_INPUTS[3]),
+    };
+    return {
+      feeds,
+      sample: rows.some((o) => (o.temperature ?? 0) > 0),
+      dispose: () => Object.values(feeds).forEach((t) => t.dispose()),
+    };
   }
 
   /** Blocks not owned by any sequence. */
@@ -155,7 +189,7 @@ export class PagedLanguageModel {
   async append(
     seqs: readonly PagedSequence[],
     tokens: readonly (readonly number[])[],
-    opts: { logits?: boolean } = {},
+    opts: { logits?: boolean; sampling?: SamplingParams } = {},
   ): Promise<{ next: number[]; logits?: Tensor }> {
     const B = seqs.length;
     const T = tokens[0]?.length ?? 0;
@@ -182,8 +216,18 @@ export class PagedLanguageModel {
         seqs.flatMap((s) => Array.from({ length: width }, (_, j) => s.blocks[j] ?? 0)),
       ),
     };
-    const keep = this.layers.map((l) => l.updated).concat(opts.logits ? [] : ['logits']);
+    const sampling = opts.sampling ?? this.greedyParams(B);
+    Object.assign(feeds, sampling.feeds);
+    // one id per sequence comes back: the argmax, or the device's draw when sampling
+    const read = sampling.sample ? 'sampled_token' : 'next_token';
+    const keep = this.layers
+      .map((l) => l.updated)
+      .concat(opts.logits ? [] : ['logits'], ['last_logits', read === 'next_token' ? 'sampled_token' : 'next_token']);
     const out = await this.session.runKeep(feeds, keep);
+    for (const n of ['last_logits', 'next_token', 'sampled_token']) {
+      const t = out[n];
+      if (n !== read && t && isDeviceTensor(t)) t.dispose();
+    }
     for (const l of this.layers) {
       const old = this.pools[l.cache];
       this.pools[l.cache] = out[l.updated]!; // the same device buffer, updated in place
@@ -192,14 +236,15 @@ export class PagedLanguageModel {
     const dropped = out['logits'];
     if (dropped && isDeviceTensor(dropped)) dropped.dispose();
     seqs.forEach((s, i) => s.tokens.push(...tokens[i]!));
-    const next = Array.from((out['next_token'] as Tensor).data);
+    const next = Array.from((out[read] as Tensor).data);
     return opts.logits ? { next, logits: out['logits'] as Tensor } : { next };
   }
 
   /**
    * Generate for several prompts at once: each prompt is prefilled on its own, then every unfinished sequence decodes
-   * one token per run in one batch. Greedy reads back one id per sequence; with a temperature the last logits of each
-   * are read and sampled on the host (seeded per sequence: seed + index). Yields (sequence index, token) as they come.
+   * one token per run in one batch, reading back one id per sequence: the argmax, or the device's draw (temperature /
+   * top-k / top-p keyed by (seed + index, position)); with a repetition penalty the last logits are read and sampled on
+   * the host. Yields (sequence index, token) as they come.
    */
   async *generateBatch(
     prompts: readonly (readonly number[])[],
@@ -207,15 +252,30 @@ export class PagedLanguageModel {
   ): AsyncGenerator<{ index: number; token: number }> {
     const maxTokens = opts.maxTokens ?? 128;
     const stop = new Set(opts.stop ?? []);
-    const greedy = !((opts.temperature ?? 0) > 0) && (opts.repetitionPenalty ?? 1) === 1;
+    // the repetition penalty needs the logits on the host; everything else samples on the device
+    const hostSampling = (opts.repetitionPenalty ?? 1) !== 1;
     const rands = prompts.map((_, i) => rng((opts.seed ?? 0) + i));
     const seqs = prompts.map(() => this.newSequence());
     const made = prompts.map(() => 0);
     const t0 = performance.now();
     let tFirst = 0;
     let decodeTokens = 0;
-    const pick = (i: number, logits: Tensor | undefined, row: number, greedyId: number) => {
-      if (greedy || !logits) return greedyId;
+    const rowOpts = (i: number): GenerateOptions => ({ ...opts, seed: (opts.seed ?? 0) + i });
+    // parameters per live set, re-uploaded only when a sequence finishes
+    let params: SamplingParams | undefined;
+    let paramsKey = '';
+    const paramsFor = (idx: readonly number[]): SamplingParams | undefined => {
+      if (hostSampling) return undefined;
+      const key = idx.join(',');
+      if (key !== paramsKey) {
+        params?.dispose();
+        params = this.samplingParams(idx.map(rowOpts));
+        paramsKey = key;
+      }
+      return params;
+    };
+    const pick = (i: number, logits: Tensor | undefined, row: number, id: number) => {
+      if (!hostSampling || !logits) return id;
       const V = logits.shape[logits.shape.length - 1]!;
       const T = logits.shape[1]!;
       const at = (row * T + T - 1) * V;
@@ -226,7 +286,7 @@ export class PagedLanguageModel {
       const pending = new Map<number, number>();
       for (const [i, p] of prompts.entries()) {
         if (p.length === 0) throw new KilnError('runtime', `prompt ${i} is empty`);
-        const r = await this.append([seqs[i]!], [p], { logits: !greedy });
+        const r = await this.append([seqs[i]!], [p], { logits: hostSampling, sampling: paramsFor([i]) });
         pending.set(i, pick(i, r.logits, 0, r.next[0]!));
         live.push(i);
       }
@@ -245,12 +305,13 @@ export class PagedLanguageModel {
         const r = await this.append(
           live.map((i) => seqs[i]!),
           live.map((i) => [pending.get(i)!]),
-          { logits: !greedy },
+          { logits: hostSampling, sampling: paramsFor(live) },
         );
         decodeTokens += live.length;
         live.forEach((i, row) => pending.set(i, pick(i, r.logits, row, r.next[row]!)));
       }
     } finally {
+      params?.dispose();
       for (const s of seqs) this.release(s);
       const t1 = performance.now();
       this.stats = {
@@ -267,6 +328,7 @@ export class PagedLanguageModel {
   stats: GenerationStats | undefined;
 
   dispose(): void {
+    for (const p of this.greedyByBatch.values()) p.dispose();
     for (const p of Object.values(this.pools)) if (isDeviceTensor(p)) p.dispose();
     this.session.dispose();
   }
