@@ -12,7 +12,7 @@ import { canonicalize, commonSubexpressionElimination, deadCodeElimination } fro
 import { PassContext, verifyInstrument } from '../../passes/context.js';
 import { runPasses } from '../../passes/manager.js';
 import { applyRules } from '../../passes/rewrite.js';
-import { activationRules, normRules, recognize, recognizeRules } from '../../passes/recognize/index.js';
+import { activationRules, attentionRules, normRules, recognize, recognizeRules } from '../../passes/recognize/index.js';
 import { expectSameGraph, expectUnchanged, ir, rewrite } from './helpers.js';
 
 const f32 = (x: number) => Math.fround(x);
@@ -371,6 +371,83 @@ describe('rms norm', () => {
       ),
       normRules,
     );
+  });
+});
+
+describe('attention', () => {
+  const sdpa = (scale: string, mask: string, maskConst = '[0, -inf, 0, 0]', kt = 'f32[1,2,4,2]') => `graph g {
+      input %q: f32[1,2,2,4]
+      input %kt: ${kt}
+      input %v: f32[1,2,2,3]
+      const %c: f32[] = [${scale.split(':')[1]}]
+      const %mask: f32[2,2] = ${maskConst}
+      %s: f32[1,2,2,2] = matmul(%q, %kt)
+      %sc: f32[1,2,2,2] = ${scale.split(':')[0]}(%s, %c)
+      ${mask ? `%m: f32[1,2,2,2] = add(${mask})` : ''}
+      %p: f32[1,2,2,2] = softmax(${mask ? '%m' : '%sc'}) {axis=-1}
+      %y: f32[1,2,2,3] = matmul(%p, %v)
+      output %y
+    }`;
+  const after = (scale: number, mask: boolean) => `graph g {
+      input %q: f32[1,2,2,4]
+      input %kt: f32[1,2,4,2]
+      input %v: f32[1,2,2,3]
+      ${mask ? 'const %mask: f32[2,2] = [0, -inf, 0, 0]' : ''}
+      %k: f32[1,2,2,4] = transpose(%kt) {perm=[0, 1, 3, 2]}
+      %y: f32[1,2,2,3] = attention(%q, %k, %v${mask ? ', %mask' : ''}) {scale=${scale}}
+      output %y
+    }`;
+
+  it('mul by the scale, an additive causal mask (either order)', () => {
+    expectSameGraph(rewrite(sdpa('mul:0.5', '%sc, %mask'), attentionRules), after(0.5, true));
+    expectSameGraph(rewrite(sdpa('mul:0.5', '%mask, %sc'), attentionRules), after(0.5, true));
+  });
+
+  it('computes what the pattern computed', () => {
+    for (const [scale, mask] of [
+      ['mul:0.5', '%sc, %mask'],
+      ['div:2', ''],
+    ] as const) {
+      const before = ir(sdpa(scale, mask));
+      const after = rewrite(sdpa(scale, mask), attentionRules);
+      expect(after.nodes.map((n) => n.op)).toEqual(['transpose', 'attention']);
+      let k = 0;
+      const rnd = (shape: number[]) =>
+        makeTensor(
+          'f32',
+          shape,
+          Array.from({ length: shape.reduce((a, c) => a * c) }, () => Math.sin(++k * 1.7) * 2),
+        );
+      const feeds = { q: rnd([1, 2, 2, 4]), kt: rnd([1, 2, 4, 2]), v: rnd([1, 2, 2, 3]) };
+      const want = interpret(before, feeds)['y']!;
+      const got = interpret(after, feeds)['y']!;
+      want.data.forEach((w, i) => expect(Math.abs(got.data[i]! - w)).toBeLessThanOrEqual(1e-6 + 1e-5 * Math.abs(w)));
+    }
+  });
+
+  it('div by √d, no mask', () => {
+    expectSameGraph(rewrite(sdpa('div:2', ''), attentionRules), after(0.5, false));
+  });
+
+  it('near miss: a row with every key masked, a non-constant scale, rank 3', () => {
+    expectUnchanged(sdpa('mul:0.5', '%sc, %mask', '[0, 0, -inf, -inf]'), attentionRules);
+    expectUnchanged(sdpa('mul:0.5', '').replace('const %c: f32[] = [0.5]', 'input %c: f32[]'), attentionRules);
+    expectUnchanged(
+      `graph g {
+        input %q: f32[2,2,4]
+        input %kt: f32[2,4,2]
+        input %v: f32[2,2,3]
+        const %c: f32[] = [0.5]
+        %s: f32[2,2,2] = matmul(%q, %kt)
+        %sc: f32[2,2,2] = mul(%s, %c)
+        %p: f32[2,2,2] = softmax(%sc) {axis=-1}
+        %y: f32[2,2,3] = matmul(%p, %v)
+        output %y
+      }`,
+      attentionRules,
+    );
+    // softmax over the queries, not the keys
+    expectUnchanged(sdpa('mul:0.5', '').replace('{axis=-1}', '{axis=2}'), attentionRules);
   });
 });
 

@@ -1,0 +1,55 @@
+/**
+ * Scaled dot-product attention written out by exporters → `attention` (4-D [batch, heads, seq, size] form):
+ * MatMul(Q, Kᵀ) → Mul(scale) | Div(1/scale) → optional additive mask → Softmax(last axis) → MatMul(·, V).
+ *
+ * Only where the op computes the same function: rank-4 operands, a scale constant, a softmax over the keys, and a
+ * mask that is a constant as long as the keys (the op pads a shorter mask as masked) with an attendable key in every
+ * row (the op gives a fully masked row zero weights, the softmax NaN).
+ */
+import type { Node, Value } from '../../ir/graph.js';
+import type { Tensor } from '../../ir/tensor.js';
+import { constant, op, rule, v, type OpPattern, type Rule } from '../rewrite.js';
+
+const one = (name: string) =>
+  constant(name, (t) => t.data.length === 1 && Number.isFinite(t.data[0]!) && t.data[0] !== 0);
+const qk = op('matmul', [v('q'), v('kt')], { name: 'qk' });
+const scaled: OpPattern[] = [
+  op('mul', [qk, one('s')], { name: 'scale' }),
+  op('div', [qk, one('s')], { name: 'scale' }),
+];
+const lastAxis = (a: Record<string, unknown>, n: Node) => {
+  const ax = (a['axis'] as number | undefined) ?? -1;
+  return ax === -1 || ax === n.inputs[0]!.type.shape.length - 1;
+};
+const patterns = scaled.flatMap((s) =>
+  [s, op('add', [s, constant('mask')])].map((sc) => op('matmul', [op('softmax', [sc], { attrs: lastAxis }), v('v')])),
+);
+
+/** Every row along the last axis has a key that is not masked out (a value above -inf). */
+function everyRowAttends(t: Tensor): boolean {
+  const n = t.shape.at(-1) ?? 1;
+  if (n === 0) return false;
+  for (let off = 0; off < t.data.length; off += n) {
+    let ok = false;
+    for (let j = 0; j < n && !ok; j++) ok = !(t.data[off + j]! === -Infinity);
+    if (!ok) return false;
+  }
+  return true;
+}
+
+export const attentionRules: Rule[] = patterns.map((p) =>
+  rule('attention', p, (m, rw) => {
+    const [q, kt, vv] = [m.v('q'), m.v('kt'), m.v('v')];
+    if (![q, kt, vv].every((x: Value) => x.type.shape.length === 4)) return undefined;
+    const s = m.data('s').data[0]!;
+    const scale = m.node('scale').op === 'mul' ? s : 1 / s;
+    const mask = m.values.get('mask');
+    if (mask) {
+      const scores = m.node('qk').outputs[0]!.type.shape;
+      if (mask.type.shape.length > 4 || mask.type.shape.at(-1) !== scores.at(-1)) return undefined;
+      if (!everyRowAttends(mask.data!)) return undefined;
+    }
+    const k = rw.op('transpose', [kt], { perm: [0, 1, 3, 2] })[0]!;
+    return rw.op('attention', mask ? [q, k, vv, mask] : [q, k, vv], { scale })[0];
+  }),
+);
