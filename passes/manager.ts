@@ -3,6 +3,8 @@ import type { Graph } from '../ir/graph.js';
 import { verify } from '../ir/verify.js';
 import { canonicalize, commonSubexpressionElimination, deadCodeElimination, matmulBias } from './canonicalize/index.js';
 import { cloneGraph } from './clone.js';
+import { fuseElementwisePass } from './fuse/index.js';
+import { recognize } from './recognize/index.js';
 import { PassContext, type Pass, type PassContextOptions } from './context.js';
 
 /** Run `passes` on `graph` in place (the ones `ctx` enables); returns whether any changed the graph. */
@@ -25,10 +27,12 @@ export function defaultPipeline(level: number): Pass[] {
   const all: Pass[] = [
     deadCodeElimination,
     canonicalize,
+    recognize,
     commonSubexpressionElimination,
     matmulBias,
     canonicalize,
     deadCodeElimination,
+    fuseElementwisePass, // last: groups the ops the rules above left (level 2+)
   ];
   return all.filter((p) => level >= p.minLevel);
 }

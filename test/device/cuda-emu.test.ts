@@ -410,7 +410,10 @@ describe.skipIf(noEmu)('the emulator checks generated kernels', () => {
       expect(first.executable).toBeTruthy();
       const out = await ex.run(feeds);
       expect(be.module).toBe(first);
-      expect((await first.kernels()).map((k) => k.name)).toEqual([...new Set(be.lastKernels)]);
+      // the unit holds this run's kernels (it may hold more: a unit compiled earlier in the process is reused whole)
+      const inUnit = new Set((await first.kernels()).map((k) => k.name));
+      expect(be.lastKernels.length).toBeGreaterThan(0);
+      for (const k of be.lastKernels) expect(inUnit.has(k)).toBe(true);
       expect(out['y']!.shape).toEqual([4, 4]);
     } finally {
       ex.dispose();
