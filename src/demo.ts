@@ -40,7 +40,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
   try {
     write(
       // model.graph now includes the sampling head the runtime appended; the session holds the optimized copy
-      `passes (opt 1: constant folding, CSE, identities, dead code): ${model.graph.nodes.length} → ` +
+      `passes (opt 1: canonicalization, pattern recognition, CSE, dead code): ${model.graph.nodes.length} → ` +
         `${lm.session.graph.nodes.length} nodes (${model.graph.constants.length} → ${lm.session.graph.constants.length} constants);` +
         ` fusion is not in the pipeline yet\n`,
     );
