@@ -56,7 +56,7 @@ function pow(x: Expr, y: Expr): Expr {
   return select(eq(y, f(0)), f(1), select(and(lt(x, f(0)), not(yInt)), f(NaN), neg));
 }
 
-const UNARY: Record<string, (x: Expr, ctx: LowerCtx) => Expr> = {
+export const UNARY: Record<string, (x: Expr, ctx: LowerCtx) => Expr> = {
   neg: (x) => un('neg', x),
   abs: (x) => un('abs', x),
   exp: (x) => un('exp', x),
@@ -151,7 +151,7 @@ function modulo(a: Expr, b: Expr, fmod: boolean): Expr {
   return isF ? adj : select(eq(b, z), z, adj);
 }
 
-const BINARY: Record<string, (a: Expr, b: Expr, ctx: LowerCtx) => Expr> = {
+export const BINARY: Record<string, (a: Expr, b: Expr, ctx: LowerCtx) => Expr> = {
   add: (a, b) => add(a, b),
   sub: (a, b) => sub(a, b),
   mul: (a, b) => mul(a, b),
@@ -217,7 +217,7 @@ export function roundBf16(x: Expr): Expr {
   return select(isnan(x), x, bitcast('f32', r));
 }
 
-function convert(x: Expr, from: DType, to: DType): Expr {
+export function convert(x: Expr, from: DType, to: DType): Expr {
   if (to === 'bool') {
     if (x.type === 'bool') return x;
     // NaN is nonzero (true); compilers may fold `NaN != 0` as if NaN could not occur, so test its bits too

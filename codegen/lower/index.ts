@@ -8,6 +8,7 @@ import './einsum.js';
 import './reduce.js';
 import './paged.js';
 import './sample.js';
+import './fused.js';
 
 export { lowerNode, hasLowering, registerLowering, type Lowering } from './registry.js';
 export * from './kernel-builder.js';

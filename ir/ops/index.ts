@@ -8,3 +8,4 @@ import './quant.js';
 import './pad.js';
 import './paged.js';
 import './sample.js';
+import './fused.js';

@@ -1,0 +1,91 @@
+/**
+ * `fused_elementwise`: a group of elementwise / broadcast ops run as one node. Its `body` attribute is the group as
+ * IR text (a graph whose inputs are the node's inputs, in order, and whose one output is the node's output), so the
+ * printer / parser round-trip it as a plain string. The float64 reference *is* the interpretation of the body, and
+ * type inference re-infers the body over the node's actual input types.
+ */
+import { VerifyError } from '../errors.js';
+import type { Graph, Value } from '../graph.js';
+import { inferOp } from '../infer.js';
+import { interpret } from '../interpret.js';
+import { registerOp } from '../registry.js';
+import type { Tensor } from '../tensor.js';
+import { parseGraph } from '../text.js';
+import { typeToString, type TensorType } from '../types.js';
+import { verify } from '../verify.js';
+
+// Bodies are immutable strings: parse and verify each distinct one once.
+const BODIES = new Map<string, Graph>();
+const MAX_CACHED = 4096;
+
+/** The parsed body of a `fused_elementwise` node (cached by its text; callers must not edit it). */
+export function fusedBody(text: string, node = 'fused_elementwise'): Graph {
+  let g = BODIES.get(text);
+  if (g) return g;
+  try {
+    g = parseGraph(text);
+    verify(g);
+  } catch (e) {
+    throw new VerifyError(`fused_elementwise body: ${(e as Error).message}`, { node, op: 'fused_elementwise' });
+  }
+  if (g.outputs.length !== 1) {
+    throw new VerifyError('fused_elementwise body must have exactly one output', { node, op: 'fused_elementwise' });
+  }
+  if (BODIES.size >= MAX_CACHED) BODIES.delete(BODIES.keys().next().value!);
+  BODIES.set(text, g);
+  return g;
+}
+
+/** Types of every body value when the body's inputs have `inputs` types (symbolic dims allowed). */
+export function inferBody(body: Graph, inputs: readonly TensorType[], node: string): Map<Value, TensorType> {
+  const types = new Map<Value, TensorType>();
+  body.inputs.forEach((v, i) => types.set(v, inputs[i]!));
+  for (const c of body.constants) types.set(c, c.type);
+  for (const n of body.nodes) {
+    const ins = n.inputs.map((x) => (x ? types.get(x) : undefined));
+    const r = inferOp(n.op, `${node}/${n.name}`, ins, n.attrs, n.outputs.length, (i) => n.inputs[i]?.data);
+    n.outputs.forEach((o, i) => types.set(o, r.types[i]!));
+  }
+  return types;
+}
+
+registerOp({
+  name: 'fused_elementwise',
+  doc: 'A group of elementwise / broadcast ops run as one kernel; `body` is the group as IR text over the inputs.',
+  inputs: [{ name: 'x', variadic: true }],
+  outputs: [{ name: 'y' }],
+  attrs: { body: { kind: 'string' } },
+  // a group is itself elementwise-shaped, but it is the fusion pass's output, not something to fuse again
+  fusion: 'opaque',
+  infer(ctx) {
+    const body = fusedBody(ctx.attrs['body'] as string, ctx.node);
+    if (body.inputs.length !== ctx.inputs.length) {
+      ctx.fail(`body has ${body.inputs.length} inputs, node has ${ctx.inputs.length}`);
+    }
+    const ins = ctx.inputs.map((t, i) => {
+      const want = body.inputs[i]!.type;
+      if (!t || t.dtype !== want.dtype || t.shape.length !== want.shape.length) {
+        ctx.fail(`input ${i} is ${t ? typeToString(t) : 'absent'}, body wants ${typeToString(want)}`);
+      }
+      return t!;
+    });
+    return [inferBody(body, ins, ctx.node).get(body.outputs[0]!)!];
+  },
+  reference(inputs, attrs, ctx) {
+    const body = fusedBody(attrs['body'] as string, ctx.node);
+    const feeds: Record<string, Tensor> = {};
+    body.inputs.forEach((v, i) => (feeds[v.name] = inputs[i]!));
+    // the interpreter rounds every interior value to its dtype, exactly as the unfused nodes would
+    return [interpret(body, feeds)[body.outputs[0]!.name]!];
+  },
+});
+
+/**
+ * Ops a body may hold: elementwise / broadcast ops whose lowering is a pure value expression of the output index
+ * (codegen/lower/fused.ts builds each). Ops with side checks (i64 overflow flags) stay out: bodies are float-only.
+ */
+export const FUSIBLE_OPS: ReadonlySet<string> = new Set([
+  ...['neg', 'abs', 'exp', 'log', 'sqrt', 'reciprocal', 'tanh', 'erf', 'sigmoid', 'relu', 'gelu', 'silu'],
+  ...['floor', 'ceil', 'round', 'sign', 'sin', 'cos', 'softplus', 'hard_sigmoid', 'hard_swish', 'leaky_relu'],
+  ...['identity', 'add', 'sub', 'mul', 'div', 'mod', 'pow', 'max', 'min', 'sum', 'cast', 'clip', 'where'],
+]);

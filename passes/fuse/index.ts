@@ -1,0 +1,2 @@
+/** Fusion passes: groups of ops that run as one kernel. */
+export { fuseElementwise, fuseElementwisePass, type FuseOptions } from './elementwise.js';
