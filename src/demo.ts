@@ -40,9 +40,9 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
   try {
     write(
       // model.graph now includes the sampling head the runtime appended; the session holds the optimized copy
-      `passes (opt 1: canonicalization, pattern recognition, CSE, dead code): ${model.graph.nodes.length} → ` +
+      `passes (opt 1: canonicalization, pattern recognition, CSE, elementwise fusion): ${model.graph.nodes.length} → ` +
         `${lm.session.graph.nodes.length} nodes (${model.graph.constants.length} → ${lm.session.graph.constants.length} constants);` +
-        ` fusion is not in the pipeline yet\n`,
+        ` fusion into matmuls and norms is not in the pipeline yet\n`,
     );
     const placed = lm.session.placement();
     const auto = (opts.backend ?? 'auto') === 'auto' ? ' (auto: the best one available here)' : '';

@@ -27,6 +27,8 @@ export interface CompileOptions {
   backend?: BackendChoice;
   /** Optimization level 0–3 (default 1): 0 runs the graph as imported, higher levels the default pass pipeline. */
   opt?: number;
+  /** Passes of the pipeline not to run, by name (e.g. `fuse-elementwise`): for comparisons and bisecting. */
+  disabledPasses?: readonly string[];
   /** WebGPU, cuda-emu: no f16 storage (exercise the f32 fallback). */
   disableF16?: boolean;
   /** Poison output buffers before each run so unwritten elements show as NaN (tests). */
@@ -314,7 +316,11 @@ export async function compile(graph: Graph, opts: CompileOptions = {}): Promise<
   checkOpt(opts.opt);
   verify(graph);
   // the passes work on a copy: the caller's graph is never changed
-  const session = await compileBackend(backend, optimize(graph, { level: opts.opt ?? 1 }), opts);
+  const session = await compileBackend(
+    backend,
+    optimize(graph, { level: opts.opt ?? 1, disabled: opts.disabledPasses }),
+    opts,
+  );
   if (opts.shapes) {
     try {
       await session.warmup(opts.shapes, opts.onProgress);

@@ -188,10 +188,10 @@ export function fuseElementwise(graph: Graph, opts: FuseOptions = {}): number {
   return groups.length;
 }
 
-/** The pass: runs at level 2 and up. */
+/** The pass: runs at level 1 (the default) and up; `disabledPasses: ["fuse-elementwise"]` turns it off. */
 export const fuseElementwisePass: Pass = {
   name: 'fuse-elementwise',
-  minLevel: 2,
+  minLevel: 1,
   run(graph) {
     return { changed: fuseElementwise(graph) > 0 };
   },

@@ -1,5 +1,5 @@
 /**
- * Fused elementwise groups on the devices: graphs compiled at opt 2 (where fusion runs) equal the float64 reference
+ * Fused elementwise groups on the devices: graphs compiled with the default pipeline (fusion included) equal the float64 reference
  * of the *unfused* graph, and the kernel steps per run drop — a chain of 6 elementwise ops runs as 1 kernel.
  */
 import { readFileSync } from 'node:fs';
@@ -39,9 +39,13 @@ async function runAt(
   graph: Graph,
   feeds: Record<string, Tensor>,
   backend: string,
-  opt: number,
+  fused: boolean,
 ): Promise<{ out: Record<string, Tensor>; steps: number }> {
-  const session = await compile(graph, { backend: backend as 'webgpu', opt });
+  // the default pipeline with or without the fusion pass
+  const session = await compile(graph, {
+    backend: backend as 'webgpu',
+    disabledPasses: fused ? [] : ['fuse-elementwise'],
+  });
   try {
     const steps = countSteps(session);
     const out = await session.run(feeds);
@@ -86,8 +90,8 @@ describe.skipIf(backends.length === 0)('fused elementwise on the devices', () =>
     for (const dt of ['f32', 'f16'] as const) {
       it(`${backend} ${dt}: a 6-op chain runs as 1 kernel and equals the unfused reference`, async () => {
         const { graph, feeds } = chain6(dt, 37, 300);
-        const l1 = await runAt(graph, feeds, backend, 1);
-        const l2 = await runAt(graph, feeds, backend, 2);
+        const l1 = await runAt(graph, feeds, backend, false);
+        const l2 = await runAt(graph, feeds, backend, true);
         expect(l1.steps).toBe(6);
         expect(l2.steps).toBe(1);
         expectMatchesReference(graph, feeds, l2.out);
@@ -114,19 +118,19 @@ describe.skipIf(backends.length === 0)('fused elementwise on the devices', () =>
         y: makeTensor('f16', [64], randn(64, 2)),
         cond: makeTensor('bool', [5, 1], [1, 0, 1, 1, 0]),
       };
-      const l1 = await runAt(graph, feeds, backend, 1);
-      const l2 = await runAt(graph, feeds, backend, 2);
+      const l1 = await runAt(graph, feeds, backend, false);
+      const l2 = await runAt(graph, feeds, backend, true);
       expect(l2.steps).toBe(1);
       expect(l1.steps).toBeGreaterThan(8);
       expectMatchesReference(graph, feeds, l2.out);
     });
 
-    it(`${backend}: random graphs at opt 2 equal the unfused reference and never run more kernels`, async () => {
+    it(`${backend}: random graphs fused equal the unfused reference and never run more kernels`, async () => {
       let fewer = 0;
       for (let seed = 1; seed <= 12; seed++) {
         const { graph, feeds } = randomGraph(seed * 7919, 8);
-        const l1 = await runAt(graph, feeds, backend, 1);
-        const l2 = await runAt(graph, feeds, backend, 2);
+        const l1 = await runAt(graph, feeds, backend, false);
+        const l2 = await runAt(graph, feeds, backend, true);
         expectMatchesReference(graph, feeds, l2.out);
         expect(l2.steps).toBeLessThanOrEqual(l1.steps);
         if (l2.steps < l1.steps) fewer++;
@@ -135,7 +139,7 @@ describe.skipIf(backends.length === 0)('fused elementwise on the devices', () =>
     }, 120_000);
   }
 
-  // kernel steps per run at opt 1 → opt 2 (a fusion regression fails here): the decoder block's residual / bias
+  // kernel steps per run without → with fusion at the default level (a fusion regression fails here): the decoder block's residual / bias
   // chains, GPT-2's attention scale + causal mask (div → where) per layer
   const MODELS: [string, number, number][] = [
     ['model_decoder_block_d512', 21, 18],
@@ -152,8 +156,8 @@ describe.skipIf(backends.length === 0)('fused elementwise on the devices', () =>
           (v, i) =>
             (feeds[v.name] = tensorFromOnnx(decodeTensor(readFileSync(join(dir, 'test_data_set_0', `input_${i}.pb`))))),
         );
-        const l1 = await runAt(graph, feeds, 'webgpu', 1);
-        const l2 = await runAt(graph, feeds, 'webgpu', 2);
+        const l1 = await runAt(graph, feeds, 'webgpu', false);
+        const l2 = await runAt(graph, feeds, 'webgpu', true);
         expect([l1.steps, l2.steps]).toEqual([l1Steps, l2Steps]);
         expectMatchesReference(graph, feeds, l2.out);
       },

@@ -68,7 +68,12 @@ describe('pass manager and instruments', () => {
     expect(defaultPipeline(2).map((p) => p.name)).toContain('matmul-bias');
     const g = sample();
     const t = timingInstrument();
-    runPasses(g, defaultPipeline(1), new PassContext({ level: 1, disabled: ['cse'], instruments: [t] }));
+    // fusion off too, so the exp nodes stay visible
+    runPasses(
+      g,
+      defaultPipeline(1),
+      new PassContext({ level: 1, disabled: ['cse', 'fuse-elementwise'], instruments: [t] }),
+    );
     expect(t.report.map((r) => r.pass)).not.toContain('cse');
     expect(g.nodes.filter((n) => n.op === 'exp')).toHaveLength(2); // CSE was off
   });
@@ -97,6 +102,7 @@ describe('pass manager and instruments', () => {
         '04-cse.ir',
         '05-canonicalize.ir',
         '06-dce.ir',
+        '07-fuse-elementwise.ir',
       ]);
       expect(readFileSync(join(dir, '04-cse.ir'), 'utf8')).not.toContain('%d:');
     } finally {
@@ -130,7 +136,9 @@ describe('pass manager and instruments', () => {
     runPasses(sample(), defaultPipeline(3), ctx());
     let err: unknown;
     try {
-      runPasses(sample(), [...defaultPipeline(1), wrongPass, canonicalize], ctx());
+      // without fusion, so the exp the wrong pass rewrites is still a node of its own
+      const unfused = defaultPipeline(1).filter((p) => p.name !== 'fuse-elementwise');
+      runPasses(sample(), [...unfused, wrongPass, canonicalize], ctx());
     } catch (e) {
       err = e;
     }
@@ -232,9 +240,9 @@ describe('compile() runs the pipeline on a copy', () => {
     expect(s0.graph).toBe(g);
     const s1 = await compile(g, { opt: 1 });
     expect(s1.graph).not.toBe(g);
-    expect(s1.graph.nodes.map((n) => n.op)).toEqual(['matmul', 'exp', 'add']);
+    expect(s1.graph.nodes.map((n) => n.op)).toEqual(['matmul', 'fused_elementwise']); // exp + add fused
     const sd = await compile(g);
-    expect(sd.graph.nodes).toHaveLength(3); // the default level is 1
+    expect(sd.graph.nodes).toHaveLength(2); // the default level is 1
     expect(printGraph(g)).toBe(text);
     const x = { dtype: 'f32', shape: [2, 4], data: Float32Array.from([1, 2, 3, 4, -1, -2, -3, -4]) };
     const [r0, r1] = [await s0.run({ x }), await s1.run({ x })];
