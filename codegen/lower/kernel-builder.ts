@@ -114,8 +114,9 @@ export class KernelBuilder {
       const slot = this.uniform('eslot', 0, 'u32');
       this.err = { buf, slot, index: this.uniforms.length - 1 };
     }
-    // One flag word per run: (node slot + 1) · 8 + code, the slot set by the executor. Concurrent failures overwrite
-    // each other; any one of them names a failing node, and a run that sets none reads back 0.
+    // One flag word per run: epoch · 2^16 + (node slot + 1) · 8 + code, epoch and slot set by the executor in the
+    // uniform. Concurrent failures overwrite each other; any one of them names a failing node, and a run that sets
+    // none leaves an older epoch's value (or 0), which the executor ignores.
     const value: Expr = { k: 'bin', type: 'u32', op: 'add', a: this.err.slot, b: c.u32(code) };
     this.emit({ k: 'if', cond, then: [{ k: 'store', buf: this.err.buf, index: c.i32(0), value }] });
   }

@@ -88,7 +88,8 @@ export function addSamplingHead(graph: Graph): void {
   const last = x.op('slice', [logits, x.constI64([-1]), x.constI64([2 ** 31 - 1]), x.constI64([rank - 2])]);
   const row = x.op('squeeze', [last], { axes: [rank - 2] });
   x.addOutput(row, 'last_logits');
-  x.addOutput(x.op('argmax', [row], { axis: -1, keepdims: false }), 'next_token');
+  const argmax = x.op('argmax', [row], { axis: -1, keepdims: false });
+  x.addOutput(argmax, 'next_token');
   const [t, k, p, seed] = [
     x.input(SAMPLING_INPUTS[0], 'f32', [batch]),
     x.input(SAMPLING_INPUTS[1], 'i64', [batch]),
@@ -101,5 +102,14 @@ export function addSamplingHead(graph: Graph): void {
         axes: [1],
       })
     : x.input('sample_step', 'i64', [batch]);
-  x.addOutput(x.op('sample_token', [row, t, k, p, seed, step]), 'sampled_token');
+  const sampled = x.op('sample_token', [row, t, k, p, seed, step]);
+  x.addOutput(sampled, 'sampled_token');
+  // the next run's inputs, made on the device: the chosen ids as input_ids [batch, 1] and their positions, so a decode
+  // step uploads nothing (the runtime keeps these outputs on the device and feeds them back)
+  x.addOutput(x.op('unsqueeze', [argmax], { axes: [1] }), 'next_ids_greedy');
+  x.addOutput(x.op('unsqueeze', [sampled], { axes: [1] }), 'next_ids_sampled');
+  if (positions) {
+    const lastPos = x.op('slice', [positions, x.constI64([-1]), x.constI64([2 ** 31 - 1]), x.constI64([1])]);
+    x.addOutput(x.op('add', [lastPos, x.constI64([1])]), 'next_positions');
+  }
 }

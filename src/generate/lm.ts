@@ -33,6 +33,17 @@ export interface GenerationStats {
 
 type Feeds = Record<string, Tensor | DeviceTensor>;
 
+/** The outputs the sampling head adds (`addSamplingHead`); all stay on the device but the one a step reads. */
+export const HEAD_OUTPUTS = [
+  'logits',
+  'last_logits',
+  'next_token',
+  'sampled_token',
+  'next_ids_greedy',
+  'next_ids_sampled',
+  'next_positions',
+] as const;
+
 export class LanguageModelSession {
   /** Statistics of the last `generate`. */
   stats: GenerationStats | undefined;
@@ -112,16 +123,8 @@ export class LanguageModelSession {
    */
   private async step(feeds: Feeds, read: string, pos: number): Promise<Record<string, Tensor | DeviceTensor>> {
     if (this.hasStep) feeds['sample_step'] = makeTensor('i64', [1], [pos]);
-    const keep = [
-      ...this.cache.map((c) => c.present),
-      ...['logits', 'last_logits', 'next_token', 'sampled_token'].filter((n) => n !== read),
-    ];
-    const out = await this.session.runKeep(feeds, keep);
-    for (const n of ['logits', 'last_logits', 'next_token', 'sampled_token']) {
-      const t = out[n];
-      if (n !== read && t && isDeviceTensor(t)) t.dispose();
-    }
-    return out;
+    const keep = [...this.cache.map((c) => c.present), ...HEAD_OUTPUTS.filter((n) => n !== read)];
+    return this.session.runKeep(feeds, keep);
   }
 
   /**
@@ -145,17 +148,30 @@ export class LanguageModelSession {
     const release = () => {
       for (const t of Object.values(past)) if (isDeviceTensor(t)) t.dispose();
     };
+    // after the prompt, the next run's input_ids and position_ids were made on the device by the previous run
+    let onDevice: Feeds | undefined;
     try {
       let ids: readonly number[] = prompt;
       let pos = 0;
       while (generated < maxTokens && pos + ids.length <= maxSeq) {
         if (opts.signal?.aborted) break;
-        const out = await this.step({ ...this.feeds(ids, pos, past), ...params }, read, pos + ids.length - 1);
+        const feeds = { ...this.feeds(ids, pos, past), ...onDevice, ...params };
+        const out = await this.step(feeds, read, pos + ids.length - 1);
         release();
+        for (const t of Object.values(onDevice ?? {})) if (isDeviceTensor(t)) t.dispose();
         past = {};
         for (const c of this.cache) past[c.past] = out[c.present]!;
         const got = out[read] as Tensor;
         const next = hostSampling ? sample(got.data, opts, rand, history) : got.data[0]!;
+        // keep the device-made inputs the next run needs; free the rest of the head
+        onDevice = {};
+        const nextIds = read === 'sampled_token' ? 'next_ids_sampled' : 'next_ids_greedy';
+        if (!hostSampling) onDevice['input_ids'] = out[nextIds]!;
+        if (this.hasPositions && out['next_positions']) onDevice['position_ids'] = out['next_positions'];
+        for (const n of HEAD_OUTPUTS) {
+          const t = out[n];
+          if (t && isDeviceTensor(t) && !Object.values(onDevice).includes(t)) t.dispose();
+        }
         pos += ids.length;
         if (generated === 0) tFirst = performance.now();
         generated++;
@@ -166,6 +182,7 @@ export class LanguageModelSession {
       }
     } finally {
       release();
+      for (const t of Object.values(onDevice ?? {})) if (isDeviceTensor(t)) t.dispose();
       for (const t of Object.values(params)) if (isDeviceTensor(t)) t.dispose();
       const t1 = performance.now();
       const decodeMs = t1 - tFirst;
@@ -186,7 +203,7 @@ export class LanguageModelSession {
     if (this.hasStep) feeds['sample_step'] = makeTensor('i64', [1], [tokens.length - 1]);
     const out = await this.session.runKeep(
       feeds,
-      this.cache.map((c) => c.present).concat(['last_logits', 'next_token', 'sampled_token']),
+      this.cache.map((c) => c.present).concat(HEAD_OUTPUTS.filter((n) => n !== 'logits')),
     );
     for (const v of [...Object.values(out), ...Object.values(params)]) if (isDeviceTensor(v)) v.dispose();
     const l = out['logits'] as Tensor;

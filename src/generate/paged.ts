@@ -12,7 +12,7 @@ import type { ModelConfig } from '../models/config.js';
 import { isDeviceTensor, type DeviceTensor } from '../runtime/device-tensor.js';
 import { compile, type CompileOptions, type Session } from '../session.js';
 import { addSamplingHead, SAMPLING_INPUTS } from './extend.js';
-import type { GenerateOptions, GenerationStats } from './lm.js';
+import { HEAD_OUTPUTS, type GenerateOptions, type GenerationStats } from './lm.js';
 import { rng, sample } from './sampling.js';
 
 /** Sampling parameters of a batch, on the device. */
@@ -222,11 +222,11 @@ export class PagedLanguageModel {
     const read = sampling.sample ? 'sampled_token' : 'next_token';
     const keep = this.layers
       .map((l) => l.updated)
-      .concat(opts.logits ? [] : ['logits'], ['last_logits', read === 'next_token' ? 'sampled_token' : 'next_token']);
+      .concat(HEAD_OUTPUTS.filter((n) => n !== read && !(n === 'logits' && opts.logits)));
     const out = await this.session.runKeep(feeds, keep);
-    for (const n of ['last_logits', 'next_token', 'sampled_token']) {
+    for (const n of HEAD_OUTPUTS) {
       const t = out[n];
-      if (n !== read && t && isDeviceTensor(t)) t.dispose();
+      if (n !== 'logits' && n !== read && t && isDeviceTensor(t)) t.dispose();
     }
     for (const l of this.layers) {
       const old = this.pools[l.cache];

@@ -207,6 +207,9 @@ export class Executor<B> {
   private inFlight = 0;
   private disposeWhenIdle = false;
   private disposed = false;
+  /** The session's error-flag word (see the run's epoch) and the epoch of the last run. */
+  private errWord: B | undefined;
+  private epoch = 0;
   private readonly compiled = new Map<string, CompiledKernel>();
   /** Host nodes whose results depend only on input shapes (not on input data). */
   private readonly shapeOnly = new Set<Node>();
@@ -384,10 +387,22 @@ export class Executor<B> {
       // One error-flag word per node whose kernels check their inputs (gather indices, cache positions, i64 range).
       const errNodes: Node[] = [];
       let errBuf: B | undefined;
+      // The flag word carries this run's epoch, so the session's own word needs no clearing before a run (nothing is
+      // uploaded for it); a run overlapping another uses a word of its own, cleared.
+      const epoch = (this.epoch = (this.epoch % 0xffff) + 1);
       const errBuffer = (): B => {
         if (errBuf === undefined) {
-          errBuf = this.backend.alloc(4, 'error flags');
-          temps.push(errBuf);
+          if (this.inFlight === 1) {
+            if (this.errWord === undefined) {
+              this.errWord = this.backend.alloc(4, 'error flags');
+              this.backend.write(this.errWord, new Uint8Array(4));
+            }
+            errBuf = this.errWord;
+          } else {
+            errBuf = this.backend.alloc(4, 'error flags');
+            temps.push(errBuf);
+            this.backend.write(errBuf, new Uint8Array(4));
+          }
         }
         if (errNodes.length > ERR_WORDS) {
           throw new KilnError('limit', `more than ${ERR_WORDS} nodes check their inputs on the device`, {
@@ -545,7 +560,7 @@ export class Executor<B> {
             }
             return b;
           });
-          steps.push({ kernel: s.kernel, buffers, uniforms: encodeUniforms(s, slot), grid: s.grid });
+          steps.push({ kernel: s.kernel, buffers, uniforms: encodeUniforms(s, slot, epoch), grid: s.grid });
           kernelOwner.set(s.kernel.name, { node: n.name, op: n.op });
         }
       }
@@ -561,12 +576,12 @@ export class Executor<B> {
       if (dryRun) return {};
       if (this.backend.poison) for (const [b, bytes] of poisoned) this.backend.poison(b, bytes);
       // one flag word per run: 4 bytes cleared before, 4 bytes read after
-      if (errBuf !== undefined) this.backend.write(errBuf, new Uint8Array(4));
       if (steps.length) await this.backend.run(steps);
       if (errBuf !== undefined) {
         const flag = new DataView((await this.backend.read(errBuf, 4)).slice().buffer).getUint32(0, true);
-        if (flag !== 0) {
-          const n = errNodes[(flag >>> 3) - 1];
+        if (flag >>> 16 === epoch && (flag & 0xffff) !== 0) {
+          this.backend.write(errBuf, new Uint8Array(4)); // no stale flag can match a later epoch after wrap-around
+          const n = errNodes[((flag & 0xffff) >>> 3) - 1];
           const what = DEVICE_ERRORS[(flag & 7) as DeviceErrorCode] ?? `device error code ${flag & 7}`;
           throw new KilnError('runtime', `${what} (checked on the device)`, n ? { node: n.name, op: n.op } : {});
         }
@@ -612,6 +627,8 @@ export class Executor<B> {
     this.disposed = true;
     for (const b of this.held.keys()) this.backend.release(b);
     this.held.clear();
+    if (this.errWord !== undefined) this.backend.release(this.errWord);
+    this.errWord = undefined;
     for (const b of this.constBuffers.values()) this.backend.release(b);
     this.constBuffers.clear();
     this.lowerings.clear();
@@ -621,14 +638,14 @@ export class Executor<B> {
   }
 }
 
-/** Checking nodes per run the flag word can name ((slot + 1) · 8 + code must fit 32 bits). */
-const ERR_WORDS = 2 ** 28;
+/** Checking nodes per run the flag word can name: (slot + 1) · 8 + code fits its low 16 bits, the epoch the high 16. */
+const ERR_WORDS = 8190;
 
-function encodeUniforms(s: LoweredStep, errSlot: number): ArrayBuffer {
+function encodeUniforms(s: LoweredStep, errSlot: number, epoch: number): ArrayBuffer {
   const buf = new ArrayBuffer(Math.max(16, Math.ceil((s.uniforms.length * 4) / 16) * 16));
   const dv = new DataView(buf);
   s.kernel.uniforms.forEach((u, i) => {
-    const v = i === s.errSlot ? (errSlot + 1) * 8 : s.uniforms[i]!;
+    const v = i === s.errSlot ? ((epoch << 16) | ((errSlot + 1) << 3)) >>> 0 : s.uniforms[i]!;
     if (u.type === 'f32') dv.setFloat32(i * 4, v, true);
     else if (u.type === 'u32') dv.setUint32(i * 4, v >>> 0, true);
     else dv.setInt32(i * 4, v, true);
