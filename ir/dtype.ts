@@ -212,3 +212,22 @@ export function saturateToInt(dt: DType, x: number): number {
 export function roundHalfEvenSigned(x: number): number {
   return x < 0 ? -roundHalfEven(-x) : roundHalfEven(x);
 }
+
+/**
+ * DESIGN.md's numerical conventions: how far a device or a pass may stray from the float64 reference, per dtype —
+ * elementwise |got − ref| ≤ abs + rel·|ref| and in aggregate rel-L2 ≤ rel. f32 is 10× looser in `rel` after long
+ * reductions (sums of many rounded terms); integers and bool are exact.
+ */
+export function dtypeTolerance(dt: DType, longReduction = false): { rel: number; abs: number } {
+  switch (dt) {
+    case 'f16':
+      return { rel: 2e-3, abs: 2e-3 };
+    case 'bf16':
+      return { rel: 1e-2, abs: 1e-2 };
+    case 'f32':
+    case 'f64':
+      return longReduction ? { rel: 1e-4, abs: 1e-5 } : { rel: 1e-5, abs: 1e-5 };
+    default:
+      return { rel: 0, abs: 0 };
+  }
+}

@@ -3,7 +3,7 @@
  * |got − ref| ≤ abs + rel·|ref| on every element, and in aggregate ‖got − ref‖ / ‖ref‖ ≤ rel. Integers exact; NaN
  * only where the reference has NaN. Browser-safe (the page of test/browser bundles it): no Node or vitest imports.
  */
-import { isFloat, type DType } from '../../ir/dtype.js';
+import { dtypeTolerance, isFloat, type DType } from '../../ir/dtype.js';
 import type { Graph } from '../../ir/graph.js';
 import type { Tensor } from '../../ir/tensor.js';
 
@@ -19,17 +19,8 @@ export interface Tolerance {
 }
 
 export function tolerance(dt: DType, longReduction = false): Tolerance {
-  switch (dt) {
-    case 'f16':
-      return { rel: 2e-3, abs: 2e-3 };
-    case 'bf16':
-      return { rel: 1e-2, abs: 1e-2 };
-    case 'f32':
-    case 'f64':
-      return longReduction ? { rel: 1e-4, abs: 1e-5, scaled: true } : { rel: 1e-5, abs: 1e-5 };
-    default:
-      return { rel: 0, abs: 0 };
-  }
+  const t = dtypeTolerance(dt, longReduction);
+  return longReduction && (dt === 'f32' || dt === 'f64') ? { ...t, scaled: true } : t;
 }
 
 /** Ops that sum (or otherwise combine) many elements: the ones that earn the long-reduction tolerance. */

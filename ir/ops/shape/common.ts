@@ -2,7 +2,7 @@
  * Helpers shared by the shape and data-movement ops: axes, index inputs, constant operands, symbolic quotients,
  * strided copies.
  */
-import type { DType } from '../../dtype.js';
+import { DTYPES, type DType } from '../../dtype.js';
 import { dimDiv, dimFactors, dimMul } from '../../dim-expr.js';
 import { dimProduct, stridesOf, type Dim } from '../../shape.js';
 import type { InferContext } from '../../registry.js';
@@ -11,20 +11,8 @@ import type { TensorType } from '../../types.js';
 import { odometerStep } from '../util.js';
 
 export const INDEX: readonly DType[] = ['i64', 'i32'];
-export const NUMERIC: readonly DType[] = [
-  'f64',
-  'f32',
-  'f16',
-  'bf16',
-  'i64',
-  'i32',
-  'i16',
-  'i8',
-  'u64',
-  'u32',
-  'u16',
-  'u8',
-];
+/** Every dtype with arithmetic: all but the packed 4-bit ones and bool. */
+export const NUMERIC: readonly DType[] = DTYPES.filter((d) => d !== 'i4' && d !== 'u4' && d !== 'bool');
 
 export type Fail = (message: string) => never;
 
