@@ -12,7 +12,7 @@ import { loadLanguageModel } from '../../src/generate/load.js';
 import { generateText, perplexity } from '../../src/generate/text.js';
 import type { BackendName } from '../../src/session.js';
 import { deviceBackends } from '../helpers/device-backends.js';
-import { llamaForward } from '../helpers/lm-reference.js';
+import { greedyReference, llamaForward, perplexityReference } from '../helpers/lm-reference.js';
 import { REPO_ROOT, SHARED } from '../helpers/paths.js';
 
 const MODEL = join(REPO_ROOT, 'models/stories260K.bin');
@@ -27,26 +27,12 @@ const cfg = model.config;
 const tok = model.tokenizer!;
 const weights = (await import('../../src/frontends/llama2c.js')).loadLlama2c(readFileSync(MODEL)).weights;
 
-/** Greedy continuation by the float64 forward (full recompute per token: simple and independent of kiln's graph). */
-function referenceGreedy(prompt: number[], n: number): number[] {
-  const seq = [...prompt];
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const logits = llamaForward(cfg, weights, seq);
-    const row = logits[logits.length - 1]!;
-    let best = 0;
-    for (let v = 1; v < row.length; v++) if (row[v]! > row[best]!) best = v;
-    if (best === tok.eos) break;
-    out.push(best);
-    seq.push(best);
-  }
-  return out;
-}
+const forward = (t: readonly number[]) => llamaForward(cfg, weights, t);
 
 const PROMPT = 'Once upon a time';
 const N = 80;
 const promptIds = tok.encode(PROMPT, { bos: true });
-const expected = referenceGreedy(promptIds, N);
+const expected = greedyReference(forward, promptIds, N, tok.eos);
 
 describe.each(backends)('%s: stories260K', (backend) => {
   it('greedy generation equals the float64 forward token for token, and reads as a story', async () => {
@@ -109,20 +95,7 @@ describe('perplexity on TinyStories text', () => {
     const window = 128;
     const ids = tok.encode(text, { bos: false });
     // float64: two windows of BOS + 127 tokens
-    let nll = 0;
-    let count = 0;
-    for (let w = 0; w < 2; w++) {
-      const chunk = [tok.bos!, ...ids.slice(w * (window - 1), (w + 1) * (window - 1))];
-      const logits = llamaForward(cfg, weights, chunk);
-      for (let t = 0; t + 1 < chunk.length; t++) {
-        const row = logits[t]!;
-        const m = Math.max(...row);
-        const z = row.reduce((a, x) => a + Math.exp(x - m), 0);
-        nll -= row[chunk[t + 1]!]! - m - Math.log(z);
-        count++;
-      }
-    }
-    const ref = Math.exp(nll / count);
+    const { perplexity: ref, tokens: count } = perplexityReference(forward, ids, tok.bos!, window, 2);
     expect(ref).toBeGreaterThan(2);
     expect(ref).toBeLessThan(20); // a trained model on its own domain (DESIGN.md: ≈ 6.6 at windows of 256)
     for (const backend of backends.slice(0, 2)) {

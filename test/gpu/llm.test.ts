@@ -14,7 +14,7 @@ import { PagedLanguageModel } from '../../src/generate/paged.js';
 import { perplexity } from '../../src/generate/text.js';
 import { buildLlama } from '../../src/models/llama.js';
 import { CudaDriver } from '../../src/runtime/cuda/driver.js';
-import { llamaForward } from '../helpers/lm-reference.js';
+import { greedyReference, llamaForward, perplexityReference } from '../helpers/lm-reference.js';
 import { REPO_ROOT, SHARED } from '../helpers/paths.js';
 import { requireTool } from '../helpers/tools.js';
 
@@ -39,15 +39,7 @@ describe.skipIf(noCuda)('stories260K on CUDA', () => {
   const prompt = tok.encode('Once upon a time', { bos: true });
 
   it('greedy generation equals the float64 forward token for token', async () => {
-    const expected: number[] = [];
-    const seq = [...prompt];
-    for (let i = 0; i < 60; i++) {
-      const row = llamaForward(cfg, weights, seq).at(-1)!;
-      let best = 0;
-      for (let v = 1; v < row.length; v++) if (row[v]! > row[best]!) best = v;
-      expected.push(best);
-      seq.push(best);
-    }
+    const expected = greedyReference((t) => llamaForward(cfg, weights, t), prompt, 60);
     const lm = await LanguageModelSession.create(model(), { backend: 'cuda' });
     try {
       const got: number[] = [];
@@ -88,23 +80,11 @@ describe.skipIf(noCuda)('stories260K on CUDA', () => {
     const text = readFileSync(join(SHARED, 'data/tinystories-calib.txt'), 'utf8');
     const ids = tok.encode(text, { bos: false });
     const window = 128;
-    let nll = 0;
-    let count = 0;
-    for (let w = 0; w < 2; w++) {
-      const chunk = [tok.bos!, ...ids.slice(w * (window - 1), (w + 1) * (window - 1))];
-      const logits = llamaForward(cfg, weights, chunk);
-      for (let t = 0; t + 1 < chunk.length; t++) {
-        const row = logits[t]!;
-        const mx = Math.max(...row);
-        const z = row.reduce((a, x) => a + Math.exp(x - mx), 0);
-        nll -= row[chunk[t + 1]!]! - mx - Math.log(z);
-        count++;
-      }
-    }
+    const ref = perplexityReference((t) => llamaForward(cfg, weights, t), ids, tok.bos!, window, 2).perplexity;
     const lm = await LanguageModelSession.create(model(), { backend: 'cuda' });
     try {
       const r = await perplexity(lm, tok, text, { window, maxWindows: 2 });
-      expect(Math.abs(r.perplexity - Math.exp(nll / count)) / Math.exp(nll / count)).toBeLessThan(1e-4);
+      expect(Math.abs(r.perplexity - ref) / ref).toBeLessThan(1e-4);
     } finally {
       lm.dispose();
     }

@@ -344,3 +344,52 @@ export function relL2(got: readonly (readonly Vec[])[], ref: readonly (readonly 
   );
   return Number.isNaN(num) ? Infinity : Math.sqrt(num / den);
 }
+
+/** Greedy continuation by a float64 forward (full recompute per token: simple and independent of kiln's graph). */
+export function greedyReference(
+  forward: (tokens: readonly number[]) => Vec[],
+  prompt: readonly number[],
+  n: number,
+  eos?: number,
+): number[] {
+  const seq = [...prompt];
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const row = forward(seq).at(-1)!;
+    let best = 0;
+    for (let v = 1; v < row.length; v++) if (row[v]! > row[best]!) best = v;
+    if (best === eos) break;
+    out.push(best);
+    seq.push(best);
+  }
+  return out;
+}
+
+/**
+ * Perplexity by a float64 forward over `windows` non-overlapping windows of `window` tokens (BOS, then window − 1 of
+ * `ids`), every token after a window's first scored — what `kiln perplexity` computes.
+ */
+export function perplexityReference(
+  forward: (tokens: readonly number[]) => Vec[],
+  ids: readonly number[],
+  bos: number,
+  window: number,
+  windows: number,
+): { perplexity: number; tokens: number } {
+  let nll = 0;
+  let count = 0;
+  for (let w = 0; w < windows; w++) {
+    const chunk = [bos, ...ids.slice(w * (window - 1), (w + 1) * (window - 1))];
+    const logits = forward(chunk);
+    for (let t = 0; t + 1 < chunk.length; t++) {
+      const row = logits[t]!;
+      let m = -Infinity;
+      for (const x of row) m = Math.max(m, x);
+      let z = 0;
+      for (const x of row) z += Math.exp(x - m);
+      nll -= row[chunk[t + 1]!]! - m - Math.log(z);
+      count++;
+    }
+  }
+  return { perplexity: Math.exp(nll / count), tokens: count };
+}
