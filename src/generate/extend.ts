@@ -5,6 +5,8 @@
 import { Graph, Node, Value } from '../../ir/graph.js';
 import { inferOp } from '../../ir/infer.js';
 import { makeTensor } from '../../ir/tensor.js';
+import type { DeviceTensor } from '../runtime/device-tensor.js';
+import type { Session } from '../session.js';
 import type { Attrs } from '../../ir/registry.js';
 import { tensorType } from '../../ir/types.js';
 
@@ -112,4 +114,27 @@ export function addSamplingHead(graph: Graph): void {
     const lastPos = x.op('slice', [positions, x.constI64([-1]), x.constI64([2 ** 31 - 1]), x.constI64([1])]);
     x.addOutput(x.op('add', [lastPos, x.constI64([1])]), 'next_positions');
   }
+}
+
+/** The sampling options a row of the head reads (the rest of a generation's options is the runtime's). */
+export interface RowSampling {
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  seed?: number;
+}
+
+/**
+ * The sampling head's parameters for a batch, one row per sequence, uploaded once as device tensors (seeds fit i32,
+ * as the device holds i64 in 32 bits).
+ */
+export function uploadSampling(session: Session, rows: readonly RowSampling[]): Record<string, DeviceTensor> {
+  const up = (dtype: 'f32' | 'i64', f: (o: RowSampling) => number, name: string) =>
+    session.upload(makeTensor(dtype, [rows.length], rows.map(f)), name);
+  return {
+    [SAMPLING_INPUTS[0]]: up('f32', (o) => o.temperature ?? 0, SAMPLING_INPUTS[0]),
+    [SAMPLING_INPUTS[1]]: up('i64', (o) => o.topK ?? 0, SAMPLING_INPUTS[1]),
+    [SAMPLING_INPUTS[2]]: up('f32', (o) => o.topP ?? 1, SAMPLING_INPUTS[2]),
+    [SAMPLING_INPUTS[3]]: up('i64', (o) => (o.seed ?? 0) % 2 ** 31, SAMPLING_INPUTS[3]),
+  };
 }

@@ -11,7 +11,7 @@ import { makeTensor, type Tensor } from '../../ir/tensor.js';
 import type { ModelConfig } from '../models/config.js';
 import { isDeviceTensor, type DeviceTensor } from '../runtime/device-tensor.js';
 import { compile, type CompileOptions, type Session } from '../session.js';
-import { addSamplingHead, SAMPLING_INPUTS } from './extend.js';
+import { addSamplingHead, uploadSampling } from './extend.js';
 import { argmax, rng, sample, type SamplingOptions } from './sampling.js';
 
 export interface GenerateOptions extends SamplingOptions {
@@ -107,14 +107,7 @@ export class LanguageModelSession {
 
   /** Sampling parameters on the device for one sequence (uploaded once per generate call). */
   private samplingFeeds(opts: GenerateOptions): Feeds {
-    const one = (dtype: 'f32' | 'i64', v: number, name: string) =>
-      this.session.upload(makeTensor(dtype, [1], [v]), name);
-    return {
-      [SAMPLING_INPUTS[0]]: one('f32', opts.temperature ?? 0, SAMPLING_INPUTS[0]),
-      [SAMPLING_INPUTS[1]]: one('i64', opts.topK ?? 0, SAMPLING_INPUTS[1]),
-      [SAMPLING_INPUTS[2]]: one('f32', opts.topP ?? 1, SAMPLING_INPUTS[2]),
-      [SAMPLING_INPUTS[3]]: one('i64', (opts.seed ?? 0) % 2 ** 31, SAMPLING_INPUTS[3]),
-    };
+    return uploadSampling(this.session, [opts]);
   }
 
   /**

@@ -11,7 +11,7 @@ import { makeTensor, type Tensor } from '../../ir/tensor.js';
 import type { ModelConfig } from '../models/config.js';
 import { isDeviceTensor, type DeviceTensor } from '../runtime/device-tensor.js';
 import { compile, type CompileOptions, type Session } from '../session.js';
-import { addSamplingHead, SAMPLING_INPUTS } from './extend.js';
+import { addSamplingHead, uploadSampling } from './extend.js';
 import { HEAD_OUTPUTS, type GenerateOptions, type GenerationStats } from './lm.js';
 import { rng, sample } from './sampling.js';
 
@@ -94,15 +94,7 @@ export class PagedLanguageModel {
 
   /** Per-sequence sampling parameters on the device (dispose with `.dispose()` when the batch changes). */
   samplingParams(rows: readonly GenerateOptions[]): SamplingParams {
-    const B = rows.length;
-    const up = (dtype: 'f32' | 'i64', f: (o: GenerateOptions, i: number) => number, name: string) =>
-      this.session.upload(makeTensor(dtype, [B], rows.map(f)), name);
-    const feeds = {
-      [SAMPLING_INPUTS[0]]: up('f32', (o) => o.temperature ?? 0, SAMPLING_INPUTS[0]),
-      [SAMPLING_INPUTS[1]]: up('i64', (o) => o.topK ?? 0, SAMPLING_INPUTS[1]),
-      [SAMPLING_INPUTS[2]]: up('f32', (o) => o.topP ?? 1, SAMPLING_INPUTS[2]),
-      [SAMPLING_INPUTS[3]]: up('i64', (o) => (o.seed ?? 0) % 2 ** 31, SAMPLING_INPUTS[3]),
-    };
+    const feeds = uploadSampling(this.session, rows);
     return {
       feeds,
       sample: rows.some((o) => (o.temperature ?? 0) > 0),

@@ -568,8 +568,9 @@ export class Executor<B> {
       const kernels = [...new Map(steps.map((s) => [s.kernel.name, s.kernel])).values()];
       const fresh = kernels.filter((k) => !this.compiled.has(k.name));
       let done = 0;
+      const freshNames = new Set(fresh.map((k) => k.name));
       await this.backend.prepare(kernels, (name) => {
-        if (fresh.some((k) => k.name === name)) onProgress?.(++done, fresh.length, name);
+        if (freshNames.has(name)) onProgress?.(++done, fresh.length, name);
       });
       for (const k of fresh) this.compiled.set(k.name, { name: k.name, ...kernelOwner.get(k.name)! });
       if (this.compiled.size > this.maxLowerings) this.compiled.delete(this.compiled.keys().next().value!);
