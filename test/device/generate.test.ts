@@ -84,6 +84,8 @@ describe('sampling on the device', () => {
       }
       runs.push(ids);
     }
+    // runs[0] is the reference backend: sample_token's float64 reference over the interpreter's logits
+    expect(backends[0]).toBe('reference');
     for (const r of runs.slice(1)) expect(r).toEqual(runs[0]);
     expect(runs[0]).not.toEqual(expected.slice(0, 24)); // it really sampled, not the greedy text
   }, 120_000);
