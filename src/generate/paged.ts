@@ -193,32 +193,48 @@ export class PagedLanguageModel {
       this.reserve(s, s.length + T);
     }
     const width = Math.max(...seqs.map((s) => s.blocks.length));
-    const feeds: Record<string, Tensor | DeviceTensor> = {
-      ...this.pools,
-      input_ids: makeTensor('i64', [B, T], tokens.flat()),
-      position_ids: makeTensor(
-        'i64',
-        [B, T],
-        seqs.flatMap((s) => Array.from({ length: T }, (_, t) => s.length + t)),
-      ),
-      // unused entries point at block 0: never read, since attention stops at each query's position
-      block_table: makeTensor(
-        'i64',
-        [B, width],
-        seqs.flatMap((s) => Array.from({ length: width }, (_, j) => s.blocks[j] ?? 0)),
-      ),
-    };
     const sampling = opts.sampling ?? this.greedyParams(B);
-    Object.assign(feeds, sampling.feeds);
     // one id per sequence comes back: the argmax, or the device's draw when sampling
     const read = sampling.sample ? 'sampled_token' : 'next_token';
+    // A decode step that appends exactly what the previous run chose, to the same sequences, takes that run's
+    // device-made input_ids and position_ids: nothing goes up for them.
+    const prev = this.lastStep;
+    const chained =
+      prev !== undefined &&
+      T === 1 &&
+      prev.read === read &&
+      prev.seqs.length === B &&
+      seqs.every((s, i) => prev.seqs[i] === s && prev.lengths[i] === s.length && prev.next[i] === tokens[i]![0]);
+    // unused entries point at block 0: never read, since attention stops at each query's position
+    const table = seqs.flatMap((s) => Array.from({ length: width }, (_, j) => s.blocks[j] ?? 0));
+    const tableKey = `${B}x${width}:${table.join(',')}`;
+    if (this.table?.key !== tableKey) {
+      this.table?.tensor.dispose();
+      this.table = { key: tableKey, tensor: this.session.upload(makeTensor('i64', [B, width], table), 'block_table') };
+    }
+    const feeds: Record<string, Tensor | DeviceTensor> = {
+      ...this.pools,
+      ...sampling.feeds,
+      input_ids: chained ? prev.ids : makeTensor('i64', [B, T], tokens.flat()),
+      position_ids: chained
+        ? prev.positions
+        : makeTensor(
+            'i64',
+            [B, T],
+            seqs.flatMap((s) => Array.from({ length: T }, (_, t) => s.length + t)),
+          ),
+      block_table: this.table.tensor, // uploaded again only when a sequence gains a block or the batch changes
+    };
     const keep = this.layers
       .map((l) => l.updated)
       .concat(HEAD_OUTPUTS.filter((n) => n !== read && !(n === 'logits' && opts.logits)));
     const out = await this.session.runKeep(feeds, keep);
+    this.dropLastStep();
+    const nextIds = out[read === 'sampled_token' ? 'next_ids_sampled' : 'next_ids_greedy'];
+    const nextPositions = out['next_positions'];
     for (const n of HEAD_OUTPUTS) {
       const t = out[n];
-      if (n !== 'logits' && n !== read && t && isDeviceTensor(t)) t.dispose();
+      if (n !== 'logits' && n !== read && t && isDeviceTensor(t) && t !== nextIds && t !== nextPositions) t.dispose();
     }
     for (const l of this.layers) {
       const old = this.pools[l.cache];
@@ -229,7 +245,37 @@ export class PagedLanguageModel {
     if (dropped && isDeviceTensor(dropped)) dropped.dispose();
     seqs.forEach((s, i) => s.tokens.push(...tokens[i]!));
     const next = Array.from((out[read] as Tensor).data);
+    if (nextIds && isDeviceTensor(nextIds) && nextPositions && isDeviceTensor(nextPositions)) {
+      this.lastStep = {
+        seqs: [...seqs],
+        lengths: seqs.map((s) => s.length),
+        next,
+        read,
+        ids: nextIds,
+        positions: nextPositions,
+      };
+    }
     return opts.logits ? { next, logits: out['logits'] as Tensor } : { next };
+  }
+
+  /** The last run's device-made inputs for a chained next step (see `append`). */
+  private lastStep:
+    | {
+        seqs: PagedSequence[];
+        lengths: number[];
+        next: number[];
+        read: string;
+        ids: DeviceTensor;
+        positions: DeviceTensor;
+      }
+    | undefined;
+  /** The block table on the device, with what it holds. */
+  private table: { key: string; tensor: DeviceTensor } | undefined;
+
+  private dropLastStep(): void {
+    this.lastStep?.ids.dispose();
+    this.lastStep?.positions.dispose();
+    this.lastStep = undefined;
   }
 
   /**
@@ -320,6 +366,8 @@ export class PagedLanguageModel {
   stats: GenerationStats | undefined;
 
   dispose(): void {
+    this.dropLastStep();
+    this.table?.tensor.dispose();
     for (const p of this.greedyByBatch.values()) p.dispose();
     for (const p of Object.values(this.pools)) if (isDeviceTensor(p)) p.dispose();
     this.session.dispose();
