@@ -411,7 +411,13 @@ function lowerNorm(ctx: LowerCtx, rms: boolean): LoweredStep[] {
       const load = (off: Expr) => loadCompute(kb, xb, info, kb.let('at', add(base, off)));
       const n = kb.let('n', cast('f32', rk.len));
       const empty = eq(rk.len, c.i32(0));
+      // Shifted moments: statistics of x - x[0] rather than x. The subtraction is exact for values near x[0], so
+      // a row far from zero relative to its spread keeps its precision (a constant row normalizes to the bias
+      // exactly) instead of losing it to the rounding of a large mean, amplified by 1 / std.
+      const shift = rms || geom.len === 0 ? f(0) : kb.let('k', load(c.i32(0)));
+      const centered = (x: Expr) => (rms || geom.len === 0 ? x : sub(x, shift));
       let mean: Expr = f(0);
+      let dmean: Expr = f(0);
       let inv: Expr;
       if (rms) {
         const [ss] = rk.accumulate(sumMonoid('f32'), (_j, off) => {
@@ -420,10 +426,11 @@ function lowerNorm(ctx: LowerCtx, rms: boolean): LoweredStep[] {
         });
         inv = kb.let('inv', div(f(1), un('sqrt', add(div(ss!, n), f(eps)))));
       } else {
-        const [s] = rk.accumulate(sumMonoid('f32'), (_j, off) => [load(off)]);
-        mean = kb.let('mean', select(empty, f(NAN), div(s!, n)));
+        const [s] = rk.accumulate(sumMonoid('f32'), (_j, off) => [centered(load(off))]);
+        dmean = kb.let('dmean', select(empty, f(NAN), div(s!, n)));
+        mean = kb.let('mean', add(shift, dmean));
         const [v] = rk.accumulate(sumMonoid('f32'), (_j, off) => {
-          const d = kb.let('d', sub(load(off), mean));
+          const d = kb.let('d', sub(centered(load(off)), dmean));
           return [mul(d, d)];
         });
         inv = kb.let('inv', div(f(1), un('sqrt', add(select(empty, f(NAN), div(v!, n)), f(eps)))));
@@ -432,7 +439,7 @@ function lowerNorm(ctx: LowerCtx, rms: boolean): LoweredStep[] {
         const at = kb.let('at', add(base, off));
         const x = loadCompute(kb, xb, info, at);
         const sc = loadCompute(kb, sb, ctx.inputs[1]!, paramIndex(rk, ctx.inputs[1]!.shape, norm, j));
-        let y = rms ? mul(mul(x, inv), sc) : mul(mul(sub(x, mean), inv), sc);
+        let y = rms ? mul(mul(x, inv), sc) : mul(mul(sub(centered(x), dmean), inv), sc);
         if (bb) y = add(y, loadCompute(kb, bb, ctx.inputs[2]!, paramIndex(rk, ctx.inputs[2]!.shape, norm, j)));
         storeValue(kb, ctx, ob, 0, at, y);
       });

@@ -489,6 +489,35 @@ describe.skipIf(noGpu)('layer_norm / rms_norm on WebGPU', () => {
     cases.push({ op: 'layer_norm', dtype: 'f32', shape: [3, 10], params: [[10]], outputs: 2 });
     await checkAll(cases);
   });
+
+  // A row far from zero relative to its spread: f32 rounding of the mean is amplified by 1/std (up to 1/sqrt(eps)).
+  // Constant rows must give the bias exactly; near-constant rows with a large offset must stay accurate.
+  it('constant and near-constant rows with a large offset (ill-conditioned mean)', async () => {
+    for (const len of [257, 1000, 7]) {
+      const rows = [0.3, 1 / 3, 100.1, -7.77];
+      const data = new Float64Array(rows.length * 2 * len);
+      rows.forEach((v, r) => {
+        for (let j = 0; j < len; j++) {
+          data[2 * r * len + j] = v; // exactly constant row
+          data[(2 * r + 1) * len + j] = v + ((j * 37) % 11) * 1e-3 * Math.abs(v); // spread 1e-3 of the offset
+        }
+      });
+      const x = makeTensor('f32', [rows.length * 2, len], data);
+      const cases: Case[] = [];
+      for (const outputs of [1, 3]) {
+        cases.push({
+          op: 'layer_norm',
+          dtype: 'f32',
+          shape: [rows.length * 2, len],
+          attrs: { axis: -1, epsilon: 1e-5 },
+          params: [[len], [len]],
+          outputs,
+          data: x,
+        });
+      }
+      await checkAll(cases);
+    }
+  });
 });
 
 describe.skipIf(noGpu)('cumsum on WebGPU', () => {

@@ -32,6 +32,9 @@ const FOCUSED = [
   [0x5eed1, 2, 'matmul'],
   [0x5eed2, 2, 'rows'],
 ] as const;
+// cases CI has found, kept as regressions: [1, 6, 'rows'] is a layer norm of a constant row of 257 (a max with a
+// scalar above a softmax), where f32 rounding of the mean used to be amplified by 1/sqrt(eps)
+const FOUND_F32 = [[1, 6, 'rows']] as const;
 
 describe.skipIf(noGpu)('random graphs on WebGPU match the float64 reference', () => {
   for (const dtype of ['f32', 'f16'] as const) {
@@ -51,7 +54,9 @@ describe.skipIf(noGpu)('random graphs on WebGPU match the float64 reference', ()
         {
           numRuns: dtype === 'f32' ? runs : Math.max(8, Math.round(runs / 2)),
           verbose: 1,
-          examples: FOCUSED.map(([s, n, f]): [number, number, GraphFocus | undefined] => [s, n, f]),
+          examples: [...FOCUSED, ...(dtype === 'f32' ? FOUND_F32 : [])].map(
+            ([s, n, f]): [number, number, GraphFocus | undefined] => [s, n, f],
+          ),
         },
       );
       console.log(`webgpu ${dtype} property: ${JSON.stringify(cov)}`);

@@ -1,4 +1,4 @@
-// k_layer_norm_93c0e85da9
+// k_layer_norm_3fb5900bce
 @group(0) @binding(0) var<storage, read> b0: array<f32>;
 @group(0) @binding(1) var<storage, read> b1: array<f32>;
 @group(0) @binding(2) var<storage, read> b2: array<f32>;
@@ -21,118 +21,120 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
   if ((g_0 < u.units3)) {
     let off_2: i32 = (g_0 * u.ks0);
     let n_3: f32 = f32(u.len1);
-    var acc_4: f32 = 0.0f;
-    for (var j_5: i32 = l_1; j_5 < u.len1; j_5 = j_5 + 64i) {
-      let at_6: i32 = (off_2 + j_5);
-      let e_7: f32 = b0[at_6];
-      let n_8: f32 = (acc_4 + e_7);
-      acc_4 = n_8;
+    let k_4: f32 = b0[off_2];
+    var acc_5: f32 = 0.0f;
+    for (var j_6: i32 = l_1; j_6 < u.len1; j_6 = j_6 + 64i) {
+      let at_7: i32 = (off_2 + j_6);
+      let e_8: f32 = (b0[at_7] - k_4);
+      let n_9: f32 = (acc_5 + e_8);
+      acc_5 = n_9;
     }
-    sh_sh0[l_1] = acc_4;
+    sh_sh0[l_1] = acc_5;
     workgroupBarrier();
     if ((l_1 < 32i)) {
-      let x_9: f32 = sh_sh0[l_1];
-      let y_10: f32 = sh_sh0[(l_1 + 32i)];
-      let z_11: f32 = (x_9 + y_10);
-      sh_sh0[l_1] = z_11;
+      let x_10: f32 = sh_sh0[l_1];
+      let y_11: f32 = sh_sh0[(l_1 + 32i)];
+      let z_12: f32 = (x_10 + y_11);
+      sh_sh0[l_1] = z_12;
     }
     workgroupBarrier();
     if ((l_1 < 16i)) {
-      let x_12: f32 = sh_sh0[l_1];
-      let y_13: f32 = sh_sh0[(l_1 + 16i)];
-      let z_14: f32 = (x_12 + y_13);
-      sh_sh0[l_1] = z_14;
+      let x_13: f32 = sh_sh0[l_1];
+      let y_14: f32 = sh_sh0[(l_1 + 16i)];
+      let z_15: f32 = (x_13 + y_14);
+      sh_sh0[l_1] = z_15;
     }
     workgroupBarrier();
     if ((l_1 < 8i)) {
-      let x_15: f32 = sh_sh0[l_1];
-      let y_16: f32 = sh_sh0[(l_1 + 8i)];
-      let z_17: f32 = (x_15 + y_16);
-      sh_sh0[l_1] = z_17;
+      let x_16: f32 = sh_sh0[l_1];
+      let y_17: f32 = sh_sh0[(l_1 + 8i)];
+      let z_18: f32 = (x_16 + y_17);
+      sh_sh0[l_1] = z_18;
     }
     workgroupBarrier();
     if ((l_1 < 4i)) {
-      let x_18: f32 = sh_sh0[l_1];
-      let y_19: f32 = sh_sh0[(l_1 + 4i)];
-      let z_20: f32 = (x_18 + y_19);
-      sh_sh0[l_1] = z_20;
+      let x_19: f32 = sh_sh0[l_1];
+      let y_20: f32 = sh_sh0[(l_1 + 4i)];
+      let z_21: f32 = (x_19 + y_20);
+      sh_sh0[l_1] = z_21;
     }
     workgroupBarrier();
     if ((l_1 < 2i)) {
-      let x_21: f32 = sh_sh0[l_1];
-      let y_22: f32 = sh_sh0[(l_1 + 2i)];
-      let z_23: f32 = (x_21 + y_22);
-      sh_sh0[l_1] = z_23;
+      let x_22: f32 = sh_sh0[l_1];
+      let y_23: f32 = sh_sh0[(l_1 + 2i)];
+      let z_24: f32 = (x_22 + y_23);
+      sh_sh0[l_1] = z_24;
     }
     workgroupBarrier();
     if ((l_1 < 1i)) {
-      let x_24: f32 = sh_sh0[l_1];
-      let y_25: f32 = sh_sh0[(l_1 + 1i)];
-      let z_26: f32 = (x_24 + y_25);
-      sh_sh0[l_1] = z_26;
+      let x_25: f32 = sh_sh0[l_1];
+      let y_26: f32 = sh_sh0[(l_1 + 1i)];
+      let z_27: f32 = (x_25 + y_26);
+      sh_sh0[l_1] = z_27;
     }
     workgroupBarrier();
-    let red_27: f32 = sh_sh0[0i];
+    let red_28: f32 = sh_sh0[0i];
     workgroupBarrier();
-    let mean_28: f32 = select((red_27 / n_3), bitcast<f32>(kiln_nan), (u.len1 == 0i));
-    var acc_29: f32 = 0.0f;
-    for (var j_30: i32 = l_1; j_30 < u.len1; j_30 = j_30 + 64i) {
-      let at_31: i32 = (off_2 + j_30);
-      let d_32: f32 = (b0[at_31] - mean_28);
-      let e_33: f32 = (d_32 * d_32);
-      let n_34: f32 = (acc_29 + e_33);
-      acc_29 = n_34;
+    let dmean_29: f32 = select((red_28 / n_3), bitcast<f32>(kiln_nan), (u.len1 == 0i));
+    let mean_30: f32 = (k_4 + dmean_29);
+    var acc_31: f32 = 0.0f;
+    for (var j_32: i32 = l_1; j_32 < u.len1; j_32 = j_32 + 64i) {
+      let at_33: i32 = (off_2 + j_32);
+      let d_34: f32 = ((b0[at_33] - k_4) - dmean_29);
+      let e_35: f32 = (d_34 * d_34);
+      let n_36: f32 = (acc_31 + e_35);
+      acc_31 = n_36;
     }
-    sh_sh0[l_1] = acc_29;
+    sh_sh0[l_1] = acc_31;
     workgroupBarrier();
     if ((l_1 < 32i)) {
-      let x_35: f32 = sh_sh0[l_1];
-      let y_36: f32 = sh_sh0[(l_1 + 32i)];
-      let z_37: f32 = (x_35 + y_36);
-      sh_sh0[l_1] = z_37;
+      let x_37: f32 = sh_sh0[l_1];
+      let y_38: f32 = sh_sh0[(l_1 + 32i)];
+      let z_39: f32 = (x_37 + y_38);
+      sh_sh0[l_1] = z_39;
     }
     workgroupBarrier();
     if ((l_1 < 16i)) {
-      let x_38: f32 = sh_sh0[l_1];
-      let y_39: f32 = sh_sh0[(l_1 + 16i)];
-      let z_40: f32 = (x_38 + y_39);
-      sh_sh0[l_1] = z_40;
+      let x_40: f32 = sh_sh0[l_1];
+      let y_41: f32 = sh_sh0[(l_1 + 16i)];
+      let z_42: f32 = (x_40 + y_41);
+      sh_sh0[l_1] = z_42;
     }
     workgroupBarrier();
     if ((l_1 < 8i)) {
-      let x_41: f32 = sh_sh0[l_1];
-      let y_42: f32 = sh_sh0[(l_1 + 8i)];
-      let z_43: f32 = (x_41 + y_42);
-      sh_sh0[l_1] = z_43;
+      let x_43: f32 = sh_sh0[l_1];
+      let y_44: f32 = sh_sh0[(l_1 + 8i)];
+      let z_45: f32 = (x_43 + y_44);
+      sh_sh0[l_1] = z_45;
     }
     workgroupBarrier();
     if ((l_1 < 4i)) {
-      let x_44: f32 = sh_sh0[l_1];
-      let y_45: f32 = sh_sh0[(l_1 + 4i)];
-      let z_46: f32 = (x_44 + y_45);
-      sh_sh0[l_1] = z_46;
+      let x_46: f32 = sh_sh0[l_1];
+      let y_47: f32 = sh_sh0[(l_1 + 4i)];
+      let z_48: f32 = (x_46 + y_47);
+      sh_sh0[l_1] = z_48;
     }
     workgroupBarrier();
     if ((l_1 < 2i)) {
-      let x_47: f32 = sh_sh0[l_1];
-      let y_48: f32 = sh_sh0[(l_1 + 2i)];
-      let z_49: f32 = (x_47 + y_48);
-      sh_sh0[l_1] = z_49;
+      let x_49: f32 = sh_sh0[l_1];
+      let y_50: f32 = sh_sh0[(l_1 + 2i)];
+      let z_51: f32 = (x_49 + y_50);
+      sh_sh0[l_1] = z_51;
     }
     workgroupBarrier();
     if ((l_1 < 1i)) {
-      let x_50: f32 = sh_sh0[l_1];
-      let y_51: f32 = sh_sh0[(l_1 + 1i)];
-      let z_52: f32 = (x_50 + y_51);
-      sh_sh0[l_1] = z_52;
+      let x_52: f32 = sh_sh0[l_1];
+      let y_53: f32 = sh_sh0[(l_1 + 1i)];
+      let z_54: f32 = (x_52 + y_53);
+      sh_sh0[l_1] = z_54;
     }
     workgroupBarrier();
-    let red_53: f32 = sh_sh0[0i];
+    let red_55: f32 = sh_sh0[0i];
     workgroupBarrier();
-    let inv_54: f32 = (1.0f / sqrt((select((red_53 / n_3), bitcast<f32>(kiln_nan), (u.len1 == 0i)) + 0.00001f)));
-    for (var j_55: i32 = l_1; j_55 < u.len1; j_55 = j_55 + 64i) {
-      let at_56: i32 = (off_2 + j_55);
-      b3[at_56] = ((((b0[at_56] - mean_28) * inv_54) * b1[j_55]) + b2[j_55]);
+    let inv_56: f32 = (1.0f / sqrt((select((red_55 / n_3), bitcast<f32>(kiln_nan), (u.len1 == 0i)) + 0.00001f)));
+    for (var j_57: i32 = l_1; j_57 < u.len1; j_57 = j_57 + 64i) {
+      let at_58: i32 = (off_2 + j_57);
+      b3[at_58] = (((((b0[at_58] - k_4) - dmean_29) * inv_56) * b1[j_57]) + b2[j_57]);
     }
   }
 }
