@@ -4,6 +4,7 @@
  */
 import type { DType } from './dtype.js';
 import { KilnError, UnsupportedError, VerifyError } from './errors.js';
+import type { Layout } from './layout.js';
 import type { Dim } from './shape.js';
 import type { Tensor } from './tensor.js';
 import type { TensorType } from './types.js';
@@ -63,6 +64,16 @@ export interface RefContext {
   fail(message: string): never;
 }
 
+/** What `OpDef.layout` sees besides input 0's layout. */
+export interface LayoutContext {
+  /** Resolved attributes. */
+  readonly attrs: Attrs;
+  /** Host values of the inputs: null for an absent optional input, undefined where only the device has the data. */
+  readonly hostInputs: readonly (Tensor | null | undefined)[];
+  /** Concrete output shapes (already inferred). */
+  readonly outShapes: readonly (readonly number[])[];
+}
+
 export interface OpDef {
   readonly name: string;
   readonly doc: string;
@@ -81,6 +92,12 @@ export interface OpDef {
    * other reader). The reference stays functional: it returns a new tensor.
    */
   readonly inplace?: number;
+  /**
+   * Optional, for movement ops: each output as a strided layout over input 0's elements, given input 0's layout
+   * (concrete shapes), so a backend may hand consumers a view instead of running a copy. Undefined (for the node, or
+   * for one output) where this instance is not expressible by strides or needs device data.
+   */
+  layout?(x: Layout, ctx: LayoutContext): readonly (Layout | undefined)[] | undefined;
   /** Output types from input types and attributes (symbolic dims allowed). */
   infer(ctx: InferContext): TensorType[];
   /**

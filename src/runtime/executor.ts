@@ -21,6 +21,8 @@ import {
 } from '../../codegen/lower/kernel-builder.js';
 import { hasLowering, lowerNode } from '../../codegen/lower/index.js';
 import { storageOf, type DeviceCaps } from '../../codegen/lower/storage.js';
+import { applyInputLayouts, lowerCopy } from '../../codegen/lower/view.js';
+import { contiguousLayout, isContiguous, layoutKey, type Layout } from '../../ir/layout.js';
 import type { DeviceTensor } from './device-tensor.js';
 
 /** What a backend provides to the executor. `B` is its buffer handle. */
@@ -248,6 +250,52 @@ export class Executor<B> {
     return { host: this.host.size, device: this.graph.nodes.length - this.host.size };
   }
 
+  /**
+   * Bind a movement node's outputs as views of its input's buffer when its op gives a strided layout for them (all
+   * outputs, non-empty, in unpacked storage). A row-major layout at offset 0 is an alias of the buffer; any other is a
+   * view (not for graph outputs, which must be buffers of their own: those run the op's kernel). Returns whether the
+   * node needs no kernel.
+   */
+  private bindViews(
+    n: Node,
+    outShapes: readonly (readonly number[])[],
+    hostData: ReadonlyMap<Value, Tensor>,
+    shapes: ReadonlyMap<Value, readonly number[]>,
+    views: Map<Value, { root: Value; layout: Layout }>,
+    shared: Set<Value>,
+    dev: Map<Value, B>,
+    deviceBuffer: (v: Value) => B,
+  ): boolean {
+    const def = getOp(n.op);
+    const x = n.inputs[0];
+    if (!def.layout || !x || n.outputs.some((o) => o.type.dtype !== x.type.dtype)) return false;
+    // packed storage (sub-32-bit elements) is only ever aliased whole, never viewed
+    const packed = PACK[this.storage(x.type.dtype)] !== 1;
+    const from = views.get(x);
+    const hostInputs = def.inputs.map((_, i) => {
+      const v = n.inputs[i];
+      return i === 0 ? undefined : v ? hostData.get(v) : null; // null: an optional input left out
+    });
+    const outs = def.layout(from?.layout ?? contiguousLayout(shapes.get(x)!), {
+      attrs: resolveAttrs(def, n.attrs, n.name),
+      hostInputs,
+      outShapes,
+    });
+    if (!outs || outs.length !== n.outputs.length) return false;
+    const plain = outs.map((l) => l !== undefined && l.offset === 0 && isContiguous(l));
+    const ok = outs.every(
+      (l, i) => l && (plain[i] || (!packed && !this.graphOutputs.has(n.outputs[i]!) && l.shape.every((d) => d > 0))),
+    );
+    if (!ok) return false;
+    const root = from?.root ?? x;
+    n.outputs.forEach((o, i) => {
+      shared.add(o);
+      if (plain[i]) dev.set(o, deviceBuffer(root));
+      else views.set(o, { root, layout: outs[i]! });
+    });
+    return true;
+  }
+
   private storage(dt: DType): Storage {
     return storageOf(dt, this.backend.caps);
   }
@@ -345,6 +393,10 @@ export class Executor<B> {
     const shapes = new Map<Value, readonly number[]>();
     const hostData = new Map<Value, Tensor>();
     const dev = new Map<Value, B>();
+    // Movement-op results bound as strided views of another value's buffer (see OpDef.layout): no kernel, no buffer.
+    const views = new Map<Value, { root: Value; layout: Layout }>();
+    // Values sharing another value's buffer (aliases and views): never updated in place.
+    const shared = new Set<Value>();
     const temps: B[] = [];
     const steps: { kernel: Kernel; buffers: B[]; uniforms: ArrayBuffer; grid: [number, number, number] }[] = [];
     const poisoned: [B, number][] = [];
@@ -412,6 +464,7 @@ export class Executor<B> {
         return errBuf;
       };
       const deviceBuffer = (v: Value): B => {
+        v = views.get(v)?.root ?? v;
         let b = dev.get(v) ?? this.constBuffers.get(v);
         if (b !== undefined) return b;
         const t = hostData.get(v);
@@ -494,34 +547,70 @@ export class Executor<B> {
           return { dtype: x.type.dtype, shape: shapes.get(x)!, data, isConst: x.isConst };
         });
         const outputs: TensorInfo[] = n.outputs.map((o, i) => ({ dtype: o.type.dtype, shape: outShapes[i]! }));
-        // Row-major data is unchanged by these ops: the output is a view of the input buffer, no kernel at all.
-        if (getOp(n.op).view && n.inputs[0]!.type.dtype === n.outputs[0]!.type.dtype) {
-          dev.set(n.outputs[0]!, deviceBuffer(n.inputs[0]!));
-          continue;
-        }
+        // Movement ops: outputs that are strided layouts of the input's elements become views of its buffer (a
+        // row-major one at offset 0 is the buffer itself); consumers' loads follow the layout, no kernel runs.
+        if (this.bindViews(n, outShapes, hostData, shapes, views, shared, dev, deviceBuffer)) continue;
+        // Consumers index inputs row-major; a view input's loads are rewritten to follow its layout.
+        const layouts = n.inputs.map((x) => (x ? views.get(x)?.layout : undefined));
         // In place: output 0 reuses the updated input's buffer when nothing else reads that input — a device
         // tensor the caller fed (a KV cache, updated where it lives) or a temporary of this run.
         const ip = getOp(n.op).inplace;
         const target = ip === undefined ? undefined : n.inputs[ip];
         if (target && !target.isConst) deviceBuffer(target); // a host feed is uploaded now, into a buffer of this run
         const fedOnDevice = (v: Value) => g.inputs.includes(v) && dev.has(v) && this.held.has(dev.get(v)!);
+        if (target && views.has(target) && !this.graphOutputs.has(target) && g.users(target).length === 1) {
+          // an update in place needs the tensor in a buffer of its own: copy the view out first
+          const { root, layout } = views.get(target)!;
+          const dt = target.type.dtype;
+          const shape = shapes.get(target)!;
+          const key = `copy|${dt}|${layoutKey(layout)}`;
+          let copy = this.lowerings.get(key);
+          if (!copy) {
+            const info = { dtype: dt, shape };
+            const ctx = {
+              caps: this.backend.caps,
+              node: n.name,
+              op: 'copy',
+              attrs: {},
+              inputs: [info],
+              outputs: [info],
+            };
+            copy = { steps: [lowerCopy(ctx, layout)] };
+            this.lowerings.set(key, copy);
+          }
+          const st = this.storage(dt);
+          const b = this.backend.alloc(storageBytes(st, numel(shape)), target.name);
+          temps.push(b);
+          const step = copy.steps[0]!;
+          steps.push({
+            kernel: step.kernel,
+            buffers: [deviceBuffer(root), b],
+            uniforms: encodeUniforms(step, -1, epoch),
+            grid: step.grid,
+          });
+          kernelOwner.set(step.kernel.name, { node: n.name, op: 'copy' });
+          views.delete(target);
+          dev.set(target, b);
+          layouts[n.inputs.indexOf(target)] = undefined;
+        }
         const inplace =
           target !== undefined &&
           target !== null &&
+          !shared.has(target) &&
           !this.graphOutputs.has(target) &&
           g.users(target).length === 1 &&
           n.outputs[0]!.type.dtype === target.type.dtype &&
           (fedOnDevice(target) || (dev.has(target) && temps.includes(dev.get(target)!)));
-        const key = `${loweringKey(n, inputs)}${inplace ? '|inplace' : ''}`;
+        const viewKey = layouts.map((l, i) => (l ? `|L${i}=${layoutKey(l)}` : '')).join('');
+        const key = `${loweringKey(n, inputs)}${inplace ? '|inplace' : ''}${viewKey}`;
         let lowered = this.lowerings.get(key);
         if (lowered) {
           // least recently used first: re-insert on a hit
           this.lowerings.delete(key);
           this.lowerings.set(key, lowered);
         } else {
-          lowered = {
-            steps: lowerNode({ caps: this.backend.caps, node: n.name, op: n.op, attrs, inputs, outputs, inplace }),
-          };
+          const plain = lowerNode({ caps: this.backend.caps, node: n.name, op: n.op, attrs, inputs, outputs, inplace });
+          lowered = { steps: viewKey ? plain.map((st) => applyInputLayouts(st, layouts)) : plain };
           this.lowerings.set(key, lowered);
           if (this.lowerings.size > this.maxLowerings) this.lowerings.delete(this.lowerings.keys().next().value!);
         }

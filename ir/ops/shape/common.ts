@@ -4,6 +4,7 @@
  */
 import { DTYPES, type DType } from '../../dtype.js';
 import { dimDiv, dimFactors, dimMul } from '../../dim-expr.js';
+import { KilnError } from '../../errors.js';
 import { dimProduct, stridesOf, type Dim } from '../../shape.js';
 import type { InferContext } from '../../registry.js';
 import { scratchTensor, type Tensor } from '../../tensor.js';
@@ -15,6 +16,11 @@ export const INDEX: readonly DType[] = ['i64', 'i32'];
 export const NUMERIC: readonly DType[] = DTYPES.filter((d) => d !== 'i4' && d !== 'u4' && d !== 'bool');
 
 export type Fail = (message: string) => never;
+
+/** Fail for `OpDef.layout`: the node was inferred already, so this only fires on an internal inconsistency. */
+export const failLayout: Fail = (message) => {
+  throw new KilnError('shape', message);
+};
 
 // ---- helpers -------------------------------------------------------------------------------------------------
 

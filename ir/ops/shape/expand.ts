@@ -1,6 +1,7 @@
 /** Broadcasting copies: expand and tile. */
 import { dimMul } from '../../dim-expr.js';
 import { broadcastShapes, dimProduct, numel, stridesOf, type Dim } from '../../shape.js';
+import { expandLayout } from '../../layout.js';
 import { registerOp } from '../../registry.js';
 import { scratchTensor } from '../../tensor.js';
 import { tensorType } from '../../types.js';
@@ -44,6 +45,9 @@ registerOp({
     // A scalar dim broadcast to a vector (Expand(Unsqueeze(seq), [n])).
     const v = ctx.symbolicValue(0);
     return v?.length === 1 ? [new Array<Dim>(numel(t!.shape as number[])).fill(v[0]!)] : undefined;
+  },
+  layout(x, { outShapes }) {
+    return [expandLayout(x, outShapes[0]!)];
   },
   reference([x, s], _a, ctx) {
     let outShape: number[];

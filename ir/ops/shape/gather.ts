@@ -1,10 +1,11 @@
 /** The gather family: gather, gather_elements, gather_nd. */
 import { numel, stridesOf, type Dim } from '../../shape.js';
+import { reshapeLayout, selectLayout } from '../../layout.js';
 import { registerOp, type InferContext } from '../../registry.js';
 import { scratchTensor } from '../../tensor.js';
 import { tensorType, type TensorType } from '../../types.js';
 import { axisSplit, odometerStep, req } from '../util.js';
-import { INDEX, axisOf, type Fail } from './common.js';
+import { INDEX, axisOf, failLayout, type Fail } from './common.js';
 
 // ---- gathers -------------------------------------------------------------------------------------------------
 
@@ -42,6 +43,16 @@ registerOp({
     if (!v || !ix || ctx.inputs[0]!.shape.length !== 1) return undefined;
     const out = ix.map((i) => (typeof i === 'number' && i >= -v.length && i < v.length ? v.at(i) : undefined));
     return out.every((d) => d !== undefined) ? [out as Dim[]] : undefined;
+  },
+  layout(x, { attrs, hostInputs: [, indices], outShapes }) {
+    // one index (a scalar or a single-element tensor): the entry of that axis, as a view
+    if (!indices || indices.data.length !== 1) return undefined;
+    const axis = axisOf(attrs['axis'] as number, x.shape.length, failLayout);
+    const len = x.shape[axis]!;
+    const i = indices.data[0]!;
+    if (!(i >= -len && i < len)) return undefined; // the kernel reports it
+    const l = reshapeLayout(selectLayout(x, axis, i < 0 ? i + len : i), outShapes[0]!);
+    return l && [l];
   },
   reference([data, indices], a, ctx) {
     const d = data!;

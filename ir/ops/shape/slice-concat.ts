@@ -1,6 +1,7 @@
 /** Slice, concat and split. */
 import { dimAdd, dimSub } from '../../dim-expr.js';
 import { dimSum, stridesOf, type Dim } from '../../shape.js';
+import { sliceLayout } from '../../layout.js';
 import { registerOp } from '../../registry.js';
 import { scratchTensor, type Tensor } from '../../tensor.js';
 import { tensorType } from '../../types.js';
@@ -12,6 +13,7 @@ import {
   checkIndexInput,
   constIntsOf,
   dimQuotient,
+  failLayout,
   gatherStrided,
   shapeValueOf,
   type Fail,
@@ -171,6 +173,23 @@ registerOp({
     const r = sliceRange(spec.starts[0]!, spec.ends[0]!, spec.steps[0]!, v.length);
     return [Array.from({ length: r.len }, (_, k) => v[r.start + k * spec.steps[0]!]!)];
   },
+  layout(x, { hostInputs: [, starts, ends, axes, steps] }) {
+    if (!starts || !ends || axes === undefined || steps === undefined) return undefined;
+    const spec = sliceSpec(
+      x.shape.length,
+      Array.from(starts.data),
+      Array.from(ends.data),
+      axes ? Array.from(axes.data) : undefined,
+      steps ? Array.from(steps.data) : undefined,
+      failLayout,
+    );
+    let l = x;
+    spec.axes.forEach((a, i) => {
+      const r = sliceRange(spec.starts[i]!, spec.ends[i]!, spec.steps[i]!, x.shape[a]!);
+      l = sliceLayout(l, a, r.start, r.len, spec.steps[i]!);
+    });
+    return [l];
+  },
   reference([x, starts, ends, axes, steps], _a, ctx) {
     const t = x!;
     const spec = sliceSpec(
@@ -291,6 +310,15 @@ registerOp({
       const shape = [...x.shape];
       shape[axis] = s;
       return tensorType(x.dtype, shape);
+    });
+  },
+  layout(x, { attrs, outShapes }) {
+    const axis = axisOf(attrs['axis'] as number, x.shape.length, failLayout);
+    let at = 0;
+    return outShapes.map((s) => {
+      const l = sliceLayout(x, axis, at, s[axis]!);
+      at += s[axis]!;
+      return l;
     });
   },
   reference([x], a, ctx) {

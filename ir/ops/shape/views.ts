@@ -1,6 +1,7 @@
 /** Ops that only reinterpret or reorder a tensor: reshape, transpose, squeeze / unsqueeze, flatten. */
 import { dimProduct, numel, type Dim, type Shape } from '../../shape.js';
-import { registerOp } from '../../registry.js';
+import { permuteLayout, reshapeLayout, type Layout } from '../../layout.js';
+import { registerOp, type LayoutContext } from '../../registry.js';
 
 import { tensorType } from '../../types.js';
 import { req } from '../util.js';
@@ -9,11 +10,18 @@ import {
   axesOf,
   checkIndexInput,
   dimQuotient,
+  failLayout,
   permute,
   sameElements,
   shapeValueOf,
   type Fail,
 } from './common.js';
+
+/** Same elements in the same order under a new shape: a re-striding of the input's layout, when one exists. */
+function viewLayout(x: Layout, ctx: LayoutContext): Layout[] | undefined {
+  const l = reshapeLayout(x, ctx.outShapes[0]!);
+  return l && [l];
+}
 
 // ---- reshape -------------------------------------------------------------------------------------------------
 
@@ -65,6 +73,7 @@ function reshapeTarget(
 registerOp({
   name: 'reshape',
   view: true,
+  layout: viewLayout,
   doc: 'same data, new shape; in `shape` 0 copies the input dim (unless allowzero) and one -1 is inferred',
   inputs: [{ name: 'x' }, { name: 'shape' }],
   outputs: [{ name: 'y' }],
@@ -128,6 +137,9 @@ registerOp({
       ),
     ];
   },
+  layout(x, ctx) {
+    return [permuteLayout(x, permOf(ctx.attrs['perm'] as number[] | undefined, x.shape.length, failLayout))];
+  },
   reference([x], a, ctx) {
     return [permute(x!, permOf(a['perm'] as number[] | undefined, x!.shape.length, ctx.fail))];
   },
@@ -148,6 +160,7 @@ function squeezeShape(shape: Shape, axes: readonly number[] | undefined, fail: F
 registerOp({
   name: 'squeeze',
   view: true,
+  layout: viewLayout,
   doc: 'remove the size-1 axes `axes` (absent: every size-1 axis)',
   inputs: [{ name: 'x' }],
   outputs: [{ name: 'y' }],
@@ -176,6 +189,7 @@ function unsqueezeShape(shape: Shape, axes: readonly number[], fail: Fail): Dim[
 registerOp({
   name: 'unsqueeze',
   view: true,
+  layout: viewLayout,
   doc: 'insert size-1 axes at `axes` (indices into the output, negatives allowed, any order)',
   inputs: [{ name: 'x' }],
   outputs: [{ name: 'y' }],
@@ -202,6 +216,7 @@ function flattenShape(shape: Shape, axis: number, fail: Fail): Dim[] {
 registerOp({
   name: 'flatten',
   view: true,
+  layout: viewLayout,
   doc: 'reshape to 2-D: [prod(dims before axis), prod(dims from axis)]',
   inputs: [{ name: 'x' }],
   outputs: [{ name: 'y' }],
