@@ -66,6 +66,29 @@ function headStrides(rank: number, h: number, s: number, d: number): [number, nu
   return rank === 4 ? [h * s * d, s * d, d, 1] : [s * h * d, d, h * d, 1];
 }
 
+/**
+ * Element strides of (b, h, s) and the offset of q / k / v (input `i`, `H` heads of `Dd` dims): through the input's
+ * layout when it is a view whose head dims are contiguous (read in place: the main kernel indexes any such strides),
+ * else row-major (`native` false: a view's loads are then remapped after lowering).
+ */
+function headView(
+  ctx: LowerCtx,
+  i: number,
+  rank: number,
+  H: number,
+  S: number,
+  Dd: number,
+): { st: [number, number, number]; offset: number; native: boolean } {
+  const l = ctx.inputs[i]!.layout;
+  const [b, h, s] = headStrides(rank, H, S, Dd);
+  const last = rank - 1;
+  if (!l || (l.strides[last] !== 1 && l.shape[last]! > 1)) return { st: [b, h, s], offset: 0, native: false };
+  // rank 3 is [B, S, H·D]: heads split the contiguous last dim
+  const st: [number, number, number] =
+    rank === 4 ? [l.strides[0]!, l.strides[1]!, l.strides[2]!] : [l.strides[0]!, Dd, l.strides[1]!];
+  return { st, offset: l.offset, native: true };
+}
+
 interface Geometry {
   rank: number;
   B: number;
@@ -210,8 +233,13 @@ registerLowering('attention', (ctx) => {
   const h = kb.let('h', mod(r2, HqU));
   const b = kb.let('bi', div(r2, HqU));
   const kvh = kb.let('kvh', div(h, u('grp', Hq / Hkv)));
-  const qs = headStrides(g.rank, Hq, S, D);
-  const qBase = kb.let('qb', add(add(mul(b, u('sq', qs[0])), mul(h, u('sq', qs[1]))), mul(qi, u('sq', qs[2]))));
+  const qv = headView(ctx, 0, g.rank, Hq, S, D);
+  const qs = qv.st;
+  const physicalInputs: number[] = qv.native ? [0] : [];
+  const qBase = kb.let(
+    'qb',
+    add(add(add(u('oq', qv.offset), mul(b, u('sq', qs[0]))), mul(h, u('sq', qs[1]))), mul(qi, u('sq', qs[2]))),
+  );
   const ys = headStrides(g.rank, Hq, S, Dv);
   const yBase = kb.let('yb', add(add(mul(b, u('sy', ys[0])), mul(h, u('sy', ys[1]))), mul(qi, u('sy', ys[2]))));
   const qkBase = kb.let('ob', mul(add(mul(add(mul(b, HqU), h), SU), qi), TU));
@@ -239,8 +267,10 @@ registerLowering('attention', (ctx) => {
         },
       };
     }
-    const cs = headStrides(g.rank, Hkv, g.Tk, size);
-    const curBase = add(mul(b, u('sk', cs[0])), mul(kvh, u('sk', cs[1])));
+    const hv = headView(ctx, isK ? 1 : 2, g.rank, Hkv, g.Tk, size);
+    if (hv.native) physicalInputs.push(isK ? 1 : 2);
+    const cs = hv.st;
+    const curBase = add(add(u('ok', hv.offset), mul(b, u('sk', cs[0]))), mul(kvh, u('sk', cs[1])));
     const cur: Source = {
       buf: isK ? kB : vB,
       dt: isK ? 1 : 2,
@@ -408,7 +438,8 @@ registerLowering('attention', (ctx) => {
     kb.emit(for_('j1', i32(0), TU, chunk2, i32(CHUNK)));
   }
 
-  steps.push(kb.build([CHUNK, 1, 1], grid1d(rows * nDv, ctx.caps)));
+  const main = kb.build([CHUNK, 1, 1], grid1d(rows * nDv, ctx.caps));
+  steps.push(physicalInputs.length ? { ...main, physicalInputs } : main);
   if (rows === 0) steps[steps.length - 1]!.grid = [0, 1, 1];
   return steps;
 });

@@ -6,12 +6,12 @@
  */
 import { KilnError } from '../../ir/errors.js';
 import { stridesOf } from '../../ir/shape.js';
-import { add, assign, c, for_, mul, v, var_, type Expr, type Stmt } from '../kir.js';
+import { PACK, add, assign, c, for_, mul, v, var_, type Expr, type Stmt } from '../kir.js';
 import { zeros, type Axes, type Cat } from './contraction/contraction.js';
 import { checkRanges, lowerContraction } from './contraction/lower.js';
 import { pointwise } from './pointwise.js';
 import { registerLowering } from './registry.js';
-import { computeType } from './storage.js';
+import { computeType, storageOf } from './storage.js';
 
 interface EinsumPlan {
   /** Label ids of each operand's dims (ellipsis dims are ids 0..E-1, right-aligned). */
@@ -81,9 +81,12 @@ registerLowering('einsum', (ctx) => {
     }),
   );
   // each operand's stride per label: summed over repeated places (a diagonal), 0 where a size-1 dim broadcasts
+  // two operands into unpacked storage go to the tiled / skinny schedules, which index views' layouts in place
+  const native = shapes.length === 2 && PACK[storageOf(ctx.outputs[0]!.dtype, ctx.caps)] === 1;
+  const layoutOf = (i: number) => (native ? ctx.inputs[i]!.layout : undefined);
   const strides = shapes.map((sh, i) => {
     const st = zeros(plan.count);
-    const own = stridesOf(sh);
+    const own = layoutOf(i)?.strides ?? stridesOf(sh);
     plan.terms[i]!.forEach((lab, p) => {
       if (sh[p] !== 1) st[lab]! += own[p]!;
     });
@@ -110,8 +113,8 @@ registerLowering('einsum', (ctx) => {
     return lowerContraction(ctx, {
       label: 'einsum',
       dims: pick(dims),
-      a: { input: 0, st: pick(sa) },
-      b: { input: 1, st: pick(sb) },
+      a: { input: 0, st: pick(sa), ...(layoutOf(0) ? { offset: layoutOf(0)!.offset } : {}) },
+      b: { input: 1, st: pick(sb), ...(layoutOf(1) ? { offset: layoutOf(1)!.offset } : {}) },
       alpha: 1,
       beta: 1,
       out: pick(outSt),

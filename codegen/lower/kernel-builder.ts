@@ -5,6 +5,7 @@
  */
 import type { Attrs } from '../../ir/registry.js';
 import type { DType } from '../../ir/dtype.js';
+import type { Layout } from '../../ir/layout.js';
 import type { Tensor } from '../../ir/tensor.js';
 import {
   builtin,
@@ -50,6 +51,8 @@ export interface LoweredStep {
   errSlot?: number;
   /** Workgroups per dimension. */
   grid: [number, number, number];
+  /** Inputs this step indexes through their `layout` itself (offset and strides), so no load rewriting applies. */
+  physicalInputs?: readonly number[];
 }
 
 export interface TensorInfo {
@@ -57,6 +60,11 @@ export interface TensorInfo {
   readonly shape: readonly number[];
   /** Host-known data (constants, shape computations): lowerings may specialize on it. */
   readonly data?: Tensor;
+  /**
+   * Where the elements lie when the input is a strided view of another tensor's buffer (a movement op's result).
+   * Loads index row-major and are remapped after lowering, unless the step lists the input in `physicalInputs`.
+   */
+  readonly layout?: Layout;
 }
 
 export interface LowerCtx {

@@ -9,13 +9,14 @@ import { zeros, type Axes, type Contraction, type View } from './contraction/con
 import { lowerContraction } from './contraction/lower.js';
 import type { LowerCtx } from './kernel-builder.js';
 import { registerLowering } from './registry.js';
-import { computeType } from './storage.js';
+import { computeType, storageOf } from './storage.js';
+import { PACK } from '../kir.js';
 
 /** A view of an operand of numpy matmul (1-D promoted), given strides over its own dims. */
 function matmulView(
   input: number,
   shape: readonly number[],
-  st: readonly number[],
+  { st, offset }: { st: readonly number[]; offset?: number },
   role: 'a' | 'b',
   batch: readonly number[],
 ): View {
@@ -37,7 +38,18 @@ function matmulView(
   // a free dim of size 1 (promoted or real) is never indexed
   if (r > 1 && role === 'a' && shape[r - 2] === 1) ax.m = [0];
   if (r > 1 && role === 'b' && shape[r - 1] === 1) ax.n = [0];
-  return { input, st: ax };
+  return offset === undefined ? { input, st: ax } : { input, st: ax, offset };
+}
+
+/**
+ * Strides of operand `i` over its own dims, and its element offset: its layout's when it is a view (the tiled and
+ * skinny schedules index any strides), row-major otherwise — and always for packed outputs, whose loop schedule loads
+ * through the pointwise template (remapped after lowering).
+ */
+function operand(ctx: LowerCtx, i: number): { st: number[]; offset?: number } {
+  const t = ctx.inputs[i]!;
+  const native = PACK[storageOf(ctx.outputs[0]!.dtype, ctx.caps)] === 1;
+  return native && t.layout ? { st: [...t.layout.strides], offset: t.layout.offset } : { st: stridesOf(t.shape) };
 }
 
 /** Strides of `shape` broadcast against `target` (same rank after right alignment), 0 where it broadcasts. */
@@ -70,8 +82,8 @@ function matmulContraction(ctx: LowerCtx, label: string): Contraction {
   return {
     label,
     dims: { batch, m: [M], n: [N], k: [K] },
-    a: matmulView(0, a, stridesOf(a), 'a', batch),
-    b: matmulView(1, b, stridesOf(b), 'b', batch),
+    a: matmulView(0, a, operand(ctx, 0), 'a', batch),
+    b: matmulView(1, b, operand(ctx, 1), 'b', batch),
     alpha: 1,
     beta: 1,
     out: { batch: bst.map((s) => s * M * N), m: [N], n: [1], k: [0] },
@@ -93,7 +105,7 @@ registerLowering('matmul_integer', (ctx) => {
         op: ctx.op,
       });
     }
-    return matmulView(i, x, bstrides(zv, x), i === 2 ? 'a' : 'b', con.dims.batch);
+    return matmulView(i, x, { st: bstrides(zv, x) }, i === 2 ? 'a' : 'b', con.dims.batch);
   };
   con.aZero = zeroView(2, true);
   con.bZero = zeroView(3, false);
@@ -116,8 +128,8 @@ registerLowering('gemm', (ctx) => {
   const b = ctx.inputs[1]!.shape;
   const [M, K] = at['transA'] ? [a[1]!, a[0]!] : [a[0]!, a[1]!];
   const N = at['transB'] ? b[0]! : b[1]!;
-  const sa = stridesOf(a);
-  const sb = stridesOf(b);
+  const { st: sa, offset: oa } = operand(ctx, 0);
+  const { st: sb, offset: ob } = operand(ctx, 1);
   const con: Contraction = {
     label: 'gemm',
     scaled: true,
@@ -125,10 +137,12 @@ registerLowering('gemm', (ctx) => {
     a: {
       input: 0,
       st: { batch: [], m: [at['transA'] ? sa[1]! : sa[0]!], n: [0], k: [at['transA'] ? sa[0]! : sa[1]!] },
+      ...(oa !== undefined ? { offset: oa } : {}),
     },
     b: {
       input: 1,
       st: { batch: [], m: [0], n: [at['transB'] ? sb[0]! : sb[1]!], k: [at['transB'] ? sb[1]! : sb[0]!] },
+      ...(ob !== undefined ? { offset: ob } : {}),
     },
     alpha,
     beta,

@@ -609,8 +609,26 @@ export class Executor<B> {
           this.lowerings.delete(key);
           this.lowerings.set(key, lowered);
         } else {
-          const plain = lowerNode({ caps: this.backend.caps, node: n.name, op: n.op, attrs, inputs, outputs, inplace });
-          lowered = { steps: viewKey ? plain.map((st) => applyInputLayouts(st, layouts)) : plain };
+          const ins = viewKey ? inputs.map((t, i) => (t && layouts[i] ? { ...t, layout: layouts[i] } : t)) : inputs;
+          const plain = lowerNode({
+            caps: this.backend.caps,
+            node: n.name,
+            op: n.op,
+            attrs,
+            inputs: ins,
+            outputs,
+            inplace,
+          });
+          lowered = {
+            steps: viewKey
+              ? plain.map((st) =>
+                  applyInputLayouts(
+                    st,
+                    layouts.map((l, i) => (st.physicalInputs?.includes(i) ? undefined : l)),
+                  ),
+                )
+              : plain,
+          };
           this.lowerings.set(key, lowered);
           if (this.lowerings.size > this.maxLowerings) this.lowerings.delete(this.lowerings.keys().next().value!);
         }

@@ -31,16 +31,20 @@ async function runCounting(
   graph: Graph,
   feeds: Record<string, Tensor>,
   backend: string,
-): Promise<{ out: Record<string, Tensor>; kernels: string[] }> {
+): Promise<{ out: Record<string, Tensor>; kernels: string[]; remapped: string[] }> {
   const session: Session = await compile(graph, { backend: backend as 'webgpu', poison: true });
   const kernels: string[] = [];
-  const be = (
-    session as unknown as { executor: { backend: { run(s: readonly { kernel: { name: string } }[]): unknown } } }
-  ).executor.backend;
+  const remapped: string[] = []; // kernels whose loads were rewritten through a view (uniforms vin…/voff…)
+  type K = { kernel: { name: string; uniforms: readonly { name: string }[] } };
+  const be = (session as unknown as { executor: { backend: { run(s: readonly K[]): unknown } } }).executor.backend;
   const run = be.run.bind(be);
-  be.run = (s) => (kernels.push(...s.map((x) => x.kernel.name)), run(s));
+  be.run = (s) => {
+    kernels.push(...s.map((x) => x.kernel.name));
+    remapped.push(...s.filter((x) => x.kernel.uniforms.some((u) => /^voff/.test(u.name))).map((x) => x.kernel.name));
+    return run(s);
+  };
   try {
-    return { out: await session.run(feeds), kernels };
+    return { out: await session.run(feeds), kernels, remapped };
   } finally {
     session.dispose();
   }
@@ -71,11 +75,63 @@ describe.each(backends)('movement ops as views (%s)', (backend) => {
     b.output(b.op('reshape', [o, b.weight('so', i64([B, S, H * D]))]), 'out');
     const graph = b.build();
     const feeds = { x: makeTensor('f32', [B, S, 3 * H * D], randn(B * S * 3 * H * D, 7)) };
-    const { out, kernels } = await runCounting(graph, feeds, backend);
+    const { out, kernels, remapped } = await runCounting(graph, feeds, backend);
     expectReference(graph, feeds, out);
     expect(kernels.filter((k) => /split|transpose/.test(k))).toEqual([]);
     // two matmuls, the softmax, and the last reshape (merging heads a transpose separated needs a copy)
     expect(kernels.length).toBe(4);
+    // the matmuls index their views' strides themselves: only the reshape's copy is remapped
+    expect(remapped.filter((k) => /matmul/.test(k))).toEqual([]);
+  });
+
+  it('matmul / gemm / einsum / attention read strided views in place (tiled and skinny schedules)', async () => {
+    const b = new GraphBuilder('native');
+    const x = b.input('x', 'f32', [2, 40, 96]);
+    const y = b.input('y', 'f32', [2, 96, 40]);
+    // tiled: a sliced, transposed view times a transposed view (M = N = 40 > skinny limits)
+    const xs = b.op('slice', [x, b.weight('s0', i64([8])), b.weight('e0', i64([72])), b.weight('a0', i64([2]))]); // [2,40,64]
+    const yt = b.op('transpose', [y], { perm: [0, 2, 1] }); // [2, 40, 96]
+    const ys = b.op('slice', [yt, b.weight('s1', i64([16])), b.weight('e1', i64([80])), b.weight('a1', i64([2]))]); // [2,40,64]
+    b.output(b.op('matmul', [xs, b.op('transpose', [ys], { perm: [0, 2, 1] })]), 'tiled'); // [2, 40, 40]
+    // skinny: one row (a single-index gather) times a view
+    const row = b.op('gather', [xs, b.weight('r', makeTensor('i64', [], [1]))], { axis: 1 }); // [2, 64]
+    b.output(
+      b.op('matmul', [b.op('unsqueeze', [row], { axes: [1] }), b.op('transpose', [ys], { perm: [0, 2, 1] })]),
+      'skinny',
+    );
+    // gemm with transB on a view, and a reversed slice as A
+    const a2 = b.op('gather', [x, b.weight('g0', makeTensor('i64', [], [0]))], { axis: 0 }); // [40, 96]
+    const rev = b.op('slice', [
+      a2,
+      b.weight('s2', i64([-1])),
+      b.weight('e2', i64([-41])),
+      b.weight('a2', i64([0])),
+      b.weight('p2', i64([-1])),
+    ]);
+    const b2 = b.op('gather', [yt, b.weight('g1', makeTensor('i64', [], [1]))], { axis: 0 }); // [40, 96]
+    b.output(b.op('gemm', [rev, b2], { transB: true, alpha: 0.5 }), 'gemm');
+    b.output(b.op('einsum', [xs, ys], { equation: 'bik,bjk->bij' }), 'einsum');
+    // attention on head views of a fused QKV tensor, GQA (4 q heads, 2 kv heads), rank 4, causal
+    const qkv = b.input('qkv', 'f32', [2, 9, 8 * 16]);
+    const [q, k, v] = b.opN('split', [qkv], { axis: 2, split: [64, 32, 32] }, 3);
+    const heads = (t: typeof q, h: number) =>
+      b.op('transpose', [b.op('reshape', [t!, b.weight(`hs${h}${t!.name}`, i64([2, 9, h, 16]))])], {
+        perm: [0, 2, 1, 3],
+      });
+    b.output(b.op('attention', [heads(q, 4), heads(k, 2), heads(v, 2)], { is_causal: true }), 'attn4');
+    // the same as rank-3 inputs [B, S, H·D]: column slices of qkv
+    b.output(b.op('attention', [q!, k!, v!], { q_num_heads: 4, kv_num_heads: 2 }), 'attn3');
+    const graph = b.build();
+    const feeds = {
+      x: makeTensor('f32', [2, 40, 96], randn(2 * 40 * 96, 21)),
+      y: makeTensor('f32', [2, 96, 40], randn(2 * 96 * 40, 22)),
+      qkv: makeTensor('f32', [2, 9, 128], randn(2 * 9 * 128, 23)),
+    };
+    const { out, kernels, remapped } = await runCounting(graph, feeds, backend);
+    expectReference(graph, feeds, out);
+    expect(kernels.filter((k) => /split|transpose|slice|gather|reshape|unsqueeze/.test(k))).toEqual([]);
+    expect(kernels.some((k) => /tiled/.test(k)) && kernels.some((k) => /skinny/.test(k))).toBe(true);
+    expect(remapped).toEqual([]);
   });
 
   it('views of views into reductions, norms, concat and elementwise; reversed slices and broadcasts', async () => {

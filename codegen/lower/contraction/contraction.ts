@@ -29,6 +29,8 @@ export interface Axes {
 export interface View {
   input: number;
   st: Axes;
+  /** Element offset of the input's element 0 (an input read through its strided layout). */
+  offset?: number;
 }
 
 export interface Contraction {

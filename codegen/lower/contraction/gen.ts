@@ -84,6 +84,7 @@ export class Gen {
 
   /** Element `index` of a viewed input, in the compute type. */
   ld(w: View, index: Expr): Expr {
+    if (w.offset !== undefined) index = add(index, this.u(`o${w.input}_`, w.offset));
     if (this.loadAt) return this.loadAt(w.input, index);
     const info = this.ctx.inputs[w.input]!;
     const raw = load(this.bufs.get(w.input)!, index, loadType(storageOf(info.dtype, this.kb.caps)));

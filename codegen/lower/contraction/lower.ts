@@ -23,5 +23,8 @@ export function lowerContraction(ctx: LowerCtx, con0: Contraction): LoweredStep[
   const st = storageOf(ctx.outputs[0]!.dtype, ctx.caps);
   if (PACK[st] > 1) return [pointwiseContraction(ctx, con)];
   const useSkinny = M <= 4 || N <= 4 || M * N <= 1024;
-  return [useSkinny ? skinny(ctx, con, loadType(st)) : tiled(ctx, con, loadType(st))];
+  const step = useSkinny ? skinny(ctx, con, loadType(st)) : tiled(ctx, con, loadType(st));
+  // operands given with their layout's offset are indexed through its strides by the schedule itself
+  const physicalInputs = [con.a, con.b].filter((w) => w.offset !== undefined).map((w) => w.input);
+  return [physicalInputs.length ? { ...step, physicalInputs } : step];
 }
