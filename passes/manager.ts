@@ -3,7 +3,7 @@ import type { Graph } from '../ir/graph.js';
 import { verify } from '../ir/verify.js';
 import { canonicalize, commonSubexpressionElimination, deadCodeElimination, matmulBias } from './canonicalize/index.js';
 import { cloneGraph } from './clone.js';
-import { fuseElementwisePass } from './fuse/index.js';
+import { fuseElementwisePass, fuseEpiloguePass } from './fuse/index.js';
 import { recognize } from './recognize/index.js';
 import { PassContext, type Pass, type PassContextOptions } from './context.js';
 
@@ -32,7 +32,8 @@ export function defaultPipeline(level: number): Pass[] {
     matmulBias,
     canonicalize,
     deadCodeElimination,
-    fuseElementwisePass, // last: groups the ops the rules above left (level 2+)
+    fuseElementwisePass, // groups the elementwise ops the rules above left
+    fuseEpiloguePass, // last: a matmul / gemm takes the group reading it as its epilogue
   ];
   return all.filter((p) => level >= p.minLevel);
 }

@@ -4,13 +4,15 @@
  * through `loadBroadcast` (broadcast to the fused output shape), interior values as the expressions just built,
  * bound once with `let` so a value read twice is computed once.
  */
-import type { Value } from '../../ir/graph.js';
+import type { Graph, Value } from '../../ir/graph.js';
 import { FUSIBLE_OPS, fusedBody } from '../../ir/ops/fused.js';
 import { getOp, resolveAttrs } from '../../ir/registry.js';
 import { UnsupportedError } from '../../ir/errors.js';
 import { bin, c, cast, isnan, select, type Expr } from '../kir.js';
 import { BINARY, UNARY, convert, nanMax } from './elementwise.js';
-import type { LowerCtx, TensorInfo } from './kernel-builder.js';
+import { lowerContraction } from './contraction/lower.js';
+import type { KernelBuilder, LowerCtx, TensorInfo } from './kernel-builder.js';
+import { bstrides, gemmContraction, matmulContraction } from './matmul.js';
 import { pointwiseSteps } from './pointwise.js';
 import { registerLowering } from './registry.js';
 import { computeType } from './storage.js';
@@ -46,10 +48,50 @@ function build(op: string, xs: readonly (Expr | undefined)[], sub: LowerCtx): Ex
   throw new UnsupportedError(`op ${op} in a fused body has no expression builder`, { node: sub.node, op });
 }
 
-registerLowering('fused_elementwise', (ctx) => {
-  const body = fusedBody(ctx.attrs['body'] as string, ctx.node);
+/**
+ * Expressions of a body's nodes in order, into `env` (which holds the body inputs, and the first node's value when
+ * `from` is 1); returns the body output's.
+ */
+function evalBody(kb: KernelBuilder, ctx: LowerCtx, body: Graph, env: Map<Value, Expr>, from: number): Expr {
   const outShape = ctx.outputs[0]!.shape;
   const info = (v: Value): TensorInfo => ({ dtype: v.type.dtype, shape: outShape });
+  for (const k of body.constants) {
+    const x = k.data!.data[0]!;
+    const ct = computeType(k.type.dtype);
+    env.set(k, ct === 'bool' ? c.bool(x !== 0) : c.of(ct, Number(x)));
+  }
+  let last: Expr | undefined;
+  for (const n of body.nodes.slice(from)) {
+    if (!FUSIBLE_OPS.has(n.op)) {
+      throw new UnsupportedError(`op ${n.op} may not appear in a fused body`, { node: ctx.node, op: n.op });
+    }
+    const sub: LowerCtx = {
+      ...ctx,
+      op: n.op,
+      attrs: resolveAttrs(getOp(n.op), n.attrs, n.name),
+      inputs: n.inputs.map((x) => (x ? info(x) : undefined)),
+      outputs: [info(n.outputs[0]!)],
+    };
+    const r = build(
+      n.op,
+      n.inputs.map((x) => (x ? env.get(x) : undefined)),
+      sub,
+    );
+    last = kb.let('f', roundInterior(ctx, n.outputs[0]!, body, r));
+    env.set(n.outputs[0]!, last);
+  }
+  return env.get(body.outputs[0]!) ?? last!;
+}
+
+/** An f16 value held in f16 storage is rounded there when unfused: round the same way inside the group. */
+function roundInterior(ctx: LowerCtx, v: Value, body: Graph, r: Expr): Expr {
+  return v.type.dtype === 'f16' && ctx.caps.f16 && r.type === 'f32' && v !== body.outputs[0]
+    ? cast('f32', cast('f16', r))
+    : r;
+}
+
+registerLowering('fused_elementwise', (ctx) => {
+  const body = fusedBody(ctx.attrs['body'] as string, ctx.node);
   const reads = ctx.inputs.map((_, i) => i);
   return pointwiseSteps(ctx, {
     label: 'fused',
@@ -57,41 +99,41 @@ registerLowering('fused_elementwise', (ctx) => {
     value: (p) => {
       const env = new Map<Value, Expr>();
       body.inputs.forEach((v, i) => env.set(v, p.kb.let('in', p.loadBroadcast(i))));
-      for (const k of body.constants) {
-        const x = k.data!.data[0]!;
-        const ct = computeType(k.type.dtype);
-        env.set(k, ct === 'bool' ? c.bool(x !== 0) : c.of(ct, Number(x)));
-      }
-      let last: Expr | undefined;
-      for (const n of body.nodes) {
-        if (!FUSIBLE_OPS.has(n.op)) {
-          throw new UnsupportedError(`op ${n.op} may not appear in a fused body`, { node: ctx.node, op: n.op });
-        }
-        const sub: LowerCtx = {
-          ...ctx,
-          op: n.op,
-          attrs: resolveAttrs(getOp(n.op), n.attrs, n.name),
-          inputs: n.inputs.map((x) => (x ? info(x) : undefined)),
-          outputs: [info(n.outputs[0]!)],
-        };
-        let r = build(
-          n.op,
-          n.inputs.map((x) => (x ? env.get(x) : undefined)),
-          sub,
-        );
-        // an f16 value held in f16 storage is rounded there when unfused: round the same way inside the group
-        if (
-          n.outputs[0]!.type.dtype === 'f16' &&
-          ctx.caps.f16 &&
-          r.type === 'f32' &&
-          n.outputs[0] !== body.outputs[0]
-        ) {
-          r = cast('f32', cast('f16', r));
-        }
-        last = p.kb.let('f', r);
-        env.set(n.outputs[0]!, last);
-      }
-      return env.get(body.outputs[0]!) ?? last!;
+      return evalBody(p.kb, ctx, body, env, 0);
     },
   });
+});
+
+/**
+ * `fused_contraction` lowers to the contraction kernel of its first node (matmul or gemm, over the node's first
+ * inputs) with an epilogue: the other inputs are read at each output element, broadcast over its batch / m / n axes,
+ * and the rest of the body is evaluated on the sum before the store.
+ */
+registerLowering('fused_contraction', (ctx) => {
+  const body = fusedBody(ctx.attrs['body'] as string, ctx.node, 'fused_contraction');
+  const anchor = body.nodes[0]!;
+  const nA = anchor.inputs.length;
+  const anchorOut = anchor.outputs[0]!;
+  const outShape = ctx.outputs[0]!.shape;
+  const sub: LowerCtx = {
+    ...ctx,
+    op: anchor.op,
+    attrs: resolveAttrs(getOp(anchor.op), anchor.attrs, anchor.name),
+    inputs: ctx.inputs.slice(0, nA),
+    outputs: [{ dtype: anchorOut.type.dtype, shape: outShape }],
+  };
+  const con = anchor.op === 'gemm' ? gemmContraction(sub) : matmulContraction(sub, 'matmul');
+  con.label = `fused_${con.label}`;
+  const nb = outShape.length - 2;
+  con.extras = ctx.inputs.slice(nA).map((t, j) => {
+    const st = bstrides(t!.shape, outShape);
+    return { input: nA + j, st: { batch: st.slice(0, nb), m: [st[nb]!], n: [st[nb + 1]!], k: [0] } };
+  });
+  con.post = (kb, acc, extras) => {
+    const env = new Map<Value, Expr>();
+    env.set(anchorOut, roundInterior(ctx, anchorOut, body, acc));
+    body.inputs.slice(nA).forEach((v, j) => env.set(v, extras[j]!));
+    return evalBody(kb, ctx, body, env, 1);
+  };
+  return lowerContraction(ctx, con);
 });

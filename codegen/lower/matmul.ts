@@ -53,7 +53,7 @@ function operand(ctx: LowerCtx, i: number): { st: number[]; offset?: number } {
 }
 
 /** Strides of `shape` broadcast against `target` (same rank after right alignment), 0 where it broadcasts. */
-function bstrides(shape: readonly number[], target: readonly number[]): number[] {
+export function bstrides(shape: readonly number[], target: readonly number[]): number[] {
   const st = stridesOf(shape);
   return target.map((_, i) => {
     const j = i - (target.length - shape.length);
@@ -61,7 +61,8 @@ function bstrides(shape: readonly number[], target: readonly number[]): number[]
   });
 }
 
-function matmulContraction(ctx: LowerCtx, label: string): Contraction {
+/** numpy matmul as a contraction (output [...batch, M, N]). */
+export function matmulContraction(ctx: LowerCtx, label: string): Contraction {
   const a = ctx.inputs[0]!.shape;
   const b = ctx.inputs[1]!.shape;
   const a2 = a.length === 1 ? [1, a[0]!] : a;
@@ -112,7 +113,8 @@ registerLowering('matmul_integer', (ctx) => {
   return lowerContraction(ctx, con);
 });
 
-registerLowering('gemm', (ctx) => {
+/** gemm as a contraction (output [M, N]): transposes, alpha, and beta · C broadcast to [M, N]. */
+export function gemmContraction(ctx: LowerCtx): Contraction {
   const at = ctx.attrs;
   const dt = ctx.outputs[0]!.dtype;
   const alpha = at['alpha'] as number;
@@ -153,5 +155,7 @@ registerLowering('gemm', (ctx) => {
     const cs = bstrides(cIn.shape, [M, N]);
     con.bias = { input: 2, st: { batch: [], m: [cs[0]!], n: [cs[1]!], k: [0] } };
   }
-  return lowerContraction(ctx, con);
-});
+  return con;
+}
+
+registerLowering('gemm', (ctx) => lowerContraction(ctx, gemmContraction(ctx)));

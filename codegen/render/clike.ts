@@ -132,6 +132,11 @@ export abstract class CLikeRenderer {
     void t;
   }
 
+  /** An f32 rounded to the nearest f16 value, as f32. */
+  protected roundF16(a: string): string {
+    return this.castExpr('f32', 'f16', this.castExpr('f16', 'f32', a));
+  }
+
   protected shift(op: '<<' | '>>', a: string, b: string): string {
     return `(${a} ${op} ${b})`;
   }
@@ -160,6 +165,10 @@ export abstract class CLikeRenderer {
       case 'select':
         return this.selectExpr(this.expr(e.cond), this.expr(e.a), this.expr(e.b));
       case 'cast':
+        // f32 → f16 → f32 is how a fused group rounds an interior f16 value: spelled so no optimizer drops it
+        if (e.type === 'f32' && e.a.k === 'cast' && e.a.type === 'f16' && e.a.a.type === 'f32') {
+          return this.roundF16(this.expr(e.a.a));
+        }
         return this.castExpr(e.type, e.a.type, this.expr(e.a));
       case 'bitcast':
         return this.bitcastExpr(e.type, e.a.type, this.expr(e.a));

@@ -32,6 +32,12 @@ const TANH_HELPER = `fn kiln_tanh(x: f32) -> f32 {
 `;
 
 export class WgslRenderer extends CLikeRenderer {
+  // A conversion round trip may be folded away by shader compilers (Mesa's NIR drops f2f32(f2f16(x))); the builtin
+  // made for it is not.
+  protected override roundF16(a: string): string {
+    return `quantizeToF16(${a})`;
+  }
+
   readonly name = 'wgsl';
 
   typeName(t: KType): string {

@@ -1,8 +1,11 @@
 /**
- * `fused_elementwise`: a group of elementwise / broadcast ops run as one node. Its `body` attribute is the group as
- * IR text (a graph whose inputs are the node's inputs, in order, and whose one output is the node's output), so the
- * printer / parser round-trip it as a plain string. The float64 reference *is* the interpretation of the body, and
- * type inference re-infers the body over the node's actual input types.
+ * Fused groups run as one node. Their `body` attribute is the group as IR text (a graph whose inputs are the node's
+ * inputs, in order, and whose one output is the node's output), so the printer / parser round-trip it as a plain
+ * string. The float64 reference *is* the interpretation of the body, and type inference re-infers the body over the
+ * node's actual input types.
+ * - `fused_elementwise`: elementwise / broadcast ops (one pointwise kernel).
+ * - `fused_contraction`: a matmul / gemm whose result feeds elementwise ops (bias, activation, residual, scale, mask):
+ *   one contraction kernel applying them as it stores each output element.
  */
 import { VerifyError } from '../errors.js';
 import type { Graph, Value } from '../graph.js';
@@ -19,17 +22,17 @@ const BODIES = new Map<string, Graph>();
 const MAX_CACHED = 4096;
 
 /** The parsed body of a `fused_elementwise` node (cached by its text; callers must not edit it). */
-export function fusedBody(text: string, node = 'fused_elementwise'): Graph {
+export function fusedBody(text: string, node = 'fused_elementwise', op = 'fused_elementwise'): Graph {
   let g = BODIES.get(text);
   if (g) return g;
   try {
     g = parseGraph(text);
     verify(g);
   } catch (e) {
-    throw new VerifyError(`fused_elementwise body: ${(e as Error).message}`, { node, op: 'fused_elementwise' });
+    throw new VerifyError(`${op} body: ${(e as Error).message}`, { node, op });
   }
   if (g.outputs.length !== 1) {
-    throw new VerifyError('fused_elementwise body must have exactly one output', { node, op: 'fused_elementwise' });
+    throw new VerifyError(`${op} body must have exactly one output`, { node, op });
   }
   if (BODIES.size >= MAX_CACHED) BODIES.delete(BODIES.keys().next().value!);
   BODIES.set(text, g);
@@ -49,36 +52,61 @@ export function inferBody(body: Graph, inputs: readonly TensorType[], node: stri
   return types;
 }
 
-registerOp({
-  name: 'fused_elementwise',
-  doc: 'A group of elementwise / broadcast ops run as one kernel; `body` is the group as IR text over the inputs.',
-  inputs: [{ name: 'x', variadic: true }],
-  outputs: [{ name: 'y' }],
-  attrs: { body: { kind: 'string' } },
-  // a group is itself elementwise-shaped, but it is the fusion pass's output, not something to fuse again
-  fusion: 'opaque',
-  infer(ctx) {
-    const body = fusedBody(ctx.attrs['body'] as string, ctx.node);
-    if (body.inputs.length !== ctx.inputs.length) {
-      ctx.fail(`body has ${body.inputs.length} inputs, node has ${ctx.inputs.length}`);
-    }
-    const ins = ctx.inputs.map((t, i) => {
-      const want = body.inputs[i]!.type;
-      if (!t || t.dtype !== want.dtype || t.shape.length !== want.shape.length) {
-        ctx.fail(`input ${i} is ${t ? typeToString(t) : 'absent'}, body wants ${typeToString(want)}`);
+/** A fused op: reference = interpretation of the body, types = the body's re-inferred over the node's inputs. */
+function registerFused(name: string, doc: string, check?: (body: Graph, fail: (m: string) => never) => void): void {
+  registerOp({
+    name,
+    doc,
+    inputs: [{ name: 'x', variadic: true }],
+    outputs: [{ name: 'y' }],
+    attrs: { body: { kind: 'string' } },
+    // a group is the fusion passes' output, not something to fuse again
+    fusion: 'opaque',
+    infer(ctx) {
+      const body = fusedBody(ctx.attrs['body'] as string, ctx.node, name);
+      check?.(body, ctx.fail);
+      if (body.inputs.length !== ctx.inputs.length) {
+        ctx.fail(`body has ${body.inputs.length} inputs, node has ${ctx.inputs.length}`);
       }
-      return t!;
-    });
-    return [inferBody(body, ins, ctx.node).get(body.outputs[0]!)!];
+      const ins = ctx.inputs.map((t, i) => {
+        const want = body.inputs[i]!.type;
+        if (!t || t.dtype !== want.dtype || t.shape.length !== want.shape.length) {
+          ctx.fail(`input ${i} is ${t ? typeToString(t) : 'absent'}, body wants ${typeToString(want)}`);
+        }
+        return t!;
+      });
+      return [inferBody(body, ins, ctx.node).get(body.outputs[0]!)!];
+    },
+    reference(inputs, attrs, ctx) {
+      const body = fusedBody(attrs['body'] as string, ctx.node, name);
+      const feeds: Record<string, Tensor> = {};
+      body.inputs.forEach((v, i) => (feeds[v.name] = inputs[i]!));
+      // the interpreter rounds every interior value to its dtype, exactly as the unfused nodes would
+      return [interpret(body, feeds)[body.outputs[0]!.name]!];
+    },
+  });
+}
+
+registerFused(
+  'fused_elementwise',
+  'A group of elementwise / broadcast ops run as one kernel; `body` is the group as IR text over the inputs.',
+);
+
+/** Contractions a `fused_contraction` body may start with. */
+export const CONTRACTION_OPS: ReadonlySet<string> = new Set(['matmul', 'gemm']);
+
+registerFused(
+  'fused_contraction',
+  'A matmul / gemm and the elementwise ops applied to its result, run as one kernel; `body` is the group as IR ' +
+    'text: its first node is the contraction, reading the first body inputs in order; the rest are elementwise.',
+  (body, fail) => {
+    const [first, ...rest] = body.nodes;
+    if (!first || !CONTRACTION_OPS.has(first.op)) fail('body must start with a matmul or gemm');
+    if (first.inputs.some((x, i) => x !== body.inputs[i]))
+      fail('the contraction must read the first body inputs in order');
+    for (const n of rest) if (!FUSIBLE_OPS.has(n.op)) fail(`op ${n.op} may not follow the contraction in a body`);
   },
-  reference(inputs, attrs, ctx) {
-    const body = fusedBody(attrs['body'] as string, ctx.node);
-    const feeds: Record<string, Tensor> = {};
-    body.inputs.forEach((v, i) => (feeds[v.name] = inputs[i]!));
-    // the interpreter rounds every interior value to its dtype, exactly as the unfused nodes would
-    return [interpret(body, feeds)[body.outputs[0]!.name]!];
-  },
-});
+);
 
 /**
  * Ops a body may hold: elementwise / broadcast ops whose lowering is a pure value expression of the output index

@@ -29,13 +29,13 @@ export interface FuseOptions {
 const isScalarConst = (v: Value) => v.isConst && v.type.shape.every((d) => d === 1);
 
 /** `shape` broadcasts to `target` provably (numpy rules; symbolic dims must match by name). */
-function broadcastsTo(shape: readonly Dim[], target: readonly Dim[]): boolean {
+export function broadcastsTo(shape: readonly Dim[], target: readonly Dim[]): boolean {
   if (shape.length > target.length) return false;
   const off = target.length - shape.length;
   return shape.every((d, i) => d === 1 || d === target[off + i]);
 }
 
-function fusible(n: Node): boolean {
+export function fusible(n: Node): boolean {
   if (!FUSIBLE_OPS.has(n.op) || n.outputs.length !== 1) return false;
   const kind = getOp(n.op).fusion;
   if (kind !== 'elementwise' && kind !== 'broadcast') return false;

@@ -103,6 +103,7 @@ describe('pass manager and instruments', () => {
         '05-canonicalize.ir',
         '06-dce.ir',
         '07-fuse-elementwise.ir',
+        '08-fuse-epilogue.ir',
       ]);
       expect(readFileSync(join(dir, '04-cse.ir'), 'utf8')).not.toContain('%d:');
     } finally {
@@ -137,7 +138,7 @@ describe('pass manager and instruments', () => {
     let err: unknown;
     try {
       // without fusion, so the exp the wrong pass rewrites is still a node of its own
-      const unfused = defaultPipeline(1).filter((p) => p.name !== 'fuse-elementwise');
+      const unfused = defaultPipeline(1).filter((p) => !p.name.startsWith('fuse-'));
       runPasses(sample(), [...unfused, wrongPass, canonicalize], ctx());
     } catch (e) {
       err = e;
@@ -240,9 +241,10 @@ describe('compile() runs the pipeline on a copy', () => {
     expect(s0.graph).toBe(g);
     const s1 = await compile(g, { opt: 1 });
     expect(s1.graph).not.toBe(g);
-    expect(s1.graph.nodes.map((n) => n.op)).toEqual(['matmul', 'fused_elementwise']); // exp + add fused
+    // exp + add fused, then the group taken as the matmul's epilogue
+    expect(s1.graph.nodes.map((n) => n.op)).toEqual(['fused_contraction']);
     const sd = await compile(g);
-    expect(sd.graph.nodes).toHaveLength(2); // the default level is 1
+    expect(sd.graph.nodes).toHaveLength(1); // the default level is 1
     expect(printGraph(g)).toBe(text);
     const x = { dtype: 'f32', shape: [2, 4], data: Float32Array.from([1, 2, 3, 4, -1, -2, -3, -4]) };
     const [r0, r1] = [await s0.run({ x }), await s1.run({ x })];

@@ -14,6 +14,9 @@
  * held in 32 bits, exact while results fit).
  */
 
+import type { Expr } from '../../kir.js';
+import type { KernelBuilder } from '../kernel-builder.js';
+
 export type Cat = 'batch' | 'm' | 'n' | 'k';
 const CATS: readonly Cat[] = ['batch', 'm', 'n', 'k'];
 
@@ -49,6 +52,12 @@ export interface Contraction {
   scaled?: boolean;
   /** Strides of the output over batch / m / n (k unused). */
   out: Axes;
+  /**
+   * A fused epilogue: inputs read at each output element (broadcast over batch / m / n, k strides 0) and the value
+   * stored, from the (alpha / beta applied) sum and those inputs' values in the compute type.
+   */
+  extras?: View[];
+  post?: (kb: KernelBuilder, acc: Expr, extras: readonly Expr[]) => Expr;
 }
 
 export const zeros = (n: number) => new Array<number>(n).fill(0);
@@ -57,8 +66,15 @@ export const total = (con: Contraction, cat: Cat) => prod(con.dims[cat]);
 
 function views(con: Contraction): Axes[] {
   const vs = [con.a.st, con.b.st, con.out];
-  for (const x of [con.aZero, con.bZero, con.bias]) if (x) vs.push(x.st);
+  for (const x of [con.aZero, con.bZero, con.bias, ...(con.extras ?? [])]) if (x) vs.push(x.st);
   return vs;
+}
+
+/** The views read at each output element: the bias, then the epilogue's extras (stride roles `c`, `e0`, `e1`…). */
+export function outputReads(con: Contraction): { w: View; name: string }[] {
+  const out = con.bias ? [{ w: con.bias, name: 'c' }] : [];
+  (con.extras ?? []).forEach((w, i) => out.push({ w, name: `e${i}` }));
+  return out;
 }
 
 /** Drop axes of size 1 (their index is always 0) and merge neighbours that every view walks contiguously. */

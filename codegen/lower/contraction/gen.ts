@@ -17,7 +17,7 @@ export class Gen {
     private readonly loadAt?: (input: number, index: Expr) => Expr,
   ) {
     if (!loadAt) {
-      for (const w of [con.a, con.b, con.aZero, con.bZero, con.bias]) {
+      for (const w of [con.a, con.b, con.aZero, con.bZero, con.bias, ...(con.extras ?? [])]) {
         if (w && !this.bufs.has(w.input)) this.bufs.set(w.input, kb.input(ctx, w.input));
       }
     }
@@ -54,7 +54,7 @@ export class Gen {
     if (
       (cat === 'n' && role === 'a') ||
       (cat === 'm' && role === 'b') ||
-      (cat === 'k' && (role === 'o' || role === 'c'))
+      (cat === 'k' && (role === 'o' || role === 'c' || role === 'e'))
     )
       return c.i32(0);
     return this.u(`s${name}${cat}${i}_`, view[cat][i]!);
@@ -95,8 +95,24 @@ export class Gen {
     return c.of(this.ct, 0);
   }
 
-  /** alpha · acc + beta · bias, in the compute type. */
-  epilogue(acc: Expr, biasIndex: Expr | undefined): Expr {
+  /**
+   * What is stored for an output element: alpha · acc + beta · bias, then the fused epilogue over the extras, in the
+   * compute type. `reads` are the indices of `outputReads(con)` at the element (bias first).
+   */
+  epilogue(acc: Expr, reads: readonly Expr[]): Expr {
+    const { bias, extras, post } = this.con;
+    const biasIndex = bias ? reads[0] : undefined;
+    const y = this.scaled(acc, biasIndex);
+    if (!post) return y;
+    const off = bias ? 1 : 0;
+    return post(
+      this.kb,
+      y,
+      (extras ?? []).map((w, i) => this.ld(w, reads[off + i]!)),
+    );
+  }
+
+  private scaled(acc: Expr, biasIndex: Expr | undefined): Expr {
     const { alpha, beta, bias } = this.con;
     // gemm's alpha / beta travel as uniforms of the compute type (u32: the two's-complement bits of a negative value)
     const k = (role: string, x: number) => {

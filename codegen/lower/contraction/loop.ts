@@ -1,7 +1,7 @@
 import { add, assign, c, div, for_, mod, mul, sub, v, var_, type Expr } from '../../kir.js';
 import type { LowerCtx, LoweredStep } from '../kernel-builder.js';
 import { pointwise } from '../pointwise.js';
-import type { Axes, Contraction, View } from './contraction.js';
+import { outputReads, type Axes, type Contraction, type View } from './contraction.js';
 import { Gen } from './gen.js';
 
 /**
@@ -10,7 +10,9 @@ import { Gen } from './gen.js';
  * run of output dims (merged axes included).
  */
 export function pointwiseContraction(ctx: LowerCtx, con: Contraction): LoweredStep {
-  const inputs = [con.a, con.b, con.aZero, con.bZero, con.bias].filter((w): w is View => !!w).map((w) => w.input);
+  const inputs = [con.a, con.b, con.aZero, con.bZero, con.bias, ...(con.extras ?? [])]
+    .filter((w): w is View => !!w)
+    .map((w) => w.input);
   const reads = [...new Set(inputs)];
   return pointwise(ctx, {
     label: `${con.label}_loop`,
@@ -52,7 +54,10 @@ export function pointwiseContraction(ctx: LowerCtx, con: Contraction): LoweredSt
         kb.emit(assign(acc, add(v(acc, g.ct), mul(x!, y!))));
       });
       kb.emit(for_(kv, c.i32(0), g.total('k'), body));
-      return g.epilogue(v(acc, g.ct), con.bias ? row(con.bias.st, 'c') : undefined);
+      return g.epilogue(
+        v(acc, g.ct),
+        outputReads(con).map(({ w, name }) => row(w.st, name)),
+      );
     },
   });
 }

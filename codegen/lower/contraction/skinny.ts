@@ -29,7 +29,7 @@ import {
 } from '../../kir.js';
 import { grid1d, KernelBuilder, type LowerCtx, type LoweredStep } from '../kernel-builder.js';
 import { fromCompute } from '../pointwise.js';
-import { contiguousOn, total, type Axes, type Contraction } from './contraction.js';
+import { contiguousOn, outputReads, total, type Axes, type Contraction } from './contraction.js';
 import { Gen } from './gen.js';
 
 export function skinny(ctx: LowerCtx, con: Contraction, target: KType): LoweredStep {
@@ -104,13 +104,10 @@ export function skinny(ctx: LowerCtx, con: Contraction, target: KType): LoweredS
   const [store0] = kb.collect(() => {
     const bo = g.offset(con.out, 'o', 'batch', bc);
     const oidx = add(add(bo, g.offset(con.out, 'o', 'm', mc)), g.offset(con.out, 'o', 'n', nc));
-    const bidx = con.bias
-      ? add(
-          add(g.offset(con.bias.st, 'c', 'batch', bc), g.offset(con.bias.st, 'c', 'm', mc)),
-          g.offset(con.bias.st, 'c', 'n', nc),
-        )
-      : undefined;
-    const value = fromCompute(g.epilogue(result, bidx), target);
+    const idx = outputReads(con).map(({ w, name }) =>
+      add(add(g.offset(w.st, name, 'batch', bc), g.offset(w.st, name, 'm', mc)), g.offset(w.st, name, 'n', nc)),
+    );
+    const value = fromCompute(g.epilogue(result, idx), target);
     kb.emit({ k: 'store', buf: ob, index: kb.let('oi', oidx), value });
   });
   kb.emit(if_(and(valid, eq(s, c.i32(0))), [...tail, ...store0]));

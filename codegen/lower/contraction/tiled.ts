@@ -33,7 +33,7 @@ import {
 } from '../../kir.js';
 import { grid1d, KernelBuilder, type LowerCtx, type LoweredStep } from '../kernel-builder.js';
 import { fromCompute } from '../pointwise.js';
-import { contiguousOn, total, type Axes, type Contraction, type View } from './contraction.js';
+import { contiguousOn, outputReads, total, type Axes, type Contraction, type View } from './contraction.js';
 import { Gen } from './gen.js';
 
 interface TileCfg {
@@ -183,36 +183,37 @@ export function tiled(ctx: LowerCtx, con: Contraction, target: KType): LoweredSt
 
   // epilogue: TM×TN guarded stores
   const bo = base(con.out, 'o');
-  const bb = con.bias ? base(con.bias.st, 'c') : undefined;
-  const rows: { inb: Expr; off: Expr; boff?: Expr }[] = [];
+  const reads = outputReads(con);
+  const bb = reads.map(({ w, name }) => base(w.st, name));
+  const rows: { inb: Expr; off: Expr; boff: Expr[] }[] = [];
   for (let r = 0; r < TM; r++) {
     const mi = kb.let('mi', add(m0, add(ty, c.i32(r * TY))));
     const mc = g.coords('m', mi);
     rows.push({
       inb: kb.let('min', and(live, lt(mi, Mu))),
       off: kb.let('mo', add(bo, g.offset(con.out, 'o', 'm', mc))),
-      boff: con.bias && bb ? kb.let('mb', add(bb, g.offset(con.bias.st, 'c', 'm', mc))) : undefined,
+      boff: reads.map(({ w, name }, i) => kb.let('mb', add(bb[i]!, g.offset(w.st, name, 'm', mc)))),
     });
   }
-  const cols: { inb: Expr; off: Expr; boff?: Expr }[] = [];
+  const cols: { inb: Expr; off: Expr; boff: Expr[] }[] = [];
   for (let cc = 0; cc < TN; cc++) {
     const nj = kb.let('nj', add(n0, add(tx, c.i32(cc * TX))));
     const nc = g.coords('n', nj);
     cols.push({
       inb: kb.let('nin', lt(nj, Nu)),
       off: g.offset(con.out, 'o', 'n', nc),
-      boff: con.bias ? g.offset(con.bias.st, 'c', 'n', nc) : undefined,
+      boff: reads.map(({ w, name }) => g.offset(w.st, name, 'n', nc)),
     });
     const last = cols[cols.length - 1]!;
     last.off = kb.let('no', last.off);
-    if (last.boff) last.boff = kb.let('nb', last.boff);
+    last.boff = last.boff.map((x) => kb.let('nb', x));
   }
   for (let r = 0; r < TM; r++) {
     for (let cc = 0; cc < TN; cc++) {
       const row = rows[r]!;
       const col = cols[cc]!;
-      const bidx = row.boff && col.boff ? add(row.boff, col.boff) : undefined;
-      const [pre, val] = kb.collect(() => fromCompute(g.epilogue(v(acc(r, cc), ct), bidx), target));
+      const idx = row.boff.map((x, i) => add(x, col.boff[i]!));
+      const [pre, val] = kb.collect(() => fromCompute(g.epilogue(v(acc(r, cc), ct), idx), target));
       kb.emit(if_(and(row.inb, col.inb), [...pre, { k: 'store', buf: ob, index: add(row.off, col.off), value: val }]));
     }
   }

@@ -1,0 +1,122 @@
+/**
+ * Epilogue fusion: a matmul / gemm whose one reader is an elementwise group (a `fused_elementwise`, or one fusible
+ * op) of the same shape becomes a `fused_contraction` — the bias, activation, residual, scale or mask is applied as
+ * each output element is stored, and the product never round-trips through memory.
+ *
+ * Conditions: the contraction's result is float, not a graph output, read by that one node only; for matmul both
+ * operands have rank ≥ 2 (the output is [...batch, M, N]); the reader's output has the contraction's shape (it does
+ * not broadcast the product up) and every other value it reads broadcasts to that shape; and the fused node reads at
+ * most `maxInputs` values (a kernel binds ≤ 8 buffers).
+ */
+import { isFloat } from '../../ir/dtype.js';
+import { Graph, Node, Value } from '../../ir/graph.js';
+import { CONTRACTION_OPS, fusedBody } from '../../ir/ops/fused.js';
+import type { Dim } from '../../ir/shape.js';
+import { printGraph } from '../../ir/text.js';
+import type { Pass } from '../context.js';
+import { broadcastsTo, fusible } from './elementwise.js';
+
+const sameDims = (a: readonly Dim[], b: readonly Dim[]) => a.length === b.length && a.every((d, i) => d === b[i]);
+
+/** The reader's ops as a body fragment: its own body (a fused group) or itself, over its inputs. */
+function readerBody(u: Node): { inputs: readonly (Value | null)[]; body: Graph } {
+  if (u.op === 'fused_elementwise') return { inputs: u.inputs, body: fusedBody(u.attrs['body'] as string, u.name) };
+  const body = new Graph('one');
+  body.inputs = u.inputs.map((x, i) => new Value(`u${i}`, x!.type));
+  body.nodes = [new Node('n', u.op, body.inputs, [new Value('y', u.outputs[0]!.type)], { ...u.attrs })];
+  body.outputs = [body.nodes[0]!.outputs[0]!];
+  return { inputs: u.inputs, body };
+}
+
+/** The fused node replacing anchor `a` and its reader `u`, or undefined when the conditions above fail. */
+function fuse(g: Graph, a: Node, u: Node, outputs: ReadonlySet<Value>, max: number): Node | undefined {
+  const x = a.outputs[0]!;
+  const shape = x.type.shape;
+  if (!sameDims(u.outputs[0]!.type.shape, shape)) return undefined;
+  const { inputs: uIns, body: ub } = readerBody(u);
+  // the fused node's inputs: the contraction's, then what the reader reads besides the product (deduplicated)
+  const extras: Value[] = [];
+  for (const v of uIns) {
+    if (!v || v === x || extras.includes(v)) continue;
+    if (!broadcastsTo(v.type.shape, shape)) return undefined;
+    extras.push(v);
+  }
+  const aIns = a.inputs.filter((v): v is Value => v !== null);
+  if (aIns.length !== a.inputs.length || aIns.length + extras.length > max) return undefined;
+  if (outputs.has(x)) return undefined;
+
+  const body = new Graph('body');
+  const map = new Map<Value, Value>();
+  let k = 0;
+  const fresh = (v: Value, data = v.data) => new Value(`v${k++}`, v.type, data);
+  const ins = [...aIns, ...extras];
+  body.inputs = ins.map((v) => fresh(v, undefined));
+  const product = fresh(x);
+  body.nodes.push(new Node('n0', a.op, body.inputs.slice(0, aIns.length), [product], { ...a.attrs }));
+  // the reader's body: its inputs are the product or one of the extras
+  ub.inputs.forEach((bv, i) => {
+    const outer = uIns[i]!;
+    map.set(bv, outer === x ? product : body.inputs[aIns.length + extras.indexOf(outer)]!);
+  });
+  for (const c of ub.constants) {
+    const cv = fresh(c);
+    map.set(c, cv);
+    body.constants.push(cv);
+  }
+  ub.nodes.forEach((n, i) => {
+    const outs = n.outputs.map((o) => {
+      const v = fresh(o);
+      map.set(o, v);
+      return v;
+    });
+    body.nodes.push(
+      new Node(
+        `n${i + 1}`,
+        n.op,
+        n.inputs.map((v) => (v ? map.get(v)! : null)),
+        outs,
+        { ...n.attrs },
+      ),
+    );
+  });
+  body.outputs = [map.get(ub.outputs[0]!)!];
+  return new Node(u.name, 'fused_contraction', ins, [u.outputs[0]!], { body: printGraph(body) });
+}
+
+/** Fuse `graph` in place; returns the number of contractions given an epilogue. */
+export function fuseEpilogues(graph: Graph, maxInputs = 7): number {
+  const outputs = new Set(graph.outputs);
+  const replace = new Map<Node, Node | null>(); // reader → fused node; anchor → dropped
+  for (const a of graph.nodes) {
+    if (!CONTRACTION_OPS.has(a.op) || a.outputs.length !== 1) continue;
+    const x = a.outputs[0]!;
+    if (!isFloat(x.type.dtype) || x.type.layout.kind !== 'dense') continue;
+    if (a.op === 'matmul' && a.inputs.some((v) => !v || v.type.shape.length < 2)) continue;
+    const users = graph.users(x);
+    if (users.length !== 1) continue;
+    const u = users[0]!;
+    if (replace.has(u) || !(u.op === 'fused_elementwise' || fusible(u))) continue;
+    const f = fuse(graph, a, u, outputs, maxInputs);
+    if (!f) continue;
+    replace.set(a, null);
+    replace.set(u, f);
+  }
+  if (!replace.size) return 0;
+  const kept: Node[] = [];
+  for (const n of graph.nodes) {
+    const r = replace.get(n);
+    if (r === undefined) kept.push(n);
+    else if (r) kept.push(r);
+  }
+  graph.nodes = kept;
+  return [...replace.values()].filter((r) => r).length;
+}
+
+/** The pass: runs at level 1 (the default) and up, after elementwise fusion formed the groups it takes in. */
+export const fuseEpiloguePass: Pass = {
+  name: 'fuse-epilogue',
+  minLevel: 1,
+  run(graph) {
+    return { changed: fuseEpilogues(graph) > 0 };
+  },
+};
