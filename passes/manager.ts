@@ -4,7 +4,7 @@ import { verify } from '../ir/verify.js';
 import { canonicalize, commonSubexpressionElimination, deadCodeElimination, matmulBias } from './canonicalize/index.js';
 import { cloneGraph } from './clone.js';
 import { fuseElementwisePass, fuseEpiloguePass } from './fuse/index.js';
-import { recognize } from './recognize/index.js';
+import { recognize, recognizeHeads } from './recognize/index.js';
 import { PassContext, type Pass, type PassContextOptions } from './context.js';
 
 /** Run `passes` on `graph` in place (the ones `ctx` enables); returns whether any changed the graph. */
@@ -31,6 +31,7 @@ export function defaultPipeline(level: number): Pass[] {
     commonSubexpressionElimination,
     matmulBias,
     canonicalize,
+    recognizeHeads, // after canonicalize composed the transposes recognition left around the keys
     deadCodeElimination,
     fuseElementwisePass, // groups the elementwise ops the rules above left
     fuseEpiloguePass, // last: a matmul / gemm takes the group reading it as its epilogue

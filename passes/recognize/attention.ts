@@ -53,3 +53,48 @@ export const attentionRules: Rule[] = patterns.map((p) =>
     return rw.op('attention', mask ? [q, k, vv, mask] : [q, k, vv], { scale })[0];
   }),
 );
+
+// ---- heads as views of [batch, seq, heads·size] tensors -----------------------------------------------------
+
+const perm0213 = (a: Record<string, unknown>) => {
+  const p = a['perm'] as number[] | undefined;
+  return p !== undefined && p.length === 4 && p[0] === 0 && p[1] === 2 && p[2] === 1 && p[3] === 3;
+};
+/** [B, S, H·D] → reshape [B, S, H, D] → transpose to [B, H, S, D]: the heads of a 3-D tensor. */
+const heads = (x: string) => op('transpose', [op('reshape', [v(x), v()], { name: `r${x}` })], { attrs: perm0213 });
+
+/**
+ * attention over head-split [B, S, H·D] tensors whose [B, H, S, Dv] result is merged back (transpose, reshape to
+ * [B, S, H·Dv]) → the op's 3-D form on the unsplit tensors (q_num_heads / kv_num_heads): the same function, and
+ * its output is already the merged tensor, where the 4-D form's needs a copy to merge heads.
+ */
+export const attentionHeadRules: Rule[] = [false, true].map((masked) =>
+  rule(
+    masked ? 'attention-3d-masked' : 'attention-3d',
+    op('reshape', [
+      op(
+        'transpose',
+        [op('attention', [heads('q'), heads('k'), heads('v'), ...(masked ? [v('mask')] : [])], { name: 'att' })],
+        {
+          attrs: perm0213,
+        },
+      ),
+      v(),
+    ]),
+    (m, rw) => {
+      const att = m.node('att');
+      if (att.outputs.length !== 1 || rw.graph.users(att.outputs[0]!).length !== 1) return undefined;
+      const [q, k, vv] = [m.v('q'), m.v('k'), m.v('v')];
+      const split = (x: Value, r: string) => {
+        const s = m.node(r).outputs[0]!.type.shape; // [B, S, H, D]
+        const t = x.type.shape;
+        return t.length === 3 && s.length === 4 && s[0] === t[0] && s[1] === t[1] ? s[2] : undefined;
+      };
+      const [hq, hk, hv] = [split(q, 'rq'), split(k, 'rk'), split(vv, 'rv')];
+      if (typeof hq !== 'number' || typeof hk !== 'number' || hk !== hv) return undefined;
+      const ins = masked ? [q, k, vv, m.v('mask')] : [q, k, vv];
+      // the engine keeps the rewrite only when the 3-D result has the merged tensor's type
+      return rw.op('attention', ins, { ...att.attrs, q_num_heads: hq, kv_num_heads: hk })[0];
+    },
+  ),
+);

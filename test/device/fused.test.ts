@@ -206,9 +206,10 @@ describe.skipIf(backends.length === 0)('fused elementwise on the devices', () =>
   // kernel steps per run without → with fusion at the default level (a fusion regression fails here): the decoder block's residual / bias
   // chains, GPT-2's attention scale + causal mask (div → where) per layer. Movement ops run no kernel where their
   // consumers read them as strided views (GPT-2: 328 → 195 with views; the block: 18 → 12), and a matmul takes the
-  // elementwise group reading it as its epilogue (the block: 12 → 8).
+  // elementwise group reading it as its epilogue (the block: 12 → 8); attention on head-split views that are merged
+  // back runs in its 3-D form, whose output is already merged (the block: 8 → 7, the issue's target).
   const MODELS: [string, number, number][] = [
-    ['model_decoder_block_d512', 15, 8],
+    ['model_decoder_block_d512', 14, 7],
     ['model_gpt2_past', 207, 195],
   ];
   for (const [name, l1Steps, l2Steps] of MODELS) {

@@ -101,9 +101,10 @@ describe('pass manager and instruments', () => {
         '03-recognize.ir',
         '04-cse.ir',
         '05-canonicalize.ir',
-        '06-dce.ir',
-        '07-fuse-elementwise.ir',
-        '08-fuse-epilogue.ir',
+        '06-attention-heads.ir',
+        '07-dce.ir',
+        '08-fuse-elementwise.ir',
+        '09-fuse-epilogue.ir',
       ]);
       expect(readFileSync(join(dir, '04-cse.ir'), 'utf8')).not.toContain('%d:');
     } finally {

@@ -12,7 +12,14 @@ import { canonicalize, commonSubexpressionElimination, deadCodeElimination } fro
 import { PassContext, verifyInstrument } from '../../passes/context.js';
 import { runPasses } from '../../passes/manager.js';
 import { applyRules } from '../../passes/rewrite.js';
-import { activationRules, attentionRules, normRules, recognize, recognizeRules } from '../../passes/recognize/index.js';
+import {
+  activationRules,
+  attentionHeadRules,
+  attentionRules,
+  normRules,
+  recognize,
+  recognizeRules,
+} from '../../passes/recognize/index.js';
 import { expectSameGraph, expectUnchanged, ir, rewrite } from './helpers.js';
 
 const f32 = (x: number) => Math.fround(x);
@@ -588,5 +595,68 @@ describe('property', () => {
       ),
       { numRuns: 200 },
     );
+  });
+});
+
+describe('attention over head-split tensors → the 3-D form', () => {
+  const src = (opts: { extraUse?: boolean; perm?: string; kvHeads?: number } = {}) => {
+    const hk = opts.kvHeads ?? 2;
+    return `graph g {
+    input %q3: f32[1,6,8]
+    input %k3: f32[1,6,${hk * 4}]
+    input %v3: f32[1,6,${hk * 4}]
+    input %m: f32[6,6]
+    const %sq: i64[4] = [1, 6, 2, 4]
+    const %skv: i64[4] = [1, 6, ${hk}, 4]
+    const %s3: i64[3] = [1, 6, 8]
+    %rq: f32[1,6,2,4] = reshape(%q3, %sq)
+    %tq: f32[1,2,6,4] = transpose(%rq) {perm=[0, 2, 1, 3]}
+    %rk: f32[1,6,${hk},4] = reshape(%k3, %skv)
+    %tk: f32[1,${hk},6,4] = transpose(%rk) {perm=[0, 2, 1, 3]}
+    %rv: f32[1,6,${hk},4] = reshape(%v3, %skv)
+    %tv: f32[1,${hk},6,4] = transpose(%rv) {perm=[0, 2, 1, 3]}
+    %a: f32[1,2,6,4] = attention(%tq, %tk, %tv, %m) {scale=0.5}
+    %t: f32[1,6,2,4] = transpose(%a) {perm=${opts.perm ?? '[0, 2, 1, 3]'}}
+    %y: f32[1,6,8] = reshape(%t, %s3)
+    output %y
+    ${opts.extraUse ? '%z: f32[1,2,6,4] = neg(%a)\n    output %z' : ''}
+  }`;
+  };
+
+  it('split heads in, merged heads out: one 3-D attention on the unsplit tensors (GQA kept)', () => {
+    for (const hk of [2, 1]) {
+      const g = rewrite(src({ kvHeads: hk }), attentionHeadRules);
+      deadCodeElimination.run(g, new PassContext());
+      expectSameGraph(
+        g,
+        `graph g {
+        input %q3: f32[1,6,8]
+        input %k3: f32[1,6,${hk * 4}]
+        input %v3: f32[1,6,${hk * 4}]
+        input %m: f32[6,6]
+        %y: f32[1,6,8] = attention(%q3, %k3, %v3, %m) {kv_num_heads=${hk}, q_num_heads=2, scale=0.5}
+        output %y
+      }`,
+      );
+      const feeds: Record<string, Tensor> = {};
+      let k = 0;
+      const before = ir(src({ kvHeads: hk }));
+      for (const v of before.inputs) {
+        const shape = v.type.shape as number[];
+        feeds[v.name] = makeTensor(
+          'f32',
+          shape,
+          Array.from({ length: shape.reduce((a, c) => a * c) }, () => Math.sin(++k * 1.3)),
+        );
+      }
+      expect(Array.from(interpret(g, feeds)['y']!.data)).toEqual(Array.from(interpret(before, feeds)['y']!.data));
+    }
+  });
+
+  it('near misses: the 4-D result read elsewhere, or merged with another permutation', () => {
+    for (const o of [{ extraUse: true }, { perm: '[0, 2, 3, 1]' }]) {
+      const g = rewrite(o.perm ? src(o).replace('%t: f32[1,6,2,4]', '%t: f32[1,6,4,2]') : src(o), attentionHeadRules);
+      expect(g.nodes.filter((n) => n.op === 'attention')[0]!.inputs[0]!.name).toBe('tq');
+    }
   });
 });
