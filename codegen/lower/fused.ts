@@ -5,11 +5,13 @@
  * bound once with `let` so a value read twice is computed once.
  */
 import type { Graph, Value } from '../../ir/graph.js';
-import { FUSIBLE_OPS, fusedBody } from '../../ir/ops/fused.js';
+import { contractionView, FUSIBLE_OPS, fusedBody } from '../../ir/ops/fused.js';
+import { numel } from '../../ir/shape.js';
 import { getOp, resolveAttrs } from '../../ir/registry.js';
 import { UnsupportedError } from '../../ir/errors.js';
 import { bin, c, cast, isnan, select, type Expr } from '../kir.js';
 import { BINARY, UNARY, convert, nanMax } from './elementwise.js';
+import type { Contraction } from './contraction/contraction.js';
 import { lowerContraction } from './contraction/lower.js';
 import type { KernelBuilder, LowerCtx, TensorInfo } from './kernel-builder.js';
 import { bstrides, gemmContraction, matmulContraction } from './matmul.js';
@@ -115,25 +117,44 @@ registerLowering('fused_contraction', (ctx) => {
   const nA = anchor.inputs.length;
   const anchorOut = anchor.outputs[0]!;
   const outShape = ctx.outputs[0]!.shape;
+  // a reshape of a 2-D product [M, N] to [..., N]: the kernel computes [M, N] with M split into the leading dims
+  const view = contractionView(body);
+  const N = outShape.at(-1)!;
+  const anchorShape = view ? [numel(outShape) / Math.max(N, 1), N] : outShape;
   const sub: LowerCtx = {
     ...ctx,
     op: anchor.op,
     attrs: resolveAttrs(getOp(anchor.op), anchor.attrs, anchor.name),
     inputs: ctx.inputs.slice(0, nA),
-    outputs: [{ dtype: anchorOut.type.dtype, shape: outShape }],
+    outputs: [{ dtype: anchorOut.type.dtype, shape: anchorShape }],
   };
   const con = anchor.op === 'gemm' ? gemmContraction(sub) : matmulContraction(sub, 'matmul');
   con.label = `fused_${con.label}`;
-  const nb = outShape.length - 2;
-  con.extras = ctx.inputs.slice(nA).map((t, j) => {
+  if (view) splitRows(con, outShape.slice(0, -1));
+  const first = nA;
+  const nb = view ? 0 : outShape.length - 2;
+  const r = outShape.length;
+  con.extras = ctx.inputs.slice(first).map((t, j) => {
     const st = bstrides(t!.shape, outShape);
-    return { input: nA + j, st: { batch: st.slice(0, nb), m: [st[nb]!], n: [st[nb + 1]!], k: [0] } };
+    const m = view ? st.slice(0, r - 1) : [st[nb]!];
+    return { input: first + j, st: { batch: st.slice(0, nb), m, n: [st[r - 1]!], k: [0] } };
   });
   con.post = (kb, acc, extras) => {
     const env = new Map<Value, Expr>();
-    env.set(anchorOut, roundInterior(ctx, anchorOut, body, acc));
-    body.inputs.slice(nA).forEach((v, j) => env.set(v, extras[j]!));
-    return evalBody(kb, ctx, body, env, 1);
+    const product = roundInterior(ctx, anchorOut, body, acc);
+    env.set(anchorOut, product);
+    if (view) env.set(view.outputs[0]!, product);
+    body.inputs.slice(first).forEach((v, j) => env.set(v, extras[j]!));
+    return evalBody(kb, ctx, body, env, view ? 2 : 1);
   };
   return lowerContraction(ctx, con);
 });
+
+/** Split a 2-D contraction's single m axis (size M) into `dims` (row-major, product M) in every view. */
+function splitRows(con: Contraction, dims: readonly number[]): void {
+  const after = dims.map((_, i) => dims.slice(i + 1).reduce((p, d) => p * d, 1));
+  for (const w of [con.a.st, con.b.st, con.out, con.bias?.st]) {
+    if (w) w.m = after.map((a) => w.m[0]! * a);
+  }
+  con.dims.m = [...dims];
+}

@@ -8,7 +8,7 @@
  *   one contraction kernel applying them as it stores each output element.
  */
 import { VerifyError } from '../errors.js';
-import type { Graph, Value } from '../graph.js';
+import type { Graph, Node, Value } from '../graph.js';
 import { inferOp } from '../infer.js';
 import { interpret } from '../interpret.js';
 import { registerOp } from '../registry.js';
@@ -92,6 +92,16 @@ registerFused(
   'A group of elementwise / broadcast ops run as one kernel; `body` is the group as IR text over the inputs.',
 );
 
+/**
+ * The reshape right after a body's 2-D contraction ([M, N] → [..., N], splitting M), if there is one: exporters
+ * reshape a gemm's rows back into [batch, seq] before the bias / residual / activation.
+ */
+export function contractionView(body: Graph): Node | undefined {
+  const [first, second] = body.nodes;
+  if (!first || !second || second.op !== 'reshape' || second.inputs[0] !== first.outputs[0]) return undefined;
+  return second;
+}
+
 /** Contractions a `fused_contraction` body may start with. */
 export const CONTRACTION_OPS: ReadonlySet<string> = new Set(['matmul', 'gemm']);
 
@@ -104,7 +114,10 @@ registerFused(
     if (!first || !CONTRACTION_OPS.has(first.op)) fail('body must start with a matmul or gemm');
     if (first.inputs.some((x, i) => x !== body.inputs[i]))
       fail('the contraction must read the first body inputs in order');
-    for (const n of rest) if (!FUSIBLE_OPS.has(n.op)) fail(`op ${n.op} may not follow the contraction in a body`);
+    const view = contractionView(body);
+    for (const n of rest) {
+      if (n !== view && !FUSIBLE_OPS.has(n.op)) fail(`op ${n.op} may not follow the contraction in a body`);
+    }
   },
 );
 

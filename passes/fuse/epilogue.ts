@@ -7,11 +7,17 @@
  * operands have rank ≥ 2 (the output is [...batch, M, N]); the reader's output has the contraction's shape (it does
  * not broadcast the product up) and every other value it reads broadcasts to that shape; and the fused node reads at
  * most `maxInputs` values (a kernel binds ≤ 8 buffers).
+ *
+ * A 2-D product [M, N] may reach its reader through one reshape to [..., N] (exporters run the projections of a
+ * [batch, seq, dim] tensor as a gemm on [batch·seq, dim] and reshape back before the bias / residual): the reshape
+ * joins the body, and the kernel splits M into the reshaped dims.
  */
 import { isFloat } from '../../ir/dtype.js';
 import { Graph, Node, Value } from '../../ir/graph.js';
 import { CONTRACTION_OPS, fusedBody } from '../../ir/ops/fused.js';
 import type { Dim } from '../../ir/shape.js';
+import { makeTensor } from '../../ir/tensor.js';
+import { tensorType } from '../../ir/types.js';
 import { printGraph } from '../../ir/text.js';
 import type { Pass } from '../context.js';
 import { broadcastsTo, fusible } from './elementwise.js';
@@ -28,9 +34,13 @@ function readerBody(u: Node): { inputs: readonly (Value | null)[]; body: Graph }
   return { inputs: u.inputs, body };
 }
 
-/** The fused node replacing anchor `a` and its reader `u`, or undefined when the conditions above fail. */
-function fuse(g: Graph, a: Node, u: Node, outputs: ReadonlySet<Value>, max: number): Node | undefined {
-  const x = a.outputs[0]!;
+/**
+ * The fused node replacing anchor `a`, the reshape `r` of its product (if any) and its reader `u`, or undefined when
+ * the conditions above fail.
+ */
+function fuse(a: Node, r: Node | undefined, u: Node, outputs: ReadonlySet<Value>, max: number): Node | undefined {
+  const product = a.outputs[0]!;
+  const x = r ? r.outputs[0]! : product; // what the reader reads
   const shape = x.type.shape;
   if (!sameDims(u.outputs[0]!.type.shape, shape)) return undefined;
   const { inputs: uIns, body: ub } = readerBody(u);
@@ -43,7 +53,13 @@ function fuse(g: Graph, a: Node, u: Node, outputs: ReadonlySet<Value>, max: numb
   }
   const aIns = a.inputs.filter((v): v is Value => v !== null);
   if (aIns.length !== a.inputs.length || aIns.length + extras.length > max) return undefined;
-  if (outputs.has(x)) return undefined;
+  if (outputs.has(x) || outputs.has(product)) return undefined;
+  // the reshape's target as a body constant (its one symbolic dim as -1), so the body infers standalone
+  let target: number[] | undefined;
+  if (r) {
+    target = shape.map((d) => (typeof d === 'number' ? d : -1));
+    if (target.filter((d) => d === -1).length > 1 || target.includes(0)) return undefined;
+  }
 
   const body = new Graph('body');
   const map = new Map<Value, Value>();
@@ -51,12 +67,20 @@ function fuse(g: Graph, a: Node, u: Node, outputs: ReadonlySet<Value>, max: numb
   const fresh = (v: Value, data = v.data) => new Value(`v${k++}`, v.type, data);
   const ins = [...aIns, ...extras];
   body.inputs = ins.map((v) => fresh(v, undefined));
-  const product = fresh(x);
-  body.nodes.push(new Node('n0', a.op, body.inputs.slice(0, aIns.length), [product], { ...a.attrs }));
-  // the reader's body: its inputs are the product or one of the extras
+  const first = aIns.length; // body index of the first extra
+  const prod = fresh(product);
+  body.nodes.push(new Node('n0', a.op, body.inputs.slice(0, aIns.length), [prod], { ...a.attrs }));
+  let read = prod; // the value the reader's body reads for `x`
+  if (target) {
+    const t = new Value(`v${k++}`, tensorType('i64', [target.length]), makeTensor('i64', [target.length], target));
+    body.constants.push(t);
+    read = fresh(x);
+    body.nodes.push(new Node('nr', 'reshape', [prod, t], [read], {}));
+  }
+  // the reader's body: its inputs are the (reshaped) product or one of the extras
   ub.inputs.forEach((bv, i) => {
     const outer = uIns[i]!;
-    map.set(bv, outer === x ? product : body.inputs[aIns.length + extras.indexOf(outer)]!);
+    map.set(bv, outer === x ? read : body.inputs[first + extras.indexOf(outer)]!);
   });
   for (const c of ub.constants) {
     const cv = fresh(c);
@@ -94,11 +118,21 @@ export function fuseEpilogues(graph: Graph, maxInputs = 7): number {
     if (a.op === 'matmul' && a.inputs.some((v) => !v || v.type.shape.length < 2)) continue;
     const users = graph.users(x);
     if (users.length !== 1) continue;
-    const u = users[0]!;
+    let u = users[0]!;
+    let r: Node | undefined;
+    if (u.op === 'reshape' && x.type.shape.length === 2) {
+      // [M, N] → [..., N]: the columns stay the innermost dim, so M splits into the leading dims
+      const y = u.outputs[0]!;
+      const ru = graph.users(y);
+      if (y.type.shape.at(-1) !== x.type.shape[1] || y.type.shape.length < 2 || ru.length !== 1) continue;
+      r = u;
+      u = ru[0]!;
+    }
     if (replace.has(u) || !(u.op === 'fused_elementwise' || fusible(u))) continue;
-    const f = fuse(graph, a, u, outputs, maxInputs);
+    const f = fuse(a, r, u, outputs, maxInputs);
     if (!f) continue;
     replace.set(a, null);
+    if (r) replace.set(r, null);
     replace.set(u, f);
   }
   if (!replace.size) return 0;
@@ -109,6 +143,10 @@ export function fuseEpilogues(graph: Graph, maxInputs = 7): number {
     else if (r) kept.push(r);
   }
   graph.nodes = kept;
+  // a reshape's target constant is dead once the reshape moved into a body
+  const read = new Set<Value>(graph.outputs);
+  for (const n of kept) for (const x of n.inputs) if (x) read.add(x);
+  graph.constants = graph.constants.filter((c) => read.has(c));
   return [...replace.values()].filter((r) => r).length;
 }
 

@@ -97,6 +97,47 @@ describe('fuse-epilogue', () => {
     expect(g.nodes[0]!.inputs.map((v) => v!.name)).toEqual(['x', 'w', 'c']);
   });
 
+  it('a 2-D product reshaped back to [batch, seq, N] before its reader: the reshape joins the body (-1 for batch)', () => {
+    const src = `graph g {
+      input %x: f32[b,4]
+      input %w: f32[4,6]
+      input %c: f32[6]
+      input %r: f32[b,1,6]
+      const %s: i64[3] = [-1, 1, 6]
+      %m: f32[b,6] = gemm(%x, %w, %c) @proj
+      %y3: f32[b,1,6] = reshape(%m, %s) @back
+      %y: f32[b,1,6] = add(%r, %y3) @res
+      output %y
+    }`;
+    const g = fuse(src);
+    const body = `graph body {
+  input %v0: f32[b,4]
+  input %v1: f32[4,6]
+  input %v2: f32[6]
+  input %v3: f32[b,1,6]
+  const %v5: i64[3] = [-1, 1, 6]
+  %v4: f32[b,6] = gemm(%v0, %v1, %v2) @n0
+  %v6: f32[b,1,6] = reshape(%v4, %v5) @nr
+  %v7: f32[b,1,6] = add(%v3, %v6) @n1
+  output %v7
+}
+`;
+    expectSameGraph(
+      g,
+      `graph g {
+        input %x: f32[b,4]
+        input %w: f32[4,6]
+        input %c: f32[6]
+        input %r: f32[b,1,6]
+        %y: f32[b,1,6] = fused_contraction(%x, %w, %c, %r) {body=${JSON.stringify(body)}} @res
+        output %y
+      }`,
+    );
+    const feeds = randomFeeds(ir(src.replace(/\bb\b/g, '3').replace('%s: i64[3]', '%s: i64[3]')), 9);
+    const a = interpret(ir(src), feeds);
+    expect(Array.from(interpret(g, feeds)['y']!.data)).toEqual(Array.from(a['y']!.data));
+  });
+
   it('near misses: a product that is a graph output, read twice, broadcast up, or integer is left alone', () => {
     for (const src of [
       // graph output
