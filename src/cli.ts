@@ -38,6 +38,12 @@ Commands:
   ir FILE [--dims n=v,...]            print the model's kiln IR (text format) after import
   kernels FILE --target wgsl|cuda [--dims n=v,...]
                                       print the kernels kiln generates for these input shapes (nothing runs)
+  inspect MODEL [--opt N] [--dims n=v,...] [--json] [--target wgsl|cuda] [--dot FILE]
+                                      the kernels one run launches (node, fused ops, FLOPs, bytes), kernels per run
+                                      and per layer, views, bytes moved vs the minimum, peak memory (nothing runs)
+      --opt N                         optimization level (default 1; 0 inspects the graph as imported)
+      --json                          the same as one JSON object
+      --dot FILE                      also write the optimized graph as Graphviz DOT
   help, --help                        this text
   --version                           kiln's version
 
@@ -222,6 +228,40 @@ async function inspect(cmd: 'ir' | 'kernels', rest: string[], io: CliIo): Promis
   return 0;
 }
 
+async function inspectCmd(rest: string[], io: CliIo): Promise<number> {
+  const { values, flags, positionals } = parse(
+    'inspect',
+    rest,
+    {
+      dims: { type: 'string' },
+      opt: { type: 'string' },
+      target: { type: 'string' },
+      dot: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    true,
+  );
+  if (positionals.length !== 1) throw new UsageError(`inspect needs one model file, got ${positionals.length}`);
+  const file = positionals[0]!;
+  requireFile('inspect', file);
+  const opt = optOf(values.opt) ?? 1;
+  const target = values.target ?? 'wgsl';
+  if (target !== 'wgsl' && target !== 'cuda')
+    throw new UsageError(`unknown target '${target}' (expected wgsl or cuda)`);
+  if (values.dot !== undefined) {
+    const parent = dirname(resolve(values.dot));
+    if (!existsSync(parent) || !statSync(parent).isDirectory()) {
+      throw new UsageError(`--dot ${values.dot}: no such directory: ${parent}`);
+    }
+  }
+  const { loadModel, parseDims, inspectGraph, formatInspect, graphDot, optimize } = await import('./inspect.js');
+  const graph = optimize(loadModel(file, parseDims(values.dims)), { level: opt });
+  const report = await inspectGraph(graph, opt, target);
+  if (values.dot !== undefined) writeFileSync(values.dot, graphDot(graph));
+  io.out(flags.has('json') ? JSON.stringify(report, null, 2) + '\n' : formatInspect(report));
+  return 0;
+}
+
 async function demo(rest: string[], io: CliIo): Promise<number> {
   const { values } = parse(
     'demo',
@@ -400,6 +440,8 @@ async function dispatch(argv: readonly string[], io: CliIo): Promise<number> {
     case 'ir':
     case 'kernels':
       return inspect(cmd, rest, io);
+    case 'inspect':
+      return inspectCmd(rest, io);
     case 'demo':
       return demo(rest, io);
     case 'generate':
@@ -408,7 +450,7 @@ async function dispatch(argv: readonly string[], io: CliIo): Promise<number> {
       return perplexityCmd(rest, io);
     default:
       throw new UsageError(
-        `unknown command '${cmd}' (commands: demo, generate, perplexity, conformance, ir, kernels, help; see kiln --help)`,
+        `unknown command '${cmd}' (commands: demo, generate, perplexity, conformance, ir, kernels, inspect, help; see kiln --help)`,
       );
   }
 }

@@ -1,20 +1,24 @@
 /**
- * `kiln ir` and `kiln kernels`: what kiln makes of a model — its IR text, or the kernels it generates for concrete
- * input shapes — without running anything on a device.
+ * `kiln ir`, `kiln kernels` and `kiln inspect`: what kiln makes of a model — its IR text, the kernels it generates for
+ * concrete input shapes, or the launches of one run with their cost (FLOPs, bytes, memory) — without running anything
+ * on a device.
  */
 import { readFileSync } from 'node:fs';
 import { KilnError } from '../ir/errors.js';
-import type { Graph } from '../ir/graph.js';
-import { isStatic } from '../ir/shape.js';
+import type { Graph, Node, Value } from '../ir/graph.js';
+import { fusedBody } from '../ir/ops/fused.js';
+import { isStatic, numel } from '../ir/shape.js';
 import { makeTensor, type Tensor } from '../ir/tensor.js';
 import { printGraph } from '../ir/text.js';
 import { legalize } from '../codegen/legalize.js';
-import { DEFAULT_CAPS } from '../codegen/lower/storage.js';
+import { DEFAULT_CAPS, storageOf, type DeviceCaps } from '../codegen/lower/storage.js';
 import { CudaRenderer, CUDA_PRELUDE } from '../codegen/render/cuda.js';
 import { WgslRenderer } from '../codegen/render/wgsl.js';
 import { importOnnxModel } from './frontends/onnx/import.js';
 import { decodeModel } from './frontends/onnx/proto.js';
-import { Executor } from './runtime/executor.js';
+import { optimize } from '../passes/manager.js';
+import { nodeFlops } from './cost.js';
+import { Executor, hostNodes, storageBytes } from './runtime/executor.js';
 import { RecordingBackend } from './runtime/recording.js';
 
 /**
@@ -69,9 +73,14 @@ export function zeroFeeds(graph: Graph): Record<string, Tensor> {
   return feeds;
 }
 
+/** The device capabilities kernels are generated for. */
+async function capsOf(target: 'wgsl' | 'cuda'): Promise<DeviceCaps> {
+  return target === 'cuda' ? (await import('./runtime/cuda-emu/backend.js')).CUDA_CAPS : DEFAULT_CAPS;
+}
+
 /** Kernel sources (one translation unit for CUDA, one module per kernel for WGSL) for the graph's input shapes. */
 export async function kernelSources(graph: Graph, target: 'wgsl' | 'cuda'): Promise<string> {
-  const caps = target === 'cuda' ? (await import('./runtime/cuda-emu/backend.js')).CUDA_CAPS : DEFAULT_CAPS;
+  const caps = await capsOf(target);
   const rec = new RecordingBackend(caps);
   await new Executor(graph, rec).run(zeroFeeds(graph));
   const kernels = [...rec.kernels.values()].map(legalize);
@@ -83,4 +92,326 @@ export async function kernelSources(graph: Graph, target: 'wgsl' | 'cuda'): Prom
   return header + kernels.map((k) => `// ---- ${k.name}\n${new WgslRenderer().render(k)}`).join('\n');
 }
 
-export { printGraph };
+// ---- kiln inspect ----
+
+/** One launch of a run and what it costs. */
+export interface KernelCost {
+  kernel: string;
+  node: string;
+  op: string;
+  /** The graph ops it computes: a fused node's body ops, else its own op (`copy` for a view copied out). */
+  covers: string[];
+  /** Step of its node (1-based) when the node launches several kernels; its FLOPs go to the first of its op. */
+  step: number;
+  steps: number;
+  /** null when a shape was not static (the model computes it from data). */
+  flops: number | null;
+  /**
+   * Bytes of the buffers the launch binds read-only / read-write (a view or alias counts its own elements, not its
+   * root buffer's). An upper bound where a kernel reads only part of a buffer (a gather binds its whole table).
+   */
+  bytesRead: number;
+  bytesWritten: number;
+  /** Layer index (see {@link layerIndex}); -1 outside the layers; absent when the model has no layer names. */
+  layer?: number;
+}
+
+export interface InspectReport {
+  graph: string;
+  opt: number;
+  target: 'wgsl' | 'cuda';
+  inputs: { name: string; dtype: string; shape: number[] }[];
+  kernels: KernelCost[];
+  /** Movement nodes bound as views / aliases of their input's buffer: no kernel ran. */
+  views: { node: string; op: string }[];
+  /** Nodes computed on the host (shape computations, constant subgraphs). */
+  hostNodes: number;
+  /** Kernels per layer (launches attributed to layer i), and those before / after the layers; absent without layers. */
+  layers?: { count: number; perLayer: number[]; outside: number };
+  /** Every launch's bound bytes vs the minimum: each constant a kernel reads, the inputs and outputs, once. */
+  bytes: { read: number; written: number; moved: number; minimum: number };
+  /** null when a kernel's FLOPs are unknown. */
+  flops: number | null;
+  /** Peak device bytes: as the executor allocates (temporaries live to the run's end) and by liveness. */
+  peak: { asAllocated: number; byLiveness: number };
+}
+
+/** Layer index in a weight / node name: `h.0.`, `layers.3.`, `blocks.2`, `layer_1_` … */
+const LAYER = /(?:^|[./_])(?:h|layers?|blocks?)[._](\d+)(?=[._/]|$)/;
+
+/** The layer a name belongs to, or undefined. */
+export function layerIndex(name: string): number | undefined {
+  const m = LAYER.exec(name);
+  return m ? Number(m[1]) : undefined;
+}
+
+/**
+ * The layer of every node, in graph order: from its name or a weight it reads; a node reading a named parameter with
+ * no layer (`ln_f.weight`, `wte.weight`) is outside the layers (-1); any other continues the previous node's layer
+ * (attention, residual adds and reshapes between weighted nodes). Undefined when no name has a layer index.
+ */
+function nodeLayers(graph: Graph): Map<Node, number> | undefined {
+  const named = (v: Value | null) => v !== null && v.isConst && /[A-Za-z]\w*\.\w/.test(v.name);
+  let any = false;
+  let cur = -1;
+  const out = new Map<Node, number>();
+  for (const n of graph.nodes) {
+    const idx = [n.name, ...n.inputs.filter((x) => x?.isConst).map((x) => x!.name)]
+      .map(layerIndex)
+      .find((i) => i !== undefined);
+    if (idx !== undefined) {
+      cur = idx;
+      any = true;
+    } else if (n.inputs.some(named)) cur = -1;
+    out.set(n, cur);
+  }
+  return any ? out : undefined;
+}
+
+/**
+ * Run the graph, optimized at `opt`, on a recording backend with zero feeds and account for every launch: its node,
+ * the ops it covers, FLOPs (src/cost.ts), bytes bound; then totals and peak memory.
+ */
+export async function inspectModel(
+  imported: Graph,
+  opts: { opt?: number; target?: 'wgsl' | 'cuda' } = {},
+): Promise<InspectReport> {
+  const opt = opts.opt ?? 1;
+  return inspectGraph(optimize(imported, { level: opt }), opt, opts.target ?? 'wgsl');
+}
+
+/** {@link inspectModel} of a graph optimized at level `opt` already. */
+export async function inspectGraph(graph: Graph, opt: number, target: 'wgsl' | 'cuda'): Promise<InspectReport> {
+  const caps = await capsOf(target);
+  const rec = new RecordingBackend(caps);
+  const feeds = zeroFeeds(graph);
+  await new Executor(graph, rec).run(feeds);
+
+  const byName = new Map(graph.nodes.map((n) => [n.name, n]));
+  const layers = nodeLayers(graph);
+  const stepsOf = new Map<string, number>();
+  for (const l of rec.launches) stepsOf.set(l.node ?? '', (stepsOf.get(l.node ?? '') ?? 0) + 1);
+  const seen = new Map<string, number>();
+  const costed = new Set<Node>();
+  const kernels = rec.launches.map((l): KernelCost => {
+    const node = byName.get(l.node ?? '');
+    const op = l.op ?? node?.op ?? '?';
+    const step = (seen.get(l.node ?? '') ?? 0) + 1;
+    seen.set(l.node ?? '', step);
+    const covers =
+      op.startsWith('fused_') && node ? fusedBody(String(node.attrs['body'])).nodes.map((b) => b.op) : [op];
+    let bytesRead = 0;
+    let bytesWritten = 0;
+    for (const b of l.buffers) {
+      if (b.access === 'read') bytesRead += b.bytes;
+      else bytesWritten += b.bytes;
+    }
+    const k: KernelCost = {
+      kernel: l.kernel,
+      node: l.node ?? '?',
+      op,
+      covers,
+      step,
+      steps: stepsOf.get(l.node ?? '')!,
+      flops: 0,
+      bytesRead,
+      bytesWritten,
+    };
+    // a node's FLOPs go to its first kernel of its own op (not to a view copied out before it)
+    if (node && op === node.op && !costed.has(node)) {
+      costed.add(node);
+      k.flops = flopsOf(node);
+    }
+    if (layers && node) k.layer = layers.get(node);
+    return k;
+  });
+
+  let layerInfo: InspectReport['layers'];
+  if (layers) {
+    const count = Math.max(...layers.values()) + 1;
+    const perLayer = new Array<number>(count).fill(0);
+    let outside = 0;
+    for (const k of kernels) {
+      if (k.layer !== undefined && k.layer >= 0) perLayer[k.layer]!++;
+      else outside++;
+    }
+    layerInfo = { count, perLayer, outside };
+  }
+
+  const read = kernels.reduce((a, k) => a + k.bytesRead, 0);
+  const written = kernels.reduce((a, k) => a + k.bytesWritten, 0);
+  const flops = kernels.every((k) => k.flops !== null) ? kernels.reduce((a, k) => a + k.flops!, 0) : null;
+  return {
+    graph: graph.name,
+    opt,
+    target,
+    inputs: graph.inputs.map((v) => ({ name: v.name, dtype: v.type.dtype, shape: [...feeds[v.name]!.shape] })),
+    kernels,
+    views: rec.views,
+    hostNodes: hostNodes(graph).size,
+    layers: layerInfo,
+    bytes: { read, written, moved: read + written, minimum: minimumBytes(graph, caps) },
+    flops,
+    peak: { asAllocated: rec.peakBytes, byLiveness: livenessPeak(rec) },
+  };
+}
+
+/** A node's FLOPs on its value shapes (static for the given input shapes); null when one is symbolic. */
+function flopsOf(n: Node): number | null {
+  const shape = (v: Value) => (isStatic(v.type.shape) ? (v.type.shape as number[]) : null);
+  const inputs = n.inputs.map((x) => (x ? shape(x) : undefined));
+  const outputs = n.outputs.map(shape);
+  if (inputs.includes(null) || outputs.includes(null)) return null;
+  return nodeFlops(n.op, n.attrs, {
+    inputs: inputs as (number[] | undefined)[],
+    outputs: outputs as number[][],
+  });
+}
+
+/** Bytes a run must move at least: every constant a device node reads, the inputs they read and the outputs, once. */
+function minimumBytes(graph: Graph, caps: DeviceCaps): number {
+  const host = hostNodes(graph);
+  const hostValues = new Set(graph.constants);
+  for (const n of host) for (const o of n.outputs) hostValues.add(o);
+  const need = new Set<Value>();
+  for (const n of graph.nodes) {
+    if (host.has(n)) continue;
+    for (const x of n.inputs) if (x && (x.isConst || graph.inputs.includes(x))) need.add(x);
+  }
+  for (const o of graph.outputs) if (!hostValues.has(o) && !graph.inputs.includes(o)) need.add(o);
+  let total = 0;
+  for (const v of need) total += storageBytes(storageOf(v.type.dtype, caps), numel(v.type.shape as number[]));
+  return total;
+}
+
+/**
+ * Peak bytes if each buffer lived only from its first launch to its last: uploaded buffers (constants, feeds, the
+ * error word) for the whole run, outputs read back to the end. Views bind their root's buffer, so share its life.
+ */
+function livenessPeak(rec: RecordingBackend): number {
+  const first = new Map<number, number>();
+  const last = new Map<number, number>();
+  rec.launches.forEach((l, i) => {
+    for (const b of l.buffers) {
+      if (!first.has(b.id)) first.set(b.id, i);
+      last.set(b.id, i);
+    }
+  });
+  const end = rec.launches.length;
+  let persistent = 0;
+  const delta = new Array<number>(end + 1).fill(0);
+  for (const [id, { bytes }] of rec.allocs) {
+    if (rec.uploaded.has(id)) persistent += bytes;
+    else if (first.has(id)) {
+      delta[first.get(id)!]! += bytes;
+      delta[rec.readBack.has(id) ? end : last.get(id)! + 1]! -= bytes;
+    } else if (rec.readBack.has(id)) persistent += bytes; // read back but never launched on: an output alias
+  }
+  let live = 0;
+  let peak = 0;
+  for (const d of delta) {
+    live += d;
+    peak = Math.max(peak, live);
+  }
+  return persistent + peak;
+}
+
+/** A count in SI units: `262 B`, `3.41 MB`, `201.5 MFLOP`. */
+function si(x: number | null, unit: string): string {
+  if (x === null) return '?';
+  if (Math.abs(x) < 1000) return `${x} ${unit}`;
+  const e = Math.min(4, Math.floor(Math.log10(Math.abs(x)) / 3));
+  const v = x / 1000 ** e;
+  return `${v.toFixed(v >= 100 ? 1 : 2)} ${'kMGT'[e - 1]}${unit}`;
+}
+
+/** `reshape 100, transpose 72`: how many of each op. */
+function countOps(ops: readonly string[]): string {
+  const n = new Map<string, number>();
+  for (const op of ops) n.set(op, (n.get(op) ?? 0) + 1);
+  return [...n].map(([op, c]) => `${op} ${c}`).join(', ');
+}
+
+/** The report as text: one line per launch, then the totals. */
+export function formatInspect(r: InspectReport): string {
+  const lines: string[] = [];
+  const inputs = r.inputs.map((v) => `${v.name}: ${v.dtype}[${v.shape.join(',')}]`).join(', ');
+  lines.push(`graph '${r.graph}' at --opt ${r.opt}, target ${r.target}; inputs ${inputs}`);
+  const rows = r.kernels.map((k, i) => [
+    String(i + 1),
+    k.kernel,
+    `${k.node} (${k.op})${k.steps > 1 ? ` step ${k.step}/${k.steps}` : ''}`,
+    k.covers.join('+'),
+    si(k.flops, 'FLOP'),
+    si(k.bytesRead, 'B'),
+    si(k.bytesWritten, 'B'),
+    ...(r.layers ? [k.layer === undefined || k.layer < 0 ? '-' : String(k.layer)] : []),
+  ]);
+  const head = ['#', 'kernel', 'node (op)', 'covers', 'FLOPs', 'read', 'written', ...(r.layers ? ['layer'] : [])];
+  const widths = head.map((h, c) => Math.max(h.length, ...rows.map((row) => row[c]!.length)));
+  const right = new Set([0, 4, 5, 6, 7]);
+  for (const row of [head, ...rows]) {
+    lines.push(
+      row
+        .map((x, c) => (right.has(c) ? x.padStart(widths[c]!) : x.padEnd(widths[c]!)))
+        .join('  ')
+        .trimEnd(),
+    );
+  }
+  lines.push('');
+  lines.push(`kernels per run: ${r.kernels.length}`);
+  const views = countOps(r.views.map((v) => v.op));
+  lines.push(`movement nodes bound as views (no kernel): ${r.views.length}${views ? ` (${views})` : ''}`);
+  lines.push(`host nodes (shape computations, no kernel): ${r.hostNodes}`);
+  if (r.layers) {
+    const { count, perLayer, outside } = r.layers;
+    const same = perLayer.every((n) => n === perLayer[0]);
+    const each = same ? `${perLayer[0]} each` : perLayer.join(', ');
+    lines.push(`kernels per layer: ${count} layers, ${each}; ${outside} outside the layers`);
+  }
+  const { read, written, moved, minimum } = r.bytes;
+  lines.push(
+    `bytes moved: ${si(moved, 'B')} (read ${si(read, 'B')}, written ${si(written, 'B')}) vs minimum ` +
+      `${si(minimum, 'B')} (${(moved / minimum).toFixed(2)}×)`,
+  );
+  lines.push(`FLOPs: ${si(r.flops, 'FLOP')}`);
+  lines.push(
+    `peak device memory: ${si(r.peak.asAllocated, 'B')} as allocated (temporaries live to the end of the run), ` +
+      `${si(r.peak.byLiveness, 'B')} by liveness`,
+  );
+  return lines.join('\n') + '\n';
+}
+
+/** The graph as Graphviz DOT: a box per node labelled with its op, an edge per value labelled with its shape. */
+export function graphDot(graph: Graph): string {
+  const esc = (s: string) => s.replace(/\\/g, '\\\\').replace(/"/g, '\\"');
+  const q = (s: string) => `"${esc(s)}"`;
+  const shape = (v: Value) => `${v.type.dtype}[${v.type.shape.join(',')}]`;
+  const producer = new Map<Value, string>();
+  const lines = [`digraph ${q(graph.name)} {`, '  node [shape=box, fontname="monospace"];'];
+  for (const v of graph.inputs) {
+    producer.set(v, `in:${v.name}`);
+    lines.push(`  ${q(`in:${v.name}`)} [shape=ellipse, label=${q(v.name)}];`);
+  }
+  for (const c of graph.constants) {
+    producer.set(c, `const:${c.name}`);
+    lines.push(`  ${q(`const:${c.name}`)} [shape=note, label=${q(c.name)}];`);
+  }
+  for (const n of graph.nodes) {
+    lines.push(`  ${q(n.name)} [label="${esc(n.op)}\\n${esc(n.name)}"];`); // DOT's \n: a line break
+    for (const o of n.outputs) producer.set(o, n.name);
+    for (const x of n.inputs) {
+      const from = x && producer.get(x);
+      if (from) lines.push(`  ${q(from)} -> ${q(n.name)} [label=${q(shape(x))}];`);
+    }
+  }
+  for (const o of graph.outputs) {
+    lines.push(`  ${q(`out:${o.name}`)} [shape=ellipse, label=${q(o.name)}];`);
+    const from = producer.get(o);
+    if (from) lines.push(`  ${q(from)} -> ${q(`out:${o.name}`)} [label=${q(shape(o))}];`);
+  }
+  lines.push('}');
+  return lines.join('\n') + '\n';
+}
+
+export { optimize, printGraph };

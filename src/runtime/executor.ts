@@ -36,14 +36,28 @@ export interface DeviceBackend<B> {
   /** Compile (or fetch from cache) every kernel before a run; `onCompiled` hears of each one when it is ready. */
   prepare(kernels: readonly Kernel[], onCompiled?: (kernel: string) => void): Promise<void>;
   /** Run the steps in order as one submission. */
-  run(
-    steps: readonly { kernel: Kernel; buffers: B[]; uniforms: ArrayBuffer; grid: [number, number, number] }[],
-  ): Promise<void>;
+  run(steps: readonly LaunchStep<B>[]): Promise<void>;
   read(buf: B, bytes: number): Promise<Uint8Array>;
   /** Poison a buffer (NaN bit pattern) so unwritten elements show. */
   poison?(buf: B, bytes: number): void;
   /** Free what the backend holds for its session (pooled memory, caches); called once, when no run is in flight. */
   dispose?(): void;
+  /** Hears of each movement node bound as a view / alias of its input's buffer, so no kernel ran (`kiln inspect`). */
+  viewBound?(node: string, op: string): void;
+}
+
+/** One kernel launch of a run. */
+export interface LaunchStep<B> {
+  kernel: Kernel;
+  buffers: B[];
+  uniforms: ArrayBuffer;
+  grid: [number, number, number];
+  // For inspection (RecordingBackend, `kiln inspect`); devices ignore them.
+  /** The graph node served; op `copy` for a view copied out before an update in place. */
+  node?: string;
+  op?: string;
+  /** Per buffer: the bytes a view / alias binding covers (its own elements, not its root buffer's); else undefined. */
+  viewBytes?: (number | undefined)[];
 }
 
 export interface ExecutorOptions {
@@ -398,7 +412,7 @@ export class Executor<B> {
     // Values sharing another value's buffer (aliases and views): never updated in place.
     const shared = new Set<Value>();
     const temps: B[] = [];
-    const steps: { kernel: Kernel; buffers: B[]; uniforms: ArrayBuffer; grid: [number, number, number] }[] = [];
+    const steps: LaunchStep<B>[] = [];
     const poisoned: [B, number][] = [];
     try {
       for (const v of g.inputs) {
@@ -549,7 +563,10 @@ export class Executor<B> {
         const outputs: TensorInfo[] = n.outputs.map((o, i) => ({ dtype: o.type.dtype, shape: outShapes[i]! }));
         // Movement ops: outputs that are strided layouts of the input's elements become views of its buffer (a
         // row-major one at offset 0 is the buffer itself); consumers' loads follow the layout, no kernel runs.
-        if (this.bindViews(n, outShapes, hostData, shapes, views, shared, dev, deviceBuffer)) continue;
+        if (this.bindViews(n, outShapes, hostData, shapes, views, shared, dev, deviceBuffer)) {
+          this.backend.viewBound?.(n.name, n.op);
+          continue;
+        }
         // Consumers index inputs row-major; a view input's loads are rewritten to follow its layout.
         const layouts = n.inputs.map((x) => (x ? views.get(x)?.layout : undefined));
         // In place: output 0 reuses the updated input's buffer when nothing else reads that input — a device
@@ -587,6 +604,9 @@ export class Executor<B> {
             buffers: [deviceBuffer(root), b],
             uniforms: encodeUniforms(step, -1, epoch),
             grid: step.grid,
+            node: n.name,
+            op: 'copy',
+            viewBytes: [storageBytes(st, numel(shape)), undefined],
           });
           kernelOwner.set(step.kernel.name, { node: n.name, op: 'copy' });
           views.delete(target);
@@ -667,7 +687,20 @@ export class Executor<B> {
             }
             return b;
           });
-          steps.push({ kernel: s.kernel, buffers, uniforms: encodeUniforms(s, slot, epoch), grid: s.grid });
+          // a view / alias input binds its root's buffer; inspection counts only the view's elements
+          const viewBytes = s.bindings.map((bd) => {
+            const x = bd.kind === 'in' ? n.inputs[bd.index] : undefined;
+            return x && shared.has(x) ? storageBytes(this.storage(x.type.dtype), numel(shapes.get(x)!)) : undefined;
+          });
+          steps.push({
+            kernel: s.kernel,
+            buffers,
+            uniforms: encodeUniforms(s, slot, epoch),
+            grid: s.grid,
+            node: n.name,
+            op: n.op,
+            viewBytes,
+          });
           kernelOwner.set(s.kernel.name, { node: n.name, op: n.op });
         }
       }

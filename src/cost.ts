@@ -1,0 +1,119 @@
+/**
+ * A FLOP cost model by op on concrete shapes, for `kiln inspect`. What is counted (one multiply-add = 2 FLOPs):
+ * - matmul / matmul_integer: 2·batch·M·N·K (2 · output elements · K); gemm the same, plus one add per output
+ *   element when it has a C input; einsum 2 · the product of every label's size.
+ * - fused_contraction: its contraction as above (shapes re-inferred through the body) plus one FLOP per epilogue op
+ *   per output element (the reshape some bodies hold right after the contraction is free).
+ * - attention: 2·B·Hq·S·T·(D + Dv) for Q·Kᵀ and P·V over all S×T scores (a causal mask's skipped half is not
+ *   subtracted), plus the softmax's SOFTMAX_FLOPS per score; T includes past keys.
+ * - elementwise / broadcast ops: one per output element; fused_elementwise: output elements × its body's op count.
+ * - softmax, norms, reductions, arg / cumulative reductions: a small per-op constant × input elements.
+ * - movement (fusion kind injective: reshape, transpose, slice, concat, gather, pad …) and copies: 0.
+ * - any other op: one per output element (a floor, not a model).
+ * Host-computed nodes and views run no kernel and are not costed by the caller.
+ */
+import { fusedBody, contractionView, inferBody } from '../ir/ops/fused.js';
+import { getOp, resolveAttrs, type Attrs } from '../ir/registry.js';
+import { tensorType, type TensorType } from '../ir/types.js';
+
+/** FLOPs per score of a softmax row: max, subtract, exp, sum, divide. */
+export const SOFTMAX_FLOPS = 5;
+
+/** FLOPs per input element of the row ops (mean / variance, normalize, scale, shift …). */
+const PER_INPUT: Readonly<Record<string, number>> = {
+  softmax: SOFTMAX_FLOPS,
+  log_softmax: SOFTMAX_FLOPS + 1,
+  layer_norm: 8,
+  rms_norm: 5,
+  reduce_log_sum_exp: 3,
+  argmax: 1,
+  argmin: 1,
+  cumsum: 1,
+};
+
+/** Concrete shapes of a node's inputs (undefined: optional input left out) and outputs. */
+export interface NodeShapes {
+  readonly inputs: readonly (readonly number[] | undefined)[];
+  readonly outputs: readonly (readonly number[])[];
+}
+
+const numel = (s: readonly number[] | undefined): number => (s ? s.reduce((a, b) => a * b, 1) : 0);
+
+/** FLOPs one run of node `op` (with attributes `attrs`, as stored on the node) takes on these shapes. */
+export function nodeFlops(op: string, attrs: Attrs, shapes: NodeShapes): number {
+  if (op === 'copy') return 0; // the executor's copy of a view (no graph op)
+  const def = getOp(op);
+  const at = resolveAttrs(def, attrs, op);
+  const out = numel(shapes.outputs[0]);
+  const a = shapes.inputs[0];
+  switch (op) {
+    case 'matmul':
+    case 'matmul_integer':
+      return 2 * out * (a && a.length ? a[a.length - 1]! : 0);
+    case 'gemm': {
+      const k = at['transA'] ? a![0]! : a![1]!;
+      return 2 * out * k + (shapes.inputs[2] ? out : 0);
+    }
+    case 'einsum':
+      return einsumFlops(String(at['equation']), shapes.inputs as (readonly number[])[]);
+    case 'attention':
+      return attentionFlops(at, shapes);
+    case 'fused_elementwise':
+      return out * fusedBody(String(at['body'])).nodes.length;
+    case 'fused_contraction':
+      return contractionFlops(String(at['body']), shapes);
+  }
+  if (op in PER_INPUT) return PER_INPUT[op]! * numel(a);
+  if (def.fusion === 'injective') return 0;
+  if (def.fusion === 'reduce') return numel(a); // reduce_sum / max / mean …: one per input element
+  return out;
+}
+
+/** The body's contraction on the node's shapes, plus one FLOP per epilogue op per output element. */
+function contractionFlops(text: string, shapes: NodeShapes): number {
+  const body = fusedBody(text, 'fused_contraction', 'fused_contraction');
+  const types = inferBody(
+    body,
+    body.inputs.map((v, i) => tensorType(v.type.dtype, shapes.inputs[i] ?? [])),
+    'fused_contraction',
+  );
+  const shapeOf = (t: TensorType | undefined) => t!.shape as number[];
+  const [first, ...rest] = body.nodes;
+  const contraction = nodeFlops(first!.op, first!.attrs, {
+    inputs: first!.inputs.map((x) => (x ? shapeOf(types.get(x)) : undefined)),
+    outputs: first!.outputs.map((o) => shapeOf(types.get(o))),
+  });
+  const view = contractionView(body);
+  const epilogue = rest.filter((n) => n !== view).length;
+  return contraction + epilogue * numel(shapes.outputs[0]);
+}
+
+/** 2 · Π(label sizes): every combination of labels is one multiply-add (ellipsis dims are labels too). */
+function einsumFlops(equation: string, inputs: readonly (readonly number[])[]): number {
+  const lhs = equation.replace(/\s+/g, '').split('->')[0]!;
+  const sizes = new Map<string, number>();
+  let ellipsis: readonly number[] = [];
+  lhs.split(',').forEach((term, i) => {
+    const shape = inputs[i] ?? [];
+    const [pre, post] = term.split('...') as [string, string | undefined];
+    [...pre].forEach((c, p) => sizes.set(c, Math.max(sizes.get(c) ?? 1, shape[p] ?? 1)));
+    if (post === undefined) return;
+    const start = shape.length - post.length;
+    [...post].forEach((c, p) => sizes.set(c, Math.max(sizes.get(c) ?? 1, shape[start + p] ?? 1)));
+    const ell = shape.slice(pre.length, start);
+    if (ell.length > ellipsis.length) ellipsis = ell; // broadcast dims: the longest operand's (1s broadcast)
+  });
+  return 2 * numel([...sizes.values(), ...ellipsis]);
+}
+
+/** Q·Kᵀ and P·V over all B·Hq·S·T scores, and the softmax over them. */
+function attentionFlops(a: Attrs, shapes: NodeShapes): number {
+  const [q, k, , , pastK] = shapes.inputs;
+  if (!q || !k) return 0;
+  const rank = q.length;
+  const heads = rank === 4 ? q[1]! : Number(a['q_num_heads'] ?? 1);
+  const d = rank === 4 ? q[3]! : q[2]! / heads;
+  const t = (rank === 4 ? k[2]! : k[1]!) + (pastK ? pastK[2]! : 0);
+  const scores = (numel(q) / d) * t;
+  return 2 * t * (numel(q) + numel(shapes.outputs[0])) + SOFTMAX_FLOPS * scores;
+}
