@@ -1,3 +1,4 @@
 /** Fusion passes: groups of ops that run as one kernel. */
 export { fuseElementwise, fuseElementwisePass, type FuseOptions } from './elementwise.js';
 export { fuseEpilogues, fuseEpiloguePass } from './epilogue.js';
+export { mergeProjections, mergeProjectionsPass } from './projections.js';

@@ -103,8 +103,9 @@ describe('pass manager and instruments', () => {
         '05-canonicalize.ir',
         '06-attention-heads.ir',
         '07-dce.ir',
-        '08-fuse-elementwise.ir',
-        '09-fuse-epilogue.ir',
+        '08-merge-projections.ir',
+        '09-fuse-elementwise.ir',
+        '10-fuse-epilogue.ir',
       ]);
       expect(readFileSync(join(dir, '04-cse.ir'), 'utf8')).not.toContain('%d:');
     } finally {

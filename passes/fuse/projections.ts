@@ -1,0 +1,93 @@
+/**
+ * Merged projections: matmuls that multiply the same activation by different constant weights (attention's Q, K
+ * and V; an MLP's gate and up) become one matmul by the weights concatenated along N, once, at compile time, and a
+ * split of its result. One kernel reads the activation once instead of once per projection, and the split's outputs
+ * are views of the merged result on the devices (no copy kernels).
+ *
+ * Conditions: `matmul` nodes with the same first operand (rank ≥ 2) and a 2-D constant second operand of one dtype
+ * and the same K, with a dense float result; at least two of them. The merged node sits where the first one was.
+ */
+import { isFloat } from '../../ir/dtype.js';
+import { Graph, Node, Value } from '../../ir/graph.js';
+import { makeTensor, type Tensor } from '../../ir/tensor.js';
+import { tensorType } from '../../ir/types.js';
+import type { Pass } from '../context.js';
+import { Names } from '../rewrite.js';
+
+function mergeable(n: Node): boolean {
+  if (n.op !== 'matmul' || n.outputs.length !== 1) return false;
+  const [a, w] = n.inputs;
+  if (!a || !w || !w.isConst || w.type.shape.length !== 2 || a.type.shape.length < 2) return false;
+  const y = n.outputs[0]!;
+  return isFloat(y.type.dtype) && y.type.layout.kind === 'dense' && w.type.layout.kind === 'dense';
+}
+
+/** Weights [K, Nᵢ] side by side: [K, ΣNᵢ]. */
+function concatColumns(ws: readonly Value[]): Tensor {
+  const K = ws[0]!.type.shape[0] as number;
+  const widths = ws.map((w) => w.type.shape[1] as number);
+  const total = widths.reduce((a, b) => a + b, 0);
+  const data = new Float64Array(K * total);
+  let col = 0;
+  ws.forEach((w, i) => {
+    const src = w.data!.data;
+    for (let k = 0; k < K; k++)
+      for (let j = 0; j < widths[i]!; j++) data[k * total + col + j] = src[k * widths[i]! + j]!;
+    col += widths[i]!;
+  });
+  return makeTensor(ws[0]!.type.dtype, [K, total], data);
+}
+
+/** Merge in place; returns the number of merged groups. */
+export function mergeProjections(graph: Graph): number {
+  const groups = new Map<Value, Node[]>();
+  for (const n of graph.nodes) {
+    if (!mergeable(n)) continue;
+    const a = n.inputs[0]!;
+    const w = n.inputs[1]!;
+    const g = groups.get(a);
+    const first = g?.[0]?.inputs[1];
+    if (g && first && (first.type.dtype !== w.type.dtype || first.type.shape[0] !== w.type.shape[0])) continue;
+    if (g) g.push(n);
+    else groups.set(a, [n]);
+  }
+  const names = new Names(graph);
+  let merged = 0;
+  for (const [a, members] of groups) {
+    // distinct weights only (CSE merged identical projections already)
+    if (members.length < 2 || new Set(members.map((n) => n.inputs[1])).size !== members.length) continue;
+    const ws = members.map((n) => n.inputs[1]!);
+    const data = concatColumns(ws);
+    const w = new Value(names.fresh(`${ws[0]!.name}_merged`), tensorType(data.dtype, data.shape), data);
+    graph.constants.push(w);
+    const outShape = [...a.type.shape.slice(0, -1), data.shape[1]!];
+    const y = new Value(
+      names.fresh(`${members[0]!.outputs[0]!.name}_merged`),
+      tensorType(members[0]!.outputs[0]!.type.dtype, outShape),
+    );
+    const mm = new Node(names.fresh(`${members[0]!.name}_merged`), 'matmul', [a, w], [y], {});
+    // the split produces the members' own result values: their readers and graph-output names stay as they are
+    const split = new Node(
+      names.fresh(`${members[0]!.name}_split`),
+      'split',
+      [y],
+      members.map((n) => n.outputs[0]!),
+      { axis: -1, split: ws.map((x) => x.type.shape[1] as number) },
+    );
+    graph.addNode(mm, members[0]);
+    graph.addNode(split, members[0]);
+    for (const n of members) graph.removeNode(n);
+    merged++;
+  }
+  if (merged) graph.constants = graph.constants.filter((c) => graph.users(c).length > 0 || graph.outputs.includes(c));
+  return merged;
+}
+
+/** The pass: level 1, before fusion (a merged product is read through split views, so it takes no epilogue). */
+export const mergeProjectionsPass: Pass = {
+  name: 'merge-projections',
+  minLevel: 1,
+  run(graph) {
+    return { changed: mergeProjections(graph) > 0 };
+  },
+};

@@ -1,0 +1,80 @@
+/** Merged projections: before / after IR text, near misses, and merged == unmerged under the reference. */
+import { describe, expect, it } from 'vitest';
+import { interpret } from '../../ir/interpret.js';
+import { makeTensor } from '../../ir/tensor.js';
+import { verify } from '../../ir/verify.js';
+import { mergeProjections } from '../../passes/fuse/index.js';
+import { expectSameGraph, ir } from './helpers.js';
+
+const qkv = `graph g {
+  input %x: f32[2,3]
+  const %wq: f32[3,2] = [1, 2, 3, 4, 5, 6]
+  const %wk: f32[3,1] = [7, 8, 9]
+  const %wv: f32[3,2] = [-1, -2, -3, -4, -5, -6]
+  %q: f32[2,2] = matmul(%x, %wq) @mq
+  %k: f32[2,1] = matmul(%x, %wk) @mk
+  %v: f32[2,2] = matmul(%x, %wv) @mv
+  %s: f32[2,2] = add(%q, %v) @sum
+  output %s
+  output %k
+}`;
+
+describe('merge-projections', () => {
+  it('three projections of one activation: one matmul by the concatenated weights, split into the old values', () => {
+    const g = ir(qkv);
+    expect(mergeProjections(g)).toBe(1);
+    verify(g);
+    expectSameGraph(
+      g,
+      `graph g {
+        input %x: f32[2,3]
+        const %w: f32[3,5] = [1, 2, 7, -1, -2, 3, 4, 8, -3, -4, 5, 6, 9, -5, -6]
+        %m: f32[2,5] = matmul(%x, %w)
+        %q: f32[2,2], %k: f32[2,1], %v: f32[2,2] = split(%m) {axis=-1, split=[2, 1, 2]}
+        %s: f32[2,2] = add(%q, %v)
+        output %s
+        output %k
+      }`,
+    );
+    expect(g.outputs.map((o) => o.name)).toEqual(['s', 'k']); // graph outputs keep their names
+    const feeds = { x: makeTensor('f32', [2, 3], [1, -2, 0.5, 3, 0.25, -1]) };
+    const want = interpret(ir(qkv), feeds);
+    const got = interpret(g, feeds);
+    for (const o of ['s', 'k']) expect(Array.from(got[o]!.data)).toEqual(Array.from(want[o]!.data));
+  });
+
+  it('near misses: different activations, a weight that is not a constant, another dtype, a single projection', () => {
+    for (const src of [
+      `graph g { input %x: f32[2,3]
+        input %y: f32[2,3]
+        const %a: f32[3,1] = [1, 2, 3]
+        const %b: f32[3,1] = [4, 5, 6]
+        %p: f32[2,1] = matmul(%x, %a)
+        %q: f32[2,1] = matmul(%y, %b)
+        output %p
+        output %q }`,
+      `graph g { input %x: f32[2,3]
+        input %w: f32[3,1]
+        const %a: f32[3,1] = [1, 2, 3]
+        %p: f32[2,1] = matmul(%x, %a)
+        %q: f32[2,1] = matmul(%x, %w)
+        output %p
+        output %q }`,
+      `graph g { input %x: f32[2,3]
+        const %a: f32[3,1] = [1, 2, 3]
+        const %b: f16[3,1] = [4, 5, 6]
+        %p: f32[2,1] = matmul(%x, %a)
+        %h: f16[2,3] = cast(%x) {to="f16"}
+        %q: f16[2,1] = matmul(%h, %b)
+        output %p
+        output %q }`,
+      `graph g { input %x: f32[2,3]
+        const %a: f32[3,1] = [1, 2, 3]
+        %p: f32[2,1] = matmul(%x, %a)
+        output %p }`,
+    ]) {
+      const g = ir(src);
+      expect(mergeProjections(g), src).toBe(0);
+    }
+  });
+});
