@@ -6,6 +6,8 @@
  *
  * Conditions: `matmul` nodes with the same first operand (rank ≥ 2) and a 2-D constant second operand of one dtype
  * and the same K, with a dense float result; at least two of them. The merged node sits where the first one was.
+ * When each projection's only reader adds its own constant bias, the biases are merged as well (one add, which the
+ * epilogue fusion then takes into the matmul).
  */
 import { isFloat } from '../../ir/dtype.js';
 import { Graph, Node, Value } from '../../ir/graph.js';
@@ -38,6 +40,19 @@ function concatColumns(ws: readonly Value[]): Tensor {
   return makeTensor(ws[0]!.type.dtype, [K, total], data);
 }
 
+/** The `add` of a constant [N] bias that is a projection's only reader, with that bias. */
+function biasOf(graph: Graph, n: Node): { add: Node; bias: Value } | undefined {
+  const y = n.outputs[0]!;
+  const users = graph.users(y);
+  if (users.length !== 1 || users[0]!.op !== 'add' || graph.outputs.includes(y)) return undefined;
+  const add = users[0]!;
+  const bias = add.inputs[0] === y ? add.inputs[1] : add.inputs[0];
+  const N = y.type.shape.at(-1);
+  if (!bias || bias === y || !bias.isConst || bias.type.dtype !== y.type.dtype) return undefined;
+  if (bias.type.shape.length !== 1 || bias.type.shape[0] !== N) return undefined;
+  return { add, bias };
+}
+
 /** Merge in place; returns the number of merged groups. */
 export function mergeProjections(graph: Graph): number {
   const groups = new Map<Value, Node[]>();
@@ -61,22 +76,37 @@ export function mergeProjections(graph: Graph): number {
     const w = new Value(names.fresh(`${ws[0]!.name}_merged`), tensorType(data.dtype, data.shape), data);
     graph.constants.push(w);
     const outShape = [...a.type.shape.slice(0, -1), data.shape[1]!];
-    const y = new Value(
-      names.fresh(`${members[0]!.outputs[0]!.name}_merged`),
-      tensorType(members[0]!.outputs[0]!.type.dtype, outShape),
-    );
+    const outType = tensorType(members[0]!.outputs[0]!.type.dtype, outShape);
+    const y = new Value(names.fresh(`${members[0]!.outputs[0]!.name}_merged`), outType);
     const mm = new Node(names.fresh(`${members[0]!.name}_merged`), 'matmul', [a, w], [y], {});
+    // every projection adding its own bias: the biases are concatenated too, and the split takes the sums' values
+    const biases = members.map((n) => biasOf(graph, n));
+    const withBias = biases.every((x) => x !== undefined);
+    let summed: Value = y;
+    const extra: Node[] = [];
+    if (withBias) {
+      const bs = biases.map((x) => x!.bias);
+      const bdata = makeTensor(
+        bs[0]!.type.dtype,
+        [data.shape[1]!],
+        bs.flatMap((x) => Array.from(x.data!.data)),
+      );
+      const bv = new Value(names.fresh(`${bs[0]!.name}_merged`), tensorType(bdata.dtype, bdata.shape), bdata);
+      graph.constants.push(bv);
+      summed = new Value(names.fresh(`${y.name}_biased`), outType);
+      extra.push(new Node(names.fresh(`${members[0]!.name}_bias`), 'add', [y, bv], [summed], {}));
+    }
+    const results = members.map((n, i) => (withBias ? biases[i]!.add.outputs[0]! : n.outputs[0]!));
     // the split produces the members' own result values: their readers and graph-output names stay as they are
-    const split = new Node(
-      names.fresh(`${members[0]!.name}_split`),
-      'split',
-      [y],
-      members.map((n) => n.outputs[0]!),
-      { axis: -1, split: ws.map((x) => x.type.shape[1] as number) },
-    );
+    const split = new Node(names.fresh(`${members[0]!.name}_split`), 'split', [summed], results, {
+      axis: -1,
+      split: ws.map((x) => x.type.shape[1] as number),
+    });
     graph.addNode(mm, members[0]);
+    for (const e of extra) graph.addNode(e, members[0]);
     graph.addNode(split, members[0]);
     for (const n of members) graph.removeNode(n);
+    if (withBias) for (const x of biases) graph.removeNode(x!.add);
     merged++;
   }
   if (merged) graph.constants = graph.constants.filter((c) => graph.users(c).length > 0 || graph.outputs.includes(c));

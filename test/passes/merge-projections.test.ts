@@ -4,6 +4,7 @@ import { interpret } from '../../ir/interpret.js';
 import { makeTensor } from '../../ir/tensor.js';
 import { verify } from '../../ir/verify.js';
 import { mergeProjections } from '../../passes/fuse/index.js';
+import { optimize } from '../../passes/manager.js';
 import { expectSameGraph, ir } from './helpers.js';
 
 const qkv = `graph g {
@@ -41,6 +42,43 @@ describe('merge-projections', () => {
     const want = interpret(ir(qkv), feeds);
     const got = interpret(g, feeds);
     for (const o of ['s', 'k']) expect(Array.from(got[o]!.data)).toEqual(Array.from(want[o]!.data));
+  });
+
+  it('projections that each add their own bias: the biases merge too, and the epilogue takes the one add', () => {
+    const src = `graph g {
+      input %x: f32[2,3]
+      const %wq: f32[3,2] = [1, 2, 3, 4, 5, 6]
+      const %wk: f32[3,1] = [7, 8, 9]
+      const %bq: f32[2] = [0.5, -0.5]
+      const %bk: f32[1] = [2]
+      %q: f32[2,2] = matmul(%x, %wq)
+      %k: f32[2,1] = matmul(%x, %wk)
+      %qb: f32[2,2] = add(%q, %bq)
+      %kb: f32[2,1] = add(%bk, %k)
+      output %qb
+      output %kb
+    }`;
+    const g = ir(src);
+    expect(mergeProjections(g)).toBe(1);
+    verify(g);
+    expectSameGraph(
+      g,
+      `graph g {
+        input %x: f32[2,3]
+        const %w: f32[3,3] = [1, 2, 7, 3, 4, 8, 5, 6, 9]
+        const %b: f32[3] = [0.5, -0.5, 2]
+        %m: f32[2,3] = matmul(%x, %w)
+        %s: f32[2,3] = add(%m, %b)
+        %qb: f32[2,2], %kb: f32[2,1] = split(%s) {axis=-1, split=[2, 1]}
+        output %qb
+        output %kb
+      }`,
+    );
+    const feeds = { x: makeTensor('f32', [2, 3], [1, -2, 0.5, 3, 0.25, -1]) };
+    const want = interpret(ir(src), feeds);
+    const got = interpret(optimize(ir(src)), feeds);
+    for (const o of ['qb', 'kb']) expect(Array.from(got[o]!.data)).toEqual(Array.from(want[o]!.data));
+    expect(optimize(ir(src)).nodes.map((n) => n.op)).toEqual(['fused_contraction', 'split']);
   });
 
   it('near misses: different activations, a weight that is not a constant, another dtype, a single projection', () => {
