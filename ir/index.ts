@@ -6,6 +6,7 @@ export * from './errors.js';
 export * from './shape.js';
 export * from './types.js';
 export * from './tensor.js';
+export * from './layout.js';
 export * from './registry.js';
 export * from './graph.js';
 export * from './infer.js';

@@ -5,7 +5,7 @@
  */
 import { stridesOf } from './shape.js';
 
-export interface Layout {
+export interface StridedLayout {
   /** Element offset of element 0. */
   readonly offset: number;
   readonly shape: readonly number[];
@@ -14,12 +14,12 @@ export interface Layout {
 }
 
 /** The row-major layout of `shape` at `offset`. */
-export function contiguousLayout(shape: readonly number[], offset = 0): Layout {
+export function contiguousLayout(shape: readonly number[], offset = 0): StridedLayout {
   return { offset, shape: [...shape], strides: stridesOf(shape) };
 }
 
 /** Row-major (size-1 dims aside): element i lies at offset + i. */
-export function isContiguous(l: Layout): boolean {
+export function isContiguous(l: StridedLayout): boolean {
   let expect = 1;
   for (let d = l.shape.length - 1; d >= 0; d--) {
     if (l.shape[d] === 1) continue;
@@ -30,12 +30,12 @@ export function isContiguous(l: Layout): boolean {
 }
 
 /** Output dim i is input dim perm[i]. */
-export function permuteLayout(l: Layout, perm: readonly number[]): Layout {
+export function permuteLayout(l: StridedLayout, perm: readonly number[]): StridedLayout {
   return { offset: l.offset, shape: perm.map((p) => l.shape[p]!), strides: perm.map((p) => l.strides[p]!) };
 }
 
 /** Take `len` entries of `axis` from `start` every `step`. */
-export function sliceLayout(l: Layout, axis: number, start: number, len: number, step = 1): Layout {
+export function sliceLayout(l: StridedLayout, axis: number, start: number, len: number, step = 1): StridedLayout {
   const shape = [...l.shape];
   const strides = [...l.strides];
   shape[axis] = len;
@@ -44,7 +44,7 @@ export function sliceLayout(l: Layout, axis: number, start: number, len: number,
 }
 
 /** Entry `index` of `axis`, the axis dropped (a gather of one index). */
-export function selectLayout(l: Layout, axis: number, index: number): Layout {
+export function selectLayout(l: StridedLayout, axis: number, index: number): StridedLayout {
   return {
     offset: l.offset + index * l.strides[axis]!,
     shape: l.shape.filter((_, d) => d !== axis),
@@ -53,7 +53,7 @@ export function selectLayout(l: Layout, axis: number, index: number): Layout {
 }
 
 /** Broadcast to `shape` (numpy rules, right-aligned): added and size-1 dims that grow get stride 0. */
-export function expandLayout(l: Layout, shape: readonly number[]): Layout {
+export function expandLayout(l: StridedLayout, shape: readonly number[]): StridedLayout {
   const lead = shape.length - l.shape.length;
   return {
     offset: l.offset,
@@ -71,7 +71,7 @@ export function expandLayout(l: Layout, shape: readonly number[]): Layout {
  * undefined when no strides express it (e.g. merging two dims a transpose swapped). Old dims are grouped into runs
  * that are contiguous with each other; each new dim must fall inside one run.
  */
-export function reshapeLayout(l: Layout, shape: readonly number[]): Layout | undefined {
+export function reshapeLayout(l: StridedLayout, shape: readonly number[]): StridedLayout | undefined {
   const n = shape.reduce((a, b) => a * b, 1);
   if (n !== l.shape.reduce((a, b) => a * b, 1)) return undefined;
   if (n === 0) return contiguousLayout(shape, l.offset);
@@ -113,7 +113,7 @@ export function reshapeLayout(l: Layout, shape: readonly number[]): Layout | und
  * Fewest dims with the same element order: size-1 dims dropped, neighbours merged where the outer one's stride is
  * the inner one's span (what codegen indexes with).
  */
-export function simplifyLayout(l: Layout): Layout {
+export function simplifyLayout(l: StridedLayout): StridedLayout {
   const shape: number[] = [];
   const strides: number[] = [];
   l.shape.forEach((d, i) => {
@@ -131,6 +131,6 @@ export function simplifyLayout(l: Layout): Layout {
 }
 
 /** A cache key for a layout. */
-export function layoutKey(l: Layout): string {
+export function layoutKey(l: StridedLayout): string {
   return `${l.offset}@${l.shape.join('x')}/${l.strides.join(',')}`;
 }

@@ -4,7 +4,7 @@
  */
 import type { DType } from './dtype.js';
 import { KilnError, UnsupportedError, VerifyError } from './errors.js';
-import type { Layout } from './layout.js';
+import type { StridedLayout } from './layout.js';
 import type { Dim } from './shape.js';
 import type { Tensor } from './tensor.js';
 import type { TensorType } from './types.js';
@@ -97,7 +97,7 @@ export interface OpDef {
    * (concrete shapes), so a backend may hand consumers a view instead of running a copy. Undefined (for the node, or
    * for one output) where this instance is not expressible by strides or needs device data.
    */
-  layout?(x: Layout, ctx: LayoutContext): readonly (Layout | undefined)[] | undefined;
+  layout?(x: StridedLayout, ctx: LayoutContext): readonly (StridedLayout | undefined)[] | undefined;
   /** Output types from input types and attributes (symbolic dims allowed). */
   infer(ctx: InferContext): TensorType[];
   /**

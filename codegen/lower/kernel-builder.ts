@@ -5,7 +5,7 @@
  */
 import type { Attrs } from '../../ir/registry.js';
 import type { DType } from '../../ir/dtype.js';
-import type { Layout } from '../../ir/layout.js';
+import type { StridedLayout } from '../../ir/layout.js';
 import type { Tensor } from '../../ir/tensor.js';
 import {
   builtin,
@@ -64,7 +64,7 @@ export interface TensorInfo {
    * Where the elements lie when the input is a strided view of another tensor's buffer (a movement op's result).
    * Loads index row-major and are remapped after lowering, unless the step lists the input in `physicalInputs`.
    */
-  readonly layout?: Layout;
+  readonly layout?: StridedLayout;
 }
 
 export interface LowerCtx {

@@ -6,7 +6,7 @@
  * transpose, split, slice, single-index gather or expand feeding any kernel costs index arithmetic, not a copy kernel
  * and a round trip through memory.
  */
-import { simplifyLayout, type Layout } from '../../ir/layout.js';
+import { simplifyLayout, type StridedLayout } from '../../ir/layout.js';
 import {
   add,
   c,
@@ -29,8 +29,8 @@ import { grid1d, KernelBuilder, type LowerCtx, type LoweredStep } from './kernel
 import { storageOf } from './storage.js';
 
 /** Rewrite `step`'s loads of the inputs that have a layout (indexed by node input). */
-export function applyInputLayouts(step: LoweredStep, layouts: readonly (Layout | undefined)[]): LoweredStep {
-  const views = new Map<string, Layout>();
+export function applyInputLayouts(step: LoweredStep, layouts: readonly (StridedLayout | undefined)[]): LoweredStep {
+  const views = new Map<string, StridedLayout>();
   step.bindings.forEach((b, j) => {
     if (b.kind === 'in' && layouts[b.index]) views.set(step.kernel.buffers[j]!.name, simplifyLayout(layouts[b.index]!));
   });
@@ -153,7 +153,7 @@ export function applyInputLayouts(step: LoweredStep, layouts: readonly (Layout |
  * A copy of input 0 into output 0, row-major (the input bound through its layout): what materializes a view for a
  * consumer that must have a buffer of its own (an in-place update).
  */
-export function lowerCopy(ctx: LowerCtx, layout: Layout): LoweredStep {
+export function lowerCopy(ctx: LowerCtx, layout: StridedLayout): LoweredStep {
   const n = ctx.outputs[0]!.shape.reduce((a, b) => a * b, 1);
   const kb = new KernelBuilder('copy_view', ctx.caps);
   const st = storageOf(ctx.inputs[0]!.dtype, ctx.caps);

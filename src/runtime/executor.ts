@@ -22,7 +22,7 @@ import {
 import { hasLowering, lowerNode } from '../../codegen/lower/index.js';
 import { storageOf, type DeviceCaps } from '../../codegen/lower/storage.js';
 import { applyInputLayouts, lowerCopy } from '../../codegen/lower/view.js';
-import { contiguousLayout, isContiguous, layoutKey, type Layout } from '../../ir/layout.js';
+import { contiguousLayout, isContiguous, layoutKey, type StridedLayout } from '../../ir/layout.js';
 import type { DeviceTensor } from './device-tensor.js';
 
 /** What a backend provides to the executor. `B` is its buffer handle. */
@@ -275,7 +275,7 @@ export class Executor<B> {
     outShapes: readonly (readonly number[])[],
     hostData: ReadonlyMap<Value, Tensor>,
     shapes: ReadonlyMap<Value, readonly number[]>,
-    views: Map<Value, { root: Value; layout: Layout }>,
+    views: Map<Value, { root: Value; layout: StridedLayout }>,
     shared: Set<Value>,
     dev: Map<Value, B>,
     deviceBuffer: (v: Value) => B,
@@ -408,7 +408,7 @@ export class Executor<B> {
     const hostData = new Map<Value, Tensor>();
     const dev = new Map<Value, B>();
     // Movement-op results bound as strided views of another value's buffer (see OpDef.layout): no kernel, no buffer.
-    const views = new Map<Value, { root: Value; layout: Layout }>();
+    const views = new Map<Value, { root: Value; layout: StridedLayout }>();
     // Values sharing another value's buffer (aliases and views): never updated in place.
     const shared = new Set<Value>();
     const temps: B[] = [];

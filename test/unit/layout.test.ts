@@ -13,7 +13,7 @@ import {
   reshapeLayout,
   simplifyLayout,
   sliceLayout,
-  type Layout,
+  type StridedLayout,
 } from '../../ir/layout.js';
 import '../../ir/ops/index.js';
 import { getOp, resolveAttrs, type Attrs } from '../../ir/registry.js';
@@ -23,7 +23,7 @@ import { PROP_RUNS } from '../helpers/paths.js';
 const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
 /** The elements a layout addresses in `buf`, row-major. */
-function read(buf: Float64Array, l: Layout): number[] {
+function read(buf: Float64Array, l: StridedLayout): number[] {
   const out: number[] = [];
   const idx = new Array<number>(l.shape.length).fill(0);
   for (let k = 0; k < numel(l.shape); k++) {
@@ -37,14 +37,14 @@ function read(buf: Float64Array, l: Layout): number[] {
 }
 
 /** A tensor of `shape` stored non-row-major: a reversed, transposed, padded view of a bigger buffer. */
-function storedView(shape: readonly number[], rnd: () => number): { buf: Float64Array; l: Layout; t: Tensor } {
+function storedView(shape: readonly number[], rnd: () => number): { buf: Float64Array; l: StridedLayout; t: Tensor } {
   const r = shape.length;
   // store with the dims in a random order, each padded by 0-2 entries, some reversed
   const order = shape.map((_, i) => i).sort(() => rnd() - 0.5);
   const padded = order.map((d) => shape[d]! + Math.floor(rnd() * 3));
   const base = contiguousLayout(padded, 0);
   const buf = Float64Array.from({ length: numel(padded) + 3 }, () => Math.round((rnd() * 2 - 1) * 1000) / 8);
-  let l: Layout = { ...base, offset: 3 };
+  let l: StridedLayout = { ...base, offset: 3 };
   order.forEach((d, k) => {
     const rev = rnd() < 0.3 && shape[d]! > 1;
     l = rev ? sliceLayout(l, k, shape[d]! - 1, shape[d]!, -1) : sliceLayout(l, k, 0, shape[d]!, 1);

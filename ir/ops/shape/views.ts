@@ -1,6 +1,6 @@
 /** Ops that only reinterpret or reorder a tensor: reshape, transpose, squeeze / unsqueeze, flatten. */
 import { dimProduct, numel, type Dim, type Shape } from '../../shape.js';
-import { permuteLayout, reshapeLayout, type Layout } from '../../layout.js';
+import { permuteLayout, reshapeLayout, type StridedLayout } from '../../layout.js';
 import { registerOp, type LayoutContext } from '../../registry.js';
 
 import { tensorType } from '../../types.js';
@@ -18,7 +18,7 @@ import {
 } from './common.js';
 
 /** Same elements in the same order under a new shape: a re-striding of the input's layout, when one exists. */
-function viewLayout(x: Layout, ctx: LayoutContext): Layout[] | undefined {
+function viewLayout(x: StridedLayout, ctx: LayoutContext): StridedLayout[] | undefined {
   const l = reshapeLayout(x, ctx.outShapes[0]!);
   return l && [l];
 }
