@@ -8,6 +8,7 @@
  *   npm run bench -- matmul          MatMul 512³ + a 1×512·512×2048 GEMV: kiln vs ORT-web webgpu, hand-written WGSL
  *   npm run bench -- webgpu-matmul   the hand-written WGSL matmuls (naive / 4×4 tiled) vs plain JS (design reference)
  *   npm run bench -- generate        stories260K prefill / decode tok/s per backend, the reference beside them
+ *   npm run bench -- attention [N]   SDPA at N = 2048 on WebGPU: fused (one kernel) vs the unfused exporter form
  *
  * Environment: KILN_BENCH_ROUNDS (default 2), KILN_BENCH_REPS (default 10), KILN_WEBGPU_ADAPTER (default llvmpipe).
  */
@@ -23,13 +24,15 @@ if (!process.execArgv.includes('--liftoff-only')) {
 }
 
 const which = process.argv[2] ?? 'headline';
-const known = ['headline', 'all', 'models', 'matmul', 'webgpu-matmul', 'generate'];
+const known = ['headline', 'all', 'models', 'matmul', 'webgpu-matmul', 'generate', 'attention'];
 if (!known.includes(which)) {
   console.error(`unknown benchmark '${which}' (expected one of ${known.join(', ')})`);
   process.exit(2);
 }
 const pick = (name: string) =>
-  which === name || which === 'all' || (which === 'headline' && name !== 'webgpu-matmul' && name !== 'generate');
+  which === name ||
+  which === 'all' ||
+  (which === 'headline' && name !== 'webgpu-matmul' && name !== 'generate' && name !== 'attention');
 // The individual benchmarks read their own options from argv[2...]: drop the benchmark name.
 process.argv.splice(2, 1);
 
@@ -45,6 +48,10 @@ if (pick('webgpu-matmul')) await import('./webgpu-matmul.js');
 if (pick('generate')) {
   const { benchGenerate } = await import('./generate.js');
   await benchGenerate();
+}
+if (pick('attention')) {
+  const { benchAttention } = await import('./attention.js');
+  await benchAttention();
 }
 // Dawn's handles can keep the loop alive after the last device is dropped.
 process.exit(process.exitCode ?? 0);

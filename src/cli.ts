@@ -38,12 +38,14 @@ Commands:
   ir FILE [--dims n=v,...]            print the model's kiln IR (text format) after import
   kernels FILE --target wgsl|cuda [--dims n=v,...]
                                       print the kernels kiln generates for these input shapes (nothing runs)
-  inspect MODEL [--opt N] [--dims n=v,...] [--json] [--target wgsl|cuda] [--dot FILE]
+  inspect MODEL [--opt N] [--dims n=v,...] [--json] [--target wgsl|cuda] [--dot FILE] [--attention S]
                                       the kernels one run launches (node, fused ops, FLOPs, bytes), kernels per run
                                       and per layer, views, bytes moved vs the minimum, peak memory (nothing runs)
       --opt N                         optimization level (default 1; 0 inspects the graph as imported)
       --json                          the same as one JSON object
       --dot FILE                      also write the optimized graph as Graphviz DOT
+      --attention auto|one-kernel|decomposed
+                                      attention schedule (default auto: decomposed while the scores fit)
   help, --help                        this text
   --version                           kiln's version
 
@@ -238,10 +240,15 @@ async function inspectCmd(rest: string[], io: CliIo): Promise<number> {
       target: { type: 'string' },
       dot: { type: 'string' },
       json: { type: 'boolean' },
+      attention: { type: 'string' },
     },
     true,
   );
   if (positionals.length !== 1) throw new UsageError(`inspect needs one model file, got ${positionals.length}`);
+  const schedule = values.attention ?? 'auto';
+  if (schedule !== 'auto' && schedule !== 'one-kernel' && schedule !== 'decomposed') {
+    throw new UsageError(`unknown attention schedule '${schedule}' (expected auto, one-kernel or decomposed)`);
+  }
   const file = positionals[0]!;
   requireFile('inspect', file);
   const opt = optOf(values.opt) ?? 1;
@@ -256,7 +263,7 @@ async function inspectCmd(rest: string[], io: CliIo): Promise<number> {
   }
   const { loadModel, parseDims, inspectGraph, formatInspect, graphDot, optimize } = await import('./inspect.js');
   const graph = optimize(loadModel(file, parseDims(values.dims)), { level: opt });
-  const report = await inspectGraph(graph, opt, target);
+  const report = await inspectGraph(graph, opt, target, { attentionSchedule: schedule });
   if (values.dot !== undefined) writeFileSync(values.dot, graphDot(graph));
   io.out(flags.has('json') ? JSON.stringify(report, null, 2) + '\n' : formatInspect(report));
   return 0;

@@ -174,15 +174,20 @@ function nodeLayers(graph: Graph): Map<Node, number> | undefined {
  */
 export async function inspectModel(
   imported: Graph,
-  opts: { opt?: number; target?: 'wgsl' | 'cuda' } = {},
+  opts: { opt?: number; target?: 'wgsl' | 'cuda'; caps?: Partial<DeviceCaps> } = {},
 ): Promise<InspectReport> {
   const opt = opts.opt ?? 1;
-  return inspectGraph(optimize(imported, { level: opt }), opt, opts.target ?? 'wgsl');
+  return inspectGraph(optimize(imported, { level: opt }), opt, opts.target ?? 'wgsl', opts.caps);
 }
 
 /** {@link inspectModel} of a graph optimized at level `opt` already. */
-export async function inspectGraph(graph: Graph, opt: number, target: 'wgsl' | 'cuda'): Promise<InspectReport> {
-  const caps = await capsOf(target);
+export async function inspectGraph(
+  graph: Graph,
+  opt: number,
+  target: 'wgsl' | 'cuda',
+  capsOverride: Partial<DeviceCaps> = {},
+): Promise<InspectReport> {
+  const caps = { ...(await capsOf(target)), ...capsOverride };
   const rec = new RecordingBackend(caps);
   const feeds = zeroFeeds(graph);
   await new Executor(graph, rec).run(feeds);

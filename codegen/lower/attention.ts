@@ -13,6 +13,7 @@
  * cache entry of its position.
  */
 import { KilnError } from '../../ir/errors.js';
+import { decomposedAttention } from './attention-decomposed.js';
 import { numel } from '../../ir/shape.js';
 import {
   add,
@@ -180,6 +181,8 @@ registerLowering('attention', (ctx) => {
   const mode = ctx.attrs['qk_matmul_output_mode'] as number;
   const scale = (ctx.attrs['scale'] as number | undefined) ?? (D > 0 ? 1 / Math.sqrt(D) : 1);
   const writeQk = ctx.outputs.length > 3;
+  const decomposed = decomposedAttention(ctx, g, scale);
+  if (decomposed) return [...steps, ...decomposed];
   // With past and present outputs, the main kernel reads the concatenated cache the copy kernels wrote.
   const usePresent = hasPast && ctx.outputs.length > 2;
 

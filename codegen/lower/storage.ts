@@ -18,6 +18,12 @@ export interface DeviceCaps {
   readonly maxBuffersPerKernel: number;
   /** Workgroups per grid dimension. */
   readonly maxGroupsPerDim: number;
+  /**
+   * Attention schedule: `one-kernel` (online softmax, scores never in memory), `decomposed` (scores, softmax and P·V
+   * through the templates, see attention-decomposed.ts) or `auto` (the default: decomposed where it applies and the
+   * scores fit its limit — faster on every adapter measured so far — else one kernel).
+   */
+  readonly attentionSchedule?: 'auto' | 'one-kernel' | 'decomposed';
 }
 
 export const DEFAULT_CAPS: DeviceCaps = {

@@ -94,8 +94,8 @@ describe('cost model', () => {
 describe.skipIf(!hasShared)('kiln inspect on the conformance models', () => {
   let d512: InspectReport;
 
-  it('d512 block at the default level: 7 kernels, their ops, FLOPs and bytes', async () => {
-    d512 = await inspectModel(loadModel(D512));
+  it('d512 block at the default level, one-kernel attention: 7 kernels, their ops, FLOPs and bytes', async () => {
+    d512 = await inspectModel(loadModel(D512), { caps: { attentionSchedule: 'one-kernel' } });
     expect(d512.opt).toBe(1);
     expect(d512.kernels.map((k) => k.op)).toEqual([
       'layer_norm',
@@ -153,15 +153,19 @@ describe.skipIf(!hasShared)('kiln inspect on the conformance models', () => {
   });
 
   it('the text report lists every launch and the totals; --json is the same report', async () => {
-    const r = await kiln('inspect', D512);
+    const r = await kiln('inspect', D512, '--attention', 'one-kernel');
     expect([r.status, r.stderr]).toEqual([0, '']);
     expect(line(r.stdout, 'kernels per run')).toBe('7');
+    // the default (auto) schedule runs the attention as scores, softmax and P·V: 9 launches, the scores in memory
+    const auto = await kiln('inspect', D512);
+    expect(line(auto.stdout, 'kernels per run')).toBe('9');
+    expect((await kiln('inspect', D512, '--attention', 'sideways')).status).not.toBe(0);
     expect(r.stdout).toMatch(/Add_2 \(fused_contraction\)\s+matmul\+add\s+201\.5 MFLOP/);
     expect(line(r.stdout, 'movement nodes bound as views \\(no kernel\\)')).toBe('1 (split 1)');
     expect(line(r.stdout, 'bytes moved')).toMatch(/vs minimum/);
     expect(line(r.stdout, 'peak device memory')).toMatch(/as allocated .* by liveness/);
     expect(r.stdout).not.toMatch(/kernels per layer/);
-    const j = await kiln('inspect', D512, '--json');
+    const j = await kiln('inspect', D512, '--json', '--attention', 'one-kernel');
     expect(j.status).toBe(0);
     const report = JSON.parse(j.stdout) as InspectReport;
     expect(report.kernels).toHaveLength(7);
