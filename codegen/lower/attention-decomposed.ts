@@ -10,6 +10,7 @@
  * zeros in the op but NaN through a softmax), past keys / values only through the `present` outputs, and scores
  * within SCORES_LIMIT elements.
  */
+import { everyRowAttends } from '../../ir/ops/attention.js';
 import { contiguousLayout, permuteLayout, reshapeLayout, type StridedLayout } from '../../ir/layout.js';
 import { add, mul, type Expr } from '../kir.js';
 import { lowerContraction } from './contraction/lower.js';
@@ -30,18 +31,6 @@ interface Geom {
   P: number;
   D: number;
   Dv: number;
-}
-
-/** Every row of a host mask (last axis = keys) has a key above -inf. */
-function everyRowAttends(t: NonNullable<TensorInfo['data']>): boolean {
-  const n = t.shape.at(-1) ?? 1;
-  if (n === 0) return false;
-  for (let off = 0; off < t.data.length; off += n) {
-    let ok = false;
-    for (let j = 0; j < n && !ok; j++) ok = t.data[off + j]! !== -Infinity && !Number.isNaN(t.data[off + j]!);
-    if (!ok) return false;
-  }
-  return true;
 }
 
 /** q / k / v as [B, H, L, size] over its buffer: its view's layout, or row-major 4-D / 3-D (undefined: no strides). */

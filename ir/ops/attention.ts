@@ -15,6 +15,21 @@ type Fail = (message: string) => never;
 const compatible = (a: Dim, b: Dim): boolean => typeof a !== 'number' || typeof b !== 'number' || a === b;
 
 /** `d / n` for a hidden size split into `n` heads; symbolic dims give a symbolic quotient. */
+/**
+ * Every row of an additive float mask (last axis = keys) has a key above -inf: where this holds, softmax(scores +
+ * mask) is what the op computes (the op gives a fully masked row zero weights, a plain softmax NaN).
+ */
+export function everyRowAttends(t: Tensor): boolean {
+  const n = t.shape.at(-1) ?? 1;
+  if (n === 0) return false;
+  for (let off = 0; off < t.data.length; off += n) {
+    let ok = false;
+    for (let j = 0; j < n && !ok; j++) ok = t.data[off + j]! > -Infinity;
+    if (!ok) return false;
+  }
+  return true;
+}
+
 function splitHeads(d: Dim, n: number, what: string, fail: Fail): Dim {
   if (typeof d === 'string') return n === 1 ? d : `${d}/${n}`;
   if (d % n !== 0) fail(`${what} ${d} is not divisible by ${n} heads`);

@@ -7,7 +7,7 @@
  * row (the op gives a fully masked row zero weights, the softmax NaN).
  */
 import type { Node, Value } from '../../ir/graph.js';
-import type { Tensor } from '../../ir/tensor.js';
+import { everyRowAttends } from '../../ir/ops/attention.js';
 import { constant, op, rule, v, type OpPattern, type Rule } from '../rewrite.js';
 
 const one = (name: string) =>
@@ -24,18 +24,6 @@ const lastAxis = (a: Record<string, unknown>, n: Node) => {
 const patterns = scaled.flatMap((s) =>
   [s, op('add', [s, constant('mask')])].map((sc) => op('matmul', [op('softmax', [sc], { attrs: lastAxis }), v('v')])),
 );
-
-/** Every row along the last axis has a key that is not masked out (a value above -inf). */
-function everyRowAttends(t: Tensor): boolean {
-  const n = t.shape.at(-1) ?? 1;
-  if (n === 0) return false;
-  for (let off = 0; off < t.data.length; off += n) {
-    let ok = false;
-    for (let j = 0; j < n && !ok; j++) ok = !(t.data[off + j]! === -Infinity);
-    if (!ok) return false;
-  }
-  return true;
-}
 
 export const attentionRules: Rule[] = patterns.map((p) =>
   rule('attention', p, (m, rw) => {
