@@ -19,8 +19,9 @@
 import type { DType } from '../../ir/dtype.js';
 import { KilnError, UnsupportedError } from '../../ir/errors.js';
 import { padAxes, padAxis, type PadMode } from '../../ir/ops/pad.js';
+import { contiguousLayout, simplifyLayout, type StridedLayout } from '../../ir/layout.js';
+import { getOp } from '../../ir/registry.js';
 import { numel, stridesOf } from '../../ir/shape.js';
-import { sliceRange } from '../../ir/ops/shape.js';
 import type { Tensor } from '../../ir/tensor.js';
 import {
   PACK,
@@ -133,23 +134,31 @@ for (const op of ['reshape', 'flatten', 'squeeze', 'unsqueeze']) flatCopy(op);
 
 // ---- strided views: transpose, slice, expand, split ----------------------------------------------------------
 
-/** Drop size-1 axes and merge an axis into its outer neighbour where the strides stay contiguous. */
+/** Drop size-1 axes and merge an axis into its outer neighbour where the strides stay contiguous (ir/layout.ts). */
 export function simplifyStrided(shape: readonly number[], strides: readonly number[]): [number[], number[]] {
-  const dims: number[] = [];
-  const st: number[] = [];
-  shape.forEach((d, k) => {
-    if (d === 1) return;
-    const last = dims.length - 1;
-    if (last >= 0 && st[last] === strides[k]! * d) {
-      dims[last] = dims[last]! * d;
-      st[last] = strides[k]!;
-    } else {
-      dims.push(d);
-      st.push(strides[k]!);
-    }
-  });
   if (numel(shape) === 0) return [[0], [0]];
-  return [dims, st];
+  const l = simplifyLayout({ offset: 0, shape, strides });
+  return [[...l.shape], [...l.strides]];
+}
+
+/**
+ * The op's own strided layouts of its outputs over its row-major input (`OpDef.layout`, the one place a movement op
+ * says where its elements come from): what its copy kernels read, and what the executor binds as views instead.
+ */
+function layoutsOf(ctx: LowerCtx): StridedLayout[] {
+  const def = getOp(ctx.op);
+  let outs: readonly (StridedLayout | undefined)[] | undefined;
+  try {
+    outs = def.layout?.(contiguousLayout(ctx.inputs[0]!.shape), {
+      attrs: ctx.attrs,
+      hostInputs: def.inputs.map((_, i) => (i === 0 ? undefined : ctx.inputs[i] ? ctx.inputs[i]!.data : null)),
+      outShapes: ctx.outputs.map((o) => o.shape),
+    });
+  } catch (e) {
+    unsupported(ctx, (e as Error).message);
+  }
+  if (!outs || outs.some((l) => !l)) unsupported(ctx, `${ctx.op} has no strided layout for these inputs`);
+  return outs as StridedLayout[];
 }
 
 /**
@@ -183,11 +192,7 @@ function stridedStep(
 }
 
 registerLowering('transpose', (ctx) => {
-  const inShape = ctx.inputs[0]!.shape;
-  const rank = inShape.length;
-  const perm = (ctx.attrs['perm'] as readonly number[] | undefined) ?? inShape.map((_, i) => rank - 1 - i);
-  const st = stridesOf(inShape);
-  const strides = perm.map((p) => st[p]!);
+  const { strides } = layoutsOf(ctx)[0]!;
   const tiled = tiledTranspose(ctx, strides);
   return [tiled ?? stridedStep(ctx, 'transpose', 0, 0, strides)];
 });
@@ -266,51 +271,18 @@ function tiledTranspose(ctx: LowerCtx, strides: readonly number[]): LoweredStep 
   return kb.build([TILE * TILE, 1, 1], grid1d(B * tilesP * tilesQ, ctx.caps));
 }
 
-registerLowering('expand', (ctx) => {
-  const inShape = ctx.inputs[0]!.shape;
-  const out = ctx.outputs[0]!.shape;
-  const st = stridesOf(inShape);
-  const lead = out.length - inShape.length;
-  const strides = out.map((_, d) => {
-    const j = d - lead;
-    return j < 0 || inShape[j] === 1 ? 0 : st[j]!;
-  });
-  return [stridedStep(ctx, 'expand', 0, 0, strides)];
-});
+registerLowering('expand', (ctx) => [stridedStep(ctx, 'expand', 0, 0, layoutsOf(ctx)[0]!.strides)]);
 
-registerLowering('split', (ctx) => {
-  const inShape = ctx.inputs[0]!.shape;
-  const rank = inShape.length;
-  const a = ctx.attrs['axis'] as number;
-  const axis = a < 0 ? a + rank : a;
-  const st = stridesOf(inShape);
-  let at = 0;
-  return ctx.outputs.map((o, j) => {
-    const step = stridedStep(ctx, 'split', 0, j, st, at * st[axis]!);
-    at += o.shape[axis]!;
-    return step;
-  });
-});
+registerLowering('split', (ctx) => layoutsOf(ctx).map((l, j) => stridedStep(ctx, 'split', 0, j, l.strides, l.offset)));
 
 registerLowering('slice', (ctx) => {
-  const inShape = ctx.inputs[0]!.shape;
-  const rank = inShape.length;
-  const starts = Array.from(hostData(ctx, 1, 'starts').data);
-  const ends = Array.from(hostData(ctx, 2, 'ends').data);
-  const axes = ctx.inputs[3] ? Array.from(hostData(ctx, 3, 'axes').data) : starts.map((_, i) => i);
-  const steps = ctx.inputs[4] ? Array.from(hostData(ctx, 4, 'steps').data) : starts.map(() => 1);
-  const st = stridesOf(inShape);
-  const strides = [...st];
-  let base = 0;
-  axes.forEach((a0, i) => {
-    const a = a0 < 0 ? a0 + rank : a0;
-    const step = steps[i]!;
-    if (step === 0 || a < 0 || a >= rank) unsupported(ctx, `invalid slice axis ${a0} / step ${step}`);
-    const r = sliceRange(starts[i]!, ends[i]!, step, inShape[a]!);
-    if (r.len > 0) base += r.start * st[a]!;
-    strides[a] = step * st[a]!;
-  });
-  return [stridedStep(ctx, 'slice', 0, 0, strides, base)];
+  // the bounds must be host data (a located error says which one is not)
+  hostData(ctx, 1, 'starts');
+  hostData(ctx, 2, 'ends');
+  if (ctx.inputs[3]) hostData(ctx, 3, 'axes');
+  if (ctx.inputs[4]) hostData(ctx, 4, 'steps');
+  const l = layoutsOf(ctx)[0]!;
+  return [stridedStep(ctx, 'slice', 0, 0, l.strides, l.offset)];
 });
 
 // ---- concat ----------------------------------------------------------------------------------------------------
