@@ -7,26 +7,9 @@
  * and a round trip through memory.
  */
 import { simplifyLayout, type StridedLayout } from '../../ir/layout.js';
-import {
-  add,
-  c,
-  cast,
-  div,
-  if_,
-  kernelHash,
-  load,
-  loadType,
-  lt,
-  mod,
-  mul,
-  store,
-  uni,
-  type Expr,
-  type Kernel,
-  type Stmt,
-} from '../kir.js';
-import { grid1d, KernelBuilder, type LowerCtx, type LoweredStep } from './kernel-builder.js';
-import { storageOf } from './storage.js';
+import { add, c, cast, div, kernelHash, load, mod, mul, uni, type Expr, type Kernel, type Stmt } from '../kir.js';
+import type { LowerCtx, LoweredStep } from './kernel-builder.js';
+import { pointwise } from './pointwise.js';
 
 /** Rewrite `step`'s loads of the inputs that have a layout (indexed by node input). */
 export function applyInputLayouts(step: LoweredStep, layouts: readonly (StridedLayout | undefined)[]): LoweredStep {
@@ -154,13 +137,7 @@ export function applyInputLayouts(step: LoweredStep, layouts: readonly (StridedL
  * consumer that must have a buffer of its own (an in-place update).
  */
 export function lowerCopy(ctx: LowerCtx, layout: StridedLayout): LoweredStep {
-  const n = ctx.outputs[0]!.shape.reduce((a, b) => a * b, 1);
-  const kb = new KernelBuilder('copy_view', ctx.caps);
-  const st = storageOf(ctx.inputs[0]!.dtype, ctx.caps);
-  const src = kb.input(ctx, 0);
-  const dst = kb.output(ctx, 0);
-  const nU = kb.uniform('n', n);
-  const t = kb.let('t', add(mul(kb.groupIndex(), c.i32(256)), kb.localIndex()));
-  kb.emit(if_(lt(t, nU), [store(dst, t, load(src, t, loadType(st)))]));
-  return applyInputLayouts(kb.build([256, 1, 1], grid1d(Math.ceil(n / 256), ctx.caps)), [layout]);
+  // a row-major copy through the pointwise template; the load then follows the view's layout
+  const step = pointwise(ctx, { label: 'copy_view', reads: [0], value: (p) => p.loadAt(0, p.flat) });
+  return applyInputLayouts(step, [layout]);
 }
