@@ -11,7 +11,7 @@
  */
 import { isFloat } from '../../ir/dtype.js';
 import { Graph, Node, Value } from '../../ir/graph.js';
-import { makeTensor, type Tensor } from '../../ir/tensor.js';
+import { makeTensor, naturalArray, type Tensor } from '../../ir/tensor.js';
 import { tensorType } from '../../ir/types.js';
 import type { Pass } from '../context.js';
 import { Names } from '../rewrite.js';
@@ -24,20 +24,21 @@ function mergeable(n: Node): boolean {
   return isFloat(y.type.dtype) && y.type.layout.kind === 'dense' && w.type.layout.kind === 'dense';
 }
 
-/** Weights [K, Nᵢ] side by side: [K, ΣNᵢ]. */
+/** Weights [K, Nᵢ] side by side: [K, ΣNᵢ], copied row by row in their own (already rounded) element type. */
 function concatColumns(ws: readonly Value[]): Tensor {
   const K = ws[0]!.type.shape[0] as number;
   const widths = ws.map((w) => w.type.shape[1] as number);
   const total = widths.reduce((a, b) => a + b, 0);
-  const data = new Float64Array(K * total);
+  const dtype = ws[0]!.type.dtype;
+  const data = naturalArray(dtype, K * total);
   let col = 0;
   ws.forEach((w, i) => {
     const src = w.data!.data;
-    for (let k = 0; k < K; k++)
-      for (let j = 0; j < widths[i]!; j++) data[k * total + col + j] = src[k * widths[i]! + j]!;
-    col += widths[i]!;
+    const n = widths[i]!;
+    for (let k = 0; k < K; k++) data.set(src.subarray(k * n, (k + 1) * n) as never, k * total + col);
+    col += n;
   });
-  return makeTensor(ws[0]!.type.dtype, [K, total], data);
+  return { dtype, shape: [K, total], data };
 }
 
 /** The `add` of a constant [N] bias that is a projection's only reader, with that bias. */
