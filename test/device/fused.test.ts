@@ -192,6 +192,7 @@ describe.skipIf(backends.length === 0)('fused elementwise on the devices', () =>
       const l2 = await runAt(graph, feeds, backend, true);
       expect(l2.steps).toBeLessThan(l1.steps);
       for (const k of ['epi', 'chain']) expect(Array.from(l2.out[k]!.data), k).toEqual(Array.from(l1.out[k]!.data));
+      expectMatchesReference(graph, feeds, l2.out); // and both equal the float64 reference
     });
 
     it(`${backend}: random graphs fused equal the unfused reference and never run more kernels`, async () => {
