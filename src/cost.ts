@@ -13,6 +13,8 @@
  * Host-computed nodes and views run no kernel and are not costed by the caller.
  */
 import { fusedBody, contractionView, inferBody } from '../ir/ops/fused.js';
+import { KilnError } from '../ir/errors.js';
+import { labelDims, planEinsum } from '../ir/ops/nn.js';
 import { getOp, resolveAttrs, type Attrs } from '../ir/registry.js';
 import { tensorType, type TensorType } from '../ir/types.js';
 
@@ -90,20 +92,15 @@ function contractionFlops(text: string, shapes: NodeShapes): number {
 
 /** 2 · Π(label sizes): every combination of labels is one multiply-add (ellipsis dims are labels too). */
 function einsumFlops(equation: string, inputs: readonly (readonly number[])[]): number {
-  const lhs = equation.replace(/\s+/g, '').split('->')[0]!;
-  const sizes = new Map<string, number>();
-  let ellipsis: readonly number[] = [];
-  lhs.split(',').forEach((term, i) => {
-    const shape = inputs[i] ?? [];
-    const [pre, post] = term.split('...') as [string, string | undefined];
-    [...pre].forEach((c, p) => sizes.set(c, Math.max(sizes.get(c) ?? 1, shape[p] ?? 1)));
-    if (post === undefined) return;
-    const start = shape.length - post.length;
-    [...post].forEach((c, p) => sizes.set(c, Math.max(sizes.get(c) ?? 1, shape[start + p] ?? 1)));
-    const ell = shape.slice(pre.length, start);
-    if (ell.length > ellipsis.length) ellipsis = ell; // broadcast dims: the longest operand's (1s broadcast)
-  });
-  return 2 * numel([...sizes.values(), ...ellipsis]);
+  const fail = (m: string): never => {
+    throw new KilnError('attribute', m, { op: 'einsum' });
+  };
+  const plan = planEinsum(
+    equation,
+    inputs.map((s) => s.length),
+    fail,
+  );
+  return 2 * numel(labelDims(plan, inputs, fail));
 }
 
 /** Q·Kᵀ and P·V over all B·Hq·S·T scores, and the softmax over them. */

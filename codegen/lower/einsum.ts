@@ -5,6 +5,7 @@
  * labels.
  */
 import { KilnError } from '../../ir/errors.js';
+import { planEinsum } from '../../ir/ops/nn.js';
 import { stridesOf } from '../../ir/shape.js';
 import { PACK, add, assign, c, for_, mul, v, var_, type Expr, type Stmt } from '../kir.js';
 import { zeros, type Axes, type Cat } from './contraction/contraction.js';
@@ -13,62 +14,12 @@ import { pointwise } from './pointwise.js';
 import { registerLowering } from './registry.js';
 import { computeType, storageOf } from './storage.js';
 
-interface EinsumPlan {
-  /** Label ids of each operand's dims (ellipsis dims are ids 0..E-1, right-aligned). */
-  terms: number[][];
-  out: number[];
-  count: number;
-}
-
-/** Parse an equation (numpy rules; the op's verifier has already accepted it). */
-function parseEinsum(eq: string, ranks: readonly number[], fail: (m: string) => never): EinsumPlan {
-  const s = eq.replace(/\s+/g, '');
-  const arrow = s.indexOf('->');
-  const lhs = arrow < 0 ? s : s.slice(0, arrow);
-  const rhs = arrow < 0 ? undefined : s.slice(arrow + 2);
-  const tok = (t: string): (string | null)[] => {
-    const r: (string | null)[] = [];
-    for (let i = 0; i < t.length;) {
-      if (t.startsWith('...', i)) {
-        r.push(null);
-        i += 3;
-      } else if (/[A-Za-z]/.test(t[i]!)) r.push(t[i++]!);
-      else fail(`einsum equation '${eq}': unexpected character '${t[i]}'`);
-    }
-    return r;
-  };
-  const terms = lhs.split(',').map(tok);
-  if (terms.length !== ranks.length) fail(`einsum equation '${eq}' has ${terms.length} operands`);
-  const ell = terms.map((t, i) => ranks[i]! - t.filter((x) => x !== null).length);
-  const E = Math.max(0, ...ell);
-  const id = new Map<string, number>();
-  const counts = new Map<string, number>();
-  for (const t of terms) {
-    for (const ch of t) {
-      if (ch === null) continue;
-      if (!id.has(ch)) id.set(ch, E + id.size);
-      counts.set(ch, (counts.get(ch) ?? 0) + 1);
-    }
-  }
-  const ellIds = (e: number) => Array.from({ length: e }, (_, j) => E - e + j);
-  const ids = terms.map((t, i) => t.flatMap((ch) => (ch === null ? ellIds(ell[i]!) : [id.get(ch)!])));
-  let out: number[];
-  if (rhs === undefined) {
-    const once = [...counts].filter(([, n]) => n === 1).map(([ch]) => ch);
-    once.sort((x, y) => x.charCodeAt(0) - y.charCodeAt(0));
-    out = [...ellIds(E), ...once.map((ch) => id.get(ch)!)];
-  } else {
-    out = tok(rhs).flatMap((ch) => (ch === null ? ellIds(E) : [id.get(ch)!]));
-  }
-  return { terms: ids, out, count: E + id.size };
-}
-
 registerLowering('einsum', (ctx) => {
   const fail = (m: string): never => {
     throw new KilnError('attribute', m, { node: ctx.node, op: ctx.op });
   };
   const shapes = ctx.inputs.map((t) => t!.shape);
-  const plan = parseEinsum(
+  const plan = planEinsum(
     ctx.attrs['equation'] as string,
     shapes.map((s) => s.length),
     fail,

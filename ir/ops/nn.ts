@@ -403,7 +403,7 @@ registerOp({
 
 // ---- einsum ----
 
-interface EinsumPlan {
+export interface EinsumPlan {
   /** Label ids of each operand's dims (ellipsis dims expanded to ids 0..E-1, right-aligned). */
   readonly terms: number[][];
   /** Label ids of the output dims. */
@@ -416,7 +416,7 @@ interface EinsumPlan {
  * Parse an einsum equation against operand ranks. Letters are labels; `...` stands for broadcast batch dims.
  * Without `->` the output is the ellipsis dims, then the letters used exactly once in ASCII order (numpy).
  */
-function planEinsum(eq: string, ranks: readonly number[], fail: (m: string) => never): EinsumPlan {
+export function planEinsum(eq: string, ranks: readonly number[], fail: (m: string) => never): EinsumPlan {
   const s = eq.replace(/\s+/g, '');
   const arrow = s.indexOf('->');
   const lhs = arrow < 0 ? s : s.slice(0, arrow);
@@ -478,7 +478,7 @@ function planEinsum(eq: string, ranks: readonly number[], fail: (m: string) => n
 }
 
 /** The size of each label: equal dims agree, a 1 broadcasts (numpy); static conflicts fail. */
-function labelDims<D extends Dim>(
+export function labelDims<D extends Dim>(
   plan: EinsumPlan,
   shapes: readonly (readonly D[])[],
   fail: (m: string) => never,
