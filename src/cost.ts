@@ -14,6 +14,7 @@
  */
 import { fusedBody, contractionView, inferBody } from '../ir/ops/fused.js';
 import { KilnError } from '../ir/errors.js';
+import { attentionGeometry } from '../ir/ops/attention.js';
 import { labelDims, planEinsum } from '../ir/ops/nn.js';
 import { getOp, resolveAttrs, type Attrs } from '../ir/registry.js';
 import { tensorType, type TensorType } from '../ir/types.js';
@@ -103,14 +104,13 @@ function einsumFlops(equation: string, inputs: readonly (readonly number[])[]): 
   return 2 * numel(labelDims(plan, inputs, fail));
 }
 
-/** Q·Kᵀ and P·V over all B·Hq·S·T scores, and the softmax over them. */
+/** Q·Kᵀ and P·V over all B·Hq·S·T scores, and the softmax over them (the op's own geometry). */
 function attentionFlops(a: Attrs, shapes: NodeShapes): number {
-  const [q, k, , , pastK] = shapes.inputs;
-  if (!q || !k) return 0;
-  const rank = q.length;
-  const heads = rank === 4 ? q[1]! : Number(a['q_num_heads'] ?? 1);
-  const d = rank === 4 ? q[3]! : q[2]! / heads;
-  const t = (rank === 4 ? k[2]! : k[1]!) + (pastK ? pastK[2]! : 0);
-  const scores = (numel(q) / d) * t;
-  return 2 * t * (numel(q) + numel(shapes.outputs[0])) + SOFTMAX_FLOPS * scores;
+  if (!shapes.inputs[0] || !shapes.inputs[1]) return 0;
+  const g = attentionGeometry(shapes.inputs, a, (m): never => {
+    throw new KilnError('shape', m, { op: 'attention' });
+  });
+  const [B, H, S, T, D, Dv] = [g.batch, g.qHeads, g.qSeq, g.total, g.headSize, g.vHeadSize] as number[];
+  const scores = B! * H! * S! * T!;
+  return 2 * scores * (D! + Dv!) + SOFTMAX_FLOPS * scores;
 }

@@ -42,7 +42,7 @@ function checkFloat(ctx: InferContext, i: number, what: string): DType {
   return dt;
 }
 
-interface AttentionGeometry {
+export interface AttentionGeometry {
   rank: number;
   batch: Dim;
   qHeads: Dim;
@@ -57,7 +57,7 @@ interface AttentionGeometry {
 }
 
 /** Head counts and lengths of an attention node, with located errors for every inconsistency. */
-function attentionGeometry(shapes: readonly (Shape | undefined)[], a: Attrs, fail: Fail): AttentionGeometry {
+export function attentionGeometry(shapes: readonly (Shape | undefined)[], a: Attrs, fail: Fail): AttentionGeometry {
   const [q, k, v, mask, pastK, pastV, nonpad] = shapes;
   const rank = q!.length;
   if (rank !== 3 && rank !== 4) {
