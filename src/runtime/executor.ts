@@ -687,11 +687,14 @@ export class Executor<B> {
             }
             return b;
           });
-          // a view / alias input binds its root's buffer; inspection counts only the view's elements
-          const viewBytes = s.bindings.map((bd) => {
-            const x = bd.kind === 'in' ? n.inputs[bd.index] : undefined;
-            return x && shared.has(x) ? storageBytes(this.storage(x.type.dtype), numel(shapes.get(x)!)) : undefined;
-          });
+          // a view / alias input binds its root's buffer; inspection counts only the view's elements (worked out only
+          // for a backend that inspects, off the devices' per-launch path)
+          const viewBytes = this.backend.viewBound
+            ? s.bindings.map((bd) => {
+                const x = bd.kind === 'in' ? n.inputs[bd.index] : undefined;
+                return x && shared.has(x) ? storageBytes(this.storage(x.type.dtype), numel(shapes.get(x)!)) : undefined;
+              })
+            : undefined;
           steps.push({
             kernel: s.kernel,
             buffers,
