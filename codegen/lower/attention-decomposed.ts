@@ -42,10 +42,17 @@ function headsLayout(info: TensorInfo, rank: number, H: number): StridedLayout |
   return split && permuteLayout(split, [0, 2, 1, 3]);
 }
 
-/** Rebind a template step built over a stand-in context: `map` turns its bindings into the node's. */
-function rebind(step: LoweredStep, map: (b: Binding) => Binding, physical: readonly number[]): LoweredStep {
-  const out: LoweredStep = { ...step, bindings: step.bindings.map(map) };
-  return physical.length ? { ...out, physicalInputs: physical } : { ...out, physicalInputs: undefined };
+/**
+ * Rebind a template step built over a stand-in context: its input i reads `ins[i]`, its output writes `out`. The
+ * inputs it indexes in place stay so where they are the node's inputs (a scratch or output buffer has no view).
+ */
+function rebind(step: LoweredStep, ins: readonly Binding[], out: Binding): LoweredStep {
+  const bindings = step.bindings.map((b) => (b.kind === 'in' ? ins[b.index]! : b.kind === 'out' ? out : b));
+  const physical = (step.physicalInputs ?? []).flatMap((i) => {
+    const b = ins[i];
+    return b?.kind === 'in' ? [b.index] : [];
+  });
+  return { ...step, bindings, physicalInputs: physical.length ? physical : undefined };
 }
 
 /**
@@ -111,16 +118,7 @@ export function decomposedAttention(ctx: LowerCtx, g: Geom, scale: number): Lowe
     return extras.length ? add(scaled, extras[0]!) : scaled;
   };
   const [s1] = lowerContraction(ctx1, con1);
-  const step1 = rebind(
-    s1!,
-    (b) => {
-      if (b.kind === 'out') return scores;
-      if (b.kind === 'in' && b.index === 1) return kvBinding(1);
-      if (b.kind === 'in' && b.index === 2) return { kind: 'in', index: 3 };
-      return b;
-    },
-    s1!.physicalInputs?.includes(0) ? [0, ...(usePresent ? [] : s1!.physicalInputs.includes(1) ? [1] : [])] : [],
-  );
+  const step1 = rebind(s1!, [{ kind: 'in', index: 0 }, kvBinding(1), { kind: 'in', index: 3 }], scores);
 
   // 2. probabilities: a softmax over each row of keys
   const rows = B * Hq * S;
@@ -131,9 +129,7 @@ export function decomposedAttention(ctx: LowerCtx, g: Geom, scale: number): Lowe
     inputs: [info([rows, T])],
     outputs: [info([rows, T])],
   };
-  const steps2 = lowerNode(ctx2).map((st) =>
-    rebind(st, (b) => (b.kind === 'in' ? scores : b.kind === 'out' ? probs : b), []),
-  );
+  const steps2 = lowerNode(ctx2).map((st) => rebind(st, [scores], probs));
 
   // 3. y = P·V, stored as the op's output layout (4-D [B, Hq, S, Dv] or 3-D [B, S, Hq·Dv])
   const ctx3: LowerCtx = {
@@ -146,14 +142,6 @@ export function decomposedAttention(ctx: LowerCtx, g: Geom, scale: number): Lowe
   const con3 = matmulContraction(ctx3, 'attention_pv');
   if (g.rank === 3) con3.out = { batch: [S * Hq * Dv, grp * Dv, Dv], m: [Hq * Dv], n: [1], k: [0] };
   const [s3] = lowerContraction(ctx3, con3);
-  const step3 = rebind(
-    s3!,
-    (b) => {
-      if (b.kind === 'in' && b.index === 0) return probs;
-      if (b.kind === 'in' && b.index === 1) return kvBinding(2);
-      return b;
-    },
-    !usePresent && s3!.physicalInputs?.includes(1) ? [2] : [],
-  );
+  const step3 = rebind(s3!, [probs, kvBinding(2)], { kind: 'out', index: 0 });
   return [step1, ...steps2, step3];
 }
