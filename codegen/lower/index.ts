@@ -9,6 +9,8 @@ import './reduce.js';
 import './paged.js';
 import './sample.js';
 import './fused.js';
+import './scatter.js';
+import './conv.js';
 
 export { lowerNode, hasLowering, registerLowering, type Lowering } from './registry.js';
 export * from './kernel-builder.js';

@@ -9,3 +9,5 @@ import './pad.js';
 import './paged.js';
 import './sample.js';
 import './fused.js';
+import './scatter.js';
+import './conv.js';

@@ -6,3 +6,6 @@ import './shape.js';
 import './attention.js';
 import './quant.js';
 import './pad.js';
+import './contrib.js';
+import './contrib-attention.js';
+import './standard-extra.js';

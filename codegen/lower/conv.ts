@@ -1,0 +1,2 @@
+/** Convolution lowering (filled in by the issue-11 work). */
+export {};

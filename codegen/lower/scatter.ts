@@ -1,0 +1,2 @@
+/** Scatter lowerings (filled in by the issue-11 work). */
+export {};

@@ -1,0 +1,2 @@
+/** Convolution (filled in by the issue-11 work). */
+export {};

@@ -1,0 +1,2 @@
+/** Scatter ops (filled in by the issue-11 work). */
+export {};
