@@ -4,3 +4,4 @@ export * from './manager.js';
 export * from './rewrite.js';
 export * from './clone.js';
 export * from './canonicalize/index.js';
+export * from './quant/index.js';

@@ -11,6 +11,7 @@ import './sample.js';
 import './fused.js';
 import './scatter.js';
 import './conv.js';
+import './blockq.js';
 
 export { lowerNode, hasLowering, registerLowering, type Lowering } from './registry.js';
 export * from './kernel-builder.js';

@@ -11,3 +11,4 @@ import './sample.js';
 import './fused.js';
 import './scatter.js';
 import './conv.js';
+import './blockq.js';

@@ -9,3 +9,4 @@ import './pad.js';
 import './contrib.js';
 import './contrib-attention.js';
 import './standard-extra.js';
+import './contrib-quant.js';

@@ -1,0 +1,2 @@
+/** Post-training quantization passes (filled in by the issue-12 work). */
+export {};

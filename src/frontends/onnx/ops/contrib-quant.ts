@@ -1,0 +1,2 @@
+/** com.microsoft quantized-weight converters: MatMulNBits, GatherBlockQuantized (issue-12 work). */
+export {};
