@@ -75,6 +75,10 @@ export const UNARY: Record<string, (x: Expr, ctx: LowerCtx) => Expr> = {
   sign: (x) => (isFloatT(x) ? select(isnan(x), x, un('sign', x)) : un('sign', x)),
   sin: (x) => un('sin', x),
   cos: (x) => un('cos', x),
+  tan: (x) => un('tan', x),
+  asin: (x) => un('asin', x),
+  acos: (x) => un('acos', x),
+  atan: (x) => un('atan', x),
   softplus: (x) => select(gt(x, f(30)), x, un('log', add(f(1), un('exp', x)))),
   // min/max of NaN are implementation-defined on both targets: NaN passes through explicitly, as in the reference
   hard_sigmoid: (x, ctx) =>

@@ -31,6 +31,18 @@ const TANH_HELPER = `fn kiln_tanh(x: f32) -> f32 {
 }
 `;
 
+// asin / acos through atan: the builtins of some drivers (Mesa lavapipe) are off by ~1e-4 near the ends of [-1, 1],
+// while atan is accurate. (1 - x)(1 + x) keeps its relative accuracy as |x| → 1; |x| > 1 and NaN give NaN via sqrt.
+const ASIN_ACOS_HELPER = `fn kiln_asin(x: f32) -> f32 {
+  let s = sqrt((1.0 - x) * (1.0 + x));
+  return select(atan(x / s), select(-1.5707963267948966, 1.5707963267948966, x > 0.0), s == 0.0);
+}
+fn kiln_acos(x: f32) -> f32 {
+  let d = select(1.0 + x, 1.0, x == -1.0);
+  return select(2.0 * atan(sqrt((1.0 - x) / d)), 3.141592653589793, x == -1.0);
+}
+`;
+
 export class WgslRenderer extends CLikeRenderer {
   // A conversion round trip may be folded away by shader compilers (Mesa's NIR drops f2f32(f2f16(x))); the builtin
   // made for it is not.
@@ -119,6 +131,10 @@ export class WgslRenderer extends CLikeRenderer {
       case 'erf':
       case 'erfc':
         this.helpers.add(ERFC_HELPER);
+        return t === 'f32' ? `kiln_${op}(${a})` : `${t}(kiln_${op}(f32(${a})))`;
+      case 'asin':
+      case 'acos':
+        this.helpers.add(ASIN_ACOS_HELPER);
         return t === 'f32' ? `kiln_${op}(${a})` : `${t}(kiln_${op}(f32(${a})))`;
       case 'tanh':
         this.helpers.add(TANH_HELPER);

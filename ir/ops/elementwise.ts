@@ -69,6 +69,10 @@ unary('round', 'round half to even', roundEven);
 unary('sign', 'y = sign(x)', (x) => (Number.isNaN(x) ? NaN : Math.sign(x)), NUMERIC);
 unary('sin', 'y = sin x', Math.sin);
 unary('cos', 'y = cos x', Math.cos);
+unary('tan', 'y = tan x', Math.tan);
+unary('asin', 'y = arcsin x (NaN outside [-1, 1])', Math.asin);
+unary('acos', 'y = arccos x (NaN outside [-1, 1])', Math.acos);
+unary('atan', 'y = arctan x', Math.atan);
 unary('softplus', 'y = ln(1 + e^x)', (x) => (x > 30 ? x : Math.log1p(Math.exp(x))));
 unary(
   'hard_sigmoid',
