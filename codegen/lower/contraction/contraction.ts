@@ -58,6 +58,12 @@ export interface Contraction {
    */
   extras?: View[];
   post?: (kb: KernelBuilder, acc: Expr, extras: readonly Expr[]) => Expr;
+  /**
+   * A load hook for b (block-quantized weights, `codegen/lower/blockq.ts`): called once per kernel to bind its own
+   * buffers, it returns b's element at an index of b's view, dequantized in the compute type. b's input is then
+   * not bound as a plain buffer; every schedule reads b through it.
+   */
+  bLoad?: (kb: KernelBuilder) => (index: Expr) => Expr;
 }
 
 export const zeros = (n: number) => new Array<number>(n).fill(0);

@@ -9,6 +9,8 @@ export class Gen {
   readonly bufs = new Map<number, string>();
   readonly ct: KType;
   private readonly unis = new Map<string, Expr>();
+  /** b's dequantizing load (`Contraction.bLoad`), bound for this kernel. */
+  private readonly bAt?: (index: Expr) => Expr;
   constructor(
     readonly kb: KernelBuilder,
     readonly ctx: LowerCtx,
@@ -18,9 +20,10 @@ export class Gen {
   ) {
     if (!loadAt) {
       for (const w of [con.a, con.b, con.aZero, con.bZero, con.bias, ...(con.extras ?? [])]) {
-        if (w && !this.bufs.has(w.input)) this.bufs.set(w.input, kb.input(ctx, w.input));
+        if (w === con.b && con.bLoad) this.bAt = con.bLoad(kb);
+        else if (w && !this.bufs.has(w.input)) this.bufs.set(w.input, kb.input(ctx, w.input));
       }
-    }
+    } else if (con.bLoad) throw new Error(`${con.label}: a dequantizing load of b needs a tiled or skinny schedule`);
     this.ct = computeType(ctx.inputs[con.a.input]!.dtype);
   }
 
@@ -84,6 +87,7 @@ export class Gen {
 
   /** Element `index` of a viewed input, in the compute type. */
   ld(w: View, index: Expr): Expr {
+    if (w === this.con.b && this.bAt) return this.bAt(index);
     if (w.offset !== undefined) index = add(index, this.u(`o${w.input}_`, w.offset));
     if (this.loadAt) return this.loadAt(w.input, index);
     const info = this.ctx.inputs[w.input]!;
