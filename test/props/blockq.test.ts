@@ -32,7 +32,7 @@ function rng(seed: number): () => number {
 
 interface NBitsCase {
   seed: number;
-  lead: number[];
+  lead: readonly number[];
   K: number;
   N: number;
   bits: 4 | 8;
