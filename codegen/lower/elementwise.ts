@@ -116,7 +116,7 @@ for (const [op, fn] of Object.entries(UNARY)) {
  * 64-bit integers live in 32-bit words on the devices. The reference computes them exactly, so a result that leaves
  * the 32-bit range must not wrap: it raises the node's error flag (code 3) and the run fails with a typed error.
  */
-function checked64(kb: KernelBuilder, op: string, a: Expr, b: Expr, r: Expr, dtype: DType): Expr {
+export function checked64(kb: KernelBuilder, op: string, a: Expr, b: Expr, r: Expr, dtype: DType): Expr {
   if (dtype !== 'i64' && dtype !== 'u64') return r;
   const rv = kb.let('r64', r);
   const z = c.of(a.type, 0);

@@ -1,0 +1,240 @@
+/**
+ * The issue-11 standard ops on the device backends (webgpu, cuda-emu) against the float64 reference: tan / asin /
+ * acos / atan, scatter_nd and scatter_elements (every reduction, duplicate indices), conv (1-D / 2-D, pads, strides,
+ * dilations, groups, auto_pad); bad indices are typed errors naming the node on every backend. Fresh random inputs
+ * every run; outputs poisoned first.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { GraphBuilder } from '../../ir/builder.js';
+import type { DType } from '../../ir/dtype.js';
+import { KilnError } from '../../ir/errors.js';
+import type { Graph } from '../../ir/graph.js';
+import '../../ir/ops/index.js';
+import type { Attrs } from '../../ir/registry.js';
+import { makeTensor, type Tensor } from '../../ir/tensor.js';
+import { compile, type BackendName, type Session } from '../../src/session.js';
+import { checkAgainstReference } from '../helpers/backends.js';
+import { deviceBackends } from '../helpers/device-backends.js';
+
+const devices = await deviceBackends();
+const sessions: Session[] = [];
+afterAll(() => sessions.forEach((s) => s.dispose()));
+
+const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+
+function randn(n: number, lo = -2, hi = 2): number[] {
+  return Array.from({ length: n }, () => lo + Math.random() * (hi - lo));
+}
+
+interface Case {
+  graph: Graph;
+  feeds: Record<string, Tensor>;
+}
+
+/** One op over graph inputs x0, x1 … with the given feeds. */
+function oneOp(op: string, ins: [DType, readonly number[], readonly number[]][], attrs: Attrs = {}): Case {
+  const b = new GraphBuilder(op);
+  const feeds: Record<string, Tensor> = {};
+  const vs = ins.map(([dt, shape, data], i) => {
+    feeds[`x${i}`] = makeTensor(dt, shape, data);
+    return b.input(`x${i}`, dt, shape);
+  });
+  b.output(b.op(op, vs, attrs), 'y');
+  return { graph: b.build(), feeds };
+}
+
+async function expectKilnError(p: Promise<unknown>, code: string, names: string): Promise<void> {
+  const e = await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  expect(e, 'expected a KilnError').toBeInstanceOf(KilnError);
+  expect((e as KilnError).code).toBe(code);
+  expect((e as KilnError).message).toContain(names);
+}
+
+async function session(g: Graph, backend: BackendName): Promise<Session> {
+  const s = await compile(g, { backend });
+  sessions.push(s);
+  return s;
+}
+
+describe.each(devices)('%s: tan / asin / acos / atan', (backend) => {
+  for (const [op, lo, hi] of [
+    ['tan', -1.5, 1.5],
+    ['asin', -1, 1],
+    ['acos', -1, 1],
+    ['atan', -50, 50],
+  ] as const) {
+    it(`${op} over its domain, specials and (for asin / acos) points outside it`, async () => {
+      const special = [0, -0, NaN, Infinity, -Infinity, ...(op === 'asin' || op === 'acos' ? [1, -1, 1.5, -3] : [])];
+      const data = [...special, ...randn(1000, lo, hi)];
+      for (const dt of ['f32', 'f16'] as const) {
+        const c = oneOp(op, [[dt, [data.length], data]]);
+        expect(await checkAgainstReference(c.graph, c.feeds, { backend }), `${op} ${dt}`).toEqual([]);
+      }
+    });
+  }
+});
+
+const REDUCTIONS = ['none', 'add', 'mul', 'max', 'min'] as const;
+const randInt = (lo: number, hi: number) => lo + Math.floor(Math.random() * (hi - lo + 1));
+/** Indices in [-n, n-1]: negative ones wrap; few distinct values, so duplicates are common. */
+const randIdx = (n: number, count: number) => Array.from({ length: count }, () => randInt(-n, n - 1));
+
+function scatterNdCase(dt: DType, data: number[], idxShape: number[], reduction: string): Case {
+  const k = idxShape[idxShape.length - 1]!;
+  const rows = numel(idxShape.slice(0, -1));
+  const idx: number[] = [];
+  for (let j = 0; j < rows; j++) for (let m = 0; m < k; m++) idx.push(...randIdx(data[m]!, 1));
+  const updShape = [...idxShape.slice(0, -1), ...data.slice(k)];
+  const vals = (n: number) => (dt.startsWith('f') ? randn(n) : Array.from({ length: n }, () => randInt(-9, 9)));
+  return oneOp(
+    'scatter_nd',
+    [
+      [dt, data, vals(numel(data))],
+      ['i64', idxShape, idx],
+      [dt, updShape, vals(numel(updShape))],
+    ],
+    { reduction },
+  );
+}
+
+function scatterElementsCase(dt: DType, data: number[], upd: number[], axis: number, reduction: string): Case {
+  const a = axis < 0 ? axis + data.length : axis;
+  const vals = (n: number) => (dt.startsWith('f') ? randn(n) : Array.from({ length: n }, () => randInt(-9, 9)));
+  return oneOp(
+    'scatter_elements',
+    [
+      [dt, data, vals(numel(data))],
+      ['i32', upd, randIdx(data[a]!, numel(upd))],
+      [dt, upd, vals(numel(upd))],
+    ],
+    { axis, reduction },
+  );
+}
+
+describe.each(devices)('%s: scatter_nd / scatter_elements', (backend) => {
+  it('scatter_nd: tuples of length 1..3, every reduction, duplicate and negative indices', async () => {
+    for (const reduction of REDUCTIONS) {
+      for (const idxShape of [[5, 1], [2, 3, 2], [7, 3], [1]]) {
+        const c = scatterNdCase('f32', [4, 5, 6], idxShape, reduction);
+        expect(await checkAgainstReference(c.graph, c.feeds, { backend }), `${reduction} ${idxShape}`).toEqual([]);
+      }
+    }
+  });
+
+  it('scatter_nd: integer data (exact), f16 data, a KV-cache update [B, H, S_max, D]', async () => {
+    for (const dt of ['i32', 'i64', 'f16'] as const) {
+      for (const reduction of ['none', 'add', 'max'] as const) {
+        const c = scatterNdCase(dt, [3, 4, 5], [4, 2], reduction);
+        expect(await checkAgainstReference(c.graph, c.feeds, { backend }), `${dt} ${reduction}`).toEqual([]);
+      }
+    }
+    // past cache [1, 2, 8, 4]; new tokens at positions 5, 6 of both heads: indices [1, 2, 2, 3] = (b, h, pos)
+    const idx = [0, 0, 5, 0, 0, 6, 0, 1, 5, 0, 1, 6];
+    const c = oneOp('scatter_nd', [
+      ['f32', [1, 2, 8, 4], randn(64)],
+      ['i64', [1, 2, 2, 3], idx],
+      ['f32', [1, 2, 2, 4], randn(16)],
+    ]);
+    expect(await checkAgainstReference(c.graph, c.feeds, { backend })).toEqual([]);
+  });
+
+  it('scatter_elements: every axis (negative too), every reduction, indices smaller than data', async () => {
+    for (const reduction of REDUCTIONS) {
+      for (const axis of [0, 1, 2, -1]) {
+        const c = scatterElementsCase(
+          'f32',
+          [3, 4, 5],
+          [4, 3, 5].map((d, i) => (i === (axis + 3) % 3 ? d : d - 1)),
+          axis,
+          reduction,
+        );
+        expect(await checkAgainstReference(c.graph, c.feeds, { backend }), `${reduction} axis ${axis}`).toEqual([]);
+      }
+    }
+    const c = scatterElementsCase('i64', [6, 2], [9, 2], 0, 'add');
+    expect(await checkAgainstReference(c.graph, c.feeds, { backend })).toEqual([]);
+  });
+
+  it('packed dtypes (bool, u8, i8, i16) through the gather form', async () => {
+    for (const [dt, reduction] of [
+      ['bool', 'none'],
+      ['u8', 'max'],
+      ['i8', 'add'],
+      ['i16', 'mul'],
+    ] as const) {
+      const data = [3, 5];
+      const idx = randIdx(3, 4);
+      const vals = (n: number) =>
+        Array.from({ length: n }, () => (dt === 'bool' ? randInt(0, 1) : dt === 'u8' ? randInt(0, 9) : randInt(-3, 3)));
+      const nd = oneOp(
+        'scatter_nd',
+        [
+          [dt, data, vals(15)],
+          ['i64', [4, 1], idx],
+          [dt, [4, 5], vals(20)],
+        ],
+        { reduction },
+      );
+      expect(await checkAgainstReference(nd.graph, nd.feeds, { backend }), `nd ${dt}`).toEqual([]);
+      const el = oneOp(
+        'scatter_elements',
+        [
+          [dt, data, vals(15)],
+          ['i64', [2, 5], randIdx(5, 10)],
+          [dt, [2, 5], vals(10)],
+        ],
+        { axis: 1, reduction },
+      );
+      expect(await checkAgainstReference(el.graph, el.feeds, { backend }), `elements ${dt}`).toEqual([]);
+    }
+  });
+
+  it('in place on a temporary of the run (no copy kernel) equals the reference', async () => {
+    const b = new GraphBuilder('inplace');
+    const x = b.input('x', 'f32', [6, 4]);
+    const i = b.input('i', 'i64', [3, 1]);
+    const u = b.input('u', 'f32', [3, 4]);
+    const t = b.op('neg', [x]);
+    b.output(b.op('scatter_nd', [t, i, u], { reduction: 'add' }), 'y');
+    const e = b.input('e', 'i64', [2, 4]);
+    const v = b.input('v', 'f32', [2, 4]);
+    b.output(b.op('scatter_elements', [b.op('exp', [x]), e, v], { axis: 0, reduction: 'max' }), 'z');
+    const feeds = {
+      x: makeTensor('f32', [6, 4], randn(24)),
+      i: makeTensor('i64', [3, 1], [5, -1, 0]),
+      u: makeTensor('f32', [3, 4], randn(12)),
+      e: makeTensor('i64', [2, 4], randIdx(6, 8)),
+      v: makeTensor('f32', [2, 4], randn(8)),
+    };
+    expect(await checkAgainstReference(b.build(), feeds, { backend })).toEqual([]);
+  });
+
+  it('an index out of range is a typed error naming the node; the session still works after', async () => {
+    const b = new GraphBuilder('bad');
+    const i = b.input('i', 'i64', [2, 1]);
+    const x = b.weight('x', makeTensor('f32', [4, 2], [0, 1, 2, 3, 4, 5, 6, 7]));
+    const u = b.weight('u', makeTensor('f32', [2, 2], [9, 9, 8, 8]));
+    b.output(b.op('scatter_nd', [x, i, u], {}, 'y'), 'y');
+    const e = b.input('e', 'i64', [1, 2]);
+    b.output(b.op('scatter_elements', [x, e, b.weight('w', makeTensor('f32', [1, 2], [5, 6]))], { axis: 0 }), 'z');
+    const s = await session(b.build(), backend);
+    const ok = await s.run({ i: makeTensor('i64', [2, 1], [-1, 0]), e: makeTensor('i64', [1, 2], [1, -4]) });
+    expect(Array.from(ok['y']!.data)).toEqual([8, 8, 2, 3, 4, 5, 9, 9]);
+    expect(Array.from(ok['z']!.data)).toEqual([0, 6, 5, 3, 4, 5, 6, 7]);
+    await expectKilnError(
+      s.run({ i: makeTensor('i64', [2, 1], [0, 4]), e: makeTensor('i64', [1, 2], [0, 0]) }),
+      'runtime',
+      'scatter_nd',
+    );
+    await expectKilnError(
+      s.run({ i: makeTensor('i64', [2, 1], [0, 0]), e: makeTensor('i64', [1, 2], [0, -5]) }),
+      'runtime',
+      'scatter_elements',
+    );
+    const again = await s.run({ i: makeTensor('i64', [2, 1], [1, 2]), e: makeTensor('i64', [1, 2], [3, 3]) });
+    expect(Array.from(again['y']!.data)).toEqual([0, 1, 9, 9, 8, 8, 6, 7]);
+  });
+});
