@@ -8,7 +8,7 @@
  *   subtracted), plus the softmax's SOFTMAX_FLOPS per score; T includes past keys.
  * - elementwise / broadcast ops: one per output element; fused_elementwise: output elements × its body's op count.
  * - softmax, norms, reductions, arg / cumulative reductions: a small per-op constant × input elements.
- * - movement (fusion kind injective: reshape, transpose, slice, concat, gather, pad …) and copies: 0.
+ * - movement (fusion kind injective: reshape, transpose, slice, concat, gather, pad …), fused_injective and copies: 0.
  * - any other op: one per output element (a floor, not a model).
  * Host-computed nodes and views run no kernel and are not costed by the caller.
  */
@@ -65,6 +65,8 @@ export function nodeFlops(op: string, attrs: Attrs, shapes: NodeShapes): number 
       return out * fusedBody(String(at['body'])).nodes.length;
     case 'fused_contraction':
       return contractionFlops(String(at['body']), shapes);
+    case 'fused_injective':
+      return 0;
   }
   if (op in PER_INPUT) return PER_INPUT[op]! * numel(a);
   if (def.fusion === 'injective') return 0;

@@ -34,6 +34,11 @@ export interface CompileOptions {
   /** Poison output buffers before each run so unwritten elements show as NaN (tests). */
   poison?: boolean;
   /**
+   * Device backends: how `attention` is scheduled — `auto` (default: the decomposed schedule where it is exact and
+   * the queries are many, one kernel otherwise), `one-kernel`, or `decomposed` where exact.
+   */
+  attentionSchedule?: 'auto' | 'one-kernel' | 'decomposed';
+  /**
    * Input shapes to build every kernel for up front (as `session.warmup(shapes)` does); inputs with static shapes may
    * be left out. Without it the first `run` compiles what it needs.
    */
@@ -347,15 +352,25 @@ async function compileBackend(backend: BackendChoice, graph: Graph, opts: Compil
   return compileFor(backend, graph, opts);
 }
 
+/** The caps entry for a requested attention schedule (none: the backend's default). */
+function schedule(opts: CompileOptions): { attentionSchedule?: 'auto' | 'one-kernel' | 'decomposed' } {
+  return opts.attentionSchedule ? { attentionSchedule: opts.attentionSchedule } : {};
+}
+
 async function compileFor(backend: BackendName, graph: Graph, opts: CompileOptions): Promise<Session> {
   switch (backend) {
     case 'reference':
       return new ReferenceSession(graph);
     case 'webgpu': {
       const { acquireGpu } = await import('./runtime/webgpu/device.js');
-      const { WebGpuBackend } = await import('./runtime/webgpu/backend.js');
+      const { WebGpuBackend, deviceCapsOf } = await import('./runtime/webgpu/backend.js');
       const ctx = await sharedGpu(acquireGpu, opts.disableF16 === true);
-      return new DeviceSession('webgpu', graph, new Executor(graph, new WebGpuBackend(ctx), { poison: opts.poison }));
+      const caps = { ...deviceCapsOf(ctx), ...schedule(opts) };
+      return new DeviceSession(
+        'webgpu',
+        graph,
+        new Executor(graph, new WebGpuBackend(ctx, caps), { poison: opts.poison }),
+      );
     }
     case 'cuda-emu': {
       const { CudaEmuBackend, requireEmulator } = await import('./runtime/cuda-emu/backend.js');
@@ -363,7 +378,9 @@ async function compileFor(backend: BackendName, graph: Graph, opts: CompileOptio
       return new DeviceSession(
         'cuda-emu',
         graph,
-        new Executor(graph, new CudaEmuBackend({ caps: { f16: opts.disableF16 !== true } }), { poison: opts.poison }),
+        new Executor(graph, new CudaEmuBackend({ caps: { f16: opts.disableF16 !== true, ...schedule(opts) } }), {
+          poison: opts.poison,
+        }),
       );
     }
     case 'cuda': {

@@ -5,7 +5,7 @@
  * but on adapters where that kernel's per-key loads are slow the templates win by several times (lavapipe:
  * `npm run bench -- attention` measured the one-kernel schedule 5–8× slower at N = 128…2048).
  *
- * Taken only where it computes exactly what the op defines: no softcap, no qk output, no causal / nonpad masking, a
+ * `auto` takes it for more than ONE_KERNEL_MAX_QUERIES query rows; any schedule takes it only where it computes exactly what the op defines: no softcap, no qk output, no causal / nonpad masking, a
  * float mask absent or host-known with an attendable key in every row and one column per key (a fully masked row is
  * zeros in the op but NaN through a softmax), past keys / values only through the `present` outputs, and scores
  * within SCORES_LIMIT elements.
@@ -20,6 +20,14 @@ import { lowerNode } from './registry.js';
 
 /** Scores elements above which the one-kernel schedule is kept (its memory does not grow with them). */
 export const SCORES_LIMIT = 1 << 24;
+
+/**
+ * Query rows per (batch, head) up to which `auto` keeps the one-kernel schedule: decode and short verification
+ * steps. Measured on lavapipe (12 heads of 64, one run): S = 1 is even at T = 4…2048 (0.66 vs 0.78 ms at T = 4,
+ * 32 vs 33 ms at T = 2048) and S = 4 at T = 512 slightly faster in one kernel (21.7 vs 24.3 ms), while at S = 16 the
+ * decomposed schedule wins 1.6× and at S = T = 128 5.7× — and one kernel is two launches fewer.
+ */
+export const ONE_KERNEL_MAX_QUERIES = 4;
 
 interface Geom {
   rank: number;
@@ -62,6 +70,7 @@ function rebind(step: LoweredStep, ins: readonly Binding[], out: Binding): Lower
 export function decomposedAttention(ctx: LowerCtx, g: Geom, scale: number): LoweredStep[] | undefined {
   const a = ctx.attrs;
   if (ctx.caps.attentionSchedule === 'one-kernel') return undefined;
+  if (ctx.caps.attentionSchedule !== 'decomposed' && g.S <= ONE_KERNEL_MAX_QUERIES) return undefined;
   const mask = ctx.inputs[3];
   const hasPast = ctx.inputs[4] !== undefined;
   if ((a['softcap'] as number) > 0 || ctx.outputs.length > 3 || a['is_causal'] || ctx.inputs[6]) return undefined;

@@ -5,11 +5,13 @@
  * bound once with `let` so a value read twice is computed once.
  */
 import type { Graph, Value } from '../../ir/graph.js';
-import { contractionView, FUSIBLE_OPS, fusedBody } from '../../ir/ops/fused.js';
+import { contractionView, FUSIBLE_OPS, fusedBody, inferBody, INJECTIVE_OPS } from '../../ir/ops/fused.js';
+import { contiguousLayout, isContiguous } from '../../ir/layout.js';
+import { tensorType } from '../../ir/types.js';
 import { numel } from '../../ir/shape.js';
 import { getOp, resolveAttrs } from '../../ir/registry.js';
 import { UnsupportedError } from '../../ir/errors.js';
-import { bin, c, cast, isnan, select, type Expr } from '../kir.js';
+import { add, bin, c, cast, div, isnan, lt, mod, mul, select, sub, type Expr } from '../kir.js';
 import { BINARY, UNARY, convert, nanMax } from './elementwise.js';
 import type { Contraction } from './contraction/contraction.js';
 import { lowerContraction } from './contraction/lower.js';
@@ -102,6 +104,87 @@ registerLowering('fused_elementwise', (ctx) => {
       const env = new Map<Value, Expr>();
       body.inputs.forEach((v, i) => env.set(v, p.kb.let('in', p.loadBroadcast(i))));
       return evalBody(p.kb, ctx, body, env, 0);
+    },
+  });
+});
+
+/**
+ * `fused_injective` lowers to ONE pointwise kernel: each output element's flat index is mapped back through the body —
+ * a view op by its `OpDef.layout` over its input (offset + Σ coordinate × stride), a concat by the part its
+ * coordinate along the axis falls in (every part's index computed clamped, the right one selected) — to the one input
+ * element it copies. Sizes, offsets and strides are uniforms, so a decode step's growing cache reuses the kernel.
+ */
+registerLowering('fused_injective', (ctx) => {
+  const body = fusedBody(ctx.attrs['body'] as string, ctx.node, 'fused_injective');
+  const types = inferBody(
+    body,
+    ctx.inputs.map((t) => tensorType(t!.dtype, t!.shape)),
+    ctx.node,
+  );
+  const shapeOf = (x: Value) => types.get(x)!.shape as number[];
+  const inputIndex = new Map(body.inputs.map((x, i) => [x, i]));
+  return pointwiseSteps(ctx, {
+    label: 'fused_injective',
+    reads: ctx.inputs.map((_, i) => i),
+    value: (p) => {
+      const kb = p.kb;
+      const u = (hint: string, x: number) => (x === 0 || x === 1 ? c.i32(x) : kb.uniform(hint, x));
+      /** The element of body value `x` at row-major index `flat`. */
+      const at = (x: Value, flat: Expr): Expr => {
+        const i = inputIndex.get(x);
+        if (i !== undefined) return p.loadAt(i, flat);
+        const n = x.producer!;
+        if (!INJECTIVE_OPS.has(n.op)) {
+          throw new UnsupportedError(`op ${n.op} in an injective body`, { node: ctx.node, op: n.op });
+        }
+        const shape = shapeOf(x);
+        if (n.op === 'concat') {
+          const r = shape.length;
+          const axis = ((n.attrs['axis'] as number) + r) % r;
+          const inner = shape.slice(axis + 1).reduce((a, b) => a * b, 1);
+          const innerU = u('in', inner);
+          const cAx = kb.let('ca', mod(div(flat, innerU), u('ax', shape[axis]!)));
+          const outer = kb.let('co', div(flat, u('oa', shape[axis]! * inner)));
+          const rest = kb.let('cr', mod(flat, innerU));
+          let start = 0;
+          const parts = n.inputs.map((y) => {
+            const a = shapeOf(y!)[axis]!;
+            const o = start;
+            start += a;
+            const local = bin('min', bin('max', sub(cAx, u('o', o)), c.i32(0)), u('a', Math.max(a - 1, 0)));
+            const idx = kb.let('ci', add(add(mul(outer, u('pa', a * inner)), mul(local, innerU)), rest));
+            return { end: start, value: a === 0 ? undefined : at(y!, idx) };
+          });
+          let val: Expr | undefined;
+          for (let k = parts.length - 1; k >= 0; k--) {
+            const pv = parts[k]!.value;
+            if (!pv) continue;
+            val = val === undefined ? pv : select(lt(cAx, u('e', parts[k]!.end)), pv, val);
+          }
+          return val!;
+        }
+        const src = n.inputs[0]!;
+        const def = getOp(n.op);
+        const l = def.layout?.(contiguousLayout(shapeOf(src)), {
+          attrs: resolveAttrs(def, n.attrs, n.name),
+          hostInputs: n.inputs.map((y) => (y ? (y.data ?? undefined) : null)),
+          outShapes: [shape],
+        })?.[0];
+        if (!l) throw new UnsupportedError(`${n.op} in an injective body has no layout`, { node: ctx.node, op: n.op });
+        if (isContiguous(l)) return at(src, l.offset === 0 ? flat : kb.let('vi', add(flat, u('vo', l.offset))));
+        let idx: Expr = u('vo', l.offset);
+        let after = 1;
+        for (let d = shape.length - 1; d >= 0; d--) {
+          const dim = shape[d]!;
+          if (dim !== 1 && l.strides[d] !== 0) {
+            const coord = kb.let('vc', mod(div(flat, u('vs', after)), u('vd', dim)));
+            idx = add(idx, mul(coord, u('vt', l.strides[d]!)));
+          }
+          after *= dim;
+        }
+        return at(src, kb.let('vi', idx));
+      };
+      return at(body.outputs[0]!, p.flat);
     },
   });
 });

@@ -6,6 +6,8 @@
  * - `fused_elementwise`: elementwise / broadcast ops (one pointwise kernel).
  * - `fused_contraction`: a matmul / gemm whose result feeds elementwise ops (bias, activation, residual, scale, mask):
  *   one contraction kernel applying them as it stores each output element.
+ * - `fused_injective`: concats and the view ops between them (a KV cache's past ++ new keys and values stacked into
+ *   one `present`): one pointwise kernel that maps each output index back through the body to the input it reads.
  */
 import { VerifyError } from '../errors.js';
 import type { Graph, Node, Value } from '../graph.js';
@@ -130,3 +132,18 @@ export const FUSIBLE_OPS: ReadonlySet<string> = new Set([
   ...['floor', 'ceil', 'round', 'sign', 'sin', 'cos', 'softplus', 'hard_sigmoid', 'hard_swish', 'leaky_relu'],
   ...['identity', 'add', 'sub', 'mul', 'div', 'mod', 'pow', 'max', 'min', 'sum', 'cast', 'clip', 'where'],
 ]);
+
+/**
+ * Ops an injective body may hold: concat and the view ops whose `OpDef.layout` maps an output index to an input index
+ * (their shape / axes parameters are body constants). Each output element reads exactly one input element.
+ */
+export const INJECTIVE_OPS: ReadonlySet<string> = new Set(['concat', 'transpose', 'reshape', 'squeeze', 'unsqueeze']);
+
+registerFused(
+  'fused_injective',
+  'Concats and the view ops between them (transpose, reshape, squeeze, unsqueeze) run as one kernel; `body` is the ' +
+    'group as IR text: every output element is one input element, found by mapping its index back through the body.',
+  (body, fail) => {
+    for (const n of body.nodes) if (!INJECTIVE_OPS.has(n.op)) fail(`op ${n.op} may not appear in an injective body`);
+  },
+);

@@ -2,3 +2,4 @@
 export { fuseElementwise, fuseElementwisePass, type FuseOptions } from './elementwise.js';
 export { fuseEpilogues, fuseEpiloguePass } from './epilogue.js';
 export { mergeProjections, mergeProjectionsPass } from './projections.js';
+export { fuseConcats, fuseConcatsPass } from './concat.js';

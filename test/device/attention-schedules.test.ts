@@ -21,8 +21,13 @@ function randn(n: number, seed: number): number[] {
   return Array.from({ length: n }, () => ((a = (a * 1103515245 + 12345) % 2147483648), (a / 2147483648) * 2 - 1));
 }
 
-async function run(graph: Graph, feeds: Record<string, Tensor>, backend: string): Promise<string[]> {
-  const s = await compile(graph, { backend: backend as 'webgpu', poison: true });
+async function run(
+  graph: Graph,
+  feeds: Record<string, Tensor>,
+  backend: string,
+  attentionSchedule?: 'decomposed',
+): Promise<string[]> {
+  const s = await compile(graph, { backend: backend as 'webgpu', poison: true, attentionSchedule });
   const kernels: string[] = [];
   type K = { kernel: { name: string } };
   const be = (s as unknown as { executor: { backend: { run(x: readonly K[]): unknown } } }).executor.backend;
@@ -93,6 +98,23 @@ describe.each(backends)('attention schedules (%s)', (backend) => {
     };
     const kernels = await run(graph, feeds, backend);
     expect(kernels.some((n) => n.includes('attention_pv'))).toBe(true);
+  });
+
+  it('decode-shaped queries (S = 1) stay on one kernel by default; a requested decomposed schedule is taken', async () => {
+    const b = new GraphBuilder('dec');
+    const q = b.input('q', 'f32', [1, 3, 1, 8]);
+    const k = b.input('k', 'f32', [1, 3, 20, 8]);
+    const v = b.input('v', 'f32', [1, 3, 20, 8]);
+    b.output(b.op('attention', [q, k, v]), 'y');
+    const graph = b.build();
+    const feeds = {
+      q: makeTensor('f32', [1, 3, 1, 8], randn(24, 7)),
+      k: makeTensor('f32', [1, 3, 20, 8], randn(480, 8)),
+      v: makeTensor('f32', [1, 3, 20, 8], randn(480, 9)),
+    };
+    expect((await run(graph, feeds, backend)).filter((n) => /attention_(scores|pv)/.test(n))).toEqual([]);
+    const forced = await run(graph, feeds, backend, 'decomposed');
+    expect(forced.filter((n) => /attention_(scores|pv)/.test(n))).toHaveLength(2);
   });
 
   it('a fully masked row and causal masking stay on the one-kernel schedule (zeros, not NaN)', async () => {

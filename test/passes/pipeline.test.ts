@@ -104,8 +104,9 @@ describe('pass manager and instruments', () => {
         '06-attention-heads.ir',
         '07-dce.ir',
         '08-merge-projections.ir',
-        '09-fuse-elementwise.ir',
-        '10-fuse-epilogue.ir',
+        '09-fuse-concat.ir',
+        '10-fuse-elementwise.ir',
+        '11-fuse-epilogue.ir',
       ]);
       expect(readFileSync(join(dir, '04-cse.ir'), 'utf8')).not.toContain('%d:');
     } finally {
