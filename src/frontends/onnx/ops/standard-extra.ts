@@ -29,3 +29,12 @@ const scatterElements = (ctx: ConvertContext) => [
 onnxOp('ScatterElements', scatterElements, 11);
 // Scatter (opset 9, deprecated at 11) is ScatterElements without reductions.
 onnxOp('Scatter', scatterElements, 9);
+
+onnxOp('Conv', (ctx) => {
+  const attrs: Record<string, string | number | number[]> = {
+    auto_pad: ctx.str('auto_pad', 'NOTSET'),
+    group: ctx.int('group', 1),
+  };
+  for (const k of ['pads', 'strides', 'dilations', 'kernel_shape']) if (ctx.hasAttr(k)) attrs[k] = ctx.ints(k);
+  return [ctx.emit('conv', [ctx.req(0), ctx.req(1), ctx.input(2)], attrs)];
+});
