@@ -238,3 +238,70 @@ describe.each(devices)('%s: scatter_nd / scatter_elements', (backend) => {
     expect(Array.from(again['y']!.data)).toEqual([0, 1, 9, 9, 8, 8, 6, 7]);
   });
 });
+
+function convCase(x: number[], w: number[], attrs: Attrs, bias: boolean, dt: DType = 'f32'): Case {
+  const b = new GraphBuilder('conv');
+  const xv = b.input('x', dt, x);
+  const wv = b.input('w', dt, w);
+  const bv = bias ? b.input('b', dt, [w[0]!]) : null;
+  b.output(b.op('conv', [xv, wv, bv], attrs), 'y');
+  const feeds: Record<string, Tensor> = {
+    x: makeTensor(dt, x, randn(numel(x))),
+    w: makeTensor(dt, w, randn(numel(w), -1, 1)),
+  };
+  if (bias) feeds['b'] = makeTensor(dt, [w[0]!], randn(w[0]!));
+  return { graph: b.build(), feeds };
+}
+
+describe.each(devices)('%s: conv', (backend) => {
+  const cases: [string, number[], number[], Attrs, boolean][] = [
+    ['2-D 3x3 pads 1', [2, 3, 7, 6], [4, 3, 3, 3], { pads: [1, 1, 1, 1] }, true],
+    ['2-D strides 2, asymmetric pads', [1, 2, 7, 5], [3, 2, 3, 3], { strides: [2, 2], pads: [1, 0, 1, 0] }, false],
+    [
+      '2-D dilations 2, rectangular kernel',
+      [1, 2, 8, 9],
+      [2, 2, 2, 3],
+      { dilations: [2, 2], pads: [0, 1, 2, 1] },
+      true,
+    ],
+    ['2-D depthwise (group = C = M)', [1, 4, 6, 6], [4, 1, 3, 3], { group: 4, pads: [1, 1, 1, 1] }, true],
+    ['2-D two groups', [2, 4, 5, 5], [6, 2, 2, 2], { group: 2 }, false],
+    ['2-D ViT patch embedding (kernel = stride = 4)', [1, 3, 16, 16], [8, 3, 4, 4], { strides: [4, 4] }, true],
+    [
+      '2-D auto_pad SAME_UPPER, stride 2',
+      [1, 2, 7, 6],
+      [3, 2, 4, 3],
+      { auto_pad: 'SAME_UPPER', strides: [2, 2] },
+      false,
+    ],
+    ['2-D auto_pad SAME_LOWER', [1, 2, 5, 6], [2, 2, 2, 2], { auto_pad: 'SAME_LOWER' }, true],
+    ['2-D auto_pad VALID', [1, 1, 6, 7], [2, 1, 3, 2], { auto_pad: 'VALID', strides: [1, 2] }, true],
+    ['1-D Whisper conv1 (k3, pads 1)', [1, 8, 30], [6, 8, 3], { pads: [1, 1] }, true],
+    ['1-D Whisper conv2 (k3, stride 2, pads 1)', [2, 6, 30], [6, 6, 3], { pads: [1, 1], strides: [2] }, true],
+    ['1-D dilated, grouped', [1, 4, 20], [4, 2, 3], { dilations: [3], group: 2 }, false],
+  ];
+  for (const [name, x, w, attrs, bias] of cases) {
+    it(name, async () => {
+      const c = convCase(x, w, attrs, bias);
+      expect(await checkAgainstReference(c.graph, c.feeds, { backend })).toEqual([]);
+    });
+  }
+  it('f16 data (f32 accumulation)', async () => {
+    const c = convCase([1, 4, 9, 9], [4, 4, 3, 3], { pads: [1, 1, 1, 1] }, true, 'f16');
+    expect(await checkAgainstReference(c.graph, c.feeds, { backend })).toEqual([]);
+  });
+
+  it('a symbolic time axis (Whisper front end: conv1 stride 1, conv2 stride 2) serves two lengths', async () => {
+    const b = new GraphBuilder('whisper');
+    const x = b.input('x', 'f32', [1, 6, 'T']);
+    const w1 = b.weight('w1', makeTensor('f32', [5, 6, 3], randn(90, -1, 1)));
+    const w2 = b.weight('w2', makeTensor('f32', [5, 5, 3], randn(75, -1, 1)));
+    const h = b.op('gelu', [b.op('conv', [x, w1], { pads: [1, 1] })]);
+    b.output(b.op('conv', [h, w2], { pads: [1, 1], strides: [2] }), 'y');
+    const g = b.build();
+    for (const T of [16, 23]) {
+      const feeds = { x: makeTensor('f32', [1, 6, T], randn(6 * T)) };
+      expect(await checkAgainstReference(g, feeds, { backend }), `T=${T}`).toEqual([]);
+    }
+  });
+});
