@@ -1,2 +1,2 @@
-/** Post-training quantization passes (filled in by the issue-12 work). */
-export {};
+/** Post-training quantization passes: weight-only round-to-nearest (`rtn.ts`). */
+export * from './rtn.js';
