@@ -455,6 +455,8 @@ async function dispatch(argv: readonly string[], io: CliIo): Promise<number> {
       return generate(rest, io);
     case 'perplexity':
       return perplexityCmd(rest, io);
+    case 'quantize':
+      return (await import('./quantize.js')).quantizeCommand(rest, io);
     default:
       throw new UsageError(
         `unknown command '${cmd}' (commands: demo, generate, perplexity, conformance, ir, kernels, inspect, help; see kiln --help)`,
