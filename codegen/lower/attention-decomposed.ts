@@ -5,7 +5,7 @@
  * but on adapters where that kernel's per-key loads are slow the templates win by several times (lavapipe:
  * `npm run bench -- attention` measured the one-kernel schedule 5–8× slower at N = 128…2048).
  *
- * `auto` takes it for more than ONE_KERNEL_MAX_QUERIES query rows; any schedule takes it only where it computes exactly what the op defines: no softcap, no qk output, no causal / nonpad masking, a
+ * `auto` takes it for more than ONE_KERNEL_MAX_QUERIES query rows; any schedule takes it only where it computes exactly what the op defines: no softcap, no mask_fill, no qk output, no causal / nonpad masking, a
  * float mask absent or host-known with an attendable key in every row and one column per key (a fully masked row is
  * zeros in the op but NaN through a softmax), past keys / values only through the `present` outputs, and scores
  * within SCORES_LIMIT elements.
@@ -74,6 +74,7 @@ export function decomposedAttention(ctx: LowerCtx, g: Geom, scale: number): Lowe
   const mask = ctx.inputs[3];
   const hasPast = ctx.inputs[4] !== undefined;
   if ((a['softcap'] as number) > 0 || ctx.outputs.length > 3 || a['is_causal'] || ctx.inputs[6]) return undefined;
+  if (a['mask_fill'] !== undefined) return undefined;
   if (hasPast && ctx.outputs.length < 3) return undefined;
   if (mask && (mask.dtype === 'bool' || !mask.data || mask.shape.at(-1) !== g.T || !everyRowAttends(mask.data))) {
     return undefined;

@@ -179,6 +179,7 @@ registerLowering('attention', (ctx) => {
   const causal = ctx.attrs['is_causal'] as boolean;
   const softcap = ctx.attrs['softcap'] as number;
   const mode = ctx.attrs['qk_matmul_output_mode'] as number;
+  const fill = ctx.attrs['mask_fill'] as number | undefined;
   const scale = (ctx.attrs['scale'] as number | undefined) ?? (D > 0 ? 1 / Math.sqrt(D) : 1);
   const writeQk = ctx.outputs.length > 3;
   const decomposed = decomposedAttention(ctx, g, scale);
@@ -334,15 +335,22 @@ registerLowering('attention', (ctx) => {
     const raw = kb.let('raw', mul(scaleU, v(dot, 'f32')));
     const capped = softcap > 0 ? kb.let('cap', mul(f(softcap), un('tanh', div(raw, f(softcap))))) : raw;
     let bias: Expr = f(0);
+    let base = capped;
     if (mask) {
       const mi = kb.let('mi', add(maskBase, bin('max', bin('min', j, sub(maskLen, i32(1))), i32(0))));
       const m = loadAs(kb, ctx, maskB!, 3, mi);
-      const mv = mask.dtype === 'bool' ? select(ne(m, c.of(m.type, 0)), f(0), NEG_INF) : m;
-      bias = kb.let('bias', select(lt(j, maskLen), mv, NEG_INF));
+      if (fill !== undefined) {
+        // mask_fill: a masked key's logit is the fill (still attendable), not -inf
+        const keep = kb.let('keep', and(lt(j, maskLen), ne(m, c.of(m.type, 0))));
+        base = kb.let('base', select(keep, capped, kb.uniform('fill', fill, 'f32')));
+      } else {
+        const mv = mask.dtype === 'bool' ? select(ne(m, c.of(m.type, 0)), f(0), NEG_INF) : m;
+        bias = kb.let('bias', select(lt(j, maskLen), mv, NEG_INF));
+      }
     }
     if (causal) bias = kb.let('bias', select(gt(j, add(qi, offset)), add(bias, NEG_INF), bias));
     if (npB) bias = kb.let('bias', select(ge(j, validLen), add(bias, NEG_INF), bias));
-    const logit = kb.let('logit', add(capped, bias));
+    const logit = kb.let('logit', add(base, bias));
     return { raw, capped, bias, logit };
   };
 

@@ -185,7 +185,9 @@ registerOp({
     'attn_mask (bool: true attends; float: added; last dim shorter than the keys is padded as masked), is_causal ' +
     '(queries aligned after past_key, or to nonpad_kv_seqlen[b]) and nonpad_kv_seqlen; past_key/past_value are ' +
     'prepended to K/V (outputs present_key/present_value). qk_matmul_output_mode picks output 3: 0 scaled QK, ' +
-    '1 after softcap, 2 after adding the bias, 3 after softmax. A query whose keys are all masked gets zero weights.',
+    '1 after softcap, 2 after adding the bias, 3 after softmax. A query whose keys are all masked gets zero weights. ' +
+    'mask_fill (kiln; needs a bool attn_mask): the logit of a key attn_mask masks is this finite value instead of ' +
+    '-inf — exporters write masking as Where(mask, scores, -10000), which this computes exactly.',
   inputs: [
     { name: 'q' },
     { name: 'k' },
@@ -205,6 +207,7 @@ registerOp({
     qk_matmul_output_mode: { kind: 'int', default: 0 },
     // The reference computes in float64 whatever the precision; the attribute tells backends what to use.
     softmax_precision: { kind: 'dtype', optional: true },
+    mask_fill: { kind: 'float', optional: true },
   },
   fusion: 'opaque',
   infer(ctx) {
@@ -220,6 +223,12 @@ registerOp({
     const mode = ctx.attrs['qk_matmul_output_mode'] as number;
     if (!(mode >= 0 && mode <= 3)) ctx.fail(`qk_matmul_output_mode must be 0..3, got ${mode}`);
     if (!((ctx.attrs['softcap'] as number) >= 0)) ctx.fail('softcap must be >= 0');
+    const fill = ctx.attrs['mask_fill'] as number | undefined;
+    if (fill !== undefined && (mask?.dtype !== 'bool' || !Number.isFinite(fill))) {
+      ctx.fail(
+        `mask_fill needs a bool attn_mask and a finite value, got ${fill} with ${mask ? mask.dtype : 'no'} mask`,
+      );
+    }
     const g = attentionGeometry(
       ctx.inputs.map((t) => t?.shape),
       ctx.attrs,
@@ -260,6 +269,7 @@ registerOp({
     const softcap = a['softcap'] as number;
     const causal = a['is_causal'] as boolean;
     const mode = a['qk_matmul_output_mode'] as number;
+    const fill = a['mask_fill'] as number | undefined;
 
     // The mask viewed as [B, Hq, S, maskLen] with broadcast (stride 0) dims.
     const maskStrides = [0, 0, 0, 0];
@@ -298,12 +308,12 @@ registerOp({
           let maxBias = -Infinity;
           for (let j = 0; j < T; j++) {
             let bj = 0;
+            let filled = false; // mask_fill: a key the mask masks has the fill as its logit
             if (mask) {
-              if (j >= maskLen) bj = -Infinity;
-              else {
-                const m = mask.data[mBase + j * maskStrides[3]!]!;
-                bj = mask.dtype === 'bool' ? (m !== 0 ? 0 : -Infinity) : m;
-              }
+              const m = j < maskLen ? mask.data[mBase + j * maskStrides[3]!]! : undefined;
+              if (fill !== undefined) filled = m === undefined || m === 0;
+              else if (m === undefined) bj = -Infinity;
+              else bj = mask.dtype === 'bool' ? (m !== 0 ? 0 : -Infinity) : m;
             }
             if (causal && j > i + offset) bj += -Infinity;
             if (nonpad && j >= valid[b]!) bj += -Infinity;
@@ -313,7 +323,7 @@ registerOp({
             for (let d = 0; d < D; d++) dot += q!.data[qBase + d]! * presentK.data[kBase + j * D + d]!;
             const raw = scale * dot;
             const capped = softcap > 0 ? softcap * Math.tanh(raw / softcap) : raw;
-            logits[j] = capped + bj;
+            logits[j] = (filled ? fill! : capped) + bj;
             qkOut.data[oBase + j] = mode === 0 ? raw : mode === 1 ? capped : logits[j]!;
           }
           // softmax; a row with no attendable key (all bias -inf) gets zero weights, so its output is 0

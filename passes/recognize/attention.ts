@@ -4,7 +4,9 @@
  *
  * Only where the op computes the same function: rank-4 operands, a scale constant, a softmax over the keys, and a
  * mask that is a constant as long as the keys (the op pads a shorter mask as masked) with an attendable key in every
- * row (the op gives a fully masked row zero weights, the softmax NaN).
+ * row (the op gives a fully masked row zero weights, the softmax NaN). The Where form — Where(mask, scores, fill) with
+ * a bool mask (a run-time value is fine) and a finite fill — becomes the op with `mask_fill`, which replaces each
+ * masked logit by the fill exactly as Where does (a fully masked row then stays uniform, as the softmax makes it).
  */
 import type { Node, Value } from '../../ir/graph.js';
 import { everyRowAttends } from '../../ir/ops/attention.js';
@@ -23,6 +25,31 @@ const lastAxis = (a: Record<string, unknown>, n: Node) => {
 };
 const patterns = scaled.flatMap((s) =>
   [s, op('add', [s, constant('mask')])].map((sc) => op('matmul', [op('softmax', [sc], { attrs: lastAxis }), v('v')])),
+);
+
+/** Where(mask, scores, fill) → Softmax → MatMul: GPT-2's exporter form (fill −10000), the op's `mask_fill`. */
+const finite = (name: string) => constant(name, (t) => t.data.length === 1 && Number.isFinite(t.data[0]!));
+const filled = scaled.map((sc) =>
+  op('matmul', [op('softmax', [op('where', [v('cond'), sc, finite('fill')])], { attrs: lastAxis }), v('v')]),
+);
+
+/** `mask` broadcasts to the scores [B, H, S, T] with one entry per key (a shorter mask would pad as masked). */
+function maskFits(mask: Value, scores: readonly (number | string)[]): boolean {
+  const ms = mask.type.shape;
+  if (ms.length > 4 || ms.at(-1) !== scores.at(-1)) return false;
+  return ms.every((d, i) => d === 1 || d === scores[scores.length - ms.length + i]);
+}
+
+export const filledAttentionRules: Rule[] = filled.map((p) =>
+  rule('attention-mask-fill', p, (m, rw) => {
+    const [q, kt, vv, cond] = [m.v('q'), m.v('kt'), m.v('v'), m.v('cond')];
+    if (![q, kt, vv].every((x: Value) => x.type.shape.length === 4) || cond.type.dtype !== 'bool') return undefined;
+    if (!maskFits(cond, m.node('qk').outputs[0]!.type.shape)) return undefined;
+    const s = m.data('s').data[0]!;
+    const scale = m.node('scale').op === 'mul' ? s : 1 / s;
+    const k = rw.op('transpose', [kt], { perm: [0, 1, 3, 2] })[0]!;
+    return rw.op('attention', [q, k, vv, cond], { scale, mask_fill: m.data('fill').data[0]! })[0];
+  }),
 );
 
 export const attentionRules: Rule[] = patterns.map((p) =>

@@ -2,15 +2,20 @@
 import { rulePass } from '../canonicalize/index.js';
 import type { Rule } from '../rewrite.js';
 import { activationRules } from './activation.js';
-import { attentionHeadRules, attentionRules } from './attention.js';
+import { attentionHeadRules, attentionRules, filledAttentionRules } from './attention.js';
 import { normRules } from './norm.js';
 
 export { activationRules } from './activation.js';
-export { attentionHeadRules, attentionRules } from './attention.js';
+export { attentionHeadRules, attentionRules, filledAttentionRules } from './attention.js';
 export { normRules, trailingAxis } from './norm.js';
 
 // norms first: the two-pass layer-norm root is also x̂ / sqrt(mean(x̂²) + eps), an RMS norm of the deviation
-export const recognizeRules: readonly Rule[] = [...normRules, ...activationRules, ...attentionRules];
+export const recognizeRules: readonly Rule[] = [
+  ...normRules,
+  ...activationRules,
+  ...attentionRules,
+  ...filledAttentionRules,
+];
 
 /** Level 1: the ops are exact rewrites of the patterns, and the later passes and kernels want them whole. */
 export const recognize = rulePass('recognize', 1, recognizeRules);

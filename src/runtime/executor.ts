@@ -230,6 +230,12 @@ export class Executor<B> {
   /** Host nodes whose results depend only on input shapes (not on input data). */
   private readonly shapeOnly = new Set<Node>();
   private readonly shapeResults = new Map<string, Map<Node, Tensor[]>>();
+  /**
+   * Device nodes whose results only `shape` / `size` read (directly or through other such nodes) and that are no
+   * graph output: their shapes are inferred, nothing runs (exporters keep e.g. the attention scores alive for their
+   * shape after the attention became one op).
+   */
+  private readonly shapeFed = new Set<Node>();
   constructor(
     readonly graph: Graph,
     readonly backend: DeviceBackend<B>,
@@ -245,6 +251,13 @@ export class Executor<B> {
         this.shapeOnly.add(n);
         for (const o of n.outputs) shapeValues.add(o);
       }
+    }
+    for (let i = graph.nodes.length - 1; i >= 0; i--) {
+      const n = graph.nodes[i]!;
+      if (this.host.has(n) || n.outputs.some((o) => this.graphOutputs.has(o))) continue;
+      const readers = n.outputs.flatMap((o) => graph.users(o));
+      const onlyShape = (u: Node) => u.op === 'shape' || u.op === 'size' || this.shapeFed.has(u);
+      if (readers.length && readers.every(onlyShape)) this.shapeFed.add(n);
     }
     // Fail at compile time, not mid-run, when a device node has no kernel lowering.
     for (const n of graph.nodes) {
@@ -552,6 +565,7 @@ export class Executor<B> {
             );
           }
         });
+        if (this.shapeFed.has(n)) continue; // only its shape is read: known now
         // Host data a lowering may specialize on: constants (fixed for the session) and small run-time values
         // (slice bounds, pad amounts, scalars, shape computations), which then become part of the cache key.
         const inputs: (TensorInfo | undefined)[] = n.inputs.map((x) => {

@@ -117,6 +117,25 @@ describe.each(backends)('attention schedules (%s)', (backend) => {
     expect(forced.filter((n) => /attention_(scores|pv)/.test(n))).toHaveLength(2);
   });
 
+  it('mask_fill with a run-time bool mask (a fully masked row stays uniform): one kernel, as the reference', async () => {
+    const b = new GraphBuilder('fill');
+    const q = b.input('q', 'f32', [1, 2, 3, 4]);
+    const k = b.input('k', 'f32', [1, 2, 5, 4]);
+    const v = b.input('v', 'f32', [1, 2, 5, 4]);
+    const m = b.input('m', 'bool', [1, 1, 3, 5]);
+    b.output(b.op('attention', [q, k, v, m], { mask_fill: -10000 }), 'y');
+    b.output(b.op('attention', [q, k, v, m], { mask_fill: 0.75, is_causal: true }), 'causal');
+    const graph = b.build();
+    const feeds = {
+      q: makeTensor('f32', [1, 2, 3, 4], randn(24, 11)),
+      k: makeTensor('f32', [1, 2, 5, 4], randn(40, 12)),
+      v: makeTensor('f32', [1, 2, 5, 4], randn(40, 13)),
+      m: makeTensor('bool', [1, 1, 3, 5], [1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1]),
+    };
+    const kernels = await run(graph, feeds, backend);
+    expect(kernels.filter((n) => /attention_(scores|pv)/.test(n))).toEqual([]);
+  });
+
   it('a fully masked row and causal masking stay on the one-kernel schedule (zeros, not NaN)', async () => {
     const b = new GraphBuilder('att1');
     const q = b.input('q', 'f32', [1, 2, 3, 4]);

@@ -16,6 +16,7 @@ import {
   activationRules,
   attentionHeadRules,
   attentionRules,
+  filledAttentionRules,
   normRules,
   recognize,
   recognizeRules,
@@ -455,6 +456,63 @@ describe('attention', () => {
     );
     // softmax over the queries, not the keys
     expectUnchanged(sdpa('mul:0.5', '').replace('{axis=-1}', '{axis=2}'), attentionRules);
+  });
+});
+
+describe('attention with Where(mask, scores, fill) masking (GPT-2) → mask_fill', () => {
+  const where = (cond: string, fill = '-10000', condShape = '1,1,2,2') => `graph g {
+      input %q: f32[1,2,2,4]
+      input %kt: f32[1,2,4,2]
+      input %v: f32[1,2,2,3]
+      input %mask: bool[${condShape}]
+      const %c: f32[] = [2]
+      const %fill: f32[] = [${fill}]
+      %s: f32[1,2,2,2] = matmul(%q, %kt)
+      %sc: f32[1,2,2,2] = div(%s, %c)
+      %w: f32[1,2,2,2] = where(${cond})
+      %p: f32[1,2,2,2] = softmax(%w) {axis=-1}
+      %y: f32[1,2,2,3] = matmul(%p, %v)
+      output %y
+    }`;
+  const after = `graph g {
+      input %q: f32[1,2,2,4]
+      input %kt: f32[1,2,4,2]
+      input %v: f32[1,2,2,3]
+      input %mask: bool[1,1,2,2]
+      %k: f32[1,2,2,4] = transpose(%kt) {perm=[0, 1, 3, 2]}
+      %y: f32[1,2,2,3] = attention(%q, %k, %v, %mask) {mask_fill=-10000, scale=0.5}
+      output %y
+    }`;
+
+  it('a run-time bool mask and a finite fill: the op with mask_fill', () => {
+    expectSameGraph(rewrite(where('%mask, %sc, %fill'), filledAttentionRules), after);
+  });
+
+  it('computes exactly what the pattern computed — a fully masked row too (uniform, as the softmax makes it)', () => {
+    const before = ir(where('%mask, %sc, %fill'));
+    const got = rewrite(where('%mask, %sc, %fill'), filledAttentionRules);
+    let k = 0;
+    const rnd = (shape: number[]) =>
+      makeTensor(
+        'f32',
+        shape,
+        Array.from({ length: shape.reduce((a, c) => a * c) }, () => Math.sin(++k * 1.7) * 2),
+      );
+    const feeds = {
+      q: rnd([1, 2, 2, 4]),
+      kt: rnd([1, 2, 4, 2]),
+      v: rnd([1, 2, 2, 3]),
+      mask: makeTensor('bool', [1, 1, 2, 2], [1, 0, 0, 0]), // row 1 has no attendable key
+    };
+    const want = interpret(before, feeds)['y']!;
+    const y = interpret(got, feeds)['y']!;
+    want.data.forEach((w, i) => expect(Math.abs(y.data[i]! - w)).toBeLessThanOrEqual(1e-6 + 1e-5 * Math.abs(w)));
+  });
+
+  it('near miss: the fill where the scores go, a non-finite fill, a mask shorter than the keys', () => {
+    expectUnchanged(where('%mask, %fill, %sc'), filledAttentionRules);
+    expectUnchanged(where('%mask, %sc, %fill', '-inf'), filledAttentionRules);
+    expectUnchanged(where('%mask, %sc, %fill', '-10000', '1,1,2,1'), filledAttentionRules);
   });
 });
 

@@ -182,6 +182,19 @@ describe.skipIf(!hasShared)('kiln inspect on the conformance models', () => {
     expect(j.layers!.count).toBe(12);
     expect(j.kernels).toHaveLength(Number(line(r.stdout, 'kernels per run')));
     expect(j.layers!.perLayer.reduce((a, b) => a + b, 0) + j.layers!.outside).toBe(j.kernels.length);
+    // the targets: ≤ 8 kernels per decoder layer, ≤ 100 per run (797 before the optimizer)
+    expect(j.kernels.length).toBeLessThanOrEqual(100);
+    expect(j.layers!.perLayer.every((n) => n <= 8)).toBe(true);
+    expect(j.kernels.filter((k) => k.layer === 0).map((k) => k.op)).toEqual([
+      'layer_norm', // ln_1
+      'gemm', // c_attn: Q, K, V in one product (split as views)
+      'fused_injective', // present = stack(past_k ++ k, past_v ++ v); K, V read back as views
+      'attention', // one kernel: scores, mask, online softmax, P·V
+      'fused_contraction', // c_proj + bias + residual
+      'layer_norm', // ln_2
+      'fused_contraction', // c_fc + bias + GELU
+      'fused_contraction', // mlp c_proj + bias + residual
+    ]);
     // two layer norms in each layer (ln_1, ln_2), the final ln_f outside
     const norms = j.kernels.filter((k) => k.op === 'layer_norm');
     expect(norms.map((k) => k.layer)).toEqual([...Array.from({ length: 12 }, (_, i) => [i, i]).flat(), -1]);

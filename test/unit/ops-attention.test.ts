@@ -134,6 +134,26 @@ describe('attention', () => {
     expectClose(run('attention', [q, k, v, keep])[0]!, [4.5]);
   });
 
+  it('mask_fill: a masked key gets the fill as its logit (weights by hand), a fully masked row is uniform', () => {
+    // q = 1, k = [1, 2]: raw [1, 2]; mask [true, false] → logits [1, fill] with fill = 1 + ln 3 → weights [1/4, 3/4]
+    const q = t64([1, 1, 1, 1], [1]);
+    const k = t64([1, 1, 2, 1], [1, 2]);
+    const v = t64([1, 1, 2, 1], [4, 8]);
+    const keep = makeTensor('bool', [2], [1, 0]);
+    expectClose(run('attention', [q, k, v, keep], { scale: 1, mask_fill: 1 + Math.log(3) })[0]!, [0.25 * 4 + 0.75 * 8]);
+    const none = makeTensor('bool', [2], [0, 0]);
+    expectClose(run('attention', [q, k, v, none], { scale: 1, mask_fill: -10000 })[0]!, [6]);
+  });
+
+  it('mask_fill needs a bool mask and a finite fill: a typed error naming the node otherwise', () => {
+    const q = t64([1, 1, 1, 1], [1]);
+    const k = t64([1, 1, 2, 1], [1, 2]);
+    const v = t64([1, 1, 2, 1], [4, 8]);
+    expect(() => run('attention', [q, k, v, t64([2], [0, 0])], { mask_fill: -1 })).toThrow(/mask_fill needs a bool/);
+    const keep = makeTensor('bool', [2], [1, 0]);
+    expect(() => run('attention', [q, k, v, keep], { mask_fill: -Infinity })).toThrow(/mask_fill needs a bool/);
+  });
+
   it('a mask shorter than the keys masks the keys it does not cover', () => {
     const q = t64([1, 1, 1, 1], [0]);
     const k = t64([1, 1, 3, 1], [1, 2, 3]);
