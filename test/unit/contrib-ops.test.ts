@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import type { DType } from '../../ir/dtype.js';
 import { KilnError } from '../../ir/errors.js';
 import type { Graph } from '../../ir/graph.js';
+import type { Dim } from '../../ir/shape.js';
 import { interpret } from '../../ir/interpret.js';
 import { makeTensor, type Tensor } from '../../ir/tensor.js';
 import { importOnnxModel } from '../../src/frontends/onnx/import.js';
@@ -45,6 +46,7 @@ function graphOf(
   outputs: string[],
   attrs: Record<string, AttrVal> = {},
   domain = 'com.microsoft',
+  symbolic: Record<string, Dim[]> = {},
 ): Graph {
   const node = onnxNodeOf(
     op,
@@ -58,7 +60,7 @@ function graphOf(
     opset: 17,
     inputs: inputs
       .filter((i): i is In => !!i)
-      .map((i) => ({ name: i.name, elemType: ELEM[i.t.dtype], shape: [...i.t.shape] })),
+      .map((i) => ({ name: i.name, elemType: ELEM[i.t.dtype], shape: symbolic[i.name] ?? [...i.t.shape] })),
     outputs: outputs.filter((o) => o !== ''),
   });
   if (domain !== '') m.opsetImport.push({ domain, version: 1 });
@@ -328,6 +330,10 @@ interface GqaCase {
   rotary?: { R: number; interleaved: boolean };
   packed?: boolean;
   bias?: boolean;
+  /** smooth_softmax (sink 0) or head_sink logits per head. */
+  sink?: 'smooth' | number[];
+  /** Explicit position_ids [B, S] for the rotary. */
+  positions?: number[][];
 }
 
 function gqaCase(c: GqaCase, seed: number) {
@@ -370,19 +376,21 @@ function gqaCase(c: GqaCase, seed: number) {
     i32('total', [1], [c.total]),
     c.rotary ? f32('cos', [M, c.rotary.R / 2], cos) : null,
     c.rotary ? f32('sin', [M, c.rotary.R / 2], sin) : null,
-    null,
+    c.positions ? i64('pos', [B, S], c.positions.flat()) : null,
     bias,
+    Array.isArray(c.sink) ? f32('sink', [N], c.sink) : null,
   ];
   while (inputs.length && inputs.at(-1) === null) inputs.pop();
   const attrs: Record<string, AttrVal> = { num_heads: N, kv_num_heads: kvN };
   if (c.window !== undefined) attrs['local_window_size'] = c.window;
   if (c.softcap !== undefined) attrs['softcap'] = { float: c.softcap };
   if (c.rotary) Object.assign(attrs, { do_rotary: 1, rotary_interleaved: c.rotary.interleaved ? 1 : 0 });
+  if (c.sink === 'smooth') attrs['smooth_softmax'] = 1;
 
   // naive: ONNX Runtime's GroupQueryAttention semantics
   const first = S === c.total;
   const past = c.seqlens.map((s) => (first ? 0 : s + 1 - S));
-  const pos = past.map((p) => Array.from({ length: S }, (_, i) => p + i));
+  const pos = c.positions ?? past.map((p) => Array.from({ length: S }, (_, i) => p + i));
   let qa = Array.from(q.t.data);
   let ka = Array.from(k.t.data);
   if (c.rotary) {
@@ -410,12 +418,23 @@ function gqaCase(c: GqaCase, seed: number) {
   const presK = present(pk, ka);
   const presV = present(pv, Array.from(v.t.data));
   const w = c.window ?? -1;
+  // a sink is one more key: logit = the sink (uncapped), value zero
+  const sinkOf = (h: number) => (c.sink === 'smooth' ? 0 : c.sink![h]!);
+  const Tk = c.sink ? T + 1 : T;
+  const withZeroKey = (a: number[]) => {
+    if (!c.sink) return a;
+    const out: number[] = [];
+    for (let bh = 0; bh < B * kvN; bh++)
+      out.push(...a.slice(bh * T * H, (bh + 1) * T * H), ...new Array<number>(H).fill(0));
+    return out;
+  };
   const y = attend(
     bnsh(qa, B, S, N, H),
-    presK,
-    presV,
-    [B, N, kvN, S, T, H, H],
-    (b, _h, i, j) => {
+    withZeroKey(presK),
+    withZeroKey(presV),
+    [B, N, kvN, S, Tk, H, H],
+    (b, h, i, j) => {
+      if (j === T) return sinkOf(h);
       const p = past[b]! + i;
       if (j > p || (w > 0 && j < p - w)) return -Infinity;
       return bias ? bias.t.data[(b * S + i) * T + j]! : 0;
@@ -440,6 +459,32 @@ describe('GroupQueryAttention (vs a naive implementation of its semantics)', () 
     [
       'rotary (rotate halves) in decode',
       { B: 2, S: 2, N: 2, kvN: 1, H: 4, P: 3, seqlens: [4, 3], total: 5, rotary: { R: 4, interleaved: false } },
+    ],
+    [
+      'smooth_softmax with a local window',
+      { B: 2, S: 2, N: 2, kvN: 1, H: 4, P: 3, seqlens: [4, 2], total: 5, sink: 'smooth', window: 1 },
+    ],
+    [
+      'head_sink logits with softcap and an attention bias',
+      { B: 1, S: 3, N: 4, kvN: 2, H: 2, P: 0, seqlens: [2], total: 3, sink: [0.5, -1, 2, 0], softcap: 1.5, bias: true },
+    ],
+    [
+      'rotary at explicit position_ids',
+      {
+        B: 2,
+        S: 2,
+        N: 2,
+        kvN: 2,
+        H: 4,
+        P: 1,
+        seqlens: [2, 2],
+        total: 3,
+        rotary: { R: 4, interleaved: false },
+        positions: [
+          [7, 3],
+          [0, 15],
+        ],
+      },
     ],
     [
       'rotary (interleaved, partial) in the prompt',
@@ -639,6 +684,12 @@ describe('Attention (vs a naive implementation)', () => {
     }, 60_000);
   }
 
+  it('present without past is [2, B, N, S, H] of the projected K and V', () => {
+    const out = run('Attention', [x, w, bias], ['y', 'present'], { num_heads: N });
+    expect(out['present']!.shape).toEqual([2, B, N, S, H]);
+    expectClose(out['present']!, [...bnsh(ka!, B, S, N, H), ...bnsh(va!, B, S, N, H)], 2e-6);
+  });
+
   it('past [2, B, N, P, H] → present [2, B, N, P + S, H]', async () => {
     const past = randF32(r, 'past', [2, B, N, 1, H]);
     const ins = [x, w, bias, null, past];
@@ -662,6 +713,86 @@ describe('Attention (vs a naive implementation)', () => {
     const y = attend(bnsh(qa!, B, S, N, H), kk, vv, [B, N, N, S, S + 1, H, H], () => 0, 1 / Math.sqrt(H));
     expectClose(out['y']!, bsnh(y, B, N, S, H), 5e-6);
     await onDevices(graphOf('Attention', ins, ['y', 'present'], { num_heads: N }), feedsOf(ins));
+  }, 60_000);
+});
+
+describe('contrib ops on graphs with symbolic dims (one graph, run at concrete shapes)', () => {
+  const same = async (
+    op: string,
+    ins: (In | null)[],
+    outs: string[],
+    attrs: Record<string, AttrVal>,
+    sym: Record<string, Dim[]>,
+  ) => {
+    const g = graphOf(op, ins, outs, attrs, 'com.microsoft', sym);
+    expect(g.inputs.some((v) => v.type.shape.some((d) => typeof d === 'string'))).toBe(true);
+    const want = interpret(graphOf(op, ins, outs, attrs), feedsOf(ins));
+    const got = interpret(g, feedsOf(ins));
+    for (const o of outs.filter((x) => x !== '')) expectClose(got[o]!, Array.from(want[o]!.data), 0);
+    await onDevices(g, feedsOf(ins));
+  };
+
+  it('GroupQueryAttention (batch, seq, past symbolic)', async () => {
+    const { inputs, attrs } = gqaCase(
+      { B: 2, S: 2, N: 2, kvN: 1, H: 4, P: 3, seqlens: [4, 3], total: 5, window: 2 },
+      5,
+    );
+    await same('GroupQueryAttention', inputs, ['y', 'present_k', 'present_v'], attrs, {
+      q: ['b', 's', 8],
+      k: ['b', 's', 4],
+      v: ['b', 's', 4],
+      pk: ['b', 1, 'p', 4],
+      pv: ['b', 1, 'p', 4],
+      seqlens: ['b'],
+    });
+  }, 60_000);
+
+  it('MultiHeadAttention with past and a [B] key-padding mask', async () => {
+    const r = rand(9);
+    const ins = [
+      randF32(r, 'q', [2, 3, 4]),
+      randF32(r, 'k', [2, 3, 4]),
+      randF32(r, 'v', [2, 3, 4]),
+      null,
+      i32('m', [2], [4, 5]),
+      null,
+      randF32(r, 'pk', [2, 2, 2, 2]),
+      randF32(r, 'pv', [2, 2, 2, 2]),
+    ];
+    await same(
+      'MultiHeadAttention',
+      ins,
+      ['y', 'ok', 'ov'],
+      { num_heads: 2, unidirectional: 1 },
+      {
+        q: ['b', 's', 4],
+        k: ['b', 's', 4],
+        v: ['b', 's', 4],
+        m: ['b'],
+        pk: ['b', 2, 'p', 2],
+        pv: ['b', 2, 'p', 2],
+      },
+    );
+  }, 60_000);
+
+  it('Attention with past and RotaryEmbedding with a scalar start position', async () => {
+    const r = rand(10);
+    const ins = [
+      randF32(r, 'x', [2, 3, 4]),
+      randF32(r, 'w', [4, 12]),
+      randF32(r, 'bias', [12]),
+      i32('m', [2], [4, 2]),
+      randF32(r, 'past', [2, 2, 2, 1, 2]),
+    ];
+    await same(
+      'Attention',
+      ins,
+      ['y', 'present'],
+      { num_heads: 2 },
+      { x: ['b', 's', 4], m: ['b'], past: [2, 'b', 2, 'p', 2] },
+    );
+    const rot = [randF32(r, 'x', [1, 3, 8]), i64('p', [1], [2]), randF32(r, 'c', [8, 2]), randF32(r, 's', [8, 2])];
+    await same('RotaryEmbedding', rot, ['y'], {}, { x: ['b', 'n', 8] });
   }, 60_000);
 });
 

@@ -304,7 +304,6 @@ onnxOp(
     };
     scaleAttr(ctx, attrs);
     const wantPresent = (ctx.node.outputs[1] ?? '') !== '';
-    if (wantPresent && !past) ctx.unsupported('Attention present without past is not supported');
     const outs = ctx.emitN('attention', [q!, k!, v!, mask, pastK, pastV], attrs, wantPresent ? 3 : 1);
     if (!wantPresent) return [outs[0]!];
     const present = ctx.emit(
@@ -328,8 +327,6 @@ onnxOp(
     if (n % kvn !== 0) ctx.fail(`num_heads ${n} must be a multiple of kv_num_heads ${kvn}`);
     const query = floatInput(ctx, 0, 'query', [3]);
     const dt = query.type.dtype;
-    if (ctx.int('smooth_softmax', 0) !== 0) ctx.unsupported('GroupQueryAttention smooth_softmax is not supported');
-    if (ctx.input(11)) ctx.unsupported('GroupQueryAttention head_sink is not supported');
     if (ctx.int('qk_output', 0) !== 0 || (ctx.node.outputs[3] ?? '') !== '') {
       ctx.unsupported('GroupQueryAttention output_qk is not supported');
     }
@@ -445,7 +442,31 @@ onnxOp(
     if (!(softcap >= 0)) ctx.fail(`softcap must be >= 0, got ${softcap}`);
     const attrs: Record<string, number | boolean> = { q_num_heads: n, kv_num_heads: kvn, softcap };
     scaleAttr(ctx, attrs);
-    const y = ctx.emit('attention', [toHeads(ctx, q, n, h), presentK, presentV, mask], attrs);
+    let [keys, values] = [presentK, presentV];
+    // smooth_softmax / head_sink: softmax with an extra term exp(sink) in the denominator (sink 0, or head_sink[h])
+    // is attention over one more key whose logit is the sink and whose value is zero: a zero key (its scaled, capped
+    // score is exactly 0) with the sink as its bias, always attended.
+    const sink = ctx.input(11);
+    if (sink || ctx.int('smooth_softmax', 0) !== 0) {
+      if (sink && (sink.type.dtype !== dt || sink.type.shape.length !== 1 || sink.type.shape[0] !== n)) {
+        ctx.fail(`head_sink must be 1-D [${n}] of ${dt}, got ${sink.type.dtype} [${sink.type.shape.join(',')}]`);
+      }
+      const none = ctx.constant('bool', [0], []);
+      const slice1 = (x: Value, axis: number) => {
+        const c = (xs: number[]) => ctx.constant('i64', xs, [xs.length]);
+        return ctx.emit('slice', [x, c([0]), c([1]), c([axis])]);
+      };
+      const zerosLike = (x: Value) => ctx.emit('where', [none, x, zero]);
+      keys = ctx.emit('concat', [presentK, zerosLike(slice1(presentK, 2))], { axis: 2 });
+      values = ctx.emit('concat', [presentV, zerosLike(slice1(presentV, 2))], { axis: 2 });
+      let col = zerosLike(slice1(mask, 3)); // [B, 1|N, S, 1]
+      if (sink) {
+        col = ctx.emit('add', [col, reshape(ctx, sink, [1, n, 1, 1])]);
+        mask = ctx.emit('add', [mask, zerosLike(reshape(ctx, sink, [1, n, 1, 1]))]);
+      }
+      mask = ctx.emit('concat', [mask, col], { axis: 3 });
+    }
+    const y = ctx.emit('attention', [toHeads(ctx, q, n, h), keys, values, mask], attrs);
     return [fromHeads(ctx, y), presentK, presentV];
   },
   1,
