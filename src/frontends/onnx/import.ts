@@ -15,7 +15,10 @@ import { kilnDtypeOf, onnxTypeName } from './dtypes.js';
 import './ops/index.js';
 import {
   decodeModel,
+  externalDataRef,
   tensorValuesToFloat64,
+  withExternalValues,
+  type ExternalDataRef,
   type OnnxAttribute,
   type OnnxFunction,
   type OnnxGraph,
@@ -35,6 +38,19 @@ export interface ImportOptions {
   constants?: Readonly<Record<string, Tensor>>;
   /** Concrete values for symbolic input dims (e.g. { batch: 1 }): they become static. */
   dims?: Readonly<Record<string, number>>;
+  /**
+   * Where tensors stored outside the model (`data_location = EXTERNAL`, every model past 2 GB) are read from.
+   * `importOnnxFile` sets a reader over the model's directory; without one such a tensor is an UnsupportedError.
+   */
+  externalData?: ExternalDataReader;
+}
+
+/**
+ * Reads the bytes of external tensor data: `ref.length` bytes at `ref.offset` of the file `ref.location` (relative to
+ * the model's directory). Only the ranges the tensors name are read. Errors should name `tensor` and the file.
+ */
+export interface ExternalDataReader {
+  read(ref: ExternalDataRef, tensor: string): Uint8Array;
 }
 
 export interface ImportedModel {
@@ -46,6 +62,87 @@ export interface ImportedModel {
 /** Import an ONNX model from its bytes. */
 export function importOnnx(bytes: Uint8Array, opts: ImportOptions = {}): ImportedModel {
   return importOnnxModel(decodeModel(bytes), opts);
+}
+
+type NodeFs = typeof import('node:fs');
+type NodePath = typeof import('node:path');
+
+/**
+ * Import an ONNX model from its file (Node only: `node:fs` is loaded on demand, so this module stays browser-safe).
+ * Tensors with external data are read from files relative to the model's directory — only the byte ranges they
+ * name, so a multi-GB weights file never sits in memory whole. A missing file, a location that leaves the model's
+ * directory (`..`, an absolute path, a link pointing out) or a file shorter than offset + length is a ParseError
+ * naming the tensor and the file.
+ */
+export async function importOnnxFile(path: string, opts: ImportOptions = {}): Promise<ImportedModel> {
+  const fs: NodeFs = await import('node:fs');
+  const paths: NodePath = await import('node:path');
+  let bytes: Uint8Array;
+  try {
+    bytes = fs.readFileSync(path);
+  } catch (e) {
+    throw new KilnError('runtime', `cannot read ONNX model '${path}': ${(e as Error).message}`, {}, { cause: e });
+  }
+  if (opts.externalData) return importOnnx(bytes, opts);
+  const reader = fileReader(fs, paths, paths.dirname(paths.resolve(path)));
+  try {
+    return importOnnx(bytes, { ...opts, externalData: reader });
+  } finally {
+    reader.close();
+  }
+}
+
+/** External data read from files under `dir` (file descriptors kept open until `close`). */
+function fileReader(fs: NodeFs, paths: NodePath, dir: string): ExternalDataReader & { close(): void } {
+  const root = fs.realpathSync(dir);
+  const inside = (p: string) => {
+    const rel = paths.relative(root, p);
+    return rel !== '' && rel !== '..' && !rel.startsWith(`..${paths.sep}`) && !paths.isAbsolute(rel);
+  };
+  const files = new Map<string, { fd: number; size: number }>();
+  return {
+    read(ref, tensor) {
+      const fail = (message: string): never => {
+        throw new ParseError(message, { tensor });
+      };
+      const name = `'${ref.location}'`;
+      if (paths.isAbsolute(ref.location) || !inside(paths.resolve(root, ref.location))) {
+        fail(`external data file ${name} is outside the model's directory`);
+      }
+      const file = paths.resolve(root, ref.location);
+      let f = files.get(file);
+      if (!f) {
+        let real = '';
+        try {
+          real = fs.realpathSync(file);
+        } catch {
+          fail(`external data file ${name} is missing (looked in ${root})`);
+        }
+        if (!inside(real)) fail(`external data file ${name} links outside the model's directory`);
+        const st = fs.statSync(real);
+        if (!st.isFile()) fail(`external data file ${name} is not a regular file`);
+        f = { fd: fs.openSync(real, 'r'), size: st.size };
+        files.set(file, f);
+      }
+      if (ref.offset + ref.length > f.size) {
+        fail(
+          `external data file ${name} has ${f.size} bytes, shorter than offset ${ref.offset} + length ${ref.length}`,
+        );
+      }
+      const out = new Uint8Array(ref.length);
+      for (let done = 0; done < ref.length;) {
+        // one read is at most 1 GiB (fs.readSync takes less than 2 GiB at a time)
+        const n = fs.readSync(f.fd, out, done, Math.min(ref.length - done, 2 ** 30), ref.offset + done);
+        if (n <= 0) fail(`external data file ${name} ended early at byte ${ref.offset + done}`);
+        done += n;
+      }
+      return out;
+    },
+    close() {
+      for (const f of files.values()) fs.closeSync(f.fd);
+      files.clear();
+    },
+  };
 }
 
 export function importOnnxModel(model: OnnxModel, opts: ImportOptions = {}): ImportedModel {
@@ -60,10 +157,24 @@ export function importOnnxModel(model: OnnxModel, opts: ImportOptions = {}): Imp
   return { graph: b.build(), opsets };
 }
 
-export function tensorFromOnnx(t: OnnxTensor, what = t.name): Tensor {
+/**
+ * A kiln tensor from an ONNX tensor; external data is read through `external` (typed error without one, naming the
+ * tensor).
+ */
+export function tensorFromOnnx(t: OnnxTensor, what = t.name, external?: ExternalDataReader): Tensor {
   const dt = kilnDtypeOf(t.dataType);
   if (!dt) throw new UnsupportedError(`unsupported dtype ${onnxTypeName(t.dataType)}`, { tensor: what });
-  if (t.externalData) throw new UnsupportedError('external tensor data is not supported', { tensor: what });
+  if (t.externalData) {
+    if (!external) {
+      throw new UnsupportedError(
+        "external tensor data needs the model's directory: import the model with importOnnxFile(path) or pass " +
+          'ImportOptions.externalData',
+        { tensor: what },
+      );
+    }
+    const ref = externalDataRef(t);
+    return tensorFromOnnx(withExternalValues(t, external.read(ref, t.name)), what);
+  }
   if (t.segment) throw new UnsupportedError('segmented tensors are not supported', { tensor: what });
   return makeTensor(dt, t.dims, tensorValuesToFloat64(t));
 }
@@ -124,7 +235,9 @@ class Importer {
 
   importGraph(g: OnnxGraph): void {
     const inits = new Set(g.initializers.map((t) => t.name));
-    for (const t of g.initializers) this.values.set(t.name, this.b.weight(t.name, tensorFromOnnx(t)));
+    for (const t of g.initializers) {
+      this.values.set(t.name, this.b.weight(t.name, tensorFromOnnx(t, t.name, this.opts.externalData)));
+    }
     if (g.sparseInitializers.length) throw new UnsupportedError('sparse initializers are not supported');
     for (const vi of g.inputs) {
       if (inits.has(vi.name)) continue; // an initializer may be listed as an input too (old exporters)
@@ -223,7 +336,7 @@ class Importer {
     if (!a) throw new VerifyError('Constant without a value', loc);
     switch (a.kind) {
       case 'tensor':
-        return tensorFromOnnx(a.value, nodeName);
+        return tensorFromOnnx(a.value, nodeName, this.opts.externalData);
       case 'float':
         return makeTensor('f32', [], [a.value]);
       case 'floats':
@@ -307,12 +420,12 @@ class Importer {
       str: (name, d) => get(name, 'string')?.value ?? need(d, name),
       ints: (name, d) => get(name, 'ints')?.value ?? [...need(d, name)],
       floats: (name, d) => get(name, 'floats')?.value ?? [...need(d, name)],
-      tensor: (name) => tensorFromOnnx(need(get(name, 'tensor'), name).value, nodeName),
+      tensor: (name) => tensorFromOnnx(need(get(name, 'tensor'), name).value, nodeName, this.opts.externalData),
       graph: (name) => need(get(name, 'graph'), name).value,
       emit: (op, inputs, attrs = {}) => b.opN(op, inputs, attrs, 1)[0]!,
       emitN: (op, inputs, attrs, k) => b.opN(op, inputs, attrs, k),
       constant: (dtype, values, shape) => b.const(dtype, values, shape ?? [values.length], nodeName),
-      toTensor: (t) => tensorFromOnnx(t, nodeName),
+      toTensor: (t) => tensorFromOnnx(t, nodeName, this.opts.externalData),
       dtype(code, what) {
         const dt = kilnDtypeOf(code);
         if (!dt) throw new UnsupportedError(`${what}: unsupported dtype ${onnxTypeName(code)}`, loc);

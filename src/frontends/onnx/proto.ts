@@ -383,6 +383,73 @@ export function decodeValue(bytes: Uint8Array, type: OnnxType): OnnxValue {
   });
 }
 
+/** Where an external tensor's bytes live: a file relative to the model's directory, a byte offset and a length. */
+export interface ExternalDataRef {
+  location: string;
+  offset: number;
+  length: number;
+}
+
+/**
+ * The `external_data` entries of an external tensor, checked: `location` (required), `offset` (default 0) and
+ * `length` (default: the bytes its elements need; if given it must be exactly that) as non-negative integers.
+ * A malformed entry is a ParseError naming the tensor.
+ */
+export function externalDataRef(t: OnnxTensor): ExternalDataRef {
+  const loc: ErrorLocation = { tensor: t.name };
+  const info = t.externalInfo;
+  if (!t.externalData || !info) throw new ParseError('tensor has no external data', loc);
+  const location = info['location'];
+  if (!location) throw new ParseError('external tensor data without a location', loc);
+  const num = (key: string, dflt: number): number => {
+    const v = info[key];
+    if (v === undefined) return dflt;
+    const n = /^\d+$/.test(v) ? Number(v) : NaN;
+    if (!Number.isSafeInteger(n)) throw new ParseError(`external data ${key} '${v}' is not a byte count`, loc);
+    return n;
+  };
+  const need = externalByteLength(t);
+  const length = num('length', need);
+  if (length !== need) {
+    throw new ParseError(
+      `external data length ${length} differs from the ${need} bytes of its ${onnxDtypeName(t.dataType)} elements`,
+      loc,
+    );
+  }
+  return { location, offset: num('offset', 0), length };
+}
+
+/** Bytes the elements of an external tensor take in raw (little-endian, packed) form. */
+function externalByteLength(t: OnnxTensor): number {
+  const loc: ErrorLocation = { tensor: t.name };
+  const bits = elementBits(t.dataType);
+  if (bits === undefined || t.dataType === ONNX_DTYPE.STRING) {
+    throw new ParseError(`external data of type ${onnxDtypeName(t.dataType)} is not supported`, loc);
+  }
+  let count = 1;
+  for (const d of t.dims) count *= d;
+  if (t.segment) count = t.segment.end - t.segment.begin;
+  if (count > MAX_ELEMENTS) throw new ParseError(`tensor has ${count} elements, more than supported`, loc);
+  return Math.ceil((count * bits) / 8);
+}
+
+/**
+ * The tensor with its values decoded from `bytes`, the raw (little-endian) contents of its external data range;
+ * a wrong byte count is a ParseError naming the tensor.
+ */
+export function withExternalValues(t: OnnxTensor, bytes: Uint8Array): OnnxTensor {
+  const loc: ErrorLocation = { tensor: t.name };
+  const need = externalByteLength(t);
+  if (bytes.length !== need) throw countMismatch(bytes.length, 'external data bytes', need, t.dataType, loc);
+  const bits = elementBits(t.dataType)!;
+  const components = t.dataType === ONNX_DTYPE.COMPLEX64 || t.dataType === ONNX_DTYPE.COMPLEX128 ? 2 : 1;
+  const count = t.segment ? t.segment.end - t.segment.begin : t.dims.reduce((a, b) => a * b, 1);
+  const values = guarded('external tensor data', () => decodeRaw(bytes, t.dataType, bits, count, components));
+  const out: OnnxTensor = { ...t, values, externalData: false };
+  delete out.externalInfo;
+  return out;
+}
+
 /** Element values as float64 (INT64/UINT64 big-integer arrays are rounded to nearest; STRING is rejected). */
 export function tensorValuesToFloat64(t: OnnxTensor): Float64Array {
   const v = t.values;
