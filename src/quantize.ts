@@ -5,7 +5,7 @@
  * - the output error against the unquantized model on the calibration half of `--text` (its first half): rel-L2 of
  *   the logits and KL(f32 ‖ quantized) of the next-token distribution, averaged over the scored positions;
  * - with `--eval`: perplexity before and after on the evaluation half (the second half of `--text`);
- * - `--out OUT`: the quantized graph as kiln IR text (`parseGraph` reads it back).
+ * - `--out OUT`: the quantized graph as kiln IR text.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -157,7 +157,7 @@ export async function quantizeCommand(rest: string[], io: QuantizeIo): Promise<n
   const modelFile = positionals[0]!;
   const method = values.method ?? 'rtn';
   if (method !== 'rtn') throw usage(`unknown quantization method '${method}' (expected rtn)`);
-  const bits = int('--bits', values.bits, 4, 4, 8);
+  const bits = int('--bits', values.bits, 4, 1, 64);
   if (bits !== 4 && bits !== 8) throw usage(`--bits must be 4 or 8, got ${bits}`);
   const group = values.group === 'channel' ? 'channel' : int('--group', values.group, 32, 16, 1 << 20);
   if (group !== 'channel' && (group & (group - 1)) !== 0)

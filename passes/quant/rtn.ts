@@ -233,7 +233,7 @@ export function quantizeRtn(graph: Graph, opts: RtnOptions): RtnReport {
       const b = constant(`${t.w.name}_q${opts.bits}`, makeTensor('u8', [t.N, r.nBlocks, blob], r.packed));
       const s = constant(`${t.w.name}_scales`, makeTensor(dt, [t.N, r.nBlocks], r.scales));
       const z = r.zeroPoints && constant(`${t.w.name}_zp`, makeTensor('u8', [r.zeroPoints.length], r.zeroPoints));
-      const q = new Node(names.fresh(`${n.name}_q`), 'matmul_nbits', [t.a, b, s, z ?? null], [...n.outputs], {
+      const q = new Node(names.fresh(`${n.name}_q`), 'matmul_nbits', z ? [t.a, b, s, z] : [t.a, b, s], [...n.outputs], {
         K: t.K,
         N: t.N,
         bits: opts.bits,
@@ -276,7 +276,7 @@ export function quantizeRtn(graph: Graph, opts: RtnOptions): RtnReport {
       const q = new Node(
         names.fresh(`${n.name}_q`),
         'gather_block_quantized',
-        [dq, n.inputs[1]!, s, z ?? null],
+        z ? [dq, n.inputs[1]!, s, z] : [dq, n.inputs[1]!, s],
         [...n.outputs],
         { gather_axis: 0, quantize_axis: 1, block_size: block, bits: opts.bits },
       );
