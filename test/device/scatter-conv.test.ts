@@ -4,6 +4,10 @@
  * dilations, groups, auto_pad); bad indices are typed errors naming the node on every backend. Fresh random inputs
  * every run; outputs poisoned first.
  */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { GraphBuilder } from '../../ir/builder.js';
 import type { DType } from '../../ir/dtype.js';
@@ -13,8 +17,11 @@ import '../../ir/ops/index.js';
 import type { Attrs } from '../../ir/registry.js';
 import { makeTensor, type Tensor } from '../../ir/tensor.js';
 import { compile, type BackendName, type Session } from '../../src/session.js';
+import { cudaTranslationUnit, recordKernels } from '../../src/runtime/cuda/source.js';
 import { checkAgainstReference } from '../helpers/backends.js';
 import { deviceBackends } from '../helpers/device-backends.js';
+import { REPO_ROOT } from '../helpers/paths.js';
+import { fileProbe, requireTool } from '../helpers/tools.js';
 
 const devices = await deviceBackends();
 const sessions: Session[] = [];
@@ -304,4 +311,61 @@ describe.each(devices)('%s: conv', (backend) => {
       expect(await checkAgainstReference(g, feeds, { backend }), `T=${T}`).toEqual([]);
     }
   });
+});
+
+const NVCC = process.env['KILN_NVCC'] ?? '/usr/local/cuda/bin/nvcc';
+const noNvcc = await requireTool('nvcc', fileProbe(NVCC, 'install the CUDA toolkit or set KILN_NVCC'));
+
+describe.skipIf(noNvcc)('nvcc compiles the trig / scatter / conv kernels', () => {
+  it('for sm_80 and sm_90 without errors or register spills', async () => {
+    const cases: Case[] = [];
+    for (const op of ['tan', 'asin', 'acos', 'atan']) {
+      for (const dt of ['f32', 'f16'] as const) cases.push(oneOp(op, [[dt, [4], [0.1, 0.2, 0.3, 0.4]]]));
+    }
+    for (const reduction of REDUCTIONS) {
+      cases.push(scatterNdCase('f32', [4, 5, 6], [3, 2], reduction));
+      cases.push(scatterElementsCase('f32', [3, 4, 5], [3, 4, 5], 1, reduction));
+    }
+    cases.push(scatterNdCase('i64', [4, 5], [3, 1], 'mul'), scatterNdCase('f16', [4, 5], [3, 1], 'add'));
+    cases.push(scatterNdCase('i8', [4, 5], [3, 1], 'add'), scatterElementsCase('i16', [4, 5], [2, 5], 0, 'max'));
+    cases.push(convCase([1, 3, 8, 8], [4, 3, 3, 3], { pads: [1, 1, 1, 1] }, true));
+    cases.push(convCase([1, 4, 16], [4, 2, 3], { group: 2, strides: [2] }, false, 'f16'));
+    const rec = await recordKernels(async () => {
+      for (const c of cases) {
+        const s = await compile(c.graph, { backend: 'cuda-emu' });
+        await s.run(c.feeds).finally(() => s.dispose());
+      }
+    });
+    const kernels = new Map(rec.runs.flat().map((k) => [k.name, k]));
+    expect(kernels.size).toBeGreaterThan(20);
+    const tmp = mkdtempSync(join(os.tmpdir(), 'kiln-nvcc-sc-'));
+    try {
+      const file = join(tmp, 'k.cu');
+      writeFileSync(file, cudaTranslationUnit(kernels.values(), 'nvcc'));
+      for (const arch of ['sm_80', 'sm_90']) {
+        const { code, log } = await new Promise<{ code: number | null; log: string }>((resolve, reject) => {
+          const args = ['-c', `-arch=${arch}`, '-std=c++17', '-Xptxas', '-v', '-diag-suppress', '177'];
+          args.push('-I', join(REPO_ROOT, 'codegen/cuda/emu'), '-o', join(tmp, `${arch}.o`), file);
+          const child = spawn(NVCC, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+          let out = '';
+          child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+          child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+          child.on('error', reject);
+          child.on('close', (rc) => resolve({ code: rc, log: out }));
+        });
+        expect(code, `nvcc ${arch}:\n${log.slice(0, 4000)}`).toBe(0);
+        const compiled = new Set([...log.matchAll(/Compiling entry function '([^']+)'/g)].map((m) => m[1]!));
+        expect(
+          [...kernels.keys()].filter((k) => !compiled.has(k)),
+          `${arch}: not compiled`,
+        ).toEqual([]);
+        const spills = [...log.matchAll(/(\d+) bytes spill stores, (\d+) bytes spill loads/g)].filter(
+          (m) => m[1] !== '0' || m[2] !== '0',
+        );
+        expect(spills.length, `${arch}: register spills`).toBe(0);
+      }
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
