@@ -38,12 +38,13 @@ Commands:
   ir FILE [--dims n=v,...]            print the model's kiln IR (text format) after import
   kernels FILE --target wgsl|cuda [--dims n=v,...]
                                       print the kernels kiln generates for these input shapes (nothing runs)
-  inspect MODEL [--opt N] [--dims n=v,...] [--json] [--target wgsl|cuda] [--dot FILE] [--attention S]
+  inspect MODEL [--opt N] [--dims n=v,...] [--json] [--target wgsl|cuda] [--dot F] [--svg F] [--attention S]
                                       the kernels one run launches (node, fused ops, FLOPs, bytes), kernels per run
                                       and per layer, views, bytes moved vs the minimum, peak memory (nothing runs)
       --opt N                         optimization level (default 1; 0 inspects the graph as imported)
       --json                          the same as one JSON object
-      --dot FILE                      also write the optimized graph as Graphviz DOT
+      --dot FILE                      also write the graph before and after optimization as Graphviz DOT
+      --svg FILE                      the same drawing rendered as SVG (Graphviz compiled to WebAssembly)
       --attention auto|one-kernel|decomposed
                                       attention schedule (default auto: decomposed while the scores fit)
   help, --help                        this text
@@ -239,6 +240,7 @@ async function inspectCmd(rest: string[], io: CliIo): Promise<number> {
       opt: { type: 'string' },
       target: { type: 'string' },
       dot: { type: 'string' },
+      svg: { type: 'string' },
       json: { type: 'boolean' },
       attention: { type: 'string' },
     },
@@ -255,16 +257,25 @@ async function inspectCmd(rest: string[], io: CliIo): Promise<number> {
   const target = values.target ?? 'wgsl';
   if (target !== 'wgsl' && target !== 'cuda')
     throw new UsageError(`unknown target '${target}' (expected wgsl or cuda)`);
-  if (values.dot !== undefined) {
-    const parent = dirname(resolve(values.dot));
+  for (const [flag, path] of [
+    ['--dot', values.dot],
+    ['--svg', values.svg],
+  ] as const) {
+    if (path === undefined) continue;
+    const parent = dirname(resolve(path));
     if (!existsSync(parent) || !statSync(parent).isDirectory()) {
-      throw new UsageError(`--dot ${values.dot}: no such directory: ${parent}`);
+      throw new UsageError(`${flag} ${path}: no such directory: ${parent}`);
     }
   }
-  const { loadModel, parseDims, inspectGraph, formatInspect, graphDot, optimize } = await import('./inspect.js');
-  const graph = optimize(loadModel(file, parseDims(values.dims)), { level: opt });
+  const { loadModel, parseDims, inspectGraph, formatInspect, graphDot, dotToSvg, optimize } =
+    await import('./inspect.js');
+  const imported = loadModel(file, parseDims(values.dims));
+  const graph = optimize(imported, { level: opt });
   const report = await inspectGraph(graph, opt, target, { attentionSchedule: schedule });
-  if (values.dot !== undefined) writeFileSync(values.dot, graphDot(graph));
+  // drawings show the graph before and after the passes, side by side
+  const dot = values.dot !== undefined || values.svg !== undefined ? graphDot(graph, imported) : '';
+  if (values.dot !== undefined) writeFileSync(values.dot, dot);
+  if (values.svg !== undefined) writeFileSync(values.svg, await dotToSvg(dot));
   io.out(flags.has('json') ? JSON.stringify(report, null, 2) + '\n' : formatInspect(report));
   return 0;
 }

@@ -202,15 +202,24 @@ describe.skipIf(!hasShared)('kiln inspect on the conformance models', () => {
     expect(j.peak.byLiveness).toBeLessThanOrEqual(j.peak.asAllocated);
   });
 
-  it('--dot writes the optimized graph as Graphviz text', async () => {
-    const dot = join(tmp, 'd512.dot');
-    const r = await kiln('inspect', D512, '--dot', dot);
-    expect(r.status).toBe(0);
+  it('--dot draws the graph as imported and as optimized side by side; --svg renders it', async () => {
+    const [dot, svg] = [join(tmp, 'd512.dot'), join(tmp, 'd512.svg')];
+    const r = await kiln('inspect', D512, '--dot', dot, '--svg', svg);
+    expect([r.status, r.stderr]).toEqual([0, '']);
     const text = readFileSync(dot, 'utf8');
     expect(text).toMatch(/^digraph "decoder_block" \{/);
-    expect(text).toMatch(/"Add_2" \[label="fused_contraction\\nAdd_2"\];/);
-    expect(text).toMatch(/"Add_2" -> "Split_3" \[label="f32\[1,128,1536\]"\];/);
+    expect(text).toMatch(/subgraph "cluster_before" \{\n {4}label="as imported \(\d+ nodes\)";/);
+    expect(text).toMatch(/subgraph "cluster_after" \{\n {4}label="optimized \(\d+ nodes\)";/);
+    expect(text).toMatch(/"before\/Add_2" \[label="add\\nAdd_2"\];/);
+    expect(text).toMatch(/"after\/Add_2" \[label="fused_contraction\\nAdd_2"\];/);
+    expect(text).toMatch(/"after\/Add_2" -> "after\/Split_3" \[label="f32\[1,128,1536\]"\];/);
     expect(text.trimEnd().endsWith('}')).toBe(true);
+    const image = readFileSync(svg, 'utf8');
+    expect(image).toMatch(/^<\?xml[^]*<svg /);
+    // every node of both graphs is drawn: one <g class="node"> each, titled by its id
+    const nodes = [...text.matchAll(/^\s+("[^"]+") \[(?:shape|label)/gm)].length;
+    expect(image.match(/<g id="node\d+" class="node">/g)).toHaveLength(nodes);
+    expect(image).toContain('<title>after/Add_2</title>');
   });
 });
 
@@ -222,6 +231,7 @@ describe('kiln inspect: bad arguments are one line on stderr, exit 2', () => {
     ['--opt 9', ['inspect', D512, '--opt', '9'], /unknown optimization level '9' for --opt/],
     ['bad --target', ['inspect', D512, '--target', 'ptx'], /unknown target 'ptx'/],
     ['--dot into a missing folder', ['inspect', D512, '--dot', join(tmp, 'no/g.dot')], /--dot .*no such directory/],
+    ['--svg into a missing folder', ['inspect', D512, '--svg', join(tmp, 'no/g.svg')], /--svg .*no such directory/],
     ['symbolic dims left', ['inspect', GPT2], /symbolic dims .*give them with --dims/],
     ['--dims unknown name', ['inspect', GPT2, '--dims', 'batch=1'], /--dims 'batch' is not a symbolic input dim/],
   ];
