@@ -240,6 +240,30 @@ describe.each<[BackendChoice, boolean, number]>([
     600_000,
   );
 
+  it.skipIf(skip)('gather_block_quantized: an index out of range is a typed error naming the node', async () => {
+    const b = new GraphBuilder('oob');
+    const d = b.input('d', 'u8', [3, 8]);
+    const i = b.input('i', 'i64', [2]);
+    const s = b.input('s', 'f32', [3, 1]);
+    b.output(b.op('gather_block_quantized', [d, i, s], { quantize_axis: 1, block_size: 16, bits: 4 }), 'y');
+    const sess = await compile(b.build(), { backend, poison: true });
+    try {
+      const feeds = {
+        d: makeTensor('u8', [3, 8], new Array(24).fill(0x98)),
+        s: makeTensor('f32', [3, 1], [1, 2, 3]),
+      };
+      await expect(sess.run({ ...feeds, i: makeTensor('i64', [2], [1, 3]) })).rejects.toThrow(
+        /index out of range .*gather_block_quantized_0/,
+      );
+      // nibbles 8 (low) and 9 (high) minus the default zero point 8: 0, 1, … times the row's scale
+      const y = await sess.run({ ...feeds, i: makeTensor('i64', [2], [-1, 0]) });
+      expect(Array.from(y['y']!.data).slice(0, 4)).toEqual([0, 3, 0, 3]);
+      expect(Array.from(y['y']!.data).slice(16, 20)).toEqual([0, 1, 0, 1]);
+    } finally {
+      sess.dispose();
+    }
+  });
+
   it.skipIf(skip)(
     'gather_block_quantized: axes, packed / i4 / u4 data, zero points',
     async () => {
