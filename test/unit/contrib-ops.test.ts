@@ -15,6 +15,7 @@ import type { Dim } from '../../ir/shape.js';
 import { interpret } from '../../ir/interpret.js';
 import { makeTensor, type Tensor } from '../../ir/tensor.js';
 import { importOnnxModel } from '../../src/frontends/onnx/import.js';
+import { compile } from '../../src/session.js';
 import type { OnnxAttribute } from '../../src/frontends/onnx/proto.js';
 import { checkAgainstReference } from '../helpers/backends.js';
 import { deviceBackends } from '../helpers/device-backends.js';
@@ -23,7 +24,7 @@ import { PROP_RUNS } from '../helpers/paths.js';
 
 const backends = await deviceBackends();
 
-const ELEM: Partial<Record<DType, number>> = { f32: 1, i32: 6, i64: 7, f64: 11 };
+const ELEM: Partial<Record<DType, number>> = { f32: 1, i32: 6, i64: 7, f16: 10, f64: 11 };
 const NODE = 'contrib_node';
 
 interface In {
@@ -840,6 +841,32 @@ describe('contrib ops without a conformance case on the device backends', () => 
   }
 });
 
+describe('contrib ops in f16 on the device backends', () => {
+  const half = (x: In): In => ({ name: x.name, t: makeTensor('f16', [...x.t.shape], Array.from(x.t.data)) });
+  it('GroupQueryAttention with rotary and softcap, SkipSimplifiedLayerNormalization', async () => {
+    const { inputs, attrs } = gqaCase(
+      {
+        B: 1,
+        S: 2,
+        N: 2,
+        kvN: 1,
+        H: 4,
+        P: 2,
+        seqlens: [3],
+        total: 4,
+        softcap: 3,
+        rotary: { R: 4, interleaved: false },
+      },
+      21,
+    );
+    const ins = inputs.map((i) => (i && i.t.dtype === 'f32' ? half(i) : i));
+    await onDevices(graphOf('GroupQueryAttention', ins, ['y', 'present_k', 'present_v'], attrs), feedsOf(ins));
+    const r = rand(22);
+    const norm = [randF32(r, 'x', [2, 3, 8]), randF32(r, 's', [2, 3, 8]), randF32(r, 'g', [8])].map(half);
+    await onDevices(graphOf('SkipSimplifiedLayerNormalization', norm, ['y', '', 'inv', 'sum']), feedsOf(norm));
+  }, 60_000);
+});
+
 // ---- bad input → typed errors naming the node ----
 
 /** Import (and, when that succeeds, run the reference on) a node: either it works or a KilnError names the node. */
@@ -937,6 +964,32 @@ describe('contrib ops: bad attributes and inputs → typed errors naming the nod
     );
   });
 
+  it('masks and lengths that do not match the batch or the keys', () => {
+    const qkv = [z('q', [2, 2, 4]), z('k', [2, 2, 4]), z('v', [2, 2, 4])];
+    expectNodeError(
+      'MultiHeadAttention',
+      [...qkv, null, i32('m', [2, 3], new Array<number>(6).fill(1))],
+      ['y'],
+      { num_heads: 2 },
+      /cover all 2 keys/,
+    );
+    expectNodeError(
+      'MultiHeadAttention',
+      [...qkv, null, i32('m', [3], [1, 1, 1])],
+      ['y'],
+      { num_heads: 2 },
+      /batch = 2/,
+    );
+    const gqa = [...qkv, null, null, i32('sl', [3], [1, 1, 1]), i32('tl', [1], [2])];
+    expectNodeError(
+      'GroupQueryAttention',
+      gqa,
+      ['y'],
+      { num_heads: 2, kv_num_heads: 2 },
+      /seqlens_k must be 1-D \[batch = 2\]/,
+    );
+  });
+
   it('wrong ranks', () => {
     expectNodeError(
       'MultiHeadAttention',
@@ -994,6 +1047,92 @@ describe('contrib ops: bad attributes and inputs → typed errors naming the nod
       { num_heads: 2 },
       /position id 9 outside/,
     );
+  });
+
+  it('a rotary position past the cache is a typed error naming the node on every backend', async () => {
+    const ins = [z('x', [1, 2, 8]), i64('p', [1], [3]), z('c', [4, 2]), z('s', [4, 2])];
+    const g = graphOf('RotaryEmbedding', ins, ['y'], { num_heads: 2 });
+    for (const backend of backends) {
+      const session = await compile(g, { backend });
+      try {
+        await expect(session.run(feedsOf(ins))).rejects.toThrow(new RegExp(NODE));
+        await expect(session.run(feedsOf(ins))).rejects.toBeInstanceOf(KilnError);
+      } finally {
+        session.dispose();
+      }
+    }
+  }, 60_000);
+
+  it('fuzzed near-valid attention nodes (one dim or attribute off): typed errors naming the node', () => {
+    const sizes = fc.record({
+      B: fc.integer({ min: 1, max: 2 }),
+      S: fc.integer({ min: 1, max: 3 }),
+      N: fc.integer({ min: 1, max: 4 }),
+      kvN: fc.integer({ min: 1, max: 4 }),
+      H: fc.integer({ min: 1, max: 4 }),
+      P: fc.integer({ min: 0, max: 2 }),
+      op: fc.constantFrom('GroupQueryAttention', 'MultiHeadAttention', 'Attention'),
+      which: fc.integer({ min: 0, max: 7 }),
+      delta: fc.integer({ min: -1, max: 1 }),
+      mask: fc.constantFrom(0, 1, 2, 3),
+    });
+    let errors = 0;
+    let oks = 0;
+    fc.assert(
+      fc.property(sizes, ({ B, S, N, kvN, H, P, op, which, delta, mask }) => {
+        const bump = (i: number, v: number) => (which === i ? Math.max(0, v + delta) : v);
+        const ins: (In | null)[] = [];
+        const attrs: Record<string, AttrVal> = { num_heads: bump(0, N) };
+        if (op === 'GroupQueryAttention') {
+          attrs['kv_num_heads'] = bump(1, kvN);
+          attrs['local_window_size'] = bump(7, 1);
+          ins.push(z('q', [B, S, bump(2, N * H)]), z('k', [B, S, bump(3, kvN * H)]), z('v', [B, S, kvN * H]));
+          ins.push(P ? z('pk', [B, kvN, P, bump(4, H)]) : null, P ? z('pv', [B, kvN, P, H]) : null);
+          ins.push(i32('sl', [bump(5, B)], new Array<number>(bump(5, B)).fill(P + S - 1)), i32('tl', [1], [P + S]));
+        } else if (op === 'MultiHeadAttention') {
+          ins.push(z('q', [B, S, bump(2, N * H)]), z('k', [B, S + 1, bump(3, N * H)]), z('v', [B, S + 1, N * H]));
+          ins.push(which === 6 ? z('bias', [3 * N * H + delta]) : null);
+          ins.push(
+            mask
+              ? i32(
+                  'm',
+                  mask === 1 ? [bump(5, B)] : [B, bump(5, P + S + 1)],
+                  new Array<number>(mask === 1 ? bump(5, B) : B * bump(5, P + S + 1)).fill(1),
+                )
+              : null,
+          );
+          ins.push(mask === 3 ? z('ab', [1, bump(4, N), S, P + S + 1]) : null);
+          ins.push(P ? z('pk', [B, N, P, bump(1, H)]) : null, P ? z('pv', [B, N, P, H]) : null);
+        } else {
+          const D = N * H;
+          ins.push(
+            z('x', [B, S, bump(2, D)]),
+            z('w', [D, bump(3, 3 * D)]),
+            which === 6 ? z('b', [3 * D + delta]) : null,
+          );
+          ins.push(
+            mask
+              ? i32(
+                  'm',
+                  mask === 1 ? [bump(5, B)] : mask === 2 ? [2 * B] : [B, S, bump(5, P + S)],
+                  new Array<number>(mask === 1 ? bump(5, B) : mask === 2 ? 2 * B : B * S * bump(5, P + S)).fill(1),
+                )
+              : null,
+          );
+          ins.push(P ? z('past', [2, B, bump(1, N), P, bump(4, H)]) : null);
+        }
+        while (ins.length && ins.at(-1) === null) ins.pop();
+        if (
+          expectTypedOrOk(op, ins, P ? ['y', 'o1', 'o2'].slice(0, op === 'Attention' ? 2 : 3) : ['y'], attrs) ===
+          'error'
+        )
+          errors++;
+        else oks++;
+      }),
+      { numRuns: PROP_RUNS * 4 },
+    );
+    expect(errors).toBeGreaterThan(0);
+    expect(oks).toBeGreaterThan(0);
   });
 
   it('fuzzed attributes and shapes: it works or fails with a typed error naming the node', () => {

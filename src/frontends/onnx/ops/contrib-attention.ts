@@ -118,6 +118,11 @@ function paddingMask(
   if (typeof batch === 'number' && typeof s[0] === 'number' && s[0] !== batch) {
     ctx.fail(`mask [${s.join(',')}] does not match batch ${batch}`);
   }
+  const t = total.data?.shape.length === 0 ? total.data.data[0] : undefined;
+  const last = s.at(-1);
+  if (t !== undefined && typeof last === 'number' && last !== t) {
+    ctx.fail(`mask [${s.join(',')}] must cover all ${t} keys (past + new)`);
+  }
   const f = ctx.emit('where', [ctx.emit('greater', [mi, scalar(ctx, 'i64', 0)]), zero, neg]);
   return ctx.emit('unsqueeze', [f], { axes: s.length === 2 ? [1, 2] : [1] });
 }
@@ -365,8 +370,11 @@ onnxOp(
     ] as const) {
       if (!INTS.includes(t.type.dtype)) ctx.fail(`${what} must be int32, got ${t.type.dtype}`);
     }
-    if (seqlens.type.shape.length !== 1)
-      ctx.fail(`seqlens_k must be 1-D [batch], got [${seqlens.type.shape.join(',')}]`);
+    const sb = seqlens.type.shape;
+    const qb = query.type.shape[0];
+    if (sb.length !== 1 || (typeof sb[0] === 'number' && typeof qb === 'number' && sb[0] !== qb)) {
+      ctx.fail(`seqlens_k must be 1-D [batch = ${qb}], got [${sb.join(',')}]`);
+    }
     if (totalLen.type.shape.some((x) => x !== 1)) ctx.fail('total_sequence_length must be a scalar');
     const pastK = ctx.input(3);
     const pastV = ctx.input(4);
