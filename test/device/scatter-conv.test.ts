@@ -286,6 +286,17 @@ describe.each(devices)('%s: conv', (backend) => {
     ['1-D Whisper conv1 (k3, pads 1)', [1, 8, 30], [6, 8, 3], { pads: [1, 1] }, true],
     ['1-D Whisper conv2 (k3, stride 2, pads 1)', [2, 6, 30], [6, 6, 3], { pads: [1, 1], strides: [2] }, true],
     ['1-D dilated, grouped', [1, 4, 20], [4, 2, 3], { dilations: [3], group: 2 }, false],
+    // the cases above with at least 4 output channels per group take the im2col + contraction schedule; more of it:
+    ['im2col: two groups of 4 output channels', [2, 4, 5, 5], [8, 2, 2, 2], { group: 2 }, true],
+    [
+      'im2col: SAME_UPPER, stride 2, dilations [2, 1]',
+      [1, 3, 9, 8],
+      [4, 3, 3, 3],
+      { auto_pad: 'SAME_UPPER', strides: [2, 2], dilations: [2, 1] },
+      true,
+    ],
+    ['im2col: 1-D asymmetric pads, stride 3', [1, 2, 11], [5, 2, 4], { pads: [2, 1], strides: [3] }, false],
+    ['im2col: batch 3, 16 output channels', [3, 5, 6, 7], [16, 5, 3, 2], { pads: [1, 0, 1, 1] }, true],
   ];
   for (const [name, x, w, attrs, bias] of cases) {
     it(name, async () => {

@@ -12,6 +12,8 @@ import type { Attrs } from '../../ir/registry.js';
 import { makeTensor } from '../../ir/tensor.js';
 import { importOnnxModel } from '../../src/frontends/onnx/import.js';
 import type { OnnxAttribute } from '../../src/frontends/onnx/proto.js';
+import { lowerNode } from '../../codegen/lower/index.js';
+import { DEFAULT_CAPS } from '../../codegen/lower/storage.js';
 import { verifyError } from '../helpers/errors.js';
 import { onnxModelOf, onnxNodeOf } from '../helpers/onnx-model.js';
 
@@ -211,5 +213,29 @@ describe('ONNX Conv', () => {
   });
   it('inconsistent channels fail at import, naming the node', () => {
     expect(() => importOnnxModel(model({}, [1, 2, 3, 3]))).toThrow(/x has 1 channels.*patch_embed/);
+  });
+});
+
+describe('conv lowering: schedule choice', () => {
+  const lower = (x: number[], w: number[], attrs: Attrs = {}) =>
+    lowerNode({
+      caps: DEFAULT_CAPS,
+      node: 'c',
+      op: 'conv',
+      attrs: { auto_pad: 'NOTSET', group: 1, ...attrs },
+      inputs: [
+        { dtype: 'f32', shape: x },
+        { dtype: 'f32', shape: w },
+      ],
+      outputs: [{ dtype: 'f32', shape: [x[0]!, w[0]!, ...x.slice(2).map((d, i) => d - w[i + 2]! + 1)] }],
+    }).map((s) => s.kernel.name.replace(/_[0-9a-f]{10}$/, ''));
+  it('im2col + contraction with >= 4 output channels per group, direct otherwise (depthwise, few channels)', () => {
+    expect(lower([1, 3, 8, 8], [8, 3, 3, 3])).toEqual(['k_conv_im2col', expect.stringMatching(/^k_conv_gemm/)]);
+    expect(lower([1, 4, 8, 8], [4, 1, 3, 3], { group: 4 })).toEqual(['k_conv']);
+    expect(lower([1, 3, 8, 8], [2, 3, 3, 3])).toEqual(['k_conv']);
+  });
+  it('a scratch past 64 MiB falls back to the direct schedule', () => {
+    // cols would be 64·9 × 1022² f32 ≈ 2.2 GiB
+    expect(lower([1, 64, 1024, 1024], [8, 64, 3, 3])).toEqual(['k_conv']);
   });
 });
