@@ -604,6 +604,16 @@ describe('MultiHeadAttention (vs a naive implementation)', () => {
     );
   });
 
+  it('BNSH key / value with a past: attended as given; present = past ++ key (the kvBNSH conformance case)', () => {
+    const ins = [f32('q', [1, 1, 1], [1]), f32('k', [1, 1, 1, 1], [2]), f32('v', [1, 1, 1, 1], [3]), null, null];
+    const all = [...ins, f32('ab', [1, 1, 1, 2], [10, 20]), f32('pk', [1, 1, 1, 1], [4]), f32('pv', [1, 1, 1, 1], [5])];
+    const out = run('MultiHeadAttention', all, ['y', 'ok', 'ov'], { num_heads: 1 });
+    // one key (2) with bias 10: the softmax weight is 1, y = v = 3 exactly
+    expectClose(out['y']!, [3], 0);
+    expectClose(out['ok']!, [4, 2], 0);
+    expectClose(out['ov']!, [5, 3], 0);
+  });
+
   it('past / present: the past is prepended when present is an output, ignored otherwise (as ONNX Runtime)', () => {
     const pk = randF32(r, 'pk', [B, N, 2, H]);
     const pv = randF32(r, 'pv', [B, N, 2, H]);

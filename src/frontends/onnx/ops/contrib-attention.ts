@@ -218,9 +218,10 @@ onnxOp(
     if (!ctx.input(6) !== !ctx.input(7)) ctx.fail('past_key and past_value must be given together');
     // ONNX Runtime's kernel reads past_key / past_value only when the node has present outputs to write; without
     // them the past is ignored (total length = kv length) and an attention_bias is read over the first kv keys.
+    // BNSH key / value are the whole cross-attention keys: attended as given, the past only prepended to present.
     const want = (ctx.node.outputs[1] ?? '') !== '' || (ctx.node.outputs[2] ?? '') !== '' ? 3 : 1;
-    const pastK = want === 3 ? ctx.input(6) : null;
-    const pastV = want === 3 ? ctx.input(7) : null;
+    const pastK = want === 3 && !bnshKV ? ctx.input(6) : null;
+    const pastV = want === 3 && !bnshKV ? ctx.input(7) : null;
     const total = pastK ? addI(ctx, dimOf(ctx, pastK, 2), dimOf(ctx, k, 1)) : dimOf(ctx, k, 1);
     const kpm = ctx.input(4);
     const filter = ctx.float('mask_filter_value', -10000);
@@ -237,8 +238,14 @@ onnxOp(
       is_causal: ctx.int('unidirectional', 0) !== 0,
     };
     scaleAttr(ctx, attrs);
-    const outs = ctx.emitN('attention', [q, k, v, mask, pastK, pastV], attrs, want);
-    return outs;
+    if (bnshKV) {
+      const y = ctx.emit('attention', [q, k, v, mask], attrs);
+      if (want === 1) return [y];
+      const present = (past: Value | null, cur: Value) =>
+        past ? ctx.emit('concat', [past, cur], { axis: 2 }) : ctx.emit('identity', [cur]);
+      return [y, present(ctx.input(6), key!), present(ctx.input(7), value!)];
+    }
+    return ctx.emitN('attention', [q, k, v, mask, pastK, pastV], attrs, want);
   },
   1,
   MS,
