@@ -6,7 +6,8 @@
  * - scatter_nd: one thread per element of the slice data.shape[k:]; each thread walks the index rows in order
  *   (row-major), so two rows hitting one position are applied by the same thread, in row order. Cost: `rows` serial
  *   steps per thread and `slice` threads (a KV-cache update of [B, H, S_new, D] rows into [B, H, S_max, D] with
- *   k = 3 runs D threads of B·H·S_new steps each); parallel only across the slice.
+ *   k = 3 runs D threads of B·H·S_new steps each); parallel only across the slice. Where the indices are host data
+ *   (constants, or computed on the host from shapes) with no two rows alike, one thread per update element instead.
  * - scatter_elements: one thread per position of updates off the axis; each walks the axis in order. Updates collide
  *   only when they agree off the axis, i.e. within one thread. Cost: numel(updates) / updates.shape[axis] threads of
  *   updates.shape[axis] steps each.
@@ -18,6 +19,7 @@
  * find those that hit it — correct for any dtype, O(numel(data) · numel(updates)) work.
  */
 import { numel, stridesOf } from '../../ir/shape.js';
+import type { Tensor } from '../../ir/tensor.js';
 import type { ScatterReduction } from '../../ir/ops/scatter.js';
 import {
   PACK,
@@ -197,6 +199,28 @@ function gatherForm(
   return [n === 0 ? { ...step, grid: [0, 1, 1] } : step];
 }
 
+/**
+ * True when `indices` are host data (a constant, or computed on the host from shapes) whose index tuples, wrapped,
+ * are all in range and pairwise different: then the rows can be scattered in parallel with no write twice.
+ */
+function distinctRows(indices: Tensor | undefined, data: readonly number[], k: number): boolean {
+  if (!indices) return false;
+  const seen = new Set<number>();
+  const st = stridesOf(data);
+  for (let j = 0; j < indices.data.length; j += k) {
+    let off = 0;
+    for (let m = 0; m < k; m++) {
+      const i = indices.data[j + m]!;
+      const w = i < 0 ? i + data[m]! : i;
+      if (!(w >= 0 && w < data[m]!)) return false; // the serial kernel reports it
+      off += w * st[m]!;
+    }
+    if (seen.has(off)) return false;
+    seen.add(off);
+  }
+  return true;
+}
+
 registerLowering('scatter_nd', (ctx) => {
   checkSizes(ctx);
   const data = ctx.inputs[0]!.shape;
@@ -225,6 +249,25 @@ registerLowering('scatter_nd', (ctx) => {
       const [off, ok] = tuple(kb, index, row);
       return [add(off, mod(e, sl)), ok];
     });
+  }
+  if (rows > 1 && distinctRows(ctx.inputs[1]!.data, data, k)) {
+    // indices known on the host and no two rows alike: no element is written twice, one thread per element
+    const scatter = scatterKernel(ctx, {
+      threads: rows * slice,
+      steps: 1,
+      build: (kb, t) => {
+        const sl = dimU(kb, 'sl', slice, 'slice');
+        const row = kb.let('row', div(t, sl));
+        return {
+          update: () => t,
+          target: (_j, index) => {
+            const [off, ok] = tuple(kb, index, row);
+            return [add(off, mod(t, sl)), ok];
+          },
+        };
+      },
+    });
+    return [...copyStep(ctx), scatter];
   }
   const scatter = scatterKernel(ctx, {
     threads: slice,

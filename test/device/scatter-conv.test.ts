@@ -148,6 +148,26 @@ describe.each(devices)('%s: scatter_nd / scatter_elements', (backend) => {
     expect(await checkAgainstReference(c.graph, c.feeds, { backend })).toEqual([]);
   });
 
+  it('scatter_nd with host-known indices: distinct rows in parallel, duplicates serially', async () => {
+    for (const [name, idx] of [
+      ['distinct (parallel)', [0, 0, 5, 0, 0, 6, 0, 1, 5, 0, 1, -2]],
+      ['duplicate (serial)', [0, 0, 5, 0, 0, 6, 0, 1, 5, 0, 0, -3]],
+    ] as const) {
+      for (const reduction of ['none', 'add', 'max'] as const) {
+        const b = new GraphBuilder('kv_const');
+        const cache = b.input('cache', 'f32', [1, 2, 8, 4]);
+        const i = b.weight('i', makeTensor('i64', [1, 2, 2, 3], [...idx]));
+        const u = b.input('u', 'f32', [1, 2, 2, 4]);
+        b.output(b.op('scatter_nd', [cache, i, u], { reduction }), 'y');
+        const feeds = {
+          cache: makeTensor('f32', [1, 2, 8, 4], randn(64)),
+          u: makeTensor('f32', [1, 2, 2, 4], randn(16)),
+        };
+        expect(await checkAgainstReference(b.build(), feeds, { backend }), `${name} ${reduction}`).toEqual([]);
+      }
+    }
+  });
+
   it('scatter_elements: every axis (negative too), every reduction, indices smaller than data', async () => {
     for (const reduction of REDUCTIONS) {
       for (const axis of [0, 1, 2, -1]) {

@@ -13,6 +13,8 @@ import type { Attrs } from '../../ir/registry.js';
 import { makeTensor } from '../../ir/tensor.js';
 import { importOnnxModel } from '../../src/frontends/onnx/import.js';
 import type { OnnxAttribute } from '../../src/frontends/onnx/proto.js';
+import { lowerNode } from '../../codegen/lower/index.js';
+import { DEFAULT_CAPS } from '../../codegen/lower/storage.js';
 import { verifyError } from '../helpers/errors.js';
 import { ONNX, onnxModelOf, onnxNodeOf } from '../helpers/onnx-model.js';
 
@@ -248,5 +250,31 @@ describe('ONNX ScatterND / ScatterElements / Scatter', () => {
     expect(() => importOnnxModel(model('ScatterElements', 13, { reduction: s('add') }, [1, 2]))).toThrow(
       /needs opset 16.*sc_node/,
     );
+  });
+});
+
+describe('scatter_nd lowering: schedule', () => {
+  /** Threads of the scatter kernel (its `n` uniform) for indices of [4, 1] into data [6, 8]. */
+  function threads(indices?: number[]): number {
+    const steps = lowerNode({
+      caps: DEFAULT_CAPS,
+      node: 's',
+      op: 'scatter_nd',
+      attrs: { reduction: 'none' },
+      inputs: [
+        { dtype: 'f32', shape: [6, 8] },
+        { dtype: 'i64', shape: [4, 1], ...(indices ? { data: makeTensor('i64', [4, 1], indices) } : {}) },
+        { dtype: 'f32', shape: [4, 8] },
+      ],
+      outputs: [{ dtype: 'f32', shape: [6, 8] }],
+    });
+    const last = steps[steps.length - 1]!;
+    const i = last.kernel.uniforms.findIndex((u) => /^n\d+$/.test(u.name));
+    return last.uniforms[i]!;
+  }
+  it('one thread per slice element walking the rows; per update element for distinct host-known rows', () => {
+    expect(threads()).toBe(8);
+    expect(threads([0, 5, -1, 2])).toBe(8); // 5 and -1 are the same row
+    expect(threads([0, 5, 3, 2])).toBe(32);
   });
 });
