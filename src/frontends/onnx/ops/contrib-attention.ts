@@ -56,6 +56,16 @@ const toHeads = (ctx: ConvertContext, v: Value, n: number, h: number): Value =>
 const fromHeads = (ctx: ConvertContext, v: Value): Value =>
   reshape(ctx, ctx.emit('transpose', [v], { perm: [0, 2, 1, 3] }), [0, 0, -1]);
 
+/** The first element of `x` along `axis` (size 1 there). */
+function firstOf(ctx: ConvertContext, x: Value, axis: number): Value {
+  const c = (xs: number[]) => ctx.constant('i64', xs, [xs.length]);
+  return ctx.emit('slice', [x, c([0]), c([1]), c([axis])]);
+}
+
+/** Zeros of `x`'s shape and dtype (`zero` a scalar of that dtype), whatever x holds (no 0 * inf). */
+const zerosLike = (ctx: ConvertContext, x: Value, zero: Value): Value =>
+  ctx.emit('where', [ctx.constant('bool', [0], []), x, zero]);
+
 /** A static last-dim size, failing with a located error otherwise. */
 function staticDim(ctx: ConvertContext, v: Value, axis: number, what: string): number {
   const d = v.type.shape.at(axis);
@@ -428,17 +438,15 @@ onnxOp(
     const tRow = reshape(ctx, t, [1, -1]); // [1, T]
     const pl = reshape(ctx, pastLen, [-1, 1]); // [B, 1]
     const inPast = ctx.emit('less', [tRow, pl]);
-    const newEnd = ctx.emit('add', [pl, seq]);
-    const inNew = ctx.emit('less', [tRow, newEnd]);
+    const inNew = ctx.emit('less', [tRow, ctx.emit('add', [pl, seq])]);
     const last = ctx.emit('sub', [catLen, scalar(ctx, 'i64', 1)]);
-    const fromNew = ctx.emit('min', [ctx.emit('sub', [ctx.emit('add', [tRow, pBuf]), pl]), last]);
-    const idx = ctx.emit('where', [inPast, ctx.emit('min', [tRow, last]), fromNew]); // [B, T]
+    const fromNew = ctx.emit('where', [inNew, ctx.emit('sub', [ctx.emit('add', [tRow, pBuf]), pl]), catLen]);
+    const idx = ctx.emit('where', [inPast, ctx.emit('min', [tRow, last]), fromNew]); // [B, T], catLen = the zero row
     const idx4 = ctx.emit('expand', [reshape(ctx, idx, [0, 1, -1, 1]), ctx.constant('i64', [1, kvn, 1, h], [4])]);
-    const keep = reshape(ctx, ctx.emit('or', [inPast, inNew]), [0, 1, -1, 1]);
     const zero = scalar(ctx, dt, 0);
     const present = (past: Value | null, cur: Value): Value => {
-      const cat = past ? ctx.emit('concat', [past, cur], { axis: 2 }) : cur;
-      return ctx.emit('where', [keep, ctx.emit('gather_elements', [cat, idx4], { axis: 2 }), zero]);
+      const parts = [...(past ? [past] : []), cur, zerosLike(ctx, firstOf(ctx, cur, 2), zero)];
+      return ctx.emit('gather_elements', [ctx.emit('concat', parts, { axis: 2 }), idx4], { axis: 2 });
     };
     const presentK = present(pastK, k4);
     const presentV = present(pastV, v4);
@@ -466,18 +474,12 @@ onnxOp(
       if (sink && (sink.type.dtype !== dt || sink.type.shape.length !== 1 || sink.type.shape[0] !== n)) {
         ctx.fail(`head_sink must be 1-D [${n}] of ${dt}, got ${sink.type.dtype} [${sink.type.shape.join(',')}]`);
       }
-      const none = ctx.constant('bool', [0], []);
-      const slice1 = (x: Value, axis: number) => {
-        const c = (xs: number[]) => ctx.constant('i64', xs, [xs.length]);
-        return ctx.emit('slice', [x, c([0]), c([1]), c([axis])]);
-      };
-      const zerosLike = (x: Value) => ctx.emit('where', [none, x, zero]);
-      keys = ctx.emit('concat', [presentK, zerosLike(slice1(presentK, 2))], { axis: 2 });
-      values = ctx.emit('concat', [presentV, zerosLike(slice1(presentV, 2))], { axis: 2 });
-      let col = zerosLike(slice1(mask, 3)); // [B, 1|N, S, 1]
+      keys = ctx.emit('concat', [presentK, zerosLike(ctx, firstOf(ctx, presentK, 2), zero)], { axis: 2 });
+      values = ctx.emit('concat', [presentV, zerosLike(ctx, firstOf(ctx, presentV, 2), zero)], { axis: 2 });
+      let col = zerosLike(ctx, firstOf(ctx, mask, 3), zero); // [B, 1|N, S, 1]
       if (sink) {
         col = ctx.emit('add', [col, reshape(ctx, sink, [1, n, 1, 1])]);
-        mask = ctx.emit('add', [mask, zerosLike(reshape(ctx, sink, [1, n, 1, 1]))]);
+        mask = ctx.emit('add', [mask, zerosLike(ctx, reshape(ctx, sink, [1, n, 1, 1]), zero)]);
       }
       mask = ctx.emit('concat', [mask, col], { axis: 3 });
     }
