@@ -11,6 +11,7 @@ import {
   symlinkSync,
   writeFileSync,
   openSync,
+  readFileSync,
   writeSync,
   closeSync,
   ftruncateSync,
@@ -21,7 +22,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { KilnError, ParseError, UnsupportedError } from '../../ir/errors.js';
 import { interpret } from '../../ir/interpret.js';
 import { makeTensor } from '../../ir/tensor.js';
-import { importOnnx, importOnnxFile } from '../../src/frontends/onnx/import.js';
+import { externalDataFrom, importOnnx, importOnnxFile, importOnnxModel } from '../../src/frontends/onnx/import.js';
+import { decodeModel } from '../../src/frontends/onnx/proto.js';
 import { encodeModel, type TensorSpecProto } from '../helpers/onnx-writer.js';
 
 const FLOAT = 1;
@@ -121,6 +123,19 @@ describe('ONNX external data', () => {
     const t0 = performance.now();
     expect(await run(path)).toEqual(EXPECTED);
     expect(performance.now() - t0).toBeLessThan(5000);
+  });
+
+  it('a caller that decodes the model itself passes externalDataFrom(dir)', async () => {
+    const dir = tempDir();
+    const path = writeModel(dir);
+    const reader = await externalDataFrom(dir);
+    try {
+      const { graph } = importOnnxModel(decodeModel(readFileSync(path)), { externalData: reader });
+      const y = interpret(graph, { x: makeTensor('f32', [2, 2], [1, 0, 0, 1]) })['y']!;
+      expect(Array.from(y.data)).toEqual(EXPECTED);
+    } finally {
+      reader.close();
+    }
   });
 
   it('without the model directory (bytes only) an external tensor is an UnsupportedError naming it', async () => {

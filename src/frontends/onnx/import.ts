@@ -84,7 +84,7 @@ export async function importOnnxFile(path: string, opts: ImportOptions = {}): Pr
     throw new KilnError('runtime', `cannot read ONNX model '${path}': ${(e as Error).message}`, {}, { cause: e });
   }
   if (opts.externalData) return importOnnx(bytes, opts);
-  const reader = fileReader(fs, paths, paths.dirname(paths.resolve(path)));
+  const reader = await externalDataFrom(paths.dirname(paths.resolve(path)));
   try {
     return importOnnx(bytes, { ...opts, externalData: reader });
   } finally {
@@ -92,8 +92,13 @@ export async function importOnnxFile(path: string, opts: ImportOptions = {}): Pr
   }
 }
 
-/** External data read from files under `dir` (file descriptors kept open until `close`). */
-function fileReader(fs: NodeFs, paths: NodePath, dir: string): ExternalDataReader & { close(): void } {
+/**
+ * A reader of external data from files under `dir`, the model's directory (Node only) — for callers that decode the
+ * model themselves and then `importOnnxModel(model, { externalData })`. File descriptors stay open until `close()`.
+ */
+export async function externalDataFrom(dir: string): Promise<ExternalDataReader & { close(): void }> {
+  const fs: NodeFs = await import('node:fs');
+  const paths: NodePath = await import('node:path');
   const root = fs.realpathSync(dir);
   const inside = (p: string) => {
     const rel = paths.relative(root, p);
