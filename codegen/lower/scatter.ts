@@ -149,8 +149,8 @@ function scatterKernel(ctx: LowerCtx, plan: ScatterPlan): LoweredStep {
 }
 
 /**
- * Packed data: one thread per output element (the pointwise template owns packing); each walks every update in
- * order and combines those that land on its element.
+ * Packed data: one thread per packed output word, which computes each of its elements by walking every update in
+ * order and combining those that land on it, then stores the whole word (no two threads touch one word).
  */
 function gatherForm(
   ctx: LowerCtx,
