@@ -3,10 +3,11 @@
  * (GatherBlockQuantized).
  *
  * A block-quantized weight is the triple (packed integer data, scales, optional zero points) plus its geometry
- * (bits, block size, the blocked axis) — the `blockq` layout of ir/types.ts, which `blockqLayout` derives from a
- * node. Importers and the quantization passes (passes/quant) produce the same representation: the packed data, the
- * scales and the zero points are ordinary (constant) inputs of these ops, so a device holds the weight only in its
- * packed form (f32 weights never exist in device memory).
+ * (bits, block size, the blocked axis). Importers and the quantization passes (passes/quant) produce the same
+ * representation: the packed data, the scales and the zero points are ordinary (constant) inputs of these ops, the
+ * packed data typed with the `blockq` layout of ir/types.ts (`blockqLayout`; inference rejects a blockq layout that
+ * disagrees with the node's bits / block size / axis), so a device holds the weight only in its packed form (f32
+ * weights never exist in device memory).
  *
  * matmul_nbits layout (ONNX MatMulNBits): the weight is W [N, K] (y = a · Wᵀ); row n is cut into
  * n_blocks = ceil(K / block_size) blocks, the last one ragged (padded with zeros in the packed data); the packed data
@@ -22,7 +23,7 @@ import { isFloat, type DType } from '../dtype.js';
 import { registerOp, type Attrs, type InferContext } from '../registry.js';
 import { normAxis, type Dim, type Shape } from '../shape.js';
 import { scratchTensor, type Tensor } from '../tensor.js';
-import { tensorType, type Layout } from '../types.js';
+import { layoutToString, tensorType, type Layout } from '../types.js';
 import { req } from './util.js';
 
 type Fail = (message: string) => never;
@@ -75,9 +76,22 @@ const numelOf = (s: Shape): Dim => {
   return n;
 };
 
-/** The blockq layout of a matmul_nbits weight (the type the weight has; see ir/types.ts). */
-export function blockqLayout(g: NBits, scale: DType, zeroPoint: boolean): Layout {
-  return { kind: 'blockq', bits: g.bits, group: g.block, axis: 1, scale, zeroPoint };
+/**
+ * The blockq layout type of a block-quantized weight's packed data (ir/types.ts): what importers and the
+ * quantization passes give the data value when it is a constant. For matmul_nbits the blocked axis is 1 (K of W [N, K]).
+ */
+export function blockqLayout(bits: number, group: number, axis: number, scale: DType, zeroPoint: boolean): Layout {
+  return { kind: 'blockq', bits, group, axis, scale, zeroPoint };
+}
+
+/** A packed-data input's layout must be dense or the blockq layout these attributes describe. */
+function checkLayout(ctx: InferContext, i: number, bits: number, group: number, axis: number): void {
+  const l = ctx.inputs[i]!.layout;
+  if (l.kind === 'dense') return;
+  if (l.kind !== 'blockq' || l.bits !== bits || l.group !== group || l.axis !== axis)
+    ctx.fail(
+      `input ${i} has layout ${layoutToString(l)}, but the node reads blockq(bits=${bits},group=${group},axis=${axis})`,
+    );
 }
 
 /** Element (n, k) of a packed u8 array laid out as `g` (padded rows of n_blocks · block elements). */
@@ -134,6 +148,7 @@ function checkNBits(ctx: InferContext): { g: NBits; out: Dim[]; dt: DType } {
       `packed weight b is [${b.shape.join(',')}], expected [${bWant.join(',')}] (N, ceil(K / block_size), ` +
         `block_size · bits / 8)`,
     );
+  checkLayout(ctx, 1, g.bits, g.block, 1);
   if (scales.dtype !== a.dtype) ctx.fail(`scales have dtype ${scales.dtype}, a has ${a.dtype}`);
   const ns = numelOf(scales.shape);
   if (typeof ns === 'number' && ns !== g.N * g.nBlocks)
@@ -290,6 +305,7 @@ registerOp({
     const zp = ctx.inputs[3];
     const g = gatherBQGeometry(data, ctx.attrs, ctx.fail);
     if (idx.dtype !== 'i32' && idx.dtype !== 'i64') ctx.fail(`indices must be i32 or i64, got ${idx.dtype}`);
+    checkLayout(ctx, 0, g.bits, g.block, g.quantizeAxis);
     if (!isFloat(scales.dtype)) ctx.fail(`scales must be float, got ${scales.dtype}`);
     if (!sameDims(scales.shape, g.scaleShape))
       ctx.fail(

@@ -2,7 +2,8 @@
  * Weight-only round-to-nearest (RTN) post-training quantization. Every matmul by a constant 2-D weight becomes a
  * `matmul_nbits` whose weight is block-quantized per output column (blocks of `group` consecutive k; the last block
  * of a K that the group does not divide is ragged: its statistics cover only the real elements, the packed row is
- * zero-padded), the same representation MatMulNBits imports to (ir/ops/blockq.ts).
+ * zero-padded), the same representation MatMulNBits imports to (ir/ops/blockq.ts): packed u8 data typed with the
+ * blockq layout, scales, zero points.
  *
  *   symmetric:  scale = max|w| / (2^(bits−1) − 1), q = clamp(round(w / scale) + 2^(bits−1)), no zero-point tensor
  *   asymmetric: lo = min(w, 0), hi = max(w, 0), scale = (hi − lo) / (2^bits − 1), zp = clamp(round(−lo / scale)),
@@ -17,7 +18,8 @@ import { isFloat, roundHalfEvenSigned, roundToDtype, type DType } from '../../ir
 import { KilnError } from '../../ir/errors.js';
 import { Graph, Node, Value } from '../../ir/graph.js';
 import { makeTensor, type Tensor } from '../../ir/tensor.js';
-import { tensorType } from '../../ir/types.js';
+import { blockqLayout } from '../../ir/ops/blockq.js';
+import { tensorType, type Layout } from '../../ir/types.js';
 import type { Pass } from '../context.js';
 import { Names } from '../rewrite.js';
 
@@ -213,8 +215,8 @@ export function quantizeRtn(graph: Graph, opts: RtnOptions): RtnReport {
   const names = new Names(graph);
   const report: RtnReport = { layers: [], kept: [], bytesBefore: 0, bytesAfter: 0 };
   for (const c of graph.constants) report.bytesBefore += bytesOf(c.data!);
-  const constant = (hint: string, t: Tensor) => {
-    const v = new Value(names.fresh(hint), tensorType(t.dtype, t.shape), t);
+  const constant = (hint: string, t: Tensor, layout?: Layout) => {
+    const v = new Value(names.fresh(hint), tensorType(t.dtype, t.shape, layout), t);
     graph.constants.push(v);
     return v;
   };
@@ -230,7 +232,11 @@ export function quantizeRtn(graph: Graph, opts: RtnOptions): RtnReport {
       const dt = t.a.type.dtype;
       const r = quantizeRows(t.at, t.N, t.K, opts.bits, block, sym, dt, true);
       const blob = (block * opts.bits) / 8;
-      const b = constant(`${t.w.name}_q${opts.bits}`, makeTensor('u8', [t.N, r.nBlocks, blob], r.packed));
+      const b = constant(
+        `${t.w.name}_q${opts.bits}`,
+        makeTensor('u8', [t.N, r.nBlocks, blob], r.packed),
+        blockqLayout(opts.bits, block, 1, dt, !sym),
+      );
       const s = constant(`${t.w.name}_scales`, makeTensor(dt, [t.N, r.nBlocks], r.scales));
       const z = r.zeroPoints && constant(`${t.w.name}_zp`, makeTensor('u8', [r.zeroPoints.length], r.zeroPoints));
       const q = new Node(names.fresh(`${n.name}_q`), 'matmul_nbits', z ? [t.a, b, s, z] : [t.a, b, s], [...n.outputs], {
@@ -269,7 +275,11 @@ export function quantizeRtn(graph: Graph, opts: RtnOptions): RtnReport {
       const block = blockFor(opts.group, D);
       const data = w.data!.data;
       const r = quantizeRows((i, k) => Number(data[i * D + k]!), V, D, opts.bits, block, sym, w.type.dtype, false);
-      const dq = constant(`${w.name}_q${opts.bits}`, makeTensor('u8', [V, (D * opts.bits) / 8], r.packed));
+      const dq = constant(
+        `${w.name}_q${opts.bits}`,
+        makeTensor('u8', [V, (D * opts.bits) / 8], r.packed),
+        blockqLayout(opts.bits, block, 1, w.type.dtype, !sym),
+      );
       const s = constant(`${w.name}_scales`, makeTensor(w.type.dtype, [V, r.nBlocks], r.scales));
       const zRow = Math.ceil((r.nBlocks * opts.bits) / 8);
       const z = r.zeroPoints && constant(`${w.name}_zp`, makeTensor('u8', [V, zRow], r.zeroPoints));

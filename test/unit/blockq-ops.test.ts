@@ -169,6 +169,18 @@ describe('matmul_nbits inference errors name the node', () => {
     expect(inferError('matmul_nbits', [ok[0]!, ok[1]!, ['f32', [8, 3]]], attrs)).toMatch(/scales have 24 elements/));
   it('zero point count', () =>
     expect(inferError('matmul_nbits', [...ok, ['u8', [16]]], attrs)).toMatch(/packed zero points have 16/));
+  it('a blockq layout on the packed data that disagrees with the attributes', () => {
+    const b = new GraphBuilder('t');
+    const lay = { kind: 'blockq', bits: 8, group: 16, axis: 1, scale: 'f32', zeroPoint: false } as const;
+    const ins = [b.input('a', 'f32', [2, 32]), b.input('b', 'u8', [8, 2, 8], lay), b.input('s', 'f32', [8, 2])];
+    expect(() => b.op('matmul_nbits', ins, attrs)).toThrow(
+      /layout blockq\(bits=8,group=16.*reads blockq\(bits=4,group=16/,
+    );
+    const ok = { ...lay, bits: 4 };
+    const b2 = new GraphBuilder('t');
+    const ins2 = [b2.input('a', 'f32', [2, 32]), b2.input('b', 'u8', [8, 2, 8], ok), b2.input('s', 'f32', [8, 2])];
+    expect(b2.op('matmul_nbits', ins2, attrs).type.shape).toEqual([2, 8]);
+  });
   it('bias shape', () =>
     expect(inferError('matmul_nbits', [...ok, null, null, ['f32', [4]]], attrs)).toMatch(/bias must be \[N\]/));
 });

@@ -85,6 +85,10 @@ describe('quantizeRtn', () => {
       ['w2', 40, 32, 16], // K = 40: blocks 16, 16, 8 (ragged)
     ]);
     expect(rep.kept.map((k) => k.reason).sort()).toEqual(['LM head', 'embedding']);
+    // the packed weights are tensors of the blockq layout type (symmetric: no zero points)
+    const w1q = g.graph.constants.find((c) => c.name === 'w1_q4')!;
+    expect(w1q.type.layout).toEqual({ kind: 'blockq', bits: 4, group: 16, axis: 1, scale: 'f32', zeroPoint: false });
+    expect(w1q.type.shape).toEqual([40, 2, 8]);
     // w1: 40 rows × 2 blocks × 8 bytes + 80 f32 scales
     expect(rep.layers[0]!.bytesAfter).toBe(40 * 2 * 8 + 80 * 4);
     expect(rep.layers[0]!.bytesBefore).toBe(32 * 40 * 4);

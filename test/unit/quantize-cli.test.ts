@@ -86,7 +86,7 @@ describe.skipIf(missing)('kiln quantize (stories260K, reference backend)', () =>
     const ir = readFileSync(out, 'utf8');
     expect(ir.match(/= matmul_nbits\(/g)).toHaveLength(35);
     expect(ir).not.toMatch(/= matmul\(/);
-    expect(ir).toMatch(/const %layers\.0\.w2_q4: u8\[64,6,16\] = /);
+    expect(ir).toMatch(/const %layers\.0\.w2_q4: u8\[64,6,16\] blockq\(bits=4,group=32,axis=1,scale=f32,zp=0\) = /);
   }, 120_000);
 
   it('--eval: int8 RTN perplexity within 0.5% of f32 (evaluation half, 2 windows of 128)', async () => {
