@@ -1073,6 +1073,23 @@ describe('contrib ops: bad attributes and inputs → typed errors naming the nod
     }
   }, 60_000);
 
+  it('GroupQueryAttention seqlens_k beyond the past buffer is a typed run-time error naming the node everywhere', async () => {
+    // past buffer of 2, one new token: seqlens_k 2 is the last valid value; 4 and -5 are not
+    for (const bad of [4, -5]) {
+      const { inputs, attrs } = gqaCase({ B: 1, S: 1, N: 1, kvN: 1, H: 2, P: 2, seqlens: [bad], total: 3 }, 1);
+      const g = graphOf('GroupQueryAttention', inputs, ['y', 'present_k', 'present_v'], attrs);
+      expect(() => interpret(g, feedsOf(inputs))).toThrow(new RegExp(`${NODE}.*out of range|out of range.*${NODE}`));
+      for (const backend of backends) {
+        const session = await compile(g, { backend });
+        try {
+          await expect(session.run(feedsOf(inputs))).rejects.toThrow(new RegExp(NODE));
+        } finally {
+          session.dispose();
+        }
+      }
+    }
+  }, 60_000);
+
   it('fuzzed near-valid attention nodes (one dim or attribute off): typed errors naming the node', () => {
     const sizes = fc.record({
       B: fc.integer({ min: 1, max: 2 }),

@@ -439,9 +439,16 @@ onnxOp(
     const pl = reshape(ctx, pastLen, [-1, 1]); // [B, 1]
     const inPast = ctx.emit('less', [tRow, pl]);
     const inNew = ctx.emit('less', [tRow, ctx.emit('add', [pl, seq])]);
-    const last = ctx.emit('sub', [catLen, scalar(ctx, 'i64', 1)]);
     const fromNew = ctx.emit('where', [inNew, ctx.emit('sub', [ctx.emit('add', [tRow, pBuf]), pl]), catLen]);
-    const idx = ctx.emit('where', [inPast, ctx.emit('min', [tRow, last]), fromNew]); // [B, T], catLen = the zero row
+    // A past length outside [0, past buffer] (seqlens_k inconsistent with the cache) gets an index past the end:
+    // gather's located run-time error (reference and devices), never values from the wrong rows.
+    const bad = addI(ctx, catLen, scalar(ctx, 'i64', 1));
+    const plOk = ctx.emit('and', [
+      ctx.emit('greater_equal', [pl, scalar(ctx, 'i64', 0)]),
+      ctx.emit('less_equal', [pl, pBuf]),
+    ]);
+    const fromPast = ctx.emit('where', [plOk, tRow, bad]);
+    const idx = ctx.emit('where', [inPast, fromPast, ctx.emit('where', [plOk, fromNew, bad])]); // [B, T]; catLen: zero row
     const idx4 = ctx.emit('expand', [reshape(ctx, idx, [0, 1, -1, 1]), ctx.constant('i64', [1, kvn, 1, h], [4])]);
     const zero = scalar(ctx, dt, 0);
     const present = (past: Value | null, cur: Value): Value => {
