@@ -513,6 +513,78 @@ describe('GroupQueryAttention (vs a naive implementation of its semantics)', () 
   }
 });
 
+describe('GroupQueryAttention property: random configurations equal the naive implementation', () => {
+  const cfg = fc
+    .record({
+      B: fc.integer({ min: 1, max: 2 }),
+      S: fc.integer({ min: 1, max: 3 }),
+      kvN: fc.integer({ min: 1, max: 2 }),
+      group: fc.integer({ min: 1, max: 2 }),
+      half: fc.integer({ min: 1, max: 2 }),
+      P: fc.integer({ min: 0, max: 3 }),
+      pasts: fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 2, maxLength: 2 }),
+      window: fc.integer({ min: -1, max: 3 }),
+      softcap: fc.constantFrom(0, 1.5),
+      rotary: fc.constantFrom(0, 1, 2),
+      packed: fc.boolean(),
+      bias: fc.boolean(),
+      sink: fc.constantFrom(0, 1, 2),
+      seed: fc.integer({ min: 1, max: 1000 }),
+    })
+    .map((r) => {
+      const H = 2 * r.half;
+      const past = r.pasts.slice(0, r.B).map((p) => Math.min(p, r.P));
+      const first = past.every((p) => p === 0);
+      const total = first ? r.S : Math.max(...past) + r.S;
+      const c: GqaCase = {
+        B: r.B,
+        S: r.S,
+        N: r.kvN * r.group,
+        kvN: r.kvN,
+        H,
+        P: r.P,
+        seqlens: past.map((p) => p + r.S - 1),
+        total,
+        packed: r.packed,
+        bias: r.bias,
+      };
+      if (r.window >= 0) c.window = r.window;
+      if (r.softcap) c.softcap = r.softcap;
+      if (r.rotary) c.rotary = { R: r.rotary === 1 ? H : 2, interleaved: r.rotary === 2 };
+      if (r.sink === 1) c.sink = 'smooth';
+      if (r.sink === 2) c.sink = Array.from({ length: c.N }, (_, i) => i - 1);
+      return { c, seed: r.seed };
+    });
+  it('(reference)', () => {
+    fc.assert(
+      fc.property(cfg, ({ c, seed }) => {
+        const { inputs, attrs, want } = gqaCase(c, seed);
+        const out = interpret(
+          graphOf('GroupQueryAttention', inputs, ['y', 'present_k', 'present_v'], attrs),
+          feedsOf(inputs),
+        );
+        expectClose(out['y']!, want.y, 5e-6);
+        expectClose(out['present_k']!, want.pk, 1e-6);
+        expectClose(out['present_v']!, want.pv, 0);
+      }),
+      { numRuns: PROP_RUNS },
+    );
+  });
+
+  it('(device backends vs the reference, a few configurations)', async () => {
+    await fc.assert(
+      fc.asyncProperty(cfg, async ({ c, seed }) => {
+        const { inputs, attrs } = gqaCase(c, seed);
+        await onDevices(
+          graphOf('GroupQueryAttention', inputs, ['y', 'present_k', 'present_v'], attrs),
+          feedsOf(inputs),
+        );
+      }),
+      { numRuns: 4 },
+    );
+  }, 120_000);
+});
+
 describe('MultiHeadAttention (vs a naive implementation)', () => {
   const B = 2;
   const S = 3;
