@@ -16,6 +16,7 @@ import type { Graph } from '../../ir/graph.js';
 import '../../ir/ops/index.js';
 import type { Attrs } from '../../ir/registry.js';
 import { makeTensor, type Tensor } from '../../ir/tensor.js';
+import { isDeviceTensor, type DeviceTensor } from '../../src/runtime/device-tensor.js';
 import { compile, type BackendName, type Session } from '../../src/session.js';
 import { cudaTranslationUnit, recordKernels } from '../../src/runtime/cuda/source.js';
 import { checkAgainstReference } from '../helpers/backends.js';
@@ -237,6 +238,50 @@ describe.each(devices)('%s: scatter_nd / scatter_elements', (backend) => {
       v: makeTensor('f32', [2, 4], randn(8)),
     };
     expect(await checkAgainstReference(b.build(), feeds, { backend })).toEqual([]);
+  });
+
+  it('a KV cache kept on the device (runKeep) is updated in place step by step, by both scatters', async () => {
+    const b = new GraphBuilder('decode');
+    const past = b.input('past', 'f32', [1, 2, 5, 3]);
+    const pos = b.input('pos', 'i64', [1, 2, 1, 3]);
+    const cur = b.input('cur', 'f32', [1, 2, 1, 3]);
+    b.output(b.op('scatter_nd', [past, pos, cur]), 'present');
+    const past2 = b.input('past2', 'f32', [1, 2, 5, 3]);
+    const at = b.input('at', 'i64', [1, 2, 1, 3]);
+    b.output(b.op('scatter_elements', [past2, at, cur], { axis: 2 }), 'present2');
+    const s = await session(b.build(), backend);
+    const zeros = makeTensor('f32', [1, 2, 5, 3], new Array<number>(30).fill(0));
+    let kv: Record<string, Tensor | DeviceTensor> = { past: zeros, past2: zeros };
+    // step t writes the token vector [100·h + 10·t, +1, +2] of head h at position t
+    const token = (t: number) => [0, 1].flatMap((h) => [0, 1, 2].map((d) => 100 * h + 10 * t + d));
+    for (let t = 0; t < 4; t++) {
+      const got = await s.runKeep(
+        {
+          ...kv,
+          pos: makeTensor('i64', [1, 2, 1, 3], [0, 0, t, 0, 1, t]),
+          at: makeTensor('i64', [1, 2, 1, 3], new Array<number>(6).fill(t)),
+          cur: makeTensor('f32', [1, 2, 1, 3], token(t)),
+        },
+        ['present', 'present2'],
+      );
+      for (const v of Object.values(kv)) if (isDeviceTensor(v)) v.dispose();
+      kv = { past: got['present']!, past2: got['present2']! };
+    }
+    const want = [0, 1].flatMap((h) =>
+      [0, 1, 2, 3, 4].flatMap((t) => (t < 4 ? [0, 1, 2].map((d) => 100 * h + 10 * t + d) : [0, 0, 0])),
+    );
+    // in place every step: no copy kernel was ever built
+    expect(
+      s
+        .kernels()
+        .map((k) => k.name)
+        .filter((n) => n.includes('copy')),
+    ).toEqual([]);
+    for (const k of ['past', 'past2']) {
+      const dt = kv[k] as DeviceTensor;
+      expect(Array.from((await dt.read()).data), k).toEqual(want);
+      dt.dispose();
+    }
   });
 
   it('an index out of range is a typed error naming the node; the session still works after', async () => {
