@@ -676,6 +676,13 @@ describe('MultiHeadAttention (vs a naive implementation)', () => {
     );
   });
 
+  it('unidirectional with a single query attends every key (ONNX Runtime masks only from two queries on)', () => {
+    const ins = [f32('q', [1, 1, 1], [1]), f32('k', [1, 3, 1], [1, 2, 3]), f32('v', [1, 3, 1], [1, 2, 4])];
+    const y = run('MultiHeadAttention', ins, ['y'], { num_heads: 1, unidirectional: 1 })['y']!;
+    const e = [1, 2, 3].map(Math.exp);
+    expectClose(y, [(e[0]! * 1 + e[1]! * 2 + e[2]! * 4) / (e[0]! + e[1]! + e[2]!)], 1e-6);
+  });
+
   it('BNSH key / value with a past: attended as given; present = past ++ key (the kvBNSH conformance case)', () => {
     const ins = [f32('q', [1, 1, 1], [1]), f32('k', [1, 1, 1, 1], [2]), f32('v', [1, 1, 1, 1], [3]), null, null];
     const all = [...ins, f32('ab', [1, 1, 1, 2], [10, 20]), f32('pk', [1, 1, 1, 1], [4]), f32('pv', [1, 1, 1, 1], [5])];

@@ -245,7 +245,8 @@ onnxOp(
     const attrs: Record<string, number | boolean> = {
       q_num_heads: n,
       kv_num_heads: n,
-      is_causal: ctx.int('unidirectional', 0) !== 0,
+      // ONNX Runtime applies unidirectional only to more than one query (a single query sees every key)
+      is_causal: ctx.int('unidirectional', 0) !== 0 && q.type.shape[1] !== 1,
     };
     scaleAttr(ctx, attrs);
     if (bnshKV) {
