@@ -1053,6 +1053,16 @@ describe('contrib ops: bad attributes and inputs → typed errors naming the nod
     );
   });
 
+  it('GroupQueryAttention caches without do_rotary are unused; one cache without the other is an error', () => {
+    const { inputs, attrs } = gqaCase({ B: 1, S: 2, N: 2, kvN: 1, H: 4, P: 1, seqlens: [2], total: 3 }, 4);
+    const cache = [z('cos', [8, 2]), z('sin', [8, 2])];
+    const withCaches = [...inputs.slice(0, 7), ...cache];
+    const a = run('GroupQueryAttention', inputs, ['y'], attrs)['y']!;
+    const b = run('GroupQueryAttention', withCaches, ['y'], attrs)['y']!;
+    expectClose(b, Array.from(a.data), 0);
+    expectNodeError('GroupQueryAttention', [...inputs.slice(0, 7), cache[0]!], ['y'], attrs, /given together/);
+  });
+
   it('masks and lengths that do not match the batch or the keys', () => {
     const qkv = [z('q', [2, 2, 4]), z('k', [2, 2, 4]), z('v', [2, 2, 4])];
     expectNodeError(

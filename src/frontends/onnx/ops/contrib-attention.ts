@@ -423,8 +423,8 @@ onnxOp(
       const attrs = { interleaved: ctx.int('rotary_interleaved', 0) !== 0, rotary_embedding_dim: 2 * half };
       q = ctx.emit('rotary_embedding', [q, cos, sin, pos], { ...attrs, num_heads: n });
       k = ctx.emit('rotary_embedding', [k, cos, sin, pos], { ...attrs, num_heads: kvn });
-    } else if (ctx.input(7) || ctx.input(8)) {
-      ctx.fail('cos_cache / sin_cache are given but do_rotary is 0');
+    } else if (!ctx.input(7) !== !ctx.input(8)) {
+      ctx.fail('cos_cache and sin_cache must be given together'); // (without do_rotary they are not used)
     }
 
     // The present cache: past[:past_b] ++ new ++ zeros, length max(total_sequence_length, past buffer).
