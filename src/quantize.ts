@@ -31,6 +31,7 @@ export const QUANTIZE_HELP = `  quantize MODEL [options]            weight-only 
       --text FILE                     text for the error report: its first half calibrates (logits rel-L2, KL),
       --eval                          its second half evaluates (perplexity before / after, with --eval)
       --window N, --max-windows N     evaluation windows (default 256 tokens, all); --calib-windows N (default 4)
+      --layer-error                   per layer: the logits error with only that layer quantized (first window)
       --out OUT                       write the quantized graph as kiln IR text
       --tokenizer F, --backend B      as for perplexity (default backend auto)`;
 
@@ -63,6 +64,7 @@ function parse(rest: string[]) {
         tokenizer: { type: 'string' },
         backend: { type: 'string' },
         help: { type: 'boolean' },
+        'layer-error': { type: 'boolean' },
       },
     });
   } catch (e) {
@@ -88,6 +90,11 @@ function layerTable(r: RtnReport): string {
     ]);
   }
   for (const k of r.kept) rows.push([k.node, k.weight, `kept (${k.reason})`, '', '', kb(k.bytes), kb(k.bytes), '', '']);
+  return table(rows);
+}
+
+/** Rows of cells, columns padded to their widest cell. */
+function table(rows: readonly string[][]): string {
   const w = rows[0]!.map((_, i) => Math.max(...rows.map((x) => x[i]!.length)));
   return (
     rows
@@ -226,6 +233,27 @@ export async function quantizeCommand(rest: string[], io: QuantizeIo): Promise<n
       vocab = a.shape[1]!;
       refs.push(a.data as Float32Array);
       gots.push(b.data as Float32Array);
+    }
+    if (values['layer-error'] && refs.length > 0) {
+      // each layer alone: its share of the output error (one calibration window)
+      const chunk = [...(tok.bos !== undefined ? [tok.bos] : []), ...ids.slice(0, per)];
+      const rows = [['layer', 'weight', 'logits rel-L2', 'KL (nats / token)']];
+      for (const l of report.layers) {
+        const one = loadLanguageModel(modelFile, { tokenizer: values.tokenizer });
+        quantizeRtn(one.graph, { ...opts, only: [l.node] });
+        const lm = await LanguageModelSession.create(one, { backend });
+        try {
+          const g = (await lm.logits(chunk)).data as Float32Array;
+          const e1 = logitsError([refs[0]!], [g], vocab);
+          rows.push([l.node, l.weight, e1.relL2.toExponential(3), e1.kl.toExponential(3)]);
+        } finally {
+          lm.dispose();
+        }
+      }
+      io.out(
+        `output error per layer (only that layer quantized; first calibration window, ${chunk.length - 1} positions):\n`,
+      );
+      io.out(table(rows));
     }
     const e = logitsError(refs, gots, vocab);
     const where = text !== undefined ? `first half of ${values.text}` : 'a built-in sentence';

@@ -33,6 +33,8 @@ export interface RtnOptions {
   embeddings?: boolean;
   /** Quantize the LM head too (default false). */
   head?: boolean;
+  /** Quantize only the nodes with these names (e.g. one layer at a time, to measure each one's effect). */
+  only?: readonly string[];
 }
 
 /** One quantized weight. */
@@ -220,7 +222,9 @@ export function quantizeRtn(graph: Graph, opts: RtnOptions): RtnReport {
     graph.constants.push(v);
     return v;
   };
+  const only = opts.only && new Set(opts.only);
   for (const n of [...graph.nodes]) {
+    if (only && !only.has(n.name)) continue;
     const t = matmulTarget(n) ?? einsumTarget(n);
     if (t) {
       const head = feedsLogits(graph, n.outputs[0]!);

@@ -42,7 +42,7 @@ describe('logitsError', () => {
 const missing = await requireTool('stories260K in ../shared/models', fileProbe(MODEL, 'clone the shared data'));
 
 describe.skipIf(missing)('kiln quantize (stories260K, reference backend)', () => {
-  it('int4 g32: per-layer bytes, overall ratio, logits error; --out holds matmul_nbits', async () => {
+  it('int4 g32: per-layer bytes and output error, overall ratio, logits error; --out holds matmul_nbits', async () => {
     const out = join(tmp, 'q4.ir');
     const r = await kiln(
       'quantize',
@@ -63,6 +63,7 @@ describe.skipIf(missing)('kiln quantize (stories260K, reference backend)', () =>
       'reference',
       '--out',
       out,
+      '--layer-error',
     );
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
@@ -81,6 +82,15 @@ describe.skipIf(missing)('kiln quantize (stories260K, reference backend)', () =>
     expect(rel).toBeLessThan(0.5);
     expect(kl).toBeGreaterThan(0);
     expect(kl).toBeLessThan(1);
+    // each layer alone: 35 rows of its logits error, all above 0 (every projection matters) and below the total's
+    const per = r.stdout.split('output error per layer')[1]!.split('\n').slice(2, 37);
+    expect(per.map((l) => l.split(/\s+/)[1])).toContain('layers.4.w2');
+    for (const l of per) {
+      const [, , e1, k1] = l.trim().split(/\s+/).map(Number);
+      expect(e1).toBeGreaterThan(0);
+      expect(e1).toBeLessThan(rel);
+      expect(k1).toBeGreaterThan(0);
+    }
     // the IR text of the quantized graph (parseGraph cannot read it back yet: its tokenizer takes the `_` of an
     // absent optional input — the model's attention nodes have some — for an identifier)
     const ir = readFileSync(out, 'utf8');
