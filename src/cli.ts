@@ -46,7 +46,11 @@ Commands:
       --dot FILE                      also write the graph before and after optimization as Graphviz DOT
       --svg FILE                      the same drawing rendered as SVG (Graphviz compiled to WebAssembly)
       --attention auto|one-kernel|decomposed
-                                      attention schedule (default auto: decomposed while the scores fit)
+                                      attention schedule (default auto: decomposed past 4 query rows where exact)
+  tune MODEL [--dims n=v,...] [--budget S] [--store FILE]
+                                      time each contraction's candidate schedules on this WebGPU device (GPU
+                                      timestamps, S seconds, default 60) and keep the winners in FILE (default
+                                      schedules.json in kiln's cache directory), which later sessions read
   help, --help                        this text
   --version                           kiln's version
 
@@ -280,6 +284,35 @@ async function inspectCmd(rest: string[], io: CliIo): Promise<number> {
   return 0;
 }
 
+async function tuneCmd(rest: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parse(
+    'tune',
+    rest,
+    { dims: { type: 'string' }, budget: { type: 'string' }, store: { type: 'string' } },
+    false,
+  );
+  if (positionals.length !== 1) throw new UsageError(`tune needs one model file, got ${positionals.length}`);
+  const file = positionals[0]!;
+  requireFile('tune', file);
+  const budget = values.budget === undefined ? 60 : intOf('--budget', values.budget, 1, 3600);
+  const { loadModel, parseDims, zeroFeeds } = await import('./inspect.js');
+  const { autotune, FileScheduleStore, defaultScheduleFile } = await import('./tune.js');
+  const graph = loadModel(file, parseDims(values.dims));
+  const path = values.store ?? defaultScheduleFile();
+  const results = await autotune(graph, zeroFeeds(graph), {
+    store: new FileScheduleStore(path),
+    budgetMs: budget * 1000,
+  });
+  const rows = results.map((r) => {
+    const best = Object.entries(r.times).sort((a, b) => a[1] - b[1])[0];
+    return `${r.cls}  ${r.nodes.join(',')}  default ${r.defaultMs.toFixed(2)} ms  best ${
+      best ? `${best[0]} ${best[1].toFixed(2)} ms` : '-'
+    }  → ${r.winner ?? 'default kept'}`;
+  });
+  io.out(`${rows.join('\n')}\n${results.length} contraction classes tuned; winners in ${path}\n`);
+  return 0;
+}
+
 async function demo(rest: string[], io: CliIo): Promise<number> {
   const { values } = parse(
     'demo',
@@ -460,6 +493,8 @@ async function dispatch(argv: readonly string[], io: CliIo): Promise<number> {
       return inspect(cmd, rest, io);
     case 'inspect':
       return inspectCmd(rest, io);
+    case 'tune':
+      return tuneCmd(rest, io);
     case 'demo':
       return demo(rest, io);
     case 'generate':

@@ -13,6 +13,7 @@ import { optimize } from '../passes/manager.js';
 import { isDeviceTensor, type DeviceTensor } from './runtime/device-tensor.js';
 import { Executor } from './runtime/executor.js';
 import type { GpuContext } from './runtime/webgpu/device.js';
+import type { ScheduleStore } from '../codegen/lower/contraction/schedules.js';
 
 export type BackendName = 'reference' | 'webgpu' | 'cuda-emu' | 'cuda';
 export const BACKENDS: readonly BackendName[] = ['reference', 'webgpu', 'cuda-emu', 'cuda'];
@@ -38,6 +39,12 @@ export interface CompileOptions {
    * the queries are many, one kernel otherwise), `one-kernel`, or `decomposed` where exact.
    */
   attentionSchedule?: 'auto' | 'one-kernel' | 'decomposed';
+  /**
+   * WebGPU: where tuned contraction schedules are read (`autotune` / `kiln tune` write them). Default in Node: the
+   * file `defaultScheduleFile()` when it exists (`KILN_SCHEDULES=off` ignores it); `false`: the static defaults.
+   * cuda-emu reads only a store given here.
+   */
+  schedules?: ScheduleStore | false;
   /**
    * Input shapes to build every kernel for up front (as `session.warmup(shapes)` does); inputs with static shapes may
    * be left out. Without it the first `run` compiles what it needs.
@@ -282,6 +289,26 @@ class DeviceSession<B> extends BaseSession {
   }
 }
 
+/** Node: the tuned-schedule file, if one exists (read once per process); browsers: none unless given. */
+let fileStore: Promise<ScheduleStore | undefined> | undefined;
+function nodeScheduleStore(): Promise<ScheduleStore | undefined> {
+  fileStore ??= (async () => {
+    if (typeof process === 'undefined' || !process.versions?.node || process.env['KILN_SCHEDULES'] === 'off') {
+      return undefined;
+    }
+    const { existsSync } = await import('node:fs');
+    const { FileScheduleStore, defaultScheduleFile } = await import('./tune.js');
+    const file = defaultScheduleFile();
+    return existsSync(file) ? new FileScheduleStore(file) : undefined;
+  })();
+  return fileStore;
+}
+
+/** The process's shared WebGPU device (the one sessions use). */
+export function sharedGpuContext(disableF16 = false): Promise<GpuContext> {
+  return import('./runtime/webgpu/device.js').then(({ acquireGpu }) => sharedGpu(acquireGpu, disableF16));
+}
+
 // One device per process and f16 setting: acquiring a WebGPU device is slow, and Dawn wants few of them alive.
 const gpus = new Map<boolean, Promise<GpuContext>>();
 function sharedGpu(
@@ -352,6 +379,11 @@ async function compileBackend(backend: BackendChoice, graph: Graph, opts: Compil
   return compileFor(backend, graph, opts);
 }
 
+/** cuda-emu reads a schedule store only when given one (its timings say nothing about a GPU). */
+function emuStore(opts: CompileOptions): { schedules?: { device: string; store: ScheduleStore } } {
+  return opts.schedules ? { schedules: { device: 'cuda-emu', store: opts.schedules } } : {};
+}
+
 /** The caps entry for a requested attention schedule (none: the backend's default). */
 function schedule(opts: CompileOptions): { attentionSchedule?: 'auto' | 'one-kernel' | 'decomposed' } {
   return opts.attentionSchedule ? { attentionSchedule: opts.attentionSchedule } : {};
@@ -365,7 +397,12 @@ async function compileFor(backend: BackendName, graph: Graph, opts: CompileOptio
       const { acquireGpu } = await import('./runtime/webgpu/device.js');
       const { WebGpuBackend, deviceCapsOf } = await import('./runtime/webgpu/backend.js');
       const ctx = await sharedGpu(acquireGpu, opts.disableF16 === true);
-      const caps = { ...deviceCapsOf(ctx), ...schedule(opts) };
+      const store = opts.schedules === false ? undefined : (opts.schedules ?? (await nodeScheduleStore()));
+      const caps = {
+        ...deviceCapsOf(ctx),
+        ...schedule(opts),
+        ...(store ? { schedules: { device: ctx.caps.adapterDescription, store } } : {}),
+      };
       return new DeviceSession(
         'webgpu',
         graph,
@@ -378,9 +415,13 @@ async function compileFor(backend: BackendName, graph: Graph, opts: CompileOptio
       return new DeviceSession(
         'cuda-emu',
         graph,
-        new Executor(graph, new CudaEmuBackend({ caps: { f16: opts.disableF16 !== true, ...schedule(opts) } }), {
-          poison: opts.poison,
-        }),
+        new Executor(
+          graph,
+          new CudaEmuBackend({ caps: { f16: opts.disableF16 !== true, ...schedule(opts), ...emuStore(opts) } }),
+          {
+            poison: opts.poison,
+          },
+        ),
       );
     }
     case 'cuda': {

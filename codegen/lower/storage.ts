@@ -4,6 +4,7 @@
  */
 import type { DType } from '../../ir/dtype.js';
 import type { KType, Storage } from '../kir.js';
+import type { ScheduleLookup } from './contraction/schedules.js';
 
 /** What the target device offers that changes storage choices (from the runtime's capabilities). */
 export interface DeviceCaps {
@@ -24,6 +25,8 @@ export interface DeviceCaps {
    * scores fit its limit — faster on every adapter measured so far — else one kernel).
    */
   readonly attentionSchedule?: 'auto' | 'one-kernel' | 'decomposed';
+  /** Tuned contraction schedules for this device (contraction/schedules.ts); absent: the static defaults. */
+  readonly schedules?: ScheduleLookup;
 }
 
 export const DEFAULT_CAPS: DeviceCaps = {

@@ -2,7 +2,7 @@
  * The skinny (GEMV-like) schedule of a contraction — M or N ≤ 4, or M·N ≤ 1024 per batch: S threads share one
  * output, each summing every S-th k; partial sums meet in workgroup memory and the output's first thread adds them in
  * order. x·W with W n-contiguous: outputs fastest across threads, S = 4 (coalesced rows of W); otherwise (W·x,
- * transposed weights, dot products) k fastest, S = 32.
+ * transposed weights, dot products) k fastest, S = 32 — unless the autotuner chose another S for the class (schedules.ts).
  */
 import {
   add,
@@ -31,6 +31,7 @@ import { grid1d, KernelBuilder, type LowerCtx, type LoweredStep } from '../kerne
 import { fromCompute } from '../pointwise.js';
 import { contiguousOn, outputReads, total, type Axes, type Contraction } from './contraction.js';
 import { Gen } from './gen.js';
+import { contractionClass, SKINNY_CANDIDATES, tunedChoice } from './schedules.js';
 
 export function skinny(ctx: LowerCtx, con: Contraction, target: KType): LoweredStep {
   const T = Math.min(256, 2 ** Math.floor(Math.log2(ctx.caps.maxWorkgroupSize)));
@@ -40,7 +41,8 @@ export function skinny(ctx: LowerCtx, con: Contraction, target: KType): LoweredS
   // Outputs fastest across threads when the big operand is b walked along n (x · W, S = 4 threads per output);
   // else k fastest (W · x, transposed weights, dot products: S = 32 threads per output).
   const outFast = N >= 32 && contiguousOn(con.b.st, 'n') && !contiguousOn(con.b.st, 'k');
-  let S = Math.min(outFast ? 4 : 32, T);
+  const tuned = tunedChoice(ctx.caps, 'skinny', contractionClass('skinny', con, ctx.outputs[0]!.dtype), ctx.node);
+  let S = Math.min((tuned === undefined ? undefined : SKINNY_CANDIDATES[tuned]) ?? (outFast ? 4 : 32), T);
   if (S * 4 > ctx.caps.maxSharedBytes) S = 1;
   const OPW = T / S;
 

@@ -35,30 +35,24 @@ import { grid1d, KernelBuilder, type LowerCtx, type LoweredStep } from '../kerne
 import { fromCompute } from '../pointwise.js';
 import { contiguousOn, outputReads, total, type Axes, type Contraction, type View } from './contraction.js';
 import { Gen } from './gen.js';
-
-interface TileCfg {
-  BM: number;
-  BN: number;
-  BK: number;
-  TM: number;
-  TN: number;
-}
+import { contractionClass, TILE_CANDIDATES, tileFits, tunedChoice, type TileCfg } from './schedules.js';
 
 /**
  * Tile shapes: 128×128 outputs per 256-thread workgroup (8×8 per thread, BK = 8) for large outputs, 64×64 per
  * 64 threads (8×8, BK = 8) otherwise, 32×32 per 64 threads (4×4) where workgroup memory is scarce; 8 / 4 / 2 KiB.
  * Thread (tx, ty) owns rows ty + TY·r and columns tx + TX·c of the tile, so workgroup-memory reads and global
- * stores are consecutive across neighbouring threads.
+ * stores are consecutive across neighbouring threads. A tuned choice for the contraction's class on this device
+ * (schedules.ts) comes first where it fits.
  * (On lavapipe 8×8 blocks run ~3× faster than 4×4: every scalar workgroup-memory read is a per-lane gather there,
  * so reads per multiply-add decide; 8×8 halves them.)
  */
-function tileCfg(ctx: LowerCtx, M: number, N: number): TileCfg {
-  const big: TileCfg = { BM: 128, BN: 128, BK: 8, TM: 8, TN: 8 };
-  const small: TileCfg = { BM: 64, BN: 64, BK: 8, TM: 8, TN: 8 };
-  const tiny: TileCfg = { BM: 32, BN: 32, BK: 8, TM: 4, TN: 4 };
-  for (const t of M >= 128 && N >= 128 ? [big, small, tiny] : [small, tiny]) {
-    const threads = (t.BM / t.TM) * (t.BN / t.TN);
-    if (threads <= ctx.caps.maxWorkgroupSize && t.BK * (t.BM + t.BN) * 4 <= ctx.caps.maxSharedBytes) return t;
+function tileCfg(ctx: LowerCtx, con: Contraction, M: number, N: number): TileCfg {
+  const tuned = tunedChoice(ctx.caps, 'tiled', contractionClass('tiled', con, ctx.outputs[0]!.dtype), ctx.node);
+  const pick = tuned === undefined ? undefined : TILE_CANDIDATES[tuned];
+  if (pick && tileFits(pick, ctx.caps)) return pick;
+  const { t128x128: big, t64x64: small, t32x32: tiny } = TILE_CANDIDATES;
+  for (const t of M >= 128 && N >= 128 ? [big!, small!, tiny!] : [small!, tiny!]) {
+    if (tileFits(t, ctx.caps)) return t;
   }
   throw new UnsupportedError(
     `matmul tiles need 64 threads and 2 KiB of workgroup memory; the device allows ${ctx.caps.maxWorkgroupSize} threads, ${ctx.caps.maxSharedBytes} bytes`,
@@ -68,7 +62,7 @@ function tileCfg(ctx: LowerCtx, M: number, N: number): TileCfg {
 
 /** `target`: the kernel type output elements are stored as (the output storage's element type). */
 export function tiled(ctx: LowerCtx, con: Contraction, target: KType): LoweredStep {
-  const { BM, BN, BK, TM, TN } = tileCfg(ctx, total(con, 'm'), total(con, 'n'));
+  const { BM, BN, BK, TM, TN } = tileCfg(ctx, con, total(con, 'm'), total(con, 'n'));
   const TX = BN / TN;
   const TY = BM / TM;
   const T = TX * TY;
