@@ -837,6 +837,51 @@ describe('contrib ops on graphs with symbolic dims (one graph, run at concrete s
     });
   }, 60_000);
 
+  it('GroupQueryAttention decode loop: one compiled session, the present fed back as the past', async () => {
+    const sym = {
+      q: ['b', 's', 8],
+      k: ['b', 's', 4],
+      v: ['b', 's', 4],
+      pk: ['b', 1, 'p', 4],
+      pv: ['b', 1, 'p', 4],
+      seqlens: ['b'],
+    };
+    const first = gqaCase({ B: 1, S: 1, N: 2, kvN: 1, H: 4, P: 2, seqlens: [2], total: 3 }, 31);
+    const g = graphOf(
+      'GroupQueryAttention',
+      first.inputs,
+      ['y', 'present_k', 'present_v'],
+      first.attrs,
+      'com.microsoft',
+      sym,
+    );
+    for (const backend of backends) {
+      const session = await compile(g, { backend });
+      try {
+        let feeds = feedsOf(first.inputs);
+        for (let step = 0; step < 3; step++) {
+          const got = await session.run(feeds);
+          const want = interpret(g, feeds);
+          for (const o of ['y', 'present_k', 'present_v']) expectClose(got[o]!, Array.from(want[o]!.data), 1e-5);
+          const r = rand(100 + step);
+          const p = got['present_k']!.shape[2]!;
+          feeds = {
+            ...feeds,
+            q: randF32(r, 'q', [1, 1, 8]).t,
+            k: randF32(r, 'k', [1, 1, 4]).t,
+            v: randF32(r, 'v', [1, 1, 4]).t,
+            pk: got['present_k']!,
+            pv: got['present_v']!,
+            seqlens: makeTensor('i32', [1], [p]),
+            total: makeTensor('i32', [1], [p + 1]),
+          };
+        }
+      } finally {
+        session.dispose();
+      }
+    }
+  }, 60_000);
+
   it('MultiHeadAttention with past and a [B] key-padding mask', async () => {
     const r = rand(9);
     const ins = [
