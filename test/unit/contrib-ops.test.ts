@@ -644,7 +644,7 @@ describe('MultiHeadAttention (vs a naive implementation)', () => {
   }, 60_000);
 
   it('packed QKV equals separate Q/K/V; BNSH key / value equal BSNH ones', () => {
-    const rows = (t: In, len: number, b: number, s0: number) => (b * len + s0) * N * H;
+    const rowStart = (len: number, b: number, s0: number) => (b * len + s0) * N * H;
     const qkv: number[] = [];
     for (let b = 0; b < B; b++)
       for (let s = 0; s < S; s++)
@@ -654,7 +654,7 @@ describe('MultiHeadAttention (vs a naive implementation)', () => {
             [k, L],
             [v, L],
           ] as const)
-            for (let h = 0; h < H; h++) qkv.push(t.t.data[rows(t, len, b, s) + n * H + h]!);
+            for (let h = 0; h < H; h++) qkv.push(t.t.data[rowStart(len, b, s) + n * H + h]!);
     const firstS = (t: In, name: string) =>
       f32(
         name,

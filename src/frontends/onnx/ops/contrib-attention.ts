@@ -176,12 +176,11 @@ onnxOp(
     if (query.type.shape.length === 5) {
       // packed QKV [B, S, N, 3, H]
       if (key || value) ctx.fail('packed QKV query [B, S, N, 3, H] takes no key / value');
-      const [, , qn, three, h] = query.type.shape;
+      const [, , qn, three] = query.type.shape;
       if (qn !== n || three !== 3)
         ctx.fail(`packed QKV must be [batch, seq, ${n}, 3, head_size], got [${query.type.shape.join(',')}]`);
       const [pq, pk, pv] = ctx.emitN('split', [query], { axis: 3, split: [1, 1, 1] }, 3);
       [q, k, v] = [pq!, pk!, pv!].map((t) => reshape(ctx, t, [0, 0, -1]));
-      void h;
     } else {
       q = query;
       const kk = key ?? ctx.fail('key is required unless query is packed QKV');
