@@ -229,8 +229,8 @@ async function inspect(cmd: 'ir' | 'kernels', rest: string[], io: CliIo): Promis
   const target = values['target'] ?? 'wgsl';
   if (target !== 'wgsl' && target !== 'cuda')
     throw new UsageError(`unknown target '${target}' (expected wgsl or cuda)`);
-  const { loadModel, parseDims, kernelSources, printGraph } = await import('./inspect.js');
-  const graph = loadModel(file, parseDims(values['dims']));
+  const { loadModelFile, parseDims, kernelSources, printGraph } = await import('./inspect.js');
+  const graph = await loadModelFile(file, parseDims(values['dims']));
   io.out(cmd === 'ir' ? printGraph(graph) : await kernelSources(graph, target));
   return 0;
 }
@@ -271,9 +271,9 @@ async function inspectCmd(rest: string[], io: CliIo): Promise<number> {
       throw new UsageError(`${flag} ${path}: no such directory: ${parent}`);
     }
   }
-  const { loadModel, parseDims, inspectGraph, formatInspect, graphDot, dotToSvg, optimize } =
+  const { loadModelFile, parseDims, inspectGraph, formatInspect, graphDot, dotToSvg, optimize } =
     await import('./inspect.js');
-  const imported = loadModel(file, parseDims(values.dims));
+  const imported = await loadModelFile(file, parseDims(values.dims));
   const graph = optimize(imported, { level: opt });
   const report = await inspectGraph(graph, opt, target, { attentionSchedule: schedule });
   // drawings show the graph before and after the passes, side by side
@@ -295,9 +295,9 @@ async function tuneCmd(rest: string[], io: CliIo): Promise<number> {
   const file = positionals[0]!;
   requireFile('tune', file);
   const budget = values.budget === undefined ? 60 : intOf('--budget', values.budget, 1, 3600);
-  const { loadModel, parseDims, zeroFeeds } = await import('./inspect.js');
+  const { loadModelFile, parseDims, zeroFeeds } = await import('./inspect.js');
   const { autotune, FileScheduleStore, defaultScheduleFile } = await import('./tune.js');
-  const graph = loadModel(file, parseDims(values.dims));
+  const graph = await loadModelFile(file, parseDims(values.dims));
   const path = values.store ?? defaultScheduleFile();
   const results = await autotune(graph, zeroFeeds(graph), {
     store: new FileScheduleStore(path),

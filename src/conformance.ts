@@ -14,7 +14,7 @@ import { isFloat } from '../ir/dtype.js';
 import { GraphBuilder } from '../ir/builder.js';
 import { KilnError, UnsupportedError } from '../ir/errors.js';
 import type { Tensor } from '../ir/tensor.js';
-import { importOnnxModel, tensorFromOnnx } from './frontends/onnx/import.js';
+import { externalDataFrom, importOnnxModel, tensorFromOnnx, type ExternalDataReader } from './frontends/onnx/import.js';
 import { decodeModel, decodeValue, type OnnxModel } from './frontends/onnx/proto.js';
 import { compile, OPT_LEVELS, type BackendChoice, type BackendName, type Session } from './session.js';
 
@@ -244,7 +244,14 @@ async function runOne(dir: string, opts: ConformanceOptions): Promise<TestResult
       });
       let session = plain;
       if (!session) {
-        const c = await compileSpecialized(model, feeds, opts);
+        // initializers stored as external data are read from the files beside the model
+        const reader = await externalDataFrom(dir);
+        let c;
+        try {
+          c = await compileSpecialized(model, feeds, opts, reader);
+        } finally {
+          reader.close();
+        }
         session = c.session;
         if (c.specialized) owned.push(session);
         else plain = session;
@@ -298,12 +305,13 @@ async function compileSpecialized(
   model: OnnxModel,
   feeds: Readonly<Record<string, Tensor>>,
   opts: ConformanceOptions,
+  externalData: ExternalDataReader,
 ): Promise<{ session: Session; specialized: boolean }> {
   const constants: Record<string, Tensor> = {};
   for (;;) {
     let graph;
     try {
-      graph = importOnnxModel(model, { constants }).graph;
+      graph = importOnnxModel(model, { constants, externalData }).graph;
     } catch (e) {
       // The importer names the input it needed: "<what> must be a constant (input 'axes' is computed at run time)".
       const input =

@@ -95,3 +95,4 @@ export { loadLlama2cTokenizer } from './tokenizers/llama2c.js';
 export type { Tokenizer } from './tokenizers/types.js';
 export { LanguageModelSession, type GenerateOptions, type GenerationStats } from './generate/lm.js';
 export { generateText, perplexity, type PerplexityResult } from './generate/text.js';
+export { MemoryScheduleStore, type ScheduleStore } from '../codegen/lower/contraction/schedules.js';

@@ -14,7 +14,8 @@ import { legalize } from '../codegen/legalize.js';
 import { DEFAULT_CAPS, storageOf, type DeviceCaps } from '../codegen/lower/storage.js';
 import { CudaRenderer, CUDA_PRELUDE } from '../codegen/render/cuda.js';
 import { WgslRenderer } from '../codegen/render/wgsl.js';
-import { importOnnxModel } from './frontends/onnx/import.js';
+import { externalDataFrom, importOnnxModel, type ExternalDataReader } from './frontends/onnx/import.js';
+import { dirname, resolve } from 'node:path';
 import { decodeModel } from './frontends/onnx/proto.js';
 import { optimize } from '../passes/manager.js';
 import { nodeFlops } from './cost.js';
@@ -38,8 +39,11 @@ export function parseDims(spec: string | undefined): Record<string, number> {
   return dims;
 }
 
-/** Import a model file, binding the given symbolic input dims; a dim the model's inputs do not have is an error. */
-export function loadModel(file: string, dims: Record<string, number> = {}): Graph {
+/**
+ * Import a model file, binding the given symbolic input dims; a dim the model's inputs do not have is an error.
+ * Initializers stored as external data are read from the model's directory (loadModelFile) — here they are an error.
+ */
+export function loadModel(file: string, dims: Record<string, number> = {}, externalData?: ExternalDataReader): Graph {
   const model = decodeModel(readFileSync(file));
   const symbolic = new Set<string>();
   for (const v of model.graph.inputs) {
@@ -54,7 +58,17 @@ export function loadModel(file: string, dims: Record<string, number> = {}): Grap
       throw new KilnError('parse', `--dims '${k}' is not a symbolic input dim of ${file} (${known})`);
     }
   }
-  return importOnnxModel(model, { dims }).graph;
+  return importOnnxModel(model, { dims, externalData }).graph;
+}
+
+/** loadModel with external data read from the files beside the model (ONNX models past 2 GB keep weights there). */
+export async function loadModelFile(file: string, dims: Record<string, number> = {}): Promise<Graph> {
+  const reader = await externalDataFrom(dirname(resolve(file)));
+  try {
+    return loadModel(file, dims, reader);
+  } finally {
+    reader.close();
+  }
 }
 
 /** Zero-filled feeds for a graph whose input shapes are static (after --dims). */

@@ -129,7 +129,8 @@ registerFused(
  */
 export const FUSIBLE_OPS: ReadonlySet<string> = new Set([
   ...['neg', 'abs', 'exp', 'log', 'sqrt', 'reciprocal', 'tanh', 'erf', 'sigmoid', 'relu', 'gelu', 'silu'],
-  ...['floor', 'ceil', 'round', 'sign', 'sin', 'cos', 'softplus', 'hard_sigmoid', 'hard_swish', 'leaky_relu'],
+  ...['floor', 'ceil', 'round', 'sign', 'sin', 'cos', 'tan', 'asin', 'acos', 'atan'],
+  ...['softplus', 'hard_sigmoid', 'hard_swish', 'leaky_relu'],
   ...['identity', 'add', 'sub', 'mul', 'div', 'mod', 'pow', 'max', 'min', 'sum', 'cast', 'clip', 'where'],
 ]);
 
