@@ -3,8 +3,15 @@
  * Attention (packed input projection, mask_index, past [2, B, N, P, H]), MultiHeadAttention (separate / packed QKV,
  * packed KV, BNSH cross-attention keys, bias, key-padding and attention-bias masks, past / present) and
  * GroupQueryAttention (seqlens_k / total_sequence_length, KV cache placed at each batch's past length, rotary, local
- * window, softcap). Masks are built in the graph as additive float masks with ONNX Runtime's mask_filter_value, so
- * the composition is exact (a padded key adds the filter value, as ONNX Runtime's kernels do, not -inf).
+ * window, softcap, smooth_softmax / head_sink, packed QKV). Masks are built in the graph as additive float masks with
+ * ONNX Runtime's mask_filter_value, so the composition is exact (a padded key adds the filter value, as ONNX
+ * Runtime's kernels do, not -inf). Where ONNX Runtime's CPU kernel departs from the schema's prose, the converters
+ * follow the kernel (the conformance goldens come from it): MultiHeadAttention ignores past_key / past_value without
+ * present outputs, attends BNSH keys as given, and applies unidirectional only to more than one query.
+ * Not supported (typed errors): the qk outputs, Attention do_rotary / past_present_share_buffer /
+ * past_sequence_length / 4-D Megatron masks, MultiHeadAttention past_sequence_length / cache_indirection.
+ * GroupQueryAttention's present length is past buffer + new tokens, or the past buffer when total_sequence_length is
+ * a constant no larger (shared buffer); a run-time total_sequence_length does not change output shapes.
  */
 import type { DType } from '../../../../ir/dtype.js';
 import type { Value } from '../../../../ir/graph.js';
