@@ -75,23 +75,29 @@ function dequantLoad(kb: KernelBuilder, ctx: LowerCtx, g: ReturnType<typeof nbit
   const bs = kb.input(ctx, 2);
   const bz = zp ? (zp.dtype === 'u8' ? kb.buffer({ kind: 'in', index: 3 }, words, 'read') : kb.input(ctx, 3)) : '';
   const bg = gIdx ? kb.input(ctx, 4) : '';
+  // uniforms declared once per kernel (the hook runs at every load site of a schedule)
+  const u = (hint: string, value: number) => kb.uniform(hint, value, 'i32', `blockq.${hint}`);
   return (e: Expr) => {
     const q = kb.let('q', field(bq, e));
     let s: Expr;
     let zi: Expr;
     if (gIdx) {
-      const kpU = kb.uniform('kp', g.nBlocks * g.block);
+      const kpU = u('kp', g.nBlocks * g.block);
       const n = kb.let('wn', div(e, kpU));
       const k = kb.let('wk', sub(e, mul(n, kpU)));
-      const j = kb.let('gj', ld(kb, bg, gIdx.dtype, k));
-      s = kb.let('si', add(mul(n, kb.uniform('nbk', g.nBlocks)), j));
-      zi = zp?.dtype === 'u8' ? add(mul(n, kb.uniform('zr', g.zpRow * (8 / g.bits))), j) : s;
+      // a block index outside the row is the run's typed error naming the node (clamped meanwhile)
+      const j0 = kb.let('gr', ld(kb, bg, gIdx.dtype, k));
+      const nbU = u('nbk', g.nBlocks);
+      kb.raiseIf(or(lt(j0, c.i32(0)), ge(j0, nbU)), 1);
+      const j = kb.let('gj', select(lt(j0, c.i32(0)), c.i32(0), select(ge(j0, nbU), sub(nbU, c.i32(1)), j0)));
+      s = kb.let('si', add(mul(n, nbU), j));
+      zi = zp?.dtype === 'u8' ? add(mul(n, u('zr', g.zpRow * (8 / g.bits))), j) : s;
     } else {
       s = kb.let('si', bin('shr', e, c.u32(Math.log2(g.block))));
       if (zp?.dtype === 'u8') {
-        const n = kb.let('wn', div(s, kb.uniform('nbk', g.nBlocks)));
-        const j = sub(s, mul(n, kb.uniform('nbk', g.nBlocks)));
-        zi = add(mul(n, kb.uniform('zr', g.zpRow * (8 / g.bits))), j);
+        const n = kb.let('wn', div(s, u('nbk', g.nBlocks)));
+        const j = sub(s, mul(n, u('nbk', g.nBlocks)));
+        zi = add(mul(n, u('zr', g.zpRow * (8 / g.bits))), j);
       } else zi = s;
     }
     const scale = kb.let('sc', ld(kb, bs, scales!.dtype, s));

@@ -242,6 +242,38 @@ describe.each<[BackendChoice, boolean, number]>([
     600_000,
   );
 
+  it.skipIf(skip)('matmul_nbits: a g_idx entry outside the row is a typed error naming the node', async () => {
+    const b = new GraphBuilder('gidx');
+    const ins = [
+      b.input('a', 'f32', [1, 16]),
+      b.input('b', 'u8', [2, 1, 8]),
+      b.input('s', 'f32', [2]),
+      null,
+      b.input('g', 'i32', [16]),
+    ];
+    b.output(b.op('matmul_nbits', ins, { K: 16, N: 2, bits: 4, block_size: 16 }), 'y');
+    const sess = await compile(b.build(), { backend, poison: true });
+    try {
+      const feeds = {
+        a: makeTensor('f32', [1, 16], new Array(16).fill(1)),
+        b: makeTensor('u8', [2, 1, 8], new Array(16).fill(0x99)), // every q = 9: W = (9 - 8) · scale
+        s: makeTensor('f32', [2], [0.5, 2]),
+      };
+      const g = (bad: number) =>
+        makeTensor(
+          'i32',
+          [16],
+          new Array(16).fill(0).map((_, k) => (k === 7 ? bad : 0)),
+        );
+      await expect(sess.run({ ...feeds, g: g(1) })).rejects.toThrow(/index out of range .*matmul_nbits_0/);
+      await expect(sess.run({ ...feeds, g: g(-1) })).rejects.toThrow(/index out of range .*matmul_nbits_0/);
+      const y = await sess.run({ ...feeds, g: g(0) });
+      expect(Array.from(y['y']!.data)).toEqual([8, 32]);
+    } finally {
+      sess.dispose();
+    }
+  });
+
   it.skipIf(skip)('gather_block_quantized: an index out of range is a typed error naming the node', async () => {
     const b = new GraphBuilder('oob');
     const d = b.input('d', 'u8', [3, 8]);
