@@ -48,6 +48,8 @@ function graphOf(
   attrs: Record<string, AttrVal> = {},
   domain = 'com.microsoft',
   symbolic: Record<string, Dim[]> = {},
+  /** Inputs given as initializers (constants) instead of graph inputs. */
+  consts: readonly string[] = [],
 ): Graph {
   const node = onnxNodeOf(
     op,
@@ -59,8 +61,17 @@ function graphOf(
   const m = onnxModelOf({
     nodes: [{ ...node, domain }],
     opset: 17,
+    initializers: inputs
+      .filter((i): i is In => !!i && consts.includes(i.name))
+      .map((i) => ({
+        name: i.name,
+        dataType: ELEM[i.t.dtype]!,
+        dims: [...i.t.shape],
+        values: Float64Array.from(i.t.data),
+        externalData: false,
+      })),
     inputs: inputs
-      .filter((i): i is In => !!i)
+      .filter((i): i is In => !!i && !consts.includes(i.name))
       .map((i) => ({ name: i.name, elemType: ELEM[i.t.dtype], shape: symbolic[i.name] ?? [...i.t.shape] })),
     outputs: outputs.filter((o) => o !== ''),
   });
@@ -68,8 +79,8 @@ function graphOf(
   return importOnnxModel(m).graph;
 }
 
-const feedsOf = (inputs: (In | null)[]): Record<string, Tensor> =>
-  Object.fromEntries(inputs.filter((i): i is In => !!i).map((i) => [i.name, i.t]));
+const feedsOf = (inputs: (In | null)[], consts: readonly string[] = []): Record<string, Tensor> =>
+  Object.fromEntries(inputs.filter((i): i is In => !!i && !consts.includes(i.name)).map((i) => [i.name, i.t]));
 
 function run(
   op: string,
@@ -583,6 +594,42 @@ describe('GroupQueryAttention property: random configurations equal the naive im
       { numRuns: 4 },
     );
   }, 120_000);
+});
+
+describe('GroupQueryAttention with a constant total_sequence_length inside the past buffer (shared buffer)', () => {
+  it('present is the past buffer with the new rows written at past_b, other rows kept', async () => {
+    // buffer of 4, batch past lengths [1, 2], one new token each: total 3 <= 4
+    const B = 2;
+    const H = 2;
+    const { inputs, attrs } = gqaCase({ B, S: 1, N: 1, kvN: 1, H, P: 4, seqlens: [1, 2], total: 3 }, 77);
+    const g = graphOf('GroupQueryAttention', inputs, ['y', 'present_k', 'present_v'], attrs, 'com.microsoft', {}, [
+      'total',
+    ]);
+    const feeds = feedsOf(inputs, ['total']);
+    const out = interpret(g, feeds);
+    expect(out['present_k']!.shape).toEqual([B, 1, 4, H]);
+    const pk = inputs[3]!.t.data;
+    const k = inputs[1]!.t.data;
+    const want: number[] = [];
+    for (let b = 0; b < B; b++)
+      for (let t = 0; t < 4; t++)
+        for (let x = 0; x < H; x++) want.push(t === [1, 2][b] ? k[b * H + x]! : pk[(b * 4 + t) * H + x]!);
+    expectClose(out['present_k']!, want, 0);
+    // the output attends the valid rows only: the same as with the non-shared layout
+    const free = interpret(graphOf('GroupQueryAttention', inputs, ['y'], attrs), feedsOf(inputs));
+    expectClose(out['y']!, Array.from(free['y']!.data), 1e-6);
+    await onDevices(g, feeds);
+    // new rows that do not fit the buffer: a typed error naming the node
+    const over = gqaCase({ B: 1, S: 1, N: 1, kvN: 1, H, P: 2, seqlens: [2], total: 2 }, 78);
+    expect(() =>
+      interpret(
+        graphOf('GroupQueryAttention', over.inputs, ['y', 'pk_out', 'pv_out'], over.attrs, 'com.microsoft', {}, [
+          'total',
+        ]),
+        feedsOf(over.inputs, ['total']),
+      ),
+    ).toThrow(new RegExp(NODE));
+  }, 60_000);
 });
 
 describe('MultiHeadAttention (vs a naive implementation)', () => {

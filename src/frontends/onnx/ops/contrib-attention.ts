@@ -10,8 +10,9 @@
  * present outputs, attends BNSH keys as given, and applies unidirectional only to more than one query.
  * Not supported (typed errors): the qk outputs, Attention do_rotary / past_present_share_buffer /
  * past_sequence_length / 4-D Megatron masks, MultiHeadAttention past_sequence_length / cache_indirection.
- * GroupQueryAttention's present length is past buffer + new tokens, or the past buffer when total_sequence_length is
- * a constant no larger (shared buffer); a run-time total_sequence_length does not change output shapes.
+ * GroupQueryAttention's present length is past buffer + new tokens (rows past the valid ones zero), or the past
+ * buffer when total_sequence_length is a constant no larger (shared buffer: other rows kept); a run-time
+ * total_sequence_length does not change output shapes.
  */
 import type { DType } from '../../../../ir/dtype.js';
 import type { Value } from '../../../../ir/graph.js';
@@ -440,19 +441,27 @@ onnxOp(
     const catLen = addI(ctx, pBuf, seq);
     const tc = totalLen.data?.data[0];
     const pb = pBuf.data?.data[0];
-    const presentLen: Value | number = tc !== undefined && pb !== undefined && tc <= pb ? pb : catLen;
+    // A constant total_sequence_length within the past buffer is ONNX Runtime's shared buffer: present is the past
+    // buffer with the new rows written at past_b (other rows kept); otherwise present = past_b rows ++ new ++ zeros.
+    const shared = tc !== undefined && pb !== undefined && tc <= pb;
+    const presentLen: Value | number = shared ? pb : catLen;
     const t = iota(ctx, presentLen);
     const tRow = reshape(ctx, t, [1, -1]); // [1, T]
     const pl = reshape(ctx, pastLen, [-1, 1]); // [B, 1]
     const inPast = ctx.emit('less', [tRow, pl]);
     const inNew = ctx.emit('less', [tRow, ctx.emit('add', [pl, seq])]);
-    const fromNew = ctx.emit('where', [inNew, ctx.emit('sub', [ctx.emit('add', [tRow, pBuf]), pl]), catLen]);
+    const fromNew = ctx.emit('where', [
+      inNew,
+      ctx.emit('sub', [ctx.emit('add', [tRow, pBuf]), pl]),
+      shared ? tRow : catLen,
+    ]);
     // A past length outside [0, past buffer] (seqlens_k inconsistent with the cache) gets an index past the end:
     // gather's located run-time error (reference and devices), never values from the wrong rows.
     const bad = addI(ctx, catLen, scalar(ctx, 'i64', 1));
+    // (In a shared buffer the new rows must fit too.)
     const plOk = ctx.emit('and', [
       ctx.emit('greater_equal', [pl, scalar(ctx, 'i64', 0)]),
-      ctx.emit('less_equal', [pl, pBuf]),
+      ctx.emit('less_equal', [shared ? ctx.emit('add', [pl, seq]) : pl, pBuf]),
     ]);
     const fromPast = ctx.emit('where', [plOk, tRow, bad]);
     const idx = ctx.emit('where', [inPast, fromPast, ctx.emit('where', [plOk, fromNew, bad])]); // [B, T]; catLen: zero row
