@@ -170,8 +170,10 @@ registerLowering('attention', (ctx) => {
   }
   ctx.outputs.forEach((o, i) => checkIndexRange(ctx, numel(o.shape), `output ${i}`));
   const steps: LoweredStep[] = [];
-  if (ctx.outputs.length > 1) steps.push(presentStep(ctx, g, 1));
-  if (ctx.outputs.length > 2) steps.push(presentStep(ctx, g, 2));
+  const copies = () => {
+    if (ctx.outputs.length > 1) steps.push(presentStep(ctx, g, 1));
+    if (ctx.outputs.length > 2) steps.push(presentStep(ctx, g, 2));
+  };
 
   const hasPast = ctx.inputs[4] !== undefined;
   const mask = ctx.inputs[3];
@@ -183,9 +185,18 @@ registerLowering('attention', (ctx) => {
   const scale = (ctx.attrs['scale'] as number | undefined) ?? (D > 0 ? 1 / Math.sqrt(D) : 1);
   const writeQk = ctx.outputs.length > 3;
   const decomposed = decomposedAttention(ctx, g, scale);
-  if (decomposed) return [...steps, ...decomposed];
-  // With past and present outputs, the main kernel reads the concatenated cache the copy kernels wrote.
-  const usePresent = hasPast && ctx.outputs.length > 2;
+  if (decomposed) {
+    copies();
+    return [...steps, ...decomposed];
+  }
+  // Both present outputs: the main kernel writes them itself (one workgroup per (batch, kv head) copies past ++ new)
+  // where the device binds that many buffers; else copy kernels write them and the main kernel reads the copies.
+  const buffersNeeded =
+    4 + (hasPast ? 2 : 0) + (mask ? 1 : 0) + (nonpad ? 1 : 0) + (writeQk ? 1 : 0) + (ctx.outputs.length > 2 ? 2 : 0);
+  // (no query rows: no workgroup runs, so the copies write present)
+  const writePresent = ctx.outputs.length > 2 && buffersNeeded <= ctx.caps.maxBuffersPerKernel && B * Hq * S > 0;
+  if (!writePresent) copies();
+  const usePresent = hasPast && ctx.outputs.length > 2 && !writePresent;
 
   const kb = new KernelBuilder('attention', ctx.caps);
   const u = (hint: string, x: number) => (x === 0 || x === 1 ? i32(x) : kb.uniform(hint, x));
@@ -207,6 +218,7 @@ registerLowering('attention', (ctx) => {
   const npB = nonpad ? kb.input(ctx, 6) : undefined;
   const yB = kb.output(ctx, 0);
   const qkB = writeQk ? kb.output(ctx, 3) : undefined;
+  const presentB = writePresent ? [kb.output(ctx, 1), kb.output(ctx, 2)] : undefined;
   if (kb.buffers.length > ctx.caps.maxBuffersPerKernel) {
     throw new KilnError('limit', `attention needs ${kb.buffers.length} storage buffers in one kernel`, {
       ...loc,
@@ -303,6 +315,39 @@ registerLowering('attention', (ctx) => {
     if (!src.past) kb.emit(...emitFor(src.cur));
     else kb.emit(if_(lt(j, PU), emitFor(src.past), emitFor(src.cur)));
   };
+
+  if (presentB) {
+    // present = past ++ new, written by the first workgroup of each (batch, kv head): its threads stride over the
+    // T × size elements of the keys, then of the values (nothing in this kernel reads them back)
+    const first = and(
+      and(lt(b, u('nb', B)), eq(dvc, i32(0))),
+      and(eq(qi, i32(0)), eq(mod(h, u('grp', Hq / Hkv)), i32(0))),
+    );
+    const [copy] = kb.collect(() => {
+      ([1, 2] as const).forEach((out) => {
+        const [src, size, sizeU] = out === 1 ? [kSrc, D, DU] : [vSrc, Dv, DvU];
+        const st = storageOf(ctx.outputs[out]!.dtype, ctx.caps);
+        const name = `pe${out}`;
+        const [body] = kb.collect(() => {
+          const e = v(name, 'i32');
+          const t = kb.let('pt', div(e, sizeU));
+          const d = kb.let('pd', mod(e, sizeU));
+          const at = kb.let('pi', add(mul(add(mul(add(mul(b, u('hkv', Hkv)), kvh), TU), t), sizeU), d));
+          bySource(src, t, (sr, row) => {
+            const val = loadAs(kb, ctx, sr.buf, sr.dt, add(row, d), sr.out);
+            kb.emit({
+              k: 'store',
+              buf: presentB[out - 1]!,
+              index: at,
+              value: fromCompute(val, st === 'f16' ? 'f16' : 'f32'),
+            });
+          });
+        });
+        kb.emit(for_(name, l, u('pn', g.B === 0 ? 0 : T * size), body, i32(CHUNK)));
+      });
+    });
+    kb.emit(if_(first, copy));
+  }
 
   const validLen = npB ? kb.let('valid', cast('i32', loadAs(kb, ctx, npB, 6, b))) : TU;
   const offset = hasPast ? PU : npB ? kb.let('off', sub(validLen, SU)) : i32(0);

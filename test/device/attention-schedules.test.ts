@@ -117,6 +117,39 @@ describe.each(backends)('attention schedules (%s)', (backend) => {
     expect(forced.filter((n) => /attention_(scores|pv)/.test(n))).toHaveLength(2);
   });
 
+  for (const dt of ['f32', 'f16'] as const) {
+    it(`${dt}: decode with past, GQA: one kernel writes y and both present caches (no copy kernels)`, async () => {
+      const [B, Hq, Hkv, P, D] = [2, 4, 2, 37, 8];
+      const b = new GraphBuilder('dec');
+      const q = b.input('q', dt, [B, Hq, 1, D]);
+      const k = b.input('k', dt, [B, Hkv, 1, D]);
+      const v = b.input('v', dt, [B, Hkv, 1, D]);
+      const pk = b.input('pk', dt, [B, Hkv, P, D]);
+      const pv = b.input('pv', dt, [B, Hkv, P, D]);
+      const [y, presK, presV] = b.opN('attention', [q, k, v, null, pk, pv], { is_causal: true }, 3);
+      b.output(y!, 'y');
+      b.output(presK!, 'present_k');
+      b.output(presV!, 'present_v');
+      const graph = b.build();
+      const feeds: Record<string, Tensor> = {};
+      let seed = 21;
+      for (const x of graph.inputs) {
+        const shape = x.type.shape as number[];
+        feeds[x.name] = makeTensor(
+          dt,
+          shape,
+          randn(
+            shape.reduce((p, d) => p * d, 1),
+            seed++,
+          ),
+        );
+      }
+      const kernels = await run(graph, feeds, backend);
+      expect(kernels).toHaveLength(1);
+      expect(kernels[0]).toMatch(/^k_attention_/);
+    });
+  }
+
   it('mask_fill with a run-time bool mask (a fully masked row stays uniform): one kernel, as the reference', async () => {
     const b = new GraphBuilder('fill');
     const q = b.input('q', 'f32', [1, 2, 3, 4]);
