@@ -3,7 +3,13 @@ import type { Graph } from '../ir/graph.js';
 import { verify } from '../ir/verify.js';
 import { canonicalize, commonSubexpressionElimination, deadCodeElimination, matmulBias } from './canonicalize/index.js';
 import { cloneGraph } from './clone.js';
-import { fuseConcatsPass, fuseElementwisePass, fuseEpiloguePass, mergeProjectionsPass } from './fuse/index.js';
+import {
+  fuseConcatsPass,
+  fuseElementwisePass,
+  fuseEpiloguePass,
+  mergeProjectionsPass,
+  mergeRotaryPass,
+} from './fuse/index.js';
 import { recognize, recognizeHeads } from './recognize/index.js';
 import { PassContext, type Pass, type PassContextOptions } from './context.js';
 
@@ -34,6 +40,7 @@ export function defaultPipeline(level: number): Pass[] {
     recognizeHeads, // after canonicalize composed the transposes recognition left around the keys
     deadCodeElimination,
     mergeProjectionsPass, // Q / K / V (gate / up) projections of one activation: one matmul, split as views
+    mergeRotaryPass, // the merged projection's queries and keys: one rotary over both
     fuseConcatsPass, // nested concats (a KV cache's present) → one kernel; their other readers get views
     fuseElementwisePass, // groups the elementwise ops the rules above left
     fuseEpiloguePass, // last: a matmul / gemm takes the group reading it as its epilogue

@@ -3,3 +3,4 @@ export { fuseElementwise, fuseElementwisePass, type FuseOptions } from './elemen
 export { fuseEpilogues, fuseEpiloguePass } from './epilogue.js';
 export { mergeProjections, mergeProjectionsPass } from './projections.js';
 export { fuseConcats, fuseConcatsPass } from './concat.js';
+export { mergeRotary, mergeRotaryPass } from './rotary.js';

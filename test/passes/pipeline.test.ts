@@ -104,9 +104,10 @@ describe('pass manager and instruments', () => {
         '06-attention-heads.ir',
         '07-dce.ir',
         '08-merge-projections.ir',
-        '09-fuse-concat.ir',
-        '10-fuse-elementwise.ir',
-        '11-fuse-epilogue.ir',
+        '09-merge-rotary.ir',
+        '10-fuse-concat.ir',
+        '11-fuse-elementwise.ir',
+        '12-fuse-epilogue.ir',
       ]);
       expect(readFileSync(join(dir, '04-cse.ir'), 'utf8')).not.toContain('%d:');
     } finally {

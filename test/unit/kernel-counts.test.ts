@@ -1,0 +1,54 @@
+/**
+ * Kernels per decoder layer of a builder LLaMA (RMS norm, rotary, GQA, SwiGLU) at the default level, as a session
+ * launches them for a decode step (symbolic shapes as built, run on the recording backend): a regression fails here.
+ */
+import { describe, expect, it } from 'vitest';
+import '../../ir/ops/index.js';
+import { makeTensor, type Tensor } from '../../ir/tensor.js';
+import { optimize } from '../../passes/manager.js';
+import type { LlamaConfig } from '../../src/models/config.js';
+import { buildLlama } from '../../src/models/llama.js';
+import { Executor } from '../../src/runtime/executor.js';
+import { RecordingBackend } from '../../src/runtime/recording.js';
+import { randomLlamaWeights } from '../helpers/lm-reference.js';
+
+const config: LlamaConfig = {
+  arch: 'llama',
+  dim: 64,
+  hiddenDim: 172,
+  layers: 2,
+  heads: 4,
+  kvHeads: 2,
+  vocab: 32,
+  maxSeq: 64,
+  normEps: 1e-5,
+  ropeTheta: 10000,
+  tiedHead: false,
+};
+
+describe('LLaMA-style decode step', () => {
+  it('9 kernels per layer (12 before merge-rotary and in-kernel present writes)', async () => {
+    const g = optimize(buildLlama(config, randomLlamaWeights(config, 1)));
+    const dims: Record<string, number> = { batch: 1, seq: 1, past: 5 };
+    const feeds: Record<string, Tensor> = {};
+    for (const x of g.inputs) {
+      const shape = x.type.shape.map((d) => (typeof d === 'number' ? d : dims[d]!));
+      feeds[x.name] = makeTensor(x.type.dtype, shape);
+    }
+    const rec = new RecordingBackend();
+    await new Executor(g, rec).run(feeds);
+    const ops = rec.launches.map((l) => l.op);
+    const layer = [
+      'rms_norm', // attention_norm
+      'matmul', // wq | wk | wv merged
+      'rotary_embedding', // queries and keys in one
+      'attention', // GQA, causal, past ++ new written to present in the same kernel
+      'fused_contraction', // wo + residual
+      'rms_norm', // ffn_norm
+      'matmul', // w1 | w3 merged
+      'fused_elementwise', // silu(gate) · up
+      'fused_contraction', // w2 + residual
+    ];
+    expect(ops).toEqual([...layer, ...layer, 'rms_norm', 'matmul']);
+  });
+});
