@@ -9,6 +9,7 @@ import {
   fuseEpiloguePass,
   mergeProjectionsPass,
   mergeRotaryPass,
+  fuseNormProloguePass,
 } from './fuse/index.js';
 import { recognize, recognizeHeads } from './recognize/index.js';
 import { PassContext, type Pass, type PassContextOptions } from './context.js';
@@ -43,7 +44,8 @@ export function defaultPipeline(level: number): Pass[] {
     mergeRotaryPass, // the merged projection's queries and keys: one rotary over both
     fuseConcatsPass, // nested concats (a KV cache's present) → one kernel; their other readers get views
     fuseElementwisePass, // groups the elementwise ops the rules above left
-    fuseEpiloguePass, // last: a matmul / gemm takes the group reading it as its epilogue
+    fuseEpiloguePass, // a matmul / gemm takes the group reading it as its epilogue
+    fuseNormProloguePass, // last: an RMS norm rides on the projection after it
   ];
   return all.filter((p) => level >= p.minLevel);
 }

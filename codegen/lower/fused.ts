@@ -5,7 +5,14 @@
  * bound once with `let` so a value read twice is computed once.
  */
 import type { Graph, Value } from '../../ir/graph.js';
-import { contractionView, FUSIBLE_OPS, fusedBody, inferBody, INJECTIVE_OPS } from '../../ir/ops/fused.js';
+import {
+  contractionPrologue,
+  contractionView,
+  FUSIBLE_OPS,
+  fusedBody,
+  inferBody,
+  INJECTIVE_OPS,
+} from '../../ir/ops/fused.js';
 import { contiguousLayout, isContiguous } from '../../ir/layout.js';
 import { tensorType } from '../../ir/types.js';
 import { numel } from '../../ir/shape.js';
@@ -196,10 +203,16 @@ registerLowering('fused_injective', (ctx) => {
  */
 registerLowering('fused_contraction', (ctx) => {
   const body = fusedBody(ctx.attrs['body'] as string, ctx.node, 'fused_contraction');
-  const anchor = body.nodes[0]!;
+  // an RMS norm before the product (inputs x, weight, then the other operands): the schedules fold it in (rowNorm)
+  const norm = contractionPrologue(body);
+  const anchor = body.nodes[norm ? 1 : 0]!;
   const nA = anchor.inputs.length;
   const anchorOut = anchor.outputs[0]!;
   const outShape = ctx.outputs[0]!.shape;
+  // node inputs the contraction reads, in its own input order
+  const conInputs = norm
+    ? [0, ...Array.from({ length: nA - 1 }, (_, i) => i + 2)]
+    : Array.from({ length: nA }, (_, i) => i);
   // a reshape of a 2-D product [M, N] to [..., N]: the kernel computes [M, N] with M split into the leading dims
   const view = contractionView(body);
   const N = outShape.at(-1)!;
@@ -208,13 +221,26 @@ registerLowering('fused_contraction', (ctx) => {
     ...ctx,
     op: anchor.op,
     attrs: resolveAttrs(getOp(anchor.op), anchor.attrs, anchor.name),
-    inputs: ctx.inputs.slice(0, nA),
+    inputs: conInputs.map((i) => ctx.inputs[i]),
     outputs: [{ dtype: anchorOut.type.dtype, shape: anchorShape }],
   };
   const con = anchor.op === 'gemm' ? gemmContraction(sub) : matmulContraction(sub, 'matmul');
   con.label = `fused_${con.label}`;
+  for (const w of [con.a, con.b, con.bias, con.aZero, con.bZero]) if (w) w.input = conInputs[w.input]!;
+  if (norm) {
+    const zeros = (xs: readonly number[]) => xs.map(() => 0);
+    const eps = resolveAttrs(getOp('rms_norm'), norm.attrs, norm.name)['epsilon'] as number;
+    const st = { batch: zeros(con.dims.batch), m: zeros(con.dims.m), n: zeros(con.dims.n), k: [1] };
+    if (con.dims.k.length !== 1) {
+      throw new UnsupportedError('an RMS norm before a contraction over several k axes', {
+        node: ctx.node,
+        op: ctx.op,
+      });
+    }
+    con.rowNorm = { weight: { input: 1, st }, eps };
+  }
   if (view) splitRows(con, outShape.slice(0, -1));
-  const first = nA;
+  const first = norm ? nA + 1 : nA;
   const nb = view ? 0 : outShape.length - 2;
   const r = outShape.length;
   con.extras = ctx.inputs.slice(first).map((t, j) => {
@@ -228,7 +254,7 @@ registerLowering('fused_contraction', (ctx) => {
     env.set(anchorOut, product);
     if (view) env.set(view.outputs[0]!, product);
     body.inputs.slice(first).forEach((v, j) => env.set(v, extras[j]!));
-    return evalBody(kb, ctx, body, env, view ? 2 : 1);
+    return evalBody(kb, ctx, body, env, (norm ? 1 : 0) + (view ? 2 : 1));
   };
   return lowerContraction(ctx, con);
 });
@@ -236,7 +262,7 @@ registerLowering('fused_contraction', (ctx) => {
 /** Split a 2-D contraction's single m axis (size M) into `dims` (row-major, product M) in every view. */
 function splitRows(con: Contraction, dims: readonly number[]): void {
   const after = dims.map((_, i) => dims.slice(i + 1).reduce((p, d) => p * d, 1));
-  for (const w of [con.a.st, con.b.st, con.out, con.bias?.st]) {
+  for (const w of [con.a.st, con.b.st, con.out, con.bias?.st, con.rowNorm?.weight.st]) {
     if (w) w.m = after.map((a) => w.m[0]! * a);
   }
   con.dims.m = [...dims];

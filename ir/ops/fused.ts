@@ -99,9 +99,18 @@ registerFused(
  * reshape a gemm's rows back into [batch, seq] before the bias / residual / activation.
  */
 export function contractionView(body: Graph): Node | undefined {
-  const [first, second] = body.nodes;
+  const [first, second] = body.nodes.slice(contractionPrologue(body) ? 1 : 0);
   if (!first || !second || second.op !== 'reshape' || second.inputs[0] !== first.outputs[0]) return undefined;
   return second;
+}
+
+/**
+ * The RMS norm a body may start with, normalizing the contraction's first operand along its k axis (the last): it
+ * reads body inputs 0 (x) and 1 (its weight), and the contraction reads its result and then body inputs 2, 3 ….
+ */
+export function contractionPrologue(body: Graph): Node | undefined {
+  const first = body.nodes[0];
+  return first?.op === 'rms_norm' ? first : undefined;
 }
 
 /** Contractions a `fused_contraction` body may start with. */
@@ -110,12 +119,26 @@ export const CONTRACTION_OPS: ReadonlySet<string> = new Set(['matmul', 'gemm']);
 registerFused(
   'fused_contraction',
   'A matmul / gemm and the elementwise ops applied to its result, run as one kernel; `body` is the group as IR ' +
-    'text: its first node is the contraction, reading the first body inputs in order; the rest are elementwise.',
+    'text: its first node is the contraction, reading the first body inputs in order; the rest are elementwise. ' +
+    'It may be preceded by an RMS norm of the first operand along k (reading body inputs 0 and 1).',
   (body, fail) => {
-    const [first, ...rest] = body.nodes;
+    const norm = contractionPrologue(body);
+    const [first, ...rest] = body.nodes.slice(norm ? 1 : 0);
     if (!first || !CONTRACTION_OPS.has(first.op)) fail('body must start with a matmul or gemm');
-    if (first.inputs.some((x, i) => x !== body.inputs[i]))
+    if (norm) {
+      const [x, w] = body.inputs;
+      const axis = norm.attrs['axis'] as number | undefined;
+      const rank = x?.type.shape.length ?? 0;
+      if (norm.inputs[0] !== x || norm.inputs[1] !== w || (axis !== undefined && axis !== -1 && axis !== rank - 1)) {
+        fail('the RMS norm must normalize body input 0 along its last axis with body input 1 as its weight');
+      }
+      if (first.inputs[0] !== norm.outputs[0] || first.inputs.slice(1).some((y, i) => y !== body.inputs[i + 2])) {
+        fail('the contraction must read the norm, then body inputs 2, 3 … in order');
+      }
+      if (first.op === 'gemm' && first.attrs['transA']) fail('the normed operand cannot be transposed');
+    } else if (first.inputs.some((x, i) => x !== body.inputs[i])) {
       fail('the contraction must read the first body inputs in order');
+    }
     const view = contractionView(body);
     for (const n of rest) {
       if (n !== view && !FUSIBLE_OPS.has(n.op)) fail(`op ${n.op} may not follow the contraction in a body`);

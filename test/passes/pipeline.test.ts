@@ -108,6 +108,7 @@ describe('pass manager and instruments', () => {
         '10-fuse-concat.ir',
         '11-fuse-elementwise.ir',
         '12-fuse-epilogue.ir',
+        '13-fuse-norm-prologue.ir',
       ]);
       expect(readFileSync(join(dir, '04-cse.ir'), 'utf8')).not.toContain('%d:');
     } finally {

@@ -64,6 +64,12 @@ export interface Contraction {
    * not bound as a plain buffer; every schedule reads b through it.
    */
   bLoad?: (kb: KernelBuilder) => (index: Expr) => Expr;
+  /**
+   * An RMS norm of a's rows fused before the product (a's k axis is the normalized one): every schedule also sums
+   * a² along k, multiplies b's element at k by the norm's weight (a view over k only), and scales the sum by
+   * 1 / √(Σa² / K + eps) before the epilogue: (a / rms(a) ⊙ w) · b, reassociated.
+   */
+  rowNorm?: { weight: View; eps: number };
 }
 
 export const zeros = (n: number) => new Array<number>(n).fill(0);
@@ -72,7 +78,7 @@ export const total = (con: Contraction, cat: Cat) => prod(con.dims[cat]);
 
 function views(con: Contraction): Axes[] {
   const vs = [con.a.st, con.b.st, con.out];
-  for (const x of [con.aZero, con.bZero, con.bias, ...(con.extras ?? [])]) if (x) vs.push(x.st);
+  for (const x of [con.aZero, con.bZero, con.bias, con.rowNorm?.weight, ...(con.extras ?? [])]) if (x) vs.push(x.st);
   return vs;
 }
 

@@ -1,4 +1,4 @@
-import { add, c, div, load, loadType, mod, mul, type Expr, type KType } from '../../kir.js';
+import { add, c, cast, div, load, loadType, mod, mul, select, un, type Expr, type KType } from '../../kir.js';
 import type { KernelBuilder, LowerCtx } from '../kernel-builder.js';
 import { toCompute } from '../pointwise.js';
 import { computeType, storageOf } from '../storage.js';
@@ -19,7 +19,7 @@ export class Gen {
     private readonly loadAt?: (input: number, index: Expr) => Expr,
   ) {
     if (!loadAt) {
-      for (const w of [con.a, con.b, con.aZero, con.bZero, con.bias, ...(con.extras ?? [])]) {
+      for (const w of [con.a, con.b, con.aZero, con.bZero, con.bias, con.rowNorm?.weight, ...(con.extras ?? [])]) {
         if (w === con.b && con.bLoad) this.bAt = con.bLoad(kb);
         else if (w && !this.bufs.has(w.input)) this.bufs.set(w.input, kb.input(ctx, w.input));
       }
@@ -93,6 +93,23 @@ export class Gen {
     const info = this.ctx.inputs[w.input]!;
     const raw = load(this.bufs.get(w.input)!, index, loadType(storageOf(info.dtype, this.kb.caps)));
     return toCompute(raw, info.dtype);
+  }
+
+  /** The fused RMS norm's weight at k coordinates (rowNorm). */
+  normWeight(kc: readonly Expr[], inb?: Expr): Expr {
+    const w = this.con.rowNorm!.weight;
+    const idx = this.offset(w.st, 'w', 'k', kc);
+    return this.ld(w, inb ? select(inb, idx, c.i32(0)) : idx);
+  }
+
+  /** 1 / √(Σa² / K + eps): the fused RMS norm's scale of a row from its sum of squares. */
+  normScale(ss: Expr): Expr {
+    const f = (x: Expr) => (this.ct === 'f32' ? x : cast('f32', x));
+    const r = div(
+      c.f32(1),
+      un('sqrt', add(div(f(ss), cast('f32', this.total('k'))), this.kb.uniform('eps', this.con.rowNorm!.eps, 'f32'))),
+    );
+    return this.ct === 'f32' ? r : cast(this.ct, r);
   }
 
   zero(): Expr {

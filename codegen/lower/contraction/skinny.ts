@@ -83,26 +83,38 @@ export function skinny(ctx: LowerCtx, con: Contraction, target: KType): LoweredS
   const rbz = con.bZero ? rowOf(con.bZero.st, 'bz') : undefined;
 
   kb.emit(var_('acc', ct, g.zero()));
+  // a fused RMS norm: each thread also sums a² over its k (the partial sums meet like acc's)
+  if (con.rowNorm) kb.emit(var_('ss', ct, g.zero()));
   const [body] = kb.collect(() => {
     const kc = g.coords('k', v('k', 'i32'));
     let a = g.ld(con.a, add(ra, g.offset(con.a.st, 'a', 'k', kc)));
     if (con.aZero && raz) a = sub(a, g.ld(con.aZero, add(raz, g.offset(con.aZero.st, 'az', 'k', kc))));
     let b = g.ld(con.b, add(rb, g.offset(con.b.st, 'b', 'k', kc)));
     if (con.bZero && rbz) b = sub(b, g.ld(con.bZero, add(rbz, g.offset(con.bZero.st, 'bz', 'k', kc))));
+    if (con.rowNorm) {
+      const av = kb.let('av', a);
+      kb.emit(assign('ss', add(v('ss', ct), mul(av, av))));
+      a = av;
+      b = mul(b, g.normWeight(kc));
+    }
     kb.emit(assign('acc', add(v('acc', ct), mul(a, b))));
   });
   kb.emit(for_('k', s, Ku, body, c.i32(S)));
 
-  const result = v('acc', ct);
+  const sum = v('acc', ct);
   // partial sums through workgroup memory; the first thread of each output adds them in order (one barrier)
   const tail: Stmt[] = [];
   if (S > 1) {
-    const red = kb.sharedArray('red', ct, T);
     const step = outFast ? OPW : 1;
-    kb.emit(sstore(red, l, result), barrier);
-    const part = sload(red, add(l, mul(v('j', 'i32'), c.i32(step))), ct);
-    tail.push(for_('j', c.i32(1), c.i32(S), [assign('acc', add(result, part))]));
+    for (const name of con.rowNorm ? ['acc', 'ss'] : ['acc']) {
+      const red = kb.sharedArray(name === 'acc' ? 'red' : 'red2', ct, T);
+      kb.emit(sstore(red, l, v(name, ct)));
+      const part = sload(red, add(l, mul(v('j', 'i32'), c.i32(step))), ct);
+      tail.push(for_('j', c.i32(1), c.i32(S), [assign(name, add(v(name, ct), part))]));
+    }
+    kb.emit(barrier);
   }
+  const result = con.rowNorm ? mul(sum, g.normScale(v('ss', ct))) : sum;
   const [store0] = kb.collect(() => {
     const bo = g.offset(con.out, 'o', 'batch', bc);
     const oidx = add(add(bo, g.offset(con.out, 'o', 'm', mc)), g.offset(con.out, 'o', 'n', nc));

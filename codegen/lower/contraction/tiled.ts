@@ -141,6 +141,8 @@ export function tiled(ctx: LowerCtx, con: Contraction, target: KType): LoweredSt
             const zi = add(p.zOff, g.offset(z.st, `${wn}z`, 'k', kinfo.kc));
             val = sub(val, g.ld(z, select(inb, zi, c.i32(0))));
           }
+          // a fused RMS norm's weight scales b along k (tile loads: once per element)
+          if (x === 'n' && con.rowNorm) val = mul(val, g.normWeight(kinfo.kc, inb));
           kb.emit(sstore(arr, p.sIdx, select(inb, val, g.zero())));
         }
       })[0];
@@ -151,6 +153,9 @@ export function tiled(ctx: LowerCtx, con: Contraction, target: KType): LoweredSt
 
   const acc = (r: number, cc: number) => `acc${r}_${cc}`;
   for (let r = 0; r < TM; r++) for (let cc = 0; cc < TN; cc++) kb.emit(var_(acc(r, cc), ct, g.zero()));
+  // a fused RMS norm: Σa² of each of the thread's rows, from the a tile it reads anyway
+  const ss = (r: number) => `ss${r}`;
+  if (con.rowNorm) for (let r = 0; r < TM; r++) kb.emit(var_(ss(r), ct, g.zero()));
 
   const [kBody] = kb.collect(() => {
     const k0 = v('k0', 'i32');
@@ -163,6 +168,7 @@ export function tiled(ctx: LowerCtx, con: Contraction, target: KType): LoweredSt
       const as: Expr[] = [];
       const bs: Expr[] = [];
       for (let r = 0; r < TM; r++) as.push(kb.let('a', sload(As, add(ra, c.i32(r * TY)), ct)));
+      if (con.rowNorm) for (let r = 0; r < TM; r++) kb.emit(assign(ss(r), add(v(ss(r), ct), mul(as[r]!, as[r]!))));
       for (let cc = 0; cc < TN; cc++) bs.push(kb.let('b', sload(Bs, add(rb, c.i32(cc * TX)), ct)));
       for (let r = 0; r < TM; r++) {
         for (let cc = 0; cc < TN; cc++) {
@@ -179,7 +185,7 @@ export function tiled(ctx: LowerCtx, con: Contraction, target: KType): LoweredSt
   const bo = base(con.out, 'o');
   const reads = outputReads(con);
   const bb = reads.map(({ w, name }) => base(w.st, name));
-  const rows: { inb: Expr; off: Expr; boff: Expr[] }[] = [];
+  const rows: { inb: Expr; off: Expr; boff: Expr[]; scale?: Expr }[] = [];
   for (let r = 0; r < TM; r++) {
     const mi = kb.let('mi', add(m0, add(ty, c.i32(r * TY))));
     const mc = g.coords('m', mi);
@@ -187,6 +193,7 @@ export function tiled(ctx: LowerCtx, con: Contraction, target: KType): LoweredSt
       inb: kb.let('min', and(live, lt(mi, Mu))),
       off: kb.let('mo', add(bo, g.offset(con.out, 'o', 'm', mc))),
       boff: reads.map(({ w, name }, i) => kb.let('mb', add(bb[i]!, g.offset(w.st, name, 'm', mc)))),
+      scale: con.rowNorm ? kb.let('rs', g.normScale(v(ss(r), ct))) : undefined,
     });
   }
   const cols: { inb: Expr; off: Expr; boff: Expr[] }[] = [];
@@ -207,7 +214,8 @@ export function tiled(ctx: LowerCtx, con: Contraction, target: KType): LoweredSt
       const row = rows[r]!;
       const col = cols[cc]!;
       const idx = row.boff.map((x, i) => add(x, col.boff[i]!));
-      const [pre, val] = kb.collect(() => fromCompute(g.epilogue(v(acc(r, cc), ct), idx), target));
+      const sum = row.scale ? mul(v(acc(r, cc), ct), row.scale) : v(acc(r, cc), ct);
+      const [pre, val] = kb.collect(() => fromCompute(g.epilogue(sum, idx), target));
       kb.emit(if_(and(row.inb, col.inb), [...pre, { k: 'store', buf: ob, index: add(row.off, col.off), value: val }]));
     }
   }

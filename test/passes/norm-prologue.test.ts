@@ -1,0 +1,78 @@
+/** Norm prologue fusion: before / after IR text, near misses, and fused == unfused under the reference. */
+import { describe, expect, it } from 'vitest';
+import { interpret } from '../../ir/interpret.js';
+import { makeTensor } from '../../ir/tensor.js';
+import { printGraph } from '../../ir/text.js';
+import { verify } from '../../ir/verify.js';
+import { fuseNormPrologues } from '../../passes/fuse/index.js';
+import { expectSameGraph, ir } from './helpers.js';
+
+const src = (extra = '', dt = 'f32', axis = -1) => `graph g {
+  input %x: ${dt}[2,3,4]
+  const %w: ${dt}[4] = [1, 0.5, 2, -1]
+  const %W: ${dt}[4,5] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20]
+  %n: ${dt}[2,3,4] = rms_norm(%x, %w) {axis=${axis}, epsilon=0.00001}
+  %y: ${dt}[2,3,5] = matmul(%n, %W)
+  ${extra}
+  output %y
+}`;
+
+const body = `graph body {
+  input %px: f32[2,3,4]
+  input %pw: f32[4]
+  input %u1: f32[4,5]
+  %pn: f32[2,3,4] = rms_norm(%px, %pw) {axis=-1, epsilon=0.00001} @p
+  %y: f32[2,3,5] = matmul(%pn, %u1) @n
+  output %y
+}`;
+
+describe('fuse-norm-prologue', () => {
+  it('rms_norm → matmul: one fused_contraction whose body starts with the norm', () => {
+    const g = ir(src());
+    expect(fuseNormPrologues(g)).toBe(1);
+    verify(g);
+    expectSameGraph(
+      g,
+      `graph g {
+        input %x: f32[2,3,4]
+        const %w: f32[4] = [1, 0.5, 2, -1]
+        const %W: f32[4,5] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20]
+        %y: f32[2,3,5] = fused_contraction(%x, %w, %W) {body=${JSON.stringify(printGraph(ir(body)))}}
+        output %y
+      }`,
+    );
+    const feeds = {
+      x: makeTensor(
+        'f32',
+        [2, 3, 4],
+        Array.from({ length: 24 }, (_, i) => Math.sin(i) * 3),
+      ),
+    };
+    const want = interpret(ir(src()), feeds)['y']!;
+    const got = interpret(g, feeds)['y']!;
+    expect(Array.from(got.data)).toEqual(Array.from(want.data)); // the body is the same computation
+  });
+
+  it('near miss: the normed value read elsewhere, f16, another axis, the norm as the second operand', () => {
+    const unchanged = (text: string) => {
+      const g = ir(text);
+      expect(fuseNormPrologues(g)).toBe(0);
+      expectSameGraph(g, text);
+    };
+    unchanged(src('%z: f32[2,3,4] = neg(%n)\n  output %z'));
+    unchanged(src('', 'f16'));
+    unchanged(
+      src()
+        .replace('%n: f32[2,3,4] = rms_norm(%x, %w) {axis=-1', '%n: f32[2,3,4] = rms_norm(%x, %w) {axis=1')
+        .replace('const %w: f32[4] = [1, 0.5, 2, -1]', 'const %w: f32[3,4] = [1, 0.5, 2, -1, 1, 1, 1, 1, 2, 2, 2, 2]'),
+    );
+    unchanged(`graph g {
+      input %x: f32[5,4]
+      const %w: f32[4] = [1, 0.5, 2, -1]
+      input %A: f32[3,5]
+      %n: f32[5,4] = rms_norm(%x, %w) {axis=-1, epsilon=0.00001}
+      %y: f32[3,4] = matmul(%A, %n)
+      output %y
+    }`);
+  });
+});
