@@ -94,7 +94,8 @@ function tokenize(src: string): Tok[] {
       toks.push({ k: m[1] === '%' ? 'val' : 'node', v: raw.startsWith('"') ? unquote(raw, src, pos) : raw, pos });
     } else if (m[3]) toks.push({ k: 'str', v: unquote(m[3], src, pos), pos });
     else if (m[4]) toks.push({ k: 'num', v: m[4], pos });
-    else if (m[5]) toks.push({ k: 'id', v: m[5], pos });
+    // a lone `_` (an absent input) matches the identifier pattern first: it is punctuation
+    else if (m[5]) toks.push({ k: m[5] === '_' ? 'p' : 'id', v: m[5], pos });
     else if (m[6]) toks.push({ k: 'p', v: m[6], pos });
     pos = re.lastIndex;
   }

@@ -25,7 +25,7 @@ export function tolerance(dt: DType, longReduction = false): Tolerance {
 
 /** Ops that sum (or otherwise combine) many elements: the ones that earn the long-reduction tolerance. */
 const LONG_REDUCTION =
-  /^(matmul|matmul_integer|gemm|einsum|conv\w*|cumsum|softmax|log_softmax)$|^reduce_|norm|attention/;
+  /^(matmul|matmul_integer|matmul_nbits|gemm|einsum|conv\w*|cumsum|softmax|log_softmax)$|^reduce_|norm|attention/;
 
 /** Whether any node of the graph reduces long (elementwise, movement and gather ops do not). */
 export function reducesLong(graph: Graph): boolean {

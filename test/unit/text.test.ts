@@ -37,6 +37,25 @@ describe('IR text format', () => {
     expect(g.nodes[0]!.name).toBe('node/0');
   });
 
+  it('an absent optional input `_` round-trips, between inputs and as the last one', () => {
+    const src = `graph g {
+  input %x: f32[4]
+  input %q: f32[1,2,1,2]
+  input %k: f32[1,2,3,2]
+  input %pk: f32[1,2,2,2]
+  input %pv: f32[1,2,2,2]
+  %a: f32[2], %b: f32[2] = split(%x, _) {axis=0, split=[2, 2]} @s
+  %y: f32[1,2,1,2], %pko: f32[1,2,5,2], %pvo: f32[1,2,5,2] = attention(%q, %k, %k, _, %pk, %pv) @att
+  output %a
+  output %y
+}
+`;
+    const g = parseGraph(src);
+    expect(g.nodes[0]!.inputs[1]).toBeNull();
+    expect(g.nodes[1]!.inputs[3]).toBeNull();
+    expect(printGraph(g)).toBe(src);
+  });
+
   it('reports syntax errors with line and column', () => {
     expect(() => parseGraph('graph g {\n  input %x: f99[2]\n}')).toThrow(ParseError);
     expect(() => parseGraph('graph g {\n  input %x: f99[2]\n}')).toThrow(/line 2/);
