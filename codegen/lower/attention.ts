@@ -5,8 +5,8 @@
  * kernel runs one workgroup of CHUNK threads per (batch, head, query row) and slice of the V head dims; it walks
  * the keys in chunks of CHUNK (one key per thread: dot product, scale, softcap, bias from mask / causal / nonpad;
  * the chunk's logits go to workgroup memory), keeps an online softmax in f32 (every thread reads the chunk back, so
- * the running max, the rescaled sum and the "some key attendable" flag agree across threads without reductions:
- * two barriers per chunk) and accumulates P·V with each thread owning up to MAX_ACC output dims in registers. qk_matmul_output modes 0-2 are written as the scores are computed; mode 3 (softmax) takes a second pass
+ * the running max, the rescaled sum and the "some key attendable" flag agree across threads without reductions;
+ * each thread exponentiates its own key's logit once and the weights are read back: three barriers per chunk) and accumulates P·V with each thread owning up to MAX_ACC output dims in registers. qk_matmul_output modes 0-2 are written as the scores are computed; mode 3 (softmax) takes a second pass
  * over the keys once the max and sum are known. Rows whose keys are all masked (every bias -inf) give zeros.
  *
  * rotary_embedding: a pointwise kernel; each output element reads its own and its partner's input and the cos/sin
@@ -233,6 +233,7 @@ registerLowering('attention', (ctx) => {
 
   const sc = kb.sharedArray('sc', 'f32', CHUNK);
   const fl = kb.sharedArray('fl', 'f32', CHUNK);
+  const pw = kb.sharedArray('pw', 'f32', CHUNK);
   const gi = kb.groupIndex();
   const l = kb.localIndex();
   const nDvU = u('ndv', nDv);
@@ -406,7 +407,8 @@ registerLowering('attention', (ctx) => {
 
   // ---- pass 1: online softmax over key chunks ----
   // Every thread reads the whole chunk of logits back from workgroup memory, so the running max, the sum and the
-  // "some key attendable" flag are the same in all threads without reductions: two barriers per chunk.
+  // "some key attendable" flag are the same in all threads without reductions; each key's weight is computed once,
+  // by its thread, and read back: three barriers per chunk.
   kb.emit(
     var_('m', 'f32', NEG_INF),
     var_('lsum', 'f32', f(0)),
@@ -448,9 +450,11 @@ registerLowering('attention', (ctx) => {
     const alpha = kb.let('alpha', select(eq(m, NEG_INF), f(0), un('exp', sub(m, mNew))));
     kb.emit(assign('lsum', mul(v('lsum', 'f32'), alpha)));
     for (let a = 0; a < nAcc; a++) kb.emit(assign(`acc${a}`, mul(v(`acc${a}`, 'f32'), alpha)));
+    // each thread exponentiates its own key once (not every thread every key): the weights go through memory
+    const own = kb.let('own', v('s', 'f32'));
+    kb.emit(sstore(pw, l, select(eq(own, NEG_INF), f(0), un('exp', sub(own, mNew)))), barrier);
     const [accum] = kb.collect(() => {
-      const sj = kb.let('sj', sload(sc, jj, 'f32'));
-      const pj = kb.let('pj', select(eq(sj, NEG_INF), f(0), un('exp', sub(sj, mNew))));
+      const pj = kb.let('pj', sload(pw, jj, 'f32'));
       kb.emit(assign('lsum', add(v('lsum', 'f32'), pj)));
       const [skipZero] = kb.collect(() =>
         bySource(vSrc, add(j0, jj), (src, row) => {
