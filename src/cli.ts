@@ -51,6 +51,13 @@ Commands:
                                       time each contraction's candidate schedules on this WebGPU device (GPU
                                       timestamps, S seconds, default 60) and keep the winners in FILE (default
                                       schedules.json in kiln's cache directory), which later sessions read
+  export IN --out OUT.onnx [options]  write a model kiln reads (ONNX, kiln IR text, llama2.c / GGUF / safetensors
+                                      language model) as ONNX: fused nodes as their bodies, quantized matmuls as
+                                      com.microsoft MatMulNBits (docs/onnx-export.md)
+      --opt N                         optimize at level N first (default 0: the graph as loaded)
+      --opset N                       default-domain opset (default: the lowest the graph needs, 21 or 23)
+      --external-data-threshold B     initializers of B bytes or more go to OUT.onnx.data (needed past 2 GB)
+      --dims n=v,...                  bind symbolic input dims of an ONNX input
   help, --help                        this text
   --version                           kiln's version
 
@@ -503,6 +510,8 @@ async function dispatch(argv: readonly string[], io: CliIo): Promise<number> {
       return perplexityCmd(rest, io);
     case 'quantize':
       return (await import('./quantize.js')).quantizeCommand(rest, io);
+    case 'export':
+      return (await import('./export-cli.js')).exportCommand(rest, io);
     default:
       throw new UsageError(
         `unknown command '${cmd}' (commands: demo, generate, perplexity, conformance, ir, kernels, inspect, help; see kiln --help)`,
