@@ -3,7 +3,8 @@
  * - matmul / matmul_integer: 2·batch·M·N·K (2 · output elements · K); gemm the same, plus one add per output
  *   element when it has a C input; einsum 2 · the product of every label's size.
  * - fused_contraction: its contraction as above (shapes re-inferred through the body) plus one FLOP per epilogue op
- *   per output element (the reshape some bodies hold right after the contraction is free).
+ *   per output element (the reshape some bodies hold right after the contraction is free), plus a norm prologue's
+ *   own cost.
  * - attention: 2·B·Hq·S·T·(D + Dv) for Q·Kᵀ and P·V over all S×T scores (a causal mask's skipped half is not
  *   subtracted), plus the softmax's SOFTMAX_FLOPS per score; T includes past keys.
  * - elementwise / broadcast ops: one per output element; fused_elementwise: output elements × its body's op count.
@@ -12,7 +13,7 @@
  * - any other op: one per output element (a floor, not a model).
  * Host-computed nodes and views run no kernel and are not costed by the caller.
  */
-import { fusedBody, contractionView, inferBody } from '../ir/ops/fused.js';
+import { contractionPrologue, contractionView, fusedBody, inferBody } from '../ir/ops/fused.js';
 import { KilnError } from '../ir/errors.js';
 import { attentionGeometry } from '../ir/ops/attention.js';
 import { labelDims, planEinsum } from '../ir/ops/nn.js';
@@ -83,14 +84,17 @@ function contractionFlops(text: string, shapes: NodeShapes): number {
     'fused_contraction',
   );
   const shapeOf = (t: TensorType | undefined) => t!.shape as number[];
-  const [first, ...rest] = body.nodes;
-  const contraction = nodeFlops(first!.op, first!.attrs, {
-    inputs: first!.inputs.map((x) => (x ? shapeOf(types.get(x)) : undefined)),
-    outputs: first!.outputs.map((o) => shapeOf(types.get(o))),
-  });
+  const cost = (n: (typeof body.nodes)[number]) =>
+    nodeFlops(n.op, n.attrs, {
+      inputs: n.inputs.map((x) => (x ? shapeOf(types.get(x)) : undefined)),
+      outputs: n.outputs.map((o) => shapeOf(types.get(o))),
+    });
+  // a norm prologue costs what the norm would (its sums ride on the product's loop)
+  const norm = contractionPrologue(body);
+  const [first, ...rest] = body.nodes.slice(norm ? 1 : 0);
   const view = contractionView(body);
   const epilogue = rest.filter((n) => n !== view).length;
-  return contraction + epilogue * numel(shapes.outputs[0]);
+  return (norm ? cost(norm) : 0) + cost(first!) + epilogue * numel(shapes.outputs[0]);
 }
 
 /** 2 · Π(label sizes): every combination of labels is one multiply-add (ellipsis dims are labels too). */

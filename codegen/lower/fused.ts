@@ -203,7 +203,7 @@ registerLowering('fused_injective', (ctx) => {
  */
 registerLowering('fused_contraction', (ctx) => {
   const body = fusedBody(ctx.attrs['body'] as string, ctx.node, 'fused_contraction');
-  // an RMS norm before the product (inputs x, weight, then the other operands): the schedules fold it in (rowNorm)
+  // a norm before the product (inputs x, weight, then the other operands): the schedules fold it in (rowNorm)
   const norm = contractionPrologue(body);
   const anchor = body.nodes[norm ? 1 : 0]!;
   const nA = anchor.inputs.length;
@@ -229,7 +229,7 @@ registerLowering('fused_contraction', (ctx) => {
   for (const w of [con.a, con.b, con.bias, con.aZero, con.bZero]) if (w) w.input = conInputs[w.input]!;
   if (norm) {
     const zeros = (xs: readonly number[]) => xs.map(() => 0);
-    const eps = resolveAttrs(getOp('rms_norm'), norm.attrs, norm.name)['epsilon'] as number;
+    const eps = resolveAttrs(getOp(norm.op), norm.attrs, norm.name)['epsilon'] as number;
     const st = { batch: zeros(con.dims.batch), m: zeros(con.dims.m), n: zeros(con.dims.n), k: [1] };
     if (con.dims.k.length !== 1) {
       throw new UnsupportedError('an RMS norm before a contraction over several k axes', {
@@ -237,7 +237,7 @@ registerLowering('fused_contraction', (ctx) => {
         op: ctx.op,
       });
     }
-    con.rowNorm = { weight: { input: 1, st }, eps };
+    con.rowNorm = { weight: { input: 1, st }, eps, kind: norm.op === 'layer_norm' ? 'layer' : 'rms' };
   }
   if (view) splitRows(con, outShape.slice(0, -1));
   const first = norm ? nA + 1 : nA;

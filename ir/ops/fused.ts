@@ -105,12 +105,13 @@ export function contractionView(body: Graph): Node | undefined {
 }
 
 /**
- * The RMS norm a body may start with, normalizing the contraction's first operand along its k axis (the last): it
- * reads body inputs 0 (x) and 1 (its weight), and the contraction reads its result and then body inputs 2, 3 ….
+ * The norm a body may start with (RMS, or layer norm without a bias), normalizing the contraction's first operand
+ * along its k axis (the last): it reads body inputs 0 (x) and 1 (its weight), and the contraction reads its result
+ * and then body inputs 2, 3 ….
  */
 export function contractionPrologue(body: Graph): Node | undefined {
   const first = body.nodes[0];
-  return first?.op === 'rms_norm' ? first : undefined;
+  return first?.op === 'rms_norm' || first?.op === 'layer_norm' ? first : undefined;
 }
 
 /** Contractions a `fused_contraction` body may start with. */
@@ -120,7 +121,7 @@ registerFused(
   'fused_contraction',
   'A matmul / gemm and the elementwise ops applied to its result, run as one kernel; `body` is the group as IR ' +
     'text: its first node is the contraction, reading the first body inputs in order; the rest are elementwise. ' +
-    'It may be preceded by an RMS norm of the first operand along k (reading body inputs 0 and 1).',
+    'It may be preceded by an RMS or (bias-free) layer norm of the first operand along k (body inputs 0 and 1).',
   (body, fail) => {
     const norm = contractionPrologue(body);
     const [first, ...rest] = body.nodes.slice(norm ? 1 : 0);
@@ -130,8 +131,9 @@ registerFused(
       const axis = norm.attrs['axis'] as number | undefined;
       const rank = x?.type.shape.length ?? 0;
       if (norm.inputs[0] !== x || norm.inputs[1] !== w || (axis !== undefined && axis !== -1 && axis !== rank - 1)) {
-        fail('the RMS norm must normalize body input 0 along its last axis with body input 1 as its weight');
+        fail('the norm must normalize body input 0 along its last axis with body input 1 as its weight');
       }
+      if (norm.inputs[2]) fail('a layer norm before the contraction has no bias (its β · W is an epilogue add)');
       if (first.inputs[0] !== norm.outputs[0] || first.inputs.slice(1).some((y, i) => y !== body.inputs[i + 2])) {
         fail('the contraction must read the norm, then body inputs 2, 3 … in order');
       }

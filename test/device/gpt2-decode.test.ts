@@ -2,8 +2,8 @@
  * A decode loop on one device session: model_gpt2_past run 5 steps, each step's `present_*` fed back as the next
  * step's `past_*`, one new token per step (the argmax of the reference's logits). Every step equals the float64
  * reference. Positions, the past length and every shape computation change each step: the stale-cache bug a
- * generation loop would hit first. Each step launches at most 100 kernels (8 per layer: the default pipeline's
- * fusion on the graph as imported, symbolic shapes and all).
+ * generation loop would hit first. Each step launches 75 kernels (6 per layer: the default pipeline's fusion on the
+ * graph as imported, symbolic shapes and all; the issue's target is ≤ 100).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -62,9 +62,9 @@ describe.each(backends)('%s: gpt2 with past, 5 decode steps on one session', (ba
       const ref = interpret(graph, feeds);
       launched.length = 0;
       const got = await s.run(feeds);
-      // the optimized graph, shapes symbolic as imported: 8 kernels per layer, 99 per step (797 before fusion)
+      // the optimized graph, shapes symbolic as imported: 6 kernels per layer, 75 per step (797 before fusion)
       expect(launched.length, `step ${step}: ${launched.join(' ')}`).toBeLessThanOrEqual(100);
-      expect(launched.filter((k) => k.startsWith('k_layer_norm'))).toHaveLength(25);
+      expect(launched, launched.join(' ')).toHaveLength(75);
       for (const [k, r] of Object.entries(ref)) {
         const m = compareWithReference(k, got[k]!, r, tolerance(r.dtype, true));
         expect(m, `step ${step}: ${m?.reason}`).toBeUndefined();

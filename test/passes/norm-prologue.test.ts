@@ -53,7 +53,62 @@ describe('fuse-norm-prologue', () => {
     expect(Array.from(got.data)).toEqual(Array.from(want.data)); // the body is the same computation
   });
 
-  it('near miss: the normed value read elsewhere, f16, another axis, the norm as the second operand', () => {
+  it('layer norm through a reshape, with β and a Shape reader: β·W becomes an add after the product', () => {
+    const before = `graph g {
+      input %x: f32[2,3,4]
+      const %w: f32[4] = [1, 0.5, 2, -1]
+      const %b: f32[4] = [0.25, 0, -1, 2]
+      const %W: f32[4,2] = [1, 2, 3, 4, 5, 6, 7, 8]
+      const %flat: i64[2] = [6, 4]
+      %n: f32[2,3,4] = layer_norm(%x, %w, %b) {axis=-1, epsilon=0.00001}
+      %s: i64[3] = shape(%n)
+      %r: f32[6,4] = reshape(%n, %flat)
+      %y: f32[6,2] = matmul(%r, %W)
+      output %y
+      output %s
+    }`;
+    const g = ir(before);
+    expect(fuseNormPrologues(g)).toBe(1);
+    verify(g);
+    // β·W = [0.25·1 + 0·3 − 1·5 + 2·7, 0.25·2 + 0·4 − 1·6 + 2·8] = [9.25, 10.5]
+    const bodyText = `graph body {
+      input %px: f32[6,4]
+      input %pw: f32[4]
+      input %u1: f32[4,2]
+      input %pb: f32[2]
+      %pn: f32[6,4] = layer_norm(%px, %pw) {axis=-1, epsilon=0.00001} @p
+      %y: f32[6,2] = matmul(%pn, %u1) @n
+      %ps: f32[6,2] = add(%y, %pb) @pa
+      output %ps
+    }`;
+    expectSameGraph(
+      g,
+      `graph g {
+        input %x: f32[2,3,4]
+        const %w: f32[4] = [1, 0.5, 2, -1]
+        const %W: f32[4,2] = [1, 2, 3, 4, 5, 6, 7, 8]
+        const %flat: i64[2] = [6, 4]
+        const %bw: f32[2] = [9.25, 10.5]
+        %s: i64[3] = shape(%x)
+        %xf: f32[6,4] = reshape(%x, %flat)
+        %y: f32[6,2] = fused_contraction(%xf, %w, %W, %bw) {body=${JSON.stringify(printGraph(ir(bodyText)))}}
+        output %y
+        output %s
+      }`,
+    );
+    const feeds = {
+      x: makeTensor(
+        'f32',
+        [2, 3, 4],
+        Array.from({ length: 24 }, (_, i) => Math.cos(i) * 3 + 1),
+      ),
+    };
+    const want = interpret(ir(before), feeds)['y']!;
+    const got = interpret(g, feeds)['y']!;
+    want.data.forEach((w, i) => expect(Math.abs(got.data[i]! - w)).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(w))));
+  });
+
+  it('near miss: the normed value read elsewhere, f16, another axis, the norm as the second operand, a run-time β', () => {
     const unchanged = (text: string) => {
       const g = ir(text);
       expect(fuseNormPrologues(g)).toBe(0);
@@ -61,6 +116,11 @@ describe('fuse-norm-prologue', () => {
     };
     unchanged(src('%z: f32[2,3,4] = neg(%n)\n  output %z'));
     unchanged(src('', 'f16'));
+    unchanged(
+      src()
+        .replace('rms_norm(%x, %w)', 'layer_norm(%x, %w, %beta)')
+        .replace('input %x: f32[2,3,4]', 'input %x: f32[2,3,4]\n  input %beta: f32[4]'),
+    );
     unchanged(
       src()
         .replace('%n: f32[2,3,4] = rms_norm(%x, %w) {axis=-1', '%n: f32[2,3,4] = rms_norm(%x, %w) {axis=1')

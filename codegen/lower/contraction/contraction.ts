@@ -65,11 +65,14 @@ export interface Contraction {
    */
   bLoad?: (kb: KernelBuilder) => (index: Expr) => Expr;
   /**
-   * An RMS norm of a's rows fused before the product (a's k axis is the normalized one): every schedule also sums
-   * a² along k, multiplies b's element at k by the norm's weight (a view over k only), and scales the sum by
-   * 1 / √(Σa² / K + eps) before the epilogue: (a / rms(a) ⊙ w) · b, reassociated.
+   * A norm of a's rows fused before the product (a's k axis is the normalized one); b's element at k is multiplied
+   * by the norm's weight (a view over k only) as it is loaded. `rms`: every schedule also sums a² along k and scales
+   * the sum by 1 / √(Σa² / K + eps) — (a / rms(a) ⊙ w) · b, reassociated. `layer` (no bias: the caller folds β·b into
+   * the epilogue): a is shifted by its row's first element a₀ (shifted moments, as the layer-norm kernel: a constant
+   * row gives exactly 0), the schedules sum a', a'² and, per output column, the scaled b; the result is
+   * (Σ a'·b − μ'·Σ b) / √(σ² + eps) with μ' = Σa' / K, σ² = Σa'² / K − μ'².
    */
-  rowNorm?: { weight: View; eps: number };
+  rowNorm?: { weight: View; eps: number; kind: 'rms' | 'layer' };
 }
 
 export const zeros = (n: number) => new Array<number>(n).fill(0);

@@ -1,4 +1,4 @@
-import { add, c, cast, div, load, loadType, mod, mul, select, un, type Expr, type KType } from '../../kir.js';
+import { add, bin, c, cast, div, load, loadType, mod, mul, select, sub, un, type Expr, type KType } from '../../kir.js';
 import type { KernelBuilder, LowerCtx } from '../kernel-builder.js';
 import { toCompute } from '../pointwise.js';
 import { computeType, storageOf } from '../storage.js';
@@ -109,6 +109,17 @@ export class Gen {
       c.f32(1),
       un('sqrt', add(div(f(ss), cast('f32', this.total('k'))), this.kb.uniform('eps', this.con.rowNorm!.eps, 'f32'))),
     );
+    return this.ct === 'f32' ? r : cast(this.ct, r);
+  }
+
+  /** The fused layer norm's result from a shifted product sum and the row / column sums (rowNorm kind 'layer'). */
+  layerScaled(acc: Expr, s1: Expr, s2: Expr, colSum: Expr): Expr {
+    const f = (x: Expr) => (this.ct === 'f32' ? x : cast('f32', x));
+    const K = cast('f32', this.total('k'));
+    const mean = div(f(s1), K);
+    const variance = bin('max', sub(div(f(s2), K), mul(mean, mean)), c.f32(0));
+    const inv = div(c.f32(1), un('sqrt', add(variance, this.kb.uniform('eps', this.con.rowNorm!.eps, 'f32'))));
+    const r = mul(inv, sub(f(acc), mul(mean, f(colSum))));
     return this.ct === 'f32' ? r : cast(this.ct, r);
   }
 

@@ -83,8 +83,12 @@ export function skinny(ctx: LowerCtx, con: Contraction, target: KType): LoweredS
   const rbz = con.bZero ? rowOf(con.bZero.st, 'bz') : undefined;
 
   kb.emit(var_('acc', ct, g.zero()));
-  // a fused RMS norm: each thread also sums a² over its k (the partial sums meet like acc's)
+  // a fused norm: each thread also sums a² over its k (a layer norm: a' = a − a₀, Σa' and Σb too); the partial sums
+  // meet like acc's
+  const layer = con.rowNorm?.kind === 'layer';
   if (con.rowNorm) kb.emit(var_('ss', ct, g.zero()));
+  const a0 = layer ? kb.let('a0', g.ld(con.a, ra)) : undefined;
+  if (layer) kb.emit(var_('sa', ct, g.zero()), var_('cs', ct, g.zero()));
   const [body] = kb.collect(() => {
     const kc = g.coords('k', v('k', 'i32'));
     let a = g.ld(con.a, add(ra, g.offset(con.a.st, 'a', 'k', kc)));
@@ -92,10 +96,11 @@ export function skinny(ctx: LowerCtx, con: Contraction, target: KType): LoweredS
     let b = g.ld(con.b, add(rb, g.offset(con.b.st, 'b', 'k', kc)));
     if (con.bZero && rbz) b = sub(b, g.ld(con.bZero, add(rbz, g.offset(con.bZero.st, 'bz', 'k', kc))));
     if (con.rowNorm) {
-      const av = kb.let('av', a);
+      const av = kb.let('av', a0 ? sub(a, a0) : a);
       kb.emit(assign('ss', add(v('ss', ct), mul(av, av))));
       a = av;
-      b = mul(b, g.normWeight(kc));
+      b = kb.let('bw', mul(b, g.normWeight(kc)));
+      if (layer) kb.emit(assign('sa', add(v('sa', ct), av)), assign('cs', add(v('cs', ct), b)));
     }
     kb.emit(assign('acc', add(v('acc', ct), mul(a, b))));
   });
@@ -106,15 +111,20 @@ export function skinny(ctx: LowerCtx, con: Contraction, target: KType): LoweredS
   const tail: Stmt[] = [];
   if (S > 1) {
     const step = outFast ? OPW : 1;
-    for (const name of con.rowNorm ? ['acc', 'ss'] : ['acc']) {
-      const red = kb.sharedArray(name === 'acc' ? 'red' : 'red2', ct, T);
+    const sums = layer ? ['acc', 'ss', 'sa', 'cs'] : con.rowNorm ? ['acc', 'ss'] : ['acc'];
+    for (const name of sums) {
+      const red = kb.sharedArray(name === 'acc' ? 'red' : `red_${name}`, ct, T);
       kb.emit(sstore(red, l, v(name, ct)));
       const part = sload(red, add(l, mul(v('j', 'i32'), c.i32(step))), ct);
       tail.push(for_('j', c.i32(1), c.i32(S), [assign(name, add(v(name, ct), part))]));
     }
     kb.emit(barrier);
   }
-  const result = con.rowNorm ? mul(sum, g.normScale(v('ss', ct))) : sum;
+  const result = layer
+    ? g.layerScaled(sum, v('sa', ct), v('ss', ct), v('cs', ct))
+    : con.rowNorm
+      ? mul(sum, g.normScale(v('ss', ct)))
+      : sum;
   const [store0] = kb.collect(() => {
     const bo = g.offset(con.out, 'o', 'batch', bc);
     const oidx = add(add(bo, g.offset(con.out, 'o', 'm', mc)), g.offset(con.out, 'o', 'n', nc));

@@ -153,9 +153,26 @@ export function tiled(ctx: LowerCtx, con: Contraction, target: KType): LoweredSt
 
   const acc = (r: number, cc: number) => `acc${r}_${cc}`;
   for (let r = 0; r < TM; r++) for (let cc = 0; cc < TN; cc++) kb.emit(var_(acc(r, cc), ct, g.zero()));
-  // a fused RMS norm: Σa² of each of the thread's rows, from the a tile it reads anyway
+  // a fused norm: Σa² (and for a layer norm Σa', a' = a − a₀, and each column's Σb) of the thread's rows / columns,
+  // from the tiles it reads anyway
   const ss = (r: number) => `ss${r}`;
+  const s1 = (r: number) => `sa${r}`;
+  const cs = (cc: number) => `cs${cc}`;
+  const layer = con.rowNorm?.kind === 'layer';
   if (con.rowNorm) for (let r = 0; r < TM; r++) kb.emit(var_(ss(r), ct, g.zero()));
+  const shift: Expr[] = [];
+  if (layer) {
+    for (let r = 0; r < TM; r++) kb.emit(var_(s1(r), ct, g.zero()));
+    for (let cc = 0; cc < TN; cc++) kb.emit(var_(cs(cc), ct, g.zero()));
+    // each row's first element (k = 0), the shift of its moments
+    const ba = base(con.a.st, 'a0');
+    for (let r = 0; r < TM; r++) {
+      const mi = kb.let('mi', add(m0, add(ty, c.i32(r * TY))));
+      const inb = kb.let('min', and(live, lt(mi, Mu)));
+      const idx = add(ba, g.offset(con.a.st, 'a', 'm', g.coords('m', mi)));
+      shift.push(kb.let('a0', g.ld(con.a, select(inb, idx, c.i32(0)))));
+    }
+  }
 
   const [kBody] = kb.collect(() => {
     const k0 = v('k0', 'i32');
@@ -168,8 +185,17 @@ export function tiled(ctx: LowerCtx, con: Contraction, target: KType): LoweredSt
       const as: Expr[] = [];
       const bs: Expr[] = [];
       for (let r = 0; r < TM; r++) as.push(kb.let('a', sload(As, add(ra, c.i32(r * TY)), ct)));
+      if (layer) {
+        // shifted by the row's first element; k past the end (zero-filled tiles) adds nothing
+        const kin = kb.let('kin', lt(add(v('k0', 'i32'), kq), Ku));
+        for (let r = 0; r < TM; r++) {
+          as[r] = kb.let('as', select(kin, sub(as[r]!, shift[r]!), g.zero()));
+          kb.emit(assign(s1(r), add(v(s1(r), ct), as[r]!)));
+        }
+      }
       if (con.rowNorm) for (let r = 0; r < TM; r++) kb.emit(assign(ss(r), add(v(ss(r), ct), mul(as[r]!, as[r]!))));
       for (let cc = 0; cc < TN; cc++) bs.push(kb.let('b', sload(Bs, add(rb, c.i32(cc * TX)), ct)));
+      if (layer) for (let cc = 0; cc < TN; cc++) kb.emit(assign(cs(cc), add(v(cs(cc), ct), bs[cc]!)));
       for (let r = 0; r < TM; r++) {
         for (let cc = 0; cc < TN; cc++) {
           kb.emit(assign(acc(r, cc), add(v(acc(r, cc), ct), mul(as[r]!, bs[cc]!))));
@@ -193,7 +219,7 @@ export function tiled(ctx: LowerCtx, con: Contraction, target: KType): LoweredSt
       inb: kb.let('min', and(live, lt(mi, Mu))),
       off: kb.let('mo', add(bo, g.offset(con.out, 'o', 'm', mc))),
       boff: reads.map(({ w, name }, i) => kb.let('mb', add(bb[i]!, g.offset(w.st, name, 'm', mc)))),
-      scale: con.rowNorm ? kb.let('rs', g.normScale(v(ss(r), ct))) : undefined,
+      scale: con.rowNorm && !layer ? kb.let('rs', g.normScale(v(ss(r), ct))) : undefined,
     });
   }
   const cols: { inb: Expr; off: Expr; boff: Expr[] }[] = [];
@@ -214,7 +240,12 @@ export function tiled(ctx: LowerCtx, con: Contraction, target: KType): LoweredSt
       const row = rows[r]!;
       const col = cols[cc]!;
       const idx = row.boff.map((x, i) => add(x, col.boff[i]!));
-      const sum = row.scale ? mul(v(acc(r, cc), ct), row.scale) : v(acc(r, cc), ct);
+      const a = v(acc(r, cc), ct);
+      const sum = layer
+        ? kb.let('ln', g.layerScaled(a, v(s1(r), ct), v(ss(r), ct), v(cs(cc), ct)))
+        : row.scale
+          ? mul(a, row.scale)
+          : a;
       const [pre, val] = kb.collect(() => fromCompute(g.epilogue(sum, idx), target));
       kb.emit(if_(and(row.inb, col.inb), [...pre, { k: 'store', buf: ob, index: add(row.off, col.off), value: val }]));
     }
