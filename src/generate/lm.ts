@@ -12,6 +12,7 @@ import type { ModelConfig } from '../models/config.js';
 import { isDeviceTensor, type DeviceTensor } from '../runtime/device-tensor.js';
 import { compile, type CompileOptions, type Session } from '../session.js';
 import { addSamplingHead, uploadSampling } from './extend.js';
+import { adaptDecoder, type CachePair, type DecoderLayout } from './onnx-decoder.js';
 import { argmax, rng, sample, type SamplingOptions } from './sampling.js';
 
 export interface GenerateOptions extends SamplingOptions {
@@ -33,6 +34,16 @@ export interface GenerationStats {
 
 type Feeds = Record<string, Tensor | DeviceTensor>;
 
+/** A model graph for the runtime, with what it cannot tell from kiln's own names. */
+export interface LanguageModel {
+  graph: Graph;
+  config?: ModelConfig;
+  /** Cache inputs and the outputs fed back as them (default: every `past_X` input with its `present_X` output). */
+  cache?: readonly CachePair[];
+  /** Most positions (default: the config's maxSeq, else none). */
+  maxSeq?: number;
+}
+
 /** The outputs the sampling head adds (`addSamplingHead`); all stay on the device but the one a step reads. */
 export const HEAD_OUTPUTS = [
   'logits',
@@ -47,8 +58,13 @@ export const HEAD_OUTPUTS = [
 export class LanguageModelSession {
   /** Statistics of the last `generate`. */
   stats: GenerationStats | undefined;
-  private readonly cache: { past: string; present: string }[];
+  private readonly cache: readonly CachePair[];
   private readonly hasPositions: boolean;
+  /** input_ids' sequence dim when the model fixes it: a longer prompt is prefilled this many tokens per run. */
+  private readonly tokensPerRun: number;
+  private readonly maxSeq: number;
+  /** The layout of an imported decoder (`fromOnnx`). */
+  layout: DecoderLayout | undefined;
   /** A model without position_ids keys the sampling draw by a fed step. */
   private readonly hasStep: boolean;
 
@@ -56,14 +72,20 @@ export class LanguageModelSession {
     readonly session: Session,
     readonly config: ModelConfig | undefined,
     private readonly emptyPast: Record<string, Tensor>,
+    model: LanguageModel,
   ) {
     const names = new Set(session.outputNames);
-    this.cache = session.inputNames
-      .filter((n) => n.startsWith('past_'))
-      .map((past) => ({ past, present: `present_${past.slice(5)}` }));
+    this.cache =
+      model.cache ??
+      session.inputNames
+        .filter((n) => n.startsWith('past_'))
+        .map((past) => ({ past, present: `present_${past.slice(5)}` }));
     for (const c of this.cache) {
       if (!names.has(c.present)) throw new KilnError('verify', `model has ${c.past} but no ${c.present} output`);
     }
+    const seq = model.graph.inputs.find((v) => v.name === 'input_ids')!.type.shape[1];
+    this.tokensPerRun = typeof seq === 'number' ? seq : Infinity;
+    this.maxSeq = model.maxSeq ?? config?.maxSeq ?? Infinity;
     this.hasPositions = session.inputNames.includes('position_ids');
     this.hasStep = session.inputNames.includes('sample_step');
   }
@@ -72,10 +94,7 @@ export class LanguageModelSession {
    * Compile a model graph for generation. The graph gets a sampling head (`addSamplingHead`): `last_logits`,
    * `next_token` (argmax) and `sampled_token` (temperature / top-k / top-p on the device), so a step reads back one id.
    */
-  static async create(
-    model: { graph: Graph; config?: ModelConfig },
-    opts: CompileOptions = {},
-  ): Promise<LanguageModelSession> {
+  static async create(model: LanguageModel, opts: CompileOptions = {}): Promise<LanguageModelSession> {
     const g = model.graph;
     if (!g.inputs.some((v) => v.name === 'input_ids') || !g.outputs.some((v) => v.name === 'logits')) {
       throw new KilnError('verify', 'a language model graph needs an input_ids input and a logits output');
@@ -85,12 +104,33 @@ export class LanguageModelSession {
     // an empty cache: the batch dim of input_ids binds to 1, every other symbolic dim (the past length) to 0
     const batchDim = g.inputs.find((v) => v.name === 'input_ids')!.type.shape[0];
     const emptyPast: Record<string, Tensor> = {};
+    const pasts = new Set(model.cache?.map((c) => c.past));
     for (const v of g.inputs) {
-      if (!v.name.startsWith('past_')) continue;
+      if (model.cache ? !pasts.has(v.name) : !v.name.startsWith('past_')) continue;
       const shape = v.type.shape.map((d) => (typeof d === 'number' ? d : d === batchDim ? 1 : 0));
       emptyPast[v.name] = makeTensor(v.type.dtype, shape);
     }
-    return new LanguageModelSession(session, model.config, emptyPast);
+    return new LanguageModelSession(session, model.config, emptyPast, model);
+  }
+
+  /**
+   * An imported ONNX decoder (`importOnnx(...).graph`; changed in place): the cache layout read from its names
+   * (Optimum `past_key_values.N.key|value` ↔ `present.N.*`, GPT-2 packed `past_N` ↔ `present_N`, kiln's), its
+   * attention_mask made on the device, its position_ids fed, and `logits` — or, failing that, its first non-cache
+   * output — sampled from (`adaptDecoder`). `layout` says what was found.
+   */
+  static async fromOnnx(
+    graph: Graph,
+    opts: CompileOptions & { logits?: string; maxSeq?: number } = {},
+  ): Promise<LanguageModelSession> {
+    const { logits, maxSeq, ...compileOpts } = opts;
+    const layout = adaptDecoder(graph, logits === undefined ? {} : { logits });
+    const lm = await LanguageModelSession.create(
+      { graph, cache: layout.cache, ...(maxSeq === undefined ? {} : { maxSeq }) },
+      compileOpts,
+    );
+    lm.layout = layout;
+    return lm;
   }
 
   private feeds(ids: readonly number[], pos0: number, past: Feeds): Feeds {
@@ -127,7 +167,7 @@ export class LanguageModelSession {
   async *generate(prompt: readonly number[], opts: GenerateOptions = {}): AsyncGenerator<number> {
     if (prompt.length === 0) throw new KilnError('runtime', 'generate needs at least one prompt token');
     const maxTokens = opts.maxTokens ?? 128;
-    const maxSeq = this.config?.maxSeq ?? Infinity;
+    const maxSeq = this.maxSeq;
     const stop = new Set(opts.stop ?? []);
     const hostSampling = (opts.repetitionPenalty ?? 1) !== 1;
     const read = hostSampling ? 'last_logits' : (opts.temperature ?? 0) > 0 ? 'sampled_token' : 'next_token';
@@ -146,6 +186,24 @@ export class LanguageModelSession {
     try {
       let ids: readonly number[] = prompt;
       let pos = 0;
+      // a model that takes a fixed number of tokens per run prefills all but the prompt's last chunk first
+      while (ids.length > this.tokensPerRun && pos + ids.length <= maxSeq) {
+        const chunk = ids.slice(0, this.tokensPerRun);
+        const out = await this.step(
+          { ...this.feeds(chunk, pos, past), ...params },
+          'next_token',
+          pos + chunk.length - 1,
+        );
+        release();
+        past = {};
+        for (const c of this.cache) past[c.past] = out[c.present]!;
+        for (const n of HEAD_OUTPUTS) {
+          const t = out[n];
+          if (t && isDeviceTensor(t)) t.dispose();
+        }
+        pos += chunk.length;
+        ids = ids.slice(chunk.length);
+      }
       while (generated < maxTokens && pos + ids.length <= maxSeq) {
         if (opts.signal?.aborted) break;
         const feeds = { ...this.feeds(ids, pos, past), ...onDevice, ...params };
@@ -191,6 +249,11 @@ export class LanguageModelSession {
 
   /** Logits [tokens, vocab] of a whole sequence in one run (evaluation; no cache kept). */
   async logits(tokens: readonly number[]): Promise<Tensor> {
+    if (tokens.length > this.tokensPerRun) {
+      throw new KilnError('limit', `this model takes ${this.tokensPerRun} tokens per run, got ${tokens.length}`, {
+        limit: 'tokens per run',
+      });
+    }
     const params = this.samplingFeeds({});
     const feeds: Feeds = { ...this.feeds(tokens, 0, { ...this.emptyPast }), ...params };
     if (this.hasStep) feeds['sample_step'] = makeTensor('i64', [1], [tokens.length - 1]);
