@@ -54,8 +54,11 @@ export {
 } from '../ir/errors.js';
 export {
   importOnnx,
+  importOnnxFile,
   importOnnxModel,
+  externalDataFrom,
   tensorFromOnnx,
+  type ExternalDataReader,
   type ImportOptions,
   type ImportedModel,
 } from './frontends/onnx/import.js';
