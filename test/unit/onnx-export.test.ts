@@ -351,6 +351,25 @@ describe('export → import: per op, same op back and equal outputs', () => {
     });
   }
 
+  it('transpose without perm (reverse the dims) round trips', () => {
+    const g = graphOf((b) => b.op('transpose', [f32(b, 'x', [2, 3, 4])]));
+    const back = roundTrip(g).graph;
+    expectSameGraph(back, g);
+    expectSameOutputs(g, back, randomFeeds(g));
+  });
+
+  it('attention with nonpad_kv_seqlen raises the default opset to 24', () => {
+    const g = graphOf((b) => {
+      const q = f32(b, 'q', [2, 1, 3, 4]);
+      const k = f32(b, 'k', [2, 1, 5, 4]);
+      return b.op('attention', [q, k, k, null, null, null, b.const('i64', [3, 5], [2])]);
+    });
+    const { graph: back, exported } = roundTrip(g);
+    expect(exported.opsets.get('')).toBe(24);
+    expectSameGraph(back, g);
+    expectSameOutputs(g, back, randomFeeds(g));
+  });
+
   it('silu without Swish is x · Sigmoid(x) in the file', () => {
     const model = decodeModel(exportOnnx(graphOf(unary('silu'))));
     expect(model.graph.nodes.map((n) => n.opType)).toEqual(['Sigmoid', 'Mul']);

@@ -16,7 +16,7 @@
  * - ONNX float attributes are 32-bit: a kiln float attribute (an f64) is rounded to f32 on the way.
  *
  * The opset is the lowest the graph needs (21, or 23 when it holds attention / rotary_embedding, the ops
- * ONNX defines from 23), or `opts.opset` (18 at least); forms follow it (RMS norm is RMSNormalization from 23 and
+ * ONNX defines from 23; 24 with attention's nonpad_kv_seqlen), or `opts.opset` (18 at least); forms follow it (RMS norm is RMSNormalization from 23 and
  * SimplifiedLayerNormalization below, GELU the standard Gelu from 20 and com.microsoft Gelu / FastGelu below, SiLU
  * Swish from 24 and Sigmoid · x below).
  */
@@ -270,7 +270,7 @@ exportOp(
 exportOp('reshape', direct('Reshape', int('allowzero')));
 exportOp(
   'transpose',
-  direct('Transpose', (c) => [aInts('perm', c.attrs['perm'] as number[])]),
+  direct('Transpose', (c) => (c.attrs['perm'] !== undefined ? [aInts('perm', c.attrs['perm'] as number[])] : [])),
 );
 for (const [op, onnx] of [
   ['squeeze', 'Squeeze'],
@@ -413,8 +413,13 @@ function* allNodes(nodes: readonly Node[]): Generator<Node> {
 }
 
 function defaultOpset(g: Graph): number {
-  for (const n of allNodes(g.nodes)) if (OPSET_23.has(n.op)) return 23;
-  return 21;
+  let opset = 21;
+  for (const n of allNodes(g.nodes)) {
+    // Attention's nonpad_kv_seqlen input is Attention-24's
+    if (n.op === 'attention' && n.inputs[6]) return 24;
+    if (OPSET_23.has(n.op)) opset = 23;
+  }
+  return opset;
 }
 
 class Exporter {
