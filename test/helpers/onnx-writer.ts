@@ -1,13 +1,11 @@
 /**
- * Writing ONNX protobuf bytes in tests: plain objects with the snake_case field names of `onnx.proto3` encoded by
- * protobufjs over kiln's own schema subset (src/frontends/onnx/schema.ts). Enough for models with initializers held
- * in external files; a full writer belongs to the export side.
+ * Writing ONNX protobuf bytes in tests: plain objects with the snake_case field names of `onnx.proto3`, encoded by
+ * the export side's encoder (src/frontends/onnx/encode.ts, protobufjs over kiln's schema subset). Enough for models
+ * with initializers held in external files; whole kiln graphs are written by src/frontends/onnx/export.ts.
  */
-import protobuf from 'protobufjs';
-import { ONNX_SCHEMA_PROTO } from '../../src/frontends/onnx/schema.js';
+import { encodeModelProto } from '../../src/frontends/onnx/encode.js';
 
-const root = protobuf.parse(ONNX_SCHEMA_PROTO, { keepCase: true }).root;
-const ModelProto = root.lookupType('onnx.ModelProto');
+export { encodeModelProto };
 
 export interface TensorSpecProto {
   name: string;
@@ -36,7 +34,7 @@ export function tensorProto(t: TensorSpecProto): object {
 
 /** The bytes of a ModelProto. */
 export function encodeModel(m: ModelSpecProto): Uint8Array {
-  const msg = ModelProto.fromObject({
+  return encodeModelProto({
     ir_version: 8,
     opset_import: [{ domain: '', version: m.opset }],
     graph: {
@@ -50,5 +48,4 @@ export function encodeModel(m: ModelSpecProto): Uint8Array {
       output: m.outputs.map((o) => ({ name: o.name, type: { tensor_type: { elem_type: o.elem_type } } })),
     },
   });
-  return ModelProto.encode(msg).finish();
 }

@@ -10,10 +10,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { DType } from '../../ir/dtype.js';
+import { f16BitsToNumber, numberToF16Bits, type DType } from '../../ir/dtype.js';
 import type { Graph } from '../../ir/graph.js';
 import { interpret } from '../../ir/interpret.js';
 import { makeTensor, type Tensor } from '../../ir/tensor.js';
+import { optimize } from '../../passes/manager.js';
 import { quantizeRtn } from '../../passes/quant/index.js';
 import { exportOnnx, exportOnnxFile } from '../../src/frontends/onnx/export.js';
 import type { Gpt2Config, LlamaConfig } from '../../src/models/config.js';
@@ -59,11 +60,14 @@ const ort = await loadOrt();
 const ORT_TYPE: Partial<Record<DType, [string, (n: number[]) => unknown]>> = {
   f32: ['float32', (v) => Float32Array.from(v)],
   f64: ['float64', (v) => Float64Array.from(v)],
+  f16: ['float16', (v) => Uint16Array.from(v, numberToF16Bits)],
   i64: ['int64', (v) => BigInt64Array.from(v, (x) => BigInt(x))],
   i32: ['int32', (v) => Int32Array.from(v)],
   u8: ['uint8', (v) => Uint8Array.from(v)],
   bool: ['bool', (v) => Uint8Array.from(v)],
 };
+
+const ORT_DTYPE: Record<string, DType> = { float32: 'f32', float64: 'f64', float16: 'f16', int64: 'i64', int32: 'i32' };
 
 async function runOrt(model: Uint8Array | string, feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
   const session = await ort!.InferenceSession.create(model);
@@ -76,8 +80,14 @@ async function runOrt(model: Uint8Array | string, feeds: Record<string, Tensor>)
   await session.release?.();
   const res: Record<string, Tensor> = {};
   for (const [k, t] of Object.entries(out)) {
-    const dt: DType = t.type === 'float32' ? 'f32' : t.type === 'int64' ? 'i64' : t.type === 'int32' ? 'i32' : 'f64';
-    res[k] = makeTensor(dt, t.dims, Array.from(t.data, Number));
+    const dt = ORT_DTYPE[t.type];
+    if (!dt) throw new Error(`output ${k} has ORT type ${t.type}`);
+    const bits = dt === 'f16' && t.data instanceof Uint16Array;
+    res[k] = makeTensor(
+      dt,
+      t.dims,
+      Array.from(t.data, (x) => (bits ? f16BitsToNumber(Number(x)) : Number(x))),
+    );
   }
   return res;
 }
@@ -144,15 +154,27 @@ if (!ort) {
       }
     });
 
+    for (const level of [1, 2, 3]) {
+      it(`builder LLaMA and GPT-2 optimized at level ${level} (fused nodes written as their bodies)`, async () => {
+        const l = optimize(buildLlama(llama, randomLlamaWeights(llama, 4)), { level });
+        expect(l.nodes.some((n) => n.op.startsWith('fused_'))).toBe(true);
+        await expectOrtMatches(l, lmFeeds(l));
+        const g = optimize(buildGpt2(gpt2, randomGpt2Weights(gpt2, 4)), { level });
+        await expectOrtMatches(g, lmFeeds(g));
+      });
+    }
+
     it('builder GPT-2', async () => {
       const g = buildGpt2(gpt2, randomGpt2Weights(gpt2, 1));
       await expectOrtMatches(g, lmFeeds(g));
     });
 
-    it('random graphs (f32)', async () => {
+    it('random graphs (f32, f16)', async () => {
       for (let seed = 1; seed <= 12; seed++) {
-        const { graph, feeds } = randomGraph(seed * 7919, 6);
-        await expectOrtMatches(graph, feeds);
+        for (const dt of ['f32', 'f16'] as const) {
+          const { graph, feeds } = randomGraph(seed * 7919, 6, dt);
+          await expectOrtMatches(graph, feeds);
+        }
       }
     });
 

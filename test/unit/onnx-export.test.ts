@@ -24,9 +24,10 @@ import { importOnnx, importOnnxFile } from '../../src/frontends/onnx/import.js';
 import type { Gpt2Config, LlamaConfig } from '../../src/models/config.js';
 import { buildGpt2 } from '../../src/models/gpt2.js';
 import { buildLlama } from '../../src/models/llama.js';
+import { loadLanguageModel } from '../../src/generate/load.js';
 import { randomGpt2Weights, randomLlamaWeights } from '../helpers/lm-reference.js';
 import { expectSameGraph, expectSameOutputs, randomFeeds, roundTrip } from '../helpers/onnx-roundtrip.js';
-import { CONFORMANCE } from '../helpers/paths.js';
+import { CONFORMANCE, REPO_ROOT } from '../helpers/paths.js';
 import { sharedProbe, requireTool } from '../helpers/tools.js';
 
 type Build = (b: GraphBuilder) => Value | Value[];
@@ -351,6 +352,20 @@ describe('export → import: per op, same op back and equal outputs', () => {
     });
   }
 
+  it('i64 values the importer rounded to 2^63 (INT64_MAX slice ends) are written back clamped', () => {
+    const g = graphOf((b) =>
+      b.op('slice', [
+        f32(b, 'x', [5, 3]),
+        b.const('i64', [1], [1]),
+        b.const('i64', [2 ** 63], [1]),
+        b.const('i64', [0], [1]),
+      ]),
+    );
+    const back = roundTrip(g).graph;
+    expect(back.constants.find((c) => c.data!.data[0]! > 1e18)?.data!.data[0]).toBe(2 ** 63);
+    expectSameOutputs(g, back, randomFeeds(g));
+  });
+
   it('transpose without perm (reverse the dims) round trips', () => {
     const g = graphOf((b) => b.op('transpose', [f32(b, 'x', [2, 3, 4])]));
     const back = roundTrip(g).graph;
@@ -506,6 +521,22 @@ describe('external data', () => {
     expectSameOutputs(g, back, randomFeeds(g, 4), true);
   });
 
+  it('initializers past the in-model limit are a KilnError (limit) naming the tensor and saying to use external data', () => {
+    const g = big();
+    let err: unknown;
+    try {
+      exportOnnx(g, { maxModelBytes: 4096 });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(KilnError);
+    expect((err as KilnError).code).toBe('limit');
+    expect((err as KilnError).location.tensor).toBeDefined();
+    expect((err as Error).message).toMatch(/external data/);
+    // the same model with its big initializers outside fits
+    expect(() => exportOnnxModel(g, { maxModelBytes: 4096, externalData: { threshold: 1024 } })).not.toThrow();
+  });
+
   it('exportOnnx without a writer refuses external data; with one it gets every chunk', () => {
     const g = big();
     expect(() => exportOnnx(g, { externalData: { threshold: 100 } })).toThrow(KilnError);
@@ -643,6 +674,33 @@ describe('kiln export', () => {
       expect(await main(['export', src], bad)).toBe(2);
       expect(bad.errs).toMatch(/--out/);
       expect(exportOnnxModel(g).opsets.get('')).toBe(21);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('exports a llama2.c checkpoint (the bundled stories260K, built by the LLaMA builder)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kiln-export-cli-'));
+    try {
+      const model = join(REPO_ROOT, 'models', 'stories260K.bin');
+      const out = join(dir, 'stories.onnx');
+      const io = {
+        text: '',
+        errs: '',
+        out(s: string) {
+          this.text += s;
+        },
+        err(s: string) {
+          this.errs += s;
+        },
+      };
+      expect(await main(['export', model, '--out', out], io)).toBe(0);
+      const g = loadLanguageModel(model).graph;
+      const back = (await importOnnxFile(out)).graph;
+      const feeds = randomFeeds(g, 3, { batch: 1, seq: 2, past: 1 });
+      feeds['input_ids'] = makeTensor('i64', [1, 2], [1, 100]);
+      if (feeds['position_ids']) feeds['position_ids'] = makeTensor('i64', [1, 2], [1, 2]);
+      expectSameOutputs(g, back, feeds);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -52,6 +52,11 @@ export interface ExportOptions {
    * `exportOnnxModel` returns them instead.
    */
   writeExternal?: (location: string, chunk: Uint8Array) => void;
+  /**
+   * Most initializer bytes stored in the model itself (default: protobuf's 2 GB limit less 64 MiB for the graph);
+   * past it the export is a KilnError ('limit') that says to use external data.
+   */
+  maxModelBytes?: number;
 }
 
 export interface ExportedOnnx {
@@ -435,6 +440,7 @@ class Exporter {
   constructor(
     readonly opset: number,
     private readonly ext: { threshold: number; location: string } | undefined,
+    private readonly maxInline: number,
   ) {
     this.opsets.set('', opset);
   }
@@ -463,6 +469,15 @@ class Exporter {
     } else {
       proto['raw_data'] = raw;
       this.inlineBytes += raw.length;
+      if (this.inlineBytes > this.maxInline) {
+        throw new KilnError(
+          'limit',
+          `the initializers stored in the model pass ${this.maxInline} bytes (at '${name}'), beyond what one ` +
+            "protobuf message holds (2 GB): export with external data (ExportOptions.externalData / kiln export's " +
+            '--external-data-threshold)',
+          { tensor: name, limit: 'protobuf 2 GB' },
+        );
+      }
     }
     this.initializers.push(proto);
   }
@@ -475,10 +490,6 @@ class Exporter {
   externalData(): ExportedOnnx['external'] {
     if (!this.ext || this.external.length === 0) return undefined;
     return { location: this.ext.location, chunks: this.external, size: this.externalSize };
-  }
-
-  get inlineSize(): number {
-    return this.inlineBytes;
   }
 
   /** Export `nodes` with `names` mapping the values they read (and receiving the names of those they define). */
@@ -603,7 +614,7 @@ export function exportOnnxModel(graph: Graph, opts: ExportOptions = {}): Exporte
   const ext = opts.externalData
     ? { threshold: opts.externalData.threshold ?? 1024, location: opts.externalData.location ?? 'model.onnx.data' }
     : undefined;
-  const ex = new Exporter(opset, ext);
+  const ex = new Exporter(opset, ext, opts.maxModelBytes ?? PROTOBUF_LIMIT - (64 << 20));
   const names = new Map<Value, string>();
   for (const v of graph.inputs) names.set(v, ex.claim(v.name));
   const reads = usedValues(graph);
@@ -634,14 +645,6 @@ export function exportOnnxModel(graph: Graph, opts: ExportOptions = {}): Exporte
     outNames.add(name);
     outputs.push(valueInfo(name, v.type));
   });
-  if (ex.inlineSize > PROTOBUF_LIMIT - (64 << 20)) {
-    throw new KilnError(
-      'limit',
-      `the initializers stored in the model take ${ex.inlineSize} bytes, past protobuf's 2 GB limit: export with ` +
-        'external data (externalData / --external-data-threshold)',
-      { limit: 'protobuf 2 GB' },
-    );
-  }
   const model = encodeModelProto({
     ir_version: irVersionFor(opset),
     producer_name: opts.producerName ?? 'kiln',
