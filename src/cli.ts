@@ -296,7 +296,7 @@ async function tuneCmd(rest: string[], io: CliIo): Promise<number> {
     'tune',
     rest,
     { dims: { type: 'string' }, budget: { type: 'string' }, store: { type: 'string' } },
-    false,
+    true,
   );
   if (positionals.length !== 1) throw new UsageError(`tune needs one model file, got ${positionals.length}`);
   const file = positionals[0]!;

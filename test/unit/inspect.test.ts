@@ -229,6 +229,9 @@ describe('kiln inspect: bad arguments are one line on stderr, exit 2', () => {
     ['bad --target', ['inspect', D512, '--target', 'ptx'], /unknown target 'ptx'/],
     ['--dot into a missing folder', ['inspect', D512, '--dot', join(tmp, 'no/g.dot')], /--dot .*no such directory/],
     ['--svg into a missing folder', ['inspect', D512, '--svg', join(tmp, 'no/g.svg')], /--svg .*no such directory/],
+    ['tune without a model', ['tune'], /tune needs one model file, got 0/],
+    ['tune: no such model file', ['tune', join(tmp, 'nope.onnx')], /tune: no such file: .*nope\.onnx/],
+    ['tune: a budget of 0', ['tune', D512, '--budget', '0'], /--budget/],
     ['symbolic dims left', ['inspect', GPT2], /symbolic dims .*give them with --dims/],
     ['--dims unknown name', ['inspect', GPT2, '--dims', 'batch=1'], /--dims 'batch' is not a symbolic input dim/],
   ];
