@@ -366,6 +366,25 @@ describe('export → import: per op, same op back and equal outputs', () => {
     expectSameOutputs(g, back, randomFeeds(g));
   });
 
+  it('4-bit types need IR version 10 whatever the opset', () => {
+    const g = graphOf((b) => b.op('cast', [b.input('q', 'u4', [4])], { to: 'f32' }));
+    expect(decodeModel(exportOnnx(g, { opset: 18 })).irVersion).toBe(10);
+    expect(decodeModel(exportOnnx(graphOf(unary('relu')), { opset: 18 })).irVersion).toBe(8);
+  });
+
+  it('an output that is a graph input, a constant, or listed twice gets its own name through Identity', () => {
+    const b = new GraphBuilder('g');
+    const x = f32(b, 'x', [3]);
+    const c = b.const('f32', [1, 2, 3], [3]);
+    const y = b.op('add', [x, c]);
+    b.graph.outputs.push(x, c, y, y);
+    const g = b.build();
+    const back = roundTrip(g).graph;
+    expect(back.outputs.length).toBe(4);
+    expect(new Set(back.outputs.map((o) => o.name)).size).toBe(4);
+    expectSameOutputs(g, back, randomFeeds(g));
+  });
+
   it('transpose without perm (reverse the dims) round trips', () => {
     const g = graphOf((b) => b.op('transpose', [f32(b, 'x', [2, 3, 4])]));
     const back = roundTrip(g).graph;

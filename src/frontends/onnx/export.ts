@@ -453,7 +453,15 @@ class Exporter {
     return name;
   }
 
+  /** Lowest IR version the types written need (4-bit integers are IR 10). */
+  minIr = 0;
+
+  noteType(dt: DType): void {
+    if (dt === 'i4' || dt === 'u4') this.minIr = Math.max(this.minIr, 10);
+  }
+
   initializer(name: string, t: Tensor): void {
+    this.noteType(t.dtype);
     const raw = tensorRawData(t);
     const proto: Record<string, unknown> = { name, dims: [...t.shape], data_type: onnxCodeOf(t.dtype) };
     if (this.ext && raw.length >= this.ext.threshold) {
@@ -591,7 +599,8 @@ function usedValues(g: Graph): Set<Value> {
   return s;
 }
 
-function valueInfo(name: string, t: TensorType): object {
+function valueInfo(name: string, t: TensorType, ex?: Exporter): object {
+  ex?.noteType(t.dtype);
   return {
     name,
     type: { tensor_type: { elem_type: onnxCodeOf(t.dtype), shape: { dim: shapeDims(t.shape) } } },
@@ -643,17 +652,18 @@ export function exportOnnxModel(graph: Graph, opts: ExportOptions = {}): Exporte
       name = fresh;
     }
     outNames.add(name);
-    outputs.push(valueInfo(name, v.type));
+    outputs.push(valueInfo(name, v.type, ex));
   });
+  const inputs = graph.inputs.map((v) => valueInfo(names.get(v)!, v.type, ex));
   const model = encodeModelProto({
-    ir_version: irVersionFor(opset),
+    ir_version: Math.max(irVersionFor(opset), ex.minIr),
     producer_name: opts.producerName ?? 'kiln',
     opset_import: [...ex.opsets].map(([domain, version]) => ({ domain, version })),
     graph: {
       name: opts.graphName ?? graph.name,
       node: ex.nodes,
       initializer: ex.initializers,
-      input: graph.inputs.map((v) => valueInfo(names.get(v)!, v.type)),
+      input: inputs,
       output: outputs,
     },
   });
