@@ -515,6 +515,23 @@ describe('ops without an ONNX form', () => {
     expect(() => exportOnnx(g)).toThrow(/mask_fill/);
   });
 
+  it('attention / rotary_embedding at an opset below 23 are UnsupportedErrors naming the node', () => {
+    const g = graphOf((b) => {
+      const q = f32(b, 'q', [1, 2, 2, 4]);
+      return b.op('attention', [q, q, q]);
+    });
+    let err: unknown;
+    try {
+      exportOnnx(g, { opset: 21 });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(UnsupportedError);
+    expect((err as KilnError).location).toMatchObject({ node: g.nodes[0]!.name, op: 'attention' });
+    expect((err as Error).message).toMatch(/opset 23/);
+    expect(() => exportOnnx(g, { opset: 23 })).not.toThrow();
+  });
+
   it('an opset below 18 is refused', () => {
     expect(() => exportOnnx(graphOf(unary('relu')), { opset: 13 })).toThrow(UnsupportedError);
   });

@@ -312,6 +312,7 @@ exportOp(
 );
 
 exportOp('attention', (c) => {
+  if (c.opset < 23) c.unsupported(`attention is ONNX Attention from opset 23, exporting ${c.opset}`);
   if (c.attrs['mask_fill'] !== undefined) {
     c.unsupported('attention with mask_fill (a kiln attribute: masked logits set to a finite value) has no ONNX form');
   }
@@ -329,7 +330,10 @@ exportOp('attention', (c) => {
   if (c.ins[6] && c.opset < 24) c.unsupported(`attention with nonpad_kv_seqlen needs opset 24, exporting ${c.opset}`);
   c.emit('Attention', c.ins, c.outs, attrs);
 });
-exportOp('rotary_embedding', direct('RotaryEmbedding', ints('interleaved', 'rotary_embedding_dim', 'num_heads')));
+exportOp('rotary_embedding', (c) => {
+  if (c.opset < 23) c.unsupported(`rotary_embedding is ONNX RotaryEmbedding from opset 23, exporting ${c.opset}`);
+  c.emit('RotaryEmbedding', c.ins, c.outs, ints('interleaved', 'rotary_embedding_dim', 'num_heads')(c));
+});
 
 exportOp('quantize_linear', (c) => {
   const attrs = [aInt('axis', c.attrs['axis'] as number), aInt('saturate', c.attrs['saturate'] as boolean)];
