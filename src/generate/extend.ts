@@ -52,21 +52,15 @@ export class GraphExtender {
 
   op(op: string, inputs: readonly Value[], attrs: Attrs = {}): Value {
     const name = this.fresh(op);
-    const {
-      types,
-      attrs: resolved,
-      symbolic,
-    } = inferOp(
+    const { types, attrs: resolved } = inferOp(
       op,
       name,
       inputs.map((x) => x.type),
       attrs,
       1,
       (i) => inputs[i]?.data,
-      (i) => inputs[i]?.symbolic,
     );
     const out = new Value(this.fresh(`${op}_out`), types[0]!);
-    out.symbolic = symbolic[0];
     this.graph.nodes.push(new Node(name, op, [...inputs], [out], resolved));
     return out;
   }

@@ -7,6 +7,7 @@
  */
 import { KilnError } from '../../ir/errors.js';
 import type { Graph } from '../../ir/graph.js';
+import type { DType } from '../../ir/dtype.js';
 import { makeTensor, type Tensor } from '../../ir/tensor.js';
 import type { ModelConfig } from '../models/config.js';
 import { isDeviceTensor, type DeviceTensor } from '../runtime/device-tensor.js';
@@ -42,6 +43,11 @@ export interface LanguageModel {
   cache?: readonly CachePair[];
   /** Most positions (default: the config's maxSeq, else none). */
   maxSeq?: number;
+  /**
+   * An attention mask input and the output that is it extended by one column of ones (`adaptDecoder`): the first run
+   * gets ones over the prompt (zeros over left padding), later runs the previous run's output, kept on the device.
+   */
+  mask?: CachePair;
 }
 
 /** The outputs the sampling head adds (`addSamplingHead`); all stay on the device but the one a step reads. */
@@ -63,6 +69,7 @@ export class LanguageModelSession {
   /** input_ids' sequence dim when the model fixes it: a longer prompt is prefilled this many tokens per run. */
   private readonly tokensPerRun: number;
   private readonly maxSeq: number;
+  private readonly mask: (CachePair & { dtype: DType }) | undefined;
   /** The layout of an imported decoder (`fromOnnx`). */
   layout: DecoderLayout | undefined;
   /** A model without position_ids keys the sampling draw by a fed step. */
@@ -71,15 +78,22 @@ export class LanguageModelSession {
   private constructor(
     readonly session: Session,
     readonly config: ModelConfig | undefined,
-    private readonly emptyPast: Record<string, Tensor>,
+    /** Empty caches for a batch. */
+    private readonly emptyCache: (batch: number) => Record<string, Tensor>,
     model: LanguageModel,
   ) {
     const names = new Set(session.outputNames);
-    this.cache =
-      model.cache ??
-      session.inputNames
-        .filter((n) => n.startsWith('past_'))
-        .map((past) => ({ past, present: `present_${past.slice(5)}` }));
+    this.cache = [
+      ...(model.cache ??
+        session.inputNames
+          .filter((n) => n.startsWith('past_'))
+          .map((past) => ({ past, present: `present_${past.slice(5)}` }))),
+      ...(model.mask ? [model.mask] : []),
+    ];
+    this.mask = model.mask && {
+      ...model.mask,
+      dtype: model.graph.inputs.find((v) => v.name === model.mask!.past)!.type.dtype,
+    };
     for (const c of this.cache) {
       if (!names.has(c.present)) throw new KilnError('verify', `model has ${c.past} but no ${c.present} output`);
     }
@@ -103,14 +117,19 @@ export class LanguageModelSession {
     const session = await compile(g, opts);
     // an empty cache: the batch dim of input_ids binds to 1, every other symbolic dim (the past length) to 0
     const batchDim = g.inputs.find((v) => v.name === 'input_ids')!.type.shape[0];
-    const emptyPast: Record<string, Tensor> = {};
     const pasts = new Set(model.cache?.map((c) => c.past));
-    for (const v of g.inputs) {
-      if (model.cache ? !pasts.has(v.name) : !v.name.startsWith('past_')) continue;
-      const shape = v.type.shape.map((d) => (typeof d === 'number' ? d : d === batchDim ? 1 : 0));
-      emptyPast[v.name] = makeTensor(v.type.dtype, shape);
-    }
-    return new LanguageModelSession(session, model.config, emptyPast, model);
+    const cacheInputs = g.inputs
+      .filter((v) => (model.cache ? pasts.has(v.name) : v.name.startsWith('past_')))
+      .map((v) => ({ name: v.name, dtype: v.type.dtype, shape: [...v.type.shape] }));
+    const emptyCache = (batch: number) => {
+      const empty: Record<string, Tensor> = {};
+      for (const v of cacheInputs) {
+        const shape = v.shape.map((d) => (typeof d === 'number' ? d : d === batchDim ? batch : 0));
+        empty[v.name] = makeTensor(v.dtype, shape);
+      }
+      return empty;
+    };
+    return new LanguageModelSession(session, model.config, emptyCache, model);
   }
 
   /**
@@ -126,7 +145,12 @@ export class LanguageModelSession {
     const { logits, maxSeq, ...compileOpts } = opts;
     const layout = adaptDecoder(graph, logits === undefined ? {} : { logits });
     const lm = await LanguageModelSession.create(
-      { graph, cache: layout.cache, ...(maxSeq === undefined ? {} : { maxSeq }) },
+      {
+        graph,
+        cache: layout.cache,
+        ...(layout.mask ? { mask: layout.mask } : {}),
+        ...(maxSeq === undefined ? {} : { maxSeq }),
+      },
       compileOpts,
     );
     lm.layout = layout;
@@ -135,6 +159,10 @@ export class LanguageModelSession {
 
   private feeds(ids: readonly number[], pos0: number, past: Feeds): Feeds {
     const f: Feeds = { input_ids: makeTensor('i64', [1, ids.length], ids), ...past };
+    // the first run's mask: ones over the prompt so far (later runs feed back the previous run's, on the device)
+    if (this.mask && !past[this.mask.past]) {
+      f[this.mask.past] = makeTensor(this.mask.dtype, [1, pos0 + ids.length], new Array(pos0 + ids.length).fill(1));
+    }
     if (this.hasPositions) {
       f['position_ids'] = makeTensor(
         'i64',
@@ -173,7 +201,7 @@ export class LanguageModelSession {
     const read = hostSampling ? 'last_logits' : (opts.temperature ?? 0) > 0 ? 'sampled_token' : 'next_token';
     const rand = rng(opts.seed ?? 0);
     const history = [...prompt];
-    let past: Feeds = { ...this.emptyPast };
+    let past: Feeds = this.emptyCache(1);
     const params = this.samplingFeeds(opts);
     const t0 = performance.now();
     let tFirst = t0;
@@ -247,6 +275,102 @@ export class LanguageModelSession {
     }
   }
 
+  /**
+   * Greedy (or on-device sampled) ids for several prompts decoded as one batch: prompts left-padded to the longest
+   * with `padId` (default 0), the mask 0 over the padding, each row's positions counted from its first real token.
+   * Prompts of different lengths need a model with attention_mask and position_ids inputs. Every step reads back one
+   * id per row; the cache, mask, positions and next ids stay on the device. Returns each row's ids, cut at a stop id.
+   */
+  async generateBatch(
+    prompts: readonly (readonly number[])[],
+    opts: GenerateOptions & { padId?: number } = {},
+  ): Promise<number[][]> {
+    const B = prompts.length;
+    if (B === 0 || prompts.some((p) => p.length === 0)) {
+      throw new KilnError('runtime', 'generateBatch needs at least one prompt and no empty prompt');
+    }
+    if ((opts.repetitionPenalty ?? 1) !== 1) {
+      throw new KilnError('unsupported', 'generateBatch samples on the device: no repetition penalty');
+    }
+    const L = Math.max(...prompts.map((p) => p.length));
+    const pads = prompts.map((p) => L - p.length);
+    if (pads.some((p) => p > 0) && (!this.mask || !this.hasPositions)) {
+      throw new KilnError(
+        'unsupported',
+        'prompts of different lengths need a model with attention_mask and position_ids',
+      );
+    }
+    if (L > this.tokensPerRun) {
+      throw new KilnError('limit', `this model takes ${this.tokensPerRun} tokens per run, a prompt has ${L}`, {
+        limit: 'tokens per run',
+      });
+    }
+    const maxTokens = opts.maxTokens ?? 128;
+    const stop = new Set(opts.stop ?? []);
+    const read = (opts.temperature ?? 0) > 0 ? 'sampled_token' : 'next_token';
+    const nextIds = read === 'sampled_token' ? 'next_ids_sampled' : 'next_ids_greedy';
+    const cell = (f: (row: number, t: number) => number) =>
+      prompts.flatMap((_, r) => Array.from({ length: L }, (_, t) => f(r, t)));
+    let feeds: Feeds = {
+      ...this.emptyCache(B),
+      input_ids: makeTensor(
+        'i64',
+        [B, L],
+        cell((r, t) => (t < pads[r]! ? (opts.padId ?? 0) : prompts[r]![t - pads[r]!]!)),
+      ),
+    };
+    if (this.hasPositions)
+      feeds['position_ids'] = makeTensor(
+        'i64',
+        [B, L],
+        cell((r, t) => Math.max(0, t - pads[r]!)),
+      );
+    if (this.mask)
+      feeds[this.mask.past] = makeTensor(
+        this.mask.dtype,
+        [B, L],
+        cell((r, t) => (t < pads[r]! ? 0 : 1)),
+      );
+    const params = uploadSampling(
+      this.session,
+      prompts.map(() => opts),
+    );
+    const keep = [...this.cache.map((c) => c.present), ...HEAD_OUTPUTS.filter((n) => n !== read)];
+    const outIds: number[][] = prompts.map(() => []);
+    const done = prompts.map(() => false);
+    const free = (f: Feeds) => {
+      for (const t of Object.values(f)) if (isDeviceTensor(t)) t.dispose();
+    };
+    try {
+      for (let step = 0; step < maxTokens && L + step <= this.maxSeq; step++) {
+        if (opts.signal?.aborted) break;
+        if (this.hasStep) feeds['sample_step'] = makeTensor('i64', [B], new Array(B).fill(L + step - 1));
+        const out = await this.session.runKeep({ ...feeds, ...params }, keep);
+        free(feeds);
+        feeds = {};
+        for (const c of this.cache) feeds[c.past] = out[c.present]!;
+        feeds['input_ids'] = out[nextIds]!;
+        if (this.hasPositions) feeds['position_ids'] = out['next_positions']!;
+        for (const n of HEAD_OUTPUTS) {
+          const t = out[n];
+          if (t && isDeviceTensor(t) && !Object.values(feeds).includes(t)) t.dispose();
+        }
+        const got = (out[read] as Tensor).data;
+        for (let r = 0; r < B; r++) {
+          if (done[r]) continue;
+          const id = Number(got[r]);
+          if (stop.has(id)) done[r] = true;
+          else outIds[r]!.push(id);
+        }
+        if (done.every(Boolean)) break;
+      }
+    } finally {
+      free(feeds);
+      free(params);
+    }
+    return outIds;
+  }
+
   /** Logits [tokens, vocab] of a whole sequence in one run (evaluation; no cache kept). */
   async logits(tokens: readonly number[]): Promise<Tensor> {
     if (tokens.length > this.tokensPerRun) {
@@ -255,7 +379,7 @@ export class LanguageModelSession {
       });
     }
     const params = this.samplingFeeds({});
-    const feeds: Feeds = { ...this.feeds(tokens, 0, { ...this.emptyPast }), ...params };
+    const feeds: Feeds = { ...this.feeds(tokens, 0, this.emptyCache(1)), ...params };
     if (this.hasStep) feeds['sample_step'] = makeTensor('i64', [1], [tokens.length - 1]);
     const out = await this.session.runKeep(
       feeds,

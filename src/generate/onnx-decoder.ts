@@ -7,15 +7,15 @@
  * - GPT-2 packed (the original ONNX model zoo export): `past_{i}` [2, batch, heads, past, head] in, `present_{i}` out;
  * - kiln's own: `past_key_{i}` / `past_value_{i}` in, `present_key_{i}` / `present_value_{i}` out.
  *
- * An `attention_mask` input is replaced by nodes that make it on the device (ones over past + new tokens, from the
- * shapes of input_ids and the first past), so a decode step uploads nothing for it; `position_ids` stays an input the
- * runtime feeds (and then makes on the device). The output generation reads is `logits`, or else the first output
- * that is not a cache: a model that returns hidden states (model_gpt2_past's `last_state`) generates by the argmax
- * over its hidden size — deterministic, not a language model's tokens. Bad layouts are typed errors naming the tensor.
+ * An `attention_mask` input stays an input, and the graph gets an output `next_attention_mask` (the mask and a column
+ * of ones, made on the device) that the runtime feeds back: the mask crosses to the device once, with the prompt (left
+ * padding included), and like the cache never again. `position_ids` is fed with the prompt, then made on the device by
+ * the sampling head. The output generation reads is `logits`, or else the first output that is not a cache: a model
+ * that returns hidden states (model_gpt2_past's `last_state`) generates by the argmax over its hidden size —
+ * deterministic, not a language model's tokens. Bad layouts are typed errors naming the tensor.
  */
 import { UnsupportedError, VerifyError } from '../../ir/errors.js';
 import type { Graph } from '../../ir/graph.js';
-import { inferNodeFull } from '../../ir/infer.js';
 import { GraphExtender } from './extend.js';
 
 export type CacheLayout = 'optimum' | 'gpt2-packed' | 'kiln';
@@ -168,56 +168,38 @@ export function describeDecoder(graph: Graph, opts: { logits?: string } = {}): D
 }
 
 /**
- * Make an imported decoder ready for `LanguageModelSession` (in place): the generation output renamed `logits`, an
- * `attention_mask` input replaced by ones over [batch, past + seq] made on the device. Returns its layout.
+ * Make an imported decoder ready for `LanguageModelSession` (in place): the generation output renamed `logits`; an
+ * `attention_mask` input gets an output `next_attention_mask` (the mask with a column of ones appended, made on the
+ * device from input_ids) that the runtime feeds back as the next step's mask, so the mask crosses to the device once,
+ * with the prompt (left padding included), and never again. Returns the layout (`mask`: that input / output pair).
  */
-export function adaptDecoder(graph: Graph, opts: { logits?: string } = {}): DecoderLayout {
+export function adaptDecoder(graph: Graph, opts: { logits?: string } = {}): DecoderLayout & { mask?: CachePair } {
   const d = describeDecoder(graph, opts);
+  const names = new Set([...graph.values()].map((v) => v.name));
   if (d.logits !== 'logits') {
-    const clash = [...graph.values()].find((v) => v.name === 'logits');
-    if (clash)
+    if (names.has('logits')) {
       throw new VerifyError(`cannot name '${d.logits}' logits: a value already has that name`, { tensor: 'logits' });
+    }
     graph.outputs.find((o) => o.name === d.logits)!.name = 'logits';
   }
-  if (d.attentionMask) replaceMask(graph, d);
-  return d;
-}
-
-/** attention_mask = ones([batch, past + seq]) from the shapes of input_ids and the first cache input. */
-function replaceMask(graph: Graph, d: DecoderLayout): void {
+  if (!d.attentionMask) return d;
   const mask = graph.inputs.find((v) => v.name === d.attentionMask)!;
-  if (mask.type.shape.length !== 2) {
+  if (
+    mask.type.shape.length !== 2 ||
+    mask.type.shape[0] !== graph.inputs.find((v) => v.name === 'input_ids')!.type.shape[0]
+  ) {
     throw new UnsupportedError(`attention_mask must be [batch, past + seq], got [${mask.type.shape}]`, {
       tensor: mask.name,
     });
   }
-  const before = graph.nodes.length;
+  const next = `next_${mask.name}`;
+  if (names.has(next)) throw new VerifyError(`a value is already named '${next}'`, { tensor: next });
   const x = new GraphExtender(graph);
   const ids = graph.inputs.find((v) => v.name === 'input_ids')!;
-  const past = graph.inputs.find((v) => v.name === d.cache[0]!.past)!;
-  const batch = x.op('shape', [ids], { start: 0, end: 1 });
-  const seq = x.op('shape', [ids], { start: 1, end: 2 });
-  const pastLen = x.op('shape', [past], { start: d.pastAxis, end: d.pastAxis + 1 });
-  const dims = x.op('concat', [batch, x.op('add', [pastLen, seq])], { axis: 0 });
-  // ones [batch, 1] computed from input_ids rather than from a constant: a value made only from constants and
-  // shapes runs on the host and would be uploaded every step, growing with the sequence; this one stays on the device
+  // ones [batch, 1] computed from input_ids (not from a constant, which would make it a host value uploaded each step)
   const first = x.op('gather', [ids, x.constI64([0])], { axis: 1 });
   const truth = x.op('equal', [first, first]);
   const ones = mask.type.dtype === 'bool' ? truth : x.op('cast', [truth], { to: mask.type.dtype });
-  const made = x.op('expand', [ones, dims]);
-  graph.inputs.splice(graph.inputs.indexOf(mask), 1);
-  graph.replaceAllUses(mask, made);
-  made.name = mask.name;
-  // the new nodes read only inputs: they go first
-  const nodes = [...graph.nodes];
-  graph.nodes = [...nodes.slice(before), ...nodes.slice(0, before)];
-  // the mask's length is now past + seq by construction, where the model may have declared its own symbol: the
-  // nodes after it are typed again from their inputs
-  for (const n of graph.nodes) {
-    const r = inferNodeFull(n);
-    n.outputs.forEach((o, i) => {
-      o.type = r.types[i]!;
-      o.symbolic = r.symbolic[i];
-    });
-  }
+  x.addOutput(x.op('concat', [mask, ones], { axis: 1 }), next);
+  return { ...d, mask: { past: mask.name, present: next } };
 }

@@ -5,11 +5,12 @@
  *
  * - model_gpt2_past (GPT-2 packed `past_N` ↔ `present_N`, one token per run, positions made inside the model, output
  *   `last_state`: hidden states, so the argmax ranges over the hidden size — a deterministic check of the runtime,
- *   not language). Its position table has 8 rows, so the model as shipped generates 7 tokens after a 1-token prompt;
+ *   not language). Its position table has 8 rows, so the model as shipped generates 8 tokens after a 1-token prompt;
  *   the 20-token run widens the position table and the causal-mask buffers to 32 rows in the ONNX initializers
  *   (graph unchanged).
- * - a tiny Optimum-layout decoder built here (`past_key_values.N.key|value` ↔ `present.N.*`, `attention_mask` used
- *   as the attention's bool mask, `position_ids` into a position table): the runtime makes the mask and positions.
+ * - a tiny Optimum-layout decoder built here (`past_key_values.N.key|value` ↔ `present.N.*`, `attention_mask` added
+ *   to the scores as exporters write it, `position_ids` into a position table): the runtime feeds the mask and
+ *   positions with the prompt and extends them on the device; a batch of left-padded prompts equals each prompt alone.
  * - bad layouts are typed errors naming the tensor.
  */
 import { readFileSync } from 'node:fs';
@@ -319,7 +320,10 @@ function optimumDecoder(): Graph {
   const mask = b.input('attention_mask', 'i64', ['batch', 'total']);
   const positions = b.input('position_ids', 'i64', ['batch', 'seq']);
   let x = b.add(b.gather(w('wte', [vocab, d], 1), ids, 0), b.gather(w('wpe', [64, d], 0.5), positions, 0));
-  const bmask = b.reshape(b.op('cast', [mask], { to: 'bool' }), [0, 1, 1, -1]);
+  // as exporters write it: (1 - mask) · large negative, added to the scores (finite, so fully padded rows stay finite)
+  const fmask = b.op('cast', [mask], { to: 'f32' });
+  const negative = b.mul(b.sub(b.const('f32', [1], []), fmask), b.const('f32', [-1e4], []));
+  const bmask = b.reshape(negative, [0, 1, 1, -1]);
   const presents: [string, ReturnType<typeof b.input>][] = [];
   for (let l = 0; l < layers; l++) {
     const pk = b.input(`past_key_values.${l}.key`, 'f32', ['batch', heads, 'past', hd]);
@@ -361,10 +365,50 @@ describe.each(backends)('%s: an Optimum-layout decoder through generate()', (bac
     const lm = await LanguageModelSession.fromOnnx(optimumDecoder(), { backend });
     sessions.push(lm);
     expect(lm.layout!.layout).toBe('optimum');
-    expect(lm.session.inputNames).not.toContain('attention_mask');
+    // the mask is fed once with the prompt, then extended on the device by the model's next_attention_mask output
+    expect(lm.session.outputNames).toContain('next_attention_mask');
     const r = await generateCounting(lm, prompt, 20);
     expect(r.ids).toEqual(expected);
     // nothing grows: the mask is made on the device, positions and ids come from the previous run
     expectBoundedIo(r, prompt.length);
+  });
+});
+
+describe.each(backends)('%s: a batch of left-padded prompts (generateBatch)', (backend) => {
+  it('each row equals its prompt decoded alone by the reference loop', async () => {
+    const prompts = [[3, 17, 9, 1, 22], [8], [5, 5, 12]];
+    const expected = prompts.map((p) => referenceGreedy(optimumDecoder(), OPTIMUM_REF, p, 12));
+    const lm = await LanguageModelSession.fromOnnx(optimumDecoder(), { backend });
+    sessions.push(lm);
+    const be = (lm.session as unknown as { executor?: { backend: Io } }).executor?.backend;
+    let up = 0;
+    if (be) {
+      const w = be.write.bind(be);
+      be.write = (buf: unknown, bytes: Uint8Array) => ((up += bytes.byteLength), w(buf, bytes));
+    }
+    expect(await lm.generateBatch(prompts, { maxTokens: 12, padId: 7 })).toEqual(expected);
+    // a row stops at its stop id, the others go on
+    const stopAt = expected[1]![3]!;
+    up = 0;
+    const cut = await lm.generateBatch(prompts, { maxTokens: 12, stop: [stopAt] });
+    cut.forEach((row, r) => {
+      const i = expected[r]!.indexOf(stopAt);
+      expect(row).toEqual(i < 0 ? expected[r] : expected[r]!.slice(0, i));
+    });
+    // uploads of the whole call: ids, positions and mask [3, 5] and four sampling parameters per row once (32-bit on
+    // the device), then at most a few bytes per step — a mask or cache re-uploaded per step would be 60+ bytes each
+    if (be) expect(up).toBeLessThanOrEqual(3 * 4 * 3 * 5 + 4 * 4 * 3 + 8 * 12);
+  });
+
+  it('different lengths without a mask input is a typed error', async () => {
+    const lm = await LanguageModelSession.fromOnnx(gpt2(), { backend });
+    sessions.push(lm);
+    await expect(lm.generateBatch([[1], [2, 3]])).rejects.toThrow(/need a model with attention_mask and position_ids/);
+    await expect(
+      lm.generateBatch([
+        [1, 4],
+        [2, 3],
+      ]),
+    ).rejects.toThrow(KilnError);
   });
 });
