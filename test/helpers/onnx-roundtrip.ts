@@ -5,11 +5,11 @@
  */
 import { expect } from 'vitest';
 import { isFloat, type DType } from '../../ir/dtype.js';
-import type { Graph, Value } from '../../ir/graph.js';
+import { Graph, Node, Value } from '../../ir/graph.js';
 import { interpret } from '../../ir/interpret.js';
 import { getOp, resolveAttrs, type AttrValue } from '../../ir/registry.js';
 import { makeTensor, type Tensor } from '../../ir/tensor.js';
-import { parseGraph, printGraph, structuralHash } from '../../ir/text.js';
+import { printGraph, structuralHash } from '../../ir/text.js';
 import {
   exportOnnxModel,
   memoryExternalData,
@@ -40,22 +40,41 @@ export function normalizedHash(g: Graph): string {
   return structuralHash(normalized(g));
 }
 
-/** The normalized graph normalizedHash hashes (a copy). */
+/**
+ * The normalized graph normalizedHash hashes: a copy sharing the inputs' and constants' values (no data is copied or
+ * printed twice), with new nodes and node results.
+ */
 export function normalized(g: Graph): Graph {
-  const c = parseGraph(printGraph(g));
-  const read = new Set<Value>(c.outputs);
-  for (const n of c.nodes) for (const v of n.inputs) if (v) read.add(v);
-  c.constants = c.constants.filter((v) => read.has(v));
-  for (const n of c.nodes) {
+  const read = new Set<Value>(g.outputs);
+  for (const n of g.nodes) for (const v of n.inputs) if (v) read.add(v);
+  const c = new Graph(g.name);
+  c.inputs = [...g.inputs];
+  c.constants = g.constants.filter((v) => read.has(v));
+  const map = new Map<Value, Value>();
+  const at = (v: Value) => map.get(v) ?? v;
+  for (const n of g.nodes) {
     const def = getOp(n.op);
     const attrs: Record<string, AttrValue> = { ...resolveAttrs(def, n.attrs, n.name) };
     for (const [k, v] of Object.entries(attrs)) if (def.attrs[k]!.kind === 'float') attrs[k] = Math.fround(v as number);
-    n.attrs = attrs;
     // trailing absent optional inputs are no inputs
     let k = n.inputs.length;
     while (k > 0 && n.inputs[k - 1] === null) k--;
-    if (k < n.inputs.length) n.inputs = n.inputs.slice(0, k);
+    const outs = n.outputs.map((o) => {
+      const v = new Value(o.name, o.type);
+      map.set(o, v);
+      return v;
+    });
+    c.nodes.push(
+      new Node(
+        n.name,
+        n.op,
+        n.inputs.slice(0, k).map((x) => (x ? at(x) : null)),
+        outs,
+        attrs,
+      ),
+    );
   }
+  c.outputs = g.outputs.map(at);
   return c;
 }
 
