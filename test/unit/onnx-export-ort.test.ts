@@ -1,12 +1,13 @@
 /**
  * Exported models run by ONNX Runtime (onnxruntime-node, an optional peer: not a kiln dependency, ~290 MB) match
  * kiln's reference interpreter: a builder LLaMA (ONNX Attention / RotaryEmbedding, opset 23), the same LLaMA
- * quantized by RTN (com.microsoft MatMulNBits), a builder GPT-2, random graphs, and a model with external data.
+ * quantized by RTN (com.microsoft MatMulNBits), a builder GPT-2, optimized (fused) graphs, random graphs (f32 / f16),
+ * a model with external data; and the conformance models exported compute what the originals compute in ORT.
  * Without onnxruntime-node the tests are skipped with how to install it (docs/onnx-export.md):
  *   ONNXRUNTIME_NODE_INSTALL=skip npm install --no-save onnxruntime-node
  * or point KILN_ORT_NODE at an onnxruntime-node package installed elsewhere.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -17,12 +18,15 @@ import { makeTensor, type Tensor } from '../../ir/tensor.js';
 import { optimize } from '../../passes/manager.js';
 import { quantizeRtn } from '../../passes/quant/index.js';
 import { exportOnnx, exportOnnxFile } from '../../src/frontends/onnx/export.js';
+import { importOnnxFile, tensorFromOnnx } from '../../src/frontends/onnx/import.js';
+import { decodeModel, decodeTensor } from '../../src/frontends/onnx/proto.js';
 import type { Gpt2Config, LlamaConfig } from '../../src/models/config.js';
 import { buildGpt2 } from '../../src/models/gpt2.js';
 import { buildLlama } from '../../src/models/llama.js';
 import { compareWithReference, reducesLong, tolerance } from '../helpers/compare.js';
 import { randomGpt2Weights, randomLlamaWeights } from '../helpers/lm-reference.js';
 import { randomFeeds } from '../helpers/onnx-roundtrip.js';
+import { CONFORMANCE, hasShared } from '../helpers/paths.js';
 import { randomGraph } from '../helpers/random-graph.js';
 
 /** The part of onnxruntime-node's API these tests use. */
@@ -177,6 +181,27 @@ if (!ort) {
         }
       }
     });
+
+    for (const name of ['model_gpt2_past', 'model_decoder_block_d512']) {
+      it.skipIf(!hasShared)(
+        `conformance ${name}: the exported model computes what the original does in ORT`,
+        async () => {
+          const file = join(CONFORMANCE, 'models', name, 'model.onnx');
+          const g = (await importOnnxFile(file)).graph;
+          const feeds: Record<string, Tensor> = {};
+          decodeModel(readFileSync(file)).graph.inputs.forEach((vi, k) => {
+            const pb = readFileSync(join(CONFORMANCE, 'models', name, 'test_data_set_0', `input_${k}.pb`));
+            feeds[vi.name] = tensorFromOnnx(decodeTensor(pb), vi.name);
+          });
+          const want = await runOrt(file, feeds);
+          const got = await runOrt(exportOnnx(g), feeds);
+          for (const o of g.outputs) {
+            const tol = tolerance(want[o.name]!.dtype, true);
+            expect(compareWithReference(o.name, got[o.name]!, want[o.name]!, tol)).toBeUndefined();
+          }
+        },
+      );
+    }
 
     it('external data: the model file and its data file beside it', async () => {
       const dir = mkdtempSync(join(tmpdir(), 'kiln-ort-'));
