@@ -26,6 +26,8 @@ import { tensorType } from '../../ir/types.js';
 import { importOnnx, importOnnxModel } from '../../src/frontends/onnx/import.js';
 import { decodeModel } from '../../src/frontends/onnx/proto.js';
 import { LanguageModelSession } from '../../src/generate/lm.js';
+import { generateText } from '../../src/generate/text.js';
+import type { Tokenizer } from '../../src/tokenizers/types.js';
 import { describeDecoder } from '../../src/generate/onnx-decoder.js';
 import { buildTinyGpt } from '../../src/models/tiny-gpt.js';
 import type { BackendName } from '../../src/session.js';
@@ -362,6 +364,7 @@ describe.each(backends)('%s: an Optimum-layout decoder through generate()', (bac
   it('mask and positions made by the runtime: 20 greedy tokens equal the reference loop', async () => {
     const prompt = [3, 17, 9, 1];
     const expected = referenceGreedy(optimumDecoder(), OPTIMUM_REF, prompt, 20);
+    expect(new Set(expected).size, 'a sequence that is not one id repeated').toBeGreaterThan(3);
     const lm = await LanguageModelSession.fromOnnx(optimumDecoder(), { backend });
     sessions.push(lm);
     expect(lm.layout!.layout).toBe('optimum');
@@ -371,6 +374,28 @@ describe.each(backends)('%s: an Optimum-layout decoder through generate()', (bac
     expect(r.ids).toEqual(expected);
     // nothing grows: the mask is made on the device, positions and ids come from the previous run
     expectBoundedIo(r, prompt.length);
+  });
+});
+
+/** A character tokenizer over the tiny decoder's 24 ids, attached by the caller (no BOS / EOS). */
+const CHARS = 'abcdefghijklmnopqrstuvwx';
+const charTokenizer: Tokenizer = {
+  vocabSize: CHARS.length,
+  bos: undefined,
+  eos: undefined,
+  encode: (text) => [...text].map((c) => CHARS.indexOf(c)),
+  decode: (ids) => ids.map((i) => CHARS[i]).join(''),
+  streamDecoder: () => ({ push: (id) => CHARS[id]!, flush: () => '' }),
+};
+
+describe.each(backends)('%s: text through an attached tokenizer', (backend) => {
+  it('generateText streams the decoded greedy ids of the reference loop', async () => {
+    const expected = referenceGreedy(optimumDecoder(), OPTIMUM_REF, charTokenizer.encode('kiln'), 16);
+    const lm = await LanguageModelSession.fromOnnx(optimumDecoder(), { backend });
+    sessions.push(lm);
+    let text = '';
+    for await (const piece of generateText(lm, charTokenizer, 'kiln', { maxTokens: 16 })) text += piece;
+    expect(text).toBe(charTokenizer.decode(expected));
   });
 });
 
