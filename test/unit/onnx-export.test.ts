@@ -13,13 +13,13 @@ import type { DType } from '../../ir/dtype.js';
 import { KilnError, UnsupportedError } from '../../ir/errors.js';
 import type { Graph, Value } from '../../ir/graph.js';
 import { interpret } from '../../ir/interpret.js';
-import type { Attrs } from '../../ir/registry.js';
+import { allOps, type Attrs } from '../../ir/registry.js';
 import { makeTensor } from '../../ir/tensor.js';
 import { optimize } from '../../passes/manager.js';
 import { quantizeRtn } from '../../passes/quant/index.js';
 import { main } from '../../src/cli.js';
 import { decodeModel } from '../../src/frontends/onnx/proto.js';
-import { exportOnnx, exportOnnxFile, exportOnnxModel } from '../../src/frontends/onnx/export.js';
+import { exportOnnx, exportOnnxFile, exportOnnxModel, hasExporter } from '../../src/frontends/onnx/export.js';
 import { importOnnx, importOnnxFile } from '../../src/frontends/onnx/import.js';
 import type { Gpt2Config, LlamaConfig } from '../../src/models/config.js';
 import { buildGpt2 } from '../../src/models/gpt2.js';
@@ -328,6 +328,11 @@ const CASES: [string, Build, boolean?, number?][] = [
   ],
   ['gelu f16', unary('gelu', { approximate: 'none' }, 'f16')],
   [
+    'constant (a Constant node, a constant value after import)',
+    (b) => b.op('add', [f32(b, 'x', [2]), b.op('constant', [], { value: makeTensor('f32', [2], [0.25, -4]) })]),
+    false,
+  ],
+  [
     'bf16 / f64 / i4 / u4 / u16 constants',
     (b) => [
       b.op('add', [b.input('x', 'bf16', [3]), b.const('bf16', [0.5, -1.25, 3], [3])]),
@@ -402,6 +407,16 @@ describe('export → import: per op, same op back and equal outputs', () => {
     expect(exported.opsets.get('')).toBe(24);
     expectSameGraph(back, g);
     expectSameOutputs(g, back, randomFeeds(g));
+  });
+
+  it('the cases cover every op with an inverse mapping (the block-quantized ones below)', () => {
+    const seen = new Set(['matmul_nbits', 'gather_block_quantized']);
+    for (const [, build] of CASES) for (const n of graphOf(build).nodes) seen.add(n.op);
+    expect(
+      allOps()
+        .filter((d) => hasExporter(d.name) && !seen.has(d.name))
+        .map((d) => d.name),
+    ).toEqual([]);
   });
 
   it('silu without Swish is x · Sigmoid(x) in the file', () => {
@@ -484,6 +499,16 @@ describe('quantized and fused graphs', () => {
 });
 
 describe('ops without an ONNX form', () => {
+  it('every registered op has an inverse mapping, is fused (inlined), or is one of the known kiln-only ops', () => {
+    const kilnOnly = ['kv_cache_write', 'paged_attention', 'sample_token'];
+    const fused = ['fused_elementwise', 'fused_contraction', 'fused_injective'];
+    const missing = allOps()
+      .map((d) => d.name)
+      .filter((op) => !hasExporter(op) && !kilnOnly.includes(op) && !fused.includes(op));
+    expect(missing).toEqual([]);
+    for (const op of kilnOnly) expect(hasExporter(op)).toBe(false);
+  });
+
   it('kv_cache_write / sample_token are UnsupportedErrors naming the node and op', () => {
     const b = new GraphBuilder('g');
     const cache = b.input('cache', 'f32', [4, 2, 1, 3]);
