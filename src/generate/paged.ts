@@ -149,6 +149,29 @@ export class PagedLanguageModel {
     }
   }
 
+  /**
+   * The keys and values the cache holds for the sequence's positions 0…length−1, per layer in pool order
+   * (`cache_key_0`, `cache_value_0`, …), each [kvHeads, length, headDim] row-major: for tests of rollback.
+   */
+  async cacheOf(seq: PagedSequence): Promise<Float64Array[]> {
+    const out: Float64Array[] = [];
+    for (const l of this.layers) {
+      const pool = this.pools[l.cache]!;
+      const t = isDeviceTensor(pool) ? await pool.read() : pool;
+      const [, heads, bs, hd] = t.shape as [number, number, number, number];
+      const n = seq.length;
+      const r = new Float64Array(heads * n * hd);
+      for (let h = 0; h < heads; h++) {
+        for (let p = 0; p < n; p++) {
+          const at = ((seq.blocks[Math.floor(p / bs)]! * heads + h) * bs + (p % bs)) * hd;
+          for (let d = 0; d < hd; d++) r[(h * n + p) * hd + d] = Number(t.data[at + d]!);
+        }
+      }
+      out.push(r);
+    }
+    return out;
+  }
+
   /** Free every block of the sequence (blocks shared with a fork stay with it). */
   release(seq: PagedSequence): void {
     seq.tokens.length = 0;

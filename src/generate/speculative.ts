@@ -1,0 +1,427 @@
+/**
+ * Speculative decoding (chains): a cheap draft source proposes k tokens, the target model checks all of them in one
+ * run over k + 1 positions of its paged KV cache, and the cache is rolled back to the accepted path. The output is
+ * exactly the target's: greedy keeps the longest draft prefix equal to the target's argmax and then the target's own
+ * token; sampling accepts draft token d with probability min(1, p(d) / q(d)) and on rejection draws from
+ * normalize(max(0, p − q)), with a bonus token from the target when every draft token is accepted (Leviathan et al.,
+ * Chen et al. 2023). p and q are the target's and the draft's distributions after the same temperature / top-k /
+ * top-p processing as plain sampling (`sample`), so the accepted tokens are distributed as the target's samples.
+ *
+ * Draft sources share one interface and can be mixed (the first that proposes something is used): prompt lookup /
+ * n-grams from the context (no model), a separate draft model with the target's vocabulary, and self-speculation by
+ * a layer-skipping copy of a LLaMA target (its first k layers and its head, from the same weights).
+ */
+import { KilnError } from '../../ir/errors.js';
+import type { LlamaConfig, WeightSource } from '../models/config.js';
+import { buildLlama } from '../models/llama.js';
+import type { CompileOptions } from '../session.js';
+import type { GenerateOptions, GenerationStats } from './lm.js';
+import { PagedLanguageModel, type PagedSequence } from './paged.js';
+import { argmax, rng, type SamplingOptions } from './sampling.js';
+
+/** What a draft source proposes: up to k tokens, with the distribution each was drawn from when it was sampled. */
+export interface Draft {
+  tokens: number[];
+  /**
+   * q for each drafted token (over the vocabulary). Absent: the tokens were chosen deterministically (q is one-hot),
+   * as n-gram drafts and greedy model drafts are.
+   */
+  probs?: Float64Array[];
+}
+
+/** A source of draft tokens. */
+export interface DraftSource {
+  readonly name: string;
+  /**
+   * Propose at most `k` tokens to follow `context` (the prompt and every token generated so far). `sampling` and
+   * `rand` are the run's: a sampling source draws with them and returns its distributions.
+   */
+  propose(context: readonly number[], k: number, sampling: SamplingOptions, rand: () => number): Promise<Draft>;
+  /** Forget per-generation state (called when a generation ends). */
+  reset?(): void;
+  dispose?(): void;
+}
+
+/**
+ * The distribution `sample` draws from (temperature > 0): candidates sorted by logit (lower index first on ties), cut
+ * to the top k, softmax at the temperature, cut to the smallest set reaching top-p, renormalized. Temperature 0 gives
+ * the one-hot of the argmax.
+ */
+export function samplingDistribution(logits: ArrayLike<number>, opts: SamplingOptions): Float64Array {
+  const V = logits.length;
+  const out = new Float64Array(V);
+  const temp = opts.temperature ?? 0;
+  if (!(temp > 0)) {
+    out[argmax(logits)] = 1;
+    return out;
+  }
+  let idx = Array.from({ length: V }, (_, i) => i).sort((a, b) => logits[b]! - logits[a]! || a - b);
+  const k = opts.topK ?? 0;
+  if (k > 0) idx = idx.slice(0, k);
+  const m = logits[idx[0]!]!;
+  const p = idx.map((i) => Math.exp((logits[i]! - m) / temp));
+  let total = p.reduce((a, b) => a + b, 0);
+  const topP = opts.topP ?? 1;
+  if (topP < 1) {
+    let acc = 0;
+    let keep = 0;
+    while (keep < p.length && acc < topP * total) acc += p[keep++]!;
+    idx = idx.slice(0, Math.max(1, keep));
+    p.length = idx.length;
+    total = p.reduce((a, b) => a + b, 0);
+  }
+  idx.forEach((i, j) => (out[i] = p[j]! / total));
+  return out;
+}
+
+/** A draw from a distribution (its entries sum to 1, or to `total`). */
+function draw(p: ArrayLike<number>, rand: () => number, total = 1): number {
+  let r = rand() * total;
+  let last = 0;
+  for (let i = 0; i < p.length; i++) {
+    if (p[i]! > 0) {
+      last = i;
+      r -= p[i]!;
+      if (r < 0) return i;
+    }
+  }
+  return last;
+}
+
+/**
+ * Prompt lookup: find the most recent earlier occurrence of the context's last n tokens (n from `maxNgram` down to
+ * `minNgram`) and propose the tokens that followed it. No model runs.
+ */
+export class NgramDraft implements DraftSource {
+  readonly name = 'ngram';
+  readonly maxNgram: number;
+  readonly minNgram: number;
+  constructor(opts: { maxNgram?: number; minNgram?: number } = {}) {
+    this.maxNgram = opts.maxNgram ?? 3;
+    this.minNgram = opts.minNgram ?? 1;
+    if (!(Number.isInteger(this.minNgram) && this.minNgram >= 1 && this.maxNgram >= this.minNgram)) {
+      throw new KilnError(
+        'limit',
+        `n-gram sizes must satisfy 1 ≤ minNgram ≤ maxNgram, got ${this.minNgram}…${this.maxNgram}`,
+        {
+          limit: 'ngram',
+        },
+      );
+    }
+  }
+
+  propose(context: readonly number[], k: number): Promise<Draft> {
+    const L = context.length;
+    for (let n = Math.min(this.maxNgram, L - 1); n >= this.minNgram; n--) {
+      // the latest start s < L − n whose n tokens equal the suffix
+      for (let s = L - n - 1; s >= 0; s--) {
+        let same = true;
+        for (let j = 0; j < n && same; j++) same = context[s + j] === context[L - n + j];
+        if (same) return Promise.resolve({ tokens: context.slice(s + n, Math.min(L, s + n + k)) });
+      }
+    }
+    return Promise.resolve({ tokens: [] });
+  }
+}
+
+/**
+ * A draft model (any paged kiln LM over the target's vocabulary): it keeps its own cache of the context, synced by
+ * rolling back to the longest prefix it shares with the new context, and drafts one token per run (the argmax, or a
+ * draw from its processed distribution when sampling).
+ */
+export class ModelDraft implements DraftSource {
+  private seq: PagedSequence | undefined;
+  constructor(
+    readonly model: PagedLanguageModel,
+    readonly name = 'draft',
+    /** The model is this source's own: `dispose` disposes it. */
+    private readonly owned = false,
+  ) {}
+
+  /** Self-speculation: the first `layers` layers of a LLaMA target and its head, built from the target's weights. */
+  static async layerSkip(
+    config: LlamaConfig,
+    weights: WeightSource,
+    layers: number,
+    opts: CompileOptions & { blockSize?: number; numBlocks?: number } = {},
+  ): Promise<ModelDraft> {
+    if (!(Number.isInteger(layers) && layers >= 1 && layers <= config.layers)) {
+      throw new KilnError('limit', `self-speculation keeps 1…${config.layers} layers, got ${layers}`, {
+        limit: 'layers',
+      });
+    }
+    const { blockSize = 16, numBlocks, ...compileOpts } = opts;
+    const cfg: LlamaConfig = { ...config, layers };
+    const graph = buildLlama(cfg, weights, { paged: { blockSize } });
+    const model = await PagedLanguageModel.create(
+      { graph, config: cfg },
+      { ...compileOpts, numBlocks: numBlocks ?? Math.ceil(config.maxSeq / blockSize) + 1 },
+    );
+    return new ModelDraft(model, `self:${layers}`, true);
+  }
+
+  async propose(context: readonly number[], k: number, sampling: SamplingOptions, rand: () => number): Promise<Draft> {
+    if (k <= 0 || context.length === 0) return { tokens: [] };
+    const m = this.model;
+    const maxSeq = m.config?.maxSeq ?? Infinity;
+    k = Math.min(k, maxSeq - context.length);
+    if (k <= 0) return { tokens: [] };
+    this.seq ??= m.newSequence();
+    const seq = this.seq;
+    let common = 0;
+    while (common < seq.length && common < context.length && seq.tokens[common] === context[common]) common++;
+    // keep at least the last context token to run: its logits propose the first draft token
+    common = Math.min(common, context.length - 1);
+    if (common < seq.length) await m.rollback(seq, common);
+    let run = context.slice(common);
+    const tokens: number[] = [];
+    const probs: Float64Array[] = [];
+    const sampled = (sampling.temperature ?? 0) > 0;
+    for (let i = 0; i < k; i++) {
+      const { logits } = await m.append([seq], [run], { logits: true });
+      const n = logits!.shape.at(-1)!;
+      const row = logits!.data.subarray((run.length - 1) * n, run.length * n);
+      let t: number;
+      if (sampled) {
+        const q = samplingDistribution(row, sampling);
+        t = draw(q, rand);
+        probs.push(q);
+      } else {
+        t = argmax(row);
+      }
+      tokens.push(t);
+      run = [t];
+    }
+    return sampled ? { tokens, probs } : { tokens };
+  }
+
+  reset(): void {
+    if (this.seq) this.model.release(this.seq);
+    this.seq = undefined;
+  }
+
+  dispose(): void {
+    this.reset();
+    if (this.owned) this.model.dispose();
+  }
+}
+
+/** Several sources tried in order: the first that proposes a token drafts this step (e.g. n-grams, else a model). */
+export class MixedDraft implements DraftSource {
+  readonly name: string;
+  constructor(readonly sources: readonly DraftSource[]) {
+    this.name = sources.map((s) => s.name).join('+');
+  }
+  async propose(context: readonly number[], k: number, sampling: SamplingOptions, rand: () => number): Promise<Draft> {
+    for (const s of this.sources) {
+      const d = await s.propose(context, k, sampling, rand);
+      if (d.tokens.length) return d;
+    }
+    return { tokens: [] };
+  }
+  reset(): void {
+    for (const s of this.sources) s.reset?.();
+  }
+  dispose(): void {
+    for (const s of this.sources) s.dispose?.();
+  }
+}
+
+/** The result of checking a draft against the target. */
+export interface Verdict {
+  /** Draft tokens kept (a prefix of the draft). */
+  accepted: number;
+  /** The target's token after them: its correction on a rejection, or the bonus token when all were accepted. */
+  next: number;
+}
+
+/**
+ * Run `[cur, ...draft]` through the target in one pass (appended to `seq`, whose cache holds everything before
+ * `cur`), decide which draft tokens to keep, and roll the cache back to `cur` + the kept tokens.
+ */
+export async function verifyDraft(
+  target: PagedLanguageModel,
+  seq: PagedSequence,
+  cur: number,
+  draft: Draft,
+  sampling: SamplingOptions,
+  rand: () => number,
+): Promise<Verdict> {
+  const base = seq.length;
+  const run = [cur, ...draft.tokens];
+  const { logits } = await target.append([seq], [run], { logits: true });
+  const V = logits!.shape.at(-1)!;
+  const row = (i: number) => logits!.data.subarray(i * V, (i + 1) * V);
+  const sampled = (sampling.temperature ?? 0) > 0;
+  let accepted = 0;
+  let next = -1;
+  for (; accepted < draft.tokens.length; accepted++) {
+    const d = draft.tokens[accepted]!;
+    if (!sampled) {
+      const a = argmax(row(accepted));
+      if (a === d) continue;
+      next = a;
+      break;
+    }
+    const p = samplingDistribution(row(accepted), sampling);
+    const q = draft.probs?.[accepted];
+    const qd = q ? q[d]! : 1;
+    if (qd > 0 && rand() < Math.min(1, p[d]! / qd)) continue;
+    // rejected: draw from normalize(max(0, p − q))
+    const resid = new Float64Array(V);
+    let total = 0;
+    for (let v = 0; v < V; v++) {
+      const r = Math.max(0, p[v]! - (q ? q[v]! : v === d ? 1 : 0));
+      resid[v] = r;
+      total += r;
+    }
+    next = total > 0 ? draw(resid, rand, total) : draw(p, rand);
+    break;
+  }
+  if (next < 0) {
+    const last = row(draft.tokens.length);
+    next = sampled ? draw(samplingDistribution(last, sampling), rand) : argmax(last);
+  }
+  await target.rollback(seq, base + 1 + accepted);
+  return { accepted, next };
+}
+
+export interface SpeculativeOptions {
+  /** Where drafts come from (an array: tried in order, the first proposing anything drafts). */
+  draft: DraftSource | readonly DraftSource[];
+  /** Draft tokens per pass to start with (default 4). */
+  draftLen?: number;
+  /** Most draft tokens per pass (default 2 × draftLen, at least 1). */
+  maxDraftLen?: number;
+  /** Grow the draft length after a fully accepted pass and shrink it after a rejection (default true). */
+  adaptive?: boolean;
+}
+
+export interface SpeculativeStats extends GenerationStats {
+  /** Target runs after the prefill (each checks one draft). */
+  targetPasses: number;
+  draftedTokens: number;
+  acceptedTokens: number;
+  /** Accepted draft tokens per target pass. */
+  acceptedPerPass: number;
+  /** Target passes per generated token (1 for plain decoding). */
+  passesPerToken: number;
+  /** Accepted / drafted. */
+  acceptanceRate: number;
+}
+
+/**
+ * Generate from `target` (a paged LM) with speculative decoding; the tokens equal plain decoding's (greedy) or are
+ * distributed as its samples (temperature / top-k / top-p; a repetition penalty is not supported). Stats in `stats`.
+ */
+export class SpeculativeDecoder {
+  stats: SpeculativeStats | undefined;
+  readonly source: DraftSource;
+  constructor(
+    readonly target: PagedLanguageModel,
+    readonly opts: SpeculativeOptions,
+  ) {
+    const d = opts.draft;
+    this.source = Array.isArray(d) ? new MixedDraft(d as readonly DraftSource[]) : (d as DraftSource);
+    const len = opts.draftLen ?? 4;
+    if (!(Number.isInteger(len) && len >= 1)) {
+      throw new KilnError('limit', `draftLen must be a positive integer, got ${len}`, { limit: 'draftLen' });
+    }
+  }
+
+  async *generate(prompt: readonly number[], opts: GenerateOptions = {}): AsyncGenerator<number> {
+    if (prompt.length === 0) throw new KilnError('runtime', 'the prompt is empty');
+    if ((opts.repetitionPenalty ?? 1) !== 1) {
+      throw new KilnError('limit', 'speculative decoding does not support a repetition penalty', {
+        limit: 'repetitionPenalty',
+      });
+    }
+    const target = this.target;
+    const maxTokens = opts.maxTokens ?? 128;
+    const maxSeq = target.config?.maxSeq ?? Infinity;
+    const stop = new Set(opts.stop ?? []);
+    const sampled = (opts.temperature ?? 0) > 0;
+    const rand = rng(opts.seed ?? 0);
+    const startLen = this.opts.draftLen ?? 4;
+    const maxLen = Math.max(1, this.opts.maxDraftLen ?? 2 * startLen);
+    const adaptive = this.opts.adaptive ?? true;
+    let k = Math.min(startLen, maxLen);
+    const seq = target.newSequence();
+    let passes = 0;
+    let drafted = 0;
+    let acceptedTotal = 0;
+    let made = 0;
+    const t0 = performance.now();
+    let tFirst = t0;
+    try {
+      const { logits } = await target.append([seq], [prompt], { logits: true });
+      const V = logits!.shape.at(-1)!;
+      const lastRow = logits!.data.subarray((prompt.length - 1) * V, prompt.length * V);
+      let cur = sampled ? draw(samplingDistribution(lastRow, opts), rand) : argmax(lastRow);
+      tFirst = performance.now();
+      for (;;) {
+        if (opts.signal?.aborted || stop.has(cur)) break;
+        yield cur;
+        if (++made >= maxTokens || seq.length >= maxSeq) break;
+        const context = [...seq.tokens, cur];
+        // no more drafts than tokens still wanted or positions left
+        const room = Math.min(k, maxTokens - made - 1, maxSeq - seq.length - 1);
+        const draft = room > 0 ? await this.source.propose(context, room, opts, rand) : { tokens: [] };
+        if (draft.tokens.length > room) {
+          draft.tokens.length = room;
+          if (draft.probs) draft.probs.length = room;
+        }
+        const v = await verifyDraft(target, seq, cur, draft, opts, rand);
+        passes++;
+        drafted += draft.tokens.length;
+        acceptedTotal += v.accepted;
+        if (adaptive && draft.tokens.length) {
+          k = v.accepted === draft.tokens.length ? Math.min(maxLen, k + 1) : Math.max(1, k - 1);
+        }
+        let stopped = false;
+        for (const t of draft.tokens.slice(0, v.accepted)) {
+          if (opts.signal?.aborted || stop.has(t)) {
+            stopped = true;
+            break;
+          }
+          yield t;
+          if (++made >= maxTokens) {
+            stopped = true;
+            break;
+          }
+        }
+        if (stopped) break;
+        cur = v.next;
+      }
+    } finally {
+      target.release(seq);
+      this.source.reset?.();
+      const t1 = performance.now();
+      this.stats = {
+        promptTokens: prompt.length,
+        generatedTokens: made,
+        timeToFirstTokenMs: tFirst - t0,
+        prefillTokPerS: (prompt.length / Math.max(tFirst - t0, 1e-3)) * 1000,
+        decodeTokPerS: ((made - 1) / Math.max(t1 - tFirst, 1e-3)) * 1000,
+        targetPasses: passes,
+        draftedTokens: drafted,
+        acceptedTokens: acceptedTotal,
+        acceptedPerPass: passes ? acceptedTotal / passes : 0,
+        passesPerToken: made ? passes / made : 0,
+        acceptanceRate: drafted ? acceptedTotal / drafted : 0,
+      };
+    }
+  }
+}
+
+/** One-call form: `generate(target, prompt, { speculative: { draft }, maxTokens, ... })`, all tokens at once. */
+export async function generate(
+  target: PagedLanguageModel,
+  prompt: readonly number[],
+  opts: GenerateOptions & { speculative: SpeculativeOptions },
+): Promise<{ tokens: number[]; stats: SpeculativeStats }> {
+  const dec = new SpeculativeDecoder(target, opts.speculative);
+  const tokens: number[] = [];
+  for await (const t of dec.generate(prompt, opts)) tokens.push(t);
+  return { tokens, stats: dec.stats! };
+}

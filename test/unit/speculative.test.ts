@@ -1,0 +1,320 @@
+/**
+ * Speculative decoding on the reference backend: greedy output equals plain greedy decoding token for token for every
+ * draft source (property over random small LLaMAs and prompts); sampled output is distributed as the target's own
+ * samples (chi-square against the float64 forward's probabilities, p-value in the assertion); after a rejected draft
+ * the KV cache equals that of a run that only ever saw the accepted tokens.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import '../../ir/ops/index.js';
+import { KilnError } from '../../ir/errors.js';
+import type { LlamaConfig, WeightSource } from '../../src/models/config.js';
+import { buildLlama } from '../../src/models/llama.js';
+import { PagedLanguageModel } from '../../src/generate/paged.js';
+import {
+  generate,
+  ModelDraft,
+  NgramDraft,
+  verifyDraft,
+  type DraftSource,
+  SpeculativeDecoder,
+} from '../../src/generate/speculative.js';
+import { llamaForward, randomLlamaWeights } from '../helpers/lm-reference.js';
+import { PROP_RUNS } from '../helpers/paths.js';
+
+function config(o: Partial<LlamaConfig> = {}): LlamaConfig {
+  return {
+    arch: 'llama',
+    dim: 8,
+    hiddenDim: 19,
+    layers: 2,
+    heads: 2,
+    kvHeads: 1,
+    vocab: 17,
+    maxSeq: 40,
+    normEps: 1e-5,
+    ropeTheta: 10000,
+    tiedHead: false,
+    ...o,
+  };
+}
+
+async function paged(c: LlamaConfig, w: WeightSource, blockSize: number): Promise<PagedLanguageModel> {
+  const graph = buildLlama(c, w, { paged: { blockSize } });
+  return PagedLanguageModel.create({ graph, config: c }, { backend: 'reference', numBlocks: 128 });
+}
+
+async function plainGreedy(lm: PagedLanguageModel, prompt: number[], maxTokens: number): Promise<number[]> {
+  const out: number[] = [];
+  for await (const { token } of lm.generateBatch([prompt], { maxTokens })) out.push(token);
+  return out;
+}
+
+describe('speculative decoding: greedy exactness', () => {
+  it('equals plain greedy decoding for n-gram, self (layer-skip), a separate draft model and a mix', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({
+          layers: fc.constantFrom(2, 3),
+          heads: fc.constantFrom(2, 4),
+          kvRatio: fc.constantFrom(1, 2),
+          vocab: fc.constantFrom(5, 11, 17),
+          blockSize: fc.constantFrom(1, 2, 4),
+          prompt: fc.array(fc.nat(), { minLength: 1, maxLength: 8 }),
+          draftLen: fc.integer({ min: 1, max: 5 }),
+          adaptive: fc.boolean(),
+          seed: fc.integer({ min: 1, max: 1e9 }),
+        }),
+        async (k) => {
+          const c = config({
+            layers: k.layers,
+            heads: k.heads,
+            kvHeads: k.heads / k.kvRatio,
+            dim: 4 * k.heads,
+            vocab: k.vocab,
+          });
+          const w = randomLlamaWeights(c, k.seed);
+          const prompt = k.prompt.map((t) => t % c.vocab);
+          const target = await paged(c, w, k.blockSize);
+          const dc = config({ layers: 1, heads: 2, kvHeads: 2, dim: 8, vocab: k.vocab });
+          const other = new ModelDraft(await paged(dc, randomLlamaWeights(dc, k.seed + 1), 2), 'other', true);
+          const self = await ModelDraft.layerSkip(c, w, 1, { backend: 'reference', blockSize: k.blockSize });
+          const sources: [string, DraftSource | DraftSource[]][] = [
+            ['ngram', new NgramDraft()],
+            ['self', self],
+            ['other', other],
+            ['mix', [new NgramDraft({ maxNgram: 2 }), self]],
+          ];
+          try {
+            const want = await plainGreedy(target, prompt, 14);
+            for (const [name, draft] of sources) {
+              const { tokens, stats } = await generate(target, prompt, {
+                maxTokens: 14,
+                speculative: { draft, draftLen: k.draftLen, adaptive: k.adaptive },
+              });
+              expect(tokens, name).toEqual(want);
+              expect(stats.generatedTokens).toBe(want.length);
+              expect(target.freeBlocks, `${name}: blocks given back`).toBe(128);
+            }
+          } finally {
+            other.dispose();
+            self.dispose();
+            target.dispose();
+          }
+        },
+      ),
+      { numRuns: Math.max(6, Math.round(PROP_RUNS / 5)) },
+    );
+  }, 600_000);
+
+  it('a draft always right takes fewer target passes than tokens; stop tokens end the output as in plain decoding', async () => {
+    const c = config({ vocab: 7 });
+    const w = randomLlamaWeights(c, 99);
+    const target = await paged(c, w, 4);
+    try {
+      const want = await plainGreedy(target, [1, 2, 3], 20);
+      // an oracle that proposes the target's own continuation
+      const oracle: DraftSource = {
+        name: 'oracle',
+        propose: async (ctx, k) => {
+          const made = ctx.length - 3;
+          return { tokens: want.slice(made, made + k) };
+        },
+      };
+      const { tokens, stats } = await generate(target, [1, 2, 3], {
+        maxTokens: 20,
+        speculative: { draft: oracle, draftLen: 4, adaptive: false },
+      });
+      expect(tokens).toEqual(want);
+      // 19 tokens after the prefill's first, 5 per pass (4 drafts + bonus): 4 passes
+      expect(stats.targetPasses).toBe(4);
+      expect(stats.acceptanceRate).toBe(1);
+      // a stop token: plain decoding stops before it; so does speculative decoding, even inside an accepted draft
+      const stopAt = want[7]!;
+      const cut = want.slice(0, want.indexOf(stopAt));
+      const r = await generate(target, [1, 2, 3], {
+        maxTokens: 20,
+        stop: [stopAt],
+        speculative: { draft: oracle, draftLen: 4 },
+      });
+      expect(r.tokens).toEqual(cut);
+      await expect(
+        generate(target, [1], { repetitionPenalty: 1.2, speculative: { draft: new NgramDraft() } }),
+      ).rejects.toThrow(KilnError);
+      expect(() => new SpeculativeDecoder(target, { draft: oracle, draftLen: 0 })).toThrow(KilnError);
+    } finally {
+      target.dispose();
+    }
+  }, 120_000);
+
+  it('n-gram drafts continue the latest earlier occurrence of the longest matching suffix', async () => {
+    const d = new NgramDraft({ maxNgram: 3 });
+    expect((await d.propose([5, 6, 7, 8, 9, 5, 6, 7], 3)).tokens).toEqual([8, 9, 5]);
+    expect((await d.propose([1, 2, 9, 1, 3, 1], 2)).tokens).toEqual([3, 1]);
+    expect((await d.propose([1, 2, 3], 2)).tokens).toEqual([]);
+    expect(() => new NgramDraft({ minNgram: 0 })).toThrow(KilnError);
+  });
+});
+
+/** P(χ² with df degrees of freedom ≥ x): the regularized upper incomplete gamma Q(df/2, x/2). */
+function chiSquarePValue(x: number, df: number): number {
+  const a = df / 2;
+  const z = x / 2;
+  const lnGamma = (s: number): number => {
+    // Lanczos, g = 7
+    const g = [
+      0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059,
+      12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7,
+    ];
+    s -= 1;
+    let acc = g[0]!;
+    for (let i = 1; i < 9; i++) acc += g[i]! / (s + i);
+    const t = s + 7.5;
+    return 0.5 * Math.log(2 * Math.PI) + (s + 0.5) * Math.log(t) - t + Math.log(acc);
+  };
+  if (z < a + 1) {
+    // series for P, then Q = 1 − P
+    let sum = 1 / a;
+    let term = sum;
+    for (let n = 1; n < 500; n++) {
+      term *= z / (a + n);
+      sum += term;
+    }
+    return 1 - sum * Math.exp(-z + a * Math.log(z) - lnGamma(a));
+  }
+  // Lentz continued fraction for Q
+  let b = z + 1 - a;
+  let cc = 1e300;
+  let d = 1 / b;
+  let h = d;
+  for (let i = 1; i < 500; i++) {
+    const an = -i * (i - a);
+    b += 2;
+    d = an * d + b;
+    d = 1 / d;
+    cc = b + an / cc;
+    h *= d * cc;
+  }
+  return Math.exp(-z + a * Math.log(z) - lnGamma(a)) * h;
+}
+
+describe('speculative decoding: sampling', () => {
+  it('chi-square: the p-value helper matches tabulated quantiles', () => {
+    // χ²(0.95; 3) = 7.815, χ²(0.99; 15) = 30.578
+    expect(chiSquarePValue(7.815, 3)).toBeCloseTo(0.05, 3);
+    expect(chiSquarePValue(30.578, 15)).toBeCloseTo(0.01, 3);
+    expect(chiSquarePValue(2, 4)).toBeCloseTo(0.7358, 3);
+  });
+
+  it.each([
+    ['self (layer-skip)', 'self'],
+    ['n-gram', 'ngram'],
+  ] as const)(
+    'the first two tokens of %s speculative samples follow the target distribution',
+    async (_, kind) => {
+      const c = config({ vocab: 4, dim: 8, heads: 2, kvHeads: 2, layers: 2 });
+      const w = randomLlamaWeights(c, 7);
+      const prompt = [1, 2, 1];
+      const temperature = 0.8;
+      // expected: P(a, b) = p(a | prompt) · p(b | prompt, a) from the float64 forward (softmax at the temperature)
+      const soft = (row: Float64Array) => {
+        const m = Math.max(...row);
+        const e = Array.from(row, (v) => Math.exp((v - m) / temperature));
+        const z = e.reduce((x, y) => x + y, 0);
+        return e.map((v) => v / z);
+      };
+      const first = soft(llamaForward(c, w, prompt).at(-1)!);
+      const expected: number[] = [];
+      for (let a = 0; a < 4; a++) {
+        const second = soft(llamaForward(c, w, [...prompt, a]).at(-1)!);
+        for (let b = 0; b < 4; b++) expected.push(first[a]! * second[b]!);
+      }
+      const target = await paged(c, w, 2);
+      const draft =
+        kind === 'self'
+          ? await ModelDraft.layerSkip(c, w, 1, { backend: 'reference', blockSize: 2 })
+          : new NgramDraft({ maxNgram: 2 });
+      const N = 3000;
+      const counts = new Array<number>(16).fill(0);
+      let accepted = 0;
+      let drafted = 0;
+      try {
+        const dec = new SpeculativeDecoder(target, { draft, draftLen: 2, adaptive: false });
+        for (let seed = 0; seed < N; seed++) {
+          const got: number[] = [];
+          for await (const t of dec.generate(prompt, { maxTokens: 3, temperature, seed })) got.push(t);
+          counts[got[0]! * 4 + got[1]!]!++;
+          accepted += dec.stats!.acceptedTokens;
+          drafted += dec.stats!.draftedTokens;
+        }
+      } finally {
+        (draft as DraftSource).dispose?.();
+        target.dispose();
+      }
+      // drafts were made, and some were rejected: both branches of the acceptance rule ran
+      expect(drafted).toBeGreaterThan(N / 2);
+      expect(accepted).toBeGreaterThan(0);
+      expect(accepted).toBeLessThan(drafted);
+      let chi = 0;
+      for (let i = 0; i < 16; i++) chi += (counts[i]! - N * expected[i]!) ** 2 / (N * expected[i]!);
+      const p = chiSquarePValue(chi, 15);
+      expect(p, `χ² = ${chi.toFixed(2)}, 15 df, p = ${p.toExponential(3)}`).toBeGreaterThan(1e-3);
+    },
+    600_000,
+  );
+});
+
+describe('speculative decoding: rollback', () => {
+  it('after a rejected draft the cache equals that of a run that saw only the accepted tokens', async () => {
+    for (const [blockSize, seed] of [
+      [1, 3],
+      [2, 5],
+      [4, 8],
+    ] as const) {
+      const c = config({ vocab: 11 });
+      const w = randomLlamaWeights(c, seed);
+      const target = await paged(c, w, blockSize);
+      try {
+        const prompt = [3, 1, 4, 1, 5];
+        const greedyAfter = async (tokens: number[]) => {
+          const s = target.newSequence();
+          const { next } = await target.append([s], [tokens]);
+          target.release(s);
+          return next[0]!;
+        };
+        const cur = await greedyAfter(prompt);
+        const g1 = await greedyAfter([...prompt, cur]);
+        const g2 = await greedyAfter([...prompt, cur, g1]);
+        const wrong = (g2 + 1) % c.vocab;
+        for (const [draft, keep] of [
+          [[g1, wrong, 0], 1],
+          [[(g1 + 3) % c.vocab, 2], 0],
+        ] as const) {
+          const seq = target.newSequence();
+          await target.append([seq], [prompt]);
+          const v = await verifyDraft(target, seq, cur, { tokens: [...draft] }, {}, () => 0.5);
+          expect(v.accepted).toBe(keep);
+          expect(v.next).toBe(keep === 1 ? g2 : g1);
+          const kept = [...prompt, cur, ...draft.slice(0, keep)];
+          expect(seq.tokens).toEqual(kept);
+          const fresh = target.newSequence();
+          await target.append([fresh], [kept]);
+          const [a, b] = [await target.cacheOf(seq), await target.cacheOf(fresh)];
+          expect(a.length).toBe(2 * c.layers);
+          a.forEach((layer, i) => expect(Array.from(layer), `cache ${i}`).toEqual(Array.from(b[i]!)));
+          // and the two go on identically
+          const [x, y] = [
+            await target.append([seq], [[v.next]], { logits: true }),
+            await target.append([fresh], [[v.next]], { logits: true }),
+          ];
+          expect(Array.from(x.logits!.data)).toEqual(Array.from(y.logits!.data));
+          target.release(seq);
+          target.release(fresh);
+        }
+        expect(target.freeBlocks).toBe(128);
+      } finally {
+        target.dispose();
+      }
+    }
+  }, 120_000);
+});
