@@ -105,6 +105,8 @@ export interface ExportContext {
   emit(opType: string, ins: readonly string[], outs: readonly string[], attrs?: AttrProto[], domain?: string): void;
   /** A new i64 initializer; returns its name. */
   i64(values: readonly number[], shape?: readonly number[]): string;
+  /** A new initializer holding `t`; returns its name. */
+  constant(t: Tensor): string;
   /** A fresh intermediate name. */
   temp(hint: string): string;
   unsupported(message: string): never;
@@ -311,11 +313,43 @@ exportOp(
   direct('ConstantOfShape', (c) => (c.attrs['value'] ? [tensorAttr('value', c.attrs['value'] as Tensor)] : [])),
 );
 
-exportOp('attention', (c) => {
-  if (c.opset < 23) c.unsupported(`attention is ONNX Attention from opset 23, exporting ${c.opset}`);
-  if (c.attrs['mask_fill'] !== undefined) {
-    c.unsupported('attention with mask_fill (a kiln attribute: masked logits set to a finite value) has no ONNX form');
+/**
+ * attention with kiln's `mask_fill` (a masked key's logit is the fill, not -inf: what recognize makes of an exporter's
+ * Where(mask, scores, fill)) has no ONNX Attention form; its plain case — 4-D, one KV head per query head, no past,
+ * not causal, no softcap, a bool mask as long as the keys, only `y` — is written back as the ops it stands for:
+ * Where(mask, scale · q·kᵀ, fill), Softmax, · v.
+ */
+function attentionMaskFill(c: ExportContext): void {
+  const why = (m: string): never =>
+    c.unsupported(`attention with mask_fill (a kiln attribute: masked logits set to a finite value) ${m}`);
+  const [q, k, , mask] = [0, 1, 2, 3].map((i) => c.inputType(i));
+  if (!q || !k || q.shape.length !== 4) return why('has an ONNX form only for 4-D q / k / v');
+  if (c.ins.slice(4).some((x) => x !== '')) return why('has an ONNX form only without past / nonpad_kv_seqlen');
+  if (c.outs.length > 1) return why('has an ONNX form only for the output y alone');
+  if (c.attrs['is_causal'] || (c.attrs['softcap'] as number) !== 0) {
+    return why('has an ONNX form only without is_causal / softcap');
   }
+  if (q.shape[1] !== k.shape[1]) return why('has an ONNX form only with as many KV heads as query heads');
+  if (mask?.dtype !== 'bool' || mask.shape[mask.shape.length - 1] !== k.shape[2]) {
+    return why('has an ONNX form only with a bool mask as long as the keys');
+  }
+  const D = q.shape[3]!;
+  const scale = (c.attrs['scale'] as number | undefined) ?? (typeof D === 'number' && D > 0 ? 1 / Math.sqrt(D) : NaN);
+  if (Number.isNaN(scale)) return why('has an ONNX form only with a scale or a static head size');
+  const dt = q.dtype;
+  const y = c.outs[0]!;
+  const [kt, s, scaled, filled, p] = ['kT', 'scores', 'scaled', 'filled', 'probs'].map((h) => c.temp(`${y}/${h}`));
+  c.emit('Transpose', [c.ins[1]!], [kt!], [aInts('perm', [0, 1, 3, 2])]);
+  c.emit('MatMul', [c.ins[0]!, kt!], [s!]);
+  c.emit('Mul', [s!, c.constant(makeTensor(dt, [], [scale]))], [scaled!]);
+  c.emit('Where', [c.ins[3]!, scaled!, c.constant(makeTensor(dt, [], [c.attrs['mask_fill'] as number]))], [filled!]);
+  c.emit('Softmax', [filled!], [p!], [aInt('axis', -1)]);
+  c.emit('MatMul', [p!, c.ins[2]!], [y]);
+}
+
+exportOp('attention', (c) => {
+  if (c.attrs['mask_fill'] !== undefined) return attentionMaskFill(c);
+  if (c.opset < 23) c.unsupported(`attention is ONNX Attention from opset 23, exporting ${c.opset}`);
   const attrs = [
     aInt('is_causal', c.attrs['is_causal'] as boolean),
     aFloat('softcap', c.attrs['softcap'] as number),
@@ -545,9 +579,10 @@ class Exporter {
             attribute: nAttrs.map((a) => (a.type === ATTR.FLOAT ? { ...a, f: Math.fround(a['f'] as number) } : a)),
           });
         },
-        i64: (values, shape = [values.length]) => {
+        i64: (values, shape = [values.length]) => ctx.constant(makeTensor('i64', shape, values)),
+        constant: (t) => {
           const name = this.claim(`${nodeName}/${k}_const`);
-          this.initializer(name, makeTensor('i64', shape, values));
+          this.initializer(name, t);
           return name;
         },
         temp: (hint) => this.claim(hint),
