@@ -2,7 +2,8 @@
  * kiln graph → ONNX: the inverse of the importer. Each kiln op has one inverse mapping (kiln op → ONNX node(s)) in
  * `EXPORTERS`; the contrib forms (MatMulNBits, GatherBlockQuantized, Gelu / FastGelu below opset 20) are written in
  * the com.microsoft domain. A kiln op without an ONNX form (paged attention, the KV-cache write, sampling, attention
- * with kiln's `mask_fill`) is an UnsupportedError naming the node and op.
+ * with kiln's `mask_fill` beyond its plain case, which is written as Where / Softmax / MatMul) is an UnsupportedError
+ * naming the node and op.
  *
  * - Graph inputs keep their names and types; a symbolic dim is a `dim_param` (composite dims such as `past+seq` keep
  *   their text, which the importer parses back). Outputs carry their inferred types the same way.
