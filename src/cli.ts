@@ -26,6 +26,9 @@ Commands:
       --temperature T                 0 (default) is greedy; --top-k K, --top-p P, --repetition-penalty R, --seed S
       --backend B                     as for demo (default auto)
       --batch N                       N sequences of the prompt decoded together (paged KV cache; seeds S … S+N−1)
+      --speculative S                 speculative decoding, the target's exact output: ngram (prompt lookup), self[:K]
+                                      (the model's first K layers, default half), draft (--draft MODEL), or a mix
+                                      tried in order (ngram+self:2); prints acceptance statistics; --draft-len N
   perplexity MODEL TEXT [options]     perplexity of the model on a text file: windows of N tokens (--window, default
                                       256), BOS first, every token after a window's first scored; --tokenizer, --backend
   conformance DIR... [options]        run ONNX backend-test folders (model.onnx + test_data_set_N)
@@ -357,6 +360,9 @@ async function generate(rest: string[], io: CliIo): Promise<number> {
       seed: { type: 'string' },
       backend: { type: 'string' },
       batch: { type: 'string' },
+      speculative: { type: 'string' },
+      draft: { type: 'string' },
+      'draft-len': { type: 'string' },
     },
     true,
   );
@@ -380,6 +386,13 @@ async function generate(rest: string[], io: CliIo): Promise<number> {
   const { loadLanguageModel } = await import('./generate/load.js');
   const { LanguageModelSession } = await import('./generate/lm.js');
   const { generateText } = await import('./generate/text.js');
+  if (values.speculative !== undefined || values.draft !== undefined || values['draft-len'] !== undefined) {
+    if (batch > 1) throw new UsageError('--speculative decodes one sequence: drop --batch');
+    if (values.draft !== undefined) requireFile('--draft', values.draft);
+    const spec = values.speculative ?? 'draft';
+    const draftLen = values['draft-len'] === undefined ? 4 : intOf('--draft-len', values['draft-len'], 1, 64);
+    return generateSpeculative(positionals[0]!, values, spec, draftLen, backend, opts, io);
+  }
   if (batch > 1) return generateBatch(positionals[0]!, values.tokenizer, values.prompt, batch, backend, opts, io);
   const model = loadLanguageModel(positionals[0]!, { tokenizer: values.tokenizer });
   if (!model.tokenizer) throw new UsageError('no tokenizer found beside the model: give --tokenizer FILE');
@@ -435,6 +448,81 @@ async function generateBatch(
         `decode ${s.decodeTokPerS.toFixed(1)} tok/s summed over the batch\n`,
     );
   } finally {
+    lm.dispose();
+  }
+  return 0;
+}
+
+/** `generate --speculative ngram|self[:K]|draft` (mixes joined by +): the paged target checks drafts, stats to stderr. */
+async function generateSpeculative(
+  file: string,
+  values: Record<string, string | undefined>,
+  spec: string,
+  draftLen: number,
+  backend: BackendChoice,
+  opts: import('./generate/lm.js').GenerateOptions,
+  io: CliIo,
+): Promise<number> {
+  const { loadLanguageModel } = await import('./generate/load.js');
+  const { PagedLanguageModel } = await import('./generate/paged.js');
+  const { ModelDraft, NgramDraft, SpeculativeDecoder } = await import('./generate/speculative.js');
+  type Source = import('./generate/speculative.js').DraftSource;
+  const blockSize = 16;
+  const model = loadLanguageModel(file, { tokenizer: values.tokenizer, paged: { blockSize } });
+  const tok = model.tokenizer;
+  if (!tok) throw new UsageError('no tokenizer found beside the model: give --tokenizer FILE');
+  const numBlocks = Math.ceil(model.config.maxSeq / blockSize) + 1;
+  const sources: Source[] = [];
+  const lm = await PagedLanguageModel.create(model, { backend, numBlocks });
+  try {
+    for (const part of spec.split('+')) {
+      const [kind, arg] = part.split(':') as [string, string | undefined];
+      if (kind === 'ngram') {
+        const n = arg === undefined ? 3 : intOf('--speculative ngram:N', arg, 1, 16);
+        sources.push(new NgramDraft({ maxNgram: n }));
+      } else if (kind === 'self') {
+        const c = model.config;
+        if (c.arch !== 'llama') throw new UsageError('--speculative self needs a LLaMA model');
+        const k =
+          arg === undefined ? Math.max(1, Math.floor(c.layers / 2)) : intOf('--speculative self:K', arg, 1, c.layers);
+        const bytes = readFileSync(file);
+        const magic = new TextDecoder().decode(bytes.subarray(0, 4));
+        const { weights } =
+          magic === 'GGUF'
+            ? (await import('./frontends/gguf.js')).ggufModel(bytes)
+            : (await import('./frontends/llama2c.js')).loadLlama2c(bytes);
+        sources.push(await ModelDraft.layerSkip(c, weights, k, { backend, blockSize, numBlocks }));
+      } else if (kind === 'draft') {
+        if (values.draft === undefined) throw new UsageError('--speculative draft needs --draft MODEL');
+        const d = loadLanguageModel(values.draft, { tokenizer: values.tokenizer, paged: { blockSize } });
+        if (d.config.vocab !== model.config.vocab) {
+          throw new UsageError(
+            `--draft has ${d.config.vocab} tokens, the model ${model.config.vocab}: they must share the tokenizer`,
+          );
+        }
+        const dm = await PagedLanguageModel.create(d, { backend, numBlocks });
+        sources.push(new ModelDraft(dm, 'draft', true));
+      } else {
+        throw new UsageError(
+          `unknown --speculative '${part}' (expected ngram[:N], self[:K], draft, or a mix joined by +)`,
+        );
+      }
+    }
+    const ids = tok.encode(values.prompt!, { bos: tok.bos !== undefined });
+    const dec = new SpeculativeDecoder(lm, { draft: sources, draftLen });
+    const stop = tok.eos !== undefined ? [tok.eos] : [];
+    const out: number[] = [];
+    for await (const t of dec.generate(ids, { ...opts, stop })) out.push(t);
+    io.out(`${values.prompt}${tok.decode([...ids, ...out]).slice(tok.decode(ids).length)}\n`);
+    const s = dec.stats!;
+    io.err(
+      `${s.generatedTokens} tokens on ${lm.session.backend} (speculative ${spec}, draft length ${draftLen}): ` +
+        `decode ${s.decodeTokPerS.toFixed(1)} tok/s; ${s.targetPasses} target passes (${s.passesPerToken.toFixed(2)} per token), ` +
+        `${s.acceptedTokens} of ${s.draftedTokens} draft tokens accepted (${(100 * s.acceptanceRate).toFixed(0)}%), ` +
+        `${s.acceptedPerPass.toFixed(2)} accepted per pass\n`,
+    );
+  } finally {
+    for (const s of sources) s.dispose?.();
     lm.dispose();
   }
   return 0;

@@ -248,11 +248,16 @@ export async function verifyDraft(
   rand: () => number,
 ): Promise<Verdict> {
   const base = seq.length;
+  const sampled = (sampling.temperature ?? 0) > 0;
+  if (!draft.tokens.length && !sampled) {
+    // nothing to check: a plain greedy step, reading back one id instead of the logits
+    const { next } = await target.append([seq], [[cur]]);
+    return { accepted: 0, next: next[0]! };
+  }
   const run = [cur, ...draft.tokens];
   const { logits } = await target.append([seq], [run], { logits: true });
   const V = logits!.shape.at(-1)!;
   const row = (i: number) => logits!.data.subarray(i * V, (i + 1) * V);
-  const sampled = (sampling.temperature ?? 0) > 0;
   let accepted = 0;
   let next = -1;
   for (; accepted < draft.tokens.length; accepted++) {
@@ -293,7 +298,10 @@ export interface SpeculativeOptions {
   draftLen?: number;
   /** Most draft tokens per pass (default 2 × draftLen, at least 1). */
   maxDraftLen?: number;
-  /** Grow the draft length after a fully accepted pass and shrink it after a rejection (default true). */
+  /**
+   * Grow the draft length after a fully accepted pass and shrink it after a rejection; at length 1, a rejected token
+   * pauses drafting for 1, 2, 4 … 32 passes (reset by an accepted token) (default true).
+   */
   adaptive?: boolean;
 }
 
@@ -346,6 +354,9 @@ export class SpeculativeDecoder {
     const maxLen = Math.max(1, this.opts.maxDraftLen ?? 2 * startLen);
     const adaptive = this.opts.adaptive ?? true;
     let k = Math.min(startLen, maxLen);
+    /** Passes left without drafting, and the next such pause (adaptive mode). */
+    let pause = 0;
+    let backoff = 1;
     const seq = target.newSequence();
     let passes = 0;
     let drafted = 0;
@@ -366,7 +377,9 @@ export class SpeculativeDecoder {
         const context = [...seq.tokens, cur];
         // no more drafts than tokens still wanted or positions left
         const room = Math.min(k, maxTokens - made - 1, maxSeq - seq.length - 1);
-        const draft = room > 0 ? await this.source.propose(context, room, opts, rand) : { tokens: [] };
+        const draft: Draft =
+          room > 0 && pause === 0 ? await this.source.propose(context, room, opts, rand) : { tokens: [] };
+        if (pause > 0) pause--;
         if (draft.tokens.length > room) {
           draft.tokens.length = room;
           if (draft.probs) draft.probs.length = room;
@@ -376,7 +389,15 @@ export class SpeculativeDecoder {
         drafted += draft.tokens.length;
         acceptedTotal += v.accepted;
         if (adaptive && draft.tokens.length) {
-          k = v.accepted === draft.tokens.length ? Math.min(maxLen, k + 1) : Math.max(1, k - 1);
+          if (v.accepted === draft.tokens.length) k = Math.min(maxLen, k + 1);
+          else if (k > 1) k--;
+          else if (v.accepted === 0) {
+            // even one draft token fails: stop drafting for a while (longer each time), so a source that keeps
+            // missing costs little more than plain decoding
+            pause = backoff;
+            backoff = Math.min(2 * backoff, 32);
+          }
+          if (v.accepted > 0) backoff = 1;
         }
         let stopped = false;
         for (const t of draft.tokens.slice(0, v.accepted)) {
