@@ -9,6 +9,7 @@
  *   npm run bench -- webgpu-matmul   the hand-written WGSL matmuls (naive / 4×4 tiled) vs plain JS (design reference)
  *   npm run bench -- generate        stories260K prefill / decode tok/s per backend, the reference beside them
  *   npm run bench -- attention [N]   SDPA at N = 2048 on WebGPU: fused (one kernel) vs the unfused exporter form
+ *   npm run bench -- gemv [K N]      decode GEMV 1×4096 · 4096×4096 on WebGPU with f32 / f16 / int8 / int4 weights
  *
  * Environment: KILN_BENCH_ROUNDS (default 2), KILN_BENCH_REPS (default 10), KILN_WEBGPU_ADAPTER (default llvmpipe).
  */
@@ -24,7 +25,7 @@ if (!process.execArgv.includes('--liftoff-only')) {
 }
 
 const which = process.argv[2] ?? 'headline';
-const known = ['headline', 'all', 'models', 'matmul', 'webgpu-matmul', 'generate', 'attention'];
+const known = ['headline', 'all', 'models', 'matmul', 'webgpu-matmul', 'generate', 'attention', 'gemv'];
 if (!known.includes(which)) {
   console.error(`unknown benchmark '${which}' (expected one of ${known.join(', ')})`);
   process.exit(2);
@@ -32,7 +33,7 @@ if (!known.includes(which)) {
 const pick = (name: string) =>
   which === name ||
   which === 'all' ||
-  (which === 'headline' && name !== 'webgpu-matmul' && name !== 'generate' && name !== 'attention');
+  (which === 'headline' && name !== 'webgpu-matmul' && name !== 'generate' && name !== 'attention' && name !== 'gemv');
 // The individual benchmarks read their own options from argv[2...]: drop the benchmark name.
 process.argv.splice(2, 1);
 
@@ -52,6 +53,10 @@ if (pick('generate')) {
 if (pick('attention')) {
   const { benchAttention } = await import('./attention.js');
   await benchAttention();
+}
+if (pick('gemv')) {
+  const { benchGemv } = await import('./gemv.js');
+  await benchGemv();
 }
 // Dawn's handles can keep the loop alive after the last device is dropped.
 process.exit(process.exitCode ?? 0);
