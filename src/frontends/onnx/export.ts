@@ -49,8 +49,9 @@ export interface ExportOptions {
    */
   externalData?: { threshold?: number; location?: string };
   /**
-   * Where external data goes when `exportOnnx` is called (the byte chunks in file order; offsets already counted).
-   * `exportOnnxModel` returns them instead.
+   * Where external data goes when `exportOnnx` is called: the byte chunks in file order (offsets already counted),
+   * handed over as they are made so a multi-GB model is never held in memory twice. `exportOnnxModel` returns them
+   * instead; `exportOnnxFile` writes them to the data file beside the model.
    */
   writeExternal?: (location: string, chunk: Uint8Array) => void;
   /**
@@ -72,6 +73,7 @@ export interface ExportedOnnx {
 /** protobuf's hard limit on one message (a ModelProto) in bytes. */
 export const PROTOBUF_LIMIT = 2 ** 31 - 1;
 const EXTERNAL_ALIGN = 64;
+const DEFAULT_LOCATION = 'model.onnx.data';
 const MS = 'com.microsoft';
 
 type AttrProto = Record<string, unknown> & { name: string; type: number };
@@ -480,6 +482,7 @@ class Exporter {
     readonly opset: number,
     private readonly ext: { threshold: number; location: string } | undefined,
     private readonly maxInline: number,
+    private readonly sink?: (chunk: Uint8Array) => void,
   ) {
     this.opsets.set('', opset);
   }
@@ -530,12 +533,14 @@ class Exporter {
   }
 
   private pushExternal(b: Uint8Array): void {
-    this.external.push(b);
+    // with a sink the chunks go out as they are made (a multi-GB model is never held twice)
+    if (this.sink) this.sink(b);
+    else this.external.push(b);
     this.externalSize += b.length;
   }
 
   externalData(): ExportedOnnx['external'] {
-    if (!this.ext || this.external.length === 0) return undefined;
+    if (!this.ext || this.externalSize === 0) return undefined;
     return { location: this.ext.location, chunks: this.external, size: this.externalSize };
   }
 
@@ -656,14 +661,19 @@ function shapeDims(s: Shape): object[] {
  * the external file's contents (write them to `external.location` beside the model).
  */
 export function exportOnnxModel(graph: Graph, opts: ExportOptions = {}): ExportedOnnx {
+  return exportWith(graph, opts);
+}
+
+/** The export; with `sink`, external data chunks are handed to it as they are made instead of kept. */
+function exportWith(graph: Graph, opts: ExportOptions, sink?: (chunk: Uint8Array) => void): ExportedOnnx {
   const opset = opts.opset ?? defaultOpset(graph);
   if (!Number.isInteger(opset) || opset < 18) {
     throw new UnsupportedError(`ONNX export writes opset 18 or later, asked for ${opset}`, {});
   }
   const ext = opts.externalData
-    ? { threshold: opts.externalData.threshold ?? 1024, location: opts.externalData.location ?? 'model.onnx.data' }
+    ? { threshold: opts.externalData.threshold ?? 1024, location: opts.externalData.location ?? DEFAULT_LOCATION }
     : undefined;
-  const ex = new Exporter(opset, ext, opts.maxModelBytes ?? PROTOBUF_LIMIT - (64 << 20));
+  const ex = new Exporter(opset, ext, opts.maxModelBytes ?? PROTOBUF_LIMIT - (64 << 20), sink);
   const names = new Map<Value, string>();
   for (const v of graph.inputs) names.set(v, ex.claim(v.name));
   const reads = usedValues(graph);
@@ -713,11 +723,11 @@ export function exportOnnxModel(graph: Graph, opts: ExportOptions = {}): Exporte
 
 /**
  * Export a kiln graph as ONNX model bytes. External data (with `opts.externalData`) is handed to
- * `opts.writeExternal` chunk by chunk; without a writer, a model that has external data is a KilnError.
+ * `opts.writeExternal` chunk by chunk as it is made; without a writer, a model that has external data is a KilnError.
  */
 export function exportOnnx(graph: Graph, opts: ExportOptions = {}): Uint8Array {
-  const r = exportOnnxModel(graph, opts);
-  if (r.external) {
+  const location = opts.externalData?.location ?? DEFAULT_LOCATION;
+  return exportWith(graph, opts, (chunk) => {
     if (!opts.writeExternal) {
       throw new KilnError(
         'unsupported',
@@ -725,9 +735,8 @@ export function exportOnnx(graph: Graph, opts: ExportOptions = {}): Uint8Array {
         {},
       );
     }
-    for (const c of r.external.chunks) opts.writeExternal(r.external.location, c);
-  }
-  return r.model;
+    opts.writeExternal(location, chunk);
+  }).model;
 }
 
 /**
@@ -747,16 +756,19 @@ export async function exportOnnxFile(
         externalData: { ...opts.externalData, location: opts.externalData.location ?? `${paths.basename(path)}.data` },
       }
     : opts;
-  const r = exportOnnxModel(graph, o);
+  const extPath = o.externalData ? paths.join(paths.dirname(path), o.externalData.location!) : '';
+  let fd: number | undefined;
+  let r: ExportedOnnx;
+  try {
+    r = exportWith(graph, o, (chunk) => {
+      fd ??= fs.openSync(extPath, 'w');
+      for (let done = 0; done < chunk.length;) done += fs.writeSync(fd, chunk, done);
+    });
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
   fs.writeFileSync(path, r.model);
   if (!r.external) return { modelBytes: r.model.length, externalBytes: 0 };
-  const extPath = paths.join(paths.dirname(path), r.external.location);
-  const fd = fs.openSync(extPath, 'w');
-  try {
-    for (const c of r.external.chunks) fs.writeSync(fd, c);
-  } finally {
-    fs.closeSync(fd);
-  }
   return { modelBytes: r.model.length, externalBytes: r.external.size, externalPath: extPath };
 }
 
