@@ -32,11 +32,13 @@ async function loadAny(file: string, dims: Record<string, number>): Promise<Grap
     throw new KilnError('runtime', `cannot read '${file}': ${(e as Error).message}`);
   }
   const text = new TextDecoder().decode(head).trimStart();
+  const onnx = /\.onnx$/i.test(file);
+  if (!onnx && Object.keys(dims).length) throw usage('--dims binds the symbolic input dims of an ONNX model');
   if (/^graph\s/.test(text) || /\.kir$/i.test(file)) {
     const { parseGraph } = await import('../ir/text.js');
     return parseGraph(readFileSync(file, 'utf8'));
   }
-  if (/\.onnx$/i.test(file)) {
+  if (onnx) {
     const { loadModelFile } = await import('./inspect.js');
     return loadModelFile(file, dims);
   }

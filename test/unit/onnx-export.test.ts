@@ -758,6 +758,14 @@ describe('kiln export', () => {
       const bad = { ...io, text: '', errs: '' };
       expect(await main(['export', src], bad)).toBe(2);
       expect(bad.errs).toMatch(/--out/);
+      const bad2 = { ...io, text: '', errs: '' };
+      expect(
+        await main(['export', join(REPO_ROOT, 'models', 'stories260K.bin'), '--out', out, '--dims', 'a=1'], bad2),
+      ).toBe(2);
+      expect(bad2.errs).toMatch(/--dims/);
+      const bad3 = { ...io, text: '', errs: '' };
+      expect(await main(['export', src, '--out', out, '--opset', '12'], bad3)).toBe(2);
+      expect(bad3.errs).toMatch(/--opset/);
       expect(exportOnnxModel(g).opsets.get('')).toBe(21);
     } finally {
       rmSync(dir, { recursive: true, force: true });
