@@ -602,7 +602,7 @@ async function dispatch(argv: readonly string[], io: CliIo): Promise<number> {
       return (await import('./export-cli.js')).exportCommand(rest, io);
     default:
       throw new UsageError(
-        `unknown command '${cmd}' (commands: demo, generate, perplexity, conformance, ir, kernels, inspect, help; see kiln --help)`,
+        `unknown command '${cmd}' (commands: demo, generate, perplexity, conformance, ir, kernels, inspect, tune, quantize, export, help; see kiln --help)`,
       );
   }
 }

@@ -62,6 +62,7 @@ export {
   type ImportOptions,
   type ImportedModel,
 } from './frontends/onnx/import.js';
+export { exportOnnx, exportOnnxModel, exportOnnxFile } from './frontends/onnx/export.js';
 export {
   ONNX_DTYPE,
   type OnnxAttribute,
