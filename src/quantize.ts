@@ -1,6 +1,7 @@
 /**
- * `kiln quantize MODEL --bits 4 --group 32 --method rtn [--out OUT] [--text FILE [--eval]]`: weight-only
- * post-training quantization of a language model (passes/quant), with what it cost:
+ * `kiln quantize MODEL --bits 4 --group 32 --method rtn|gptq|awq [--out OUT] [--text FILE [--eval]]`: weight-only
+ * post-training quantization of a language model (passes/quant), with what it cost (GPTQ and AWQ calibrate on the
+ * first --calib-windows windows of the first half of --text, on the reference interpreter):
  * - per quantized layer and overall: weight bytes before / after and the weight's rel-L2 error;
  * - the output error against the unquantized model on the calibration half of `--text` (its first half): rel-L2 of
  *   the logits and KL(f32 ‖ quantized) of the next-token distribution, averaged over the scored positions;
@@ -11,7 +12,16 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { KilnError } from '../ir/errors.js';
 import { printGraph } from '../ir/text.js';
-import { quantizeRtn, type RtnOptions, type RtnReport } from '../passes/quant/index.js';
+import type { Graph } from '../ir/graph.js';
+import {
+  calibrate,
+  quantizeAwq,
+  quantizeGptq,
+  quantizeRtn,
+  type CalibrationStats,
+  type RtnOptions,
+  type RtnReport,
+} from '../passes/quant/index.js';
 import { BACKEND_CHOICES, type BackendChoice } from './session.js';
 
 export interface QuantizeIo {
@@ -25,12 +35,15 @@ export const QUANTIZE_HELP = `  quantize MODEL [options]            weight-only 
                                       overall weight bytes before / after, logits error vs the float model
       --bits 4|8                      default 4
       --group N|channel               elements per scale along K: a power of two >= 16 (default 32), or per channel
-      --method rtn                    round-to-nearest (the one method so far)
+      --method rtn|gptq|awq           round-to-nearest (default), GPTQ (Hessian error feedback), AWQ (activation-aware
+                                      per-channel scales folded into the RMS norms); GPTQ / AWQ calibrate on the
+                                      first --calib-windows windows of --text's first half
+      --act-order                     GPTQ: quantize columns by decreasing Hessian diagonal (g_idx)
       --asym                          asymmetric (zero point per group); default symmetric
       --embeddings, --head            also quantize the embedding table / the LM head (kept in float by default)
       --text FILE                     text for the error report: its first half calibrates (logits rel-L2, KL),
       --eval                          its second half evaluates (perplexity before / after, with --eval)
-      --window N, --max-windows N     evaluation windows (default 256 tokens, all); --calib-windows N (default 4)
+      --window N, --max-windows N     evaluation windows (default 256 tokens, all); --calib-windows N (default 4, 8 for gptq / awq)
       --layer-error                   per layer: the logits error with only that layer quantized (first window)
       --out OUT                       write the quantized graph as kiln IR text
       --tokenizer F, --backend B      as for perplexity (default backend auto)`;
@@ -65,6 +78,7 @@ function parse(rest: string[]) {
         backend: { type: 'string' },
         help: { type: 'boolean' },
         'layer-error': { type: 'boolean' },
+        'act-order': { type: 'boolean' },
       },
     });
   } catch (e) {
@@ -163,7 +177,9 @@ export async function quantizeCommand(rest: string[], io: QuantizeIo): Promise<n
   if (positionals.length !== 1) throw usage('quantize needs one model file');
   const modelFile = positionals[0]!;
   const method = values.method ?? 'rtn';
-  if (method !== 'rtn') throw usage(`unknown quantization method '${method}' (expected rtn)`);
+  if (method !== 'rtn' && method !== 'gptq' && method !== 'awq')
+    throw usage(`unknown quantization method '${method}' (expected rtn, gptq or awq)`);
+  if (values['act-order'] && method !== 'gptq') throw usage('--act-order is a GPTQ option (--method gptq)');
   const bits = int('--bits', values.bits, 4, 1, 64);
   if (bits !== 4 && bits !== 8) throw usage(`--bits must be 4 or 8, got ${bits}`);
   const group = values.group === 'channel' ? 'channel' : int('--group', values.group, 32, 16, 1 << 20);
@@ -176,7 +192,7 @@ export async function quantizeCommand(rest: string[], io: QuantizeIo): Promise<n
   const window = int('--window', values.window, 256, 2, 1 << 20);
   const maxWindows =
     values['max-windows'] === undefined ? Infinity : int('--max-windows', values['max-windows'], 0, 1, 1 << 30);
-  const calibWindows = int('--calib-windows', values['calib-windows'], 4, 1, 1 << 20);
+  const calibWindows = int('--calib-windows', values['calib-windows'], method === 'rtn' ? 4 : 8, 1, 1 << 20);
   let text: string | undefined;
   if (values.text !== undefined) {
     try {
@@ -196,12 +212,54 @@ export async function quantizeCommand(rest: string[], io: QuantizeIo): Promise<n
   };
   const base = loadLanguageModel(modelFile, { tokenizer: values.tokenizer });
   const quant = loadLanguageModel(modelFile, { tokenizer: values.tokenizer });
-  const report = quantizeRtn(quant.graph, opts);
+  const tok = base.tokenizer;
+  if (!tok) throw usage('no tokenizer found beside the model: give --tokenizer FILE');
+  const [calib, evalText] = text !== undefined ? halves(text) : ['Once upon a time, there was a little girl.', ''];
+  const ids = tok.encode(calib, { bos: false });
+  const per = Math.min(window, base.config.maxSeq) - 1;
+  const windows: number[][] = [];
+  for (let s = 0; s < ids.length && windows.length < calibWindows; s += per)
+    windows.push([...(tok.bos !== undefined ? [tok.bos] : []), ...ids.slice(s, s + per)]);
+  let stats: CalibrationStats | undefined;
+  const t0 = performance.now();
+  if (method !== 'rtn') stats = calibrate(base.graph, windows);
+  const calibMs = performance.now() - t0;
+  const quantizeWith = (g: Graph, only?: string[]): RtnReport => {
+    const o = only ? { ...opts, only } : opts;
+    if (method === 'gptq') return quantizeGptq(g, stats!, { ...o, actOrder: !!values['act-order'] });
+    if (method === 'awq') return quantizeAwq(g, stats!, o);
+    return quantizeRtn(g, o);
+  };
+  const report = quantizeWith(quant.graph);
   const kept = [!opts.embeddings && 'embeddings', !opts.head && 'LM head'].filter(Boolean).join(' and ');
+  const label =
+    method === 'rtn' ? 'RTN' : method === 'gptq' ? `GPTQ${values['act-order'] ? ' (act-order)' : ''}` : 'AWQ';
   io.out(
-    `${base.source}: RTN int${bits}, group ${group}, ${opts.symmetric ? 'symmetric' : 'asymmetric'}` +
+    `${base.source}: ${label} int${bits}, group ${group}, ${opts.symmetric ? 'symmetric' : 'asymmetric'}` +
       `${kept ? ` (${kept} kept in float)` : ''}\n`,
   );
+  if (stats) {
+    const rows = windows.reduce((t, w) => t + w.length, 0);
+    io.out(
+      `calibration: ${windows.length} windows, ${rows} positions of the ` +
+        `${text !== undefined ? `first half of ${values.text}` : 'built-in sentence'}, ${stats.size} activations, ` +
+        `${(calibMs / 1000).toFixed(1)} s (reference interpreter)\n`,
+    );
+  }
+  if ('scales' in report) {
+    const r = report as import('../passes/quant/index.js').AwqReport;
+    const rows = [['activation', 'folded into', 'matmuls', 'alpha', 'calib error (AWQ / RTN)']];
+    for (const s of r.scales)
+      rows.push([
+        s.activation,
+        s.foldedInto,
+        s.matmuls.join(' '),
+        s.alpha.toFixed(2),
+        (s.error / Math.max(s.rtnError, Number.MIN_VALUE)).toFixed(3),
+      ]);
+    for (const u of r.unscaled) rows.push([u.activation, `unscaled (${u.reason})`, u.matmuls.join(' '), '', '']);
+    io.out(table(rows));
+  }
   io.out(layerTable(report));
   const qBefore = report.layers.reduce((s, l) => s + l.bytesBefore, 0);
   const qAfter = report.layers.reduce((s, l) => s + l.bytesAfter, 0);
@@ -214,15 +272,10 @@ export async function quantizeCommand(rest: string[], io: QuantizeIo): Promise<n
     writeFileSync(values.out, printGraph(quant.graph));
   }
 
-  const tok = base.tokenizer;
-  if (!tok) throw usage('no tokenizer found beside the model: give --tokenizer FILE');
   const { LanguageModelSession } = await import('./generate/lm.js');
   const lmF = await LanguageModelSession.create(base, { backend });
   const lmQ = await LanguageModelSession.create(quant, { backend });
   try {
-    const [calib, evalText] = text !== undefined ? halves(text) : ['Once upon a time, there was a little girl.', ''];
-    const ids = tok.encode(calib, { bos: false });
-    const per = Math.min(window, base.config.maxSeq) - 1;
     const refs: Float32Array[] = [];
     const gots: Float32Array[] = [];
     let vocab = 0;
@@ -240,7 +293,7 @@ export async function quantizeCommand(rest: string[], io: QuantizeIo): Promise<n
       const rows = [['layer', 'weight', 'logits rel-L2', 'KL (nats / token)']];
       for (const l of report.layers) {
         const one = loadLanguageModel(modelFile, { tokenizer: values.tokenizer });
-        quantizeRtn(one.graph, { ...opts, only: [l.node] });
+        quantizeWith(one.graph, [l.node]);
         const lm = await LanguageModelSession.create(one, { backend });
         try {
           const g = (await lm.logits(chunk)).data as Float32Array;

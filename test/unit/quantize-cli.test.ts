@@ -128,6 +128,26 @@ describe.skipIf(missing)('kiln quantize (stories260K, reference backend)', () =>
     expect(Math.abs(q / f - 1)).toBeLessThan(0.005);
     expect(r.stdout).toMatch(/second half of .*tinystories-calib\.txt, 254 tokens in 2 windows of 128/);
   }, 120_000);
+
+  it('--method gptq / awq: calibration on the first half, the same report, perplexity with --eval', async () => {
+    const args = ['--tokenizer', TOK, '--text', TEXT, '--calib-windows', '2', '--window', '128'];
+    const common = [...args, '--eval', '--max-windows', '1', '--backend', 'reference'];
+    const g = await kiln('quantize', MODEL, '--method', 'gptq', '--act-order', ...common);
+    expect(g.stderr).toBe('');
+    expect(g.status).toBe(0);
+    expect(g.stdout).toMatch(/GPTQ \(act-order\) int4, group 32, symmetric/);
+    expect(g.stdout).toMatch(/^calibration: 2 windows, 256 positions of the first half of .*, 20 activations/m);
+    expect(g.stdout.split('\n').filter((l) => /\bmatmul_nbits\b/.test(l))).toHaveLength(35);
+    expect(g.stdout).toMatch(/f32 \S+ -> quantized \S+ \([-+]\S+%\)/);
+    const a = await kiln('quantize', MODEL, '--method', 'awq', '--asym', ...common);
+    expect(a.stderr).toBe('');
+    expect(a.status).toBe(0);
+    expect(a.stdout).toMatch(/AWQ int4, group 32, asymmetric/);
+    // Q/K/V and gate/up scaled into the 5 + 5 norms; wo and w2 unscaled
+    expect(a.stdout.split('\n').filter((l) => /\brms_norm_\d+\s/.test(l))).toHaveLength(10);
+    expect(a.stdout.split('\n').filter((l) => /unscaled \(produced by (attention|mul)/.test(l))).toHaveLength(10);
+    expect(a.stdout.split('\n').filter((l) => /\bmatmul_nbits\b/.test(l))).toHaveLength(35);
+  }, 300_000);
 });
 
 describe('kiln quantize: bad arguments are one line, status 2', () => {
@@ -143,7 +163,8 @@ describe('kiln quantize: bad arguments are one line, status 2', () => {
     writeFileSync(txt, 'hello\n');
     expect(await bad(MODEL, '--bits', '3')).toMatch(/--bits must be 4 or 8/);
     expect(await bad(MODEL, '--group', '24')).toMatch(/--group must be a power of two/);
-    expect(await bad(MODEL, '--method', 'gptq')).toMatch(/unknown quantization method 'gptq'/);
+    expect(await bad(MODEL, '--method', 'hqq')).toMatch(/unknown quantization method 'hqq'/);
+    expect(await bad(MODEL, '--act-order')).toMatch(/--act-order is a GPTQ option/);
     expect(await bad(MODEL, '--eval')).toMatch(/--eval needs --text/);
     expect(await bad(MODEL, '--frobnicate')).toMatch(/quantize: .*frobnicate/);
     expect(await bad()).toMatch(/quantize needs one model file/);

@@ -1,0 +1,185 @@
+/**
+ * AWQ (Lin et al., 2023) activation-aware weight quantization, weight-only, on top of RTN. For the matmuls reading
+ * one activation x (K channels; Q / K / V after the attention RMS norm, gate / up after the FFN norm) a per-channel
+ * scale s_k = m_k^α / sqrt(max m^α · min m^α), m = mean |x_k| over calibration rows (calibrate.ts), is searched over
+ * α ∈ {0, 0.05, …, 1}, minimizing the calibration output error of RTN on the scaled weight:
+ *
+ *   Σ_matmuls Σ_rows ‖(Q(W·diag(s))·diag(s)⁻¹ − W) x‖² = Σ_n Δw_nᵀ (XᵀX) Δw_n
+ *
+ * (computed exactly from XᵀX, no activation rows kept). α = 0 is plain RTN, so the chosen error never exceeds RTN's
+ * on the calibration statistics. diag(s)⁻¹ is folded into the preceding op — the RMS norm's weight (γ_k / s_k) — and
+ * the weights become W·diag(s), then RTN quantizes them (rtn.ts). An activation whose producer is not a foldable
+ * norm (a constant weight used by that norm only, every reader of the norm a matmul quantized here) is left unscaled:
+ * for LLaMA that is wo (after attention) and w2 (after the SiLU gate product), which get plain RTN.
+ */
+import { isFloat } from '../../ir/dtype.js';
+import type { Graph, Node, Value } from '../../ir/graph.js';
+import { makeTensor } from '../../ir/tensor.js';
+import type { CalibrationStats } from './calibrate.js';
+import { blockFor, quantizeRows, quantizeRtn, type RtnOptions, type RtnReport } from './rtn.js';
+import { weightRows } from './gptq.js';
+
+export interface AwqOptions extends RtnOptions {
+  /** Grid points of α in [0, 1] (default 20: step 0.05). */
+  grid?: number;
+}
+
+export interface AwqScale {
+  /** The activation scaled. */
+  activation: string;
+  /** The op diag(s)⁻¹ was folded into. */
+  foldedInto: string;
+  matmuls: string[];
+  alpha: number;
+  /** Calibration output error Σ‖ΔW x‖² with the chosen s, and with s = 1 (RTN). */
+  error: number;
+  rtnError: number;
+}
+
+export interface AwqReport extends RtnReport {
+  scales: AwqScale[];
+  /** Activations left unscaled, with why. */
+  unscaled: { activation: string; matmuls: string[]; reason: string }[];
+}
+
+/** Σ_n Δw_nᵀ M Δw_n for weight rows W [N, K] quantized with per-channel scale s (M = XᵀX). */
+export function awqError(
+  W: Float64Array,
+  N: number,
+  K: number,
+  s: Float64Array,
+  xtx: Float64Array,
+  opts: { bits: 4 | 8; block: number; symmetric: boolean },
+): number {
+  const r = quantizeRows((n, k) => W[n * K + k]! * s[k]!, N, K, opts.bits, opts.block, opts.symmetric, 'f64', true);
+  const d = new Float64Array(K);
+  let err = 0;
+  for (let n = 0; n < N; n++) {
+    for (let k = 0; k < K; k++) d[k] = r.dequant[n * K + k]! / s[k]! - W[n * K + k]!;
+    for (let i = 0; i < K; i++) {
+      if (d[i] === 0) continue;
+      let t = 0;
+      for (let j = 0; j < K; j++) t += xtx[i * K + j]! * d[j]!;
+      err += d[i]! * t;
+    }
+  }
+  return err;
+}
+
+/** s = m^α normalized by sqrt(max · min) (m clamped away from 0). */
+export function awqScales(absMean: Float64Array, alpha: number): Float64Array {
+  const s = Float64Array.from(absMean, (m) => Math.max(m, 1e-8) ** alpha);
+  let lo = Infinity;
+  let hi = 0;
+  for (const v of s) {
+    lo = Math.min(lo, v);
+    hi = Math.max(hi, v);
+  }
+  const c = Math.sqrt(lo * hi);
+  return s.map((v) => Math.max(v / c, 1e-4));
+}
+
+/** The foldable norm weight producing `a`, or why there is none. */
+function foldTarget(graph: Graph, a: Value, readers: Node[]): { norm: Node; gamma: Value } | string {
+  const p = a.producer;
+  if (!p || p.op !== 'rms_norm') return `produced by ${p ? p.op : 'a graph input'}, not an RMS norm`;
+  const gamma = p.inputs[1];
+  const K = a.type.shape[a.type.shape.length - 1];
+  if (!gamma || !gamma.isConst || gamma.type.shape.length !== 1 || gamma.type.shape[0] !== K)
+    return 'the norm has no constant [K] weight';
+  if (graph.users(gamma).length !== 1) return 'the norm weight is shared';
+  if (graph.users(a).some((u) => !readers.includes(u)) || graph.outputs.includes(a))
+    return 'the norm output has readers that are not quantized';
+  if (readers.some((m) => graph.users(m.inputs[1]!).length !== 1)) return 'a weight is shared';
+  return { norm: p, gamma };
+}
+
+/**
+ * AWQ-scale then RTN-quantize the graph's constant-weight matmuls with the activation statistics `stats` of the same
+ * float graph (calibrate.ts). The graph's float function is unchanged by the scaling alone (up to rounding).
+ */
+export function applyAwqScales(
+  graph: Graph,
+  stats: CalibrationStats,
+  opts: AwqOptions,
+): Omit<AwqReport, keyof RtnReport> {
+  const sym = opts.symmetric ?? true;
+  const only = opts.only && new Set(opts.only);
+  const out: Omit<AwqReport, keyof RtnReport> = { scales: [], unscaled: [] };
+  // matmuls by activation, in graph order; the LM head (einsum / matmul feeding logits) is not scaled
+  const groups = new Map<Value, Node[]>();
+  for (const n of graph.nodes) {
+    if (n.op !== 'matmul' || (only && !only.has(n.name))) continue;
+    const [a, w] = n.inputs;
+    if (!a || !w || !w.isConst || w.type.shape.length !== 2 || !isFloat(a.type.dtype) || w.type.dtype !== a.type.dtype)
+      continue;
+    if (!opts.head && graph.outputs.some((o) => o === n.outputs[0] && o.name === 'logits')) continue;
+    const g = groups.get(a) ?? [];
+    g.push(n);
+    groups.set(a, g);
+  }
+  const steps = opts.grid ?? 20;
+  for (const [a, ms] of groups) {
+    const names = ms.map((m) => m.name);
+    const st = stats.get(a.name);
+    if (!st) {
+      out.unscaled.push({ activation: a.name, matmuls: names, reason: 'no calibration statistics' });
+      continue;
+    }
+    const fold = foldTarget(graph, a, ms);
+    if (typeof fold === 'string') {
+      out.unscaled.push({ activation: a.name, matmuls: names, reason: fold });
+      continue;
+    }
+    const K = st.K;
+    const block = blockFor(opts.group, K);
+    const Ws = ms.map((m) => ({ w: m.inputs[1]!, rows: weightRows(m.inputs[1]!) }));
+    const errorAt = (s: Float64Array) =>
+      Ws.reduce(
+        (t, { w, rows }) =>
+          t + awqError(rows, w.type.shape[1] as number, K, s, st.xtx, { bits: opts.bits, block, symmetric: sym }),
+        0,
+      );
+    let best = { alpha: 0, s: awqScales(st.absMean, 0), error: Infinity };
+    let rtnError = 0;
+    for (let i = 0; i <= steps; i++) {
+      const alpha = i / steps;
+      const s = awqScales(st.absMean, alpha);
+      const e = errorAt(s);
+      if (i === 0) rtnError = e;
+      if (e < best.error) best = { alpha, s, error: e };
+    }
+    // fold: γ_k / s_k, W[k, n] · s_k
+    const s = best.s;
+    const g = fold.gamma.data!;
+    fold.gamma.data = makeTensor(
+      g.dtype,
+      g.shape,
+      Array.from(g.data as ArrayLike<number>, (v, k) => Number(v) / s[k]!),
+    );
+    for (const { w } of Ws) {
+      const N = w.type.shape[1] as number;
+      const d = w.data!;
+      w.data = makeTensor(
+        d.dtype,
+        d.shape,
+        Array.from(d.data as ArrayLike<number>, (v, i) => Number(v) * s[Math.floor(i / N)]!),
+      );
+    }
+    out.scales.push({
+      activation: a.name,
+      foldedInto: fold.norm.name,
+      matmuls: names,
+      alpha: best.alpha,
+      error: best.error,
+      rtnError,
+    });
+  }
+  return out;
+}
+
+/** AWQ: scale (applyAwqScales) then RTN (quantizeRtn) with the same options. */
+export function quantizeAwq(graph: Graph, stats: CalibrationStats, opts: AwqOptions): AwqReport {
+  const scaled = applyAwqScales(graph, stats, opts);
+  return { ...quantizeRtn(graph, opts), ...scaled };
+}
