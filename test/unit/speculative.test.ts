@@ -207,27 +207,36 @@ describe('speculative decoding: sampling', () => {
   });
 
   it.each([
-    ['self (layer-skip)', 'self'],
-    ['n-gram', 'ngram'],
+    ['self (layer-skip)', 'self', {}],
+    ['n-gram', 'ngram', {}],
+    ['self (layer-skip) with top-k 3 and top-p 0.9', 'self', { topK: 3, topP: 0.9 }],
   ] as const)(
     'the first two tokens of %s speculative samples follow the target distribution',
-    async (_, kind) => {
-      const c = config({ vocab: 4, dim: 8, heads: 2, kvHeads: 2, layers: 2 });
+    async (_, kind, cut: { topK?: number; topP?: number }) => {
+      const V = 5;
+      const c = config({ vocab: V, dim: 8, heads: 2, kvHeads: 2, layers: 2 });
       const w = randomLlamaWeights(c, 7);
       const prompt = [1, 2, 1];
       const temperature = 0.8;
-      // expected: P(a, b) = p(a | prompt) · p(b | prompt, a) from the float64 forward (softmax at the temperature)
-      const soft = (row: Float64Array) => {
-        const m = Math.max(...row);
-        const e = Array.from(row, (v) => Math.exp((v - m) / temperature));
+      // expected: P(a, b) = p(a | prompt) · p(b | prompt, a) from the float64 forward: the k largest logits, softmax
+      // at the temperature, then the most likely tokens until their mass reaches top-p, renormalized
+      const dist = (row: Float64Array) => {
+        const order = Array.from(row.keys()).sort((x, y) => row[y]! - row[x]!);
+        const kept = order.slice(0, cut.topK ?? V);
+        const e = kept.map((i) => Math.exp((row[i]! - row[kept[0]!]!) / temperature));
         const z = e.reduce((x, y) => x + y, 0);
-        return e.map((v) => v / z);
+        let n = 0;
+        for (let acc = 0; n < kept.length && acc < (cut.topP ?? 1); n++) acc += e[n]! / z;
+        const zz = e.slice(0, n).reduce((x, y) => x + y, 0);
+        const out = new Array<number>(V).fill(0);
+        for (let j = 0; j < n; j++) out[kept[j]!] = e[j]! / zz;
+        return out;
       };
-      const first = soft(llamaForward(c, w, prompt).at(-1)!);
+      const first = dist(llamaForward(c, w, prompt).at(-1)!);
       const expected: number[] = [];
-      for (let a = 0; a < 4; a++) {
-        const second = soft(llamaForward(c, w, [...prompt, a]).at(-1)!);
-        for (let b = 0; b < 4; b++) expected.push(first[a]! * second[b]!);
+      for (let a = 0; a < V; a++) {
+        const second = dist(llamaForward(c, w, [...prompt, a]).at(-1)!);
+        for (let b = 0; b < V; b++) expected.push(first[a]! * second[b]!);
       }
       const target = await paged(c, w, 2);
       const draft =
@@ -235,15 +244,15 @@ describe('speculative decoding: sampling', () => {
           ? await ModelDraft.layerSkip(c, w, 1, { backend: 'reference', blockSize: 2 })
           : new NgramDraft({ maxNgram: 2 });
       const N = 3000;
-      const counts = new Array<number>(16).fill(0);
+      const counts = new Array<number>(V * V).fill(0);
       let accepted = 0;
       let drafted = 0;
       try {
         const dec = new SpeculativeDecoder(target, { draft, draftLen: 2, adaptive: false });
         for (let seed = 0; seed < N; seed++) {
           const got: number[] = [];
-          for await (const t of dec.generate(prompt, { maxTokens: 3, temperature, seed })) got.push(t);
-          counts[got[0]! * 4 + got[1]!]!++;
+          for await (const t of dec.generate(prompt, { maxTokens: 3, temperature, seed, ...cut })) got.push(t);
+          counts[got[0]! * V + got[1]!]!++;
           accepted += dec.stats!.acceptedTokens;
           drafted += dec.stats!.draftedTokens;
         }
@@ -252,13 +261,23 @@ describe('speculative decoding: sampling', () => {
         target.dispose();
       }
       // drafts were made, and some were rejected: both branches of the acceptance rule ran
-      expect(drafted).toBeGreaterThan(N / 2);
+      expect(drafted).toBeGreaterThan(N / 10);
       expect(accepted).toBeGreaterThan(0);
       expect(accepted).toBeLessThan(drafted);
+      // pairs the cuts exclude never occur; the others are the chi-square's bins
       let chi = 0;
-      for (let i = 0; i < 16; i++) chi += (counts[i]! - N * expected[i]!) ** 2 / (N * expected[i]!);
-      const p = chiSquarePValue(chi, 15);
-      expect(p, `χ² = ${chi.toFixed(2)}, 15 df, p = ${p.toExponential(3)}`).toBeGreaterThan(1e-3);
+      let bins = 0;
+      for (let i = 0; i < V * V; i++) {
+        if (expected[i] === 0) {
+          expect(counts[i], `pair ${i} is cut away`).toBe(0);
+          continue;
+        }
+        bins++;
+        chi += (counts[i]! - N * expected[i]!) ** 2 / (N * expected[i]!);
+      }
+      if (cut.topK) expect(bins).toBeLessThan(V * V);
+      const p = chiSquarePValue(chi, bins - 1);
+      expect(p, `χ² = ${chi.toFixed(2)}, ${bins - 1} df, p = ${p.toExponential(3)}`).toBeGreaterThan(1e-3);
     },
     600_000,
   );
