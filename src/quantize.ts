@@ -39,6 +39,7 @@ export const QUANTIZE_HELP = `  quantize MODEL [options]            weight-only 
                                       per-channel scales folded into the RMS norms); GPTQ / AWQ calibrate on the
                                       first --calib-windows windows of --text's first half
       --act-order                     GPTQ: quantize columns by decreasing Hessian diagonal (g_idx)
+      --sequential                    GPTQ: recalibrate before each layer on the model quantized so far
       --asym                          asymmetric (zero point per group); default symmetric
       --embeddings, --head            also quantize the embedding table / the LM head (kept in float by default)
       --text FILE                     text for the error report: its first half calibrates (logits rel-L2, KL),
@@ -79,6 +80,7 @@ function parse(rest: string[]) {
         help: { type: 'boolean' },
         'layer-error': { type: 'boolean' },
         'act-order': { type: 'boolean' },
+        sequential: { type: 'boolean' },
       },
     });
   } catch (e) {
@@ -180,6 +182,7 @@ export async function quantizeCommand(rest: string[], io: QuantizeIo): Promise<n
   if (method !== 'rtn' && method !== 'gptq' && method !== 'awq')
     throw usage(`unknown quantization method '${method}' (expected rtn, gptq or awq)`);
   if (values['act-order'] && method !== 'gptq') throw usage('--act-order is a GPTQ option (--method gptq)');
+  if (values.sequential && method !== 'gptq') throw usage('--sequential is a GPTQ option (--method gptq)');
   const bits = int('--bits', values.bits, 4, 1, 64);
   if (bits !== 4 && bits !== 8) throw usage(`--bits must be 4 or 8, got ${bits}`);
   const group = values.group === 'channel' ? 'channel' : int('--group', values.group, 32, 16, 1 << 20);
@@ -226,14 +229,23 @@ export async function quantizeCommand(rest: string[], io: QuantizeIo): Promise<n
   const calibMs = performance.now() - t0;
   const quantizeWith = (g: Graph, only?: string[]): RtnReport => {
     const o = only ? { ...opts, only } : opts;
-    if (method === 'gptq') return quantizeGptq(g, stats!, { ...o, actOrder: !!values['act-order'] });
+    if (method === 'gptq')
+      return quantizeGptq(g, stats!, {
+        ...o,
+        actOrder: !!values['act-order'],
+        recalibrate: values.sequential ? (cur) => calibrate(cur, windows) : undefined,
+      });
     if (method === 'awq') return quantizeAwq(g, stats!, o);
     return quantizeRtn(g, o);
   };
   const report = quantizeWith(quant.graph);
   const kept = [!opts.embeddings && 'embeddings', !opts.head && 'LM head'].filter(Boolean).join(' and ');
   const label =
-    method === 'rtn' ? 'RTN' : method === 'gptq' ? `GPTQ${values['act-order'] ? ' (act-order)' : ''}` : 'AWQ';
+    method === 'rtn'
+      ? 'RTN'
+      : method === 'gptq'
+        ? `GPTQ${values['act-order'] ? ' (act-order)' : ''}${values.sequential ? ' (sequential)' : ''}`
+        : 'AWQ';
   io.out(
     `${base.source}: ${label} int${bits}, group ${group}, ${opts.symmetric ? 'symmetric' : 'asymmetric'}` +
       `${kept ? ` (${kept} kept in float)` : ''}\n`,

@@ -7,10 +7,11 @@
  *   Σ_matmuls Σ_rows ‖(Q(W·diag(s))·diag(s)⁻¹ − W) x‖² = Σ_n Δw_nᵀ (XᵀX) Δw_n
  *
  * (computed exactly from XᵀX, no activation rows kept). α = 0 is plain RTN, so the chosen error never exceeds RTN's
- * on the calibration statistics. diag(s)⁻¹ is folded into the preceding op — the RMS norm's weight (γ_k / s_k) — and
- * the weights become W·diag(s), then RTN quantizes them (rtn.ts). An activation whose producer is not a foldable
- * norm (a constant weight used by that norm only, every reader of the norm a matmul quantized here) is left unscaled:
- * for LLaMA that is wo (after attention) and w2 (after the SiLU gate product), which get plain RTN.
+ * on the calibration statistics. diag(s)⁻¹ is folded into the preceding op — the RMS norm's weight (γ_k / s_k), or
+ * for w2 (whose input is silu(x·W1) ⊙ (x·W3)) the output columns of W3 (W3[:, k] / s_k) — and the weights become
+ * W·diag(s), then RTN quantizes them all (rtn.ts). Folding needs constant weights used only there and every reader
+ * of the activation a matmul quantized here. wo (after attention) has no foldable producer (with grouped KV heads
+ * the V columns are shared by several query heads): it is left unscaled, plain RTN.
  */
 import { isFloat } from '../../ir/dtype.js';
 import type { Graph, Node, Value } from '../../ir/graph.js';
@@ -79,12 +80,27 @@ export function awqScales(absMean: Float64Array, alpha: number): Float64Array {
   return s.map((v) => Math.max(v / c, 1e-4));
 }
 
-/** The foldable norm weight producing `a`, or why there is none. */
-function foldTarget(graph: Graph, a: Value, readers: Node[]): { norm: Node; gamma: Value } | string {
+/**
+ * Where diag(s)⁻¹ folds for activation `a`: the RMS norm weight producing it (`gamma`, scaled per element), or, for a
+ * product mul(f(·), x·W3) (LLaMA's SiLU gate times up projection), the output columns of W3 (`cols`); or why none.
+ */
+function foldTarget(graph: Graph, a: Value, readers: Node[]): { norm: Node; gamma?: Value; cols?: Value } | string {
   const p = a.producer;
+  const K = a.type.shape[a.type.shape.length - 1];
+  if (p && p.op === 'mul' && !graph.outputs.includes(a) && graph.users(a).every((u) => readers.includes(u))) {
+    for (const x of p.inputs) {
+      const m = x?.producer;
+      const w3 = m?.inputs[1];
+      if (!x || !m || m.op !== 'matmul' || !w3?.isConst || w3.type.shape.length !== 2) continue;
+      if (w3.type.shape[1] !== K || x.type.shape[x.type.shape.length - 1] !== K) continue;
+      if (graph.users(x).length !== 1 || graph.users(w3).length !== 1 || graph.outputs.includes(x)) continue;
+      if (p.inputs.filter((y) => y === x).length !== 1) continue;
+      if (readers.some((r) => graph.users(r.inputs[1]!).length !== 1)) return 'a weight is shared';
+      return { norm: m, cols: w3 };
+    }
+  }
   if (!p || p.op !== 'rms_norm') return `produced by ${p ? p.op : 'a graph input'}, not an RMS norm`;
   const gamma = p.inputs[1];
-  const K = a.type.shape[a.type.shape.length - 1];
   if (!gamma || !gamma.isConst || gamma.type.shape.length !== 1 || gamma.type.shape[0] !== K)
     return 'the norm has no constant [K] weight';
   if (graph.users(gamma).length !== 1) return 'the norm weight is shared';
@@ -151,11 +167,13 @@ export function applyAwqScales(
     }
     // fold: γ_k / s_k, W[k, n] · s_k
     const s = best.s;
-    const g = fold.gamma.data!;
-    fold.gamma.data = makeTensor(
+    const f = (fold.gamma ?? fold.cols)!;
+    const g = f.data!;
+    const cols = g.shape[g.shape.length - 1]!;
+    f.data = makeTensor(
       g.dtype,
       g.shape,
-      Array.from(g.data as ArrayLike<number>, (v, k) => Number(v) / s[k]!),
+      Array.from(g.data as ArrayLike<number>, (v, i) => Number(v) / s[i % cols]!),
     );
     for (const { w } of Ws) {
       const N = w.type.shape[1] as number;

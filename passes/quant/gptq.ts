@@ -27,6 +27,11 @@ import { blockFor, quantizeRtn, type QuantizedLayer, type RtnOptions, type RtnRe
 export interface GptqOptions extends RtnOptions {
   /** Dampening as a fraction of the mean Hessian diagonal (default 0.01). */
   damp?: number;
+  /**
+   * Sequential GPTQ: before each activation's matmuls are quantized, recalibrate with this function on the graph as
+   * it is then (earlier layers already quantized), so each layer compensates the error of those before it.
+   */
+  recalibrate?: (graph: Graph) => CalibrationStats;
   /** Quantize columns by decreasing Hessian diagonal (groups follow that order; g_idx carries it). */
   actOrder?: boolean;
   /** Columns per lazy-update block (default 128). */
@@ -322,12 +327,17 @@ export function quantizeGptq(graph: Graph, stats: CalibrationStats, opts: GptqOp
   };
   if (opts.bits !== 4 && opts.bits !== 8)
     throw new KilnError('attribute', `GPTQ bits must be 4 or 8, got ${opts.bits}`);
+  let fresh: Value | undefined;
   for (const n of [...graph.nodes]) {
     if (n.op !== 'matmul' || (only && !only.has(n.name))) continue;
     const [a, w] = n.inputs;
     if (!a || !w || !w.isConst || w.type.shape.length !== 2 || !isFloat(a.type.dtype) || w.type.dtype !== a.type.dtype)
       continue;
     if (!opts.head && logitsFed(n)) continue;
+    if (opts.recalibrate && a !== fresh) {
+      stats = opts.recalibrate(graph);
+      fresh = a;
+    }
     const st = stats.get(a.name);
     if (!st) continue;
     const [K, N] = w.type.shape as [number, number];

@@ -118,3 +118,42 @@ describe('AWQ', () => {
     }
   });
 });
+
+describe('AWQ fold into an up projection', () => {
+  it('w2 after silu(x·W1) ⊙ (x·W3): diag(s)⁻¹ goes into W3 columns, the float function unchanged', () => {
+    const r = rng(9);
+    const b = new GraphBuilder('ffn');
+    const x = b.input('x', 'f32', [ROWS, 16]);
+    const w = (name: string, k: number, n: number, amp = 0.3) =>
+      b.weight(
+        name,
+        makeTensor(
+          'f32',
+          [k, n],
+          Array.from({ length: k * n }, (_, i) => r() * amp * (i % n === 3 ? 10 : 1)),
+        ),
+      );
+    const g = b.matmul(x, w('w1', 16, 48));
+    const u = b.matmul(x, w('w3', 16, 48));
+    const h = b.op('mul', [b.op('sigmoid', [g]), u]);
+    b.output(b.matmul(h, w('w2', 48, 16)), 'y');
+    const graph = b.build();
+    const feeds = {
+      x: makeTensor(
+        'f32',
+        [ROWS, 16],
+        Float32Array.from({ length: ROWS * 16 }, () => r() * 2),
+      ),
+    };
+    const before = interpret(graph, feeds)['y']!.data as Float32Array;
+    const hs = new Map<string, Tensor>();
+    interpret(graph, feeds, { onNode: (n, o) => void hs.set(n.name, o[0]!) });
+    const st = new Map([[h.name, statsOf(h.name, hs.get(h.producer!.name)!.data as Float32Array, 48)]]);
+    const rep = applyAwqScales(graph, st, { bits: 4, group: 16 });
+    expect(rep.scales.map((s) => [s.foldedInto, s.matmuls.length])).toEqual([[u.producer!.name, 1]]);
+    expect(rep.scales[0]!.alpha).toBeGreaterThan(0);
+    const after = interpret(graph, feeds)['y']!.data as Float32Array;
+    const m = Math.max(...Array.from(before, Math.abs));
+    for (let i = 0; i < before.length; i++) expect(Math.abs(after[i]! - before[i]!)).toBeLessThan(1e-5 * m);
+  });
+});

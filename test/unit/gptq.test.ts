@@ -203,4 +203,45 @@ describe('quantizeGptq', () => {
         }
     }
   });
+
+  it('sequential: recalibrates before each activation on the graph quantized so far', () => {
+    const b = new GraphBuilder('seq');
+    const r = rng(11);
+    const a = b.input('x', 'f32', [8, 32]);
+    const w = (name: string) =>
+      b.weight(
+        name,
+        makeTensor(
+          'f32',
+          [32, 32],
+          Array.from({ length: 1024 }, () => r()),
+        ),
+      );
+    const h = b.matmul(a, w('w1'));
+    b.output(b.matmul(h, w('w2')), 'y');
+    const graph = b.build();
+    const feeds = {
+      x: makeTensor(
+        'f32',
+        [8, 32],
+        Array.from({ length: 256 }, () => r()),
+      ),
+    };
+    const seen: string[][] = [];
+    const recalibrate = (g: typeof graph) => {
+      seen.push(g.nodes.map((n) => n.op));
+      const outs = new Map<string, Float32Array>();
+      interpret(g, feeds, { onNode: (n, o) => void outs.set(n.name, o[0]!.data as Float32Array) });
+      return new Map([
+        ['x', statsOf('x', feeds.x.data as Float32Array, 32)],
+        [h.name, statsOf(h.name, outs.get(g.nodes[0]!.name)!, 32)],
+      ]);
+    };
+    quantizeGptq(graph, new Map(), { bits: 4, group: 16, recalibrate });
+    expect(seen).toEqual([
+      ['matmul', 'matmul'],
+      ['matmul_nbits', 'matmul'],
+    ]);
+    expect(graph.nodes.map((n) => n.op)).toEqual(['matmul_nbits', 'matmul_nbits']);
+  });
 });

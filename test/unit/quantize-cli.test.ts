@@ -143,9 +143,11 @@ describe.skipIf(missing)('kiln quantize (stories260K, reference backend)', () =>
     expect(a.stderr).toBe('');
     expect(a.status).toBe(0);
     expect(a.stdout).toMatch(/AWQ int4, group 32, asymmetric/);
-    // Q/K/V and gate/up scaled into the 5 + 5 norms; wo and w2 unscaled
-    expect(a.stdout.split('\n').filter((l) => /\brms_norm_\d+\s/.test(l))).toHaveLength(10);
-    expect(a.stdout.split('\n').filter((l) => /unscaled \(produced by (attention|mul)/.test(l))).toHaveLength(10);
+    // Q/K/V and gate/up scaled into the 5 + 5 norms, w2 into w3's columns; wo unscaled
+    const lines = a.stdout.split('\n');
+    expect(lines.filter((l) => /^\S+\s+rms_norm_\d+\s+matmul_\d+/.test(l))).toHaveLength(10);
+    expect(lines.filter((l) => /^\S+\s+matmul_\d+\s+matmul_\d+\s+\d/.test(l))).toHaveLength(5);
+    expect(lines.filter((l) => /unscaled \(produced by attention/.test(l))).toHaveLength(5);
     expect(a.stdout.split('\n').filter((l) => /\bmatmul_nbits\b/.test(l))).toHaveLength(35);
   }, 300_000);
 });
