@@ -513,7 +513,7 @@ async function generateSpeculative(
     const stop = tok.eos !== undefined ? [tok.eos] : [];
     const out: number[] = [];
     for await (const t of dec.generate(ids, { ...opts, stop })) out.push(t);
-    io.out(`${values.prompt}${tok.decode([...ids, ...out]).slice(tok.decode(ids).length)}\n`);
+    io.out(`${tok.decode([...ids, ...out]).slice(tok.decode(ids).length)}\n`);
     const s = dec.stats!;
     io.err(
       `${s.generatedTokens} tokens on ${lm.session.backend} (speculative ${spec}, draft length ${draftLen}): ` +

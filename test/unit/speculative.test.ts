@@ -21,6 +21,7 @@ import {
 } from '../../src/generate/speculative.js';
 import { llamaForward, randomLlamaWeights } from '../helpers/lm-reference.js';
 import { PROP_RUNS } from '../helpers/paths.js';
+import { main } from '../../src/cli.js';
 
 function config(o: Partial<LlamaConfig> = {}): LlamaConfig {
   return {
@@ -334,6 +335,45 @@ describe('speculative decoding: rollback', () => {
       } finally {
         target.dispose();
       }
+    }
+  }, 120_000);
+});
+
+describe('kiln generate --speculative', () => {
+  const model = '../shared/models/stories260K.bin';
+  async function kiln(...args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
+    let stdout = '';
+    let stderr = '';
+    const status = await main(args, { out: (t) => (stdout += t), err: (t) => (stderr += t) });
+    return { status, stdout, stderr };
+  }
+
+  it('prints the same text as plain generation and the acceptance statistics', async () => {
+    const base = ['generate', model, '--prompt', 'Once upon a time', '--max-tokens', '12', '--backend', 'reference'];
+    const plain = await kiln(...base);
+    expect(plain.status).toBe(0);
+    for (const spec of ['ngram', 'self:2', 'ngram:2+self']) {
+      const r = await kiln(...base, '--speculative', spec, '--draft-len', '3');
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toBe(plain.stdout);
+      expect(r.stderr).toMatch(
+        /12 tokens on reference \(speculative .*\): .* target passes \(.* per token\), \d+ of \d+ draft tokens accepted/,
+      );
+    }
+  }, 300_000);
+
+  it('rejects a bad --speculative, --draft-len or a missing --draft as usage errors', async () => {
+    const base = ['generate', model, '--prompt', 'x', '--backend', 'reference'];
+    for (const [args, msg] of [
+      [['--speculative', 'medusa'], /unknown --speculative 'medusa'/],
+      [['--speculative', 'self:9'], /self:K wants an integer from 1 to 5/],
+      [['--speculative', 'ngram', '--draft-len', '0'], /--draft-len wants an integer/],
+      [['--speculative', 'draft'], /needs --draft MODEL/],
+      [['--speculative', 'ngram', '--batch', '2'], /drop --batch/],
+    ] as const) {
+      const r = await kiln(...base, ...args);
+      expect(r.status, args.join(' ')).not.toBe(0);
+      expect(r.stderr).toMatch(msg);
     }
   }, 120_000);
 });
