@@ -5,14 +5,14 @@
  * but on adapters where that kernel's per-key loads are slow the templates win by several times (lavapipe:
  * `npm run bench -- attention` measured the one-kernel schedule 5–8× slower at N = 128…2048).
  *
- * `auto` takes it for more than ONE_KERNEL_MAX_QUERIES query rows; any schedule takes it only where it computes exactly what the op defines: no softcap, no mask_fill, no qk output, no causal / nonpad masking, a
+ * `auto` takes it for more than ONE_KERNEL_MAX_QUERIES query rows; any schedule takes it only where it computes exactly what the op defines: no softcap, no mask_fill, no qk output, no nonpad masking, causal masking (as the scores' epilogue) only without a mask, a
  * float mask absent or host-known with an attendable key in every row and one column per key (a fully masked row is
  * zeros in the op but NaN through a softmax), past keys / values only through the `present` outputs, and scores
  * within SCORES_LIMIT elements.
  */
 import { everyRowAttends } from '../../ir/ops/attention.js';
 import { contiguousLayout, permuteLayout, reshapeLayout, type StridedLayout } from '../../ir/layout.js';
-import { add, mul, type Expr } from '../kir.js';
+import { add, c, gt, mul, select, type Expr } from '../kir.js';
 import { lowerContraction } from './contraction/lower.js';
 import type { Binding, LowerCtx, LoweredStep, TensorInfo } from './kernel-builder.js';
 import { bstrides, matmulContraction } from './matmul.js';
@@ -73,7 +73,11 @@ export function decomposedAttention(ctx: LowerCtx, g: Geom, scale: number): Lowe
   if (ctx.caps.attentionSchedule !== 'decomposed' && g.S <= ONE_KERNEL_MAX_QUERIES) return undefined;
   const mask = ctx.inputs[3];
   const hasPast = ctx.inputs[4] !== undefined;
-  if ((a['softcap'] as number) > 0 || ctx.outputs.length > 3 || a['is_causal'] || ctx.inputs[6]) return undefined;
+  if ((a['softcap'] as number) > 0 || ctx.outputs.length > 3 || ctx.inputs[6]) return undefined;
+  // causal masking as the scores' epilogue (key j > query i + past: −inf); every row keeps key 0, so no row is fully
+  // masked — with a mask as well that could happen, and the op's zeros are not the softmax's NaN
+  const causal = a['is_causal'] as boolean;
+  if (causal && mask) return undefined;
   if (a['mask_fill'] !== undefined) return undefined;
   if (hasPast && ctx.outputs.length < 3) return undefined;
   if (mask && (mask.dtype === 'bool' || !mask.data || mask.shape.at(-1) !== g.T || !everyRowAttends(mask.data))) {
@@ -122,10 +126,13 @@ export function decomposedAttention(ctx: LowerCtx, g: Geom, scale: number): Lowe
     const st = bstrides(mask.shape, [B, Hq, S, T]);
     con1.extras = [{ input: 2, st: { batch: [st[0]!, st[1]! * grp, st[1]!], m: [st[2]!], n: [st[3]!], k: [0] } }];
   }
-  con1.post = (kb, acc, extras): Expr => {
+  con1.post = (kb, acc, extras, at): Expr => {
     const sU = kb.uniform('scale', scale, 'f32', 'attention.scale');
     const scaled = mul(acc, sU);
-    return extras.length ? add(scaled, extras[0]!) : scaled;
+    const logit = extras.length ? add(scaled, extras[0]!) : scaled;
+    if (!causal) return logit;
+    const past = g.P === 0 ? c.i32(0) : kb.uniform('past', g.P, 'i32', 'attention.past');
+    return select(gt(at.n, add(at.m, past)), c.f32(-Infinity), logit);
   };
   const [s1] = lowerContraction(ctx1, con1);
   const step1 = rebind(s1!, [{ kind: 'in', index: 0 }, kvBinding(1), { kind: 'in', index: 3 }], scores);

@@ -150,6 +150,59 @@ describe.each(backends)('attention schedules (%s)', (backend) => {
     });
   }
 
+  for (const dt of ['f32', 'f16'] as const) {
+    it(`${dt}: causal prefill after a past, GQA: decomposed, the causal mask as the scores' epilogue`, async () => {
+      const [B, Hq, Hkv, S, P, D] = [2, 4, 2, 9, 5, 8];
+      const b = new GraphBuilder('causal');
+      const q = b.input('q', dt, [B, S, Hq * D]);
+      const k = b.input('k', dt, [B, S, Hkv * D]);
+      const v = b.input('v', dt, [B, S, Hkv * D]);
+      const pk = b.input('pk', dt, [B, Hkv, P, D]);
+      const pv = b.input('pv', dt, [B, Hkv, P, D]);
+      const attrs = { is_causal: true, q_num_heads: Hq, kv_num_heads: Hkv };
+      const [y, presK, presV] = b.opN('attention', [q, k, v, null, pk, pv], attrs, 3);
+      b.output(y!, 'y');
+      b.output(presK!, 'present_k');
+      b.output(presV!, 'present_v');
+      // and without a past
+      b.output(b.op('attention', [q, k, v], attrs), 'y0');
+      const graph = b.build();
+      const feeds: Record<string, Tensor> = {};
+      let seed = 41;
+      for (const x of graph.inputs) {
+        const shape = x.type.shape as number[];
+        feeds[x.name] = makeTensor(
+          dt,
+          shape,
+          randn(
+            shape.reduce((p, d) => p * d, 1),
+            seed++,
+          ),
+        );
+      }
+      const kernels = await run(graph, feeds, backend);
+      expect(kernels.filter((n) => n.includes('attention_scores'))).toHaveLength(2);
+    });
+  }
+
+  it('causal with a mask stays on one kernel (a row could lose every key)', async () => {
+    const b = new GraphBuilder('cm');
+    const q = b.input('q', 'f32', [1, 2, 6, 4]);
+    const k = b.input('k', 'f32', [1, 2, 6, 4]);
+    const m = makeTensor(
+      'f32',
+      [6, 6],
+      Array.from({ length: 36 }, (_, i) => (i % 6 === 0 ? -Infinity : 0)),
+    );
+    b.output(b.op('attention', [q, k, k, b.weight('m', m)], { is_causal: true }), 'y');
+    const graph = b.build();
+    const feeds = {
+      q: makeTensor('f32', [1, 2, 6, 4], randn(48, 51)),
+      k: makeTensor('f32', [1, 2, 6, 4], randn(48, 52)),
+    };
+    expect((await run(graph, feeds, backend)).filter((n) => /attention_(scores|pv)/.test(n))).toEqual([]);
+  });
+
   it('mask_fill with a run-time bool mask (a fully masked row stays uniform): one kernel, as the reference', async () => {
     const b = new GraphBuilder('fill');
     const q = b.input('q', 'f32', [1, 2, 3, 4]);

@@ -57,7 +57,7 @@ export interface Contraction {
    * stored, from the (alpha / beta applied) sum and those inputs' values in the compute type.
    */
   extras?: View[];
-  post?: (kb: KernelBuilder, acc: Expr, extras: readonly Expr[]) => Expr;
+  post?: (kb: KernelBuilder, acc: Expr, extras: readonly Expr[], at: OutputAt) => Expr;
   /**
    * A load hook for b (block-quantized weights, `codegen/lower/blockq.ts`): called once per kernel to bind its own
    * buffers, it returns b's element at an index of b's view, dequantized in the compute type. b's input is then
@@ -73,6 +73,12 @@ export interface Contraction {
    * (Σ a'·b − μ'·Σ b) / √(σ² + eps) with μ' = Σa' / K, σ² = Σa'² / K − μ'².
    */
   rowNorm?: { weight: View; eps: number; kind: 'rms' | 'layer' };
+}
+
+/** The output element an epilogue computes: its flat m and n indices (within the batch). */
+export interface OutputAt {
+  m: Expr;
+  n: Expr;
 }
 
 export const zeros = (n: number) => new Array<number>(n).fill(0);

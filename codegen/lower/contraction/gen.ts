@@ -2,7 +2,7 @@ import { add, bin, c, cast, div, load, loadType, mod, mul, select, sub, un, type
 import type { KernelBuilder, LowerCtx } from '../kernel-builder.js';
 import { toCompute } from '../pointwise.js';
 import { computeType, storageOf } from '../storage.js';
-import { prod, type Axes, type Cat, type Contraction, type View } from './contraction.js';
+import { prod, type Axes, type Cat, type Contraction, type OutputAt, type View } from './contraction.js';
 
 /** Buffers, uniforms and index decomposition of one contraction kernel. */
 export class Gen {
@@ -131,7 +131,7 @@ export class Gen {
    * What is stored for an output element: alpha · acc + beta · bias, then the fused epilogue over the extras, in the
    * compute type. `reads` are the indices of `outputReads(con)` at the element (bias first).
    */
-  epilogue(acc: Expr, reads: readonly Expr[]): Expr {
+  epilogue(acc: Expr, reads: readonly Expr[], at: OutputAt): Expr {
     const { bias, extras, post } = this.con;
     const biasIndex = bias ? reads[0] : undefined;
     const y = this.scaled(acc, biasIndex);
@@ -141,6 +141,7 @@ export class Gen {
       this.kb,
       y,
       (extras ?? []).map((w, i) => this.ld(w, reads[off + i]!)),
+      at,
     );
   }
 

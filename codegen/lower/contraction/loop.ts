@@ -54,9 +54,13 @@ export function pointwiseContraction(ctx: LowerCtx, con: Contraction): LoweredSt
         kb.emit(assign(acc, add(v(acc, g.ct), mul(x!, y!))));
       });
       kb.emit(for_(kv, c.i32(0), g.total('k'), body));
+      // the flat m / n index of the element (row-major over each space's axes)
+      const flat = (cat: 'm' | 'n') =>
+        coords[cat].reduce<Expr>((f, x, i) => (i === 0 ? x : add(mul(f, g.size(cat, i)), x)), c.i32(0));
       return g.epilogue(
         v(acc, g.ct),
         outputReads(con).map(({ w, name }) => row(w.st, name)),
+        { m: flat('m'), n: flat('n') },
       );
     },
   });

@@ -131,7 +131,7 @@ export function skinny(ctx: LowerCtx, con: Contraction, target: KType): LoweredS
     const idx = outputReads(con).map(({ w, name }) =>
       add(add(g.offset(w.st, name, 'batch', bc), g.offset(w.st, name, 'm', mc)), g.offset(w.st, name, 'n', nc)),
     );
-    const value = fromCompute(g.epilogue(result, idx), target);
+    const value = fromCompute(g.epilogue(result, idx, { m: mi, n: nj }), target);
     kb.emit({ k: 'store', buf: ob, index: kb.let('oi', oidx), value });
   });
   kb.emit(if_(and(valid, eq(s, c.i32(0))), [...tail, ...store0]));

@@ -211,22 +211,24 @@ export function tiled(ctx: LowerCtx, con: Contraction, target: KType): LoweredSt
   const bo = base(con.out, 'o');
   const reads = outputReads(con);
   const bb = reads.map(({ w, name }) => base(w.st, name));
-  const rows: { inb: Expr; off: Expr; boff: Expr[]; scale?: Expr }[] = [];
+  const rows: { mi: Expr; inb: Expr; off: Expr; boff: Expr[]; scale?: Expr }[] = [];
   for (let r = 0; r < TM; r++) {
     const mi = kb.let('mi', add(m0, add(ty, c.i32(r * TY))));
     const mc = g.coords('m', mi);
     rows.push({
+      mi,
       inb: kb.let('min', and(live, lt(mi, Mu))),
       off: kb.let('mo', add(bo, g.offset(con.out, 'o', 'm', mc))),
       boff: reads.map(({ w, name }, i) => kb.let('mb', add(bb[i]!, g.offset(w.st, name, 'm', mc)))),
       scale: con.rowNorm && !layer ? kb.let('rs', g.normScale(v(ss(r), ct))) : undefined,
     });
   }
-  const cols: { inb: Expr; off: Expr; boff: Expr[] }[] = [];
+  const cols: { nj: Expr; inb: Expr; off: Expr; boff: Expr[] }[] = [];
   for (let cc = 0; cc < TN; cc++) {
     const nj = kb.let('nj', add(n0, add(tx, c.i32(cc * TX))));
     const nc = g.coords('n', nj);
     cols.push({
+      nj,
       inb: kb.let('nin', lt(nj, Nu)),
       off: g.offset(con.out, 'o', 'n', nc),
       boff: reads.map(({ w, name }) => g.offset(w.st, name, 'n', nc)),
@@ -246,7 +248,7 @@ export function tiled(ctx: LowerCtx, con: Contraction, target: KType): LoweredSt
         : row.scale
           ? mul(a, row.scale)
           : a;
-      const [pre, val] = kb.collect(() => fromCompute(g.epilogue(sum, idx), target));
+      const [pre, val] = kb.collect(() => fromCompute(g.epilogue(sum, idx, { m: row.mi, n: col.nj }), target));
       kb.emit(if_(and(row.inb, col.inb), [...pre, { k: 'store', buf: ob, index: add(row.off, col.off), value: val }]));
     }
   }
