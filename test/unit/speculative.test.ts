@@ -352,6 +352,11 @@ describe('kiln generate --speculative', () => {
     const base = ['generate', model, '--prompt', 'Once upon a time', '--max-tokens', '12', '--backend', 'reference'];
     const plain = await kiln(...base);
     expect(plain.status).toBe(0);
+    // the model as its own draft model: every draft token is accepted
+    const same = await kiln(...base, '--draft', model, '--draft-len', '3');
+    expect(same.status, same.stderr).toBe(0);
+    expect(same.stdout).toBe(plain.stdout);
+    expect(same.stderr).toMatch(/\(speculative draft, .*\(100%\)/);
     for (const spec of ['ngram', 'self:2', 'ngram:2+self']) {
       const r = await kiln(...base, '--speculative', spec, '--draft-len', '3');
       expect(r.status, r.stderr).toBe(0);
