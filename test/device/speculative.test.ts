@@ -7,7 +7,7 @@ import '../../ir/ops/index.js';
 import type { LlamaConfig } from '../../src/models/config.js';
 import { buildLlama } from '../../src/models/llama.js';
 import { PagedLanguageModel } from '../../src/generate/paged.js';
-import { generate, ModelDraft, NgramDraft, type DraftSource } from '../../src/generate/speculative.js';
+import { generate, ModelDraft, NgramDraft, verifyDraft, type DraftSource } from '../../src/generate/speculative.js';
 import { deviceBackends } from '../helpers/device-backends.js';
 import { greedyReference, llamaForward, randomLlamaWeights } from '../helpers/lm-reference.js';
 
@@ -62,4 +62,45 @@ describe.each(backends)('%s: speculative decoding', (backend) => {
     },
     600_000,
   );
+
+  it('after a rejected draft the cache equals that of a run that saw only the accepted tokens', async () => {
+    const c: LlamaConfig = {
+      arch: 'llama',
+      dim: 16,
+      hiddenDim: 35,
+      layers: 2,
+      heads: 4,
+      kvHeads: 2,
+      vocab: 11,
+      maxSeq: 32,
+      normEps: 1e-5,
+      ropeTheta: 10000,
+      tiedHead: false,
+    };
+    const w = randomLlamaWeights(c, 77);
+    const graph = buildLlama(c, w, { paged: { blockSize: 2 } });
+    const target = await PagedLanguageModel.create({ graph, config: c }, { backend, numBlocks: 64 });
+    try {
+      const prompt = [3, 1, 4, 1, 5];
+      const greedy = greedyReference((t) => llamaForward(c, w, t), prompt, 3);
+      const [cur, g1, g2] = greedy as [number, number, number];
+      const seq = target.newSequence();
+      await target.append([seq], [prompt]);
+      const v = await verifyDraft(target, seq, cur, { tokens: [g1, (g2 + 1) % c.vocab, 0] }, {}, () => 0.5);
+      expect(v).toEqual({ accepted: 1, next: g2 });
+      const fresh = target.newSequence();
+      await target.append([fresh], [[...prompt, cur, g1]]);
+      const [a, b] = [await target.cacheOf(seq), await target.cacheOf(fresh)];
+      a.forEach((layer, i) => {
+        let worst = 0;
+        for (let j = 0; j < layer.length; j++) {
+          expect(Number.isFinite(layer[j]!)).toBe(true);
+          worst = Math.max(worst, Math.abs(layer[j]! - b[i]![j]!));
+        }
+        expect(worst, `cache ${i}`).toBeLessThan(1e-5);
+      });
+    } finally {
+      target.dispose();
+    }
+  }, 300_000);
 });
