@@ -8,3 +8,4 @@ export * from './lower/index.js';
 export { CLikeRenderer } from './render/clike.js';
 export { WgslRenderer } from './render/wgsl.js';
 export { CudaRenderer, CUDA_PRELUDE } from './render/cuda.js';
+export type { ScheduleFamily, ScheduleLookup, ScheduleStore } from './lower/contraction/schedules.js';

@@ -62,7 +62,13 @@ export {
   type ImportOptions,
   type ImportedModel,
 } from './frontends/onnx/import.js';
-export { exportOnnx, exportOnnxModel, exportOnnxFile } from './frontends/onnx/export.js';
+export {
+  exportOnnx,
+  exportOnnxModel,
+  exportOnnxFile,
+  type ExportOptions,
+  type ExportedOnnx,
+} from './frontends/onnx/export.js';
 export {
   ONNX_DTYPE,
   type OnnxAttribute,
@@ -78,6 +84,7 @@ export {
   type OnnxType,
   type OnnxDim,
 } from './frontends/onnx/proto.js';
+export type { ExternalDataRef } from './frontends/onnx/proto.js';
 export { buildTinyGpt, TINY_GPT, type TinyGptConfig } from './models/tiny-gpt.js';
 // Language models: weights from bytes (browser-safe), graph builders, the generation runtime.
 export type { Gpt2Config, LlamaConfig, ModelConfig, WeightSource } from './models/config.js';
@@ -97,6 +104,7 @@ export { parseSafetensors, type SafetensorsFile } from './frontends/safetensors.
 export { hfModel, type HfModel } from './frontends/hf-config.js';
 export { loadLlama2cTokenizer } from './tokenizers/llama2c.js';
 export type { Tokenizer } from './tokenizers/types.js';
-export { LanguageModelSession, type GenerateOptions, type GenerationStats } from './generate/lm.js';
+export { LanguageModelSession, type GenerateOptions, type GenerationStats, type LanguageModel } from './generate/lm.js';
+export type { CacheLayout, CachePair, DecoderLayout } from './generate/onnx-decoder.js';
 export { generateText, perplexity, type PerplexityResult } from './generate/text.js';
 export { MemoryScheduleStore, type ScheduleStore } from '../codegen/lower/contraction/schedules.js';
