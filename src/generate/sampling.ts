@@ -33,20 +33,16 @@ export function argmax(row: ArrayLike<number>): number {
   return best;
 }
 
-/** The next token from `logits` (one row); `history` feeds the repetition penalty; `rand` draws in [0, 1). */
-export function sample(
-  logits: ArrayLike<number>,
+/**
+ * The tokens sampling may draw (temperature > 0): sorted by logit (lower index first on ties), cut to the top k,
+ * softmax weights at the temperature, cut to the smallest set reaching top-p; `total` normalizes the weights.
+ */
+export function candidates(
+  v: ArrayLike<number>,
+  temp: number,
   opts: SamplingOptions,
-  rand: () => number,
-  history: readonly number[] = [],
-): number {
-  const v = Float64Array.from(logits as ArrayLike<number>);
-  const pen = opts.repetitionPenalty ?? 1;
-  if (pen !== 1) for (const t of new Set(history)) v[t] = v[t]! > 0 ? v[t]! / pen : v[t]! * pen;
-  const temp = opts.temperature ?? 0;
-  if (!(temp > 0)) return argmax(v);
-  // candidates sorted by logit, cut by top-k, softmax at the temperature, cut by top-p, renormalized
-  let idx = Array.from(v.keys()).sort((a, b) => v[b]! - v[a]! || a - b);
+): { idx: number[]; p: number[]; total: number } {
+  let idx = Array.from({ length: v.length }, (_, i) => i).sort((a, b) => v[b]! - v[a]! || a - b);
   const k = opts.topK ?? 0;
   if (k > 0) idx = idx.slice(0, k);
   const m = v[idx[0]!]!;
@@ -61,6 +57,22 @@ export function sample(
     p.length = idx.length;
     total = p.reduce((a, b) => a + b, 0);
   }
+  return { idx, p, total };
+}
+
+/** The next token from `logits` (one row); `history` feeds the repetition penalty; `rand` draws in [0, 1). */
+export function sample(
+  logits: ArrayLike<number>,
+  opts: SamplingOptions,
+  rand: () => number,
+  history: readonly number[] = [],
+): number {
+  const v = Float64Array.from(logits as ArrayLike<number>);
+  const pen = opts.repetitionPenalty ?? 1;
+  if (pen !== 1) for (const t of new Set(history)) v[t] = v[t]! > 0 ? v[t]! / pen : v[t]! * pen;
+  const temp = opts.temperature ?? 0;
+  if (!(temp > 0)) return argmax(v);
+  const { idx, p, total } = candidates(v, temp, opts);
   let r = rand() * total;
   for (let j = 0; j < idx.length; j++) {
     r -= p[j]!;

@@ -17,7 +17,7 @@ import { buildLlama } from '../models/llama.js';
 import type { CompileOptions } from '../session.js';
 import type { GenerateOptions, GenerationStats } from './lm.js';
 import { PagedLanguageModel, type PagedSequence } from './paged.js';
-import { argmax, rng, type SamplingOptions } from './sampling.js';
+import { argmax, candidates, rng, type SamplingOptions } from './sampling.js';
 
 /** What a draft source proposes: up to k tokens, with the distribution each was drawn from when it was sampled. */
 export interface Draft {
@@ -55,21 +55,7 @@ export function samplingDistribution(logits: ArrayLike<number>, opts: SamplingOp
     out[argmax(logits)] = 1;
     return out;
   }
-  let idx = Array.from({ length: V }, (_, i) => i).sort((a, b) => logits[b]! - logits[a]! || a - b);
-  const k = opts.topK ?? 0;
-  if (k > 0) idx = idx.slice(0, k);
-  const m = logits[idx[0]!]!;
-  const p = idx.map((i) => Math.exp((logits[i]! - m) / temp));
-  let total = p.reduce((a, b) => a + b, 0);
-  const topP = opts.topP ?? 1;
-  if (topP < 1) {
-    let acc = 0;
-    let keep = 0;
-    while (keep < p.length && acc < topP * total) acc += p[keep++]!;
-    idx = idx.slice(0, Math.max(1, keep));
-    p.length = idx.length;
-    total = p.reduce((a, b) => a + b, 0);
-  }
+  const { idx, p, total } = candidates(logits, temp, opts);
   idx.forEach((i, j) => (out[i] = p[j]! / total));
   return out;
 }
