@@ -17,6 +17,7 @@ import { tensorType } from '../../ir/types.js';
 import { printGraph } from '../../ir/text.js';
 import type { Pass } from '../context.js';
 import { Names } from '../rewrite.js';
+import { groupBody } from './elementwise.js';
 
 /** View ops a chain between two concats may pass through (their parameters constant). */
 const CHAIN_OPS = new Set(['transpose', 'reshape', 'squeeze', 'unsqueeze']);
@@ -244,7 +245,7 @@ export function fuseConcats(graph: Graph): number {
     for (const n of group) taken.add(n);
     const members = graph.nodes.filter((n) => group.has(n));
     const ins = externals(group);
-    const body = bodyOf(members, ins, root);
+    const body = groupBody(members, ins, root, isParam);
     const fused = new Node(root.name, 'fused_injective', ins, [root.outputs[0]!], { body: printGraph(body) });
     for (const n of f.added) graph.addNode(n);
     graph.addNode(fused, root);
@@ -270,30 +271,6 @@ function externals(group: ReadonlySet<Node>): Value[] {
     });
   }
   return [...out];
-}
-
-/** The group as a standalone graph over its external values, with the root's result as the output. */
-function bodyOf(members: readonly Node[], ins: readonly Value[], root: Node): Graph {
-  const body = new Graph('body');
-  const map = new Map<Value, Value>();
-  let k = 0;
-  const fresh = (v: Value, data = v.data) => {
-    const c = new Value(`v${k++}`, v.type, data);
-    map.set(v, c);
-    return c;
-  };
-  body.inputs = ins.map((v) => fresh(v, undefined));
-  for (const n of members) {
-    n.inputs.forEach((x, i) => {
-      if (x && isParam(n, i) && !map.has(x)) body.constants.push(fresh(x));
-    });
-  }
-  members.forEach((n, i) => {
-    const nodeIns = n.inputs.map((x) => (x ? map.get(x)! : null));
-    body.nodes.push(new Node(`n${i}`, n.op, nodeIns, [fresh(n.outputs[0]!)], { ...n.attrs }));
-  });
-  body.outputs = [map.get(root.outputs[0]!)!];
-  return body;
 }
 
 /** The pass: level 1, after the recognizers (the attention they make reads the inner concats). */

@@ -118,8 +118,16 @@ function growGroup(
   return group;
 }
 
-/** The group as a standalone graph over its external values (in order), with its root's result as the output. */
-function bodyOf(group: readonly Node[], ins: readonly Value[], root: Node): Graph {
+/**
+ * The group as a standalone graph over its external values (in order), with its root's result as the output; the
+ * inputs `inBody` picks (constants: scalars here, shape / axes parameters for concat groups) become body constants.
+ */
+export function groupBody(
+  group: readonly Node[],
+  ins: readonly Value[],
+  root: Node,
+  inBody: (n: Node, i: number) => boolean = (n, i) => isScalarConst(n.inputs[i]!),
+): Graph {
   const body = new Graph('body');
   const map = new Map<Value, Value>();
   let k = 0;
@@ -130,13 +138,24 @@ function bodyOf(group: readonly Node[], ins: readonly Value[], root: Node): Grap
   };
   body.inputs = ins.map((v) => fresh(v, undefined));
   for (const n of group) {
-    for (const x of n.inputs) if (x && isScalarConst(x) && !map.has(x)) body.constants.push(fresh(x));
+    n.inputs.forEach((x, i) => {
+      if (x && inBody(n, i) && !map.has(x)) body.constants.push(fresh(x));
+    });
   }
   group.forEach((n, i) => {
     const nodeIns = n.inputs.map((x) => (x ? map.get(x)! : null));
     body.nodes.push(new Node(`n${i}`, n.op, nodeIns, [fresh(n.outputs[0]!)], { ...n.attrs }));
   });
   body.outputs = [map.get(root.outputs[0]!)!];
+  return body;
+}
+
+/** A one-node body over `u`'s inputs (for passes that start a body from a single node). */
+export function nodeBody(u: Node): Graph {
+  const body = new Graph('one');
+  body.inputs = u.inputs.map((x, i) => new Value(`u${i}`, x!.type));
+  body.nodes = [new Node('n', u.op, body.inputs, [new Value('y', u.outputs[0]!.type)], { ...u.attrs })];
+  body.outputs = [body.nodes[0]!.outputs[0]!];
   return body;
 }
 
@@ -169,7 +188,7 @@ export function fuseElementwise(graph: Graph, opts: FuseOptions = {}): number {
         u.inputs.forEach((y, i) => y === x && u.setInput(i, s));
       }
     }
-    const body = bodyOf(members, ins, root);
+    const body = groupBody(members, ins, root);
     // the fused node takes over the root's result value (and name), so every use of it stays as it is
     const fused = new Node(root.name, 'fused_elementwise', ins, [root.outputs[0]!], { body: printGraph(body) });
     for (const n of members) replaced.set(n, n === root ? fused : n);

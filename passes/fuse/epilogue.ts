@@ -20,18 +20,14 @@ import { makeTensor } from '../../ir/tensor.js';
 import { tensorType } from '../../ir/types.js';
 import { printGraph } from '../../ir/text.js';
 import type { Pass } from '../context.js';
-import { broadcastsTo, fusible } from './elementwise.js';
+import { broadcastsTo, fusible, nodeBody } from './elementwise.js';
 
 const sameDims = (a: readonly Dim[], b: readonly Dim[]) => a.length === b.length && a.every((d, i) => d === b[i]);
 
 /** The reader's ops as a body fragment: its own body (a fused group) or itself, over its inputs. */
 function readerBody(u: Node): { inputs: readonly (Value | null)[]; body: Graph } {
   if (u.op === 'fused_elementwise') return { inputs: u.inputs, body: fusedBody(u.attrs['body'] as string, u.name) };
-  const body = new Graph('one');
-  body.inputs = u.inputs.map((x, i) => new Value(`u${i}`, x!.type));
-  body.nodes = [new Node('n', u.op, body.inputs, [new Value('y', u.outputs[0]!.type)], { ...u.attrs })];
-  body.outputs = [body.nodes[0]!.outputs[0]!];
-  return { inputs: u.inputs, body };
+  return { inputs: u.inputs, body: nodeBody(u) };
 }
 
 /**

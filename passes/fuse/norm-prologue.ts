@@ -16,28 +16,23 @@
  * prologue; the fused node within the kernel's buffer limit.
  */
 import { Graph, Node, Value } from '../../ir/graph.js';
-import { CONTRACTION_OPS, contractionPrologue, contractionView, fusedBody } from '../../ir/ops/fused.js';
+import { CONTRACTION_OPS, contractionPrologue, contractionView } from '../../ir/ops/fused.js';
 import { makeTensor } from '../../ir/tensor.js';
 import { tensorType } from '../../ir/types.js';
 import { parseGraph, printGraph } from '../../ir/text.js';
 import type { Pass } from '../context.js';
 import { Names } from '../rewrite.js';
+import { nodeBody } from './elementwise.js';
 
 /** The contraction body `u` computes: its own (a fused_contraction) or a one-node body over its inputs. */
 function bodyOf(u: Node): Graph | undefined {
   if (u.op === 'fused_contraction') {
     // a private copy: the parsed-body cache must not see its values given new producers
-    const b = parseGraph(
-      fusedBody(u.attrs['body'] as string, u.name, 'fused_contraction') && (u.attrs['body'] as string),
-    );
+    const b = parseGraph(u.attrs['body'] as string);
     return contractionPrologue(b) ? undefined : b;
   }
   if (!CONTRACTION_OPS.has(u.op) || u.inputs.some((x) => !x)) return undefined;
-  const body = new Graph('one');
-  body.inputs = u.inputs.map((x, i) => new Value(`u${i}`, x!.type));
-  body.nodes = [new Node('n', u.op, body.inputs, [new Value('y', u.outputs[0]!.type)], { ...u.attrs })];
-  body.outputs = [body.nodes[0]!.outputs[0]!];
-  return body;
+  return nodeBody(u);
 }
 
 const NORMS = new Set(['rms_norm', 'layer_norm']);
