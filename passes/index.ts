@@ -5,3 +5,5 @@ export * from './rewrite.js';
 export * from './clone.js';
 export * from './canonicalize/index.js';
 export * from './quant/index.js';
+export * from './sparsity/index.js';
+export * from './parallel/index.js';

@@ -54,6 +54,9 @@ Commands:
                                       time each contraction's candidate schedules on this WebGPU device (GPU
                                       timestamps, S seconds, default 60) and keep the winners in FILE (default
                                       schedules.json in kiln's cache directory), which later sessions read
+  quantize MODEL [options]            weight-only post-training quantization (RTN / GPTQ / AWQ); kiln quantize --help
+  prune MODEL [options]               pruning (magnitude / Wanda / SparseGPT, 2:4, heads / channels); kiln prune --help
+  plan, run-parallel                  tensor / pipeline parallel plans and runs over MPI; kiln plan --help
   export IN --out OUT.onnx [options]  write a model kiln reads (ONNX, kiln IR text, llama2.c / GGUF / safetensors
                                       language model) as ONNX: fused nodes as their bodies, quantized matmuls as
                                       com.microsoft MatMulNBits (docs/onnx-export.md)
@@ -593,6 +596,9 @@ async function dispatch(argv: readonly string[], io: CliIo): Promise<number> {
     case 'demo':
       return demo(rest, io);
     case 'generate':
+      // split across MPI ranks (issue 15): the parallel runtime owns these flags
+      if (rest.some((a) => /^--(tp|pp)(=|$)/.test(a)))
+        return (await import('./parallel-cli.js')).generateParallelCommand(rest, io);
       return generate(rest, io);
     case 'perplexity':
       return perplexityCmd(rest, io);
@@ -600,9 +606,15 @@ async function dispatch(argv: readonly string[], io: CliIo): Promise<number> {
       return (await import('./quantize.js')).quantizeCommand(rest, io);
     case 'export':
       return (await import('./export-cli.js')).exportCommand(rest, io);
+    case 'prune':
+      return (await import('./prune.js')).pruneCommand(rest, io);
+    case 'plan':
+      return (await import('./parallel-cli.js')).planCommand(rest, io);
+    case 'run-parallel':
+      return (await import('./parallel-cli.js')).runParallelCommand(rest, io);
     default:
       throw new UsageError(
-        `unknown command '${cmd}' (commands: demo, generate, perplexity, conformance, ir, kernels, inspect, tune, quantize, export, help; see kiln --help)`,
+        `unknown command '${cmd}' (commands: demo, generate, perplexity, conformance, ir, kernels, inspect, tune, quantize, prune, export, plan, run-parallel, help; see kiln --help)`,
       );
   }
 }

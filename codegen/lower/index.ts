@@ -12,6 +12,7 @@ import './fused.js';
 import './scatter.js';
 import './conv.js';
 import './blockq.js';
+import './sparse.js';
 
 export { lowerNode, hasLowering, registerLowering, type Lowering } from './registry.js';
 export * from './kernel-builder.js';

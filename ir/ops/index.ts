@@ -12,3 +12,5 @@ import './fused.js';
 import './scatter.js';
 import './conv.js';
 import './blockq.js';
+import './sparse.js';
+import './collective.js';

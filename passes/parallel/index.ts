@@ -1,0 +1,2 @@
+/** Tensor- and pipeline-parallel partitioning (issue 15). */
+export {};

@@ -1,0 +1,2 @@
+/** Pruning passes (issue 14). */
+export {};

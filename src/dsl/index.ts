@@ -1,0 +1,2 @@
+/** kiln/dsl — scalar TypeScript functions as custom ops and fused epilogues (issue 16). */
+export {};
