@@ -27,6 +27,8 @@ export {
   type KernelInfo,
   type Session,
   type ValueInfo,
+  type OrtStyleMetadata,
+  type TransferStats,
 } from './session.js';
 export type { DeviceTensor } from './runtime/device-tensor.js';
 export {

@@ -1,3 +1,4 @@
+/// <reference types="@webgpu/types" />
 /**
  * Compiled sessions: the one interface every backend offers. Weights are bound once at compile time; `run` takes
  * feeds by input name and returns outputs by output name. Returned tensors belong to the caller.
@@ -11,9 +12,13 @@ import { cloneTensor, makeTensor, toTensor, type Tensor, type TensorLike } from 
 import { verify } from '../ir/verify.js';
 import { optimize } from '../passes/manager.js';
 import { isDeviceTensor, type DeviceTensor } from './runtime/device-tensor.js';
-import { Executor } from './runtime/executor.js';
+import { Executor, storageBytes, type TransferStats } from './runtime/executor.js';
+import { DEFAULT_CAPS, storageOf } from '../codegen/lower/storage.js';
 import type { GpuContext } from './runtime/webgpu/device.js';
+import type { Storage } from '../codegen/kir.js';
 import type { ScheduleStore } from '../codegen/lower/contraction/schedules.js';
+
+export type { TransferStats };
 
 export type BackendName = 'reference' | 'webgpu' | 'cuda-emu' | 'cuda';
 export const BACKENDS: readonly BackendName[] = ['reference', 'webgpu', 'cuda-emu', 'cuda'];
@@ -24,8 +29,15 @@ export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', ...BACKENDS];
 export const OPT_LEVELS = [0, 1, 2, 3] as const;
 
 export interface CompileOptions {
-  /** Default `reference`; `auto` picks the best device available here. */
+  /** Default `reference` (`webgpu` when a `device` is given); `auto` picks the best device available here. */
   backend?: BackendChoice;
+  /**
+   * WebGPU: run on this GPUDevice (yours) instead of kiln's shared one, so kiln's tensors and your buffers live on one
+   * device: feed your `GPUBuffer`s (`session.fromGpuBuffer`), bind outputs kept on the device (`DeviceTensor.gpuBuffer`)
+   * in your own passes. Sessions on the same device take each other's device tensors as feeds. kiln uses f16 only
+   * when the device has `shader-f16`; it never destroys the device and leaves its uncaptured errors to you.
+   */
+  device?: GPUDevice;
   /** Optimization level 0–3 (default 1): 0 runs the graph as imported, higher levels the default pass pipeline. */
   opt?: number;
   /** Passes of the pipeline not to run, by name (e.g. `fuse-elementwise`): for comparisons and bisecting. */
@@ -61,6 +73,33 @@ export interface KernelInfo {
   readonly op: string;
 }
 
+/** An input / output as onnxruntime-web's `session.inputMetadata` describes it (symbolic dims as strings). */
+export interface OrtStyleMetadata {
+  readonly name: string;
+  readonly isTensor: true;
+  /** ONNX Runtime's tensor type name: `float32`, `float16`, `int64`, `int32`, `uint8`, `bool`, … */
+  readonly type: string;
+  readonly shape: readonly (number | string)[];
+}
+
+const ORT_TYPES: Record<DType, string> = {
+  f64: 'float64',
+  f32: 'float32',
+  f16: 'float16',
+  bf16: 'bfloat16',
+  i64: 'int64',
+  i32: 'int32',
+  i16: 'int16',
+  i8: 'int8',
+  i4: 'int4',
+  u64: 'uint64',
+  u32: 'uint32',
+  u16: 'uint16',
+  u8: 'uint8',
+  u4: 'uint4',
+  bool: 'bool',
+};
+
 /** Name, dtype and (possibly symbolic) shape of a session input or output. */
 export interface ValueInfo {
   readonly name: string;
@@ -75,6 +114,9 @@ export interface Session {
   readonly outputs: readonly ValueInfo[];
   readonly inputNames: readonly string[];
   readonly outputNames: readonly string[];
+  /** Inputs / outputs as onnxruntime-web describes them (for code written against its `InferenceSession`). */
+  readonly inputMetadata: readonly OrtStyleMetadata[];
+  readonly outputMetadata: readonly OrtStyleMetadata[];
   /**
    * Run with feeds by input name. A feed is any `{ dtype, shape, data }`: a typed array of the dtype's kind is taken
    * without a copy, int64 feeds may be BigInt64Array or bigint[]; bad data (wrong length, NaN or fractional values in
@@ -91,6 +133,16 @@ export interface Session {
   ): Promise<Record<string, Tensor | DeviceTensor>>;
   /** A tensor copied to the device once (a block table, a prompt), fed to later runs without another upload. */
   upload(t: TensorLike, name?: string): DeviceTensor;
+  /**
+   * WebGPU: a buffer of yours as a feed (no copy; kiln never frees it). The data must be in this session's storage
+   * format for the dtype ({@link Session.storageOf}) from offset 0, and the buffer needs STORAGE usage (and COPY_SRC to
+   * be read back). Other backends, a buffer too small or without STORAGE usage: a typed error naming `name`.
+   */
+  fromGpuBuffer(buffer: GPUBuffer, desc: { dtype: DType; shape: readonly number[]; name?: string }): DeviceTensor;
+  /** How a dtype is stored in this session's device buffers (`f32`, `f16`, `i32`, `u32`, packed `u8x4` …). */
+  storageOf(dtype: DType): Storage;
+  /** Host ↔ device traffic since the session was made (all zero on the reference backend). */
+  transfers(): TransferStats;
   /** How many graph nodes run as device kernels and how many on the host (shape computations, constants). */
   placement(): { host: number; device: number };
   /**
@@ -104,6 +156,10 @@ export interface Session {
   /** The kernels compiled so far (empty on the reference backend). */
   kernels(): readonly KernelInfo[];
   dispose(): void;
+}
+
+function ortStyle(v: ValueInfo): OrtStyleMetadata {
+  return { name: v.name, isTensor: true, type: ORT_TYPES[v.dtype], shape: [...v.shape] };
 }
 
 function infoOf(graph: Graph): { inputs: ValueInfo[]; outputs: ValueInfo[] } {
@@ -128,6 +184,23 @@ abstract class BaseSession implements Session {
   }
   get outputNames(): readonly string[] {
     return this.outputs.map((v) => v.name);
+  }
+  get inputMetadata(): readonly OrtStyleMetadata[] {
+    return this.inputs.map(ortStyle);
+  }
+  get outputMetadata(): readonly OrtStyleMetadata[] {
+    return this.outputs.map(ortStyle);
+  }
+  fromGpuBuffer(_buffer: GPUBuffer, desc: { dtype: DType; shape: readonly number[]; name?: string }): DeviceTensor {
+    throw new KilnError('unsupported', `fromGpuBuffer needs a webgpu session (this one is ${this.backend})`, {
+      tensor: desc.name ?? 'gpu buffer',
+    });
+  }
+  storageOf(dtype: DType): Storage {
+    return storageOf(dtype, DEFAULT_CAPS);
+  }
+  transfers(): TransferStats {
+    return { uploads: 0, uploadBytes: 0, readbacks: 0, readbackBytes: 0, flagReads: 0 };
   }
   /** Validated feeds as kiln tensors (see {@link Session.run}). */
   protected checkFeeds(
@@ -277,6 +350,45 @@ class DeviceSession<B> extends BaseSession {
     if (this.disposed) throw new KilnError('runtime', 'session was disposed');
     return this.executor.upload(toTensor(t, name), name);
   }
+  override storageOf(dtype: DType): Storage {
+    return this.executor.storageFormat(dtype);
+  }
+  override transfers(): TransferStats {
+    return this.executor.transfers();
+  }
+  override fromGpuBuffer(
+    buffer: GPUBuffer,
+    desc: { dtype: DType; shape: readonly number[]; name?: string },
+  ): DeviceTensor {
+    const name = desc.name ?? 'gpu buffer';
+    if (this.backend !== 'webgpu') return super.fromGpuBuffer(buffer, desc);
+    if (this.disposed) throw new KilnError('runtime', 'session was disposed');
+    const space = (this.executor.backend as { space?: object }).space;
+    if ((buffer as { device?: unknown }).device !== undefined && (buffer as { device?: unknown }).device !== space) {
+      throw new KilnError('runtime', 'the buffer belongs to another GPUDevice than this session', { tensor: name });
+    }
+    if (!desc.shape.every((d) => Number.isInteger(d) && d >= 0)) {
+      throw new KilnError('shape', `shape [${desc.shape.join(',')}] is not a list of non-negative integers`, {
+        tensor: name,
+      });
+    }
+    const bytes = storageBytes(
+      this.storageOf(desc.dtype),
+      desc.shape.reduce((a, b) => a * b, 1),
+    );
+    if (buffer.size < bytes) {
+      throw new KilnError('shape', `buffer of ${buffer.size} bytes holds less than the ${bytes} bytes of the data`, {
+        tensor: name,
+        limit: 'buffer size',
+      });
+    }
+    if ((buffer.usage & STORAGE_USAGE) === 0) {
+      throw new KilnError('runtime', 'the buffer lacks STORAGE usage (kernels bind feeds as storage buffers)', {
+        tensor: name,
+      });
+    }
+    return this.executor.wrap(buffer as unknown as B, desc.dtype, desc.shape);
+  }
   async warmup(
     shapes?: Readonly<Record<string, readonly number[]>>,
     onProgress?: (done: number, total: number, kernel: string) => void,
@@ -335,7 +447,12 @@ function checkOpt(opt: unknown): void {
 
 /** Compile a graph for a backend. The graph is verified first: a wrongly declared type fails here. */
 export async function compile(graph: Graph, opts: CompileOptions = {}): Promise<Session> {
-  const backend = opts.backend ?? 'reference';
+  const backend = opts.backend ?? (opts.device ? 'webgpu' : 'reference');
+  if (opts.device && backend !== 'webgpu') {
+    throw new KilnError('unsupported', `a GPUDevice runs only the webgpu backend, not '${backend}'`, {
+      limit: 'backend',
+    });
+  }
   if (!(BACKEND_CHOICES as readonly string[]).includes(backend)) {
     throw new KilnError(
       'unsupported',
@@ -363,6 +480,9 @@ export async function compile(graph: Graph, opts: CompileOptions = {}): Promise<
   }
   return session;
 }
+
+/** GPUBufferUsage.STORAGE (a spec constant; no WebGPU globals needed). */
+const STORAGE_USAGE = 0x80;
 
 async function compileBackend(backend: BackendChoice, graph: Graph, opts: CompileOptions): Promise<Session> {
   if (backend === 'auto') {
@@ -396,7 +516,9 @@ async function compileFor(backend: BackendName, graph: Graph, opts: CompileOptio
     case 'webgpu': {
       const { acquireGpu } = await import('./runtime/webgpu/device.js');
       const { WebGpuBackend, deviceCapsOf } = await import('./runtime/webgpu/backend.js');
-      const ctx = await sharedGpu(acquireGpu, opts.disableF16 === true);
+      const ctx = opts.device
+        ? (await import('./runtime/webgpu/device.js')).gpuContextOf(opts.device)
+        : await sharedGpu(acquireGpu, opts.disableF16 === true);
       const store = opts.schedules === false ? undefined : (opts.schedules ?? (await nodeScheduleStore()));
       const caps = {
         ...deviceCapsOf(ctx),

@@ -1,3 +1,4 @@
+/// <reference types="@webgpu/types" />
 /**
  * A tensor that stays on the device between runs of a session (IO binding): a run can keep named outputs on the
  * device and a later run can take them as feeds without a host round trip — how a KV cache stays on the GPU.
@@ -13,6 +14,12 @@ export interface DeviceTensor {
   read(): Promise<Tensor>;
   /** Free the device memory (idempotent); feeding or reading it afterwards is a typed error. */
   dispose(): void;
+  /**
+   * WebGPU sessions: the buffer holding the data, to bind in your own WebGPU work (GPU-resident I/O). The data is in
+   * the session's storage format for the dtype (`session.storageOf(dtype)`: f32 / f16 / i32 / u32 as is; int64 as the
+   * low 32 bits when the session stores it in i32), from offset 0; the buffer may be larger than the data.
+   */
+  readonly gpuBuffer?: GPUBuffer;
 }
 
 export function isDeviceTensor(x: unknown): x is DeviceTensor {

@@ -44,6 +44,22 @@ export interface DeviceBackend<B> {
   dispose?(): void;
   /** Hears of each movement node bound as a view / alias of its input's buffer, so no kernel ran (`kiln inspect`). */
   viewBound?(node: string, op: string): void;
+  /**
+   * The memory space buffers live in (WebGPU: the GPUDevice). Sessions whose backends share a space take each other's
+   * device tensors as feeds; without one, a device tensor feeds only the session that made it.
+   */
+  readonly space?: object;
+}
+
+/** Host ↔ device traffic of a session since it was made (uploads of feeds and constants, readbacks of any kind). */
+export interface TransferStats {
+  uploads: number;
+  uploadBytes: number;
+  /** Reads of tensor data (outputs, `DeviceTensor.read`). */
+  readbacks: number;
+  readbackBytes: number;
+  /** Reads of the 4-byte input-check flag word (a run with a checked kernel and a host output; deferred otherwise). */
+  flagReads: number;
 }
 
 /** One kernel launch of a run. */
@@ -180,11 +196,25 @@ export function hostNodes(graph: Graph): Set<Node> {
   return nodes;
 }
 
-/** A DeviceTensor of this executor: its buffer, and who made it (feeds must come from the same session). */
+/**
+ * A DeviceTensor of this executor: its buffer, who made it and in which memory space (a feed must come from this
+ * session or one sharing its space and storage formats).
+ */
 interface OwnedDeviceTensor<B> extends DeviceTensor {
   readonly owner: unknown;
+  readonly space: object | undefined;
+  readonly storage: Storage;
   buffer(): B;
 }
+
+/** A deferred input check: the flag word of runs whose outputs all stayed on the device, read at the next readback. */
+interface PendingCheck {
+  readonly epochs: Map<number, readonly Node[]>;
+  readonly check: () => Promise<void>;
+}
+
+/** Deferred checks by memory space: any readback in the space settles them all first (no wrong result escapes). */
+const pendingBySpace = new WeakMap<object, Set<PendingCheck>>();
 
 /** Compile progress: `done` of `total` new kernels are ready, the last one `kernel`. */
 export type ProgressFn = (done: number, total: number, kernel: string) => void;
@@ -236,6 +266,15 @@ export class Executor<B> {
    * shape after the attention became one op).
    */
   private readonly shapeFed = new Set<Node>();
+  private readonly traffic: TransferStats = {
+    uploads: 0,
+    uploadBytes: 0,
+    readbacks: 0,
+    readbackBytes: 0,
+    flagReads: 0,
+  };
+  /** This session's deferred input checks (the epochs whose flags are unread), when it has any. */
+  private pending: PendingCheck | undefined;
   constructor(
     readonly graph: Graph,
     readonly backend: DeviceBackend<B>,
@@ -270,6 +309,32 @@ export class Executor<B> {
   /** Entries in the per-session caches (bounded: lowerings by `maxCachedLowerings`, shape results by 16). */
   cacheStats(): { lowerings: number; shapeResults: number } {
     return { lowerings: this.lowerings.size, shapeResults: this.shapeResults.size };
+  }
+
+  /** Host ↔ device traffic since the session was made. */
+  transfers(): TransferStats {
+    return { ...this.traffic };
+  }
+
+  private send(buf: B, bytes: Uint8Array): void {
+    this.traffic.uploads++;
+    this.traffic.uploadBytes += bytes.byteLength;
+    this.backend.write(buf, bytes);
+  }
+
+  /** Reads tensor data after settling every deferred input check in this memory space. */
+  private async readData(buf: B, bytes: number): Promise<Uint8Array> {
+    await this.settleChecks();
+    this.traffic.readbacks++;
+    this.traffic.readbackBytes += bytes;
+    return this.backend.read(buf, bytes);
+  }
+
+  /** Reads the flags of deferred checks (this session's, and every other session's in the same space). */
+  private async settleChecks(): Promise<void> {
+    const all = this.backend.space ? pendingBySpace.get(this.backend.space) : undefined;
+    const checks = all ? [...all] : this.pending ? [this.pending] : [];
+    for (const c of checks) await c.check();
   }
 
   /** Node count by where it runs (for reports). */
@@ -347,8 +412,22 @@ export class Executor<B> {
     if (this.disposed || this.disposeWhenIdle) throw new KilnError('runtime', 'session was disposed');
     const st = this.storage(t.dtype);
     const buf = this.backend.alloc(storageBytes(st, t.data.length), label);
-    this.backend.write(buf, encodeTensor(t, st, label));
+    this.send(buf, encodeTensor(t, st, label));
     return this.hold(buf, t.dtype, t.shape);
+  }
+
+  /**
+   * A buffer the caller owns, as a device tensor of this session (kiln never frees it): the data must be in kiln's
+   * storage format for the dtype ({@link storageOf}) and the buffer at least that large — checked by the session.
+   */
+  wrap(buf: B, dtype: DType, shape: readonly number[]): DeviceTensor {
+    if (this.disposed || this.disposeWhenIdle) throw new KilnError('runtime', 'session was disposed');
+    return this.tensorOf(buf, dtype, shape, false);
+  }
+
+  /** The storage format a dtype has in this session's buffers. */
+  storageFormat(dt: DType): Storage {
+    return this.storage(dt);
   }
 
   /** Device buffers held by DeviceTensors of this executor, with how many tensors share each. */
@@ -356,25 +435,33 @@ export class Executor<B> {
 
   private hold(buf: B, dtype: DType, shape: readonly number[]): DeviceTensor {
     this.held.set(buf, (this.held.get(buf) ?? 0) + 1);
+    return this.tensorOf(buf, dtype, shape, true);
+  }
+
+  private tensorOf(buf: B, dtype: DType, shape: readonly number[], owned: boolean): DeviceTensor {
     let live = true;
     const buffer = (): B => {
       if (!live || this.disposed) throw new KilnError('runtime', 'device tensor was disposed');
       return buf;
     };
+    const st = this.storage(dtype);
+    const webgpu = this.backend.name === 'webgpu';
     const t: OwnedDeviceTensor<B> = {
+      get gpuBuffer() {
+        return webgpu ? (buffer() as unknown as GPUBuffer) : undefined;
+      },
       dtype,
       shape: [...shape],
       onDevice: true,
       owner: this,
+      space: this.backend.space,
+      storage: st,
       buffer,
-      read: async () => {
-        const st = this.storage(dtype);
-        return decodeTensor(await this.backend.read(buffer(), storageBytes(st, numel(shape))), st, dtype, shape);
-      },
+      read: async () => decodeTensor(await this.readData(buffer(), storageBytes(st, numel(shape))), st, dtype, shape),
       dispose: () => {
         if (!live) return;
         live = false;
-        if (this.disposed) return;
+        if (this.disposed || !owned) return;
         const n = (this.held.get(buf) ?? 1) - 1;
         if (n > 0) this.held.set(buf, n);
         else {
@@ -443,9 +530,21 @@ export class Executor<B> {
         if ('onDevice' in t) {
           const owned = t as OwnedDeviceTensor<B>;
           if (owned.owner !== this) {
-            throw new KilnError('runtime', 'a device tensor can only be fed to the session that made it', {
-              tensor: v.name,
-            });
+            const space = this.backend.space;
+            if (space === undefined || owned.space !== space) {
+              throw new KilnError(
+                'runtime',
+                'a device tensor can only be fed to the session that made it or one on the same device',
+                { tensor: v.name },
+              );
+            }
+            if (owned.storage !== this.storage(t.dtype)) {
+              throw new KilnError(
+                'dtype',
+                `device tensor is stored as ${owned.storage}, this session stores ${t.dtype} as ${this.storage(t.dtype)}`,
+                { tensor: v.name },
+              );
+            }
           }
           dev.set(v, owned.buffer()); // bound as is: no upload, and not released after this run
         } else hostData.set(v, t); // available to host nodes that read inputs (e.g. a mask built from input_ids)
@@ -498,7 +597,7 @@ export class Executor<B> {
         if (!t) throw new KilnError('runtime', 'value has neither device nor host data', { tensor: v.name });
         const st = this.storage(t.dtype);
         b = this.backend.alloc(storageBytes(st, t.data.length), v.name);
-        this.backend.write(b, encodeTensor(t, st, v.name));
+        this.send(b, encodeTensor(t, st, v.name));
         if (v.isConst) this.constBuffers.set(v, b);
         else {
           dev.set(v, b);
@@ -735,14 +834,13 @@ export class Executor<B> {
       if (this.backend.poison) for (const [b, bytes] of poisoned) this.backend.poison(b, bytes);
       // one flag word per run: 4 bytes cleared before, 4 bytes read after
       if (steps.length) await this.backend.run(steps);
-      if (errBuf !== undefined) {
-        const flag = new DataView((await this.backend.read(errBuf, 4)).slice().buffer).getUint32(0, true);
-        if (flag >>> 16 === epoch && (flag & 0xffff) !== 0) {
-          this.backend.write(errBuf, new Uint8Array(4)); // no stale flag can match a later epoch after wrap-around
-          const n = errNodes[((flag & 0xffff) >>> 3) - 1];
-          const what = DEVICE_ERRORS[(flag & 7) as DeviceErrorCode] ?? `device error code ${flag & 7}`;
-          throw new KilnError('runtime', `${what} (checked on the device)`, n ? { node: n.name, op: n.op } : {});
-        }
+      // A run whose outputs all stay on the device reads nothing back, not even its check flags (GPU-resident
+      // chains): it defers them to the next readback in this memory space, which reports a failed check first.
+      const allKept = g.outputs.every((o) => keep.has(o.name) && !hostData.has(o) && !this.constBuffers.has(o));
+      if (errBuf !== undefined && errBuf === this.errWord && allKept) this.deferCheck(epoch, errNodes);
+      else if (errBuf !== undefined) {
+        await this.settleChecks();
+        await this.checkFlag(errBuf, new Map([[epoch, errNodes]]));
       }
 
       const result: Record<string, Tensor | DeviceTensor> = {};
@@ -765,13 +863,52 @@ export class Executor<B> {
           result[o.name] = this.hold(buf, o.type.dtype, shape);
           continue;
         }
-        const bytes = await this.backend.read(buf, storageBytes(st, numel(shape)));
+        const bytes = await this.readData(buf, storageBytes(st, numel(shape)));
         result[o.name] = decodeTensor(bytes, st, o.type.dtype, shape);
       }
       return result;
     } finally {
       for (const b of temps) if (!this.held.has(b)) this.backend.release(b);
     }
+  }
+
+  /** Reads a flag word; a flag set by one of `epochs`' runs is the typed error naming its node. */
+  private async checkFlag(buf: B, epochs: ReadonlyMap<number, readonly Node[]>, deferred = false): Promise<void> {
+    this.traffic.flagReads++;
+    const flag = new DataView((await this.backend.read(buf, 4)).slice().buffer).getUint32(0, true);
+    const nodes = epochs.get(flag >>> 16);
+    if (nodes && (flag & 0xffff) !== 0) {
+      this.backend.write(buf, new Uint8Array(4)); // no stale flag can match a later epoch after wrap-around
+      const n = nodes[((flag & 0xffff) >>> 3) - 1];
+      const what = DEVICE_ERRORS[(flag & 7) as DeviceErrorCode] ?? `device error code ${flag & 7}`;
+      const later = deferred ? ', in an earlier run whose outputs stayed on the device' : '';
+      throw new KilnError('runtime', `${what} (checked on the device${later})`, n ? { node: n.name, op: n.op } : {});
+    }
+  }
+
+  /** Leaves this run's check flags unread until the next readback in the memory space. */
+  private deferCheck(epoch: number, nodes: readonly Node[]): void {
+    if (!this.pending) {
+      const epochs = new Map<number, readonly Node[]>();
+      const pending: PendingCheck = {
+        epochs,
+        check: async () => {
+          if (this.pending !== pending) return;
+          this.pending = undefined;
+          if (this.backend.space) pendingBySpace.get(this.backend.space)?.delete(pending);
+          if (this.disposed || this.errWord === undefined) return;
+          await this.checkFlag(this.errWord, epochs, true);
+        },
+      };
+      this.pending = pending;
+      const space = this.backend.space;
+      if (space) {
+        let set = pendingBySpace.get(space);
+        if (!set) pendingBySpace.set(space, (set = new Set()));
+        set.add(pending);
+      }
+    }
+    this.pending.epochs.set(epoch, nodes);
   }
 
   /** Frees device memory and caches; runs in flight finish first (their results stay valid). */

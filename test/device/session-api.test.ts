@@ -115,7 +115,10 @@ describe.each(['reference' as BackendName, ...devices])('%s: outputs kept on the
     }
     const kept = acc0 as DeviceTensor;
     expect(Array.from((await kept.read()).data)).toEqual([3, 6, 9]);
-    await expect(other.run({ x: x1, acc: kept })).rejects.toThrow(/session that made it/);
+    if (backend === 'webgpu') {
+      // sessions on one GPUDevice share device tensors (GPU-resident chaining, test/device/gpu-io.test.ts)
+      expect(Array.from((await other.run({ x: x1, acc: kept }))['next']!.data)).toEqual([4, 8, 12]);
+    } else await expect(other.run({ x: x1, acc: kept })).rejects.toThrow(/session that made it/);
     kept.dispose();
     await expect(s.run({ x: x1, acc: kept })).rejects.toThrow(/disposed/);
     await expect(kept.read()).rejects.toThrow(/disposed/);

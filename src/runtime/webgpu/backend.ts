@@ -29,6 +29,8 @@ export function deviceCapsOf(ctx: GpuContext): DeviceCaps {
 export class WebGpuBackend implements DeviceBackend<GPUBuffer> {
   readonly name = 'webgpu';
   readonly caps: DeviceCaps;
+  /** Sessions on one GPUDevice take each other's device tensors as feeds. */
+  readonly space: object;
   private readonly pool: BufferPool;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly renderer = new WgslRenderer();
@@ -46,6 +48,7 @@ export class WebGpuBackend implements DeviceBackend<GPUBuffer> {
     caps: DeviceCaps = deviceCapsOf(ctx),
   ) {
     this.caps = caps;
+    this.space = ctx.device;
     this.pool = bufferPool(ctx);
   }
 

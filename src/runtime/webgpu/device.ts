@@ -87,8 +87,9 @@ export interface AcquireGpuOptions {
 
 /** A device plus its capabilities, with device loss and uncaptured errors recorded for the next operation. */
 export class GpuContext {
-  readonly gpu: GPU;
-  readonly adapter: GPUAdapter;
+  /** Absent for a device the caller brought ({@link gpuContextOf}). */
+  readonly gpu: GPU | undefined;
+  readonly adapter: GPUAdapter | undefined;
   readonly device: GPUDevice;
   readonly caps: GpuCapabilities;
   /** A short stable string of everything in {@link caps} that can change generated code; part of pipeline cache keys. */
@@ -98,7 +99,17 @@ export class GpuContext {
   private readonly inFlight = new Set<Promise<unknown>>();
   private destroyed = false;
 
-  constructor(gpu: GPU, adapter: GPUAdapter, device: GPUDevice, caps: GpuCapabilities) {
+  /**
+   * `external`: the caller owns the device (kiln never destroys it, and leaves its uncaptured errors to the caller:
+   * kiln's own operations are checked through error scopes).
+   */
+  constructor(
+    gpu: GPU | undefined,
+    adapter: GPUAdapter | undefined,
+    device: GPUDevice,
+    caps: GpuCapabilities,
+    readonly external = false,
+  ) {
     this.gpu = gpu;
     this.adapter = adapter;
     this.device = device;
@@ -107,11 +118,13 @@ export class GpuContext {
     void device.lost.then((info) => {
       this.lostInfo = { reason: String(info.reason), message: info.message };
     });
-    device.addEventListener('uncapturederror', (ev) => {
-      const error = (ev as GPUUncapturedErrorEvent).error;
-      this.pendingErrors.push({ kind: errorKind(error), message: error.message });
-      ev.preventDefault();
-    });
+    if (!external) {
+      device.addEventListener('uncapturederror', (ev) => {
+        const error = (ev as GPUUncapturedErrorEvent).error;
+        this.pendingErrors.push({ kind: errorKind(error), message: error.message });
+        ev.preventDefault();
+      });
+    }
   }
 
   /** True once the device is lost (or destroyed). */
@@ -170,7 +183,7 @@ export class GpuContext {
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
-    this.device.destroy();
+    if (!this.external) this.device.destroy();
   }
 }
 
@@ -391,13 +404,33 @@ export async function acquireGpu(opts: AcquireGpuOptions = {}): Promise<GpuConte
   return new GpuContext(gpu, adapter, device, caps);
 }
 
+/** One context per device the caller brings, so every session on it shares one buffer pool and pipeline cache. */
+const external = new WeakMap<GPUDevice, GpuContext>();
+
+/**
+ * A context over a GPUDevice the caller made (GPU-resident I/O: kiln's buffers and the caller's live on one device).
+ * Capabilities come from the device's features and limits (and `device.adapterInfo` or the adapter when given):
+ * kiln uses f16 only if the device was created with `shader-f16`, and its kernels fit the device's limits.
+ */
+export function gpuContextOf(device: GPUDevice, adapter?: GPUAdapter): GpuContext {
+  let ctx = external.get(device);
+  if (!ctx) {
+    const backend = isNode() ? 'node-webgpu' : 'navigator.gpu';
+    ctx = new GpuContext(undefined, adapter, device, readCapabilities(adapter, device, backend), true);
+    external.set(device, ctx);
+  }
+  return ctx;
+}
+
 function readCapabilities(
-  adapter: GPUAdapter,
+  adapter: GPUAdapter | undefined,
   device: GPUDevice,
   backend: GpuCapabilities['backend'],
 ): GpuCapabilities {
   const lim = device.limits;
-  const info = (adapter.info ?? {}) as Partial<GPUAdapterInfo> & {
+  const info = (adapter?.info ??
+    (device as { adapterInfo?: GPUAdapterInfo }).adapterInfo ??
+    {}) as Partial<GPUAdapterInfo> & {
     subgroupMinSize?: number;
     subgroupMaxSize?: number;
     isFallbackAdapter?: boolean;
@@ -409,7 +442,7 @@ function readCapabilities(
     device: info.device ?? '',
     description: info.description ?? '',
     isFallbackAdapter: Boolean(
-      info.isFallbackAdapter ?? (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter,
+      info.isFallbackAdapter ?? (adapter as { isFallbackAdapter?: boolean } | undefined)?.isFallbackAdapter,
     ),
   };
   const caps: GpuCapabilities = {
