@@ -16,7 +16,7 @@ import { ParseError } from './errors.js';
 import { Graph, Node, Value } from './graph.js';
 import { getOp, type AttrValue, type Attrs } from './registry.js';
 import { dimToString, type Dim } from './shape.js';
-import { makeTensor, type Tensor } from './tensor.js';
+import { makeTensor, naturalArray, type Tensor } from './tensor.js';
 import { tensorType, typeToString, type Layout, type TensorType } from './types.js';
 
 const IDENT = /^[A-Za-z_][A-Za-z0-9_.]*$/;
@@ -46,6 +46,39 @@ function attrText(v: AttrValue): string {
 export interface PrintOptions {
   /** Replace value and node names by position (structural hashing: names do not matter). */
   canonical?: boolean;
+  /**
+   * Constants' data go to a byte blob instead of the text: each is written `= data(offset, bytes)`, its natural
+   * typed array's bytes (little-endian) at `offset`, 16-byte aligned. `parseGraph(text, { data })` reads them back.
+   */
+  externalData?: { append(bytes: Uint8Array): number };
+}
+
+/** Collects constants' bytes for {@link PrintOptions.externalData}; `bytes()` is the blob. */
+export class DataBlob {
+  private readonly parts: Uint8Array[] = [];
+  private size = 0;
+  append(bytes: Uint8Array): number {
+    const pad = (16 - (this.size % 16)) % 16;
+    if (pad) this.parts.push(new Uint8Array(pad));
+    const offset = this.size + pad;
+    this.parts.push(bytes);
+    this.size = offset + bytes.byteLength;
+    return offset;
+  }
+  bytes(): Uint8Array {
+    const out = new Uint8Array(this.size);
+    let at = 0;
+    for (const p of this.parts) {
+      out.set(p, at);
+      at += p.byteLength;
+    }
+    return out;
+  }
+}
+
+export interface ParseOptions {
+  /** The blob constants written `= data(offset, bytes)` read from (see {@link PrintOptions.externalData}). */
+  data?: Uint8Array;
 }
 
 export function printGraph(g: Graph, opts: PrintOptions = {}): string {
@@ -61,7 +94,11 @@ export function printGraph(g: Graph, opts: PrintOptions = {}): string {
   const lines = [`graph ${opts.canonical ? '_' : nameText(g.name)} {`];
   for (const v of g.inputs) lines.push(`  input ${ref(v)}: ${typeToString(v.type)}`);
   for (const c of g.constants) {
-    lines.push(`  const ${ref(c)}: ${typeToString(c.type)} = [${Array.from(c.data!.data, numToText).join(', ')}]`);
+    const d = c.data!.data;
+    const init = opts.externalData
+      ? `data(${opts.externalData.append(new Uint8Array(d.buffer, d.byteOffset, d.byteLength))}, ${d.byteLength})`
+      : `[${Array.from(d, numToText).join(', ')}]`;
+    lines.push(`  const ${ref(c)}: ${typeToString(c.type)} = ${init}`);
   }
   for (const n of g.nodes) {
     const ins = n.inputs.map((x) => (x ? ref(x) : '_')).join(', ');
@@ -122,7 +159,7 @@ function parseNum(s: string): number {
   return Number(s);
 }
 
-export function parseGraph(src: string): Graph {
+export function parseGraph(src: string, opts: ParseOptions = {}): Graph {
   const toks = tokenize(src);
   let i = 0;
   const fail = (msg: string, t: Tok | undefined = toks[i]): never => {
@@ -135,6 +172,26 @@ export function parseGraph(src: string): Graph {
     if (t.v !== v || t.k === 'str') fail(`expected '${v}', found '${t.v}'`, t);
   };
   const isP = (v: string) => peek()?.k === 'p' && peek()!.v === v;
+  /** `data(offset, bytes)`: a slice of the external blob. */
+  const external = (at: Tok): Uint8Array => {
+    next();
+    expect('(');
+    const offset = number();
+    expect(',');
+    const bytes = number();
+    expect(')');
+    const blob = opts.data;
+    if (!blob) return fail('constant data is external (data(...)) but no data blob was given', at);
+    if (
+      !Number.isInteger(offset) ||
+      !Number.isInteger(bytes) ||
+      offset < 0 ||
+      bytes < 0 ||
+      offset + bytes > blob.length
+    )
+      return fail(`data(${offset}, ${bytes}) is outside the ${blob.length}-byte data blob`, at);
+    return blob.subarray(offset, offset + bytes);
+  };
   const isId = (v: string) => peek()?.k === 'id' && peek()!.v === v;
   const number = (): number => {
     const t = next();
@@ -290,11 +347,19 @@ export function parseGraph(src: string): Graph {
       expect(':');
       const ty = type();
       expect('=');
-      const data = numberList();
+      const data = isId('data') ? external(n) : numberList();
       if (ty.shape.some((d) => typeof d !== 'number')) fail('a constant needs a static shape', n);
       let tensor: Tensor;
       try {
-        tensor = makeTensor(ty.dtype, ty.shape as number[], data);
+        if (data instanceof Uint8Array) {
+          const count = (ty.shape as number[]).reduce((a, b) => a * b, 1);
+          const arr = naturalArray(ty.dtype, count);
+          if (arr.byteLength !== data.byteLength) {
+            throw new Error(`data holds ${data.byteLength} bytes, ${typeToString(ty)} needs ${arr.byteLength}`);
+          }
+          new Uint8Array(arr.buffer).set(data);
+          tensor = makeTensor(ty.dtype, ty.shape as number[], arr);
+        } else tensor = makeTensor(ty.dtype, ty.shape as number[], data);
       } catch (e) {
         return fail((e as Error).message, n);
       }

@@ -55,6 +55,7 @@ Commands:
                                       timestamps, S seconds, default 60) and keep the winners in FILE (default
                                       schedules.json in kiln's cache directory), which later sessions read
   quantize MODEL [options]            weight-only post-training quantization (RTN / GPTQ / AWQ); kiln quantize --help
+  compile MODEL --out DIR [options]   ahead-of-time export as an ES module run by kiln/runtime; kiln compile --help
   prune MODEL [options]               pruning (magnitude / Wanda / SparseGPT, 2:4, heads / channels); kiln prune --help
   plan, run-parallel                  tensor / pipeline parallel plans and runs over MPI; kiln plan --help
   export IN --out OUT.onnx [options]  write a model kiln reads (ONNX, kiln IR text, llama2.c / GGUF / safetensors
@@ -370,7 +371,9 @@ async function generate(rest: string[], io: CliIo): Promise<number> {
     true,
   );
   if (positionals.length !== 1) throw new UsageError(`generate needs one model file, got ${positionals.length}`);
-  requireFile('generate', positionals[0]!);
+  const { isModuleDir } = await import('./aot-cli.js');
+  const moduleDir = isModuleDir(positionals[0]!);
+  if (!moduleDir) requireFile('generate', positionals[0]!);
   if (values.tokenizer !== undefined) requireFile('--tokenizer', values.tokenizer);
   if (values.prompt === undefined) throw new UsageError('generate needs --prompt "..."');
   const batch = values.batch === undefined ? 1 : intOf('--batch', values.batch, 1, 64);
@@ -386,6 +389,20 @@ async function generate(rest: string[], io: CliIo): Promise<number> {
     seed: values.seed === undefined ? 0 : intOf('--seed', values.seed, 0, 2 ** 32 - 1),
   };
   const backend = backendOf(values.backend, 'auto');
+  if (moduleDir) {
+    // a module written by `kiln compile`: loaded by kiln/runtime alone, generation as for a model file
+    for (const f of ['tokenizer', 'batch', 'speculative', 'draft', 'draft-len'] as const) {
+      if (values[f] !== undefined) throw new UsageError(`--${f} does not apply to a compiled module`);
+    }
+    const { loadModule } = await import('./runtime-entry.js');
+    const m = await loadModule(resolve(positionals[0]!), undefined, { backend });
+    try {
+      if (!m.lm || !m.tokenizer) throw new UsageError('the module is not a language model with a tokenizer');
+      return await streamText(m.lm, m.generateText(values.prompt, opts), io);
+    } finally {
+      m.dispose();
+    }
+  }
   const { loadLanguageModel } = await import('./generate/load.js');
   const { LanguageModelSession } = await import('./generate/lm.js');
   const { generateText } = await import('./generate/text.js');
@@ -401,16 +418,25 @@ async function generate(rest: string[], io: CliIo): Promise<number> {
   if (!model.tokenizer) throw new UsageError('no tokenizer found beside the model: give --tokenizer FILE');
   const lm = await LanguageModelSession.create(model, { backend });
   try {
-    for await (const piece of generateText(lm, model.tokenizer, values.prompt, opts)) io.out(piece);
-    io.out('\n');
-    const s = lm.stats!;
-    io.err(
-      `${s.generatedTokens} tokens on ${lm.session.backend}: time to first token ${s.timeToFirstTokenMs.toFixed(0)} ms, ` +
-        `prefill ${s.prefillTokPerS.toFixed(1)} tok/s (${s.promptTokens} tokens), decode ${s.decodeTokPerS.toFixed(1)} tok/s\n`,
-    );
+    return await streamText(lm, generateText(lm, model.tokenizer, values.prompt, opts), io);
   } finally {
     lm.dispose();
   }
+}
+
+/** Writes the generated pieces, then the generation statistics on stderr. */
+async function streamText(
+  lm: import('./generate/lm.js').LanguageModelSession,
+  pieces: AsyncGenerator<string>,
+  io: CliIo,
+): Promise<number> {
+  for await (const piece of pieces) io.out(piece);
+  io.out('\n');
+  const s = lm.stats!;
+  io.err(
+    `${s.generatedTokens} tokens on ${lm.session.backend}: time to first token ${s.timeToFirstTokenMs.toFixed(0)} ms, ` +
+      `prefill ${s.prefillTokPerS.toFixed(1)} tok/s (${s.promptTokens} tokens), decode ${s.decodeTokPerS.toFixed(1)} tok/s\n`,
+  );
   return 0;
 }
 
@@ -606,6 +632,8 @@ async function dispatch(argv: readonly string[], io: CliIo): Promise<number> {
       return (await import('./quantize.js')).quantizeCommand(rest, io);
     case 'export':
       return (await import('./export-cli.js')).exportCommand(rest, io);
+    case 'compile':
+      return (await import('./aot-cli.js')).compileCommand(rest, io, version());
     case 'prune':
       return (await import('./prune.js')).pruneCommand(rest, io);
     case 'plan':
@@ -614,7 +642,7 @@ async function dispatch(argv: readonly string[], io: CliIo): Promise<number> {
       return (await import('./parallel-cli.js')).runParallelCommand(rest, io);
     default:
       throw new UsageError(
-        `unknown command '${cmd}' (commands: demo, generate, perplexity, conformance, ir, kernels, inspect, tune, quantize, prune, export, plan, run-parallel, help; see kiln --help)`,
+        `unknown command '${cmd}' (commands: demo, generate, perplexity, conformance, ir, kernels, inspect, tune, quantize, prune, export, compile, plan, run-parallel, help; see kiln --help)`,
       );
   }
 }

@@ -17,14 +17,14 @@ export interface ExportIo {
 
 const usage = (m: string) => new KilnError('parse', m);
 
-function intArg(flag: string, v: string | undefined, min: number, max: number): number | undefined {
+export function intArg(flag: string, v: string | undefined, min: number, max: number): number | undefined {
   if (v === undefined) return undefined;
   const n = /^\d+$/.test(v) ? Number(v) : NaN;
   if (!(n >= min && n <= max)) throw usage(`${flag} wants an integer from ${min} to ${max}, got '${v}'`);
   return n;
 }
 
-async function loadAny(file: string, dims: Record<string, number>): Promise<Graph> {
+export async function loadAny(file: string, dims: Record<string, number>): Promise<Graph> {
   let head: Uint8Array;
   try {
     head = readFileSync(file).subarray(0, 64);

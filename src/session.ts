@@ -10,7 +10,6 @@ import type { Shape } from '../ir/shape.js';
 import type { DType } from '../ir/dtype.js';
 import { cloneTensor, makeTensor, toTensor, type Tensor, type TensorLike } from '../ir/tensor.js';
 import { verify } from '../ir/verify.js';
-import { optimize } from '../passes/manager.js';
 import { isDeviceTensor, type DeviceTensor } from './runtime/device-tensor.js';
 import { Executor, storageBytes, type TransferStats } from './runtime/executor.js';
 import { DEFAULT_CAPS, storageOf } from '../codegen/lower/storage.js';
@@ -447,6 +446,17 @@ function checkOpt(opt: unknown): void {
 
 /** Compile a graph for a backend. The graph is verified first: a wrongly declared type fails here. */
 export async function compile(graph: Graph, opts: CompileOptions = {}): Promise<Session> {
+  const backend = backendOf(opts);
+  checkOpt(opts.opt);
+  verify(graph);
+  // the passes work on a copy: the caller's graph is never changed. Imported here, not at the top, so code that only
+  // runs already-optimized graphs (`createSession`, kiln/runtime) never loads them.
+  const { optimize } = await import('../passes/manager.js');
+  return sessionFor(backend, optimize(graph, { level: opts.opt ?? 1, disabled: opts.disabledPasses }), opts);
+}
+
+/** The backend asked for, checked (a GPUDevice implies webgpu). */
+function backendOf(opts: CompileOptions): BackendChoice {
   const backend = opts.backend ?? (opts.device ? 'webgpu' : 'reference');
   if (opts.device && backend !== 'webgpu') {
     throw new KilnError('unsupported', `a GPUDevice runs only the webgpu backend, not '${backend}'`, {
@@ -462,14 +472,21 @@ export async function compile(graph: Graph, opts: CompileOptions = {}): Promise<
       },
     );
   }
-  checkOpt(opts.opt);
+  return backend;
+}
+
+/**
+ * A session for a graph as it is (no passes): what an ahead-of-time compiled module (kiln/runtime) uses, its graph
+ * optimized when it was written. Options as for {@link compile} (`opt` and `disabledPasses` are ignored).
+ */
+export async function createSession(graph: Graph, opts: CompileOptions = {}): Promise<Session> {
+  const backend = backendOf(opts);
   verify(graph);
-  // the passes work on a copy: the caller's graph is never changed
-  const session = await compileBackend(
-    backend,
-    optimize(graph, { level: opts.opt ?? 1, disabled: opts.disabledPasses }),
-    opts,
-  );
+  return sessionFor(backend, graph, opts);
+}
+
+async function sessionFor(backend: BackendChoice, graph: Graph, opts: CompileOptions): Promise<Session> {
+  const session = await compileBackend(backend, graph, opts);
   if (opts.shapes) {
     try {
       await session.warmup(opts.shapes, opts.onProgress);

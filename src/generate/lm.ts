@@ -114,7 +114,21 @@ export class LanguageModelSession {
       throw new KilnError('verify', 'a language model graph needs an input_ids input and a logits output');
     }
     addSamplingHead(g);
-    const session = await compile(g, opts);
+    return LanguageModelSession.fromSession(model, await compile(g, opts));
+  }
+
+  /**
+   * A language model over a session already made from its graph — the graph with its sampling head, optimized
+   * (an ahead-of-time compiled module, kiln/runtime): no passes run.
+   */
+  static fromSession(model: LanguageModel, session: Session): LanguageModelSession {
+    const g = model.graph;
+    if (!HEAD_OUTPUTS.every((n) => session.outputNames.includes(n))) {
+      throw new KilnError(
+        'verify',
+        `a session for generation needs the sampling head's outputs (${HEAD_OUTPUTS.join(', ')})`,
+      );
+    }
     // an empty cache: the batch dim of input_ids binds to 1, every other symbolic dim (the past length) to 0
     const batchDim = g.inputs.find((v) => v.name === 'input_ids')!.type.shape[0];
     const pasts = new Set(model.cache?.map((c) => c.past));

@@ -25,6 +25,8 @@ export interface LoadedModel {
   tokenizer: Tokenizer | undefined;
   /** What was loaded, for messages. */
   source: string;
+  /** The llama2.c tokenizer file used, when one was (ahead-of-time modules ship a copy). */
+  tokenizerFile?: string;
 }
 
 /** The package's `models/` folder (holds stories260K.bin and tok512.bin). */
@@ -60,6 +62,7 @@ export function loadLanguageModel(
   let config: ModelConfig;
   let weights: WeightSource;
   let tokenizer: Tokenizer | undefined;
+  let tokenizerFile: string | undefined;
   if (magic === 'GGUF') {
     ({ config, weights, tokenizer } = ggufModel(bytes));
   } else if (/\.safetensors$/i.test(path)) {
@@ -73,11 +76,14 @@ export function loadLanguageModel(
       : [join(dirname(path), `tok${config.vocab}.bin`), join(dirname(path), 'tokenizer.bin')];
     const tokPath = candidates.find((p) => existsSync(p));
     if (opts.tokenizer && !tokPath) throw new KilnError('runtime', `tokenizer: no such file: ${opts.tokenizer}`);
-    if (tokPath) tokenizer = loadLlama2cTokenizer(read(tokPath, 'tokenizer'), config.vocab);
+    if (tokPath) {
+      tokenizer = loadLlama2cTokenizer(read(tokPath, 'tokenizer'), config.vocab);
+      tokenizerFile = resolve(tokPath);
+    }
   }
   const graph =
     config.arch === 'llama'
       ? buildLlama(config, weights, { dtype: opts.dtype, paged: opts.paged })
       : buildGpt2(config, weights, { dtype: opts.dtype, paged: opts.paged });
-  return { graph, config, tokenizer, source: resolve(path) };
+  return { graph, config, tokenizer, source: resolve(path), ...(tokenizerFile ? { tokenizerFile } : {}) };
 }
