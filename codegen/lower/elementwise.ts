@@ -173,6 +173,13 @@ export const BINARY: Record<string, (a: Expr, b: Expr, ctx: LowerCtx) => Expr> =
   xor: (a, b) => ne(a, b),
 };
 
+/**
+ * Expression builders of ops defined outside this file (the kernel DSL's custom ops, `kiln/dsl`): the value of the
+ * op from its inputs' expressions; it may emit statements (locals, loops) into `kb` first. The fused lowering
+ * (fused.ts) consults this map, so such an op fuses into elementwise groups and contraction epilogues.
+ */
+export const CUSTOM_EXPRS = new Map<string, (xs: readonly Expr[], ctx: LowerCtx, kb: KernelBuilder) => Expr>();
+
 for (const [op, fn] of Object.entries(BINARY)) {
   registerLowering(op, (ctx) => [
     pointwise(ctx, {

@@ -19,7 +19,7 @@ import { numel } from '../../ir/shape.js';
 import { getOp, resolveAttrs } from '../../ir/registry.js';
 import { UnsupportedError } from '../../ir/errors.js';
 import { add, bin, c, cast, div, isnan, lt, mod, mul, select, sub, type Expr } from '../kir.js';
-import { BINARY, UNARY, convert, nanMax } from './elementwise.js';
+import { BINARY, CUSTOM_EXPRS, UNARY, convert, nanMax } from './elementwise.js';
 import type { Contraction } from './contraction/contraction.js';
 import { lowerContraction } from './contraction/lower.js';
 import type { KernelBuilder, LowerCtx, TensorInfo } from './kernel-builder.js';
@@ -31,7 +31,7 @@ import { computeType } from './storage.js';
 const isFloatT = (e: Expr) => e.type === 'f32' || e.type === 'f16';
 
 /** The value of one body op from its operands' expressions (`sub` carries the op's attrs and dtypes). */
-function build(op: string, xs: readonly (Expr | undefined)[], sub: LowerCtx): Expr {
+function build(op: string, xs: readonly (Expr | undefined)[], sub: LowerCtx, kb: KernelBuilder): Expr {
   const u = UNARY[op];
   if (u) return u(xs[0]!, sub);
   const b = BINARY[op];
@@ -56,6 +56,8 @@ function build(op: string, xs: readonly (Expr | undefined)[], sub: LowerCtx): Ex
     case 'where':
       return select(xs[0]!, xs[1]!, xs[2]!);
   }
+  const custom = CUSTOM_EXPRS.get(op);
+  if (custom) return custom(all, sub, kb);
   throw new UnsupportedError(`op ${op} in a fused body has no expression builder`, { node: sub.node, op });
 }
 
@@ -87,6 +89,7 @@ function evalBody(kb: KernelBuilder, ctx: LowerCtx, body: Graph, env: Map<Value,
       n.op,
       n.inputs.map((x) => (x ? env.get(x) : undefined)),
       sub,
+      kb,
     );
     last = kb.let('f', roundInterior(ctx, n.outputs[0]!, body, r));
     env.set(n.outputs[0]!, last);

@@ -159,6 +159,11 @@ export const FUSIBLE_OPS: ReadonlySet<string> = new Set([
   ...['identity', 'add', 'sub', 'mul', 'div', 'mod', 'pow', 'max', 'min', 'sum', 'cast', 'clip', 'where'],
 ]);
 
+/** Admit an op defined at run time (a `kiln/dsl` custom op, whose lowering registers its expression builder). */
+export function registerFusibleOp(op: string): void {
+  (FUSIBLE_OPS as Set<string>).add(op);
+}
+
 /**
  * Ops an injective body may hold: concat and the view ops whose `OpDef.layout` maps an output index to an input index
  * (their shape / axes parameters are body constants). Each output element reads exactly one input element.

@@ -1,0 +1,143 @@
+/**
+ * `defineOp`: a DSL function becomes a kiln op — elementwise over its broadcast inputs, with the function itself (run
+ * in JS, float64) as the float64 reference, one pointwise kernel per device backend, and an expression builder the
+ * fused lowering uses, so the op joins elementwise groups and matmul epilogues. Optionally an ONNX converter for a
+ * node of a custom domain.
+ */
+import { ts } from 'ts-morph';
+import { CUSTOM_EXPRS } from '../../codegen/lower/elementwise.js';
+import { pointwiseSteps } from '../../codegen/lower/pointwise.js';
+import { registerLowering } from '../../codegen/lower/registry.js';
+import type { GraphBuilder } from '../../ir/builder.js';
+import type { DType } from '../../ir/dtype.js';
+import { KilnError } from '../../ir/errors.js';
+import type { Value } from '../../ir/graph.js';
+import { registerFusibleOp } from '../../ir/ops/fused.js';
+import { broadcastInfer, broadcastMap, req } from '../../ir/ops/util.js';
+import { hasOp, registerOp, type OpDef } from '../../ir/registry.js';
+import { tensorType } from '../../ir/types.js';
+import { onnxOp } from '../frontends/onnx/convert.js';
+import type { DslFunction, DslType } from './ast.js';
+import { emitDsl } from './emit.js';
+import { INTRINSICS } from './intrinsics.js';
+import { parseDsl, type ParseOptions } from './parse.js';
+
+/** A DSL function as JS: the reference. */
+export type DslJsFunction = (...args: never[]) => number | boolean;
+
+export interface DefineOpOptions extends Omit<ParseOptions, 'op'> {
+  /** One-line description (the op registry's doc). */
+  doc?: string;
+  /** Also import ONNX nodes of this domain (and type, default the op's name) as the op. */
+  onnx?: { domain: string; opType?: string };
+}
+
+/** A registered DSL op. */
+export interface CustomOp {
+  readonly name: string;
+  readonly dsl: DslFunction;
+  readonly inputs: readonly DslType[];
+  readonly output: DslType;
+  /** The function in JS (float64): the reference. */
+  readonly js: (...args: (number | boolean)[]) => number | boolean;
+  /** Add the op to a graph (inputs broadcast). */
+  apply(b: GraphBuilder, ...xs: Value[]): Value;
+}
+
+const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** A DSL source string as a JS function (types stripped by the TypeScript transpiler, intrinsics in scope). */
+function jsOf(source: string): (...args: (number | boolean)[]) => number | boolean {
+  const js = ts.transpileModule(`const __kiln_dsl = (\n${source}\n);`, {
+    compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.None },
+  }).outputText;
+  const names = Object.keys(INTRINSICS);
+  const make = new Function(...names, `${js}\nreturn __kiln_dsl;`) as (...xs: unknown[]) => never;
+  return make(...names.map((n) => INTRINSICS[n]));
+}
+
+/**
+ * Define a custom op from a DSL function (source text, or a function object: give `inputs` / `output` types then,
+ * since a compiled function's `.toString()` has no annotations). Throws a `DslError` at the source's line and column
+ * for anything the DSL does not accept.
+ */
+export function defineOp(name: string, fn: string | DslJsFunction, opts: DefineOpOptions = {}): CustomOp {
+  if (!NAME.test(name)) throw new KilnError('verify', `custom op name '${name}' must be an identifier`, { op: name });
+  if (hasOp(name)) throw new KilnError('verify', `op ${name} is already defined`, { op: name });
+  const dsl = parseDsl(fn, { ...opts, op: name });
+  const js = typeof fn === 'string' ? jsOf(fn) : (fn as unknown as CustomOp['js']);
+  const inputs = dsl.params.map((p) => p.type);
+  const output = dsl.result;
+  const isBool = inputs.map((t) => t === 'bool');
+
+  const def: OpDef = {
+    name,
+    doc: opts.doc ?? `custom op (kiln/dsl): ${dsl.source.split('\n')[0]!.slice(0, 80)}`,
+    inputs: dsl.params.map((p) => ({ name: p.name })),
+    outputs: [{ name: 'y' }],
+    attrs: {},
+    fusion: inputs.length === 1 ? 'elementwise' : 'broadcast',
+    infer(ctx) {
+      inputs.forEach((t, i) => {
+        const got = req(ctx, i).dtype;
+        if (got !== t) ctx.fail(`input ${i} ('${dsl.params[i]!.name}') is ${got}, the DSL function takes ${t}`);
+      });
+      return [
+        tensorType(
+          output as DType,
+          broadcastInfer(
+            ctx,
+            inputs.map((_, i) => i),
+          ),
+        ),
+      ];
+    },
+    reference(xs) {
+      return [
+        broadcastMap(output as DType, xs as never, (...vs) => {
+          const r = js(...vs.map((x, i) => (isBool[i] ? x !== 0 : x)));
+          return typeof r === 'boolean' ? (r ? 1 : 0) : r;
+        }),
+      ];
+    },
+  };
+  registerOp(def);
+  const expr = CUSTOM_EXPRS;
+  expr.set(name, (xs, ctx, kb) => emitDsl(dsl, kb, xs, ctx));
+  registerLowering(name, (ctx) => {
+    const reads = ctx.inputs.map((_, i) => i);
+    return pointwiseSteps(ctx, {
+      label: name,
+      reads,
+      value: (p) =>
+        emitDsl(
+          dsl,
+          p.kb,
+          reads.map((i) => p.loadBroadcast(i)),
+          ctx,
+        ),
+    });
+  });
+  registerFusibleOp(name);
+  if (opts.onnx) {
+    onnxOp(
+      opts.onnx.opType ?? name,
+      (ctx) => [
+        ctx.emit(
+          name,
+          inputs.map((_, i) => ctx.req(i)),
+        ),
+      ],
+      1,
+      opts.onnx.domain,
+    );
+  }
+  return {
+    name,
+    dsl,
+    inputs,
+    output,
+    js,
+    apply: (b, ...xs) => b.op(name, xs),
+  };
+}
