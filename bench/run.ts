@@ -10,6 +10,7 @@
  *   npm run bench -- generate        stories260K prefill / decode tok/s per backend, the reference beside them
  *   npm run bench -- attention [N]   SDPA at N = 2048 on WebGPU: fused (one kernel) vs the unfused exporter form
  *   npm run bench -- gemv [K N]      decode GEMV 1×4096 · 4096×4096 on WebGPU with f32 / f16 / int8 / int4 weights
+ *   npm run bench -- aot             stories260K as an AOT module (kiln/runtime) vs JIT: bundle size, cold start
  *
  * Environment: KILN_BENCH_ROUNDS (default 2), KILN_BENCH_REPS (default 10), KILN_WEBGPU_ADAPTER (default llvmpipe).
  */
@@ -25,7 +26,7 @@ if (!process.execArgv.includes('--liftoff-only')) {
 }
 
 const which = process.argv[2] ?? 'headline';
-const known = ['headline', 'all', 'models', 'matmul', 'webgpu-matmul', 'generate', 'attention', 'gemv'];
+const known = ['headline', 'all', 'models', 'matmul', 'webgpu-matmul', 'generate', 'attention', 'gemv', 'aot'];
 if (!known.includes(which)) {
   console.error(`unknown benchmark '${which}' (expected one of ${known.join(', ')})`);
   process.exit(2);
@@ -33,7 +34,12 @@ if (!known.includes(which)) {
 const pick = (name: string) =>
   which === name ||
   which === 'all' ||
-  (which === 'headline' && name !== 'webgpu-matmul' && name !== 'generate' && name !== 'attention' && name !== 'gemv');
+  (which === 'headline' &&
+    name !== 'webgpu-matmul' &&
+    name !== 'generate' &&
+    name !== 'attention' &&
+    name !== 'gemv' &&
+    name !== 'aot');
 // The individual benchmarks read their own options from argv[2...]: drop the benchmark name.
 process.argv.splice(2, 1);
 
@@ -57,6 +63,10 @@ if (pick('attention')) {
 if (pick('gemv')) {
   const { benchGemv } = await import('./gemv.js');
   await benchGemv();
+}
+if (pick('aot')) {
+  const { benchAot } = await import('./aot.js');
+  await benchAot();
 }
 // Dawn's handles can keep the loop alive after the last device is dropped.
 process.exit(process.exitCode ?? 0);

@@ -110,3 +110,15 @@ export { LanguageModelSession, type GenerateOptions, type GenerationStats, type 
 export type { CacheLayout, CachePair, DecoderLayout } from './generate/onnx-decoder.js';
 export { generateText, perplexity, type PerplexityResult } from './generate/text.js';
 export { MemoryScheduleStore, type ScheduleStore } from '../codegen/lower/contraction/schedules.js';
+export { PagedLanguageModel, PagedSequence, type PagedOptions } from './generate/paged.js';
+export {
+  SpeculativeDecoder,
+  NgramDraft,
+  ModelDraft,
+  MixedDraft,
+  generate as generateSpeculative,
+  type DraftSource,
+  type SpeculativeOptions,
+  type SpeculativeStats,
+} from './generate/speculative.js';
+export { createSession } from './session.js';
