@@ -122,3 +122,4 @@ export {
   type SpeculativeStats,
 } from './generate/speculative.js';
 export { createSession } from './session.js';
+export { graphDot, dotToSvg } from './draw.js';

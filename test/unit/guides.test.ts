@@ -73,6 +73,10 @@ describe('guides', () => {
       }
     }
     expect(n).toBeGreaterThanOrEqual(7);
+    // the browser demo is user code too
+    const demo = join(REPO_ROOT, 'examples/web/main.ts');
+    project.addSourceFileAtPath(demo);
+    where.set(demo, 'examples/web/main.ts:1');
     const problems = project
       .getPreEmitDiagnostics()
       .filter((d) => where.has(d.getSourceFile()?.getFilePath() ?? ''))
