@@ -24,7 +24,7 @@ export async function buildDemo(out = join(ROOT, 'examples/web/dist')) {
     platform: 'browser',
     target: 'es2022',
     minify: true,
-    alias: { kiln: join(ROOT, 'src/index.ts') },
+    alias: { kiln: join(ROOT, 'src/index.ts'), 'kiln/runtime': join(ROOT, 'src/runtime-entry.ts') },
     plugins: [
       {
         name: 'node-stubs',

@@ -2,7 +2,8 @@
  * The browser demo: stories260K (bundled with kiln) compiled for WebGPU (`navigator.gpu`), a story streamed with its
  * tokens per second, the kernels a run launches, and the graph as built and as optimized drawn by Graphviz (WASM).
  * Built by `npm run demo:web` (esbuild) into examples/web/dist; `npm run demo:web -- --serve` serves it.
- * When the page is loaded with `?report=URL` it POSTs what it did there (the browser test).
+ * When the page is loaded with `?report=URL` it POSTs what it did there (the browser test); with `?aot=DIR` it also
+ * loads the ahead-of-time module in DIR (`kiln compile`) with kiln/runtime and generates the same story from it.
  */
 import {
   LanguageModelSession,
@@ -14,9 +15,12 @@ import {
   loadLlama2cTokenizer,
   type Tokenizer,
 } from 'kiln';
+import { loadModule } from 'kiln/runtime';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
-const report = new URLSearchParams(location.search).get('report');
+const params = new URLSearchParams(location.search);
+const report = params.get('report');
+const aot = params.get('aot');
 
 async function fetchBytes(path: string): Promise<Uint8Array> {
   const r = await fetch(path);
@@ -56,10 +60,20 @@ async function main(): Promise<void> {
 
   const [result, svg] = await Promise.all([run(), dotToSvg(graphDot(lm.session.graph, graph))]);
   $('graph').innerHTML = svg;
+  let aotText: string | undefined;
+  if (aot) {
+    // the same model as an ahead-of-time module: no passes, no loaders in this path
+    const mod = await loadModule(new URL(aot.endsWith('/') ? aot : `${aot}/`, location.href), undefined, {
+      backend: 'webgpu',
+    });
+    aotText = $<HTMLInputElement>('prompt').value;
+    for await (const piece of mod.generateText(aotText, { maxTokens: 96 })) aotText += piece;
+    mod.dispose();
+  }
   if (report) {
     await fetch(report, {
       method: 'POST',
-      body: JSON.stringify({ ...result, svgBytes: svg.length, adapter: lm.session.backend }),
+      body: JSON.stringify({ ...result, aotText, svgBytes: svg.length, adapter: lm.session.backend }),
     });
   }
 }

@@ -1,7 +1,8 @@
 /**
  * The browser demo (examples/web, bundled by scripts/web-demo.mjs) in headless Chromium on navigator.gpu: it loads
  * stories260K, streams a story, lists the kernels and draws the graph as built and as optimized. The test waits for
- * the page's report (the story text, the kernel count, the SVG), then takes a screenshot through the DevTools protocol
+ * the page's report (the story text, the same story from the stories260K AOT module loaded by kiln/runtime in the
+ * page, the kernel count, the SVG), then takes a screenshot through the DevTools protocol
  * (over --remote-debugging-pipe) and checks it is not blank. Without Chromium it skips locally and fails in CI.
  */
 import { spawn } from 'node:child_process';
@@ -12,6 +13,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import { compileModule } from '../../src/aot.js';
+import { loadLanguageModel } from '../../src/generate/load.js';
 import { decodePng, inkFraction } from '../helpers/png.js';
 import { REPO_ROOT } from '../helpers/paths.js';
 import { requireTool } from '../helpers/tools.js';
@@ -57,6 +60,9 @@ describe.skipIf(noChromium)('the browser demo page', () => {
       serve(dir: string, port: number, onPost: (path: string, body: string) => void): Promise<Server>;
     };
     const out = await buildDemo(mkdtempSync(join(tmpdir(), 'kiln-demo-')));
+    // the same model as an AOT module beside the page: the page also generates from it with kiln/runtime
+    const m = loadLanguageModel(join(REPO_ROOT, 'models/stories260K.bin'));
+    compileModule({ graph: m.graph, config: m.config, tokenizerFile: m.tokenizerFile! }, join(out, 'module'));
     let resolveReport!: (body: string) => void;
     const report = new Promise<string>((res) => (resolveReport = res));
     const server = await serve(out, 0, (path, body) => path === '/report' && resolveReport(body));
@@ -76,7 +82,7 @@ describe.skipIf(noChromium)('the browser demo page', () => {
         '--enable-unsafe-webgpu',
         '--enable-features=Vulkan',
         '--remote-debugging-pipe',
-        `http://127.0.0.1:${port}/?report=/report`,
+        `http://127.0.0.1:${port}/?report=/report&aot=module/`,
       ],
       { stdio: ['ignore', 'ignore', 'ignore', 'pipe', 'pipe'] },
     );
@@ -89,11 +95,18 @@ describe.skipIf(noChromium)('the browser demo page', () => {
           (_, rej) => (timer = setTimeout(() => rej(new Error('no report from the demo page in 180 s')), 180_000)),
         ),
       ]);
-      const r = JSON.parse(body) as { text?: string; kernels?: number; svgBytes?: number; error?: string };
+      const r = JSON.parse(body) as {
+        text?: string;
+        aotText?: string;
+        kernels?: number;
+        svgBytes?: number;
+        error?: string;
+      };
       expect(r.error).toBeUndefined();
       expect(r.text!.startsWith('Once upon a time')).toBe(true);
       expect(r.text!.length).toBeGreaterThan('Once upon a time'.length + 40);
       expect(r.kernels).toBeGreaterThan(10);
+      expect(r.aotText).toBe(r.text); // the AOT module in the browser writes the JIT path's story
       expect(r.svgBytes).toBeGreaterThan(10_000);
       const { targetInfos } = await cdp.send<{ targetInfos: { targetId: string; type: string }[] }>(
         'Target.getTargets',
