@@ -1,6 +1,8 @@
 /**
  * kiln/codegen — the kernel IR, its legalization, lowering from graph nodes to kernels, and the one C-like renderer
  * with its WGSL and CUDA C dialects.
+ *
+ * @module kiln/codegen
  */
 export * from './kir.js';
 export { legalize } from './legalize.js';

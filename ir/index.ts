@@ -1,4 +1,8 @@
-/** kiln/ir — the typed graph IR: dtypes, symbolic shapes, tensor types with layouts, the op registry, graphs. */
+/**
+ * kiln/ir — the typed graph IR: dtypes, symbolic shapes, tensor types with layouts, the op registry, graphs.
+ *
+ * @module kiln/ir
+ */
 import './ops/index.js';
 
 export * from './dtype.js';

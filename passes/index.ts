@@ -1,4 +1,8 @@
-/** kiln/passes — the pass manager, the rewrite engine and the canonicalization passes. */
+/**
+ * kiln/passes — the pass manager, the rewrite engine and the canonicalization passes.
+ *
+ * @module kiln/passes
+ */
 export * from './context.js';
 export * from './manager.js';
 export * from './rewrite.js';

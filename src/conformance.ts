@@ -7,6 +7,8 @@
  *
  * Only the reasons in {@link ALLOWED_SKIPS} make a skip: anything else kiln cannot run (an op without an importer
  * or a lowering, a missing feature) is a failure, so a limitation of kiln never hides among the skips.
+ *
+ * @module kiln/conformance
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';

@@ -13,6 +13,8 @@
  * const session = await compile(graph, { backend: 'auto' });
  * const outputs = await session.run({ input_ids: { dtype: 'i64', shape: [1, 3], data: new BigInt64Array([1n, 2n, 3n]) } });
  * ```
+ *
+ * @module kiln
  */
 import '../ir/ops/index.js';
 
@@ -110,13 +112,15 @@ export { LanguageModelSession, type GenerateOptions, type GenerationStats, type 
 export type { CacheLayout, CachePair, DecoderLayout } from './generate/onnx-decoder.js';
 export { generateText, perplexity, type PerplexityResult } from './generate/text.js';
 export { MemoryScheduleStore, type ScheduleStore } from '../codegen/lower/contraction/schedules.js';
-export { PagedLanguageModel, PagedSequence, type PagedOptions } from './generate/paged.js';
+export { PagedLanguageModel, PagedSequence, type PagedOptions, type SamplingParams } from './generate/paged.js';
+export type { SamplingOptions } from './generate/sampling.js';
 export {
   SpeculativeDecoder,
   NgramDraft,
   ModelDraft,
   MixedDraft,
   generate as generateSpeculative,
+  type Draft,
   type DraftSource,
   type SpeculativeOptions,
   type SpeculativeStats,

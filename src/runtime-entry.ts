@@ -8,6 +8,8 @@
  * const model = await load({ backend: 'auto' });
  * for await (const piece of model.generateText('Once upon a time', { maxTokens: 64 })) process.stdout.write(piece);
  * ```
+ *
+ * @module kiln/runtime
  */
 /// <reference types="@webgpu/types" />
 import '../ir/ops/index.js';

@@ -8,6 +8,8 @@
  * A round gives every class its i-th candidate at once and runs the whole graph: each kernel's time is attributed to
  * the class of the node it serves (the lookups tell which), so one run measures all classes. Rounds stop when the
  * budget is spent; a class's result is its median over the runs of each round.
+ *
+ * @module kiln/tune
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
