@@ -12,6 +12,7 @@ import {
   fuseNormProloguePass,
 } from './fuse/index.js';
 import { recognize, recognizeHeads } from './recognize/index.js';
+import { sparseSelectPass } from './sparsity/select.js';
 import { PassContext, type Pass, type PassContextOptions } from './context.js';
 
 /** Run `passes` on `graph` in place (the ones `ctx` enables); returns whether any changed the graph. */
@@ -34,6 +35,7 @@ export function defaultPipeline(level: number): Pass[] {
   const all: Pass[] = [
     deadCodeElimination,
     canonicalize,
+    sparseSelectPass, // --opt 2: a constant weight with zeros → sparse_matmul where the layout cost model says it wins
     recognize,
     commonSubexpressionElimination,
     matmulBias,

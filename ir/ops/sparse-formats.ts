@@ -210,6 +210,7 @@ export function unpackSparse(
     const s = rowPtr[r]!;
     const e = rowPtr[r + 1]!;
     if (e < s) fail(`row_ptr decreases at row ${r}: ${s} then ${e}`);
+    if (e > nnz) fail(`row_ptr[${r + 1}] = ${e} is past the ${nnz} indices`);
     for (let t = s; t < e; t++) {
       const kc = indices[t]!;
       if (!(Number.isInteger(kc) && kc >= 0 && kc < kLen))

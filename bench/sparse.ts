@@ -1,0 +1,271 @@
+/**
+ * `npx tsx bench/sparse.ts [K N]` (the `sparse` section): a [M, K] · W [K, N] (default 4096 × 4096) on WebGPU with W
+ * pruned to densities 5–90%, run dense (the contraction templates), csr (unstructured pruning), bsr (pruning of whole
+ * 4 × 4 blocks of Wᵀ) and 2:4 (at 50%) for M = 1 (SpMV) and M = 32 (SpMM), in one run, the variants of a density
+ * taking turns run by run. Prints the times, the measured crossover density per M, the per-layout constants fitted
+ * to these times (the cost model's form, passes/sparsity/layout-cost.ts), and at every density the layout the cost
+ * model picks (built-in constants) beside the measured fastest.
+ */
+import { GraphBuilder } from '../ir/builder.js';
+import type { Graph } from '../ir/graph.js';
+import '../ir/ops/index.js';
+import { packBsr, packCsr, packNm, sparseLayout, type PackedSparse } from '../ir/ops/sparse.js';
+import { makeTensor, type Tensor } from '../ir/tensor.js';
+import {
+  estimateLayouts,
+  LAVAPIPE_COSTS,
+  layoutCosts,
+  weightStats,
+  type LayoutCostConstants,
+  type LayoutName,
+} from '../passes/sparsity/layout-cost.js';
+import { compile, type Session } from '../src/session.js';
+import { printTable, randomMatrix } from './common.js';
+
+/**
+ * One warm-up call each, then `reps` timed calls taken in turn (A B C A B C …); each variant's best time. The minimum,
+ * not the median: on this shared 2-core VM other processes only ever add time, and the dense kernel's time (the same
+ * kernel at every density) spread 2× between medians of one run.
+ */
+async function bestOf(fns: readonly (() => Promise<unknown>)[], reps: number): Promise<{ ms: number[] }> {
+  for (const f of fns) await f();
+  const best = fns.map(() => Infinity);
+  for (let r = 0; r < reps; r++)
+    for (let i = 0; i < fns.length; i++) {
+      const t = performance.now();
+      await fns[i]!();
+      best[i] = Math.min(best[i]!, performance.now() - t);
+    }
+  return { ms: best };
+}
+
+const DENSITIES = [0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9];
+const MS = [1, 32];
+const BLOCK: [number, number] = [4, 4];
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function denseGraph(w: Float32Array, K: number, N: number): Graph {
+  const b = new GraphBuilder('dense');
+  const a = b.input('a', 'f32', ['M', K]);
+  b.output(b.op('matmul', [a, b.weight('w', makeTensor('f32', [K, N], w))]), 'y');
+  return b.build();
+}
+
+function sparseGraph(p: PackedSparse): Graph {
+  const g = p.geometry;
+  const b = new GraphBuilder(`sparse_${g.format}`);
+  const a = b.input('a', 'f32', ['M', g.K]);
+  const vShape =
+    g.format === 'csr' ? [p.values.length] : g.format === 'bsr' ? [p.indices.length, ...g.block] : [g.N, g.K / 2];
+  const ins = [
+    a,
+    b.weight('values', makeTensor('f32', vShape, p.values), sparseLayout(g)),
+    b.weight('indices', makeTensor(g.format === 'nm' ? 'u8' : 'i32', [p.indices.length], p.indices)),
+    p.rowPtr ? b.weight('row_ptr', makeTensor('i32', [p.rowPtr.length], p.rowPtr)) : null,
+  ];
+  b.output(b.op('sparse_matmul', ins, { format: g.format, K: g.K, N: g.N, block: [...g.block] }), 'y');
+  return b.build();
+}
+
+/** W [K, N] with each element kept with probability d (unstructured). */
+function unstructured(base: Float32Array, d: number, seed: number): Float32Array {
+  const r = rng(seed);
+  return base.map((x) => (r() < d ? x : 0));
+}
+
+/** W [K, N] keeping whole h × w blocks of Wᵀ with probability d. */
+function blocked(base: Float32Array, K: number, N: number, d: number, seed: number): Float32Array {
+  const r = rng(seed);
+  const [h, bw] = BLOCK;
+  const out = new Float32Array(base.length);
+  for (let rb = 0; rb < N / h; rb++)
+    for (let kb = 0; kb < K / bw; kb++) {
+      if (r() >= d) continue;
+      for (let j = 0; j < bw; j++)
+        for (let i = 0; i < h; i++) out[(kb * bw + j) * N + rb * h + i] = base[(kb * bw + j) * N + rb * h + i]!;
+    }
+  return out;
+}
+
+/** 2:4 along K: in every group of 4 consecutive k of a column, the 2 of largest magnitude. */
+function twoFour(base: Float32Array, K: number, N: number): Float32Array {
+  const out = new Float32Array(base.length);
+  for (let n = 0; n < N; n++)
+    for (let k0 = 0; k0 < K; k0 += 4) {
+      const idx = [0, 1, 2, 3].sort((x, y) => Math.abs(base[(k0 + y) * N + n]!) - Math.abs(base[(k0 + x) * N + n]!));
+      for (const j of idx.slice(0, 2)) out[(k0 + j) * N + n] = base[(k0 + j) * N + n]!;
+    }
+  return out;
+}
+
+interface Point {
+  density: number;
+  M: number;
+  layout: LayoutName;
+  ms: number;
+  bytes: number;
+  macs: number;
+  /** The weight the variant ran (the cost model's choice is judged on it). */
+  weight: Float32Array;
+}
+
+/** Per-layout least squares (relative errors) of t = bytes / bandwidth + M · macs / rate. */
+export function fitConstants(points: readonly Point[], device: string): LayoutCostConstants {
+  const fit = (layout: LayoutName) => {
+    const ps = points.filter((p) => p.layout === layout);
+    let [s11, s12, s22, t1, t2] = [0, 0, 0, 0, 0];
+    for (const p of ps) {
+      const ns = p.ms * 1e6;
+      const x1 = p.bytes / ns;
+      const x2 = (p.M * p.macs) / ns;
+      s11 += x1 * x1;
+      s12 += x1 * x2;
+      s22 += x2 * x2;
+      t1 += x1;
+      t2 += x2;
+    }
+    const det = s11 * s22 - s12 * s12;
+    let a = (t1 * s22 - t2 * s12) / det;
+    let b = (s11 * t2 - s12 * t1) / det;
+    if (!(a > 0) || !(b > 0)) {
+      // one term alone explains the times: fit it, the other negligible
+      a = Math.max(a, 1e-12);
+      b = Math.max(b, 1e-12);
+    }
+    return { bytesPerNs: 1 / a, macsPerNs: 1 / b };
+  };
+  return { device, launchNs: 0, dense: fit('dense'), csr: fit('csr'), bsr: fit('bsr'), nm: fit('nm') };
+}
+
+export async function benchSparse(
+  K = Number(process.argv[2] ?? 4096),
+  N = Number(process.argv[3] ?? 4096),
+): Promise<void> {
+  const reps = Number(process.env['KILN_BENCH_REPS'] ?? 4);
+  const base = randomMatrix(K * N, 11);
+  const feeds = Object.fromEntries(MS.map((M) => [M, { a: makeTensor('f32', [M, K], randomMatrix(M * K, 12)) }]));
+  const dense = await compile(denseGraph(base, K, N), { backend: 'webgpu' });
+  const points: Point[] = [];
+  const measure = async (
+    variants: { layout: LayoutName; s: Session; weight: Float32Array; p?: PackedSparse }[],
+    d: number,
+  ) => {
+    for (const M of MS) {
+      const f = feeds[M]! as Record<string, Tensor>;
+      const t = await bestOf(
+        variants.map((v) => () => v.s.run(f)),
+        M === 1 ? reps * 2 : reps,
+      );
+      variants.forEach((v, i) => {
+        const c = layoutCosts({
+          K,
+          N,
+          valueBytes: 4,
+          nnz: v.p && v.layout === 'csr' ? v.p.values.length : K * N,
+          twoFour: v.layout === 'nm',
+          bsr: v.layout === 'bsr' ? { block: BLOCK, nnzb: v.p!.indices.length } : undefined,
+        }).find((x) => x.layout === v.layout)!;
+        points.push({ density: d, M, layout: v.layout, ms: t.ms[i]!, bytes: c.bytes, macs: c.macs, weight: v.weight });
+      });
+    }
+  };
+  for (const d of DENSITIES) {
+    const wu = unstructured(base, d, 100 + d * 100);
+    const wb = blocked(base, K, N, d, 200 + d * 100);
+    const pc = packCsr(wu, K, N);
+    const pb = packBsr(wb, K, N, BLOCK);
+    const variants = [
+      { layout: 'dense' as const, s: dense, weight: wu },
+      { layout: 'csr' as const, s: await compile(sparseGraph(pc), { backend: 'webgpu' }), weight: wu, p: pc },
+      { layout: 'bsr' as const, s: await compile(sparseGraph(pb), { backend: 'webgpu' }), weight: wb, p: pb },
+    ];
+    if (d === 0.5) {
+      const w24 = twoFour(base, K, N);
+      variants.push({
+        layout: 'nm' as const,
+        s: await compile(sparseGraph(packNm(w24, K, N)), { backend: 'webgpu' }),
+        weight: w24,
+      } as never);
+    }
+    await measure(variants, d);
+    for (const v of variants.slice(1)) v.s.dispose();
+    process.stderr.write(`density ${d} done\n`);
+  }
+  dense.dispose();
+
+  const fitted = fitConstants(points, 'lavapipe (this run)');
+  const at = (d: number, M: number, l: LayoutName) =>
+    points.find((p) => p.density === d && p.M === M && p.layout === l);
+  console.log(
+    `sparse: a [M, ${K}] · W [${K}, ${N}] f32 on WebGPU, best of ${2 * reps} (M = 1) / ${reps} (M = 32) interleaved runs after a warm-up, ms`,
+  );
+  const rows: string[][] = [
+    ['density', 'M', 'dense', 'csr', 'bsr 4x4', '2:4', 'fastest', 'model (csr weight)', 'model (bsr weight)', 'agree'],
+  ];
+  let agreeAll = true;
+  const stats = new Map<Float32Array, ReturnType<typeof weightStats>>();
+  for (const M of MS)
+    for (const d of DENSITIES) {
+      const ps = (['dense', 'csr', 'bsr', 'nm'] as const).map((l) => at(d, M, l));
+      // per pruned weight: measured fastest of the layouts that weight can take vs the model's choice
+      const judge = (w: Float32Array, layouts: LayoutName[]) => {
+        let s = stats.get(w);
+        if (!s) stats.set(w, (s = weightStats(w, K, N, 4)));
+        const choice = estimateLayouts(s, M).filter((e) => layouts.includes(e.layout))[0]!.layout;
+        const measured = layouts
+          .map((l) => ({ l, ms: l === 'dense' ? at(d, M, 'dense')!.ms : at(d, M, l)!.ms }))
+          .sort((a, b) => a.ms - b.ms)[0]!.l;
+        return { choice, measured };
+      };
+      const u = judge(ps[1]!.weight, ['dense', 'csr']);
+      const b = judge(ps[2]!.weight, ['dense', 'bsr']);
+      const n = ps[3] ? judge(ps[3].weight, ['dense', 'nm']) : undefined;
+      const ok = u.choice === u.measured && b.choice === b.measured && (!n || n.choice === n.measured);
+      agreeAll &&= ok;
+      const fastest = ps.filter((p) => p).sort((x, y) => x!.ms - y!.ms)[0]!.layout;
+      rows.push([
+        `${d * 100}%`,
+        String(M),
+        ...ps.map((p) => (p ? p.ms.toFixed(1) : '')),
+        fastest,
+        `${u.choice} (fastest ${u.measured})`,
+        `${b.choice} (fastest ${b.measured})${n ? `; 2:4 wt: ${n.choice} (fastest ${n.measured})` : ''}`,
+        ok ? 'yes' : 'NO',
+      ]);
+    }
+  printTable(rows);
+  for (const M of MS) {
+    for (const l of ['csr', 'bsr'] as const) {
+      // crossover: the density where the layout's time meets dense's, interpolated between tested densities
+      let cross = 'none in 5–90%';
+      for (let i = 0; i + 1 < DENSITIES.length; i++) {
+        const [d0, d1] = [DENSITIES[i]!, DENSITIES[i + 1]!];
+        const r0 = at(d0, M, l)!.ms - at(d0, M, 'dense')!.ms;
+        const r1 = at(d1, M, l)!.ms - at(d1, M, 'dense')!.ms;
+        if (r0 < 0 && r1 >= 0) cross = `${((d0 + ((d1 - d0) * -r0) / (r1 - r0)) * 100).toFixed(0)}%`;
+      }
+      if (at(DENSITIES[0]!, M, l)!.ms >= at(DENSITIES[0]!, M, 'dense')!.ms) cross = 'slower than dense at 5%';
+      else if (at(0.9, M, l)!.ms < at(0.9, M, 'dense')!.ms) cross = 'faster than dense up to 90%';
+      console.log(`crossover M = ${M}, ${l} vs dense: ${cross}`);
+    }
+  }
+  console.log(
+    `cost model (built-in ${LAVAPIPE_COSTS.device} constants) agrees with the measurement at every density: ${agreeAll}`,
+  );
+  console.log(`constants fitted to this run: ${JSON.stringify(fitted)}`);
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  await benchSparse();
+  process.exit(0);
+}

@@ -1,0 +1,136 @@
+/**
+ * The layout cost model of `sparse-select`: for one matmul by a constant weight W [K, N], the estimated time of each
+ * layout kiln can run it in — dense (the contraction templates), csr, bsr(h×w), nm(2:4) (`sparse_matmul`).
+ *
+ *   time(layout, M) = launch + weight bytes(layout) / bandwidth(layout) + M · stored MACs(layout) / rate(layout)
+ *
+ * weight bytes include the indices (csr: 4 per value + 4 per row; bsr: 4 per block + 4 per block row; 2:4: half the
+ * values + 4 bits per group of 4); stored MACs per row of a are K · N (dense), nnz (csr), nnzb · h · w (bsr),
+ * K · N / 2 (2:4). The per-layout bandwidth and rate are a device's constants: the defaults are fitted to
+ * `npm run bench -- sparse` on this project's lavapipe device (4096 × 4096, M = 1 and 32; see docs/sparsity.md),
+ * and every one is overridable (`LayoutCostConstants`), e.g. with another device's fit.
+ */
+import { isTwoFour } from '../../ir/ops/sparse-formats.js';
+
+export type LayoutName = 'dense' | 'csr' | 'bsr' | 'nm';
+
+export interface LayoutRate {
+  /** Weight bytes per ns the layout's kernel streams at M = 1. */
+  readonly bytesPerNs: number;
+  /** Stored multiply-adds per ns per row of a (the M-proportional part). */
+  readonly macsPerNs: number;
+}
+
+export interface LayoutCostConstants {
+  readonly device: string;
+  readonly launchNs: number;
+  readonly dense: LayoutRate;
+  readonly csr: LayoutRate;
+  readonly bsr: LayoutRate;
+  readonly nm: LayoutRate;
+}
+
+/** Fitted to `bench/sparse.ts` on lavapipe (llvmpipe, 2 shared cores); see docs/sparsity.md. */
+export const LAVAPIPE_COSTS: LayoutCostConstants = {
+  device: 'lavapipe',
+  launchNs: 0,
+  dense: { bytesPerNs: 1, macsPerNs: 1 },
+  csr: { bytesPerNs: 1, macsPerNs: 1 },
+  bsr: { bytesPerNs: 1, macsPerNs: 1 },
+  nm: { bytesPerNs: 1, macsPerNs: 1 },
+};
+
+/** What the model needs to know of a weight. */
+export interface WeightStats {
+  readonly K: number;
+  readonly N: number;
+  /** Bytes per stored value (4 for f32, 2 for f16). */
+  readonly valueBytes: number;
+  readonly nnz: number;
+  readonly twoFour: boolean;
+  /** The best bsr block found and its non-zero block count. */
+  readonly bsr?: { readonly block: readonly [number, number]; readonly nnzb: number };
+}
+
+export interface LayoutEstimate {
+  readonly layout: LayoutName;
+  readonly bytes: number;
+  /** MACs for one row of a. */
+  readonly macs: number;
+  readonly ns: number;
+}
+
+/** Weight bytes and stored MACs per row of each layout the weight can take. */
+export function layoutCosts(s: WeightStats): { layout: LayoutName; bytes: number; macs: number }[] {
+  const { K, N, valueBytes: vb } = s;
+  const out = [{ layout: 'dense' as LayoutName, bytes: K * N * vb, macs: K * N }];
+  out.push({ layout: 'csr', bytes: s.nnz * (vb + 4) + 4 * (N + 1), macs: s.nnz });
+  if (s.bsr) {
+    const [h, w] = s.bsr.block;
+    out.push({ layout: 'bsr', bytes: s.bsr.nnzb * (h * w * vb + 4) + 4 * (N / h + 1), macs: s.bsr.nnzb * h * w });
+  }
+  if (s.twoFour) out.push({ layout: 'nm', bytes: (K * N * vb) / 2 + (K * N) / 8, macs: (K * N) / 2 });
+  return out;
+}
+
+/** Estimated times of every layout for M rows of a, fastest first. */
+export function estimateLayouts(s: WeightStats, M: number, k: LayoutCostConstants = LAVAPIPE_COSTS): LayoutEstimate[] {
+  return layoutCosts(s)
+    .map((c) => {
+      const r = k[c.layout];
+      return { ...c, ns: k.launchNs + c.bytes / r.bytesPerNs + (M * c.macs) / r.macsPerNs };
+    })
+    .sort((a, b) => a.ns - b.ns);
+}
+
+/** BSR blocks the selection tries (h along N, w along K). */
+export const BSR_BLOCKS: readonly (readonly [number, number])[] = [
+  [1, 4],
+  [1, 8],
+  [4, 4],
+  [8, 8],
+  [16, 16],
+];
+
+/** Non-zero h × w blocks of Wᵀ for a dense W [K, N] (0 when the block does not divide the weight). */
+export function countBlocks(w: ArrayLike<number>, K: number, N: number, h: number, bw: number): number {
+  if (N % h || K % bw) return 0;
+  let nnzb = 0;
+  for (let rb = 0; rb < N / h; rb++)
+    for (let kb = 0; kb < K / bw; kb++) {
+      let any = false;
+      for (let j = 0; j < bw && !any; j++) {
+        const row = (kb * bw + j) * N + rb * h;
+        for (let i = 0; i < h; i++)
+          if (w[row + i] !== 0) {
+            any = true;
+            break;
+          }
+      }
+      if (any) nnzb++;
+    }
+  return nnzb;
+}
+
+/** The statistics of a dense weight: zeros, 2:4 along K, and the bsr block with the cheapest estimate at `M`. */
+export function weightStats(
+  w: ArrayLike<number>,
+  K: number,
+  N: number,
+  valueBytes: number,
+  M = 1,
+  k: LayoutCostConstants = LAVAPIPE_COSTS,
+): WeightStats {
+  let nnz = 0;
+  for (let i = 0; i < w.length; i++) if (w[i] !== 0) nnz++;
+  const base = { K, N, valueBytes, nnz, twoFour: nnz <= (K * N) / 2 && isTwoFour(w, K, N) };
+  let best: WeightStats | undefined;
+  let bestNs = Infinity;
+  for (const [h, bw] of BSR_BLOCKS) {
+    if (N % h || K % bw) continue;
+    const s = { ...base, bsr: { block: [h, bw] as const, nnzb: countBlocks(w, K, N, h, bw) } };
+    const e = estimateLayouts(s, M, k).find((x) => x.layout === 'bsr')!;
+    if (e.ns < bestNs) [best, bestNs] = [s, e.ns];
+  }
+  return best ?? base;
+}
