@@ -24,6 +24,7 @@ import {
   type DStmt,
   type VType,
 } from './ast.js';
+import { INTRINSICS } from './intrinsics.js';
 
 export interface ParseOptions {
   /** File name errors are reported in (default `<dsl>`). */
@@ -386,6 +387,11 @@ class Checker {
         this.fail(n, `${fn}() takes ${lo === hi ? lo : `${lo}..${hi}`} argument(s), got ${args.length}`, 'dtype');
       }
     };
+    // an intrinsic of literals is a literal (`abs(5)`, `Math.sqrt(2)`): it still takes its context's type
+    if (!CASTS.has(fn) && fn !== 'select' && args.length && args.every((a) => a.k === 'lit' && a.flex)) {
+      const r = (INTRINSICS[fn] as (...xs: number[]) => unknown)(...args.map((a) => (a as { v: number }).v));
+      if (typeof r === 'number') return { k: 'lit', t: 'f32', v: r, flex: true };
+    }
     if (CASTS.has(fn)) {
       arity(1);
       const to = fn as DslType;
@@ -657,7 +663,9 @@ function foldFlex(op: DBin, a: number, b: number): number | boolean | undefined 
     case 'ne':
       return a !== b;
   }
-  return undefined;
+  // bitwise operators on integer literals fold as JS does (to 32-bit integers)
+  if (!Number.isInteger(a) || !Number.isInteger(b)) return undefined;
+  return op === 'bitand' ? a & b : op === 'bitor' ? a | b : op === 'bitxor' ? a ^ b : undefined;
 }
 
 /** The statements return on every path. */
