@@ -42,6 +42,8 @@ async function bestOf(fns: readonly (() => Promise<unknown>)[], reps: number): P
 const DENSITIES = [0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9];
 const MS = [1, 32];
 const BLOCK: [number, number] = [4, 4];
+/** Relative difference below which two layouts' times count as a tie. */
+const TIE = 0.1;
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;
@@ -203,6 +205,11 @@ export async function benchSparse(
   }
   dense.dispose();
 
+  // the dense kernel is the same at every density (same shape, same weight bytes): its time is the best of all its runs
+  const denseBest = MS.map((M) =>
+    Math.min(...points.filter((p) => p.M === M && p.layout === 'dense').map((p) => p.ms)),
+  );
+  for (const p of points) if (p.layout === 'dense') p.ms = denseBest[MS.indexOf(p.M)]!;
   const fitted = fitConstants(points, 'lavapipe (this run)');
   const at = (d: number, M: number, l: LayoutName) =>
     points.find((p) => p.density === d && p.M === M && p.layout === l);
@@ -213,6 +220,7 @@ export async function benchSparse(
     ['density', 'M', 'dense', 'csr', 'bsr 4x4', '2:4', 'fastest', 'model (csr weight)', 'model (bsr weight)', 'agree'],
   ];
   let agreeAll = true;
+  let agreeStrict = true;
   const stats = new Map<Float32Array, ReturnType<typeof weightStats>>();
   for (const M of MS)
     for (const d of DENSITIES) {
@@ -222,16 +230,21 @@ export async function benchSparse(
         let s = stats.get(w);
         if (!s) stats.set(w, (s = weightStats(w, K, N, 4)));
         const choice = estimateLayouts(s, M).filter((e) => layouts.includes(e.layout))[0]!.layout;
-        const measured = layouts
-          .map((l) => ({ l, ms: l === 'dense' ? at(d, M, 'dense')!.ms : at(d, M, l)!.ms }))
-          .sort((a, b) => a.ms - b.ms)[0]!.l;
-        return { choice, measured };
+        const times = layouts.map((l) => ({ l, ms: at(d, M, l)!.ms })).sort((a, b) => a.ms - b.ms);
+        const measured = times[0]!.l;
+        const chosenMs = times.find((t) => t.l === choice)!.ms;
+        // a tie: the chosen layout within TIE of the fastest (this VM's run-to-run noise)
+        const tie = choice !== measured && chosenMs <= times[0]!.ms * (1 + TIE);
+        return { choice, measured, tie };
       };
       const u = judge(ps[1]!.weight, ['dense', 'csr']);
       const b = judge(ps[2]!.weight, ['dense', 'bsr']);
       const n = ps[3] ? judge(ps[3].weight, ['dense', 'nm']) : undefined;
-      const ok = u.choice === u.measured && b.choice === b.measured && (!n || n.choice === n.measured);
+      const js = [u, b, ...(n ? [n] : [])];
+      const strict = js.every((j) => j.choice === j.measured);
+      const ok = js.every((j) => j.choice === j.measured || j.tie);
       agreeAll &&= ok;
+      agreeStrict &&= strict;
       const fastest = ps.filter((p) => p).sort((x, y) => x!.ms - y!.ms)[0]!.layout;
       rows.push([
         `${d * 100}%`,
@@ -240,7 +253,7 @@ export async function benchSparse(
         fastest,
         `${u.choice} (fastest ${u.measured})`,
         `${b.choice} (fastest ${b.measured})${n ? `; 2:4 wt: ${n.choice} (fastest ${n.measured})` : ''}`,
-        ok ? 'yes' : 'NO',
+        strict ? 'yes' : ok ? `tie (< ${TIE * 100}%)` : 'NO',
       ]);
     }
   printTable(rows);

@@ -34,10 +34,10 @@ export interface LayoutCostConstants {
 export const LAVAPIPE_COSTS: LayoutCostConstants = {
   device: 'lavapipe',
   launchNs: 0,
-  dense: { bytesPerNs: 1, macsPerNs: 1 },
-  csr: { bytesPerNs: 1, macsPerNs: 1 },
-  bsr: { bytesPerNs: 1, macsPerNs: 1 },
-  nm: { bytesPerNs: 1, macsPerNs: 1 },
+  dense: { bytesPerNs: 2.58, macsPerNs: 1.07 },
+  csr: { bytesPerNs: 3.1, macsPerNs: 1.01 },
+  bsr: { bytesPerNs: 4.37, macsPerNs: 0.97 },
+  nm: { bytesPerNs: 3.18, macsPerNs: 1.47 },
 };
 
 /** What the model needs to know of a weight. */
