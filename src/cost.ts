@@ -1,7 +1,8 @@
 /**
  * A FLOP cost model by op on concrete shapes, for `kiln inspect`. What is counted (one multiply-add = 2 FLOPs):
  * - matmul / matmul_integer: 2·batch·M·N·K (2 · output elements · K); gemm the same, plus one add per output
- *   element when it has a C input; einsum 2 · the product of every label's size.
+ *   element when it has a C input; einsum 2 · the product of every label's size; sparse_matmul 2 · rows of a · the
+ *   stored values (zeros inside kept bsr blocks and 2:4 groups included: the kernel multiplies them).
  * - fused_contraction: its contraction as above (shapes re-inferred through the body) plus one FLOP per epilogue op
  *   per output element (the reshape some bodies hold right after the contraction is free), plus a norm prologue's
  *   own cost.
@@ -68,6 +69,9 @@ export function nodeFlops(op: string, attrs: Attrs, shapes: NodeShapes): number 
       return contractionFlops(String(at['body']), shapes);
     case 'fused_injective':
       return 0;
+    case 'sparse_matmul':
+      // the stored values only (csr: nnz, bsr: nnzb · h · w, 2:4: K · N / 2) for each row of a
+      return (2 * numel(a) * numel(shapes.inputs[1])) / Number(at['K']);
   }
   if (op in PER_INPUT) return PER_INPUT[op]! * numel(a);
   if (def.fusion === 'injective') return 0;

@@ -18,6 +18,7 @@ import { externalDataFrom, importOnnxModel, type ExternalDataReader } from './fr
 import { dirname, resolve } from 'node:path';
 import { decodeModel } from './frontends/onnx/proto.js';
 import { optimize } from '../passes/manager.js';
+import { selectionLines, selectionReport, type LayoutChoice } from '../passes/sparsity/select.js';
 import { nodeFlops } from './cost.js';
 import { Executor, hostNodes, storageBytes } from './runtime/executor.js';
 import { RecordingBackend } from './runtime/recording.js';
@@ -148,6 +149,8 @@ export interface InspectReport {
   flops: number | null;
   /** Peak device bytes: as the executor allocates (temporaries live to the run's end) and by liveness. */
   peak: { asAllocated: number; byLiveness: number };
+  /** sparse-select's choice per matmul by a weight with zeros (--opt 2 and above), with the estimates; absent if none. */
+  layouts?: LayoutChoice[];
 }
 
 /** Layer index in a weight / node name: `h.0.`, `layers.3.`, `blocks.2`, `layer_1_` … */
@@ -272,6 +275,7 @@ export async function inspectGraph(
     bytes: { read, written, moved: read + written, minimum: minimumBytes(graph, caps) },
     flops,
     peak: { asAllocated: rec.peakBytes, byLiveness: livenessPeak(rec) },
+    ...(selectionReport(graph).length ? { layouts: [...selectionReport(graph)] } : {}),
   };
 }
 
@@ -398,6 +402,10 @@ export function formatInspect(r: InspectReport): string {
     `peak device memory: ${si(r.peak.asAllocated, 'B')} as allocated (temporaries live to the end of the run), ` +
       `${si(r.peak.byLiveness, 'B')} by liveness`,
   );
+  if (r.layouts) {
+    lines.push(`weight layouts (sparse-select): ${r.layouts.length} matmuls by weights with zeros`);
+    for (const l of selectionLines(r.layouts)) lines.push(`  ${l}`);
+  }
   return lines.join('\n') + '\n';
 }
 

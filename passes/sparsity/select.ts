@@ -159,9 +159,10 @@ export const sparseSelectPass: Pass = {
   },
 };
 
-/** Lines for `kiln inspect`: each examined matmul's layout and why. */
-export function selectionLines(graph: Graph): string[] {
-  return selectionReport(graph).map(
+/** Lines for `kiln inspect`: each examined matmul's layout and why (of a graph the pass ran on, or its report). */
+export function selectionLines(from: Graph | readonly LayoutChoice[]): string[] {
+  const choices = Array.isArray(from) ? (from as readonly LayoutChoice[]) : selectionReport(from as Graph);
+  return choices.map(
     (c) =>
       `${c.node} [${c.K}x${c.N}] → ${c.layout === 'bsr' ? `bsr(${c.block!.join('x')})` : c.layout === 'nm' ? '2:4' : c.layout}: ${c.reason}`,
   );

@@ -22,6 +22,8 @@ import {
 import { makeTensor } from '../../ir/tensor.js';
 import { parseGraph, printGraph } from '../../ir/text.js';
 import { optimize } from '../../passes/manager.js';
+import { nodeFlops } from '../../src/cost.js';
+import { formatInspect, inspectModel } from '../../src/inspect.js';
 import {
   estimateLayouts,
   layoutCosts,
@@ -318,5 +320,30 @@ describe('sparse-select', () => {
     const csr = c[0]!.estimates.find((e) => e.layout === 'csr')!;
     expect(csr.bytes).toBe(c[0]!.density * K * N * 8 + 4 * (N + 1));
     expect(c[0]!.reason).toMatch(/^\d+\.\d% non-zeros; est\. at M=1 on lavapipe: .* < /);
+  });
+});
+
+describe('kiln inspect and the FLOP account', () => {
+  it('inspect at --opt 2 lists the layout choice and why; sparse_matmul FLOPs count the stored values', async () => {
+    const K = 64;
+    const N = 32;
+    const w = Array.from({ length: K * N }, (_, i) => (i % 23 === 0 ? 0.5 : 0));
+    const b = new GraphBuilder('pruned');
+    b.output(b.op('matmul', [b.input('a', 'f32', [2, K]), b.weight('w', makeTensor('f32', [K, N], w))]), 'y');
+    const r = await inspectModel(b.build(), { opt: 2 });
+    expect(r.layouts).toHaveLength(1);
+    const text = formatInspect(r);
+    expect(text).toMatch(
+      /weight layouts \(sparse-select\): 1 matmuls by weights with zeros\n {2}matmul_\d+ \[64x32\] → /,
+    );
+    expect(text).toMatch(/% non-zeros.*est\. at M=2 on lavapipe/);
+    const nnz = w.filter((x) => x !== 0).length;
+    const sm = r.kernels.find((k) => k.op === 'sparse_matmul')!;
+    if (r.layouts![0]!.layout === 'csr') expect(sm.flops).toBe(2 * 2 * nnz);
+    expect(
+      nodeFlops('sparse_matmul', { format: 'nm', K: 8, N: 4 }, { inputs: [[3, 8], [4, 4], [4]], outputs: [[3, 4]] }),
+    ).toBe(2 * 3 * 16);
+    const d = await inspectModel(b.build(), { opt: 1 });
+    expect(d.layouts).toBeUndefined();
   });
 });
