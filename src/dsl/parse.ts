@@ -634,7 +634,8 @@ function isAssignment(n: Node): boolean {
   return k >= SyntaxKind.FirstAssignment && k <= SyntaxKind.LastAssignment;
 }
 
-const hint = (a: VType, b: VType) => (a !== 'bool' && b !== 'bool' ? ` (convert explicitly, e.g. ${b}(x))` : '');
+const hint = (a: VType, b: VType) =>
+  a !== 'bool' && b !== 'bool' ? ` (convert one side explicitly: ${a}(…) or ${b}(…))` : '';
 
 function foldFlex(op: DBin, a: number, b: number): number | boolean | undefined {
   switch (op) {
