@@ -9,7 +9,7 @@
 import { GraphBuilder } from '../ir/builder.js';
 import type { Graph } from '../ir/graph.js';
 import '../ir/ops/index.js';
-import { packBsr, packCsr, packNm, sparseLayout, type PackedSparse } from '../ir/ops/sparse.js';
+import { packBsr, packCsr, packNm, sparseIndexDtype, sparseLayout, type PackedSparse } from '../ir/ops/sparse.js';
 import { makeTensor, type Tensor } from '../ir/tensor.js';
 import {
   estimateLayouts,
@@ -72,7 +72,7 @@ function sparseGraph(p: PackedSparse): Graph {
   const ins = [
     a,
     b.weight('values', makeTensor('f32', vShape, p.values), sparseLayout(g)),
-    b.weight('indices', makeTensor(g.format === 'nm' ? 'u8' : 'i32', [p.indices.length], p.indices)),
+    b.weight('indices', makeTensor(g.format === 'nm' ? 'u8' : sparseIndexDtype(g), [p.indices.length], p.indices)),
     p.rowPtr ? b.weight('row_ptr', makeTensor('i32', [p.rowPtr.length], p.rowPtr)) : null,
   ];
   b.output(b.op('sparse_matmul', ins, { format: g.format, K: g.K, N: g.N, block: [...g.block] }), 'y');

@@ -66,8 +66,11 @@ function ldf(kb: KernelBuilder, ctx: LowerCtx, buf: string, index: number, i: Ex
   return cast('f32', toCompute(load(buf, i, loadType(storageOf(dt, kb.caps))), dt));
 }
 
-/** An i32 index input element. */
-const ldi = (buf: string, i: Expr): Expr => load(buf, i, 'i32');
+/** An index input element (i32, or u16 bound as packed words: legalize extracts the field) as i32. */
+function ldi(kb: KernelBuilder, ctx: LowerCtx, buf: string, index: number, i: Expr): Expr {
+  const dt = ctx.inputs[index]!.dtype;
+  return cast('i32', load(buf, i, loadType(storageOf(dt, kb.caps))));
+}
 
 /** Clamp x into [lo, hi]. */
 const clamp = (x: Expr, lo: Expr, hi: Expr) => max(lo, min(x, hi));
@@ -77,8 +80,8 @@ const clamp = (x: Expr, lo: Expr, hi: Expr) => max(lo, min(x, hi));
  * the run's error) and clamped into [0, count].
  */
 function rowRange(kb: KernelBuilder, rp: string, r: Expr, count: Expr): [Expr, Expr] {
-  const s0 = kb.let('rs', ldi(rp, r));
-  const e0 = kb.let('re', ldi(rp, add(r, c.i32(1))));
+  const s0 = kb.let('rs', load(rp, r, 'i32'));
+  const e0 = kb.let('re', load(rp, add(r, c.i32(1)), 'i32'));
   kb.raiseIf(or(or(lt(s0, c.i32(0)), lt(e0, s0)), gt(e0, count)), 1);
   const s = kb.let('s', clamp(s0, c.i32(0), count));
   const e = kb.let('e', clamp(e0, s, count));
@@ -137,7 +140,7 @@ function spmm(ctx: LowerCtx, g: SparseGeometry): LoweredStep {
     const p = kb.fresh('p');
     const [body] = kb.collect(() => {
       const pv = v(p, 'i32');
-      const k = checkedIndex(kb, ldi(ib, pv), Ku);
+      const k = checkedIndex(kb, ldi(kb, ctx, ib, 2, pv), Ku);
       fma(k, kb.let('w', ldf(kb, ctx, vb, 1, pv)));
     });
     kb.emit(for_(p, s, e, body));
@@ -150,7 +153,7 @@ function spmm(ctx: LowerCtx, g: SparseGeometry): LoweredStep {
     const p = kb.fresh('p');
     const [body] = kb.collect(() => {
       const pv = v(p, 'i32');
-      const kc = checkedIndex(kb, ldi(ib, pv), kb.uniform('kblocks', K / w));
+      const kc = checkedIndex(kb, ldi(kb, ctx, ib, 2, pv), kb.uniform('kblocks', K / w));
       const k0 = kb.let('kb', mul(kc, c.i32(w)));
       const v0 = kb.let('vo', mul(add(mul(pv, c.i32(h)), bi), c.i32(w)));
       for (let j = 0; j < w; j++) fma(add(k0, c.i32(j)), kb.let('w', ldf(kb, ctx, vb, 1, add(v0, c.i32(j)))));
@@ -229,7 +232,7 @@ registerLowering('sparse_to_dense', (ctx) => {
     const p = kb.fresh('p');
     const [body] = kb.collect(() => {
       const pv = v(p, 'i32');
-      const kc = checkedIndex(kb, ldi(ib, pv), kb.uniform('kblocks', K / w));
+      const kc = checkedIndex(kb, ldi(kb, ctx, ib, 1, pv), kb.uniform('kblocks', K / w));
       const v0 = kb.let('vo', mul(add(mul(pv, c.i32(h)), bi), c.i32(w)));
       for (let j = 0; j < w; j++) acc(add(mul(kc, c.i32(w)), c.i32(j)), ldf(kb, ctx, vb, 0, add(v0, c.i32(j))));
     });

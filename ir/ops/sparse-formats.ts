@@ -5,10 +5,10 @@
  * one compressed row per output column n, so a decode thread (SpMV) owns one output and walks one contiguous run of
  * values and indices, and an SpMM thread reuses each (k, value) it loads for several rows of a.
  *
- * - csr: `values` [nnz], `indices` i32 [nnz] (the k of each value), `row_ptr` i32 [N + 1] (row n's entries are
+ * - csr: `values` [nnz], `indices` i32 or u16 [nnz] (the k of each value), `row_ptr` i32 [N + 1] (row n's entries are
  *   row_ptr[n] .. row_ptr[n + 1] − 1; row_ptr[0] = 0, non-decreasing, row_ptr[N] = nnz).
  * - bsr(h×w): Wᵀ cut into h × w blocks (h along n, w along k; N % h = 0, K % w = 0): `values` [nnzb, h, w] (block b,
- *   element (i, j) is W[kb·w + j, rb·h + i]), `indices` i32 [nnzb] (the block column kb of each block), `row_ptr` i32
+ *   element (i, j) is W[kb·w + j, rb·h + i]), `indices` i32 or u16 [nnzb] (the block column kb of each block), `row_ptr` i32
  *   [N / h + 1] over block rows rb.
  * - nm(2:4): along k, every group of 4 consecutive k of output n keeps 2 values (K % 4 = 0): `values` [N, K / 2]
  *   (group g's two values at 2g, 2g + 1), `indices` u8 [ceil(N · K / 8)]: one 4-bit field per group (field
@@ -18,6 +18,18 @@
 import { KilnError } from '../errors.js';
 
 export type SparseFormat = 'csr' | 'bsr' | 'nm';
+
+/**
+ * The narrowest dtype of csr / bsr indices for a weight: u16 while every k (csr) or block column (bsr) fits 16 bits
+ * (2 bytes less per stored value than i32 — a quarter of csr's bytes), else i32. Both are accepted by the ops.
+ */
+export function sparseIndexDtype(g: {
+  format: SparseFormat;
+  K: number;
+  block: readonly [number, number];
+}): 'u16' | 'i32' {
+  return g.K / g.block[1] <= 65536 ? 'u16' : 'i32';
+}
 export const SPARSE_FORMATS: readonly SparseFormat[] = ['csr', 'bsr', 'nm'];
 
 type Fail = (message: string) => never;

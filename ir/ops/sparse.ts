@@ -71,7 +71,7 @@ function checkArrays(ctx: InferContext, first: number, g: SparseGeometry) {
     return values.dtype;
   }
   if (!rowPtr) return ctx.fail(`${g.format} needs row_ptr`);
-  if (indices.dtype !== 'i32') ctx.fail(`indices must be i32, got ${indices.dtype}`);
+  if (indices.dtype !== 'i32' && indices.dtype !== 'u16') ctx.fail(`indices must be i32 or u16, got ${indices.dtype}`);
   if (rowPtr.dtype !== 'i32') ctx.fail(`row_ptr must be i32, got ${rowPtr.dtype}`);
   if (indices.shape.length !== 1) ctx.fail(`indices must be 1-D, got [${indices.shape.join(',')}]`);
   if (rowPtr.shape.length !== 1 || (known(rowPtr.shape[0]) && rowPtr.shape[0] !== g.rows + 1))
@@ -100,7 +100,7 @@ registerOp({
   name: 'sparse_matmul',
   doc:
     'y[..., N] = a[..., K] · W with W [K, N] compressed over its output columns (Wᵀ rows): format csr (values [nnz], ' +
-    'indices i32 k [nnz], row_ptr i32 [N + 1]), bsr (block [h, w] of Wᵀ: values [nnzb, h, w], indices i32 block ' +
+    'indices i32 / u16 k [nnz], row_ptr i32 [N + 1]), bsr (block [h, w] of Wᵀ: values [nnzb, h, w], indices i32 block ' +
     'columns, row_ptr [N / h + 1]) or nm 2:4 along K (values [N, K / 2], indices u8 4-bit fields, two 2-bit ' +
     'positions per group of 4). Values f32 / f16; a is float; y has a\u2019s dtype.',
   inputs: [{ name: 'a' }, { name: 'values' }, { name: 'indices' }, { name: 'row_ptr', optional: true }],

@@ -4,8 +4,8 @@
  *
  *   time(layout, M) = launch + weight bytes(layout) / bandwidth(layout) + M · stored MACs(layout) / rate(layout)
  *
- * weight bytes include the indices (csr: 4 per value + 4 per row; bsr: 4 per block + 4 per block row; 2:4: half the
- * values + 4 bits per group of 4); stored MACs per row of a are K · N (dense), nnz (csr), nnzb · h · w (bsr),
+ * weight bytes include the indices (csr: 2 per value — u16, 4 past 65536 k — + 4 per row; bsr: 2 (4) per block + 4 per
+ * block row; 2:4: half the values + 4 bits per group of 4); stored MACs per row of a are K · N (dense), nnz (csr), nnzb · h · w (bsr),
  * K · N / 2 (2:4). The per-layout bandwidth and rate are a device's constants: the defaults are fitted to
  * `npm run bench -- sparse` on this project's lavapipe device (4096 × 4096, M = 1 and 32; see docs/sparsity.md),
  * and every one is overridable (`LayoutCostConstants`), e.g. with another device's fit.
@@ -64,10 +64,12 @@ export interface LayoutEstimate {
 export function layoutCosts(s: WeightStats): { layout: LayoutName; bytes: number; macs: number }[] {
   const { K, N, valueBytes: vb } = s;
   const out = [{ layout: 'dense' as LayoutName, bytes: K * N * vb, macs: K * N }];
-  out.push({ layout: 'csr', bytes: s.nnz * (vb + 4) + 4 * (N + 1), macs: s.nnz });
+  const ib = (cols: number) => (cols <= 65536 ? 2 : 4); // sparseIndexDtype
+  out.push({ layout: 'csr', bytes: s.nnz * (vb + ib(K)) + 4 * (N + 1), macs: s.nnz });
   if (s.bsr) {
     const [h, w] = s.bsr.block;
-    out.push({ layout: 'bsr', bytes: s.bsr.nnzb * (h * w * vb + 4) + 4 * (N / h + 1), macs: s.bsr.nnzb * h * w });
+    const bytes = s.bsr.nnzb * (h * w * vb + ib(K / w)) + 4 * (N / h + 1);
+    out.push({ layout: 'bsr', bytes, macs: s.bsr.nnzb * h * w });
   }
   if (s.twoFour) out.push({ layout: 'nm', bytes: (K * N * vb) / 2 + (K * N) / 8, macs: (K * N) / 2 });
   return out;

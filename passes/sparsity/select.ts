@@ -11,7 +11,7 @@
  */
 import { isFloat } from '../../ir/dtype.js';
 import { Node, Value, type Graph } from '../../ir/graph.js';
-import { packBsr, packCsr, packNm, sparseLayout, type PackedSparse } from '../../ir/ops/sparse.js';
+import { packBsr, packCsr, packNm, sparseIndexDtype, sparseLayout, type PackedSparse } from '../../ir/ops/sparse.js';
 import { makeTensor } from '../../ir/tensor.js';
 import { tensorType } from '../../ir/types.js';
 import type { Pass } from '../context.js';
@@ -132,7 +132,7 @@ export function selectSparseLayouts(graph: Graph, opts: SparseSelectOptions = {}
       constant(`${w.name}_${g.format}_values`, makeTensor(dt, vShape, p.values), true),
       constant(
         `${w.name}_${g.format}_indices`,
-        makeTensor(g.format === 'nm' ? 'u8' : 'i32', [p.indices.length], p.indices),
+        makeTensor(g.format === 'nm' ? 'u8' : sparseIndexDtype(g), [p.indices.length], p.indices),
         false,
       ),
       p.rowPtr

@@ -39,6 +39,8 @@ export interface SparseCase {
   block: readonly [number, number];
   density: number;
   dtype: 'f32' | 'f16';
+  /** csr / bsr index dtype. */
+  index: 'i32' | 'u16';
 }
 
 const arbCase: fc.Arbitrary<SparseCase> = fc.record({
@@ -55,6 +57,7 @@ const arbCase: fc.Arbitrary<SparseCase> = fc.record({
   block: fc.tuple(fc.constantFrom(1, 2, 4, 8), fc.constantFrom(1, 2, 4, 8)),
   density: fc.oneof(fc.constant(0), fc.constant(1), fc.double({ min: 0.02, max: 0.95, noNaN: true })),
   dtype: fc.constantFrom('f32' as const, 'f32' as const, 'f16' as const),
+  index: fc.constantFrom('i32' as const, 'u16' as const),
 });
 
 /** A value exact in f16: a multiple of 1/64 in [−1, 1], never 0. */
@@ -114,7 +117,7 @@ function graphs(c: SparseCase) {
     'indices',
     g.format === 'nm'
       ? makeTensor('u8', [p.indices.length], p.indices)
-      : makeTensor('i32', [p.indices.length], p.indices),
+      : makeTensor(c.index, [p.indices.length], p.indices),
   );
   const rowPtr = p.rowPtr ? sb.weight('row_ptr', makeTensor('i32', [p.rowPtr.length], p.rowPtr)) : null;
   const attrs = { format: c.format, K, N, block: [...g.block] };
@@ -144,13 +147,43 @@ async function check(c: SparseCase, backend: BackendChoice | 'interpret') {
 }
 
 const FIXED: SparseCase[] = [
-  { seed: 1, format: 'csr', lead: [1], kUnits: 37, nUnits: 19, block: [1, 1], density: 0.1, dtype: 'f32' },
-  { seed: 2, format: 'csr', lead: [13], kUnits: 20, nUnits: 9, block: [1, 1], density: 0.5, dtype: 'f16' },
-  { seed: 3, format: 'bsr', lead: [1], kUnits: 6, nUnits: 5, block: [4, 8], density: 0.3, dtype: 'f32' },
-  { seed: 4, format: 'bsr', lead: [2, 9], kUnits: 5, nUnits: 7, block: [2, 4], density: 0.6, dtype: 'f32' },
-  { seed: 5, format: 'nm', lead: [1], kUnits: 9, nUnits: 11, block: [1, 1], density: 0.5, dtype: 'f32' },
-  { seed: 6, format: 'nm', lead: [17], kUnits: 7, nUnits: 5, block: [1, 1], density: 0.3, dtype: 'f16' },
-  { seed: 7, format: 'csr', lead: [3], kUnits: 8, nUnits: 8, block: [1, 1], density: 0, dtype: 'f32' },
+  {
+    seed: 1,
+    format: 'csr',
+    lead: [1],
+    kUnits: 37,
+    nUnits: 19,
+    block: [1, 1],
+    density: 0.1,
+    dtype: 'f32',
+    index: 'i32',
+  },
+  {
+    seed: 2,
+    format: 'csr',
+    lead: [13],
+    kUnits: 20,
+    nUnits: 9,
+    block: [1, 1],
+    density: 0.5,
+    dtype: 'f16',
+    index: 'u16',
+  },
+  { seed: 3, format: 'bsr', lead: [1], kUnits: 6, nUnits: 5, block: [4, 8], density: 0.3, dtype: 'f32', index: 'u16' },
+  {
+    seed: 4,
+    format: 'bsr',
+    lead: [2, 9],
+    kUnits: 5,
+    nUnits: 7,
+    block: [2, 4],
+    density: 0.6,
+    dtype: 'f32',
+    index: 'i32',
+  },
+  { seed: 5, format: 'nm', lead: [1], kUnits: 9, nUnits: 11, block: [1, 1], density: 0.5, dtype: 'f32', index: 'i32' },
+  { seed: 6, format: 'nm', lead: [17], kUnits: 7, nUnits: 5, block: [1, 1], density: 0.3, dtype: 'f16', index: 'i32' },
+  { seed: 7, format: 'csr', lead: [3], kUnits: 8, nUnits: 8, block: [1, 1], density: 0, dtype: 'f32', index: 'i32' },
 ];
 
 const noGpu = await skipWebgpu();

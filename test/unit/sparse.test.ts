@@ -98,7 +98,12 @@ describe('packers (hand-worked)', () => {
 });
 
 /** y = a · W through sparse_matmul with the packed constants (optionally tampered with). */
-function sparseGraph(p: PackedSparse, lead: number[], edit?: (arrs: { indices: number[]; rowPtr?: number[] }) => void) {
+function sparseGraph(
+  p: PackedSparse,
+  lead: number[],
+  edit?: (arrs: { indices: number[]; rowPtr?: number[] }) => void,
+  index: 'i32' | 'u16' = 'i32',
+) {
   const g = p.geometry;
   const arrs = { indices: Array.from(p.indices), rowPtr: p.rowPtr && Array.from(p.rowPtr) };
   edit?.(arrs);
@@ -109,7 +114,7 @@ function sparseGraph(p: PackedSparse, lead: number[], edit?: (arrs: { indices: n
   const ins = [
     a,
     b.weight('values', makeTensor('f32', vShape, p.values), sparseLayout(g)),
-    b.weight('indices', makeTensor(g.format === 'nm' ? 'u8' : 'i32', [arrs.indices.length], arrs.indices)),
+    b.weight('indices', makeTensor(g.format === 'nm' ? 'u8' : index, [arrs.indices.length], arrs.indices)),
     arrs.rowPtr ? b.weight('row_ptr', makeTensor('i32', [arrs.rowPtr.length], arrs.rowPtr)) : null,
   ];
   b.output(b.op('sparse_matmul', ins, { format: g.format, K: g.K, N: g.N, block: [...g.block] }, 'sm'), 'y');
@@ -129,6 +134,8 @@ describe('sparse_matmul / sparse_to_dense references', () => {
       const y = interpret(sparseGraph(p, [2]), { a })['y']!;
       expect(y.shape).toEqual([2, 2]);
       expect(Array.from(y.data)).toEqual([4, 2, 10, 4]);
+      if (p.geometry.format !== 'nm')
+        expect(Array.from(interpret(sparseGraph(p, [2], undefined, 'u16'), { a })['y']!.data)).toEqual([4, 2, 10, 4]);
     });
   }
 
@@ -228,8 +235,8 @@ describe('layout cost model', () => {
     const c = layoutCosts({ K: 8, N: 4, valueBytes: 4, nnz: 6, twoFour: true, bsr: { block: [2, 4], nnzb: 2 } });
     expect(c).toEqual([
       { layout: 'dense', bytes: 128, macs: 32 },
-      { layout: 'csr', bytes: 6 * 8 + 4 * 5, macs: 6 },
-      { layout: 'bsr', bytes: 2 * (8 * 4 + 4) + 4 * 3, macs: 16 },
+      { layout: 'csr', bytes: 6 * (4 + 2) + 4 * 5, macs: 6 }, // u16 indices
+      { layout: 'bsr', bytes: 2 * (8 * 4 + 2) + 4 * 3, macs: 16 },
       { layout: 'nm', bytes: 64 + 4, macs: 16 },
     ]);
   });
@@ -237,14 +244,14 @@ describe('layout cost model', () => {
   it('picks the cheapest estimate: csr when very sparse, dense when full, 2:4 at exactly half', () => {
     const K = 64;
     const N = 64;
-    // dense: 16384 B + 4096 MACs = 20480; csr at nnz: 8 nnz + 260 + nnz
+    // dense: 16384 B + 4096 MACs = 20480; csr at nnz: 6 nnz + 260 + nnz
     expect(estimateLayouts({ K, N, valueBytes: 4, nnz: 200, twoFour: false }, 1, unit)[0]!.layout).toBe('csr');
     expect(estimateLayouts({ K, N, valueBytes: 4, nnz: 4000, twoFour: false }, 1, unit)[0]!.layout).toBe('dense');
-    // 2:4 at 2048 non-zeros: 8192 + 512 + 2048 = 10752 < csr 16384 + 260 + 2048 < dense 20480
+    // 2:4 at 2048 non-zeros: 8192 + 512 + 2048 = 10752 < csr 12288 + 260 + 2048 < dense 20480
     const e = estimateLayouts({ K, N, valueBytes: 4, nnz: 2048, twoFour: true }, 1, unit);
     expect(e.map((x) => [x.layout, x.ns])).toEqual([
       ['nm', 10752],
-      ['csr', 18692],
+      ['csr', 14596],
       ['dense', 20480],
     ]);
   });
@@ -316,9 +323,9 @@ describe('sparse-select', () => {
     expect(c).toHaveLength(1);
     expect(c[0]!.density).toBeGreaterThan(0.3);
     expect(c[0]!.layout).toBe(c[0]!.estimates[0]!.layout);
-    // csr stores 8 bytes per kept value: past 50% it moves more bytes than dense
+    // csr stores 6 bytes per kept value (f32 + u16 k)
     const csr = c[0]!.estimates.find((e) => e.layout === 'csr')!;
-    expect(csr.bytes).toBe(c[0]!.density * K * N * 8 + 4 * (N + 1));
+    expect(csr.bytes).toBe(c[0]!.density * K * N * 6 + 4 * (N + 1));
     expect(c[0]!.reason).toMatch(/^\d+\.\d% non-zeros; est\. at M=1 on lavapipe: .* < /);
   });
 });
