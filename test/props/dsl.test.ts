@@ -10,15 +10,23 @@
  * no branch can flip on rounding. The tolerance is f32's, scaled by the largest intermediate bound. fast-check prints
  * the seed; a failure prints the source. KILN_PROP_RUNS scales the runs.
  */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import '../../ir/ops/index.js';
+import type { Kernel } from '../../codegen/kir.js';
 import { GraphBuilder } from '../../ir/builder.js';
+import type { Graph } from '../../ir/graph.js';
 import { makeTensor, type Tensor } from '../../ir/tensor.js';
 import { defineOp, type CustomOp } from '../../src/dsl/index.js';
+import { cudaTranslationUnit, recordKernels } from '../../src/runtime/cuda/source.js';
 import { compile, type BackendName } from '../../src/session.js';
 import { deviceBackends } from '../helpers/device-backends.js';
-import { PROP_RUNS } from '../helpers/paths.js';
+import { PROP_RUNS, REPO_ROOT } from '../helpers/paths.js';
+import { fileProbe, requireTool } from '../helpers/tools.js';
 
 const backends = await deviceBackends();
 
@@ -325,8 +333,8 @@ interface Case {
   scale: number;
 }
 
-/** One case: K random functions in one graph (one g++ translation unit on cuda-emu), each alone and one fused. */
-async function runCase(backend: BackendName, seed: number, k: number): Promise<void> {
+/** K random functions (as ops) in one graph: each alone, and each float one also inside an elementwise group. */
+function caseGraph(seed: number, k: number): { cases: Case[]; graph: Graph } {
   const cases: Case[] = [];
   for (let j = 0; j < k; j++) {
     const gen = new FnGen(seed * 31 + j);
@@ -349,7 +357,12 @@ async function runCase(backend: BackendName, seed: number, k: number): Promise<v
     // a float result also inside an elementwise group: (op(x2, y, n) + x) * 0.5 fuses into one kernel
     if (c.ret === 'f') b.output(b.mul(b.add(c.op.apply(b, x2, y, n), x), b.const('f32', [0.5], [1])), `g${j}`);
   });
-  const graph = b.build();
+  return { cases, graph: b.build() };
+}
+
+/** One case: K random functions in one graph (one g++ translation unit on cuda-emu), run and compared with JS. */
+async function runCase(backend: BackendName, seed: number, k: number): Promise<void> {
+  const { cases, graph } = caseGraph(seed, k);
   const feeds = feedsFor(seed);
   const session = await compile(graph, { backend, poison: true });
   let got: Record<string, Tensor>;
@@ -386,6 +399,42 @@ async function runCase(backend: BackendName, seed: number, k: number): Promise<v
     }
   });
 }
+
+const NVCC = process.env['KILN_NVCC'] ?? '/usr/local/cuda/bin/nvcc';
+const noNvcc = await requireTool('nvcc', fileProbe(NVCC, 'install the CUDA toolkit or set KILN_NVCC'));
+
+describe.skipIf(noNvcc)('random DSL functions: the CUDA C kernels compile with nvcc', () => {
+  it('sm_90, no errors', async () => {
+    const kernels = new Map<string, Kernel>();
+    const rec = await recordKernels(async () => {
+      for (let seed = 1; seed <= 12; seed++) {
+        const { graph } = caseGraph(seed * 7919, 3);
+        const s = await compile(graph, { backend: 'cuda-emu' });
+        await s.run(feedsFor(seed)).finally(() => s.dispose()); // recording: lowered, nothing runs
+      }
+    });
+    for (const r of rec.runs) for (const k of r) kernels.set(k.name, k);
+    expect(kernels.size).toBeGreaterThan(30);
+    const dir = mkdtempSync(join(os.tmpdir(), 'kiln-dsl-nvcc-'));
+    try {
+      const file = join(dir, 'dsl.cu');
+      writeFileSync(file, cudaTranslationUnit(kernels.values(), 'nvcc'));
+      const args = [
+        '-c',
+        '-arch=sm_90',
+        '-std=c++17',
+        '-diag-suppress',
+        '177',
+        '-I',
+        join(REPO_ROOT, 'codegen/cuda/emu'),
+      ];
+      const r = spawnSync(NVCC, [...args, '-o', join(dir, 'dsl.o'), file], { encoding: 'utf8' });
+      expect(r.status, `nvcc failed:\n${(r.stderr + r.stdout).slice(0, 4000)}`).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 300_000);
+});
 
 describe.skipIf(backends.length === 0)('random DSL functions: kernels equal the JS evaluation', () => {
   it('every generated function parses and type-checks (a generator self-check)', () => {
