@@ -17,6 +17,7 @@ import { broadcastInfer, broadcastMap, req } from '../../ir/ops/util.js';
 import { hasOp, registerOp, type OpDef } from '../../ir/registry.js';
 import { tensorType } from '../../ir/types.js';
 import { onnxOp } from '../frontends/onnx/convert.js';
+import { exportOp } from '../frontends/onnx/export.js';
 import type { DslFunction, DslType } from './ast.js';
 import { emitDsl } from './emit.js';
 import { INTRINSICS } from './intrinsics.js';
@@ -65,6 +66,11 @@ export function defineOp(name: string, fn: string | DslJsFunction, opts: DefineO
   if (!NAME.test(name)) throw new KilnError('verify', `custom op name '${name}' must be an identifier`, { op: name });
   if (hasOp(name)) throw new KilnError('verify', `op ${name} is already defined`, { op: name });
   const dsl = parseDsl(fn, { ...opts, op: name });
+  if (dsl.params.length === 0) {
+    throw new KilnError('verify', `custom op ${name} needs at least one input (its output shape is theirs)`, {
+      op: name,
+    });
+  }
   const js = typeof fn === 'string' ? jsOf(fn) : (fn as unknown as CustomOp['js']);
   const inputs = dsl.params.map((p) => p.type);
   const output = dsl.result;
@@ -120,8 +126,10 @@ export function defineOp(name: string, fn: string | DslJsFunction, opts: DefineO
   });
   registerFusibleOp(name);
   if (opts.onnx) {
+    const { domain } = opts.onnx;
+    const opType = opts.onnx.opType ?? name;
     onnxOp(
-      opts.onnx.opType ?? name,
+      opType,
       (ctx) => [
         ctx.emit(
           name,
@@ -129,8 +137,10 @@ export function defineOp(name: string, fn: string | DslJsFunction, opts: DefineO
         ),
       ],
       1,
-      opts.onnx.domain,
+      domain,
     );
+    // and back: ONNX export writes the node in that domain (version 1)
+    exportOp(name, (ctx) => ctx.emit(opType, ctx.ins, ctx.outs, [], domain));
   }
   return {
     name,
@@ -138,6 +148,13 @@ export function defineOp(name: string, fn: string | DslJsFunction, opts: DefineO
     inputs,
     output,
     js,
-    apply: (b, ...xs) => b.op(name, xs),
+    apply: (b, ...xs) => {
+      if (xs.length !== inputs.length) {
+        throw new KilnError('verify', `custom op ${name} takes ${inputs.length} input(s), got ${xs.length}`, {
+          op: name,
+        });
+      }
+      return b.op(name, xs);
+    },
   };
 }

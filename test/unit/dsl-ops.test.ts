@@ -13,7 +13,8 @@ import { makeTensor, type Tensor } from '../../ir/tensor.js';
 import { optimize } from '../../passes/manager.js';
 import * as dsl from '../../src/dsl/index.js';
 import { defineOp, sigmoid, type f32 } from '../../src/dsl/index.js';
-import { importOnnxModel } from '../../src/frontends/onnx/import.js';
+import { exportOnnx } from '../../src/frontends/onnx/export.js';
+import { importOnnx, importOnnxModel } from '../../src/frontends/onnx/import.js';
 import { Executor } from '../../src/runtime/executor.js';
 import { RecordingBackend } from '../../src/runtime/recording.js';
 import { checkAgainstReference } from '../helpers/backends.js';
@@ -115,6 +116,13 @@ describe('defineOp: typed errors', () => {
     expect(() => swishBias.apply(b, x, x)).toThrow(/input 0 \('x'\) is f16, the DSL function takes f32/);
   });
 
+  it('a custom op needs an input, and apply checks the input count', () => {
+    expect(() => defineOp('t_noargs', '() => 1')).toThrow(/needs at least one input/);
+    const b = new GraphBuilder('g');
+    const x = b.input('x', 'f32', [2]);
+    expect(() => swishBias.apply(b, x)).toThrow(/t_swish_bias takes 2 input\(s\), got 1/);
+  });
+
   it('names: an identifier, not taken', () => {
     expect(() => defineOp('t_swish_bias', '(x: f32) => x')).toThrow(/op t_swish_bias is already defined/);
     expect(() => defineOp('add', '(x: f32) => x')).toThrow(KilnError);
@@ -197,7 +205,7 @@ describe.skipIf(backends.length === 0)('custom ops on the device backends match 
   }
 });
 
-describe('ONNX import of a custom-domain node', () => {
+describe('ONNX import and export of a custom-domain node', () => {
   it('a node of the op’s domain becomes the custom op', () => {
     defineOp('t_onnx_gate', '(x: f32, y: f32) => x * sigmoid(y)', { onnx: { domain: 'com.example', opType: 'Gate' } });
     const model = onnxModelOf({
@@ -223,5 +231,10 @@ describe('ONNX import of a custom-domain node', () => {
     expect(graph.nodes.map((n) => n.op)).toEqual(['t_onnx_gate']);
     const z = interpret(graph, { x: makeTensor('f32', [3], [1, 2, 3]), y: makeTensor('f32', [3], [0, 0, 0]) })['z']!;
     expect(Array.from(z.data)).toEqual([0.5, 1, 1.5]);
+
+    // and back: exported in the same domain, re-imported as the same op
+    const again = importOnnx(exportOnnx(graph));
+    expect(again.graph.nodes.map((n) => n.op)).toEqual(['t_onnx_gate']);
+    expect(again.opsets.get('com.example')).toBe(1);
   });
 });
