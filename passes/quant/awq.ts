@@ -84,7 +84,11 @@ export function awqScales(absMean: Float64Array, alpha: number): Float64Array {
  * Where diag(s)⁻¹ folds for activation `a`: the RMS norm weight producing it (`gamma`, scaled per element), or, for a
  * product mul(f(·), x·W3) (LLaMA's SiLU gate times up projection), the output columns of W3 (`cols`); or why none.
  */
-function foldTarget(graph: Graph, a: Value, readers: Node[]): { norm: Node; gamma?: Value; cols?: Value } | string {
+export function foldTarget(
+  graph: Graph,
+  a: Value,
+  readers: Node[],
+): { norm: Node; gamma?: Value; cols?: Value } | string {
   const p = a.producer;
   const K = a.type.shape[a.type.shape.length - 1];
   if (p && p.op === 'mul' && !graph.outputs.includes(a) && graph.users(a).every((u) => readers.includes(u))) {
@@ -165,25 +169,11 @@ export function applyAwqScales(
       if (i === 0) rtnError = e;
       if (e < best.error) best = { alpha, s, error: e };
     }
-    // fold: γ_k / s_k, W[k, n] · s_k
-    const s = best.s;
-    const f = (fold.gamma ?? fold.cols)!;
-    const g = f.data!;
-    const cols = g.shape[g.shape.length - 1]!;
-    f.data = makeTensor(
-      g.dtype,
-      g.shape,
-      Array.from(g.data as ArrayLike<number>, (v, i) => Number(v) / s[i % cols]!),
+    foldScales(
+      fold,
+      Ws.map(({ w }) => w),
+      best.s,
     );
-    for (const { w } of Ws) {
-      const N = w.type.shape[1] as number;
-      const d = w.data!;
-      w.data = makeTensor(
-        d.dtype,
-        d.shape,
-        Array.from(d.data as ArrayLike<number>, (v, i) => Number(v) * s[Math.floor(i / N)]!),
-      );
-    }
     out.scales.push({
       activation: a.name,
       foldedInto: fold.norm.name,
@@ -194,6 +184,30 @@ export function applyAwqScales(
     });
   }
   return out;
+}
+
+/**
+ * x · W = (x · diag(s)⁻¹) · (diag(s) · W): divides the fold target (an RMS norm's γ, or the columns of the projection
+ * multiplied into x) by s and multiplies the rows of every weight reading x by s. The float function is unchanged.
+ */
+export function foldScales(fold: { gamma?: Value; cols?: Value }, weights: readonly Value[], s: Float64Array): void {
+  const f = (fold.gamma ?? fold.cols)!;
+  const g = f.data!;
+  const cols = g.shape[g.shape.length - 1]!;
+  f.data = makeTensor(
+    g.dtype,
+    g.shape,
+    Array.from(g.data as ArrayLike<number>, (v, i) => Number(v) / s[i % cols]!),
+  );
+  for (const w of weights) {
+    const N = w.type.shape[1] as number;
+    const d = w.data!;
+    w.data = makeTensor(
+      d.dtype,
+      d.shape,
+      Array.from(d.data as ArrayLike<number>, (v, i) => Number(v) * s[Math.floor(i / N)]!),
+    );
+  }
 }
 
 /** AWQ: scale (applyAwqScales) then RTN (quantizeRtn) with the same options. */

@@ -26,6 +26,8 @@ export interface ActivationStats {
   xtx: Float64Array;
   /** Mean |x| per channel. */
   absMean: Float64Array;
+  /** Max |x| per channel (SmoothQuant's activation range). */
+  absMax: Float64Array;
 }
 
 export type CalibrationStats = Map<string, ActivationStats>;
@@ -83,7 +85,7 @@ export function calibrate(graph: Graph, windows: readonly (readonly number[])[])
         const K = t.shape[t.shape.length - 1]!;
         let s = stats.get(w.v.name);
         if (!s) {
-          s = { name: w.v.name, K, rows: 0, xtx: new Float64Array(K * K), absMean: new Float64Array(K) };
+          s = emptyStats(w.v.name, K);
           stats.set(w.v.name, s);
         }
         accumulate(s, t.data as ArrayLike<number>, K);
@@ -91,6 +93,17 @@ export function calibrate(graph: Graph, windows: readonly (readonly number[])[])
     });
   }
   return stats;
+}
+
+function emptyStats(name: string, K: number): ActivationStats {
+  return {
+    name,
+    K,
+    rows: 0,
+    xtx: new Float64Array(K * K),
+    absMean: new Float64Array(K),
+    absMax: new Float64Array(K),
+  };
 }
 
 /** Add rows of `x` (rows × K, row-major) to the statistics. */
@@ -104,6 +117,7 @@ export function accumulate(s: ActivationStats, x: ArrayLike<number>, K: number):
     for (let i = 0; i < K; i++) {
       const xi = row[i]!;
       abs[i] += Math.abs(xi);
+      if (Math.abs(xi) > s.absMax[i]!) s.absMax[i] = Math.abs(xi);
       if (xi === 0) continue;
       const o = i * K;
       for (let j = i; j < K; j++) s.xtx[o + j] += xi * row[j]!;
@@ -117,7 +131,7 @@ export function accumulate(s: ActivationStats, x: ArrayLike<number>, K: number):
 
 /** Statistics of explicit activation rows (tests, or callers with their own activations). */
 export function statsOf(name: string, x: ArrayLike<number>, K: number): ActivationStats {
-  const s: ActivationStats = { name, K, rows: 0, xtx: new Float64Array(K * K), absMean: new Float64Array(K) };
+  const s = emptyStats(name, K);
   accumulate(s, x, K);
   return s;
 }

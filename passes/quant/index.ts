@@ -6,3 +6,4 @@ export * from './rtn.js';
 export * from './calibrate.js';
 export * from './gptq.js';
 export * from './awq.js';
+export * from './smoothquant.js';
