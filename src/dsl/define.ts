@@ -21,7 +21,7 @@ import { exportOp } from '../frontends/onnx/export.js';
 import type { DslFunction, DslType } from './ast.js';
 import { emitDsl } from './emit.js';
 import { INTRINSICS } from './intrinsics.js';
-import { parseDsl, type ParseOptions } from './parse.js';
+import { asExpression, parseDsl, type ParseOptions } from './parse.js';
 
 /** A DSL function as JS: the reference. */
 export type DslJsFunction = (...args: never[]) => number | boolean;
@@ -49,7 +49,7 @@ const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /** A DSL source string as a JS function (types stripped by the TypeScript transpiler, intrinsics in scope). */
 function jsOf(source: string): (...args: (number | boolean)[]) => number | boolean {
-  const js = ts.transpileModule(`const __kiln_dsl = (\n${source}\n);`, {
+  const js = ts.transpileModule(`const __kiln_dsl = (\n${asExpression(source).code}\n);`, {
     compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.None },
   }).outputText;
   const names = Object.keys(INTRINSICS);

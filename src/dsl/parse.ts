@@ -687,14 +687,26 @@ function located(
   return new DslError(code, message, file, l, c, opts.op);
 }
 
+/**
+ * A function's text as a function expression: a method's `.toString()` (`name(x) { … }`) gets `function ` in front;
+ * `shift` is how many characters that moved the first line.
+ */
+export function asExpression(text: string): { code: string; shift: number } {
+  if (/^\s*(?!function\b|async\b)[A-Za-z_$][\w$]*\s*\(/.test(text)) {
+    return { code: text.replace(/^(\s*)/, '$1function '), shift: 'function '.length };
+  }
+  return { code: text, shift: 0 };
+}
+
 /** Parse and type-check a DSL function. */
 export function parseDsl(source: string | ((...args: never[]) => unknown), opts: ParseOptions = {}): DslFunction {
   const text = typeof source === 'function' ? source.toString() : source;
   const file = opts.file ?? '<dsl>';
+  const { code, shift } = asExpression(text);
   project ??= new Project({ useInMemoryFileSystem: true, compilerOptions: { target: ts.ScriptTarget.ES2022 } });
-  const sf = project.createSourceFile(`/dsl${fileCounter++}.ts`, `${PREFIX}${text}\n);\n`, { overwrite: true });
+  const sf = project.createSourceFile(`/dsl${fileCounter++}.ts`, `${PREFIX}${code}\n);\n`, { overwrite: true });
   try {
-    const ck = new Checker(sf, opts, file);
+    const ck = new Checker(sf, shift ? { ...opts, column: (opts.column ?? 1) - shift } : opts, file);
     const diags = (sf.compilerNode as unknown as { parseDiagnostics?: ts.Diagnostic[] }).parseDiagnostics ?? [];
     if (diags.length) {
       const d = diags[0]!;

@@ -49,6 +49,7 @@ const intOp = defineOp(
   }`,
 );
 const predicate = defineOp('t_pred', '(x: f32, on: bool): bool => on ? x > 0.5 : !(x > -0.5)');
+const infinite = defineOp('t_inf', '(x: f32) => max(min(x, Infinity), -Infinity) + (x > 100 ? -Infinity : 0.5)');
 const half = defineOp('t_half', '(h: f16, x: f32): f16 => h * 3 + clamp(x, -1, 1)');
 
 const seq = (n: number, f: (i: number) => number) => Array.from({ length: n }, (_, i) => f(i));
@@ -177,6 +178,7 @@ describe.skipIf(backends.length === 0)('custom ops on the device backends match 
         b.output(intOp.apply(b, n, m, x), 'r');
         b.output(predicate.apply(b, x, on), 'p');
         b.output(half.apply(b, h, x), 'hh');
+        b.output(infinite.apply(b, x), 'inf');
         return b.build();
       };
       for (const fuse of [true, false]) {

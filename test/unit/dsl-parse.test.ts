@@ -83,6 +83,17 @@ describe('DSL parsing and types', () => {
     expect(g.body.map((s) => s.k)).toEqual(['if', 'return']);
   });
 
+  it('a method (its .toString() is `name(…) { … }`) parses, and its errors keep their columns', () => {
+    const obj = {
+      gate(x: number, y: number) {
+        return x * y;
+      },
+    };
+    expect(parseDsl(obj.gate, { inputs: ['f32', 'f32'] }).params.map((p) => p.name)).toEqual(['x', 'y']);
+    const e = errorOf('scale(x: f32) { return x + y; }');
+    expect([e.line, e.column]).toEqual([1, 28]);
+  });
+
   it('loops: constant bounds (literals or const names), <=, +=; the loop variable is i32', () => {
     const f = parseDsl(
       '(x: f32) => { const N = 4; let s = 0; for (let i = 1; i <= N; i += 2) { s += x * f32(i); } return s; }',
