@@ -59,7 +59,7 @@ function calib(m: ReturnType<typeof model>) {
   let hv: Tensor | undefined;
   interpret(m.graph, m.feeds, {
     onNode(n, outs) {
-      if (n.outputs[0] === m.h) hv = outs[0]!;
+      if (n.name === m.h.producer!.name) hv = outs[0]!;
     },
   });
   return new Map([[m.h.name, statsOf(m.h.name, hv!.data as Float32Array, K)]]);
@@ -97,7 +97,7 @@ describe('W8A8 / SmoothQuant', () => {
     let hv: Tensor | undefined;
     interpret(m.graph, m.feeds, {
       onNode(n, outs) {
-        if (n.outputs[0] === m.h) hv = outs[0]!;
+        if (n.name === m.h.producer!.name) hv = outs[0]!;
       },
     });
     const w1 = m.graph.constants.find((c) => c.name === 'w1')!.data!.data as Float32Array;
