@@ -71,7 +71,14 @@ export function defineOp(name: string, fn: string | DslJsFunction, opts: DefineO
       op: name,
     });
   }
-  const js = typeof fn === 'string' ? jsOf(fn) : (fn as unknown as CustomOp['js']);
+  let js: CustomOp['js'];
+  try {
+    js = typeof fn === 'string' ? jsOf(fn) : (fn as unknown as CustomOp['js']);
+  } catch (e) {
+    throw new KilnError('parse', `the DSL source does not evaluate as JavaScript: ${(e as Error).message}`, {
+      op: name,
+    });
+  }
   const inputs = dsl.params.map((p) => p.type);
   const output = dsl.result;
   const isBool = inputs.map((t) => t === 'bool');

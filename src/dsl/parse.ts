@@ -755,7 +755,7 @@ export function parseDsl(source: string | ((...args: never[]) => unknown), opts:
     const b = fn.getBody();
     let body: DStmt[];
     if (Node.isBlock(b)) {
-      body = ck.block(b.getStatements(), new Scope(scope));
+      body = ck.block(b.getStatements(), scope); // the parameters' scope: a local may not redeclare one
       if (!alwaysReturns(body)) ck.fail(b.getEnd() - 1, 'the function can end without returning a value');
     } else {
       const v = ck.expr(b, scope);

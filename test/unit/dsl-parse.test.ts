@@ -164,6 +164,13 @@ describe('DSL errors are located (1-based line, column) and name the construct',
     ],
     ['array indexing', '(x: f32) => {\n  const a = x;\n  return a[0];\n}', 3, 10, /unsupported syntax: indexing/],
     [
+      'a local redeclaring a parameter',
+      '(x: f32) => {\n  const x = 2;\n  return x;\n}',
+      2,
+      9,
+      /'x' is already declared/,
+    ],
+    [
       'assignment in an expression',
       '(x: f32) => {\n  let y = x;\n  return (y = 2);\n}',
       3,
