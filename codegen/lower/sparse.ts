@@ -9,7 +9,9 @@
  * - csr: for p in row_ptr[n] .. row_ptr[n + 1]: acc_r += a[m0 + r, indices[p]] · values[p].
  * - bsr(h×w): for blocks b of block row n / h: the w values of row n % h against a[m0 + r, indices[b] · w + j].
  * - nm(2:4): for each group q: the 4-bit field (two 2-bit positions; the u8 indices bound as packed u4x8 words,
- *   legalize extracts the field) and the group's two values. Positions are in their group by construction: no check.
+ *   legalize extracts the field) and the group's two values — dequantized in the load when they are int4 / int8
+ *   with per-group scales (a 2:4 int4 weight: 3 bits per weight element and the scales). Positions are in their group by
+ *   construction: no check.
  * csr / bsr check every index and row pointer on the device (`raiseIf`: the run's typed error naming the node),
  * clamped meanwhile so a bad index never reads out of bounds.
  *
@@ -17,7 +19,7 @@
  * (threads own disjoint columns: no atomics).
  */
 import { KilnError } from '../../ir/errors.js';
-import { sparseGeometryOf, type SparseGeometry } from '../../ir/ops/sparse.js';
+import { nmQuantOf, sparseGeometryOf, type SparseGeometry } from '../../ir/ops/sparse.js';
 import { numel } from '../../ir/shape.js';
 import {
   add,
@@ -95,6 +97,31 @@ function checkedIndex(kb: KernelBuilder, raw: Expr, len: Expr): Expr {
   return kb.let('k', clamp(k0, c.i32(0), sub(len, c.i32(1))));
 }
 
+/**
+ * The two kept values of 2:4 group `q` of output column `n` (value index `vi` = n · K / 2 + 2q) in f32: float values
+ * loaded as they are, quantized ones (u8 bound as packed 4- / 8-bit fields) as (q − 2^(bits − 1)) · scale, the two
+ * sharing one scale (groups are even). `first` is the values' port; the scales are 3 ports later.
+ */
+function nmValues(kb: KernelBuilder, ctx: LowerCtx, g: SparseGeometry, first: number) {
+  const q = nmQuantOf(ctx.attrs, g, fail(ctx));
+  if (!q) {
+    const vb = kb.input(ctx, first);
+    return (_n: Expr, _q: Expr, vi: Expr): [Expr, Expr] => [
+      kb.let('w', ldf(kb, ctx, vb, first, vi)),
+      kb.let('w', ldf(kb, ctx, vb, first, add(vi, c.i32(1)))),
+    ];
+  }
+  const vb = kb.buffer({ kind: 'in', index: first }, q.bits === 4 ? 'u4x8' : 'u8x4', 'read');
+  const sb = kb.input(ctx, first + 3);
+  const zp = c.i32(2 ** (q.bits - 1));
+  return (n: Expr, qv: Expr, vi: Expr): [Expr, Expr] => {
+    const si = add(mul(n, kb.uniform('srow', q.perRow, 'i32', 'nm.srow')), div(mul(qv, c.i32(2)), c.i32(q.group)));
+    const sc = kb.let('sc', ldf(kb, ctx, sb, first + 3, si));
+    const deq = (i: Expr) => kb.let('w', mul(cast('f32', sub(cast('i32', load(vb, i, 'u32')), zp)), sc));
+    return [deq(vi), deq(add(vi, c.i32(1)))];
+  };
+}
+
 function spmm(ctx: LowerCtx, g: SparseGeometry): LoweredStep {
   const a = ctx.inputs[0]!;
   const M = numel(a.shape.slice(0, -1));
@@ -105,7 +132,8 @@ function spmm(ctx: LowerCtx, g: SparseGeometry): LoweredStep {
   const kind = T === 1 ? 'spmv' : 'spmm';
   const kb = new KernelBuilder(`sparse_matmul_${g.format}_${kind}`, ctx.caps);
   const ab = kb.input(ctx, 0);
-  const vb = kb.input(ctx, 1);
+  const nmv = g.format === 'nm' ? nmValues(kb, ctx, g, 1) : undefined;
+  const vb = g.format === 'nm' ? '' : kb.input(ctx, 1);
   const ib = g.format === 'nm' ? kb.buffer({ kind: 'in', index: 2 }, 'u4x8', 'read') : kb.input(ctx, 2);
   const rb = g.format === 'nm' ? '' : kb.input(ctx, 3);
   const ob = kb.output(ctx, 0);
@@ -167,8 +195,9 @@ function spmm(ctx: LowerCtx, g: SparseGeometry): LoweredStep {
       const f = kb.let('f', cast('i32', load(ib, add(mul(n, G), qv), 'u32')));
       const base = kb.let('kq', mul(qv, c.i32(4)));
       const vi = kb.let('vi', mul(add(mul(n, G), qv), c.i32(2)));
-      fma(add(base, bin('bitand', f, c.i32(3))), kb.let('w', ldf(kb, ctx, vb, 1, vi)));
-      fma(add(base, bin('shr', f, c.i32(2))), kb.let('w', ldf(kb, ctx, vb, 1, add(vi, c.i32(1)))));
+      const [w0, w1] = nmv!(n, qv, vi);
+      fma(add(base, bin('bitand', f, c.i32(3))), w0);
+      fma(add(base, bin('shr', f, c.i32(2))), w1);
     });
     kb.emit(for_(q, c.i32(0), G, body));
   }
@@ -194,7 +223,8 @@ registerLowering('sparse_to_dense', (ctx) => {
   const { K, N } = g;
   checkIndexRange(ctx, K * N, 'the dense weight');
   const kb = new KernelBuilder(`sparse_to_dense_${g.format}`, ctx.caps);
-  const vb = kb.input(ctx, 0);
+  const nmv = g.format === 'nm' ? nmValues(kb, ctx, g, 0) : undefined;
+  const vb = g.format === 'nm' ? '' : kb.input(ctx, 0);
   const ib = g.format === 'nm' ? kb.buffer({ kind: 'in', index: 1 }, 'u4x8', 'read') : kb.input(ctx, 1);
   const rb = g.format === 'nm' ? '' : kb.input(ctx, 2);
   const ob = kb.output(ctx, 0);
@@ -219,8 +249,9 @@ registerLowering('sparse_to_dense', (ctx) => {
       const f = kb.let('f', cast('i32', load(ib, add(mul(n, G), qv), 'u32')));
       const vi = kb.let('vi', mul(add(mul(n, G), qv), c.i32(2)));
       const base = mul(qv, c.i32(4));
-      acc(add(base, bin('bitand', f, c.i32(3))), ldf(kb, ctx, vb, 0, vi));
-      acc(add(base, bin('shr', f, c.i32(2))), ldf(kb, ctx, vb, 0, add(vi, c.i32(1))));
+      const [w0, w1] = nmv!(n, qv, vi);
+      acc(add(base, bin('bitand', f, c.i32(3))), w0);
+      acc(add(base, bin('shr', f, c.i32(2))), w1);
     });
     kb.emit(for_(q, c.i32(0), G, body));
   } else {

@@ -3,7 +3,7 @@
  * density (unstructured for csr, whole h × w blocks of Wᵀ plus zeros inside kept blocks for bsr, a random 2:4 pattern
  * for nm — some groups keeping fewer than 2), packed by the host packers into `sparse_matmul`'s constants, run on
  * the reference interpreter, webgpu and cuda-emu, and compared with `matmul(a, W)` interpreted in float64 (the
- * sparse op's own reference is not the oracle). Random K, N, lead dims (M = 1: SpMV; M > 1: SpMM with ragged row
+ * sparse op's own reference is not the oracle; quantized 2:4 cases: the spec's dequantized W). Random K, N, lead dims (M = 1: SpMV; M > 1: SpMM with ragged row
  * tiles), f32 / f16 activations and values. fast-check prints the seed of a failing case; KILN_PROP_RUNS scales.
  */
 import fc from 'fast-check';
@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { GraphBuilder } from '../../ir/builder.js';
 import '../../ir/index.js';
 import { interpret } from '../../ir/interpret.js';
-import { packBsr, packCsr, packNm, sparseLayout, type PackedSparse } from '../../ir/ops/sparse.js';
+import { packBsr, packCsr, packNm, quantizeNm, sparseLayout, type PackedSparse } from '../../ir/ops/sparse.js';
 import { makeTensor, type Tensor } from '../../ir/tensor.js';
 import { compile, type BackendChoice } from '../../src/session.js';
 import { compareWithReference, skipWebgpu, tolerance } from '../helpers/backends.js';
@@ -41,24 +41,55 @@ export interface SparseCase {
   dtype: 'f32' | 'f16';
   /** csr / bsr index dtype. */
   index: 'i32' | 'u16';
+  /** nm: int4 / int8 kept values with per-group scales (0: float values); f32 only. */
+  quant?: { bits: 4 | 8; group: number };
 }
 
-const arbCase: fc.Arbitrary<SparseCase> = fc.record({
-  seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
-  format: fc.constantFrom('csr' as const, 'bsr' as const, 'nm' as const),
-  lead: fc.oneof(
-    fc.constant([1]),
-    fc.constant([]),
-    fc.tuple(fc.integer({ min: 2, max: 40 })).map((t) => [...t]),
-    fc.tuple(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 12 })).map((t) => [...t]),
-  ),
-  kUnits: fc.integer({ min: 1, max: 24 }),
-  nUnits: fc.integer({ min: 1, max: 24 }),
-  block: fc.tuple(fc.constantFrom(1, 2, 4, 8), fc.constantFrom(1, 2, 4, 8)),
-  density: fc.oneof(fc.constant(0), fc.constant(1), fc.double({ min: 0.02, max: 0.95, noNaN: true })),
-  dtype: fc.constantFrom('f32' as const, 'f32' as const, 'f16' as const),
-  index: fc.constantFrom('i32' as const, 'u16' as const),
-});
+const arbCase: fc.Arbitrary<SparseCase> = fc
+  .record({
+    seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+    format: fc.constantFrom('csr' as const, 'bsr' as const, 'nm' as const),
+    lead: fc.oneof(
+      fc.constant([1]),
+      fc.constant([]),
+      fc.tuple(fc.integer({ min: 2, max: 40 })).map((t) => [...t]),
+      fc.tuple(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 12 })).map((t) => [...t]),
+    ),
+    kUnits: fc.integer({ min: 1, max: 24 }),
+    nUnits: fc.integer({ min: 1, max: 24 }),
+    block: fc.tuple(fc.constantFrom(1, 2, 4, 8), fc.constantFrom(1, 2, 4, 8)),
+    density: fc.oneof(fc.constant(0), fc.constant(1), fc.double({ min: 0.02, max: 0.95, noNaN: true })),
+    dtype: fc.constantFrom('f32' as const, 'f32' as const, 'f16' as const),
+    index: fc.constantFrom('i32' as const, 'u16' as const),
+    quant: fc.option(
+      fc.record({ bits: fc.constantFrom(4 as const, 8 as const), group: fc.constantFrom(2, 4, 8, 16, 32) }),
+      { nil: undefined },
+    ),
+  })
+  .map((c) => (c.quant && c.format === 'nm' ? { ...c, dtype: 'f32' as const } : { ...c, quant: undefined }));
+
+/**
+ * The oracle's weight for a quantized 2:4 case, from the pruned W by the spec (not the packer): per column and group
+ * of `group` kept values (group / 2 groups of 4 along K), scale = max |w| / (2^(bits−1) − 1), held in f32; each
+ * non-zero becomes clamp(round-half-away(w / scale)) · scale.
+ */
+function dequantOracle(w: Float64Array, K: number, N: number, bits: number, group: number): Float64Array {
+  const qmax = 2 ** (bits - 1) - 1;
+  const out = new Float64Array(w.length);
+  const span = (group / 2) * 4; // k per scale
+  for (let n = 0; n < N; n++)
+    for (let k0 = 0; k0 < K; k0 += span) {
+      let mx = 0;
+      for (let k = k0; k < Math.min(K, k0 + span); k++) mx = Math.max(mx, Math.abs(w[k * N + n]!));
+      const scale = mx / qmax;
+      for (let k = k0; k < Math.min(K, k0 + span); k++) {
+        const x = w[k * N + n]!;
+        const q = scale ? Math.sign(x) * Math.round(Math.abs(x) / scale) : 0;
+        out[k * N + n] = Math.max(-qmax - 1, Math.min(qmax, q)) * Math.fround(scale);
+      }
+    }
+  return out;
+}
 
 /** A value exact in f16: a multiple of 1/64 in [−1, 1], never 0. */
 const val = (r: () => number) => ((Math.floor(r() * 64) + 1) / 64) * (r() < 0.5 ? -1 : 1);
@@ -112,7 +143,11 @@ function graphs(c: SparseCase) {
   const a = sb.input('a', c.dtype, [...c.lead, K]);
   const vShape =
     g.format === 'csr' ? [p.values.length] : g.format === 'bsr' ? [p.indices.length, ...g.block] : [N, K / 2];
-  const values = sb.weight('values', makeTensor(c.dtype, vShape, p.values), sparseLayout(g));
+  const qz = c.quant && quantizeNm(p, c.quant.bits, c.quant.group);
+  const values = qz
+    ? sb.weight('values', makeTensor('u8', [N, (K / 2) * (c.quant!.bits / 8)], qz.data), sparseLayout(g))
+    : sb.weight('values', makeTensor(c.dtype, vShape, p.values), sparseLayout(g));
+  const scales = qz ? sb.weight('scales', makeTensor('f32', [N, qz.scales.length / N], qz.scales)) : null;
   const indices = sb.weight(
     'indices',
     g.format === 'nm'
@@ -120,11 +155,12 @@ function graphs(c: SparseCase) {
       : makeTensor(c.index, [p.indices.length], p.indices),
   );
   const rowPtr = p.rowPtr ? sb.weight('row_ptr', makeTensor('i32', [p.rowPtr.length], p.rowPtr)) : null;
-  const attrs = { format: c.format, K, N, block: [...g.block] };
-  sb.output(sb.op('sparse_matmul', [a, values, indices, rowPtr], attrs), 'y');
+  const attrs = { format: c.format, K, N, block: [...g.block], ...(c.quant ?? {}) };
+  sb.output(sb.op('sparse_matmul', [a, values, indices, rowPtr, scales], attrs), 'y');
   const db = new GraphBuilder('dense');
   const da = db.input('a', c.dtype, [...c.lead, K]);
-  db.output(db.op('matmul', [da, db.weight('w', makeTensor(c.dtype, [K, N], w))]), 'y');
+  const wd = c.quant ? dequantOracle(w, K, N, c.quant.bits, c.quant.group) : w;
+  db.output(db.op('matmul', [da, db.weight('w', makeTensor(c.dtype, [K, N], wd))]), 'y');
   return { sparse: sb.build(), dense: db.build(), feeds };
 }
 
@@ -183,6 +219,30 @@ const FIXED: SparseCase[] = [
   },
   { seed: 5, format: 'nm', lead: [1], kUnits: 9, nUnits: 11, block: [1, 1], density: 0.5, dtype: 'f32', index: 'i32' },
   { seed: 6, format: 'nm', lead: [17], kUnits: 7, nUnits: 5, block: [1, 1], density: 0.3, dtype: 'f16', index: 'i32' },
+  {
+    seed: 8,
+    format: 'nm',
+    lead: [1],
+    kUnits: 20,
+    nUnits: 6,
+    block: [1, 1],
+    density: 0.5,
+    dtype: 'f32',
+    index: 'i32',
+    quant: { bits: 4, group: 16 },
+  },
+  {
+    seed: 9,
+    format: 'nm',
+    lead: [11],
+    kUnits: 9,
+    nUnits: 7,
+    block: [1, 1],
+    density: 0.4,
+    dtype: 'f32',
+    index: 'i32',
+    quant: { bits: 8, group: 4 },
+  },
   { seed: 7, format: 'csr', lead: [3], kUnits: 8, nUnits: 8, block: [1, 1], density: 0, dtype: 'f32', index: 'i32' },
 ];
 

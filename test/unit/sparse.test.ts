@@ -14,6 +14,7 @@ import {
   packBsr,
   packCsr,
   packNm,
+  quantizeNm,
   sparseGeometry,
   sparseLayout,
   unpackSparse,
@@ -352,5 +353,52 @@ describe('kiln inspect and the FLOP account', () => {
     ).toBe(2 * 3 * 16);
     const d = await inspectModel(b.build(), { opt: 1 });
     expect(d.layouts).toBeUndefined();
+  });
+});
+
+describe('2:4 with int4 / int8 kept values', () => {
+  it('quantizeNm (hand-worked) and the reference dequantizes in the product', () => {
+    // W [8, 1]: groups [1 0 3 0] and [0 0 -2 0.5] → kept values 1, 3 | -2, 0.5 (positions 0,2 | 2,3)
+    const w = [1, 0, 3, 0, 0, 0, -2, 0.5];
+    const p = packNm(w, 8, 1);
+    expect(Array.from(p.values)).toEqual([1, 3, -2, 0.5]);
+    // int4, group 2: scales 3 / 7 and 2 / 7; q = round(v / scale) + 8: 2+8, 7+8 | -7+8, 2+8 (0.5 · 3.5 = 1.75 → 2)
+    const qz = quantizeNm(p, 4, 2);
+    expect(Array.from(qz.scales)).toEqual([3 / 7, 2 / 7]);
+    expect(Array.from(qz.data)).toEqual([10 | (15 << 4), 1 | (10 << 4)]);
+    const b = new GraphBuilder('q');
+    const ins = [
+      b.input('a', 'f32', [1, 8]),
+      b.weight('v', makeTensor('u8', [1, 2], qz.data), { kind: 'nm', n: 2, m: 4 }),
+      b.weight('i', makeTensor('u8', [1], p.indices)),
+      null,
+      b.weight('s', makeTensor('f32', [1, 2], qz.scales)),
+    ];
+    b.output(b.op('sparse_matmul', ins, { format: 'nm', K: 8, N: 1, bits: 4, group: 2 }), 'y');
+    const y = interpret(b.build(), { a: makeTensor('f32', [1, 8], [1, 1, 1, 1, 1, 1, 1, 1]) })['y']!;
+    const s0 = Math.fround(3 / 7);
+    const s1 = Math.fround(2 / 7);
+    expect(y.data[0]).toBeCloseTo(2 * s0 + 7 * s0 - 7 * s1 + 2 * s1, 6);
+  });
+
+  it('bits on csr, missing scales, or a wrong scales shape are located errors', () => {
+    const mk = (attrs: Record<string, unknown>, scalesShape?: number[]) => {
+      const b = new GraphBuilder('e');
+      const ins = [
+        b.input('a', 'f32', [1, 8]),
+        b.weight('v', makeTensor('u8', [1, 2], [0, 0])),
+        b.weight('i', makeTensor('u8', [1], [0x44])),
+        null,
+        scalesShape ? b.weight('s', makeTensor('f32', scalesShape, new Array(scalesShape[1]).fill(1))) : null,
+      ];
+      b.op('sparse_matmul', ins, { format: 'nm', K: 8, N: 1, ...attrs } as never);
+    };
+    expect(() => mk({ bits: 4, group: 2 })).toThrow(/quantized values need scales/);
+    expect(() => mk({ bits: 4, group: 2 }, [1, 3])).toThrow(
+      /scales are \[1,3\], expected \[N, ceil\(K \/ 2 \/ group\)\] = \[1,2\]/,
+    );
+    expect(() => mk({ bits: 4, group: 3 }, [1, 2])).toThrow(/group must be an even positive integer/);
+    expect(() => mk({ bits: 4, group: 2, format: 'csr' }, [1, 2])).toThrow(/only supported for nm/);
+    expect(() => mk({ bits: 4, group: 2 }, [1, 2])).not.toThrow();
   });
 });
