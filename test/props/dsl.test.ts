@@ -2,7 +2,8 @@
  * kiln/dsl property: random DSL functions, built from the DSL's grammar (locals, `let` with reassignment, `if` / else,
  * constant loops — nested —, early returns, ternaries, Math.* and the intrinsics, f32 / i32 / bool values and
  * results), compile to kernels on webgpu and cuda-emu whose outputs equal the JS evaluation of the same function in
- * float64 (rounded to the result type) — standalone and fused into an elementwise group.
+ * float64 (rounded to the result type) — standalone, fused into an elementwise group, and as a matmul's epilogue (one
+ * fused_contraction kernel; the product is exact, so the epilogue sees the values JS sees).
  *
  * NaN never passes, so the generator keeps every value finite by construction: it tracks a bound on each
  * subexpression (wrapping one past 16 in tanh / clamp / sigmoid), feeds logs and roots nonnegative arguments, divides
@@ -21,6 +22,7 @@ import type { Kernel } from '../../codegen/kir.js';
 import { GraphBuilder } from '../../ir/builder.js';
 import type { Graph } from '../../ir/graph.js';
 import { makeTensor, type Tensor } from '../../ir/tensor.js';
+import { optimize } from '../../passes/manager.js';
 import { defineOp, type CustomOp } from '../../src/dsl/index.js';
 import { cudaTranslationUnit, recordKernels } from '../../src/runtime/cuda/source.js';
 import { compile, type BackendName } from '../../src/session.js';
@@ -309,9 +311,10 @@ class FnGen {
 
 let opCounter = 0;
 const COLS = 37;
+const K = 8;
 
 /** f32 inputs in [-3, 3], n in [-20, 20]. */
-function feedsFor(seed: number): Record<string, Tensor> {
+function allFeeds(seed: number): Record<string, Tensor> {
   const g = new FnGen(seed ^ 0x9e3779b9);
   const f = (k: number) => Array.from({ length: k }, () => Math.fround((g.rnd() - 0.5) * 6));
   return {
@@ -323,7 +326,39 @@ function feedsFor(seed: number): Record<string, Tensor> {
       [2, 1],
       Array.from({ length: 2 }, () => g.int(41) - 20),
     ),
+    // a · w is exact in f32 and float64 alike (dyadic entries, K = 8, |a · w| <= 3): the epilogue sees what JS sees
+    ...Object.fromEntries(
+      [0, 1, 2].map((j) => [
+        `a${j}`,
+        makeTensor(
+          'f32',
+          [2, K],
+          Array.from({ length: 2 * K }, () => (g.int(5) - 2) * 0.25),
+        ),
+      ]),
+    ),
+    w: makeTensor(
+      'f32',
+      [K, COLS],
+      Array.from({ length: K * COLS }, () => (g.int(13) - 6) * 0.125),
+    ),
   };
+}
+
+/** The feeds a graph reads. */
+function feedsFor(graph: Graph, seed: number): Record<string, Tensor> {
+  const all = allFeeds(seed);
+  return Object.fromEntries(graph.inputs.map((v) => [v.name, all[v.name]!]));
+}
+
+/** a · w in float64 (exact: see feedsFor). */
+function product(a: ArrayLike<number>, w: ArrayLike<number>): number[] {
+  return Array.from({ length: 2 * COLS }, (_, e) => {
+    const [row, col] = [Math.floor(e / COLS), e % COLS];
+    let acc = 0;
+    for (let k = 0; k < K; k++) acc += a[row * K + k]! * w[k * COLS + col]!;
+    return acc;
+  });
 }
 
 interface Case {
@@ -352,8 +387,12 @@ function caseGraph(seed: number, k: number): { cases: Case[]; graph: Graph } {
   const x2 = b.input('x2', 'f32', [2, COLS]);
   const y = b.input('y', 'f32', [COLS]);
   const n = b.input('n', 'i32', [2, 1]);
+  const w = b.input('w', 'f32', [K, COLS]);
   cases.forEach((c, j) => {
     b.output(c.op.apply(b, x, y, n), `o${j}`);
+    // a float result also as a matmul's epilogue: op(a · w, y, n) is one fused_contraction kernel
+    // (its own left operand: CSE would merge equal products into one matmul with several readers)
+    if (c.ret === 'f') b.output(c.op.apply(b, b.matmul(b.input(`a${j}`, 'f32', [2, K]), w), y, n), `m${j}`);
     // a float result also inside an elementwise group: (op(x2, y, n) + x) * 0.5 fuses into one kernel
     if (c.ret === 'f') b.output(b.mul(b.add(c.op.apply(b, x2, y, n), x), b.const('f32', [0.5], [1])), `g${j}`);
   });
@@ -363,7 +402,11 @@ function caseGraph(seed: number, k: number): { cases: Case[]; graph: Graph } {
 /** One case: K random functions in one graph (one g++ translation unit on cuda-emu), run and compared with JS. */
 async function runCase(backend: BackendName, seed: number, k: number): Promise<void> {
   const { cases, graph } = caseGraph(seed, k);
-  const feeds = feedsFor(seed);
+  const floats = cases.filter((c) => c.ret === 'f').length;
+  const ops = optimize(graph).nodes.map((nd) => nd.op);
+  expect(ops.filter((o) => o === 'fused_contraction').length, 'each matmul → op is one fused_contraction').toBe(floats);
+  expect(ops.filter((o) => o === 'matmul').length).toBe(0);
+  const feeds = feedsFor(graph, seed);
   const session = await compile(graph, { backend, poison: true });
   let got: Record<string, Tensor>;
   try {
@@ -375,16 +418,18 @@ async function runCase(backend: BackendName, seed: number, k: number): Promise<v
   const X2 = feeds['x2']!.data;
   const Y = feeds['y']!.data;
   const N = feeds['n']!.data;
+
   cases.forEach((c, j) => {
     const js = c.op.js;
-    const outs = [`o${j}`, ...(c.ret === 'f' ? [`g${j}`] : [])];
+    const outs = [`o${j}`, ...(c.ret === 'f' ? [`g${j}`, `m${j}`] : [])];
+    const M = c.ret === 'f' ? product(feeds[`a${j}`]!.data, feeds['w']!.data) : [];
     for (const name of outs) {
       const out = got[name]!.data;
       for (let e = 0; e < 2 * COLS; e++) {
         const row = Math.floor(e / COLS);
         const col = e % COLS;
         const fused = name.startsWith('g');
-        const r = js(fused ? X2[e]! : X[e]!, Y[col]!, N[row]!);
+        const r = js(fused ? X2[e]! : name.startsWith('m') ? M[e]! : X[e]!, Y[col]!, N[row]!);
         const v = typeof r === 'boolean' ? (r ? 1 : 0) : r;
         let want: number;
         if (c.ret === 'f') want = fused ? Math.fround(Math.fround(Math.fround(v) + X[e]!) * 0.5) : Math.fround(v);
@@ -410,7 +455,7 @@ describe.skipIf(noNvcc)('random DSL functions: the CUDA C kernels compile with n
       for (let seed = 1; seed <= 12; seed++) {
         const { graph } = caseGraph(seed * 7919, 3);
         const s = await compile(graph, { backend: 'cuda-emu' });
-        await s.run(feedsFor(seed)).finally(() => s.dispose()); // recording: lowered, nothing runs
+        await s.run(feedsFor(graph, seed)).finally(() => s.dispose()); // recording: lowered, nothing runs
       }
     });
     for (const r of rec.runs) for (const k of r) kernels.set(k.name, k);
@@ -465,7 +510,7 @@ describe.skipIf(backends.length === 0)('random DSL functions: kernels equal the 
     // a case is 3 functions in one graph: ~0.7 s on lavapipe (shader compiles), ~2 s of g++ on cuda-emu
     const runs =
       backend === 'webgpu' ? Math.max(10, Math.round(PROP_RUNS / 3)) : Math.max(4, Math.round(PROP_RUNS / 10));
-    it(`${backend}: ${runs} cases of 3 functions, standalone and fused`, async () => {
+    it(`${backend}: ${runs} cases of 3 functions, standalone, fused and as matmul epilogues`, async () => {
       await fc.assert(
         fc.asyncProperty(fc.integer({ min: 1, max: 2 ** 30 }), async (seed) => runCase(backend, seed, 3)),
         { numRuns: runs, verbose: 1 },
