@@ -6,6 +6,7 @@
  * to these times (the cost model's form, passes/sparsity/layout-cost.ts), and at every density the layout the cost
  * model picks (built-in constants) beside the measured fastest.
  */
+import { writeFileSync } from 'node:fs';
 import { GraphBuilder } from '../ir/builder.js';
 import type { Graph } from '../ir/graph.js';
 import '../ir/ops/index.js';
@@ -134,32 +135,51 @@ interface Point {
   weight: Float32Array;
 }
 
-/** Per-layout least squares (relative errors) of t = bytes / bandwidth + M · macs / rate. */
+/** Solve A x = b (Gaussian elimination with partial pivoting). */
+function solve(A: number[][], b: number[]): number[] {
+  const n = b.length;
+  const M = A.map((row, i) => [...row, b[i]!]);
+  for (let c = 0; c < n; c++) {
+    let piv = c;
+    for (let r = c + 1; r < n; r++) if (Math.abs(M[r]![c]!) > Math.abs(M[piv]![c]!)) piv = r;
+    [M[c], M[piv]] = [M[piv]!, M[c]!];
+    for (let r = 0; r < n; r++) {
+      if (r === c || M[c]![c] === 0) continue;
+      const f = M[r]![c]! / M[c]![c]!;
+      for (let k = c; k <= n; k++) M[r]![k]! -= f * M[c]![k]!;
+    }
+  }
+  return M.map((row, i) => row[n]! / row[i]!);
+}
+
+const LAYOUTS: readonly LayoutName[] = ['dense', 'csr', 'bsr', 'nm'];
+
+/**
+ * Least squares (relative errors) of t = launch + bytes / bandwidth(layout) + M · macs / rate(layout) over every
+ * measured point, the launch (per-run overhead: submission, a in, y out) shared by the layouts.
+ */
 export function fitConstants(points: readonly Point[], device: string): LayoutCostConstants {
-  const fit = (layout: LayoutName) => {
-    const ps = points.filter((p) => p.layout === layout);
-    let [s11, s12, s22, t1, t2] = [0, 0, 0, 0, 0];
-    for (const p of ps) {
-      const ns = p.ms * 1e6;
-      const x1 = p.bytes / ns;
-      const x2 = (p.M * p.macs) / ns;
-      s11 += x1 * x1;
-      s12 += x1 * x2;
-      s22 += x2 * x2;
-      t1 += x1;
-      t2 += x2;
+  const cols = 1 + 2 * LAYOUTS.length;
+  const A = Array.from({ length: cols }, () => new Array<number>(cols).fill(0));
+  const b = new Array<number>(cols).fill(0);
+  for (const p of points) {
+    const ns = p.ms * 1e6;
+    const x = new Array<number>(cols).fill(0);
+    const l = LAYOUTS.indexOf(p.layout);
+    x[0] = 1 / ns;
+    x[1 + 2 * l] = p.bytes / ns;
+    x[2 + 2 * l] = (p.M * p.macs) / ns;
+    for (let r = 0; r < cols; r++) {
+      b[r]! += x[r]!;
+      for (let c = 0; c < cols; c++) A[r]![c]! += x[r]! * x[c]!;
     }
-    const det = s11 * s22 - s12 * s12;
-    let a = (t1 * s22 - t2 * s12) / det;
-    let b = (s11 * t2 - s12 * t1) / det;
-    if (!(a > 0) || !(b > 0)) {
-      // one term alone explains the times: fit it, the other negligible
-      a = Math.max(a, 1e-12);
-      b = Math.max(b, 1e-12);
-    }
-    return { bytesPerNs: 1 / a, macsPerNs: 1 / b };
-  };
-  return { device, launchNs: 0, dense: fit('dense'), csr: fit('csr'), bsr: fit('bsr'), nm: fit('nm') };
+  }
+  const z = solve(A, b);
+  const rate = (l: number) => ({
+    bytesPerNs: 1 / Math.max(z[1 + 2 * l]!, 1e-12),
+    macsPerNs: 1 / Math.max(z[2 + 2 * l]!, 1e-12),
+  });
+  return { device, launchNs: Math.max(0, z[0]!), dense: rate(0), csr: rate(1), bsr: rate(2), nm: rate(3) };
 }
 
 export async function benchSparse(
@@ -225,6 +245,8 @@ export async function benchSparse(
   // runs; every variant's time is its paired ratio to dense times that
   for (const p of points) p.ms = p.ratio * Math.min(...denseRuns.get(p.M)!);
   const fitted = fitConstants(points, 'lavapipe (this run)');
+  const dump = process.env['KILN_SPARSE_POINTS'];
+  if (dump) writeFileSync(dump, JSON.stringify(points.map((p) => ({ ...p, weight: undefined }))));
   const at = (d: number, M: number, l: LayoutName) =>
     points.find((p) => p.density === d && p.M === M && p.layout === l);
   console.log(
@@ -235,15 +257,17 @@ export async function benchSparse(
   ];
   let agreeAll = true;
   let agreeStrict = true;
+  let fittedStrict = true;
+  let fittedAll = true;
   const stats = new Map<Float32Array, ReturnType<typeof weightStats>>();
   for (const M of MS)
     for (const d of DENSITIES) {
       const ps = (['dense', 'csr', 'bsr', 'nm'] as const).map((l) => at(d, M, l));
       // per pruned weight: measured fastest of the layouts that weight can take vs the model's choice
-      const judge = (w: Float32Array, layouts: LayoutName[]) => {
+      const judge = (w: Float32Array, layouts: LayoutName[], k: LayoutCostConstants = LAVAPIPE_COSTS) => {
         let s = stats.get(w);
         if (!s) stats.set(w, (s = weightStats(w, K, N, 4)));
-        const choice = estimateLayouts(s, M).filter((e) => layouts.includes(e.layout))[0]!.layout;
+        const choice = estimateLayouts(s, M, k).filter((e) => layouts.includes(e.layout))[0]!.layout;
         const times = layouts.map((l) => ({ l, ms: at(d, M, l)!.ms })).sort((a, b) => a.ms - b.ms);
         const measured = times[0]!.l;
         const chosenMs = times.find((t) => t.l === choice)!.ms;
@@ -259,6 +283,10 @@ export async function benchSparse(
       const ok = js.every((j) => j.choice === j.measured || j.tie);
       agreeAll &&= ok;
       agreeStrict &&= strict;
+      const f = [judge(ps[1]!.weight, ['dense', 'csr'], fitted), judge(ps[2]!.weight, ['dense', 'bsr'], fitted)];
+      if (ps[3]) f.push(judge(ps[3].weight, ['dense', 'nm'], fitted));
+      fittedStrict &&= f.every((j) => j.choice === j.measured);
+      fittedAll &&= f.every((j) => j.choice === j.measured || j.tie);
       const fastest = ps.filter((p) => p).sort((x, y) => x!.ms - y!.ms)[0]!.layout;
       rows.push([
         `${d * 100}%`,
@@ -291,6 +319,10 @@ export async function benchSparse(
       `${agreeStrict}; the fastest or within ${TIE * 100}% of it: ${agreeAll}`,
   );
   console.log(`constants fitted to this run: ${JSON.stringify(fitted)}`);
+  console.log(
+    `with the fitted constants the model picks the measured fastest at every density: ${fittedStrict}; ` +
+      `the fastest or within ${TIE * 100}% of it: ${fittedAll}`,
+  );
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -34,10 +34,10 @@ export interface LayoutCostConstants {
 export const LAVAPIPE_COSTS: LayoutCostConstants = {
   device: 'lavapipe',
   launchNs: 0,
-  dense: { bytesPerNs: 2.58, macsPerNs: 1.07 },
-  csr: { bytesPerNs: 3.1, macsPerNs: 1.01 },
-  bsr: { bytesPerNs: 4.37, macsPerNs: 0.97 },
-  nm: { bytesPerNs: 3.18, macsPerNs: 1.47 },
+  dense: { bytesPerNs: 1.54, macsPerNs: 1.43 },
+  csr: { bytesPerNs: 1.52, macsPerNs: 1.4 },
+  bsr: { bytesPerNs: 2.97, macsPerNs: 1.61 },
+  nm: { bytesPerNs: 1.98, macsPerNs: 1.42 },
 };
 
 /** What the model needs to know of a weight. */

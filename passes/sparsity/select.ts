@@ -59,6 +59,7 @@ export function selectionReport(graph: Graph): readonly LayoutChoice[] {
   return reports.get(graph) ?? [];
 }
 
+const fmtBytes = (b: number) => (b >= 1e6 ? `${(b / 1e6).toFixed(2)} MB` : `${(b / 1e3).toFixed(1)} kB`);
 const fmtNs = (ns: number) => (ns >= 1e6 ? `${(ns / 1e6).toFixed(2)} ms` : `${(ns / 1e3).toFixed(1)} µs`);
 
 function describe(e: LayoutEstimate, s: WeightStats): string {
@@ -68,7 +69,7 @@ function describe(e: LayoutEstimate, s: WeightStats): string {
 /** Why: the density and the estimates, fastest first. */
 function reasonOf(s: WeightStats, M: number, est: readonly LayoutEstimate[], device: string): string {
   const d = ((100 * s.nnz) / (s.K * s.N)).toFixed(1);
-  const list = est.map((e) => `${describe(e, s)} ${fmtNs(e.ns)} (${(e.bytes / 1e6).toFixed(2)} MB)`).join(' < ');
+  const list = est.map((e) => `${describe(e, s)} ${fmtNs(e.ns)} (${fmtBytes(e.bytes)})`).join(' < ');
   return `${d}% non-zeros${s.twoFour ? ', 2:4 along K' : ''}; est. at M=${M} on ${device}: ${list}`;
 }
 
