@@ -48,13 +48,17 @@ export interface CustomOp {
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /** A DSL source string as a JS function (types stripped by the TypeScript transpiler, intrinsics in scope). */
-function jsOf(source: string): (...args: (number | boolean)[]) => number | boolean {
+function jsOf(
+  source: string,
+  constants: Readonly<Record<string, number | boolean>>,
+): (...args: (number | boolean)[]) => number | boolean {
   const js = ts.transpileModule(`const __kiln_dsl = (\n${asExpression(source).code}\n);`, {
     compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.None },
   }).outputText;
-  const names = Object.keys(INTRINSICS);
+  const scope: Record<string, unknown> = { ...INTRINSICS, ...constants };
+  const names = Object.keys(scope);
   const make = new Function(...names, `${js}\nreturn __kiln_dsl;`) as (...xs: unknown[]) => never;
-  return make(...names.map((n) => INTRINSICS[n]));
+  return make(...names.map((n) => scope[n]));
 }
 
 /**
@@ -73,7 +77,7 @@ export function defineOp(name: string, fn: string | DslJsFunction, opts: DefineO
   }
   let js: CustomOp['js'];
   try {
-    js = typeof fn === 'string' ? jsOf(fn) : (fn as unknown as CustomOp['js']);
+    js = typeof fn === 'string' ? jsOf(fn, opts.constants ?? {}) : (fn as unknown as CustomOp['js']);
   } catch (e) {
     throw new KilnError('parse', `the DSL source does not evaluate as JavaScript: ${(e as Error).message}`, {
       op: name,

@@ -39,6 +39,11 @@ export interface ParseOptions {
   output?: DslType;
   /** Op name, for error locations. */
   op?: string;
+  /**
+   * Values of outer names the function reads (a closure's `alpha`, a module constant): numbers take their context's
+   * type as literals do, booleans are bool.
+   */
+  constants?: Readonly<Record<string, number | boolean>>;
 }
 
 /** Most iterations a constant loop may run (it is unrolled by no one, but a kernel thread runs it per element). */
@@ -276,7 +281,7 @@ class Checker {
     if (id === 'NaN') return { k: 'lit', t: 'f32', v: NaN, flex: true };
     if (id === 'Infinity') return { k: 'lit', t: 'f32', v: Infinity, flex: true };
     if (INTRINSIC_NAMES.has(id)) return this.fail(n, `intrinsic '${id}' used as a value (call it)`);
-    return this.fail(n, `unknown name '${id}'`);
+    return this.fail(n, `unknown name '${id}' (an outer value goes in the constants option)`);
   }
 
   prefix(n: Node, s: Scope): DExpr {
@@ -721,7 +726,22 @@ export function parseDsl(source: string | ((...args: never[]) => unknown), opts:
     if (fn.isAsync()) ck.fail(fn, 'async function');
     if (Node.isFunctionExpression(fn) && fn.isGenerator()) ck.fail(fn, 'generator function');
     if (fn.getTypeParameters().length) ck.fail(fn.getTypeParameters()[0]!, 'type parameters');
-    const scope = new Scope();
+    const outer = new Scope();
+    for (const [k, val] of Object.entries(opts.constants ?? {})) {
+      if (!/^[A-Za-z_$][\w$]*$/.test(k) || INTRINSIC_NAMES.has(k) || k === 'Math') {
+        ck.fail(fn, `constant '${k}' is not a usable name (an identifier that is no intrinsic)`);
+      }
+      if (typeof val !== 'number' && typeof val !== 'boolean')
+        ck.fail(fn, `constant '${k}' must be a number or boolean`);
+      outer.set(k, {
+        kind: 'const',
+        lit:
+          typeof val === 'boolean'
+            ? { k: 'lit', t: 'bool', v: val ? 1 : 0 }
+            : { k: 'lit', t: 'f32', v: val, flex: true },
+      });
+    }
+    const scope = new Scope(outer);
     const params: DslParam[] = [];
     if (opts.inputs && opts.inputs.length !== fn.getParameters().length) {
       ck.fail(

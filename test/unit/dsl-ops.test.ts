@@ -50,6 +50,14 @@ const intOp = defineOp(
 );
 const predicate = defineOp('t_pred', '(x: f32, on: bool): bool => on ? x > 0.5 : !(x > -0.5)');
 const infinite = defineOp('t_inf', '(x: f32) => max(min(x, Infinity), -Infinity) + (x > 100 ? -Infinity : 0.5)');
+const ALPHA = 0.2;
+// a closure: the function object reads ALPHA, the kernel gets it from `constants`
+const leaky = defineOp('t_leaky', (x: f32) => (x > 0 ? x : ALPHA * x), {
+  inputs: ['f32'],
+  output: 'f32',
+  constants: { ALPHA },
+});
+const scaled = defineOp('t_scaled', '(x: f32) => x * SCALE + BIAS', { constants: { SCALE: 0.5, BIAS: -1 } });
 const half = defineOp('t_half', '(h: f16, x: f32): f16 => h * 3 + clamp(x, -1, 1)');
 
 const seq = (n: number, f: (i: number) => number) => Array.from({ length: n }, (_, i) => f(i));
@@ -75,6 +83,11 @@ describe('defineOp: the reference is the JS function', () => {
     b.output(loopy.apply(b, x, s), 'y');
     const y = interpret(b.build(), { x: makeTensor('f32', [2], [3, -5]), s: makeTensor('f32', [1], [1]) })['y']!;
     expect(Array.from(y.data)).toEqual([4.5, -9]);
+  });
+
+  it('constants: a closure and a source string see the same values as their kernels', () => {
+    expect([leaky.js(-2), leaky.js(3)]).toEqual([-0.4, 3]);
+    expect(scaled.js(4)).toBe(1);
   });
 
   it('integers and booleans in and out', () => {
@@ -179,6 +192,7 @@ describe.skipIf(backends.length === 0)('custom ops on the device backends match 
         b.output(predicate.apply(b, x, on), 'p');
         b.output(half.apply(b, h, x), 'hh');
         b.output(infinite.apply(b, x), 'inf');
+        b.output(scaled.apply(b, leaky.apply(b, x)), 'leaky');
         return b.build();
       };
       for (const fuse of [true, false]) {

@@ -83,6 +83,22 @@ describe('DSL parsing and types', () => {
     expect(g.body.map((s) => s.k)).toEqual(['if', 'return']);
   });
 
+  it('outer values come in through the constants option (numbers adapt like literals)', () => {
+    const f = parseDsl('(n: i32, x: f32) => select(ON, n * K, 0) + i32(x * K)', { constants: { K: 3, ON: true } });
+    const ret = f.body[0]!;
+    expect(ret.k === 'return' && ret.value.k === 'bin' && ret.value.a).toEqual({
+      k: 'sel',
+      t: 'i32',
+      c: { k: 'lit', t: 'bool', v: 1 },
+      a: { k: 'bin', t: 'i32', op: 'mul', a: { k: 'param', t: 'i32', i: 0 }, b: { k: 'lit', t: 'i32', v: 3 } },
+      b: { k: 'lit', t: 'i32', v: 0 },
+    });
+    expect(errorOf('(x: f32) => x * ALPHA').detail).toMatch(
+      /unknown name 'ALPHA' \(an outer value goes in the constants/,
+    );
+    expect(errorOf('(x: f32) => x', { constants: { exp: 1 } }).detail).toMatch(/constant 'exp' is not a usable name/);
+  });
+
   it('a method (its .toString() is `name(…) { … }`) parses, and its errors keep their columns', () => {
     const obj = {
       gate(x: number, y: number) {
