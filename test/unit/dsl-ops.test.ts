@@ -203,6 +203,21 @@ describe.skipIf(backends.length === 0)('custom ops on the device backends match 
       }
     }, 120_000);
 
+    it(`${backend}: a tiled matmul → a custom op with loops and early returns: ONE kernel, the reference`, async () => {
+      const b = new GraphBuilder('g');
+      const a = b.input('a', 'f32', [96, 64]);
+      const w = b.input('w', 'f32', [64, 80]);
+      const s = b.input('s', 'f32', [80]);
+      b.output(loopy.apply(b, b.matmul(a, w), s), 'y');
+      const g = b.build();
+      const rec = new RecordingBackend();
+      const feeds = feedsOf(g, 4);
+      await new Executor(optimize(g), rec).run(feeds);
+      expect(rec.launches.map((l) => l.op)).toEqual(['fused_contraction']);
+      expect(rec.launches[0]!.kernel).toMatch(/tiled/); // the register-blocked template runs the epilogue per element
+      expect(await checkAgainstReference(g, feeds, { backend })).toEqual([]);
+    }, 120_000);
+
     it(`${backend}: matmul → custom op (with a bias) runs as ONE kernel and matches the reference`, async () => {
       const b = new GraphBuilder('g');
       const a = b.input('a', 'f32', [2, 33, 40]);
