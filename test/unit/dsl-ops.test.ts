@@ -203,6 +203,17 @@ describe.skipIf(backends.length === 0)('custom ops on the device backends match 
       }
     }, 120_000);
 
+    if (backend === 'webgpu') {
+      it('webgpu without shader-f16: an f16 custom op stored as f32 matches the reference', async () => {
+        const b = new GraphBuilder('g');
+        const h = b.input('h', 'f16', [3, 67]);
+        const x = b.input('x', 'f32', [3, 67]);
+        b.output(half.apply(b, h, x), 'y');
+        const g = b.build();
+        expect(await checkAgainstReference(g, feedsOf(g, 5), { backend, disableF16: true })).toEqual([]);
+      }, 120_000);
+    }
+
     it(`${backend}: a tiled matmul → a custom op with loops and early returns: ONE kernel, the reference`, async () => {
       const b = new GraphBuilder('g');
       const a = b.input('a', 'f32', [96, 64]);
