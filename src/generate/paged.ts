@@ -37,6 +37,28 @@ export class PagedSequence {
 export interface PagedOptions extends CompileOptions {
   /** Blocks in each layer's pool (the cache holds numBlocks · blockSize positions in all). */
   numBlocks: number;
+  /**
+   * Also output `hidden`, the final normalized hidden state the LM head reads ([batch, seq, dim]; `exposeHidden`), so
+   * `append(…, { hidden: true })` can read it (Medusa heads draft from it). Default false.
+   */
+  hidden?: boolean;
+}
+
+/**
+ * Make the hidden state the LM head reads (the input of the contraction producing `logits`, through a cast) a graph
+ * output named `hidden`. Returns false when the graph's logits do not come from such a contraction.
+ */
+export function exposeHidden(graph: Graph): boolean {
+  if (graph.outputs.some((o) => o.name === 'hidden')) return true;
+  let p = graph.outputs.find((o) => o.name === 'logits')?.producer;
+  if (p?.op === 'cast') p = p.inputs[0]?.producer;
+  if (!p || !['matmul', 'einsum', 'gemm'].includes(p.op)) return false;
+  const h = p.inputs[0];
+  if (!h || !h.producer || graph.outputs.includes(h)) return false;
+  if ([...graph.values()].some((v) => v.name === 'hidden')) return false;
+  h.name = 'hidden';
+  graph.outputs.push(h);
+  return true;
 }
 
 export class PagedLanguageModel {
@@ -74,8 +96,11 @@ export class PagedLanguageModel {
         limit: 'numBlocks',
       });
     }
+    if (opts.hidden && !exposeHidden(model.graph)) {
+      throw new KilnError('verify', "the model's logits do not come from a contraction of a hidden state");
+    }
     addSamplingHead(model.graph);
-    const { numBlocks, ...compileOpts } = opts;
+    const { numBlocks, hidden: _hidden, ...compileOpts } = opts;
     const session = await compile(model.graph, compileOpts);
     return new PagedLanguageModel(session, model.config, numBlocks);
   }
@@ -204,8 +229,8 @@ export class PagedLanguageModel {
   async append(
     seqs: readonly PagedSequence[],
     tokens: readonly (readonly number[])[],
-    opts: { logits?: boolean; sampling?: SamplingParams } = {},
-  ): Promise<{ next: number[]; logits?: Tensor }> {
+    opts: { logits?: boolean; hidden?: boolean; sampling?: SamplingParams } = {},
+  ): Promise<{ next: number[]; logits?: Tensor; hidden?: Tensor }> {
     const B = seqs.length;
     const T = tokens[0]?.length ?? 0;
     if (B === 0 || T === 0 || tokens.length !== B || tokens.some((t) => t.length !== T)) {
@@ -248,9 +273,13 @@ export class PagedLanguageModel {
           ),
       block_table: this.table.tensor, // uploaded again only when a sequence gains a block or the batch changes
     };
+    const hasHidden = this.session.outputNames.includes('hidden');
+    if (opts.hidden && !hasHidden)
+      throw new KilnError('runtime', 'the model has no hidden output (create with hidden)');
     const keep = this.layers
       .map((l) => l.updated)
-      .concat(HEAD_OUTPUTS.filter((n) => n !== read && !(n === 'logits' && opts.logits)));
+      .concat(HEAD_OUTPUTS.filter((n) => n !== read && !(n === 'logits' && opts.logits)))
+      .concat(hasHidden && !opts.hidden ? ['hidden'] : []);
     const out = await this.session.runKeep(feeds, keep);
     this.dropLastStep();
     const nextIds = out[read === 'sampled_token' ? 'next_ids_sampled' : 'next_ids_greedy'];
@@ -264,8 +293,10 @@ export class PagedLanguageModel {
       this.pools[l.cache] = out[l.updated]!; // the same device buffer, updated in place
       if (old && isDeviceTensor(old)) old.dispose();
     }
-    const dropped = out['logits'];
-    if (dropped && isDeviceTensor(dropped)) dropped.dispose();
+    for (const n of ['logits', 'hidden']) {
+      const dropped = out[n];
+      if (dropped && isDeviceTensor(dropped)) dropped.dispose();
+    }
     seqs.forEach((s, i) => s.tokens.push(...tokens[i]!));
     const next = Array.from((out[read] as Tensor).data);
     if (nextIds && isDeviceTensor(nextIds) && nextPositions && isDeviceTensor(nextPositions)) {
@@ -278,7 +309,11 @@ export class PagedLanguageModel {
         positions: nextPositions,
       };
     }
-    return opts.logits ? { next, logits: out['logits'] as Tensor } : { next };
+    return {
+      next,
+      ...(opts.logits ? { logits: out['logits'] as Tensor } : {}),
+      ...(opts.hidden ? { hidden: out['hidden'] as Tensor } : {}),
+    };
   }
 
   /** The last run's device-made inputs for a chained next step (see `append`). */

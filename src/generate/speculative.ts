@@ -12,6 +12,7 @@
  * a layer-skipping copy of a LLaMA target (its first k layers and its head, from the same weights).
  */
 import { KilnError } from '../../ir/errors.js';
+import type { Tensor } from '../../ir/tensor.js';
 import type { LlamaConfig, WeightSource } from '../models/config.js';
 import { buildLlama } from '../models/llama.js';
 import type { CompileOptions } from '../session.js';
@@ -37,6 +38,13 @@ export interface DraftSource {
    * `rand` are the run's: a sampling source draws with them and returns its distributions.
    */
   propose(context: readonly number[], k: number, sampling: SamplingOptions, rand: () => number): Promise<Draft>;
+  /**
+   * A source drafting from the target's hidden state (Medusa heads): the decoder reads the target's `hidden` output
+   * (the target must be created with `hidden: true`) and gives it the row of the position that predicted the current
+   * token before each `propose`.
+   */
+  readonly wantsHidden?: boolean;
+  observe?(hidden: Float32Array): void;
   /** Forget per-generation state (called when a generation ends). */
   reset?(): void;
   dispose?(): void;
@@ -195,8 +203,13 @@ export class ModelDraft implements DraftSource {
 /** Several sources tried in order: the first that proposes a token drafts this step (e.g. n-grams, else a model). */
 export class MixedDraft implements DraftSource {
   readonly name: string;
+  readonly wantsHidden: boolean;
   constructor(readonly sources: readonly DraftSource[]) {
     this.name = sources.map((s) => s.name).join('+');
+    this.wantsHidden = sources.some((s) => s.wantsHidden);
+  }
+  observe(hidden: Float32Array): void {
+    for (const s of this.sources) s.observe?.(hidden);
   }
   async propose(context: readonly number[], k: number, sampling: SamplingOptions, rand: () => number): Promise<Draft> {
     for (const s of this.sources) {
@@ -219,6 +232,14 @@ export interface Verdict {
   accepted: number;
   /** The target's token after them: its correction on a rejection, or the bonus token when all were accepted. */
   next: number;
+  /** With `hidden`: the target's hidden state at the position that predicted `next`. */
+  hidden?: Float32Array;
+}
+
+/** Row `i` of a [1, T, D] hidden-state tensor. */
+function hiddenRow(t: Tensor, i: number): Float32Array {
+  const D = t.shape.at(-1)!;
+  return Float32Array.from((t.data as Float32Array).subarray(i * D, (i + 1) * D));
 }
 
 /**
@@ -232,16 +253,17 @@ export async function verifyDraft(
   draft: Draft,
   sampling: SamplingOptions,
   rand: () => number,
+  withHidden = false,
 ): Promise<Verdict> {
   const base = seq.length;
   const sampled = (sampling.temperature ?? 0) > 0;
   if (!draft.tokens.length && !sampled) {
     // nothing to check: a plain greedy step, reading back one id instead of the logits
-    const { next } = await target.append([seq], [[cur]]);
-    return { accepted: 0, next: next[0]! };
+    const { next, hidden } = await target.append([seq], [[cur]], { hidden: withHidden });
+    return { accepted: 0, next: next[0]!, ...(hidden ? { hidden: hiddenRow(hidden, 0) } : {}) };
   }
   const run = [cur, ...draft.tokens];
-  const { logits } = await target.append([seq], [run], { logits: true });
+  const { logits, hidden } = await target.append([seq], [run], { logits: true, hidden: withHidden });
   const V = logits!.shape.at(-1)!;
   const row = (i: number) => logits!.data.subarray(i * V, (i + 1) * V);
   let accepted = 0;
@@ -274,7 +296,7 @@ export async function verifyDraft(
     next = sampled ? draw(samplingDistribution(last, sampling), rand) : argmax(last);
   }
   await target.rollback(seq, base + 1 + accepted);
-  return { accepted, next };
+  return { accepted, next, ...(hidden ? { hidden: hiddenRow(hidden, accepted) } : {}) };
 }
 
 export interface SpeculativeOptions {
@@ -351,7 +373,9 @@ export class SpeculativeDecoder {
     const t0 = performance.now();
     let tFirst = t0;
     try {
-      const { logits } = await target.append([seq], [prompt], { logits: true });
+      const wantsHidden = this.source.wantsHidden === true;
+      const { logits, hidden } = await target.append([seq], [prompt], { logits: true, hidden: wantsHidden });
+      if (hidden) this.source.observe?.(hiddenRow(hidden, prompt.length - 1));
       const V = logits!.shape.at(-1)!;
       const lastRow = logits!.data.subarray((prompt.length - 1) * V, prompt.length * V);
       let cur = sampled ? draw(samplingDistribution(lastRow, opts), rand) : argmax(lastRow);
@@ -370,7 +394,8 @@ export class SpeculativeDecoder {
           draft.tokens.length = room;
           if (draft.probs) draft.probs.length = room;
         }
-        const v = await verifyDraft(target, seq, cur, draft, opts, rand);
+        const v = await verifyDraft(target, seq, cur, draft, opts, rand, wantsHidden);
+        if (v.hidden) this.source.observe?.(v.hidden);
         passes++;
         drafted += draft.tokens.length;
         acceptedTotal += v.accepted;

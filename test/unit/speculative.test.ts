@@ -20,6 +20,7 @@ import {
   SpeculativeDecoder,
 } from '../../src/generate/speculative.js';
 import { llamaForward, randomLlamaWeights } from '../helpers/lm-reference.js';
+import { lmHeadOf, MedusaDraft, MedusaHeads } from '../../src/generate/medusa.js';
 import { PROP_RUNS } from '../helpers/paths.js';
 import { main } from '../../src/cli.js';
 
@@ -40,9 +41,27 @@ function config(o: Partial<LlamaConfig> = {}): LlamaConfig {
   };
 }
 
-async function paged(c: LlamaConfig, w: WeightSource, blockSize: number): Promise<PagedLanguageModel> {
+async function paged(c: LlamaConfig, w: WeightSource, blockSize: number, hidden = false): Promise<PagedLanguageModel> {
   const graph = buildLlama(c, w, { paged: { blockSize } });
-  return PagedLanguageModel.create({ graph, config: c }, { backend: 'reference', numBlocks: 128 });
+  return PagedLanguageModel.create({ graph, config: c }, { backend: 'reference', numBlocks: 128, hidden });
+}
+
+/** Sequential Medusa heads with random weights for a target (proposals vary; exactness must hold regardless). */
+function randomMedusa(c: LlamaConfig, w: WeightSource, blockSize: number, heads: number, seed: number): MedusaDraft {
+  const lm = lmHeadOf(buildLlama(c, w, { paged: { blockSize } }));
+  let s = seed >>> 0;
+  const r = () => ((s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32 - 0.5) * 2;
+  const D = lm.dim;
+  const mats = () => Array.from({ length: heads }, () => Float32Array.from({ length: D * D }, r));
+  const h = new MedusaHeads(
+    D,
+    lm.vocab,
+    mats(),
+    Array.from({ length: heads }, () => Float32Array.from({ length: D }, r)),
+    lm.weight,
+    { u: mats(), embedding: lm.embedding! },
+  );
+  return new MedusaDraft(h);
 }
 
 async function plainGreedy(lm: PagedLanguageModel, prompt: number[], maxTokens: number): Promise<number[]> {
@@ -52,7 +71,7 @@ async function plainGreedy(lm: PagedLanguageModel, prompt: number[], maxTokens: 
 }
 
 describe('speculative decoding: greedy exactness', () => {
-  it('equals plain greedy decoding for n-gram, self (layer-skip), a separate draft model and a mix', async () => {
+  it('equals plain greedy decoding for n-gram, self (layer-skip), a separate draft model, Medusa heads and mixes', async () => {
     await fc.assert(
       fc.asyncProperty(
         fc.record({
@@ -80,15 +99,19 @@ describe('speculative decoding: greedy exactness', () => {
           const dc = config({ layers: 1, heads: 2, kvHeads: 2, dim: 8, vocab: k.vocab });
           const other = new ModelDraft(await paged(dc, randomLlamaWeights(dc, k.seed + 1), 2), 'other', true);
           const self = await ModelDraft.layerSkip(c, w, 1, { backend: 'reference', blockSize: k.blockSize });
-          const sources: [string, DraftSource | DraftSource[]][] = [
-            ['ngram', new NgramDraft()],
-            ['self', self],
-            ['other', other],
-            ['mix', [new NgramDraft({ maxNgram: 2 }), self]],
+          const medusa = randomMedusa(c, w, k.blockSize, 3, k.seed + 2);
+          const withHidden = await paged(c, w, k.blockSize, true);
+          const sources: [string, DraftSource | DraftSource[], PagedLanguageModel][] = [
+            ['ngram', new NgramDraft(), target],
+            ['self', self, target],
+            ['other', other, target],
+            ['mix', [new NgramDraft({ maxNgram: 2 }), self], target],
+            ['medusa', medusa, withHidden],
+            ['medusa+ngram', [medusa, new NgramDraft()], withHidden],
           ];
           try {
             const want = await plainGreedy(target, prompt, 14);
-            for (const [name, draft] of sources) {
+            for (const [name, draft, target] of sources) {
               const { tokens, stats } = await generate(target, prompt, {
                 maxTokens: 14,
                 speculative: { draft, draftLen: k.draftLen, adaptive: k.adaptive },
@@ -101,6 +124,7 @@ describe('speculative decoding: greedy exactness', () => {
             other.dispose();
             self.dispose();
             target.dispose();
+            withHidden.dispose();
           }
         },
       ),
@@ -211,6 +235,7 @@ describe('speculative decoding: sampling', () => {
     ['self (layer-skip)', 'self', {}],
     ['n-gram', 'ngram', {}],
     ['self (layer-skip) with top-k 3 and top-p 0.9', 'self', { topK: 3, topP: 0.9 }],
+    ['Medusa heads', 'medusa', {}],
   ] as const)(
     'the first two tokens of %s speculative samples follow the target distribution',
     async (_, kind, cut: { topK?: number; topP?: number }) => {
@@ -239,11 +264,13 @@ describe('speculative decoding: sampling', () => {
         const second = dist(llamaForward(c, w, [...prompt, a]).at(-1)!);
         for (let b = 0; b < V; b++) expected.push(first[a]! * second[b]!);
       }
-      const target = await paged(c, w, 2);
+      const target = await paged(c, w, 2, kind === 'medusa');
       const draft =
         kind === 'self'
           ? await ModelDraft.layerSkip(c, w, 1, { backend: 'reference', blockSize: 2 })
-          : new NgramDraft({ maxNgram: 2 });
+          : kind === 'medusa'
+            ? randomMedusa(c, w, 2, 2, 5)
+            : new NgramDraft({ maxNgram: 2 });
       const N = 3000;
       const counts = new Array<number>(V * V).fill(0);
       let accepted = 0;
