@@ -192,6 +192,20 @@ function weightOf(
   return unpackSparse(g, vals, indices!.data, rowPtr?.data, fail);
 }
 
+/**
+ * The dense weight W [K, N] (float64, row-major) of a sparse weight whose arrays are known on the host — values,
+ * indices, row_ptr, scales in the ops' port order (absent: undefined) — with the node's attributes; bad geometry or
+ * indices are a located failure. For the ONNX exporter (a sparse weight leaves kiln densified) and tools.
+ */
+export function sparseDenseWeight(
+  attrs: Attrs,
+  arrays: readonly ({ data: ArrayLike<number> } | undefined)[],
+  fail: Fail,
+): { K: number; N: number; w: Float64Array } {
+  const g = sparseGeometryOf(attrs, fail);
+  return { K: g.K, N: g.N, w: weightOf(arrays, 0, g, attrs, fail) };
+}
+
 registerOp({
   name: 'sparse_matmul',
   doc:

@@ -419,8 +419,8 @@ describe('export → import: per op, same op back and equal outputs', () => {
     expectSameOutputs(g, back, randomFeeds(g));
   });
 
-  it('the cases cover every op with an inverse mapping (the block-quantized ones below)', () => {
-    const seen = new Set(['matmul_nbits', 'gather_block_quantized']);
+  it('the cases cover every op with an inverse mapping (the block-quantized ones below, sparse: unit/sparse.test.ts)', () => {
+    const seen = new Set(['matmul_nbits', 'gather_block_quantized', 'sparse_matmul', 'sparse_to_dense']);
     for (const [, build] of CASES) for (const n of graphOf(build).nodes) seen.add(n.op);
     expect(
       allOps()

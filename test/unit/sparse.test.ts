@@ -25,6 +25,8 @@ import { parseGraph, printGraph } from '../../ir/text.js';
 import { optimize } from '../../passes/manager.js';
 import { nodeFlops } from '../../src/cost.js';
 import { formatInspect, inspectModel } from '../../src/inspect.js';
+import { decodeModel } from '../../src/frontends/onnx/proto.js';
+import { roundTrip } from '../helpers/onnx-roundtrip.js';
 import {
   estimateLayouts,
   layoutCosts,
@@ -400,5 +402,38 @@ describe('2:4 with int4 / int8 kept values', () => {
     expect(() => mk({ bits: 4, group: 3 }, [1, 2])).toThrow(/group must be an even positive integer/);
     expect(() => mk({ bits: 4, group: 2, format: 'csr' }, [1, 2])).toThrow(/only supported for nm/);
     expect(() => mk({ bits: 4, group: 2 }, [1, 2])).not.toThrow();
+  });
+});
+
+describe('ONNX export', () => {
+  it('a sparse weight leaves kiln densified: MatMul by W, the same outputs', () => {
+    const K = 16;
+    const N = 8;
+    const w = Array.from({ length: K * N }, (_, i) => (i % 5 === 0 ? ((i % 3) - 1) / 2 || 0.25 : 0));
+    for (const p of [packCsr(w, K, N), packBsr(w, K, N, [2, 4])]) {
+      const g = sparseGraph(p, [3]);
+      const { graph: back, exported } = roundTrip(g);
+      expect(decodeModel(exported.model).graph.nodes.map((n) => n.opType)).toEqual(['MatMul']);
+      const feeds = {
+        a: makeTensor(
+          'f32',
+          [3, K],
+          Array.from({ length: 3 * K }, (_, i) => Math.sin(i)),
+        ),
+      };
+      expect(Array.from(interpret(back, feeds)['y']!.data)).toEqual(Array.from(interpret(g, feeds)['y']!.data));
+    }
+  });
+
+  it('arrays fed at run time are an UnsupportedError naming the node', () => {
+    const b = new GraphBuilder('rt');
+    const ins = [
+      b.input('a', 'f32', [1, 4]),
+      b.input('v', 'f32', [3]),
+      b.input('i', 'i32', [3]),
+      b.input('r', 'i32', [3]),
+    ];
+    b.output(b.op('sparse_matmul', ins, { format: 'csr', K: 4, N: 2 }), 'y');
+    expect(() => roundTrip(b.build())).toThrow(/arrays computed at run time has no ONNX form/);
   });
 });

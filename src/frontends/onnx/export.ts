@@ -25,6 +25,7 @@ import type { DType } from '../../../ir/dtype.js';
 import { KilnError, UnsupportedError } from '../../../ir/errors.js';
 import type { Graph, Node, Value } from '../../../ir/graph.js';
 import { fusedBody } from '../../../ir/ops/fused.js';
+import { sparseDenseWeight } from '../../../ir/ops/sparse.js';
 import '../../../ir/ops/index.js';
 import { getOp, resolveAttrs, type Attrs } from '../../../ir/registry.js';
 import { dimToString, type Shape } from '../../../ir/shape.js';
@@ -427,6 +428,25 @@ exportOp(
   'gather_block_quantized',
   direct('GatherBlockQuantized', ints('gather_axis', 'quantize_axis', 'block_size', 'bits'), MS),
 );
+
+/**
+ * Sparse weights leave kiln densified (ONNX has no kiln sparse layout): W [K, N] from the constant compressed arrays,
+ * in the weight's float dtype, as an initializer; sparse_matmul → MatMul(a, W), sparse_to_dense → Identity(W).
+ */
+function denseSparseWeight(c: ExportContext, first: number): string {
+  const ins = c.node.inputs.slice(first, first + 4);
+  if (ins.some((v) => v && !v.data)) c.unsupported('a sparse weight with arrays computed at run time has no ONNX form');
+  const { K, N, w } = sparseDenseWeight(
+    c.attrs,
+    ins.map((v) => v?.data),
+    (m) => c.unsupported(m),
+  );
+  const quantized = Number(c.attrs['bits']) > 0;
+  const dt = (quantized ? c.inputType(first + 3) : c.inputType(first))!.dtype;
+  return c.constant(makeTensor(dt, [K, N], w));
+}
+exportOp('sparse_matmul', (c) => c.emit('MatMul', [c.ins[0]!, denseSparseWeight(c, 1)], c.outs));
+exportOp('sparse_to_dense', (c) => c.emit('Identity', [denseSparseWeight(c, 0)], c.outs));
 
 function tensorAttr(name: string, t: Tensor): AttrProto {
   return {
