@@ -28,7 +28,8 @@ Commands:
       --batch N                       N sequences of the prompt decoded together (paged KV cache; seeds S … S+N−1)
       --speculative S                 speculative decoding, the target's exact output: ngram (prompt lookup), self[:K]
                                       (the model's first K layers, default half), draft (--draft MODEL), or a mix
-                                      tried in order (ngram+self:2); prints acceptance statistics; --draft-len N
+                                      tried in order (ngram+self:2), or medusa:HEADS.json (kiln fit-medusa); prints
+                                      acceptance statistics; --draft-len N
   perplexity MODEL TEXT [options]     perplexity of the model on a text file: windows of N tokens (--window, default
                                       256), BOS first, every token after a window's first scored; --tokenizer, --backend
   conformance DIR... [options]        run ONNX backend-test folders (model.onnx + test_data_set_N)
@@ -55,6 +56,9 @@ Commands:
                                       timestamps, S seconds, default 60) and keep the winners in FILE (default
                                       schedules.json in kiln's cache directory), which later sessions read
   quantize MODEL [options]            weight-only post-training quantization (RTN / GPTQ / AWQ); kiln quantize --help
+  fit-medusa MODEL TEXT --out HEADS.json [--heads K] [--epochs N] [--lr R] [--max-tokens N] [--plain]
+                                      fit Medusa draft heads (sequential by default; --plain: Medusa-1) on the model's
+                                      hidden states over TEXT, frozen backbone; prints each head's held-out accuracy
   compile MODEL --out DIR [options]   ahead-of-time export as an ES module run by kiln/runtime; kiln compile --help
   prune MODEL [options]               pruning (magnitude / Wanda / SparseGPT, 2:4, heads / channels); kiln prune --help
   plan, run-parallel                  tensor / pipeline parallel plans and runs over MPI; kiln plan --help
@@ -502,11 +506,27 @@ async function generateSpeculative(
   if (!tok) throw new UsageError('no tokenizer found beside the model: give --tokenizer FILE');
   const numBlocks = Math.ceil(model.config.maxSeq / blockSize) + 1;
   const sources: Source[] = [];
-  const lm = await PagedLanguageModel.create(model, { backend, numBlocks });
+  const medusaFile = spec
+    .split('+')
+    .find((p) => p.startsWith('medusa'))
+    ?.slice('medusa:'.length);
+  const lm = await PagedLanguageModel.create(model, { backend, numBlocks, hidden: medusaFile !== undefined });
   try {
     for (const part of spec.split('+')) {
       const [kind, arg] = part.split(':') as [string, string | undefined];
-      if (kind === 'ngram') {
+      if (kind === 'medusa') {
+        if (!arg)
+          throw new UsageError('--speculative medusa needs its heads file: medusa:HEADS.json (kiln fit-medusa)');
+        requireFile('--speculative medusa', arg);
+        const { MedusaDraft, MedusaHeads, lmHeadOf } = await import('./generate/medusa.js');
+        let json: unknown;
+        try {
+          json = JSON.parse(readFileSync(arg, 'utf8'));
+        } catch (e) {
+          throw new UsageError(`--speculative medusa: ${arg} is not JSON (${(e as Error).message})`);
+        }
+        sources.push(new MedusaDraft(MedusaHeads.fromJSON(json, lmHeadOf(model.graph))));
+      } else if (kind === 'ngram') {
         const n = arg === undefined ? 3 : intOf('--speculative ngram:N', arg, 1, 16);
         sources.push(new NgramDraft({ maxNgram: n }));
       } else if (kind === 'self') {
@@ -533,7 +553,7 @@ async function generateSpeculative(
         sources.push(new ModelDraft(dm, 'draft', true));
       } else {
         throw new UsageError(
-          `unknown --speculative '${part}' (expected ngram[:N], self[:K], draft, or a mix joined by +)`,
+          `unknown --speculative '${part}' (expected ngram[:N], self[:K], draft, medusa:HEADS, or a mix joined by +)`,
         );
       }
     }
@@ -554,6 +574,55 @@ async function generateSpeculative(
     for (const s of sources) s.dispose?.();
     lm.dispose();
   }
+  return 0;
+}
+
+/** `kiln fit-medusa MODEL TEXT --heads K --out HEADS.json`: Medusa heads fitted on text (src/generate/medusa.ts). */
+async function fitMedusaCmd(rest: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parse(
+    'fit-medusa',
+    rest,
+    {
+      tokenizer: { type: 'string' },
+      heads: { type: 'string' },
+      epochs: { type: 'string' },
+      lr: { type: 'string' },
+      'max-tokens': { type: 'string' },
+      plain: { type: 'boolean' },
+      out: { type: 'string' },
+      backend: { type: 'string' },
+    },
+    true,
+  );
+  if (positionals.length !== 2) throw new UsageError('fit-medusa needs a model file and a text file');
+  const [file, textFile] = positionals as [string, string];
+  requireFile('fit-medusa', file);
+  requireFile('fit-medusa', textFile);
+  if (!values.out) throw new UsageError('fit-medusa needs --out HEADS.json');
+  const { loadLanguageModel } = await import('./generate/load.js');
+  const { fitMedusa } = await import('./generate/medusa.js');
+  const model = loadLanguageModel(file, { tokenizer: values.tokenizer });
+  if (!model.tokenizer) throw new UsageError('no tokenizer found beside the model: give --tokenizer FILE');
+  const r = await fitMedusa(model.graph, model.tokenizer, readFileSync(textFile, 'utf8'), {
+    heads: values.heads === undefined ? 3 : intOf('--heads', values.heads, 1, 16),
+    epochs: values.epochs === undefined ? 3 : intOf('--epochs', values.epochs, 1, 100),
+    lr: values.lr === undefined ? 1e-2 : numOf('--lr', values.lr, 1e-6, 1),
+    sequential: !values.plain,
+    backend: backendOf(values.backend, 'auto'),
+    ...(values['max-tokens'] === undefined
+      ? {}
+      : { maxTokens: intOf('--max-tokens', values['max-tokens'], 1, 1 << 24) }),
+  });
+  writeFileSync(values.out, JSON.stringify(r.heads.toJSON()));
+  io.out(
+    `${r.heads.heads} ${values.plain ? 'Medusa' : 'sequential Medusa'} heads fitted on ${r.trainTokens} tokens in ` +
+      `${r.seconds.toFixed(1)} s → ${values.out}\nheld-out top-1 accuracy at each head's offset (${r.heldOutTokens} tokens):\n`,
+  );
+  r.accuracy.forEach((a, j) =>
+    io.out(
+      `  head ${j + 1} (token +${j + 2}): ${(100 * a.before).toFixed(1)}% before → ${(100 * a.after).toFixed(1)}%\n`,
+    ),
+  );
   return 0;
 }
 
@@ -632,6 +701,8 @@ async function dispatch(argv: readonly string[], io: CliIo): Promise<number> {
       return (await import('./quantize.js')).quantizeCommand(rest, io);
     case 'export':
       return (await import('./export-cli.js')).exportCommand(rest, io);
+    case 'fit-medusa':
+      return fitMedusaCmd(rest, io);
     case 'compile':
       return (await import('./aot-cli.js')).compileCommand(rest, io, version());
     case 'prune':
@@ -642,7 +713,7 @@ async function dispatch(argv: readonly string[], io: CliIo): Promise<number> {
       return (await import('./parallel-cli.js')).runParallelCommand(rest, io);
     default:
       throw new UsageError(
-        `unknown command '${cmd}' (commands: demo, generate, perplexity, conformance, ir, kernels, inspect, tune, quantize, prune, export, compile, plan, run-parallel, help; see kiln --help)`,
+        `unknown command '${cmd}' (commands: demo, generate, perplexity, conformance, ir, kernels, inspect, tune, quantize, prune, export, compile, fit-medusa, plan, run-parallel, help; see kiln --help)`,
       );
   }
 }

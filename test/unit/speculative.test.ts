@@ -5,6 +5,9 @@
  * the KV cache equals that of a run that only ever saw the accepted tokens.
  */
 import fc from 'fast-check';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import '../../ir/ops/index.js';
 import { KilnError } from '../../ir/errors.js';
@@ -394,10 +397,47 @@ describe('kiln generate --speculative', () => {
     }
   }, 300_000);
 
+  it('fit-medusa fits heads that beat the bare LM head at their offsets; medusa drafting keeps the text', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kiln-medusa-'));
+    try {
+      const text = join(dir, 'text.txt');
+      writeFileSync(text, readFileSync('../shared/data/tinystories-calib.txt', 'utf8').slice(0, 8_000));
+      const heads = join(dir, 'heads.json');
+      const fit = await kiln(
+        'fit-medusa',
+        model,
+        text,
+        '--heads',
+        '2',
+        '--epochs',
+        '2',
+        '--out',
+        heads,
+        '--backend',
+        'webgpu',
+      );
+      expect(fit.status, fit.stderr).toBe(0);
+      const acc = [...fit.stdout.matchAll(/head (\d) \(token \+\d\): ([\d.]+)% before → ([\d.]+)%/g)];
+      expect(acc.length).toBe(2);
+      // head 1 learned its offset: well above the LM head's own guess for the token after next
+      expect(Number(acc[0]![3])).toBeGreaterThan(Number(acc[0]![2]) + 3);
+      const base = ['generate', model, '--prompt', 'Once upon a time', '--max-tokens', '12', '--backend', 'reference'];
+      const plain = await kiln(...base);
+      const r = await kiln(...base, '--speculative', `medusa:${heads}+ngram`, '--draft-len', '2');
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toBe(plain.stdout);
+      expect(r.stderr).toMatch(/speculative medusa:.*\d+ of \d+ draft tokens accepted/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 300_000);
+
   it('rejects a bad --speculative, --draft-len or a missing --draft as usage errors', async () => {
     const base = ['generate', model, '--prompt', 'x', '--backend', 'reference'];
     for (const [args, msg] of [
-      [['--speculative', 'medusa'], /unknown --speculative 'medusa'/],
+      [['--speculative', 'medusa'], /medusa needs its heads file/],
+      [['--speculative', 'medusa:/nonexistent.json'], /no such file/],
+      [['--speculative', 'eagle'], /unknown --speculative 'eagle'/],
       [['--speculative', 'self:9'], /self:K wants an integer from 1 to 5/],
       [['--speculative', 'ngram', '--draft-len', '0'], /--draft-len wants an integer/],
       [['--speculative', 'draft'], /needs --draft MODEL/],
