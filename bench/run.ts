@@ -11,6 +11,8 @@
  *   npm run bench -- attention [N]   SDPA at N = 2048 on WebGPU: fused (one kernel) vs the unfused exporter form
  *   npm run bench -- gemv [K N]      decode GEMV 1×4096 · 4096×4096 on WebGPU with f32 / f16 / int8 / int4 weights
  *   npm run bench -- aot             stories260K as an AOT module (kiln/runtime) vs JIT: bundle size, cold start
+ *   npm run bench -- sparse [K N]    [M, 4096] · 4096×4096 on WebGPU: dense vs csr / bsr 4×4 / 2:4 at densities 5–90%,
+ *                                    M = 1 and 32; crossover, fitted layout constants, the cost model's choice
  *
  * Environment: KILN_BENCH_ROUNDS (default 2), KILN_BENCH_REPS (default 10), KILN_WEBGPU_ADAPTER (default llvmpipe).
  */
@@ -26,7 +28,18 @@ if (!process.execArgv.includes('--liftoff-only')) {
 }
 
 const which = process.argv[2] ?? 'headline';
-const known = ['headline', 'all', 'models', 'matmul', 'webgpu-matmul', 'generate', 'attention', 'gemv', 'aot'];
+const known = [
+  'headline',
+  'all',
+  'models',
+  'matmul',
+  'webgpu-matmul',
+  'generate',
+  'attention',
+  'gemv',
+  'aot',
+  'sparse',
+];
 if (!known.includes(which)) {
   console.error(`unknown benchmark '${which}' (expected one of ${known.join(', ')})`);
   process.exit(2);
@@ -39,7 +52,8 @@ const pick = (name: string) =>
     name !== 'generate' &&
     name !== 'attention' &&
     name !== 'gemv' &&
-    name !== 'aot');
+    name !== 'aot' &&
+    name !== 'sparse');
 // The individual benchmarks read their own options from argv[2...]: drop the benchmark name.
 process.argv.splice(2, 1);
 
@@ -63,6 +77,10 @@ if (pick('attention')) {
 if (pick('gemv')) {
   const { benchGemv } = await import('./gemv.js');
   await benchGemv();
+}
+if (pick('sparse')) {
+  const { benchSparse } = await import('./sparse.js');
+  await benchSparse();
 }
 if (pick('aot')) {
   const { benchAot } = await import('./aot.js');

@@ -1,5 +1,5 @@
 /**
- * `npx tsx bench/sparse.ts [K N]` (the `sparse` section): a [M, K] · W [K, N] (default 4096 × 4096) on WebGPU with W
+ * `npm run bench -- sparse [K N]`: a [M, K] · W [K, N] (default 4096 × 4096) on WebGPU with W
  * pruned to densities 5–90%, run dense (the contraction templates), csr (unstructured pruning), bsr (pruning of whole
  * 4 × 4 blocks of Wᵀ) and 2:4 (at 50%) for M = 1 (SpMV) and M = 32 (SpMM), in one run, the variants of a density
  * taking turns run by run. Prints the times, the measured crossover density per M, the per-layout constants fitted
