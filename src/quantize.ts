@@ -110,7 +110,7 @@ function layerTable(r: RtnReport): string {
 }
 
 /** Rows of cells, columns padded to their widest cell. */
-function table(rows: readonly string[][]): string {
+export function table(rows: readonly string[][]): string {
   const w = rows[0]!.map((_, i) => Math.max(...rows.map((x) => x[i]!.length)));
   return (
     rows
@@ -125,7 +125,7 @@ function table(rows: readonly string[][]): string {
 }
 
 /** Tokens of the text's halves: the first calibrates, the second evaluates. */
-function halves(text: string): [string, string] {
+export function halves(text: string): [string, string] {
   const mid = Math.floor(text.length / 2);
   // cut at a line break near the middle so no word is split
   const cut = text.indexOf('\n', mid);
