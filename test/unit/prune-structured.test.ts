@@ -11,12 +11,14 @@ import type { Graph } from '../../ir/graph.js';
 import { interpret } from '../../ir/interpret.js';
 import { makeTensor, type Tensor } from '../../ir/tensor.js';
 import { calibrate, calibrationFeeds } from '../../passes/quant/calibrate.js';
-import { layerInfluence, pruneChannels, pruneHeads, pruneLayers } from '../../passes/sparsity/index.js';
+import { layerInfluence, pruneChannels, pruneHeads, pruneLayers, pruneWeights } from '../../passes/sparsity/index.js';
 import { inspectGraph } from '../../src/inspect.js';
 import { buildLlama } from '../../src/models/llama.js';
 import { weightMap, type LlamaConfig } from '../../src/models/config.js';
 import { bindDims, flopsByOp } from '../../src/prune-flops.js';
+import { checkAgainstReference, skipWebgpu } from '../helpers/backends.js';
 import { llamaForward, randomLlamaWeights } from '../helpers/lm-reference.js';
+import { emuProbe, requireTool } from '../helpers/tools.js';
 
 // head size 4: 4 query heads, 2 KV heads (groups of 2); hidden 24
 const C: LlamaConfig = {
@@ -237,6 +239,29 @@ describe('layer pruning', () => {
     pruneLayers(g, { layers: [0] });
     expect(g.nodes.filter((n) => n.op === 'attention').length).toBe(1);
   });
+});
+
+const noGpu = await skipWebgpu();
+const noEmu = await requireTool('g++ (cuda-emu)', emuProbe);
+
+describe('pruned graphs on the devices', () => {
+  /** Heads (query mode) and channels removed, then SparseGPT 2:4 on what is left. */
+  function prunedModel(): Graph {
+    const g = buildLlama(C, randomLlamaWeights(C, 8));
+    pruneHeads(g, calibrate(g, WINDOWS), { heads: 2, mode: 'query' });
+    pruneChannels(g, calibrate(g, WINDOWS), { channels: 8 });
+    pruneWeights(g, { method: 'sparsegpt', pattern: { kind: 'nm', n: 2, m: 4 } }, calibrate(g, WINDOWS));
+    return g;
+  }
+  for (const backend of ['webgpu', 'cuda-emu'] as const)
+    it.skipIf(backend === 'webgpu' ? noGpu : noEmu)(
+      `${backend} matches the float64 reference`,
+      async () => {
+        const g = prunedModel();
+        expect(await checkAgainstReference(g, calibrationFeeds(g, TOKENS), { backend })).toEqual([]);
+      },
+      60_000,
+    );
 });
 
 /** Layer `from`'s weights of a map under layer `to`'s names. */
