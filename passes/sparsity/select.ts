@@ -73,6 +73,39 @@ function reasonOf(s: WeightStats, M: number, est: readonly LayoutEstimate[], dev
   return `${d}% non-zeros${s.twoFour ? ', 2:4 along K' : ''}; est. at M=${M} on ${device}: ${list}`;
 }
 
+/** The packed constants of weight `name` in `layout`, added to the graph: values, indices, row_ptr (or null). */
+function packConstants(
+  graph: Graph,
+  names: Names,
+  name: string,
+  dt: 'f32' | 'f16',
+  data: ArrayLike<number>,
+  K: number,
+  N: number,
+  layout: LayoutName,
+  block: readonly [number, number] | undefined,
+): { geometry: PackedSparse['geometry']; values: (Value | null)[] } {
+  const p: PackedSparse =
+    layout === 'csr' ? packCsr(data, K, N) : layout === 'bsr' ? packBsr(data, K, N, block!) : packNm(data, K, N);
+  const g = p.geometry;
+  const constant = (hint: string, t: ReturnType<typeof makeTensor>, sparse: boolean) => {
+    const v = new Value(names.fresh(hint), tensorType(t.dtype, t.shape, sparse ? sparseLayout(g) : undefined), t);
+    graph.constants.push(v);
+    return v;
+  };
+  const vShape =
+    g.format === 'csr' ? [p.values.length] : g.format === 'bsr' ? [p.indices.length, ...g.block] : [N, K / 2];
+  const indexDt = g.format === 'nm' ? 'u8' : sparseIndexDtype(g);
+  return {
+    geometry: g,
+    values: [
+      constant(`${name}_${g.format}_values`, makeTensor(dt, vShape, p.values), true),
+      constant(`${name}_${g.format}_indices`, makeTensor(indexDt, [p.indices.length], p.indices), false),
+      p.rowPtr ? constant(`${name}_${g.format}_row_ptr`, makeTensor('i32', [p.rowPtr.length], p.rowPtr), false) : null,
+    ],
+  };
+}
+
 /** Analyse (and, when a sparse layout wins, rewrite) every matmul by a constant weight; returns the choices. */
 export function selectSparseLayouts(graph: Graph, opts: SparseSelectOptions = {}): LayoutChoice[] {
   const costs = opts.costs ?? LAVAPIPE_COSTS;
@@ -80,6 +113,7 @@ export function selectSparseLayouts(graph: Graph, opts: SparseSelectOptions = {}
   const only = opts.only && new Set(opts.only);
   const out: LayoutChoice[] = [];
   let names: Names | undefined;
+  const packed = new Map<Value, Map<string, { geometry: PackedSparse['geometry']; values: (Value | null)[] }>>();
   for (const n of [...graph.nodes]) {
     if (n.op !== 'matmul' || (only && !only.has(n.name))) continue;
     const [a, w] = n.inputs;
@@ -114,32 +148,16 @@ export function selectSparseLayouts(graph: Graph, opts: SparseSelectOptions = {}
     });
     if (best.layout === 'dense') continue;
     names ??= new Names(graph);
-    const p: PackedSparse =
-      best.layout === 'csr'
-        ? packCsr(data, K, N)
-        : best.layout === 'bsr'
-          ? packBsr(data, K, N, s.bsr!.block)
-          : packNm(data, K, N);
-    const g = p.geometry;
-    const constant = (hint: string, t: ReturnType<typeof makeTensor>, sparse: boolean) => {
-      const v = new Value(names!.fresh(hint), tensorType(t.dtype, t.shape, sparse ? sparseLayout(g) : undefined), t);
-      graph.constants.push(v);
-      return v;
-    };
-    const vShape =
-      g.format === 'csr' ? [p.values.length] : g.format === 'bsr' ? [p.indices.length, ...g.block] : [N, K / 2];
-    const ins = [
-      a,
-      constant(`${w.name}_${g.format}_values`, makeTensor(dt, vShape, p.values), true),
-      constant(
-        `${w.name}_${g.format}_indices`,
-        makeTensor(g.format === 'nm' ? 'u8' : sparseIndexDtype(g), [p.indices.length], p.indices),
-        false,
-      ),
-      p.rowPtr
-        ? constant(`${w.name}_${g.format}_row_ptr`, makeTensor('i32', [p.rowPtr.length], p.rowPtr), false)
-        : null,
-    ];
+    // a weight several matmuls read (with the same choice) is packed once
+    const key = `${best.layout}:${best.layout === 'bsr' ? s.bsr!.block.join('x') : ''}`;
+    let arrays = packed.get(w)?.get(key);
+    if (!arrays) {
+      arrays = packConstants(graph, names, w.name, dt, data, K, N, best.layout, s.bsr?.block);
+      if (!packed.has(w)) packed.set(w, new Map());
+      packed.get(w)!.set(key, arrays);
+    }
+    const g = arrays.geometry;
+    const ins = [a, ...arrays.values];
     const attrs = { format: g.format, K, N, block: [...g.block], reason };
     graph.addNode(new Node(names.fresh(`${n.name}_sparse`), 'sparse_matmul', ins, [...n.outputs], attrs), n);
     graph.removeNode(n);

@@ -319,6 +319,36 @@ describe('sparse-select', () => {
     expect(selectionReport(s2)).toHaveLength(1);
   });
 
+  it('packs a weight two f16 matmuls share once, and both read it', () => {
+    const b = new GraphBuilder('shared');
+    const wv = b.weight('w', makeTensor('f16', [K, N], sparseW));
+    b.output(b.op('matmul', [b.input('a', 'f16', [2, K]), wv]), 'y');
+    b.output(b.op('matmul', [b.input('c', 'f16', [1, K]), wv]), 'z');
+    const g = b.build();
+    const feeds = {
+      a: makeTensor(
+        'f16',
+        [2, K],
+        Array.from({ length: 2 * K }, (_, i) => Math.sin(i)),
+      ),
+      c: makeTensor(
+        'f16',
+        [1, K],
+        Array.from({ length: K }, (_, i) => Math.cos(i)),
+      ),
+    };
+    const want = interpret(g, feeds);
+    const choices = selectSparseLayouts(g);
+    expect(choices.map((c) => c.layout).every((l) => l !== 'dense')).toBe(true);
+    const sm = g.nodes.filter((n) => n.op === 'sparse_matmul');
+    expect(sm).toHaveLength(2);
+    if (choices[0]!.layout === choices[1]!.layout) expect(sm[0]!.inputs[1]).toBe(sm[1]!.inputs[1]);
+    expect(sm[0]!.inputs[1]!.type.dtype).toBe('f16');
+    const got = interpret(g, feeds);
+    expect(Array.from(got['y']!.data)).toEqual(Array.from(want['y']!.data));
+    expect(Array.from(got['z']!.data)).toEqual(Array.from(want['z']!.data));
+  });
+
   it('records the estimates of a half-zero unstructured weight and chooses the cheapest', () => {
     const half = denseW.map((x, i) => (Math.imul(i + 1, 2654435761) >>> 31 ? 0 : x));
     const g = matmulGraph(half, K, N);
