@@ -319,6 +319,13 @@ describe('sparse-select', () => {
     expect(selectionReport(s2)).toHaveLength(1);
   });
 
+  it('the rewritten graph (reason included) round-trips through the IR text', () => {
+    const o2 = optimize(matmulGraph(sparseW, K, N), { level: 2 });
+    const text = printGraph(o2);
+    expect(text).toMatch(/sparse_matmul\(.*reason=".*non-zeros.* < .*"/);
+    expect(printGraph(parseGraph(text))).toBe(text);
+  });
+
   it('packs a weight two f16 matmuls share once, and both read it', () => {
     const b = new GraphBuilder('shared');
     const wv = b.weight('w', makeTensor('f16', [K, N], sparseW));
