@@ -14,6 +14,7 @@ import { packBsr, packCsr, packNm, sparseIndexDtype, sparseLayout, type PackedSp
 import { makeTensor, type Tensor } from '../ir/tensor.js';
 import {
   estimateLayouts,
+  fitLayoutCosts,
   LAVAPIPE_COSTS,
   layoutCosts,
   weightStats,
@@ -135,53 +136,6 @@ interface Point {
   weight: Float32Array;
 }
 
-/** Solve A x = b (Gaussian elimination with partial pivoting). */
-function solve(A: number[][], b: number[]): number[] {
-  const n = b.length;
-  const M = A.map((row, i) => [...row, b[i]!]);
-  for (let c = 0; c < n; c++) {
-    let piv = c;
-    for (let r = c + 1; r < n; r++) if (Math.abs(M[r]![c]!) > Math.abs(M[piv]![c]!)) piv = r;
-    [M[c], M[piv]] = [M[piv]!, M[c]!];
-    for (let r = 0; r < n; r++) {
-      if (r === c || M[c]![c] === 0) continue;
-      const f = M[r]![c]! / M[c]![c]!;
-      for (let k = c; k <= n; k++) M[r]![k]! -= f * M[c]![k]!;
-    }
-  }
-  return M.map((row, i) => row[n]! / row[i]!);
-}
-
-const LAYOUTS: readonly LayoutName[] = ['dense', 'csr', 'bsr', 'nm'];
-
-/**
- * Least squares (relative errors) of t = launch + bytes / bandwidth(layout) + M · macs / rate(layout) over every
- * measured point, the launch (per-run overhead: submission, a in, y out) shared by the layouts.
- */
-export function fitConstants(points: readonly Point[], device: string): LayoutCostConstants {
-  const cols = 1 + 2 * LAYOUTS.length;
-  const A = Array.from({ length: cols }, () => new Array<number>(cols).fill(0));
-  const b = new Array<number>(cols).fill(0);
-  for (const p of points) {
-    const ns = p.ms * 1e6;
-    const x = new Array<number>(cols).fill(0);
-    const l = LAYOUTS.indexOf(p.layout);
-    x[0] = 1 / ns;
-    x[1 + 2 * l] = p.bytes / ns;
-    x[2 + 2 * l] = (p.M * p.macs) / ns;
-    for (let r = 0; r < cols; r++) {
-      b[r]! += x[r]!;
-      for (let c = 0; c < cols; c++) A[r]![c]! += x[r]! * x[c]!;
-    }
-  }
-  const z = solve(A, b);
-  const rate = (l: number) => ({
-    bytesPerNs: 1 / Math.max(z[1 + 2 * l]!, 1e-12),
-    macsPerNs: 1 / Math.max(z[2 + 2 * l]!, 1e-12),
-  });
-  return { device, launchNs: Math.max(0, z[0]!), dense: rate(0), csr: rate(1), bsr: rate(2), nm: rate(3) };
-}
-
 export async function benchSparse(
   K = Number(process.argv[2] ?? 4096),
   N = Number(process.argv[3] ?? 4096),
@@ -244,7 +198,7 @@ export async function benchSparse(
   // the dense kernel is the same at every density (same shape, same weight bytes): its time is the best of all its
   // runs; every variant's time is its paired ratio to dense times that
   for (const p of points) p.ms = p.ratio * Math.min(...denseRuns.get(p.M)!);
-  const fitted = fitConstants(points, 'lavapipe (this run)');
+  const fitted = fitLayoutCosts(points, 'lavapipe (this run)');
   const dump = process.env['KILN_SPARSE_POINTS'];
   if (dump) writeFileSync(dump, JSON.stringify(points.map((p) => ({ ...p, weight: undefined }))));
   const at = (d: number, M: number, l: LayoutName) =>

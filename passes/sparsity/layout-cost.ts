@@ -138,3 +138,72 @@ export function weightStats(
   }
   return best ?? base;
 }
+
+/** Solve A x = b (Gaussian elimination with partial pivoting). */
+function solve(A: number[][], b: number[]): number[] {
+  const n = b.length;
+  const M = A.map((row, i) => [...row, b[i]!]);
+  for (let c = 0; c < n; c++) {
+    let piv = c;
+    for (let r = c + 1; r < n; r++) if (Math.abs(M[r]![c]!) > Math.abs(M[piv]![c]!)) piv = r;
+    [M[c], M[piv]] = [M[piv]!, M[c]!];
+    for (let r = 0; r < n; r++) {
+      if (r === c || M[c]![c] === 0) continue;
+      const f = M[r]![c]! / M[c]![c]!;
+      for (let k = c; k <= n; k++) M[r]![k]! -= f * M[c]![k]!;
+    }
+  }
+  return M.map((row, i) => row[n]! / row[i]!);
+}
+
+const LAYOUTS: readonly LayoutName[] = ['dense', 'csr', 'bsr', 'nm'];
+
+/** One measured run of a layout: its weight bytes and stored MACs (`layoutCosts`), rows of a, milliseconds. */
+export interface LayoutTiming {
+  readonly layout: LayoutName;
+  readonly M: number;
+  readonly bytes: number;
+  readonly macs: number;
+  readonly ms: number;
+}
+
+/**
+ * A device's constants from measurements (`npm run bench -- sparse` prints them): least squares (relative errors) of
+ * t = launch + bytes / bandwidth(layout) + M · macs / rate(layout) over every timing, the launch (per-run overhead:
+ * submission, a in, y out) shared by the layouts. A layout without timings keeps LAVAPIPE_COSTS' rates.
+ */
+export function fitLayoutCosts(points: readonly LayoutTiming[], device: string): LayoutCostConstants {
+  const cols = 1 + 2 * LAYOUTS.length;
+  const A = Array.from({ length: cols }, () => new Array<number>(cols).fill(0));
+  const b = new Array<number>(cols).fill(0);
+  for (const p of points) {
+    const ns = p.ms * 1e6;
+    const x = new Array<number>(cols).fill(0);
+    const l = LAYOUTS.indexOf(p.layout);
+    x[0] = 1 / ns;
+    x[1 + 2 * l] = p.bytes / ns;
+    x[2 + 2 * l] = (p.M * p.macs) / ns;
+    for (let r = 0; r < cols; r++) {
+      b[r]! += x[r]!;
+      for (let c = 0; c < cols; c++) A[r]![c]! += x[r]! * x[c]!;
+    }
+  }
+  for (let l = 0; l < LAYOUTS.length; l++)
+    if (!points.some((p) => p.layout === LAYOUTS[l])) {
+      // no data: pin the layout's two unknowns to the defaults (a row fixing each)
+      const d = LAVAPIPE_COSTS[LAYOUTS[l]!];
+      for (const [c, v] of [
+        [1 + 2 * l, 1 / d.bytesPerNs],
+        [2 + 2 * l, 1 / d.macsPerNs],
+      ] as const) {
+        A[c]![c] = 1;
+        b[c] = v;
+      }
+    }
+  const z = solve(A, b);
+  const rate = (l: number) => ({
+    bytesPerNs: 1 / Math.max(z[1 + 2 * l]!, 1e-12),
+    macsPerNs: 1 / Math.max(z[2 + 2 * l]!, 1e-12),
+  });
+  return { device, launchNs: Math.max(0, z[0]!), dense: rate(0), csr: rate(1), bsr: rate(2), nm: rate(3) };
+}

@@ -29,6 +29,8 @@ import { decodeModel } from '../../src/frontends/onnx/proto.js';
 import { roundTrip } from '../helpers/onnx-roundtrip.js';
 import {
   estimateLayouts,
+  fitLayoutCosts,
+  LAVAPIPE_COSTS,
   layoutCosts,
   selectionLines,
   selectionReport,
@@ -257,6 +259,40 @@ describe('layout cost model', () => {
       ['csr', 14596],
       ['dense', 20480],
     ]);
+  });
+
+  it('fitLayoutCosts recovers the constants that produced the timings (launch shared, a layout without data pinned)', () => {
+    const truth: LayoutCostConstants = {
+      device: 't',
+      launchNs: 5e5,
+      dense: { bytesPerNs: 2, macsPerNs: 1.5 },
+      csr: { bytesPerNs: 1.5, macsPerNs: 1.2 },
+      bsr: { bytesPerNs: 4, macsPerNs: 1.4 },
+      nm: LAVAPIPE_COSTS.nm,
+    };
+    const timings = [];
+    for (const layout of ['dense', 'csr', 'bsr'] as const)
+      for (const [bytes, macs] of [
+        [4e6, 1e6],
+        [2e7, 6e6],
+        [6e7, 1.5e7],
+      ] as const)
+        for (const M of [1, 32]) {
+          const r = truth[layout];
+          timings.push({
+            layout,
+            M,
+            bytes,
+            macs,
+            ms: (truth.launchNs + bytes / r.bytesPerNs + (M * macs) / r.macsPerNs) / 1e6,
+          });
+        }
+    const fit = fitLayoutCosts(timings, 'fit');
+    expect(fit.launchNs).toBeCloseTo(truth.launchNs, 0);
+    for (const l of ['dense', 'csr', 'bsr', 'nm'] as const) {
+      expect(fit[l].bytesPerNs).toBeCloseTo(truth[l].bytesPerNs, 6);
+      expect(fit[l].macsPerNs).toBeCloseTo(truth[l].macsPerNs, 6);
+    }
   });
 
   it('weightStats finds 2:4 and the bsr block with the cheapest estimate', () => {
