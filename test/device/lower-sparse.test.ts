@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { GraphBuilder } from '../../ir/builder.js';
 import '../../ir/index.js';
-import { packBsr, packCsr, packNm } from '../../ir/ops/sparse.js';
+import { packBsr, packCsr, packNm, quantizeNm } from '../../ir/ops/sparse.js';
 import { makeTensor } from '../../ir/tensor.js';
 import { compile, type BackendChoice } from '../../src/session.js';
 import { checkAgainstReference, skipWebgpu } from '../helpers/backends.js';
@@ -99,6 +99,33 @@ describe.each<[BackendChoice, boolean]>([
       } finally {
         sess.dispose();
       }
+    }
+  });
+
+  it.skipIf(skip)('2:4 int4 / int8: sparse_to_dense and sparse_matmul dequantize like the reference', async () => {
+    // W [8, 2]: column 0 keeps 1, 3 | −2, 0.5; column 1 keeps 2 | −1
+    const w = [1, 0, 0, 2, 3, 0, 0, 0, 0, 0, 0, -1, -2, 0, 0.5, 0];
+    const p = packNm(w, 8, 2);
+    for (const bits of [4, 8] as const) {
+      const qz = quantizeNm(p, bits, 2);
+      const b = new GraphBuilder('q');
+      const ins = [
+        b.weight('v', makeTensor('u8', [2, (4 * bits) / 8], qz.data), { kind: 'nm', n: 2, m: 4 }),
+        b.weight('i', makeTensor('u8', [2], p.indices)),
+        null,
+        b.weight('s', makeTensor('f32', [2, 2], qz.scales)),
+      ];
+      const attrs = { format: 'nm', K: 8, N: 2, bits, group: 2 };
+      b.output(b.op('sparse_to_dense', ins, attrs), 'w');
+      b.output(b.op('sparse_matmul', [b.input('a', 'f32', [3, 8]), ...ins], attrs), 'y');
+      const feeds = {
+        a: makeTensor(
+          'f32',
+          [3, 8],
+          Array.from({ length: 24 }, (_, i) => (i % 5) - 2),
+        ),
+      };
+      expect(await checkAgainstReference(b.build(), feeds, { backend, opt: 0 })).toEqual([]);
     }
   });
 
