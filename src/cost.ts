@@ -69,6 +69,9 @@ export function nodeFlops(op: string, attrs: Attrs, shapes: NodeShapes): number 
       return contractionFlops(String(at['body']), shapes);
     case 'fused_injective':
       return 0;
+    case 'fused_reduction':
+      // the reduction (one per input element) plus one per epilogue op per output element
+      return numel(a) + out * (fusedBody(String(at['body'])).nodes.length - 1);
     case 'sparse_matmul':
       // the stored values only (csr: nnz, bsr: nnzb · h · w, 2:4: K · N / 2) for each row of a
       return (2 * numel(a) * numel(shapes.inputs[1])) / Number(at['K']);

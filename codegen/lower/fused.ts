@@ -25,6 +25,8 @@ import { lowerContraction } from './contraction/lower.js';
 import type { KernelBuilder, LowerCtx, TensorInfo } from './kernel-builder.js';
 import { bstrides, gemmContraction, matmulContraction } from './matmul.js';
 import { pointwiseSteps } from './pointwise.js';
+import { REDUCE_KINDS, reduceSpec } from './reduce.js';
+import { loadCompute, rowReduce } from './rowreduce.js';
 import { registerLowering } from './registry.js';
 import { computeType } from './storage.js';
 
@@ -270,3 +272,50 @@ function splitRows(con: Contraction, dims: readonly number[]): void {
   }
   con.dims.m = [...dims];
 }
+
+/**
+ * `fused_reduction` lowers to the row-reduction kernel of its first node with an epilogue: each row's reduced value
+ * goes through the rest of the body — the other inputs read at the row's output element, broadcast to the reduced
+ * shape — before the store (a custom op's epilogue, a scale, a residual), so the reduced tensor never round-trips.
+ */
+registerLowering('fused_reduction', (ctx) => {
+  const body = fusedBody(ctx.attrs['body'] as string, ctx.node, 'fused_reduction');
+  const anchor = body.nodes[0]!;
+  const kind = REDUCE_KINDS[anchor.op];
+  if (!kind) throw new UnsupportedError(`${anchor.op} cannot start a fused reduction`, { node: ctx.node, op: ctx.op });
+  const anchorOut = anchor.outputs[0]!;
+  const outShape = ctx.outputs[0]!.shape;
+  const sub: LowerCtx = {
+    ...ctx,
+    op: anchor.op,
+    attrs: resolveAttrs(getOp(anchor.op), anchor.attrs, anchor.name),
+    inputs: [ctx.inputs[0]],
+    outputs: [{ dtype: anchorOut.type.dtype, shape: outShape }],
+  };
+  const spec = reduceSpec(sub, kind);
+  const step = rowReduce(ctx, {
+    ...spec,
+    label: `fused_${spec.label}`,
+    finish: (acc, len, rk, row) => {
+      const kb = rk.kb;
+      const env = new Map<Value, Expr>();
+      env.set(anchorOut, roundInterior(ctx, anchorOut, body, spec.finish(acc, len, rk, row)));
+      body.inputs.slice(1).forEach((v, j) => {
+        const i = j + 1;
+        const info = ctx.inputs[i]!;
+        const st = bstrides(info.shape, outShape);
+        // the row's output coordinates, mapped onto the (broadcast) input
+        let idx: Expr = c.i32(0);
+        let after = 1;
+        for (let d = outShape.length - 1; d >= 0; d--) {
+          const dim = outShape[d]!;
+          if (dim !== 1 && st[d] !== 0) idx = add(idx, mul(mod(div(row, c.i32(after)), c.i32(dim)), c.i32(st[d]!)));
+          after *= dim;
+        }
+        env.set(v, kb.let('ex', loadCompute(kb, kb.input(ctx, i), info, idx)));
+      });
+      return evalBody(kb, ctx, body, env, 1);
+    },
+  });
+  return [step];
+});

@@ -56,6 +56,7 @@ import {
   sumMonoid,
   type Monoid,
   type RowKernel,
+  type RowReduceSpec,
 } from './rowreduce.js';
 import { computeType, storageOf } from './storage.js';
 
@@ -182,9 +183,14 @@ function isqrt(kb: KernelBuilder, s: Expr): Expr {
   return kb.let('r2', select(and(lt(r1, c.u32(65535)), le(mul(n1, n1), su)), n1, r1));
 }
 
-type ReduceKind = 'sum' | 'mean' | 'max' | 'min' | 'prod' | 'sum_square' | 'l2';
+export type ReduceKind = 'sum' | 'mean' | 'max' | 'min' | 'prod' | 'sum_square' | 'l2';
 
 function lowerReduce(ctx: LowerCtx, kind: ReduceKind): LoweredStep[] {
+  return [rowReduce(ctx, reduceSpec(ctx, kind))];
+}
+
+/** The row-reduce spec (prologue, monoid, epilogue) of a reduction: what `fused_reduction` extends. */
+export function reduceSpec(ctx: LowerCtx, kind: ReduceKind): RowReduceSpec {
   const dt = ctx.inputs[0]!.dtype;
   const at = accType(dt);
   const axes = reducedAxes(ctx);
@@ -195,64 +201,53 @@ function lowerReduce(ctx: LowerCtx, kind: ReduceKind): LoweredStep[] {
   switch (kind) {
     case 'sum':
     case 'prod':
-      return [
-        rowReduce(ctx, {
-          ...base,
-          monoid: kind === 'sum' ? sumMonoid(at) : prodMonoid(at),
-          element: id,
-          finish: ([a]) => a!,
-        }),
-      ];
+      return {
+        ...base,
+        monoid: kind === 'sum' ? sumMonoid(at) : prodMonoid(at),
+        element: id,
+        finish: ([a]) => a!,
+      };
     case 'sum_square':
     case 'l2':
-      return [
-        rowReduce(ctx, {
-          ...base,
-          monoid: sumMonoid(at),
-          element: (x) => [mul(x, x)],
-          finish: ([a], _len, rk) =>
-            kind === 'sum_square' ? a! : isF ? un('sqrt', a!) : cast(outCt, isqrt(rk.kb, a!)),
-        }),
-      ];
+      return {
+        ...base,
+        monoid: sumMonoid(at),
+        element: (x) => [mul(x, x)],
+        finish: ([a], _len, rk) => (kind === 'sum_square' ? a! : isF ? un('sqrt', a!) : cast(outCt, isqrt(rk.kb, a!))),
+      };
     case 'max':
     case 'min': {
       const isMax = kind === 'max';
-      return [
-        rowReduce(ctx, {
-          ...base,
-          monoid: maxMonoid(at, extremeIdentity(ctx, axes, isMax), isMax),
-          element: id,
-          finish: ([a]) => a!,
-        }),
-      ];
+      return {
+        ...base,
+        monoid: maxMonoid(at, extremeIdentity(ctx, axes, isMax), isMax),
+        element: id,
+        finish: ([a]) => a!,
+      };
     }
     case 'mean':
       if (isF) {
-        return [
-          rowReduce(ctx, {
-            ...base,
-            monoid: sumMonoid('f32'),
-            element: id,
-            finish: ([a], len) => select(eq(len, c.i32(0)), f(NAN), div(a!, cast('f32', len))),
-          }),
-        ];
-      }
-      return [
-        rowReduce(ctx, {
+        return {
           ...base,
-          monoid: sum64(),
-          element: (x) =>
-            at === 'u32' ? [x, c.u32(0)] : [bitcast('u32', x), select(lt(x, c.i32(0)), c.u32(0xffffffff), c.u32(0))],
-          finish: ([lo, hi], len, rk) => {
-            const q = div64(rk.kb, lo!, hi!, len, at !== 'u32');
-            return at === 'u32' ? q : bitcast('i32', q);
-          },
-        }),
-      ];
+          monoid: sumMonoid('f32'),
+          element: id,
+          finish: ([a], len) => select(eq(len, c.i32(0)), f(NAN), div(a!, cast('f32', len))),
+        };
+      }
+      return {
+        ...base,
+        monoid: sum64(),
+        element: (x) =>
+          at === 'u32' ? [x, c.u32(0)] : [bitcast('u32', x), select(lt(x, c.i32(0)), c.u32(0xffffffff), c.u32(0))],
+        finish: ([lo, hi], len, rk) => {
+          const q = div64(rk.kb, lo!, hi!, len, at !== 'u32');
+          return at === 'u32' ? q : bitcast('i32', q);
+        },
+      };
   }
 }
 
-const REDUCE_KINDS: Record<string, ReduceKind> = {
+export const REDUCE_KINDS: Record<string, ReduceKind> = {
   reduce_sum: 'sum',
   reduce_mean: 'mean',
   reduce_max: 'max',

@@ -415,7 +415,7 @@ export interface RowValuesSpec {
 export function rowValues(
   ctx: LowerCtx,
   spec: RowValuesSpec,
-  value: (rk: RowKernel, base: Expr, xb: string) => Expr,
+  value: (rk: RowKernel, base: Expr, xb: string, row: Expr) => Expr,
 ): LoweredStep {
   const info = ctx.inputs[spec.input]!;
   const oi = spec.output ?? 0;
@@ -435,7 +435,7 @@ export function rowValues(
     const vals: Expr[] = [];
     for (let s = 0; s < per; s++) {
       const row = subRow(rk, unit, per, s);
-      vals.push(kb.let('v', value(rk, rk.rowBase(row), xb)));
+      vals.push(kb.let('v', value(rk, rk.rowBase(row), xb, row)));
     }
     storeRowValues(rk, ob, oi, unit, vals);
   });
@@ -448,19 +448,22 @@ export interface RowReduceSpec extends RowValuesSpec {
    * the row, `at` its flat offset in the input (other inputs of the same shape can be read there).
    */
   element: (x: Expr, j: Expr, at: Expr, rk: RowKernel) => readonly Expr[];
-  /** Epilogue: the output value (output dtype's compute type) from the reduced tuple and the row length. */
-  finish: (acc: readonly Expr[], len: Expr, rk: RowKernel) => Expr;
+  /**
+   * Epilogue: the output value (output dtype's compute type) from the reduced tuple and the row length; `row` is the
+   * row's index (= its output element's flat index), where a fused epilogue reads its other inputs.
+   */
+  finish: (acc: readonly Expr[], len: Expr, rk: RowKernel, row: Expr) => Expr;
 }
 
 /** A single-output reduction as one row kernel: accumulate the prologue's tuples, apply the epilogue. */
 export function rowReduce(ctx: LowerCtx, spec: RowReduceSpec): LoweredStep {
   const info = ctx.inputs[spec.input]!;
-  return rowValues(ctx, spec, (rk, base, xb) => {
+  return rowValues(ctx, spec, (rk, base, xb, row) => {
     const kb = rk.kb;
     const acc = rk.accumulate(spec.monoid, (j, off) => {
       const at = kb.let('at', add(base, off));
       return spec.element(kb.let('x', loadCompute(kb, xb, info, at)), j, at, rk);
     });
-    return spec.finish(acc, rk.len, rk);
+    return spec.finish(acc, rk.len, rk, row);
   });
 }

@@ -6,6 +6,8 @@
  * - `fused_elementwise`: elementwise / broadcast ops (one pointwise kernel).
  * - `fused_contraction`: a matmul / gemm whose result feeds elementwise ops (bias, activation, residual, scale, mask):
  *   one contraction kernel applying them as it stores each output element.
+ * - `fused_reduction`: a reduction (sum, mean, max …) whose result feeds elementwise ops (a custom op's epilogue, a
+ *   scale, a residual): one row-reduction kernel applying them as it stores each row's value.
  * - `fused_injective`: concats and the view ops between them (a KV cache's past ++ new keys and values stacked into
  *   one `present`): one pointwise kernel that maps each output index back through the body to the input it reads.
  */
@@ -145,6 +147,30 @@ registerFused(
     for (const n of rest) {
       if (n !== view && !FUSIBLE_OPS.has(n.op)) fail(`op ${n.op} may not follow the contraction in a body`);
     }
+  },
+);
+
+/** Reductions a `fused_reduction` body may start with (float, over the one input). */
+export const REDUCTION_OPS: ReadonlySet<string> = new Set([
+  'reduce_sum',
+  'reduce_mean',
+  'reduce_max',
+  'reduce_min',
+  'reduce_prod',
+  'reduce_sum_square',
+  'reduce_l2',
+]);
+
+registerFused(
+  'fused_reduction',
+  'A reduction and the elementwise ops applied to its result, run as one row-reduction kernel; `body` is the group ' +
+    'as IR text: its first node is the reduction, reading body input 0; the rest are elementwise (inputs broadcast ' +
+    'to the reduced shape).',
+  (body, fail) => {
+    const [first, ...rest] = body.nodes;
+    if (!first || !REDUCTION_OPS.has(first.op)) fail('body must start with a reduction');
+    if (first.inputs.length !== 1 || first.inputs[0] !== body.inputs[0]) fail('the reduction must read body input 0');
+    for (const n of rest) if (!FUSIBLE_OPS.has(n.op)) fail(`op ${n.op} may not follow the reduction in a body`);
   },
 );
 

@@ -1,7 +1,8 @@
 /**
  * Epilogue fusion: a matmul / gemm whose one reader is an elementwise group (a `fused_elementwise`, or one fusible
  * op) of the same shape becomes a `fused_contraction` — the bias, activation, residual, scale or mask is applied as
- * each output element is stored, and the product never round-trips through memory.
+ * each output element is stored, and the product never round-trips through memory. A float reduction (reduce_sum,
+ * _mean, _max …) read the same way becomes a `fused_reduction`: the group runs on each row's value before the store.
  *
  * Conditions: the contraction's result is float, not a graph output, read by that one node only; for matmul both
  * operands have rank ≥ 2 (the output is [...batch, M, N]); the reader's output has the contraction's shape (it does
@@ -14,7 +15,7 @@
  */
 import { isFloat } from '../../ir/dtype.js';
 import { Graph, Node, Value } from '../../ir/graph.js';
-import { CONTRACTION_OPS, fusedBody } from '../../ir/ops/fused.js';
+import { CONTRACTION_OPS, fusedBody, REDUCTION_OPS } from '../../ir/ops/fused.js';
 import type { Dim } from '../../ir/shape.js';
 import { makeTensor } from '../../ir/tensor.js';
 import { tensorType } from '../../ir/types.js';
@@ -100,7 +101,8 @@ function fuse(a: Node, r: Node | undefined, u: Node, outputs: ReadonlySet<Value>
     );
   });
   body.outputs = [map.get(ub.outputs[0]!)!];
-  return new Node(u.name, 'fused_contraction', ins, [u.outputs[0]!], { body: printGraph(body) });
+  const op = CONTRACTION_OPS.has(a.op) ? 'fused_contraction' : 'fused_reduction';
+  return new Node(u.name, op, ins, [u.outputs[0]!], { body: printGraph(body) });
 }
 
 /** Fuse `graph` in place; returns the number of contractions given an epilogue. */
@@ -108,7 +110,9 @@ export function fuseEpilogues(graph: Graph, maxInputs = 7): number {
   const outputs = new Set(graph.outputs);
   const replace = new Map<Node, Node | null>(); // reader → fused node; anchor → dropped
   for (const a of graph.nodes) {
-    if (!CONTRACTION_OPS.has(a.op) || a.outputs.length !== 1) continue;
+    const reduction = REDUCTION_OPS.has(a.op);
+    if ((!CONTRACTION_OPS.has(a.op) && !reduction) || a.outputs.length !== 1) continue;
+    if (reduction && (a.inputs.length !== 1 || !isFloat(a.inputs[0]!.type.dtype))) continue;
     const x = a.outputs[0]!;
     if (!isFloat(x.type.dtype) || x.type.layout.kind !== 'dense') continue;
     if (a.op === 'matmul' && a.inputs.some((v) => !v || v.type.shape.length < 2)) continue;
@@ -116,7 +120,7 @@ export function fuseEpilogues(graph: Graph, maxInputs = 7): number {
     if (users.length !== 1) continue;
     let u = users[0]!;
     let r: Node | undefined;
-    if (u.op === 'reshape' && x.type.shape.length === 2) {
+    if (u.op === 'reshape' && x.type.shape.length === 2 && !reduction) {
       // [M, N] → [..., N]: the columns stay the innermost dim, so M splits into the leading dims
       const y = u.outputs[0]!;
       const ru = graph.users(y);

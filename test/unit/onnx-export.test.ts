@@ -494,6 +494,19 @@ describe('quantized and fused graphs', () => {
     expectSameOutputs(g, back, randomFeeds(g, 5), true);
   });
 
+  it('a fused reduction (reduce + epilogue at opt level 1) is written as its body inlined, equal outputs', () => {
+    const g = graphOf((b) => {
+      const x = b.input('x', 'f32', [4, 16]);
+      const m = b.op('reduce_mean', [x], { axes: [-1], keepdims: true });
+      return b.op('tanh', [b.op('mul', [m, w(b, 'f32', [4, 1], 3)])]);
+    });
+    const opt = optimize(g, { level: 1 });
+    expect(opt.nodes.map((n) => n.op)).toEqual(['fused_reduction']);
+    const { graph: back, exported } = roundTrip(opt);
+    expect(decodeModel(exported.model).graph.nodes.map((n) => n.opType)).toEqual(['ReduceMean', 'Mul', 'Tanh']);
+    expectSameOutputs(g, back, randomFeeds(g, 4));
+  });
+
   it('fused nodes (opt level 1) are written as their bodies inlined, equal outputs', () => {
     const g = graphOf((b) => {
       const x = b.input('x', 'f32', [4, 16]);
@@ -511,7 +524,7 @@ describe('quantized and fused graphs', () => {
 describe('ops without an ONNX form', () => {
   it('every registered op has an inverse mapping, is fused (inlined), or is one of the known kiln-only ops', () => {
     const kilnOnly = ['kv_cache_write', 'paged_attention', 'sample_token'];
-    const fused = ['fused_elementwise', 'fused_contraction', 'fused_injective'];
+    const fused = ['fused_elementwise', 'fused_contraction', 'fused_reduction', 'fused_injective'];
     const missing = allOps()
       .map((d) => d.name)
       .filter((op) => !hasExporter(op) && !kilnOnly.includes(op) && !fused.includes(op));

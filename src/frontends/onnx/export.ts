@@ -460,7 +460,7 @@ function tensorAttr(name: string, t: Tensor): AttrProto {
 
 /** Ops the default opset must reach 23 for. */
 const OPSET_23 = new Set(['attention', 'rotary_embedding']);
-const FUSED = new Set(['fused_elementwise', 'fused_contraction', 'fused_injective']);
+const FUSED = new Set(['fused_elementwise', 'fused_contraction', 'fused_reduction', 'fused_injective']);
 
 function irVersionFor(opset: number): number {
   if (opset <= 18) return 8;
