@@ -24,6 +24,7 @@ import { makeTensor } from '../../ir/tensor.js';
 import { parseGraph, printGraph } from '../../ir/text.js';
 import { optimize } from '../../passes/manager.js';
 import { nodeFlops } from '../../src/cost.js';
+import { pruneMagnitude } from '../../passes/sparsity/magnitude.js';
 import { formatInspect, inspectModel } from '../../src/inspect.js';
 import { decodeModel } from '../../src/frontends/onnx/proto.js';
 import { roundTrip } from '../helpers/onnx-roundtrip.js';
@@ -353,6 +354,37 @@ describe('sparse-select', () => {
     const s2 = optimize(s, { level: 2 });
     expect(s2.nodes.some((n) => n.op === 'sparse_matmul')).toBe(true);
     expect(selectionReport(s2)).toHaveLength(1);
+  });
+
+  it('after 2:4 magnitude pruning (kiln prune) every weight runs as 2:4 (detected, chosen), outputs unchanged', () => {
+    const b = new GraphBuilder('mlp');
+    const wt = (seed: number, k: number, n: number) =>
+      makeTensor(
+        'f32',
+        [k, n],
+        Array.from({ length: k * n }, (_, i) => Math.sin(seed * 131 + i * 0.7)),
+      );
+    const h = b.op('matmul', [b.input('a', 'f32', [1, 64]), b.weight('w1', wt(1, 64, 48))]);
+    b.output(b.op('matmul', [b.op('relu', [h]), b.weight('w2', wt(2, 48, 32))]), 'y');
+    const g = b.build();
+    pruneMagnitude(g, { pattern: { kind: 'nm', n: 2, m: 4 }, head: true });
+    const feeds = {
+      a: makeTensor(
+        'f32',
+        [1, 64],
+        Array.from({ length: 64 }, (_, i) => Math.cos(i)),
+      ),
+    };
+    const want = interpret(g, feeds)['y']!;
+    const choices = selectSparseLayouts(g);
+    expect(choices.map((c) => [c.layout, c.density])).toEqual([
+      ['nm', 0.5],
+      ['nm', 0.5],
+    ]);
+    expect(choices.every((c) => /2:4 along K/.test(c.reason))).toBe(true);
+    expect(g.nodes.filter((n) => n.op === 'sparse_matmul').map((n) => n.attrs['format'])).toEqual(['nm', 'nm']);
+    const got = interpret(g, feeds)['y']!;
+    Array.from(got.data).forEach((x, i) => expect(x).toBeCloseTo(want.data[i]!, 5));
   });
 
   it('the rewritten graph (reason included) round-trips through the IR text', () => {
