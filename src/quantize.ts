@@ -18,7 +18,9 @@ import {
   quantizeAwq,
   quantizeGptq,
   quantizeRtn,
+  quantizeW8A8,
   type CalibrationStats,
+  type W8A8Report,
   type RtnOptions,
   type RtnReport,
 } from '../passes/quant/index.js';
@@ -38,6 +40,9 @@ export const QUANTIZE_HELP = `  quantize MODEL [options]            weight-only 
       --method rtn|gptq|awq           round-to-nearest (default), GPTQ (Hessian error feedback), AWQ (activation-aware
                                       per-channel scales folded into the RMS norms); GPTQ / AWQ calibrate on the
                                       first --calib-windows windows of --text's first half
+      --method w8a8|smoothquant       W8A8: int8 weights and per-token int8 activations into int32 products; naive,
+                                      or smoothed first (SmoothQuant: max|x|^a / max|w|^(1-a) folded into the norms,
+                                      --alpha a, default 0.5, calibrated like AWQ)
       --act-order                     GPTQ: quantize columns by decreasing Hessian diagonal (g_idx)
       --sequential                    GPTQ: recalibrate before each layer on the model quantized so far
       --asym                          asymmetric (zero point per group); default symmetric
@@ -80,6 +85,7 @@ function parse(rest: string[]) {
         help: { type: 'boolean' },
         'layer-error': { type: 'boolean' },
         'act-order': { type: 'boolean' },
+        alpha: { type: 'string' },
         sequential: { type: 'boolean' },
       },
     });
@@ -107,6 +113,23 @@ function layerTable(r: RtnReport): string {
   }
   for (const k of r.kept) rows.push([k.node, k.weight, `kept (${k.reason})`, '', '', kb(k.bytes), kb(k.bytes), '', '']);
   return table(rows);
+}
+
+function w8a8Table(r: W8A8Report): string {
+  const rows = [['layer', 'weight', 'K x N', 'smoothed into', 'before', 'after', 'ratio']];
+  for (const l of r.layers) {
+    rows.push([
+      l.node,
+      l.weight,
+      `${l.K} x ${l.N}`,
+      l.smoothedInto ?? '-',
+      kb(l.bytesBefore),
+      kb(l.bytesAfter),
+      `${(l.bytesBefore / l.bytesAfter).toFixed(2)}x`,
+    ]);
+  }
+  const notes = r.unsmoothed.map((u) => `  ${u.activation}: not smoothed (${u.reason})\n`).join('');
+  return table(rows) + notes;
 }
 
 /** Rows of cells, columns padded to their widest cell. */
@@ -179,8 +202,16 @@ export async function quantizeCommand(rest: string[], io: QuantizeIo): Promise<n
   if (positionals.length !== 1) throw usage('quantize needs one model file');
   const modelFile = positionals[0]!;
   const method = values.method ?? 'rtn';
-  if (method !== 'rtn' && method !== 'gptq' && method !== 'awq')
-    throw usage(`unknown quantization method '${method}' (expected rtn, gptq or awq)`);
+  if (!['rtn', 'gptq', 'awq', 'w8a8', 'smoothquant'].includes(method))
+    throw usage(`unknown quantization method '${method}' (expected rtn, gptq, awq, w8a8 or smoothquant)`);
+  const w8a8 = method === 'w8a8' || method === 'smoothquant';
+  if (values.alpha !== undefined && method !== 'smoothquant') throw usage('--alpha is a SmoothQuant option');
+  const alpha = values.alpha === undefined ? 0.5 : Number(values.alpha);
+  if (!(alpha >= 0 && alpha <= 1)) throw usage(`--alpha wants a number from 0 to 1, got '${values.alpha}'`);
+  if (w8a8 && (values.bits !== undefined || values.group !== undefined || values.asym))
+    throw usage(
+      'W8A8 is int8 per output channel (weights) and per token (activations): drop --bits / --group / --asym',
+    );
   if (values['act-order'] && method !== 'gptq') throw usage('--act-order is a GPTQ option (--method gptq)');
   if (values.sequential && method !== 'gptq') throw usage('--sequential is a GPTQ option (--method gptq)');
   const bits = int('--bits', values.bits, 4, 1, 64);
@@ -225,10 +256,18 @@ export async function quantizeCommand(rest: string[], io: QuantizeIo): Promise<n
     windows.push([...(tok.bos !== undefined ? [tok.bos] : []), ...ids.slice(s, s + per)]);
   let stats: CalibrationStats | undefined;
   const t0 = performance.now();
-  if (method !== 'rtn') stats = calibrate(base.graph, windows);
+  if (method !== 'rtn' && method !== 'w8a8') stats = calibrate(base.graph, windows);
   const calibMs = performance.now() - t0;
-  const quantizeWith = (g: Graph, only?: string[]): RtnReport => {
+  const quantizeWith = (g: Graph, only?: string[]): RtnReport | W8A8Report => {
     const o = only ? { ...opts, only } : opts;
+    if (w8a8) {
+      return quantizeW8A8(g, stats, {
+        smooth: method === 'smoothquant',
+        alpha,
+        head: !!values.head,
+        ...(only ? { only } : {}),
+      });
+    }
     if (method === 'gptq')
       return quantizeGptq(g, stats!, {
         ...o,
@@ -241,14 +280,19 @@ export async function quantizeCommand(rest: string[], io: QuantizeIo): Promise<n
   const report = quantizeWith(quant.graph);
   const kept = [!opts.embeddings && 'embeddings', !opts.head && 'LM head'].filter(Boolean).join(' and ');
   const label =
-    method === 'rtn'
-      ? 'RTN'
-      : method === 'gptq'
-        ? `GPTQ${values['act-order'] ? ' (act-order)' : ''}${values.sequential ? ' (sequential)' : ''}`
-        : 'AWQ';
+    method === 'w8a8' || method === 'smoothquant'
+      ? `W8A8${method === 'smoothquant' ? ` SmoothQuant (alpha ${alpha})` : ' (naive)'}`
+      : method === 'rtn'
+        ? 'RTN'
+        : method === 'gptq'
+          ? `GPTQ${values['act-order'] ? ' (act-order)' : ''}${values.sequential ? ' (sequential)' : ''}`
+          : 'AWQ';
   io.out(
-    `${base.source}: ${label} int${bits}, group ${group}, ${opts.symmetric ? 'symmetric' : 'asymmetric'}` +
-      `${kept ? ` (${kept} kept in float)` : ''}\n`,
+    w8a8
+      ? `${base.source}: ${label}: int8 weights per output channel, int8 activations per token (dynamic, on the ` +
+          `device), int32 products${opts.head ? '' : ' (LM head kept in float)'}\n`
+      : `${base.source}: ${label} int${bits}, group ${group}, ${opts.symmetric ? 'symmetric' : 'asymmetric'}` +
+          `${kept ? ` (${kept} kept in float)` : ''}\n`,
   );
   if (stats) {
     const rows = windows.reduce((t, w) => t + w.length, 0);
@@ -272,7 +316,7 @@ export async function quantizeCommand(rest: string[], io: QuantizeIo): Promise<n
     for (const u of r.unscaled) rows.push([u.activation, `unscaled (${u.reason})`, u.matmuls.join(' '), '', '']);
     io.out(table(rows));
   }
-  io.out(layerTable(report));
+  io.out('unsmoothed' in report ? w8a8Table(report) : layerTable(report));
   const qBefore = report.layers.reduce((s, l) => s + l.bytesBefore, 0);
   const qAfter = report.layers.reduce((s, l) => s + l.bytesAfter, 0);
   io.out(

@@ -150,6 +150,27 @@ describe.skipIf(missing)('kiln quantize (stories260K, reference backend)', () =>
     expect(lines.filter((l) => /unscaled \(produced by attention/.test(l))).toHaveLength(5);
     expect(a.stdout.split('\n').filter((l) => /\bmatmul_nbits\b/.test(l))).toHaveLength(35);
   }, 300_000);
+
+  it('--method w8a8 / smoothquant: int8 matmul_integer layers, smoothing folded into the norms, perplexity', async () => {
+    const args = ['--tokenizer', TOK, '--text', TEXT, '--calib-windows', '2', '--window', '128'];
+    const common = [...args, '--eval', '--max-windows', '1', '--backend', 'reference'];
+    const out = join(tmp, 'sq.kir');
+    const s = await kiln('quantize', MODEL, '--method', 'smoothquant', '--alpha', '0.5', '--out', out, ...common);
+    expect(s.stderr).toBe('');
+    expect(s.status).toBe(0);
+    expect(s.stdout).toMatch(/W8A8 SmoothQuant \(alpha 0.5\): int8 weights per output channel, int8 activations/);
+    const rows = s.stdout.split('\n').filter((l) => /^\S+\s+\S+\s+\d+ x \d+\s+\S+\s+[\d.]+ KiB/.test(l));
+    expect(rows).toHaveLength(35);
+    // Q/K/V and gate/up smoothed into the norms, w2 into w3's columns; wo (reads attention) is not
+    expect(rows.filter((l) => /rms_norm_\d+/.test(l))).toHaveLength(25);
+    expect(s.stdout.split('\n').filter((l) => /not smoothed \(produced by attention/.test(l))).toHaveLength(5);
+    expect(s.stdout).toMatch(/f32 \S+ -> quantized \S+ \([-+]\S+%\)/);
+    expect(readFileSync(out, 'utf8')).toMatch(/matmul_integer/);
+    const n = await kiln('quantize', MODEL, '--method', 'w8a8', ...common);
+    expect(n.status, n.stderr).toBe(0);
+    expect(n.stdout).toMatch(/W8A8 \(naive\)/);
+    expect(n.stdout).not.toMatch(/^calibration:/m);
+  }, 300_000);
 });
 
 describe('kiln quantize: bad arguments are one line, status 2', () => {
@@ -167,6 +188,9 @@ describe('kiln quantize: bad arguments are one line, status 2', () => {
     expect(await bad(MODEL, '--group', '24')).toMatch(/--group must be a power of two/);
     expect(await bad(MODEL, '--method', 'hqq')).toMatch(/unknown quantization method 'hqq'/);
     expect(await bad(MODEL, '--act-order')).toMatch(/--act-order is a GPTQ option/);
+    expect(await bad(MODEL, '--alpha', '0.5')).toMatch(/--alpha is a SmoothQuant option/);
+    expect(await bad(MODEL, '--method', 'smoothquant', '--alpha', '2')).toMatch(/--alpha wants a number from 0 to 1/);
+    expect(await bad(MODEL, '--method', 'w8a8', '--bits', '4')).toMatch(/drop --bits/);
     expect(await bad(MODEL, '--eval')).toMatch(/--eval needs --text/);
     expect(await bad(MODEL, '--frobnicate')).toMatch(/quantize: .*frobnicate/);
     expect(await bad()).toMatch(/quantize needs one model file/);
