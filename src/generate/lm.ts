@@ -123,10 +123,11 @@ export class LanguageModelSession {
    */
   static fromSession(model: LanguageModel, session: Session): LanguageModelSession {
     const g = model.graph;
-    if (!HEAD_OUTPUTS.every((n) => session.outputNames.includes(n))) {
+    const needed = ['last_logits', 'next_token', 'sampled_token'];
+    if (!needed.every((n) => session.outputNames.includes(n))) {
       throw new KilnError(
         'verify',
-        `a session for generation needs the sampling head's outputs (${HEAD_OUTPUTS.join(', ')})`,
+        `a session for generation needs the sampling head's outputs (${needed.join(', ')})`,
       );
     }
     // an empty cache: the batch dim of input_ids binds to 1, every other symbolic dim (the past length) to 0
