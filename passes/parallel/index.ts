@@ -1,2 +1,2 @@
 /** Tensor- and pipeline-parallel partitioning (issue 15). */
-export {};
+export { shardTensorParallel, shardTensorParallelRank, type TensorParallelOptions } from './tensor-parallel.js';

@@ -1,2 +1,3 @@
 /** The parallel runtime: collectives over MPI / NCCL, ranks, pipeline schedules (issue 15). */
-export {};
+export { interpretRanks } from './interpret-ranks.js';
+export { collectiveReference, COLLECTIVE_OPS } from '../../ir/ops/collective.js';
