@@ -1,3 +1,4 @@
 /** The parallel runtime: collectives over MPI / NCCL, ranks, pipeline schedules (issue 15). */
 export { interpretRanks } from './interpret-ranks.js';
 export { collectiveReference, COLLECTIVE_OPS } from '../../ir/ops/collective.js';
+export { interpretPipeline } from './pipeline-reference.js';
