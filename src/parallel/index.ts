@@ -2,3 +2,6 @@
 export { interpretRanks } from './interpret-ranks.js';
 export { collectiveReference, COLLECTIVE_OPS } from '../../ir/ops/collective.js';
 export { interpretPipeline } from './pipeline-reference.js';
+export { interpretWithCollectives } from './interpret-ranks.js';
+export { mpiWorld, mpiShimLibrary, type Mpi } from './mpi.js';
+export { generateParallel, planRank, type ParallelLayout, type ParallelGenerateResult } from './runtime.js';

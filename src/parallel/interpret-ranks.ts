@@ -139,3 +139,22 @@ export function interpretRanks(
     return out;
   });
 }
+
+/**
+ * Interpret one rank's graph alone, each collective resolved by `resolve` (a transport such as MPI): given the node,
+ * this rank's input and the resolved attributes, it returns this rank's output.
+ */
+export function interpretWithCollectives(
+  graph: Graph,
+  feeds: Readonly<Record<string, Tensor>>,
+  resolve: (node: Node, x: Tensor, attrs: Record<string, unknown>) => Tensor,
+): Record<string, Tensor> {
+  const s = new RankState(graph, 0, feeds);
+  for (let n = s.advance(); n; n = s.advance()) {
+    s.store(n, [resolve(n, s.inputsOf(n)[0]!, resolveAttrs(getOp(n.op), n.attrs, n.name))]);
+    s.pc++;
+  }
+  const out: Record<string, Tensor> = {};
+  for (const o of graph.outputs) out[o.name] = s.env.get(o)!;
+  return out;
+}

@@ -59,8 +59,11 @@ export function mpiShimLibrary(env: NodeJS.ProcessEnv = process.env): string {
 export interface Mpi {
   readonly rank: number;
   readonly size: number;
+  /** Restrict the collectives to the ranks sharing `color` (ordered by `key`); point-to-point stays on the world. */
+  group(color: number, key: number): void;
   allreduce(buf: Float64Array): void;
-  allgather(send: Float64Array): Float64Array;
+  /** Gather over the group of `groupSize` ranks (the world unless `group` split it). */
+  allgather(send: Float64Array, groupSize: number): Float64Array;
   send(buf: Float64Array, dest: number, tag: number): void;
   recv(buf: Float64Array, src: number, tag: number): void;
   bcast(buf: Float64Array, root: number): void;
@@ -88,6 +91,7 @@ export function mpiWorld(env: NodeJS.ProcessEnv = process.env): Mpi {
   const init = f('int kiln_mpi_init(void)');
   const rankF = f('int kiln_mpi_rank(void)');
   const sizeF = f('int kiln_mpi_size(void)');
+  const groupF = f('int kiln_mpi_group(int color, int key)');
   const allreduce = f('int kiln_mpi_allreduce_f64(_Inout_ double *buf, int64_t n)');
   const allgather = f('int kiln_mpi_allgather_f64(const double *send, int64_t n, _Out_ double *recv)');
   const sendF = f('int kiln_mpi_send_f64(const double *buf, int64_t n, int dest, int tag)');
@@ -106,12 +110,15 @@ export function mpiWorld(env: NodeJS.ProcessEnv = process.env): Mpi {
     rank: rankF() as number,
     size,
     bytes,
+    group(color, key) {
+      check(groupF(color, key), 'MPI_Comm_split');
+    },
     allreduce(buf) {
       check(allreduce(buf, buf.length), 'MPI_Allreduce');
       bytes.value += buf.byteLength;
     },
-    allgather(send) {
-      const recv = new Float64Array(send.length * size);
+    allgather(send, groupSize) {
+      const recv = new Float64Array(send.length * groupSize);
       check(allgather(send, send.length, recv), 'MPI_Allgather');
       bytes.value += send.byteLength;
       return recv;
