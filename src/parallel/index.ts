@@ -5,3 +5,5 @@ export { interpretPipeline } from './pipeline-reference.js';
 export { interpretWithCollectives } from './interpret-ranks.js';
 export { mpiWorld, mpiShimLibrary, type Mpi } from './mpi.js';
 export { generateParallel, planRank, type ParallelLayout, type ParallelGenerateResult } from './runtime.js';
+
+export { simulatePipeline, type ScheduleResult } from './schedule.js';
