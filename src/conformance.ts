@@ -177,6 +177,10 @@ async function prepareBackend(tests: readonly string[], opts: ConformanceOptions
   if (opts.backend === 'cuda') await (await import('./runtime/cuda/backend.js')).prepareAll(body);
 }
 
+/**
+ * One report line for a case: `PASS name  maxAbsErr  nodes: D device, H host` (placement on device backends only),
+ * or `FAIL name  reason` / `SKIP name  reason`.
+ */
 export function formatResult(r: TestResult): string {
   if (r.status === 'pass') {
     const line = `PASS ${r.name}  ${(r.maxAbsErr ?? 0).toExponential(2)}`;

@@ -79,6 +79,7 @@ export interface CompiledModule {
   readonly tokenizer: Tokenizer | undefined;
   /** Stream text after a prompt (a language model with a tokenizer). */
   generateText(prompt: string, opts?: GenerateOptions): AsyncGenerator<string>;
+  /** Disposes the module's session (device buffers and kernels); see {@link Session.dispose}. */
   dispose(): void;
 }
 
@@ -120,7 +121,12 @@ function checkManifest(m: unknown): ModuleManifest {
 
 /**
  * Load a compiled module from its folder (a path or URL; `manifest` when the module's index.js has it inline).
- * The graph is parsed and its weights bound; kernels are built by the first runs (or `session.warmup`).
+ * The graph is parsed and its weights bound; kernels are built by the first runs (or `session.warmup`). The backend
+ * defaults to `webgpu` when `opts.device` is given, else `cuda` for a module compiled for CUDA, else `auto`.
+ *
+ * @throws KilnError (code `runtime`) when a module file is missing or cannot be fetched (naming the file), (code
+ * `parse`) when the manifest is not a kiln module's or the graph text is malformed, (code `unsupported`) for a module
+ * format this runtime does not read.
  */
 export async function loadModule(
   base: URL | string,

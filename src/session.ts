@@ -154,6 +154,11 @@ export interface Session {
   ): Promise<void>;
   /** The kernels compiled so far (empty on the reference backend). */
   kernels(): readonly KernelInfo[];
+  /**
+   * Frees the session's device buffers and kernels. Runs already in flight finish first (the buffers are released
+   * when the last one settles); later calls to `run`, `runKeep` or `warmup` throw KilnError (code `runtime`).
+   * Calling it twice is harmless.
+   */
   dispose(): void;
 }
 

@@ -36,6 +36,11 @@ export { MemoryScheduleStore, type ScheduleStore } from '../codegen/lower/contra
 /** Winners in a JSON file (`{ "device|class": "candidate" }`), written whole on each change (atomic rename). */
 export class FileScheduleStore implements ScheduleStore {
   private entries: Record<string, string> = {};
+  /**
+   * Opens the store at `path` (a missing file is an empty store; it is created on the first `set`).
+   *
+   * @throws KilnError (code `parse`) when the file exists but is not a JSON object of strings.
+   */
   constructor(readonly path: string) {
     if (!existsSync(path)) return;
     try {
@@ -47,9 +52,11 @@ export class FileScheduleStore implements ScheduleStore {
       throw new KilnError('parse', `schedule store ${path} is not a JSON object of strings: ${(e as Error).message}`);
     }
   }
+  /** The stored winner for `key`, or undefined. */
   get(key: string): string | undefined {
     return Object.hasOwn(this.entries, key) ? this.entries[key] : undefined;
   }
+  /** Stores `value` under `key` and rewrites the file (parent directories created; atomic rename). */
   set(key: string, value: string): void {
     this.entries[key] = value;
     mkdirSync(dirname(this.path), { recursive: true });

@@ -61,6 +61,11 @@ export const HEAD_OUTPUTS = [
   'next_positions',
 ] as const;
 
+/**
+ * Text generation over one compiled decoder: prefill of the prompt in one run, then one run per token with the KV
+ * cache (`present_*` → `past_*`) kept on the device and only the sampled id read back. Make one with
+ * {@link LanguageModelSession.create}, {@link LanguageModelSession.fromSession} or {@link LanguageModelSession.fromOnnx}.
+ */
 export class LanguageModelSession {
   /** Statistics of the last `generate`. */
   stats: GenerationStats | undefined;
@@ -107,6 +112,9 @@ export class LanguageModelSession {
   /**
    * Compile a model graph for generation. The graph gets a sampling head (`addSamplingHead`): `last_logits`,
    * `next_token` (argmax) and `sampled_token` (temperature / top-k / top-p on the device), so a step reads back one id.
+   *
+   * @throws KilnError (code `verify`) when the graph has no `input_ids` input or no `logits` output; compile errors
+   * as {@link compile}.
    */
   static async create(model: LanguageModel, opts: CompileOptions = {}): Promise<LanguageModelSession> {
     const g = model.graph;
@@ -120,6 +128,9 @@ export class LanguageModelSession {
   /**
    * A language model over a session already made from its graph — the graph with its sampling head, optimized
    * (an ahead-of-time compiled module, kiln/runtime): no passes run.
+   *
+   * @throws KilnError (code `verify`) when the session lacks the sampling head's outputs (`last_logits`,
+   * `next_token`, `sampled_token`).
    */
   static fromSession(model: LanguageModel, session: Session): LanguageModelSession {
     const g = model.graph;
@@ -406,6 +417,7 @@ export class LanguageModelSession {
     return makeTensor('f32', [tokens.length, vocab], l.data as Float32Array);
   }
 
+  /** Disposes the underlying session (see {@link Session.dispose}); the object is unusable afterwards. */
   dispose(): void {
     this.session.dispose();
   }

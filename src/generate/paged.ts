@@ -20,6 +20,7 @@ export interface SamplingParams {
   readonly feeds: Readonly<Record<string, DeviceTensor>>;
   /** Some row samples (read `sampled_token`); otherwise the argmax is read. */
   readonly sample: boolean;
+  /** Frees the parameters' device tensors. */
   dispose(): void;
 }
 
@@ -27,6 +28,7 @@ export interface SamplingParams {
 export class PagedSequence {
   readonly tokens: number[] = [];
   readonly blocks: number[] = [];
+  /** An empty sequence; use {@link PagedLanguageModel.newSequence}, which numbers them. */
   constructor(readonly id: number) {}
   /** Positions whose keys / values are in the cache. */
   get length(): number {
@@ -61,6 +63,11 @@ export function exposeHidden(graph: Graph): boolean {
   return true;
 }
 
+/**
+ * A language model whose KV cache is one block pool per layer on the device: many sequences of different lengths
+ * decode as one batch, and each can be forked (shared blocks, copy-on-write) or rolled back. Build the graph with
+ * `paged: { blockSize }` and make it with {@link PagedLanguageModel.create}.
+ */
 export class PagedLanguageModel {
   private readonly free: number[];
   /** Owners of each block: forks share their parent's full blocks. */
@@ -90,6 +97,14 @@ export class PagedLanguageModel {
     this.refs = new Int32Array(numBlocks);
   }
 
+  /**
+   * Compiles a paged model graph (changed in place: a sampling head, and `hidden` when `opts.hidden`) and allocates
+   * `opts.numBlocks` zeroed blocks per layer on the device.
+   *
+   * @throws KilnError (code `limit`) when `numBlocks` is not a positive integer, (code `verify`) when `opts.hidden`
+   * is set but the logits do not come from a contraction of a hidden state, or when the graph has no `block_table` /
+   * `cache_*` inputs; compile errors as {@link compile}.
+   */
   static async create(model: { graph: Graph; config?: ModelConfig }, opts: PagedOptions): Promise<PagedLanguageModel> {
     if (!(Number.isInteger(opts.numBlocks) && opts.numBlocks > 0)) {
       throw new KilnError('limit', `numBlocks must be a positive integer, got ${opts.numBlocks}`, {
@@ -132,6 +147,7 @@ export class PagedLanguageModel {
     return this.free.length;
   }
 
+  /** A new, empty sequence (no blocks yet: they are taken from the pool as it grows). */
   newSequence(): PagedSequence {
     return new PagedSequence(this.nextId++);
   }
@@ -423,6 +439,7 @@ export class PagedLanguageModel {
   /** Statistics of the last `generateBatch` (tokens/s summed over the batch). */
   stats: GenerationStats | undefined;
 
+  /** Frees the block pools, the block table, cached sampling parameters and the session. */
   dispose(): void {
     this.dropLastStep();
     this.table?.tensor.dispose();

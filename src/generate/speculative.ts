@@ -44,9 +44,11 @@ export interface DraftSource {
    * token before each `propose`.
    */
   readonly wantsHidden?: boolean;
+  /** Receives the target's hidden-state row (length `dim`) before each `propose`; only called when `wantsHidden`. */
   observe?(hidden: Float32Array): void;
   /** Forget per-generation state (called when a generation ends). */
   reset?(): void;
+  /** Frees what the source holds on the device (a draft model's sequence, or the model itself when owned). */
   dispose?(): void;
 }
 
@@ -90,6 +92,10 @@ export class NgramDraft implements DraftSource {
   readonly name = 'ngram';
   readonly maxNgram: number;
   readonly minNgram: number;
+  /**
+   * @param opts.maxNgram longest suffix to look up (default 3); `opts.minNgram` shortest (default 1).
+   * @throws KilnError (code `limit`) unless 1 ≤ minNgram ≤ maxNgram (integers).
+   */
   constructor(opts: { maxNgram?: number; minNgram?: number } = {}) {
     this.maxNgram = opts.maxNgram ?? 3;
     this.minNgram = opts.minNgram ?? 1;
@@ -125,6 +131,7 @@ export class NgramDraft implements DraftSource {
  */
 export class ModelDraft implements DraftSource {
   private seq: PagedSequence | undefined;
+  /** A draft source over `model` (named `name` in stats; `owned`: `dispose` also disposes the model). */
   constructor(
     readonly model: PagedLanguageModel,
     readonly name = 'draft',
@@ -194,6 +201,7 @@ export class ModelDraft implements DraftSource {
     this.seq = undefined;
   }
 
+  /** Releases the draft sequence's blocks, and disposes the model when this source owns it. */
   dispose(): void {
     this.reset();
     if (this.owned) this.model.dispose();
@@ -204,10 +212,12 @@ export class ModelDraft implements DraftSource {
 export class MixedDraft implements DraftSource {
   readonly name: string;
   readonly wantsHidden: boolean;
+  /** Tries `sources` in this order; it wants the hidden state when any of them does. */
   constructor(readonly sources: readonly DraftSource[]) {
     this.name = sources.map((s) => s.name).join('+');
     this.wantsHidden = sources.some((s) => s.wantsHidden);
   }
+  /** Passes the hidden-state row on to every source that observes it. */
   observe(hidden: Float32Array): void {
     for (const s of this.sources) s.observe?.(hidden);
   }
@@ -221,6 +231,7 @@ export class MixedDraft implements DraftSource {
   reset(): void {
     for (const s of this.sources) s.reset?.();
   }
+  /** Disposes every source. */
   dispose(): void {
     for (const s of this.sources) s.dispose?.();
   }
@@ -333,6 +344,12 @@ export interface SpeculativeStats extends GenerationStats {
 export class SpeculativeDecoder {
   stats: SpeculativeStats | undefined;
   readonly source: DraftSource;
+  /**
+   * A decoder for `target` (create it with `hidden: true` when a source wants the hidden state) drafting from
+   * `opts.draft` (an array becomes a {@link MixedDraft}).
+   *
+   * @throws KilnError (code `limit`) when `opts.draftLen` is not a positive integer.
+   */
   constructor(
     readonly target: PagedLanguageModel,
     readonly opts: SpeculativeOptions,
@@ -345,6 +362,14 @@ export class SpeculativeDecoder {
     }
   }
 
+  /**
+   * Yields the generated token ids after `prompt` (ids), up to `opts.maxTokens` (default 128), a stop id or the
+   * model's `maxSeq`; greedy unless `opts.temperature` > 0 (then seeded by `opts.seed`, default 0). Stats of the run
+   * in `stats` when it ends.
+   *
+   * @throws KilnError (code `runtime`) for an empty prompt, or when a source wants the hidden state and the target
+   * has no `hidden` output; (code `limit`) for a repetition penalty other than 1, or when the KV cache is full.
+   */
   async *generate(prompt: readonly number[], opts: GenerateOptions = {}): AsyncGenerator<number> {
     if (prompt.length === 0) throw new KilnError('runtime', 'the prompt is empty');
     if ((opts.repetitionPenalty ?? 1) !== 1) {

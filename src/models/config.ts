@@ -67,7 +67,9 @@ export type ModelConfig = LlamaConfig | Gpt2Config;
 export interface WeightSource {
   /** The tensor, or a typed error naming it when it is missing. */
   get(name: string): Tensor;
+  /** Whether a tensor of that name exists (no error when it does not). */
   has(name: string): boolean;
+  /** Every tensor name the source holds. */
   names(): readonly string[];
 }
 

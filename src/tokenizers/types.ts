@@ -12,5 +12,10 @@ export interface Tokenizer {
    * Streaming: a decoder that takes one id at a time and returns the text that is now complete (bytes of a multi-byte
    * character are held until the character is whole; a leading space after BOS is dropped as sentencepiece does).
    */
-  streamDecoder(): { push(id: number): string; flush(): string };
+  streamDecoder(): {
+    /** Adds one id; returns the text completed by it (possibly empty). */
+    push(id: number): string;
+    /** The text still held (an incomplete character's bytes as U+FFFD); resets the decoder. */
+    flush(): string;
+  };
 }

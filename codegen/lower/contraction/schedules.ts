@@ -34,15 +34,20 @@ export type ScheduleFamily = 'tiled' | 'skinny';
 
 /** Where tuned winners live: a file in Node (`src/tune.ts`), memory or the caller's own storage in browsers. */
 export interface ScheduleStore {
+  /** The winning candidate's name for a `device|class` key (`scheduleKey`), or undefined when none was tuned. */
   get(key: string): string | undefined;
+  /** Records the winner for a key, replacing any earlier one. */
   set(key: string, value: string): void;
 }
 
+/** A {@link ScheduleStore} in a Map (browsers, tests, or tuning rounds that must not persist). */
 export class MemoryScheduleStore implements ScheduleStore {
   readonly entries = new Map<string, string>();
+  /** The stored winner for `key`, or undefined. */
   get(key: string): string | undefined {
     return this.entries.get(key);
   }
+  /** Stores `value` under `key` (in memory only). */
   set(key: string, value: string): void {
     this.entries.set(key, value);
   }

@@ -50,6 +50,7 @@ export interface ImportOptions {
  * the model's directory). Only the ranges the tensors name are read. Errors should name `tensor` and the file.
  */
 export interface ExternalDataReader {
+  /** The `ref.length` bytes at `ref.offset` of `ref.location`; `tensor` is the name to put in errors. */
   read(ref: ExternalDataRef, tensor: string): Uint8Array;
 }
 
@@ -95,8 +96,13 @@ export async function importOnnxFile(path: string, opts: ImportOptions = {}): Pr
 /**
  * A reader of external data from files under `dir`, the model's directory (Node only) — for callers that decode the
  * model themselves and then `importOnnxModel(model, { externalData })`. File descriptors stay open until `close()`.
+ *
+ * @throws ParseError from `read` (naming the tensor and the file) when the file is missing, is not a regular file,
+ * lies or links outside `dir`, or is shorter than offset + length.
  */
-export async function externalDataFrom(dir: string): Promise<ExternalDataReader & { close(): void }> {
+export async function externalDataFrom(
+  dir: string,
+): Promise<ExternalDataReader & { /** Closes every file opened so far. */ close(): void }> {
   const fs: NodeFs = await import('node:fs');
   const paths: NodePath = await import('node:path');
   const root = fs.realpathSync(dir);
@@ -150,6 +156,15 @@ export async function externalDataFrom(dir: string): Promise<ExternalDataReader 
   };
 }
 
+/**
+ * Import an already decoded ONNX model (see `decodeModel`): opsets per domain, functions inlined, Constant nodes and
+ * initializers as constants (folded through the references unless `opts.foldConstants` is false).
+ *
+ * @throws ParseError when the model declares no opset_import or is malformed (dangling names, bad attributes).
+ * @throws UnsupportedError naming the node for an op / opset / dtype kiln does not convert, or external data without
+ * `opts.externalData`.
+ * @throws VerifyError naming the node when shape / dtype inference rejects a converted node.
+ */
 export function importOnnxModel(model: OnnxModel, opts: ImportOptions = {}): ImportedModel {
   const opsets = new Map<string, number>();
   for (const o of model.opsetImport) opsets.set(o.domain === 'ai.onnx' ? '' : o.domain, o.version);
