@@ -7,3 +7,4 @@ export { mpiWorld, mpiShimLibrary, type Mpi } from './mpi.js';
 export { generateParallel, planRank, type ParallelLayout, type ParallelGenerateResult } from './runtime.js';
 
 export { simulatePipeline, type ScheduleResult } from './schedule.js';
+export { checkNcclDeclarations, loadNccl, ncclCandidates, NCCL_PROTOTYPES, type Nccl } from './nccl.js';
