@@ -19,6 +19,11 @@ import { fromValues, makeTensor, type Tensor } from './tensor.js';
 import { tensorType, type Layout, type TensorType } from './types.js';
 import { verify } from './verify.js';
 
+/**
+ * Builds a {@link Graph} op by op. Every op's output types are inferred when it is added, so a bad shape, dtype or
+ * attribute fails there with a {@link VerifyError} naming the node (an unknown op: {@link UnsupportedError}).
+ * Sugar methods (`add`, `matmul`, `layerNorm` …) cover the common ops; {@link GraphBuilder.op} applies any registered op.
+ */
 export class GraphBuilder {
   readonly graph: Graph;
   /**
@@ -33,6 +38,7 @@ export class GraphBuilder {
   private counter = 0;
   private readonly names = new Set<string>();
 
+  /** An empty graph named `name` (default `main`). */
   constructor(name = 'main') {
     this.graph = new Graph(name);
   }
@@ -66,13 +72,23 @@ export class GraphBuilder {
     return name;
   }
 
+  /**
+   * A graph input. Shape dims are numbers or symbol names (`'batch'`, `'seq'`) bound at run time; `layout` defaults
+   * to dense.
+   *
+   * @throws VerifyError when another value already has `name`.
+   */
   input(name: string, dtype: DType, shape: Shape, layout?: Layout): Value {
     const v = new Value(this.claim(name), tensorType(dtype, shape, layout));
     this.graph.inputs.push(v);
     return v;
   }
 
-  /** A constant value (weight, initializer, literal). */
+  /**
+   * A constant value (weight, initializer, literal).
+   *
+   * @throws VerifyError when another value already has `name`.
+   */
   weight(name: string, data: Tensor, layout?: Layout): Value {
     const v = new Value(this.claim(name), tensorType(data.dtype, data.shape, layout), data);
     this.graph.constants.push(v);
@@ -84,6 +100,12 @@ export class GraphBuilder {
     return this.weight(this.unique(hint), makeTensor(dtype, shape, values));
   }
 
+  /**
+   * Marks `v` as a graph output, renamed to `name` when given (an input, a constant or a value already output is
+   * routed through an `identity` node instead, so it keeps its own name). Returns the output value.
+   *
+   * @throws VerifyError when another value already has `name`.
+   */
   output(v: Value, name?: string): Value {
     if (name !== undefined && name !== v.name) {
       if (v.producer === undefined || this.graph.outputs.includes(v)) {
@@ -98,12 +120,21 @@ export class GraphBuilder {
     return v;
   }
 
-  /** Apply an op with one output. */
+  /**
+   * Apply a registered op with one output (`null` for a skipped optional input); `name` names the output.
+   *
+   * @throws UnsupportedError for an unknown op.
+   * @throws VerifyError naming the node for wrong input counts, unknown / missing / ill-typed attributes, or shapes and
+   * dtypes the op's inference rejects.
+   */
   op(op: string, inputs: readonly (Value | null)[], attrs: Attrs = {}, name?: string): Value {
     return this.opN(op, inputs, attrs, 1, name ? [name] : undefined)[0]!;
   }
 
-  /** Apply an op with `numOutputs` outputs. */
+  /**
+   * Apply a registered op with `numOutputs` outputs (named by `names` where given). With `foldConstants`, an op whose
+   * inputs are all constants is evaluated now and its outputs are constants. Errors as {@link GraphBuilder.op}.
+   */
   opN(
     op: string,
     inputs: readonly (Value | null)[],
@@ -172,38 +203,63 @@ export class GraphBuilder {
     return outs.map((t, i) => fromValues(types[i]!.dtype, t.shape, t.data));
   }
 
-  /** Verify and return the graph. */
+  /**
+   * Verify and return the graph.
+   *
+   * @throws VerifyError naming the node or tensor when the graph is not well formed (see {@link verify}).
+   */
   build(): Graph {
     verify(this.graph);
     return this.graph;
   }
 
-  // ---- sugar for the common ops of a transformer block ----
+  // ---- sugar for the common ops of a transformer block (errors as `op`: VerifyError naming the node) ----
+  /** `a + b` with NumPy broadcasting. */
   add = (a: Value, b: Value): Value => this.op('add', [a, b]);
+  /** `a − b` with NumPy broadcasting. */
   sub = (a: Value, b: Value): Value => this.op('sub', [a, b]);
+  /** `a · b` elementwise with NumPy broadcasting. */
   mul = (a: Value, b: Value): Value => this.op('mul', [a, b]);
+  /** `a / b` elementwise with NumPy broadcasting (integer division truncates toward zero). */
   div = (a: Value, b: Value): Value => this.op('div', [a, b]);
+  /** Matrix product with NumPy matmul semantics (batch dims broadcast; 1-D operands promoted). */
   matmul = (a: Value, b: Value): Value => this.op('matmul', [a, b]);
+  /** GELU: exact (erf, the default) or the `tanh` approximation. */
   gelu = (x: Value, approximate: 'none' | 'tanh' = 'none'): Value => this.op('gelu', [x], { approximate });
+  /** SiLU (swish): `x · sigmoid(x)`. */
   silu = (x: Value): Value => this.op('silu', [x]);
+  /** `max(x, 0)`. */
   relu = (x: Value): Value => this.op('relu', [x]);
+  /** `eˣ` elementwise. */
   exp = (x: Value): Value => this.op('exp', [x]);
+  /** Hyperbolic tangent elementwise. */
   tanh = (x: Value): Value => this.op('tanh', [x]);
+  /** Converts to dtype `to` (floats round to nearest even; integers wrap). */
   cast = (x: Value, to: DType): Value => this.op('cast', [x], { to });
+  /** Softmax along `axis` (default the last). */
   softmax = (x: Value, axis = -1): Value => this.op('softmax', [x], { axis });
+  /** Permutes the dims: output dim i is input dim `perm[i]`. */
   transpose = (x: Value, perm: readonly number[]): Value => this.op('transpose', [x], { perm });
+  /** Reshape to `shape` (ONNX rules: 0 copies the input dim, −1 is inferred); the shape becomes an i64 constant. */
   reshape = (x: Value, shape: readonly number[]): Value =>
     this.op('reshape', [x, this.const('i64', shape, [shape.length], 'shape')]);
+  /** Layer normalization over the dims from `axis` (default −1) on, ε = 1e-5 by default; `bias` may be null. */
   layerNorm = (x: Value, scale: Value, bias: Value | null, epsilon = 1e-5, axis = -1): Value =>
     this.op('layer_norm', bias ? [x, scale, bias] : [x, scale], { axis, epsilon });
+  /** RMS normalization over the dims from `axis` (default −1) on, ε = 1e-6 by default, times `scale`. */
   rmsNorm = (x: Value, scale: Value, epsilon = 1e-6, axis = -1): Value =>
     this.op('rms_norm', [x, scale], { axis, epsilon });
+  /** Sum over `axes` (reduced dims kept as 1 unless `keepdims` is false). */
   reduceSum = (x: Value, axes: readonly number[], keepdims = true): Value =>
     this.op('reduce_sum', [x], { axes, keepdims });
+  /** Mean over `axes` (reduced dims kept as 1 unless `keepdims` is false). */
   reduceMean = (x: Value, axes: readonly number[], keepdims = true): Value =>
     this.op('reduce_mean', [x], { axes, keepdims });
+  /** Rows of `data` along `axis` (default 0) picked by `indices` (negative indices count from the end). */
   gather = (data: Value, indices: Value, axis = 0): Value => this.op('gather', [data, indices], { axis });
+  /** Joins `xs` along `axis` (every other dim must agree). */
   concat = (xs: readonly Value[], axis: number): Value => this.op('concat', xs, { axis });
+  /** Splits `x` along `axis` into pieces of the given `sizes` (which must sum to that dim). */
   split = (x: Value, sizes: readonly number[], axis: number): Value[] =>
     this.opN('split', [x], { axis, split: sizes }, sizes.length);
 }

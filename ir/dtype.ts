@@ -56,16 +56,21 @@ const INFO: Record<DType, DTypeInfo> = {
   bool: { name: 'bool', bits: 8, kind: 'bool', min: 0, max: 1 },
 };
 
+/** Bits, kind (`float` / `int` / `uint` / `bool`) and representable range of a dtype. */
 export function dtypeInfo(dt: DType): DTypeInfo {
   return INFO[dt];
 }
 
+/** Whether `s` names a kiln dtype (`f32`, `i64`, `bool` …). */
 export function isDType(s: string): s is DType {
   return (DTYPES as readonly string[]).includes(s);
 }
 
+/** Whether `dt` is a floating-point dtype (f64, f32, f16, bf16). */
 export const isFloat = (dt: DType): boolean => INFO[dt].kind === 'float';
+/** Whether `dt` is a signed or unsigned integer dtype (bool is not). */
 export const isInteger = (dt: DType): boolean => INFO[dt].kind === 'int' || INFO[dt].kind === 'uint';
+/** Whether `dt` holds negative values (signed integers and floats). */
 export const isSigned = (dt: DType): boolean => INFO[dt].kind === 'int' || INFO[dt].kind === 'float';
 
 /** Bytes needed to store `n` elements of `dt` (sub-byte types packed). */
@@ -209,6 +214,7 @@ export function saturateToInt(dt: DType, x: number): number {
   return Math.min(Math.max(roundHalfEvenSigned(x), info.min), info.max);
 }
 
+/** `x` rounded to the nearest integer, ties to even (−2.5 → −2, 3.5 → 4). */
 export function roundHalfEvenSigned(x: number): number {
   return x < 0 ? -roundHalfEven(-x) : roundHalfEven(x);
 }

@@ -16,9 +16,14 @@ export interface ErrorLocation {
   limit?: string;
 }
 
+/**
+ * The base of every error kiln raises on bad input: `code` says the kind, `location` the node / tensor / limit, and the
+ * message ends with that location (`… [at node 'x' (matmul), tensor 'w']`).
+ */
 export class KilnError extends Error {
   readonly code: KilnErrorCode;
   readonly location: ErrorLocation;
+  /** An error of kind `code`; the location is appended to `message`; `options.cause` keeps an underlying error. */
   constructor(code: KilnErrorCode, message: string, location: ErrorLocation = {}, options?: { cause?: unknown }) {
     super(formatMessage(message, location), options);
     this.name = 'KilnError';
@@ -41,6 +46,7 @@ function formatMessage(message: string, loc: ErrorLocation): string {
 
 /** Raised when an op, dtype or feature is not supported (by the IR, an importer or a backend). */
 export class UnsupportedError extends KilnError {
+  /** A KilnError with code `unsupported`. */
   constructor(message: string, location: ErrorLocation = {}) {
     super('unsupported', message, location);
     this.name = 'UnsupportedError';
@@ -49,6 +55,7 @@ export class UnsupportedError extends KilnError {
 
 /** Raised for malformed bytes or text (ONNX protobuf, IR text). */
 export class ParseError extends KilnError {
+  /** A KilnError with code `parse`. */
   constructor(message: string, location: ErrorLocation = {}, options?: { cause?: unknown }) {
     super('parse', message, location, options);
     this.name = 'ParseError';
@@ -57,6 +64,7 @@ export class ParseError extends KilnError {
 
 /** Raised by shape / dtype inference and the verifier. */
 export class VerifyError extends KilnError {
+  /** A KilnError with code `verify`. */
   constructor(message: string, location: ErrorLocation = {}) {
     super('verify', message, location);
     this.name = 'VerifyError';

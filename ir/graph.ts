@@ -13,6 +13,7 @@ import type { Dim } from './shape.js';
 import type { Tensor } from './tensor.js';
 import type { TensorType } from './types.js';
 
+/** An SSA value: a graph input, a constant (with `data`) or a node's result, with its tensor type. */
 export class Value {
   /** Set when a node produces this value. */
   producer: Node | undefined = undefined;
@@ -22,6 +23,7 @@ export class Value {
    * verifier, so reshape / expand / slice … can name their output dims; never printed.
    */
   symbolic: readonly Dim[] | undefined = undefined;
+  /** A value named `name` of type `type`; `data` makes it a constant. */
   constructor(
     public name: string,
     public type: TensorType,
@@ -60,6 +62,10 @@ class UseIndex {
 /** Lets Graph tell a node which use index its input edits go to (module-private: Node's field is #private). */
 let setIndex: (n: Node, index: UseIndex | undefined) => void;
 
+/**
+ * One op application: `op` over `inputs` (null for an absent optional input) with `attrs`, producing `outputs`. Edit
+ * inputs through `setInput` or `inputs = …` so the graph's use index stays right.
+ */
 export class Node {
   #inputs: (Value | null)[];
   /** The use index of the graph holding this node; undefined while the node is in no graph. */
@@ -80,6 +86,7 @@ export class Node {
     };
   }
 
+  /** A node (in no graph yet: add it with `graph.nodes.push` / `addNode`); it becomes its outputs' producer. */
   constructor(
     public name: string,
     public op: string,
@@ -104,6 +111,7 @@ export class Node {
     if (index) for (const v of this.#inputs) if (v) index.add(v, this);
   }
 
+  /** Replace input `i` with `v` (null: absent), keeping the graph's use index up to date. */
   setInput(i: number, v: Value | null): void {
     const old = this.#inputs[i];
     if (old === v) return;
@@ -115,6 +123,11 @@ export class Node {
 
 /** A graph's node list: read-only but for `push`, which indexes the new nodes' uses like `Graph.addNode`. */
 export interface NodeList extends ReadonlyArray<Node> {
+  /**
+   * Append nodes to the graph; returns the new length.
+   *
+   * @throws VerifyError when a node is already in a graph.
+   */
   push(...nodes: Node[]): number;
 }
 
@@ -130,6 +143,10 @@ class TrackedNodes extends Array<Node> implements NodeList {
   }
 }
 
+/**
+ * A model: `inputs`, `constants` and `nodes` (topologically ordered once built) producing `outputs`. Build one with
+ * {@link GraphBuilder}, `importOnnx` or `parseGraph`; check it with {@link verify}.
+ */
 export class Graph {
   name: string;
   inputs: Value[] = [];
@@ -138,6 +155,7 @@ export class Graph {
   readonly #uses = new UseIndex();
   #nodes = this.track([]);
 
+  /** An empty graph named `name` (default `main`). */
   constructor(name = 'main') {
     this.name = name;
   }
@@ -173,6 +191,11 @@ export class Graph {
     return n;
   }
 
+  /**
+   * Remove `n` from the node list (its outputs' users are not touched: replace their uses first).
+   *
+   * @throws VerifyError naming the node when it is not in the graph.
+   */
   removeNode(n: Node): void {
     const at = this.#nodes.indexOf(n);
     if (at < 0) throw new VerifyError('node is not in the graph', { node: n.name, op: n.op });

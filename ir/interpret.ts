@@ -13,6 +13,14 @@ export interface InterpretOptions {
   onNode?: (node: { name: string; op: string }, outputs: readonly Tensor[]) => void;
 }
 
+/**
+ * Runs `graph` on `feeds` (one tensor per graph input, by name) with each op's float64 reference, rounding every
+ * result to its dtype — the oracle device backends are compared against. Returns the graph outputs by name.
+ *
+ * @throws KilnError naming the tensor when a feed is missing (code `runtime`), has the wrong dtype (`dtype`) or a
+ * shape that does not bind the input's dims consistently (`shape`); naming the node when a reference fails (`runtime`,
+ * e.g. an index out of range) or an output shape contradicts inference (`shape`).
+ */
 export function interpret(
   graph: Graph,
   feeds: Readonly<Record<string, Tensor>>,

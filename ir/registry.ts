@@ -61,6 +61,7 @@ export interface RefContext {
   readonly numOutputs: number;
   /** The dtypes the node's outputs were inferred to have. */
   readonly outputDtypes: readonly DType[];
+  /** Throw a KilnError located at this node (a reference's run-time check, e.g. an index out of range). */
   fail(message: string): never;
 }
 
@@ -120,22 +121,34 @@ export interface OpDef {
 
 const REGISTRY = new Map<string, OpDef>();
 
+/**
+ * Adds an op to the registry (its one definition: ports, attributes, inference, reference) and returns it.
+ *
+ * @throws KilnError (code `verify`) when an op of that name is already registered.
+ */
 export function registerOp(def: OpDef): OpDef {
   if (REGISTRY.has(def.name)) throw new KilnError('verify', `op ${def.name} registered twice`);
   REGISTRY.set(def.name, def);
   return def;
 }
 
+/**
+ * The definition of op `name`.
+ *
+ * @throws UnsupportedError naming the op (and `loc.node` when given) when no such op is registered.
+ */
 export function getOp(name: string, loc: { node?: string } = {}): OpDef {
   const d = REGISTRY.get(name);
   if (!d) throw new UnsupportedError(`unknown op ${name}`, { ...loc, op: name });
   return d;
 }
 
+/** Whether an op named `name` is registered. */
 export function hasOp(name: string): boolean {
   return REGISTRY.has(name);
 }
 
+/** Every registered op, in registration order. */
 export function allOps(): OpDef[] {
   return [...REGISTRY.values()];
 }
@@ -168,6 +181,7 @@ export function resolveAttrs(def: OpDef, attrs: Attrs, node: string): Record<str
   return out;
 }
 
+/** Whether attribute value `v` has kind `kind` (`int` needs an integer, `ints` an array of integers …). */
 export function attrKindMatches(kind: AttrKind, v: AttrValue): boolean {
   switch (kind) {
     case 'int':
@@ -190,9 +204,14 @@ export function attrKindMatches(kind: AttrKind, v: AttrValue): boolean {
   }
 }
 
-// Typed attribute accessors for op definitions.
+// Typed attribute accessors for op definitions (no check: attributes were resolved by `resolveAttrs`).
+/** Attribute `k` as an integer. */
 export const attrInt = (a: Attrs, k: string): number => a[k] as number;
+/** Attribute `k` as a float. */
 export const attrFloat = (a: Attrs, k: string): number => a[k] as number;
+/** Attribute `k` as a boolean. */
 export const attrBool = (a: Attrs, k: string): boolean => a[k] as boolean;
+/** Attribute `k` as a string (also dtype attributes). */
 export const attrStr = (a: Attrs, k: string): string => a[k] as string;
+/** Attribute `k` as a list of integers, or undefined when absent (an optional attribute). */
 export const attrInts = (a: Attrs, k: string): readonly number[] | undefined => a[k] as readonly number[] | undefined;

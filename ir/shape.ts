@@ -11,8 +11,10 @@ export { dimProduct, dimSum } from './dim-expr.js';
 export type Dim = number | string;
 export type Shape = readonly Dim[];
 
+/** Whether every dim of `s` is a number (no symbols). */
 export const isStatic = (s: Shape): s is readonly number[] => s.every((d) => typeof d === 'number');
 
+/** Number of elements of a concrete shape (1 for a scalar `[]`). */
 export function numel(shape: readonly number[]): number {
   let n = 1;
   for (const d of shape) n *= d;
@@ -30,10 +32,12 @@ export function stridesOf(shape: readonly number[]): number[] {
   return s;
 }
 
+/** A shape as IR text writes it: `[2,seq,64]`. */
 export function shapeToString(s: Shape): string {
   return `[${s.map(dimToString).join(',')}]`;
 }
 
+/** One dim as text: a number, a symbol name, or a quoted composite (`"past+seq"`). */
 export function dimToString(d: Dim): string {
   if (typeof d === 'number') return String(d);
   return isSymbol(d) ? d : JSON.stringify(d);

@@ -192,6 +192,11 @@ export function scratchTensor(
   return { dtype, shape: [...shape], data };
 }
 
+/**
+ * A rank-0 tensor holding `v` (validated as {@link makeTensor}).
+ *
+ * @throws KilnError (code `dtype`) when `v` does not fit an integer / bool dtype (NaN, a fraction, out of range).
+ */
 export function scalar(dtype: DType, v: number): Tensor {
   return makeTensor(dtype, [], [v]);
 }

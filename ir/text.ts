@@ -22,6 +22,7 @@ import { tensorType, typeToString, type Layout, type TensorType } from './types.
 const IDENT = /^[A-Za-z_][A-Za-z0-9_.]*$/;
 const nameText = (s: string) => (IDENT.test(s) ? s : JSON.stringify(s));
 
+/** A number as IR text writes it: shortest round-trip decimal, `nan`, `inf`, `-inf`, `-0`. */
 export function numToText(x: number): string {
   if (Number.isNaN(x)) return 'nan';
   if (x === Infinity) return 'inf';
@@ -50,13 +51,17 @@ export interface PrintOptions {
    * Constants' data go to a byte blob instead of the text: each is written `= data(offset, bytes)`, its natural
    * typed array's bytes (little-endian) at `offset`, 16-byte aligned. `parseGraph(text, { data })` reads them back.
    */
-  externalData?: { append(bytes: Uint8Array): number };
+  externalData?: {
+    /** Stores `bytes` and returns their offset in the blob. */
+    append(bytes: Uint8Array): number;
+  };
 }
 
 /** Collects constants' bytes for {@link PrintOptions.externalData}; `bytes()` is the blob. */
 export class DataBlob {
   private readonly parts: Uint8Array[] = [];
   private size = 0;
+  /** Appends `bytes` at the next 16-byte-aligned offset (zero padding) and returns that offset. */
   append(bytes: Uint8Array): number {
     const pad = (16 - (this.size % 16)) % 16;
     if (pad) this.parts.push(new Uint8Array(pad));
@@ -65,6 +70,7 @@ export class DataBlob {
     this.size = offset + bytes.byteLength;
     return offset;
   }
+  /** The whole blob so far, as one new array. */
   bytes(): Uint8Array {
     const out = new Uint8Array(this.size);
     let at = 0;
@@ -81,6 +87,10 @@ export interface ParseOptions {
   data?: Uint8Array;
 }
 
+/**
+ * The graph as IR text (exact: `parseGraph` gives back an equal graph, float constants bit-exact). `opts.canonical`
+ * names values by position (for hashing); `opts.externalData` moves constants' bytes out of the text.
+ */
 export function printGraph(g: Graph, opts: PrintOptions = {}): string {
   const ids = new Map<Value, string>();
   const ref = (v: Value) => {
@@ -159,6 +169,13 @@ function parseNum(s: string): number {
   return Number(s);
 }
 
+/**
+ * Parses IR text written by {@link printGraph}; constants written `data(offset, bytes)` are read from `opts.data`.
+ * The result is not verified (call {@link verify}).
+ *
+ * @throws ParseError with the line and column for malformed text, an unknown op, a name defined twice or used before
+ * its definition, or external data without (or outside) `opts.data`.
+ */
 export function parseGraph(src: string, opts: ParseOptions = {}): Graph {
   const toks = tokenize(src);
   let i = 0;
@@ -432,6 +449,10 @@ export function structuralHash(g: Graph): string {
   return fnv1a64(printGraph(g, { canonical: true }));
 }
 
+/**
+ * A 64-bit FNV-1a hash of `s` as 16 hex digits: one step per UTF-16 code unit (standard FNV-1a for Latin-1 text; a
+ * code unit above 0xFF also mixes its high byte into the state).
+ */
 export function fnv1a64(s: string): string {
   // Two 32-bit lanes emulate the 64-bit multiply by the FNV prime 0x100000001b3.
   let h0 = 0x2325; // low 16 bits … the offset basis 0xcbf29ce484222325 split into 16-bit limbs

@@ -29,10 +29,12 @@ export interface TensorType {
   readonly layout: Layout;
 }
 
+/** A tensor type (the shape copied); `layout` defaults to dense. */
 export function tensorType(dtype: DType, shape: Shape, layout: Layout = DENSE): TensorType {
   return { dtype, shape: [...shape], layout };
 }
 
+/** A layout as IR text writes it (`blockq(bits=4,…)`, `nm(…)`); the empty string for dense. */
 export function layoutToString(l: Layout): string {
   switch (l.kind) {
     case 'dense':
@@ -48,11 +50,13 @@ export function layoutToString(l: Layout): string {
   }
 }
 
+/** A type as IR text writes it: `f32[2,seq]`, followed by the layout when it is not dense. */
 export function typeToString(t: TensorType): string {
   const l = layoutToString(t.layout);
   return `${t.dtype}${shapeToString(t.shape)}${l ? ' ' + l : ''}`;
 }
 
+/** Whether two types have the same dtype, shape (symbols compared by name) and layout. */
 export function sameType(a: TensorType, b: TensorType): boolean {
   return typeToString(a) === typeToString(b);
 }

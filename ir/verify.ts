@@ -4,6 +4,12 @@ import type { Graph, Value } from './graph.js';
 import { inferNodeFull } from './infer.js';
 import { typeToString } from './types.js';
 
+/**
+ * Checks that `graph` is well formed: unique value and node names, every value defined once before use, constants with
+ * matching data, and every node's declared output types equal to what inference gives now.
+ *
+ * @throws VerifyError naming the node and / or tensor at the first problem (an unknown op: UnsupportedError).
+ */
 export function verify(graph: Graph): void {
   const defined = new Set<Value>();
   const names = new Set<string>();
