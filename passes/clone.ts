@@ -1,6 +1,7 @@
 /** Deep copy of a graph: new nodes and values, constants' data shared (tensors are immutable once built). */
 import { Graph, Node, Value } from '../ir/graph.js';
 
+/** A copy of `g` with new nodes and values (same names); constants' data are shared, not copied. */
 export function cloneGraph(g: Graph): Graph {
   const out = new Graph(g.name);
   const map = new Map<Value, Value>();

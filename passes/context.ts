@@ -19,13 +19,16 @@ export interface Pass {
   readonly name: string;
   /** Lowest optimization level the pass runs at (1–3). */
   readonly minLevel: number;
+  /** Rewrites `graph` in place; `changed` says whether it did anything. */
   run(graph: Graph, ctx: PassContext): PassResult;
 }
 
 /** Hooks around every pass; `index` counts the passes run so far in this pipeline. */
 export interface Instrument {
   readonly name: string;
+  /** Called before each enabled pass runs, with the graph it will get. */
   before?(pass: Pass, graph: Graph, index: number): void;
+  /** Called after each enabled pass with the rewritten graph; throwing here stops the pipeline. */
   after?(pass: Pass, graph: Graph, result: PassResult, index: number): void;
 }
 
@@ -35,10 +38,16 @@ export interface PassContextOptions {
   instruments?: Instrument[];
 }
 
+/** What a pipeline runs under: the optimization level, the passes disabled by name, and the instruments. */
 export class PassContext {
   readonly level: number;
   readonly disabled: ReadonlySet<string>;
   readonly instruments: Instrument[];
+  /**
+   * Level defaults to 1 (0: no passes; 2 and 3 add the passes with that `minLevel`), nothing disabled, no instruments.
+   *
+   * @throws KilnError (code `attribute`, limit `opt`) for a level other than 0–3.
+   */
   constructor(opts: PassContextOptions = {}) {
     this.level = opts.level ?? 1;
     if (![0, 1, 2, 3].includes(this.level)) {
@@ -55,6 +64,7 @@ export class PassContext {
 
 /** A pass left a graph that does not verify. */
 export class PassVerifyError extends KilnError {
+  /** Wraps the verifier's error `cause` (code `verify`, same location), naming `pass` in the message. */
   constructor(
     readonly pass: string,
     cause: KilnError,
@@ -133,6 +143,7 @@ export function timingInstrument(): Instrument & { readonly report: PassTiming[]
 
 /** The first pass that changed what the graph computes, with the output and element that differ. */
 export class PassMismatchError extends KilnError {
+  /** Code `runtime`, located at the output tensor that differs; `detail` names the element and both values. */
   constructor(
     readonly pass: string,
     readonly output: string,

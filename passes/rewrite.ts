@@ -24,6 +24,7 @@ export interface ValuePattern {
   readonly kind: 'value';
   readonly name?: string;
   readonly constOnly: boolean;
+  /** An extra constraint on the value (and its data when it is a constant); the pattern fails when it returns false. */
   readonly where?: (v: Value, t: Tensor | undefined) => boolean;
 }
 
@@ -35,6 +36,7 @@ export interface OpPattern {
   /** Which output of the node the value is (default 0). */
   readonly output: number;
   readonly name?: string;
+  /** A constraint on the node's attributes (as written on the node: defaults not filled in). */
   readonly attrs?: (a: Attrs, n: Node) => boolean;
   /** Match the two inputs in either order (default: on for the commutative ops). */
   readonly commutative: boolean;
@@ -56,8 +58,11 @@ export function constant(name?: string, where?: (t: Tensor, v: Value) => boolean
 export interface OpOptions {
   /** Bind the node itself under this name (`m.node(name)`). */
   name?: string;
+  /** A constraint on the node's attributes (as written on the node: defaults not filled in). */
   attrs?: (a: Attrs, n: Node) => boolean;
+  /** Which output of the node the matched value is (default 0). */
   output?: number;
+  /** Match the two inputs in either order (default: true when every op in the pattern is in {@link COMMUTATIVE}). */
   commutative?: boolean;
 }
 
@@ -87,7 +92,9 @@ export function allEqual(t: Tensor, x: number): boolean {
 
 // ---- matching ----------------------------------------------------------------------------------------------------
 
+/** What a pattern bound: values and nodes by name, and the node the rule was tried on. */
 export class Match {
+  /** Made by the matcher ({@link matchAt}); rules only read it. */
   constructor(
     /** The node the rule was tried on. */
     readonly root: Node,
@@ -186,9 +193,14 @@ export type Replacement = Value | readonly Value[] | undefined;
 export interface Rule {
   readonly name: string;
   readonly pattern: OpPattern;
+  /**
+   * The replacement for the matched node's outputs (one value per output), or undefined to leave it. A KilnError other
+   * than code `runtime` thrown here (e.g. inference rejecting a new node) also means "does not apply".
+   */
   rewrite(m: Match, rw: Rewriter): Replacement;
 }
 
+/** A rewrite rule named `name`: where `pattern` matches a node, `rewrite` gives its replacement (see {@link Rule}). */
 export function rule(name: string, pattern: OpPattern, rewrite: (m: Match, rw: Rewriter) => Replacement): Rule {
   return { name, pattern, rewrite };
 }
@@ -210,10 +222,12 @@ export interface Rewriter {
 export class Names {
   private readonly used = new Set<string>();
   private k = 0;
+  /** Reserves every value and node name already in `g`. */
   constructor(g: Graph) {
     for (const x of g.values()) this.used.add(x.name);
     for (const n of g.nodes) this.used.add(n.name);
   }
+  /** `hint`, or `hint_N` for the first N that is free; the name is reserved. */
   fresh(hint: string): string {
     let s = hint;
     while (this.used.has(s)) s = `${hint}_${++this.k}`;
