@@ -8,7 +8,8 @@
  * - row-parallel: `wo`, `w2`, `attn.c_proj`, `mlp.c_proj` by rows, an `all_reduce` right after the matmul (a GPT-2
  *   bias is added once, after the sum);
  * - LM head: `output` split by columns (vocabulary), a tied head contracts with the rank's rows of the embedding
- *   table; `all_gather` of the logits along the vocabulary axis. The embedding lookup itself stays replicated;
+ *   table; `all_gather` of the logits along the vocabulary axis; vocabulary-parallel embedding: each rank looks up the ids
+ *   in its rows of the table (`tok_embeddings` / `wte`; others masked to zero) and an `all_reduce` sums the rows;
  * - KV cache inputs / outputs sharded by heads: `past_key_i` / `past_value_i` have kvHeads/tp heads.
  *
  * Each rank's graph is verified by the builder and runs alone wherever its collectives are served (interpretRanks,
@@ -127,6 +128,14 @@ export function shardTensorParallelRank(graph: Graph, tp: number, rank: number):
   // Tied tables read by an einsum head: the rank's rows, as a second constant (the lookup keeps the whole table).
   const tiedRows = new Map<Value, Value>();
   const m = (v: Value | null): Value | null => (v ? map.get(v)! : null);
+  const rowsOf = (w: Value): Value => {
+    let rows = tiedRows.get(w);
+    if (!rows) {
+      rows = b.weight(`${w.name}.vocab_shard`, shardAxis(w.data!, 0, [w.data!.shape[0]!], tp, rank, w.name));
+      tiedRows.set(w, rows);
+    }
+    return rows;
+  };
   for (const n of graph.nodes) {
     let attrs = n.attrs;
     let inputs = n.inputs.map(m);
@@ -136,13 +145,35 @@ export function shardTensorParallelRank(graph: Graph, tp: number, rank: number):
     if (n.op === 'matmul' && role?.kind === 'row') after = 'all_reduce';
     if (n.op === 'matmul' && role?.kind === 'vocab-col') after = 'all_gather';
     if (n.op === 'einsum' && w?.data && n.attrs['equation'] === 'bsd,vd->bsv') {
-      let rows = tiedRows.get(w);
-      if (!rows) {
-        rows = b.weight(`${w.name}.vocab_shard`, shardAxis(w.data, 0, [w.data.shape[0]!], tp, rank, w.name));
-        tiedRows.set(w, rows);
-      }
-      inputs = [inputs[0]!, rows];
+      inputs = [inputs[0]!, rowsOf(w)];
       after = 'all_gather';
+    }
+    const table = n.inputs[0];
+    if (
+      n.op === 'gather' &&
+      (n.attrs['axis'] ?? 0) === 0 &&
+      table?.data &&
+      (table.name === 'tok_embeddings' || table.name === 'wte') &&
+      table.data.shape[0]! % tp === 0
+    ) {
+      // vocabulary-parallel lookup: rows this rank holds, zeros elsewhere, summed over the ranks
+      const part = table.data.shape[0]! / tp;
+      const ids = inputs[1]!;
+      const idt = ids.type.dtype;
+      const o = n.outputs[0]!;
+      const nm = (s: string) => b.unique(`${o.name}.${s}`);
+      const lo = b.const(idt, [rank * part], [], nm('vocab_lo'));
+      const hi = b.const(idt, [(rank + 1) * part], [], nm('vocab_hi'));
+      const zero = b.const(idt, [0], [], nm('zero'));
+      const ge = b.op('greater_equal', [ids, lo], {}, nm('ge'));
+      const mine = b.op('and', [ge, b.op('less', [ids, hi], {}, nm('lt'))], {}, nm('mine'));
+      const local = b.op('where', [mine, b.op('sub', [ids, lo], {}, nm('shifted')), zero], {}, nm('local'));
+      const rows = b.op('gather', [rowsOf(table), local], { axis: 0 }, nm('rows'));
+      const un = b.op('unsqueeze', [mine], { axes: [-1] }, nm('mine3'));
+      const keep = b.op('cast', [un], { to: table.type.dtype }, nm('keep'));
+      const masked = b.op('mul', [rows, keep], {}, `${o.name}.partial`);
+      map.set(o, b.opN('all_reduce', [masked], coll, 1, [o.name])[0]!);
+      continue;
     }
     if (n.op === 'attention') {
       attrs = {
@@ -174,7 +205,12 @@ export function shardTensorParallelRank(graph: Graph, tp: number, rank: number):
     map.set(o, b.opN(after, [partial], attrsC, 1, [o.name])[0]!);
   }
   for (const o of graph.outputs) b.output(map.get(o)!, o.name);
-  return b.build();
+  const g = b.build();
+  // tables replaced by their rank's rows (embedding, head) are dropped when nothing reads them any more
+  const used = new Set<Value>(g.outputs);
+  for (const n of g.nodes) for (const x of n.inputs) if (x) used.add(x);
+  g.constants = g.constants.filter((c) => used.has(c));
+  return g;
 
   function isSharded(v: Value): boolean {
     // A value computed (through elementwise ops) from a column-parallel projection.

@@ -140,6 +140,10 @@ describe('tensor-parallel shards equal the unsplit graph (float64 reference, pre
           };
           const g = buildLlama(c, randomLlamaWeights(c, seed));
           const shards = shardTensorParallel(g, { tp });
+          // vocabulary-parallel: each rank holds vocab/tp rows of the table, the whole table nowhere
+          const names = shards[0]!.constants.map((v) => v.name);
+          expect(names).toContain('tok_embeddings.vocab_shard');
+          expect(names).not.toContain('tok_embeddings');
           const geo = { layers: c.layers, kvHeads, headDim: h.hd };
           const toks = tokens(5, c.vocab, seed);
           const want = await prefillThenDecode((f) => interpret(g, f), geo, toks, 3);
