@@ -36,6 +36,7 @@ const GEN_OPTS = {
   steps: { type: 'string' },
   tokenizer: { type: 'string' },
   balance: { type: 'string' },
+  virtual: { type: 'string' },
 } as const;
 
 function modelPaths(model: string | undefined, tokenizer: string | undefined): { bin: string; tok: string } {
@@ -66,7 +67,8 @@ export async function generateParallelCommand(rest: string[], io: QuantizeIo): P
   const { generateParallel } = await import('./parallel/runtime.js');
   const world = tp * pp;
   const mpi = world > 1 ? (await import('./parallel/mpi.js')).mpiWorld() : undefined;
-  const r = generateParallel(graph, { tp, pp, balance }, prompt, steps, mpi);
+  const virtual = int(v.virtual, 'virtual', 1);
+  const r = generateParallel(graph, { tp, pp, balance, virtual }, prompt, steps, mpi);
   // per-rank numbers to rank 0
   const mine = new Float64Array([r.busy, r.wall, r.bytesSent, r.stage]);
   const all: Float64Array[] = [mine];
@@ -86,7 +88,9 @@ export async function generateParallelCommand(rest: string[], io: QuantizeIo): P
     const busy = all.map((a) => a[0]!);
     const bubble = 1 - busy.reduce((a, b) => a + b, 0) / (world * wall);
     const bytes = all.reduce((a, b) => a + b[2]!, 0);
-    io.out(`# tp ${tp} × pp ${pp} (${world} ranks), ${steps} tokens, ${wall.toFixed(2)} s\n`);
+    io.out(
+      `# tp ${tp} × pp ${pp}${virtual > 1 ? ` × ${virtual} virtual` : ''} (${world} ranks), ${steps} tokens, ${wall.toFixed(2)} s\n`,
+    );
     io.out(`# per-rank busy s: ${busy.map((b, i) => `r${i}(stage ${all[i]![3]}) ${b.toFixed(3)}`).join(', ')}\n`);
     io.out(`# bubble fraction ${bubble.toFixed(3)}; bytes exchanged per token ${Math.round(bytes / steps)}\n`);
   }

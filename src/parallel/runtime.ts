@@ -18,29 +18,52 @@ import type { Mpi } from './mpi.js';
 export interface ParallelLayout {
   readonly tp: number;
   readonly pp: number;
+  /** Interleaved virtual stages per device (default 1): layers cut into pp·V chunks, chunk c on device c mod pp. */
+  readonly virtual?: number;
   /** 'cost': stages balanced by per-layer weight cost; 'equal': equal layer counts. */
   readonly balance?: 'cost' | 'equal';
 }
 
-export interface RankPlan {
-  readonly stage: number;
-  readonly tpRank: number;
+/** One virtual stage held by a rank. */
+export interface RankPart {
+  /** Virtual stage index (0 … pp·V − 1). */
+  readonly virtualStage: number;
   readonly graph: Graph;
+  /** Stage inputs from earlier virtual stages: name → producing virtual stage. */
   readonly receives: ReadonlyMap<string, number>;
+  /** Stage outputs: name → reading virtual stages. */
   readonly sends: ReadonlyMap<string, readonly number[]>;
   readonly layers: readonly [number, number];
 }
 
-/** The graph and stage I/O of world rank `rank`. */
+export interface RankPlan {
+  /** Pipeline device (0 … pp − 1). */
+  readonly stage: number;
+  readonly tpRank: number;
+  /** The rank's virtual stages, in pipeline order. */
+  readonly parts: readonly RankPart[];
+}
+
+/** The graphs and stage I/O of world rank `rank` (= stage · tp + tpRank). */
 export function planRank(graph: Graph, layout: ParallelLayout, rank: number): RankPlan {
   const { tp, pp } = layout;
+  const V = layout.virtual ?? 1;
   const costs = layerWeightCosts(graph);
-  const starts = layout.balance === 'equal' ? equalLayers(costs.length, pp) : balanceLayers(costs, pp);
+  const chunks = pp * V;
+  const starts = layout.balance === 'equal' ? equalLayers(costs.length, chunks) : balanceLayers(costs, chunks);
   const stage = Math.floor(rank / tp);
   const tpRank = rank % tp;
-  const st = partitionPipeline(graph, starts)[stage]!;
-  const g = tp === 1 ? st.graph : shardTensorParallelRank(st.graph, tp, tpRank);
-  return { stage, tpRank, graph: g, receives: st.receives, sends: st.sends, layers: st.layers };
+  const parts = partitionPipeline(graph, starts)
+    .map((st, v) => ({ st, v }))
+    .filter(({ v }) => v % pp === stage)
+    .map(({ st, v }) => ({
+      virtualStage: v,
+      graph: tp === 1 ? st.graph : shardTensorParallelRank(st.graph, tp, tpRank),
+      receives: st.receives,
+      sends: st.sends,
+      layers: st.layers,
+    }));
+  return { stage, tpRank, parts };
 }
 
 function concrete(shape: readonly Dim[], dims: Record<string, number>, what: string): number[] {
@@ -92,7 +115,8 @@ export interface ParallelGenerateResult {
   /** Bytes this rank sent (collectives + stage hand-off). */
   readonly bytesSent: number;
   readonly stage: number;
-  readonly layers: readonly [number, number];
+  /** Layers of each virtual stage this rank ran. */
+  readonly layers: readonly (readonly [number, number])[];
 }
 
 /**
@@ -119,11 +143,16 @@ export function generateParallel(
   const rank = mpi?.rank ?? 0;
   const plan = planRank(graph, layout, rank);
   if (mpi && world > 1) mpi.group(plan.stage, plan.tpRank);
-  const last = layout.pp - 1;
+  const { tp, pp } = layout;
+  const lastVirtual = pp * (layout.virtual ?? 1) - 1;
+  const deviceOf = (v: number) => (v % pp) * tp + plan.tpRank;
   const caches = new Map<string, Tensor>();
-  for (const v of plan.graph.inputs) {
-    if (v.name.startsWith('past_'))
-      caches.set(v.name, makeTensor(v.type.dtype, concrete(v.type.shape, { batch: 1, past: 0 }, v.name)));
+  for (const part of plan.parts) {
+    for (const v of part.graph.inputs) {
+      if (v.name.startsWith('past_')) {
+        caches.set(v.name, makeTensor(v.type.dtype, concrete(v.type.shape, { batch: 1, past: 0 }, v.name)));
+      }
+    }
   }
   const tokens = [...prompt];
   const t0 = performance.now();
@@ -141,32 +170,40 @@ export function generateParallel(
       ),
     };
     for (const [k, v] of caches) feeds[k] = v;
-    for (const [name, from] of plan.receives) {
-      const v = plan.graph.inputs.find((x) => x.name === name)!;
-      const buf = new Float64Array(concrete(v.type.shape, { batch: 1, seq: n }, name).reduce((a, b) => a * b, 1));
-      mpi!.recv(buf, from * layout.tp + plan.tpRank, 100 + from);
-      feeds[name] = fromValues(v.type.dtype, concrete(v.type.shape, { batch: 1, seq: n }, name), buf);
-    }
-    const ins: Record<string, Tensor> = {};
-    for (const v of plan.graph.inputs) ins[v.name] = feeds[v.name]!;
-    const c0 = performance.now();
-    const out = mpi ? interpretWithCollectives(plan.graph, ins, mpiCollective(mpi)) : interpret(plan.graph, ins);
-    busy += performance.now() - c0;
-    for (const [name, to] of plan.sends) {
-      const buf = Float64Array.from(out[name]!.data as ArrayLike<number>);
-      for (const s of to) mpi!.send(buf, s * layout.tp + plan.tpRank, 100 + plan.stage);
-    }
-    for (const k of Object.keys(out)) if (k.startsWith('present_')) caches.set(k.replace('present_', 'past_'), out[k]!);
     const next = new Float64Array(1);
-    if (plan.stage === last) {
-      const logits = out['logits']!;
-      const V = logits.shape[2]!;
-      const row = (n - 1) * V;
-      let best = 0;
-      for (let j = 1; j < V; j++) if (logits.data[row + j]! > logits.data[row + best]!) best = j;
-      next[0] = best;
+    for (const part of plan.parts) {
+      for (const [name, from] of part.receives) {
+        if (deviceOf(from) === rank) continue; // an earlier virtual stage on this rank left it in feeds
+        const v = part.graph.inputs.find((x) => x.name === name)!;
+        const shape = concrete(v.type.shape, { batch: 1, seq: n }, name);
+        const buf = new Float64Array(shape.reduce((a, b) => a * b, 1));
+        mpi!.recv(buf, deviceOf(from), 100 + from);
+        feeds[name] = fromValues(v.type.dtype, shape, buf);
+      }
+      const ins: Record<string, Tensor> = {};
+      for (const v of part.graph.inputs) ins[v.name] = feeds[v.name]!;
+      const c0 = performance.now();
+      const out = mpi ? interpretWithCollectives(part.graph, ins, mpiCollective(mpi)) : interpret(part.graph, ins);
+      busy += performance.now() - c0;
+      for (const [name, to] of part.sends) {
+        const buf = Float64Array.from(out[name]!.data as ArrayLike<number>);
+        for (const v of to) {
+          if (deviceOf(v) === rank) feeds[name] = out[name]!;
+          else mpi!.send(buf, deviceOf(v), 100 + part.virtualStage);
+        }
+      }
+      for (const k of Object.keys(out))
+        if (k.startsWith('present_')) caches.set(k.replace('present_', 'past_'), out[k]!);
+      if (part.virtualStage === lastVirtual) {
+        const logits = out['logits']!;
+        const V = logits.shape[2]!;
+        const row = (n - 1) * V;
+        let best = 0;
+        for (let j = 1; j < V; j++) if (logits.data[row + j]! > logits.data[row + best]!) best = j;
+        next[0] = best;
+      }
     }
-    if (mpi && world > 1) mpi.bcast(next, last * layout.tp);
+    if (mpi && world > 1) mpi.bcast(next, deviceOf(lastVirtual));
     tokens.push(next[0]!);
     pos += n;
     chunk = [next[0]!];
@@ -177,6 +214,6 @@ export function generateParallel(
     wall: (performance.now() - t0) / 1000,
     bytesSent: mpi?.bytes.value ?? 0,
     stage: plan.stage,
-    layers: plan.layers,
+    layers: plan.parts.map((p) => p.layers),
   };
 }

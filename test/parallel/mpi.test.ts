@@ -1,5 +1,5 @@
 /**
- * Real MPI runs of the built CLI: stories260K greedy text split 2 ways and 4 ways (TP 2 / 4, PP 2 / 4, TP × PP 2 × 2)
+ * Real MPI runs of the built CLI: stories260K greedy text split 2 ways and 4 ways (TP 2 / 4, PP 2 / 4, TP × PP 2 × 2, PP 2 with 2 interleaved virtual stages each)
  * equals the single-process text; `kiln run-parallel` spawns mpirun itself; `kiln plan` for LLaMA-7B / -70B on 8
  * devices; the shim's typed error when mpicc is missing. mpirun through requireTool (fails in CI when absent).
  */
@@ -47,13 +47,14 @@ describe.skipIf(noMpi || noCli)('MPI ranks (mpirun, built CLI)', () => {
   });
 
   it.each([
-    [2, 1],
-    [4, 1],
-    [1, 2],
-    [1, 4],
-    [2, 2],
-  ])('tp %i × pp %i gives the single-process greedy text', (tp, pp) => {
-    const r = mpirun(tp * pp, [...GEN, '--tp', String(tp), '--pp', String(pp)]);
+    [2, 1, 1],
+    [4, 1, 1],
+    [1, 2, 1],
+    [1, 4, 1],
+    [2, 2, 1],
+    [1, 2, 2],
+  ])('tp %i × pp %i (virtual stages %i) gives the single-process greedy text', (tp, pp, virtual) => {
+    const r = mpirun(tp * pp, [...GEN, '--tp', String(tp), '--pp', String(pp), '--virtual', String(virtual)]);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     const lines = r.stdout.split('\n');
