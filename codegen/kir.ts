@@ -174,25 +174,41 @@ export function kernelHash(k: Kernel): string {
 
 // ---- constructors: typed, with constant folding of index arithmetic so generated code stays readable ----
 
+/** Literals by type (`c.i32(0)`, `c.f32(1.5)`; `c.of(type, v)` for a type known at run time). */
 export const c = {
+  /** An f32 literal. */
   f32: (v: number): Expr => ({ k: 'const', type: 'f32', value: v }),
+  /** An f16 literal. */
   f16: (v: number): Expr => ({ k: 'const', type: 'f16', value: v }),
+  /** An i32 literal. */
   i32: (v: number): Expr => ({ k: 'const', type: 'i32', value: v }),
+  /** A u32 literal. */
   u32: (v: number): Expr => ({ k: 'const', type: 'u32', value: v }),
+  /** A bool literal. */
   bool: (v: boolean): Expr => ({ k: 'const', type: 'bool', value: v ? 1 : 0 }),
+  /** A literal of `type`. */
   of: (type: KType, v: number): Expr => ({ k: 'const', type, value: v }),
 };
 
+/** A reference to a local (declared by `let_`, `var_` or a `for_` loop) of the given type. */
 export const v = (name: string, type: KType): Expr => ({ k: 'var', name, type });
+/** A scalar uniform (declared with `KernelBuilder.uniform`); i32 by default. */
 export const uni = (name: string, type: KType = 'i32'): Expr => ({ k: 'uniform', name, type });
+/** A u32 builtin: the thread's index in its workgroup, the workgroup's index, or the number of workgroups, on `dim`. */
 export const builtin = (which: Builtin, dim: 0 | 1 | 2 = 0): Expr => ({ k: 'builtin', type: 'u32', which, dim });
+/** Element `index` of buffer `buf` as `type` (packed storage is unpacked by legalization / the renderer). */
 export const load = (buf: string, index: Expr, type: KType): Expr => ({ k: 'load', buf, index, type });
+/** Element `index` of shared (workgroup) array `arr`. */
 export const sload = (arr: string, index: Expr, type: KType): Expr => ({ k: 'shared_load', arr, index, type });
 
 const CMP: ReadonlySet<BinOp> = new Set(['lt', 'le', 'gt', 'ge', 'eq', 'ne']);
 const isConst = (e: Expr, value?: number): e is Extract<Expr, { k: 'const' }> =>
   e.k === 'const' && (value === undefined || e.value === value);
 
+/**
+ * `a op b`; comparisons give bool, everything else `a`'s type. Integer arithmetic on literals is folded (when the
+ * result fits the type), and `x + 0`, `x · 1`, `x · 0`, `x / 1`, `x mod 1` simplify, so index math stays readable.
+ */
 export function bin(op: BinOp, a: Expr, b: Expr): Expr {
   const type: KType = CMP.has(op) ? 'bool' : a.type;
   const intLike = a.type === 'i32' || a.type === 'u32';
@@ -228,31 +244,55 @@ export function bin(op: BinOp, a: Expr, b: Expr): Expr {
   return { k: 'bin', type, op, a, b };
 }
 
+/** `a + b` (folded for integer literals; see {@link bin}). */
 export const add = (a: Expr, b: Expr) => bin('add', a, b);
+/** `a − b`. */
 export const sub = (a: Expr, b: Expr) => bin('sub', a, b);
+/** `a · b`. */
 export const mul = (a: Expr, b: Expr) => bin('mul', a, b);
+/** `a / b` (integers: truncating, as in WGSL and C). */
 export const div = (a: Expr, b: Expr) => bin('div', a, b);
+/** `a % b` (integers: the sign of `a`, as in WGSL and C). */
 export const mod = (a: Expr, b: Expr) => bin('mod', a, b);
+/** `a < b` (bool). */
 export const lt = (a: Expr, b: Expr) => bin('lt', a, b);
+/** `a <= b` (bool). */
 export const le = (a: Expr, b: Expr) => bin('le', a, b);
+/** `a > b` (bool). */
 export const gt = (a: Expr, b: Expr) => bin('gt', a, b);
+/** `a >= b` (bool). */
 export const ge = (a: Expr, b: Expr) => bin('ge', a, b);
+/** `a == b` (bool). */
 export const eq = (a: Expr, b: Expr) => bin('eq', a, b);
+/** `a != b` (bool). */
 export const ne = (a: Expr, b: Expr) => bin('ne', a, b);
+/** Logical and of two bools (bitwise and is `bin('bitand', …)`). */
 export const and = (a: Expr, b: Expr) => bin('and', a, b);
+/** Logical or of two bools (bitwise or is `bin('bitor', …)`). */
 export const or = (a: Expr, b: Expr) => bin('or', a, b);
+/** The smaller of `a` and `b`. */
 export const min = (a: Expr, b: Expr) => bin('min', a, b);
+/** The larger of `a` and `b`. */
 export const max = (a: Expr, b: Expr) => bin('max', a, b);
+/** A unary op on `a`; `not`, `isnan` and `isinf` give bool, the others `a`'s type. */
 export const un = (op: UnOp, a: Expr): Expr => ({
   k: 'un',
   op,
   a,
   type: op === 'isnan' || op === 'isinf' || op === 'not' ? 'bool' : a.type,
 });
+/** Logical not of a bool. */
 export const not = (a: Expr) => un('not', a);
+/** Whether a float is NaN (bool). */
 export const isnan = (a: Expr) => un('isnan', a);
+/** Whether a float is ±infinity (bool). */
 export const isinf = (a: Expr) => un('isinf', a);
+/** `cond ? a : b` (both evaluated; no branch). */
 export const select = (cond: Expr, a: Expr, b: Expr): Expr => ({ k: 'select', type: a.type, cond, a, b });
+/**
+ * A value conversion of `a` to `type` (no node when the types already agree; literals converted in place when exact:
+ * non-negative integers between i32 / u32, numbers to f32 / f16).
+ */
 export function cast(type: KType, a: Expr): Expr {
   if (a.type === type) return a;
   if (isConst(a) && (type === 'i32' || type === 'u32') && (a.type === 'i32' || a.type === 'u32') && a.value >= 0) {
@@ -261,15 +301,23 @@ export function cast(type: KType, a: Expr): Expr {
   if (isConst(a) && (type === 'f32' || type === 'f16') && a.type !== 'bool') return c.of(type, a.value);
   return { k: 'cast', type, a };
 }
+/** The bits of a 32-bit value reinterpreted as another 32-bit type. */
 export const bitcast = (type: KType, a: Expr): Expr => ({ k: 'bitcast', type, a });
+/** `a` as held by the lane whose index is this lane's XOR `mask` (warp / subgroup butterfly; needs subgroup support). */
 export const shuffleXor = (a: Expr, mask: number): Expr => ({ k: 'shuffle_xor', type: a.type, a, mask });
 
 // statements
+/** An immutable local `name` = `value` (read it with `v(name, value.type)`). */
 export const let_ = (name: string, value: Expr): Stmt => ({ k: 'let', name, value });
+/** A mutable local of `type` initialized to `init`. */
 export const var_ = (name: string, type: KType, init: Expr): Stmt => ({ k: 'var', name, type, init });
+/** `name = value` for a local declared by `var_`. */
 export const assign = (name: string, value: Expr): Stmt => ({ k: 'assign', name, value });
+/** Element `index` of buffer `buf` = `value` (packed storage handled by legalization). */
 export const store = (buf: string, index: Expr, value: Expr): Stmt => ({ k: 'store', buf, index, value });
+/** Element `index` of shared array `arr` = `value`. */
 export const sstore = (arr: string, index: Expr, value: Expr): Stmt => ({ k: 'shared_store', arr, index, value });
+/** `for (name = start; name < end; name += step) body` (the variable has `start`'s type); step i32 1 by default. */
 export const for_ = (name: string, start: Expr, end: Expr, body: readonly Stmt[], step: Expr = c.i32(1)): Stmt => ({
   k: 'for',
   v: name,
@@ -278,6 +326,7 @@ export const for_ = (name: string, start: Expr, end: Expr, body: readonly Stmt[]
   step,
   body,
 });
+/** `if (cond) then else else_` (no else branch when `else_` is absent). */
 export const if_ = (cond: Expr, then: readonly Stmt[], else_?: readonly Stmt[]): Stmt =>
   else_ ? { k: 'if', cond, then, else: else_ } : { k: 'if', cond, then };
 export const barrier: Stmt = { k: 'barrier' };

@@ -20,6 +20,12 @@ import {
 const BITS: Partial<Record<Storage, number>> = { u8x4: 8, i8x4: 8, u16x2: 16, i16x2: 16, u4x8: 4, i4x8: 4 };
 const SIGNED = new Set<Storage>(['i8x4', 'i16x2', 'i4x8']);
 
+/**
+ * The kernel with packed buffers (u8x4, i4x8 …) declared as u32 words: element loads become a word load, shift, mask
+ * (and sign extension), whole-word `store_packed` a plain u32 store. Renderers require legalized kernels.
+ *
+ * @throws Error when a kernel stores a single element into a packed buffer (a lowering bug: use `store_packed`).
+ */
 export function legalize(k: Kernel): Kernel {
   const bufs = new Map<string, BufferParam>(k.buffers.map((b) => [b.name, b]));
   const packed = (name: string) => {

@@ -78,6 +78,11 @@ export interface LowerCtx {
   readonly inplace?: boolean;
 }
 
+/**
+ * Builds one kernel during a lowering: declares buffers (bound to node inputs / outputs / scratch), scalar uniforms
+ * with this launch's values, shared arrays and fresh locals, collects statements, and `build`s the step (the kernel
+ * named by its structural hash, its bindings, uniform values and grid).
+ */
 export class KernelBuilder {
   readonly buffers: BufferParam[] = [];
   readonly bindings: Binding[] = [];
@@ -87,6 +92,7 @@ export class KernelBuilder {
   body: Stmt[] = [];
   private counter = 0;
 
+  /** `label` (usually the node name) goes into the kernel's name; `caps` decide storage formats and limits. */
   constructor(
     readonly label: string,
     readonly caps: DeviceCaps,
@@ -104,6 +110,7 @@ export class KernelBuilder {
   input(ctx: LowerCtx, i: number): string {
     return this.buffer({ kind: 'in', index: i }, storageOf(ctx.inputs[i]!.dtype, this.caps), 'read');
   }
+  /** Buffer for node output i in the dtype's storage (read-write). */
   output(ctx: LowerCtx, i: number): string {
     return this.buffer({ kind: 'out', index: i }, storageOf(ctx.outputs[i]!.dtype, this.caps), 'read_write');
   }
@@ -146,6 +153,7 @@ export class KernelBuilder {
     return e;
   }
 
+  /** Declare a workgroup-shared array of `size` elements of `type`; returns its name (for `sload` / `sstore`). */
   sharedArray(hint: string, type: KType, size: number): string {
     const name = `sh_${hint}${this.shared.length}`;
     this.shared.push({ name, type, size });
@@ -165,6 +173,7 @@ export class KernelBuilder {
     return { k: 'var', name, type: e.type };
   }
 
+  /** Append statements to the current body (the kernel's, or the one `collect` gathers). */
   emit(...s: Stmt[]): void {
     this.body.push(...s);
   }
@@ -195,10 +204,15 @@ export class KernelBuilder {
     );
   }
 
+  /** The thread's index in its workgroup along x, as an i32 local. */
   localIndex(): Expr {
     return this.let('l', cast('i32', builtin('local_id', 0)));
   }
 
+  /**
+   * The finished step: the kernel with `workgroup` threads per group, launched over `grid` workgroups (see
+   * {@link grid1d}); the kernel's name is `k_<label>_<hash>`.
+   */
   build(workgroup: readonly [number, number, number], grid: [number, number, number]): LoweredStep {
     const draft: Kernel = {
       name: '',
@@ -223,4 +237,5 @@ export function grid1d(groups: number, caps: DeviceCaps): [number, number, numbe
   return [Math.ceil(groups / y), y, 1];
 }
 
+/** An i32 literal (shorthand for `c.i32`). */
 export const i32 = c.i32;

@@ -28,6 +28,11 @@ import { computeType, storageOf } from './storage.js';
 export const WORKGROUP = 256;
 const MAX_I32 = 2 ** 31 - 1;
 
+/**
+ * Checks that a tensor of `n` elements (`what` names it) can be indexed with i32.
+ *
+ * @throws KilnError (code `limit`, limit `i32 index`) naming the node when `n` > 2³¹ − 1.
+ */
 export function checkIndexRange(ctx: LowerCtx, n: number, what: string): void {
   if (n > MAX_I32) {
     throw new KilnError('limit', `${what} has ${n} elements; kernels index with 32-bit integers (max 2^31-1)`, {
@@ -51,10 +56,16 @@ export function fromCompute(e: Expr, target: KType): Expr {
   return cast(target, e);
 }
 
+/**
+ * What a `pointwise` template's value function sees for the output element being computed: its coordinates and
+ * loads of the node's inputs (at a flat index, broadcast to the output, or at given coordinates), converted to their
+ * compute types.
+ */
 export class Pointwise {
   /** Output coordinates (i32), computed once. */
   readonly coords: Expr[];
   private readonly strideCache = new Map<string, Expr[]>();
+  /** Made by the template (`pointwiseSteps`) for each output element; the coordinates are emitted into `kb` here. */
   constructor(
     readonly kb: KernelBuilder,
     readonly ctx: LowerCtx,

@@ -5,27 +5,49 @@
  */
 import type { BinOp, Expr, KType, Kernel, Stmt, UnOp } from '../kir.js';
 
+/**
+ * The renderer shared by the dialects: `render(kernel)` gives the kernel's source. Subclasses supply the dialect's
+ * spelling through the abstract methods below; kernels must be legalized first (`legalize`).
+ */
 export abstract class CLikeRenderer {
   /** Helper functions the body used (e.g. erf), emitted once before the kernel. */
   protected helpers = new Set<string>();
 
   abstract readonly name: string;
+  /** The dialect's name of a kernel IR type (`f32`, `int`, `half` …). */
   abstract typeName(t: KType): string;
+  /** A literal of type `t` (floats always with a decimal point or exponent; NaN / ±inf as the dialect spells them). */
   abstract literal(t: KType, value: number): string;
+  /** Declaration of an immutable local (`let` / `const`), with the trailing `;`. */
   abstract declLet(name: string, t: KType, value: string): string;
+  /** Declaration of a mutable local (`var` / a plain C declaration), with the trailing `;`. */
   abstract declVar(name: string, t: KType, value: string): string;
+  /** The header of a counted loop `for (v = start; v < end; v += step)`, without the body's braces. */
   abstract forHeader(v: string, start: string, end: string, step: string): string;
+  /** A thread / workgroup index builtin (u32) in the dialect's spelling. */
   abstract builtin(e: Extract<Expr, { k: 'builtin' }>): string;
+  /** How the body reads the scalar uniform `name`. */
   abstract uniform(name: string): string;
+  /** A value conversion of `a` from type `from` to `to`. */
   abstract castExpr(to: KType, from: KType, a: string): string;
+  /** A reinterpretation of the 32 bits of `a` as type `to`. */
   abstract bitcastExpr(to: KType, from: KType, a: string): string;
+  /** `cond ? a : b`, both sides evaluated. */
   abstract selectExpr(cond: string, a: string, b: string): string;
+  /** A workgroup barrier (with workgroup-memory ordering), with its `;`. */
   abstract barrier(): string;
+  /** A unary op or math function of `a` (type `t`), helpers registered in `helpers` where the dialect lacks one. */
   abstract unary(op: UnOp, t: KType, a: string): string;
+  /** The value of `a` in the lane whose index is this lane's XOR `mask` (warp / subgroup shuffle). */
   abstract shuffleXor(t: KType, a: string, mask: number): string;
   /** The whole translation unit for a kernel around its rendered body. */
   abstract module(k: Kernel, body: string): string;
 
+  /**
+   * The kernel's complete source in this dialect.
+   *
+   * @throws Error when the kernel was not legalized (a `store_packed` statement remains).
+   */
   render(k: Kernel): string {
     this.helpers = new Set();
     this.locals = new Map();
@@ -35,10 +57,12 @@ export abstract class CLikeRenderer {
 
   protected locals = new Map<string, KType>();
 
+  /** Statements, each on its own line(s), indented to `depth`. */
   protected stmts(ss: readonly Stmt[], depth: number): string {
     return ss.map((s) => this.stmt(s, depth)).join('');
   }
 
+  /** One statement (and its nested blocks) indented to `depth`. */
   protected stmt(s: Stmt, depth: number): string {
     const ind = '  '.repeat(depth);
     switch (s.k) {
@@ -83,6 +107,7 @@ export abstract class CLikeRenderer {
     return this.expr(e);
   }
 
+  /** A binary op of rendered operands (`at`: the operands' type, `t`: the result's), fully parenthesized. */
   protected binary(op: BinOp, t: KType, a: string, b: string, at: KType): string {
     const isF = at === 'f32' || at === 'f16';
     switch (op) {
@@ -137,6 +162,7 @@ export abstract class CLikeRenderer {
     return this.castExpr('f32', 'f16', this.castExpr('f16', 'f32', a));
   }
 
+  /** A bit shift of `a` by `b`; dialects that need the shift amount as u32 override. */
   protected shift(op: '<<' | '>>', a: string, b: string): string {
     return `(${a} ${op} ${b})`;
   }
@@ -144,6 +170,7 @@ export abstract class CLikeRenderer {
   /** Two-argument math function (min, max, pow, fmod) in the dialect's spelling. */
   protected abstract call2(fn: 'min' | 'max' | 'pow' | 'fmod', t: KType, a: string, b: string): string;
 
+  /** An expression, rendered recursively (literals, locals, builtins, uniforms, loads, ops, casts, shuffles). */
   expr(e: Expr): string {
     switch (e.k) {
       case 'const':

@@ -100,9 +100,12 @@ export async function importOnnxFile(path: string, opts: ImportOptions = {}): Pr
  * @throws ParseError from `read` (naming the tensor and the file) when the file is missing, is not a regular file,
  * lies or links outside `dir`, or is shorter than offset + length.
  */
-export async function externalDataFrom(
-  dir: string,
-): Promise<ExternalDataReader & { /** Closes every file opened so far. */ close(): void }> {
+export async function externalDataFrom(dir: string): Promise<
+  ExternalDataReader & {
+    /** Closes every file opened so far (a later `read` reopens what it needs). */
+    close(): void;
+  }
+> {
   const fs: NodeFs = await import('node:fs');
   const paths: NodePath = await import('node:path');
   const root = fs.realpathSync(dir);
