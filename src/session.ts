@@ -120,11 +120,20 @@ export interface Session {
    * Run with feeds by input name. A feed is any `{ dtype, shape, data }`: a typed array of the dtype's kind is taken
    * without a copy, int64 feeds may be BigInt64Array or bigint[]; bad data (wrong length, NaN or fractional values in
    * an integer feed, unknown names) is a typed error naming the tensor.
+   *
+   * @throws KilnError naming the tensor for an unknown or missing feed (code `runtime`), a wrong dtype (`dtype`), a
+   * shape that does not fit the input or binds a symbolic dim inconsistently (`shape`), invalid integer values
+   * (`dtype`); naming the node when a kernel's device check fails (code `runtime`: an index out of range, a position
+   * past the end of the cache) or a 64-bit integer does not fit the device's 32-bit storage (`limit`); code `runtime`
+   * after `dispose`.
    */
   run(feeds: Readonly<Record<string, TensorLike | DeviceTensor>>): Promise<Record<string, Tensor>>;
   /**
    * Run, keeping the outputs named in `keep` on the device: they come back as {@link DeviceTensor}s that later runs of
    * this session take as feeds without a host round trip (a KV cache); the other outputs come to the host.
+   *
+   * @throws KilnError as {@link Session.run}; also (code `runtime`) for a device tensor made by another session or
+   * already disposed.
    */
   runKeep(
     feeds: Readonly<Record<string, TensorLike | DeviceTensor>>,
@@ -147,6 +156,9 @@ export interface Session {
   /**
    * Build every kernel the graph needs for these input shapes now (inputs with static shapes may be left out), so the
    * first `run` does not compile. Values are not needed: shapes are what kernels depend on.
+   *
+   * @throws KilnError (code `runtime`) for a shape given for an unknown input or after `dispose`; (code `shape`) when
+   * an input with symbolic dims has no shape; lowering errors (code `limit` / `unsupported`) naming the node.
    */
   warmup(
     shapes?: Readonly<Record<string, readonly number[]>>,
@@ -449,7 +461,17 @@ function checkOpt(opt: unknown): void {
   }
 }
 
-/** Compile a graph for a backend. The graph is verified first: a wrongly declared type fails here. */
+/**
+ * Compile a graph for a backend. The graph is verified first: a wrongly declared type fails here. The caller's graph
+ * is not changed (the passes run on a copy). Defaults: backend `reference` (`webgpu` when `opts.device` is given),
+ * `opt` 1; `auto` tries cuda, then webgpu, then the reference. With `opts.shapes`, every kernel is built before this
+ * returns.
+ *
+ * @throws KilnError (code `unsupported`, limit `backend`) for an unknown backend or a GPUDevice with a backend other
+ * than webgpu; (code `attribute`, limit `opt`) for an unknown optimization level; (code `unsupported` / `device`) when
+ * the backend asked for is not available (no adapter, no CUDA library).
+ * @throws VerifyError naming the node or tensor when the graph does not verify.
+ */
 export async function compile(graph: Graph, opts: CompileOptions = {}): Promise<Session> {
   const backend = backendOf(opts);
   checkOpt(opts.opt);
@@ -483,6 +505,8 @@ function backendOf(opts: CompileOptions): BackendChoice {
 /**
  * A session for a graph as it is (no passes): what an ahead-of-time compiled module (kiln/runtime) uses, its graph
  * optimized when it was written. Options as for {@link compile} (`opt` and `disabledPasses` are ignored).
+ *
+ * @throws KilnError / VerifyError as {@link compile} (no optimization-level check).
  */
 export async function createSession(graph: Graph, opts: CompileOptions = {}): Promise<Session> {
   const backend = backendOf(opts);

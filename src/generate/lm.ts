@@ -216,7 +216,11 @@ export class LanguageModelSession {
 
   /**
    * Generate token ids after `prompt` (BOS included if the model wants it). Yields each new id as it is known.
-   * The cache lives on the device for the whole call and is freed at the end.
+   * The cache lives on the device for the whole call and is freed at the end. Stops after `opts.maxTokens` (default
+   * 128) ids, at a stop id, or at the model's `maxSeq`; greedy unless `opts.temperature` > 0 (seed default 0).
+   *
+   * @throws KilnError (code `runtime`) for an empty prompt; run errors as {@link Session.run} (e.g. an id past the
+   * vocabulary, naming the embedding's gather node).
    */
   async *generate(prompt: readonly number[], opts: GenerateOptions = {}): AsyncGenerator<number> {
     if (prompt.length === 0) throw new KilnError('runtime', 'generate needs at least one prompt token');
@@ -306,6 +310,10 @@ export class LanguageModelSession {
    * with `padId` (default 0), the mask 0 over the padding, each row's positions counted from its first real token.
    * Prompts of different lengths need a model with attention_mask and position_ids inputs. Every step reads back one
    * id per row; the cache, mask, positions and next ids stay on the device. Returns each row's ids, cut at a stop id.
+   *
+   * @throws KilnError (code `runtime`) for no prompt or an empty one; (code `unsupported`) for a repetition penalty, or
+   * prompts of different lengths on a model without attention_mask and position_ids; (code `limit`) for a prompt
+   * longer than the model takes per run.
    */
   async generateBatch(
     prompts: readonly (readonly number[])[],
@@ -397,7 +405,11 @@ export class LanguageModelSession {
     return outIds;
   }
 
-  /** Logits [tokens, vocab] of a whole sequence in one run (evaluation; no cache kept). */
+  /**
+   * Logits [tokens, vocab] of a whole sequence in one run (evaluation; no cache kept).
+   *
+   * @throws KilnError (code `limit`) when the model takes fewer tokens per run than `tokens` has.
+   */
   async logits(tokens: readonly number[]): Promise<Tensor> {
     if (tokens.length > this.tokensPerRun) {
       throw new KilnError('limit', `this model takes ${this.tokensPerRun} tokens per run, got ${tokens.length}`, {

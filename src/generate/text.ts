@@ -2,7 +2,13 @@
 import type { Tokenizer } from '../tokenizers/types.js';
 import type { GenerateOptions, LanguageModelSession } from './lm.js';
 
-/** Stream the text generated after `prompt` (BOS first when the tokenizer has one; stops at EOS). */
+/**
+ * Stream the text generated after `prompt` (BOS first when the tokenizer has one; stops at EOS or `opts.stop`).
+ * Options as {@link LanguageModelSession.generate} (at most 128 tokens by default, greedy unless a temperature is set).
+ *
+ * @throws KilnError as {@link LanguageModelSession.generate} (e.g. code `runtime` for a prompt that encodes to no
+ * tokens on a tokenizer without BOS).
+ */
 export async function* generateText(
   lm: LanguageModelSession,
   tok: Tokenizer,
@@ -33,7 +39,11 @@ export interface PerplexityResult {
 
 /**
  * Perplexity over non-overlapping windows of `window` tokens (BOS first, then window − 1 tokens of the text); within a
- * window every token after the first is scored from its prefix. Log-softmax in float64 on the host.
+ * window every token after the first is scored from its prefix. Log-softmax in float64 on the host. Defaults:
+ * `window` 256, every window of the text (`maxWindows` caps them).
+ *
+ * @throws RangeError when `window` is not an integer ≥ 2.
+ * @throws KilnError (code `limit`) when the model takes fewer tokens per run than `window`.
  */
 export async function perplexity(
   lm: LanguageModelSession,

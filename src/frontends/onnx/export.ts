@@ -678,7 +678,12 @@ function shapeDims(s: Shape): object[] {
 
 /**
  * Export a kiln graph as an ONNX model: the ModelProto bytes and, when `opts.externalData` moved initializers out,
- * the external file's contents (write them to `external.location` beside the model).
+ * the external file's contents (write them to `external.location` beside the model). Defaults: the graph's opset
+ * (at least 18), external data off (with it on: threshold 1024 bytes).
+ *
+ * @throws UnsupportedError for an opset below 18, or naming the node for an op (or attribute) with no ONNX form.
+ * @throws KilnError (code `limit`, naming the tensor) when the initializers kept inline pass the protobuf limit
+ * (2 GB): export with `opts.externalData`.
  */
 export function exportOnnxModel(graph: Graph, opts: ExportOptions = {}): ExportedOnnx {
   return exportWith(graph, opts);
@@ -744,6 +749,11 @@ function exportWith(graph: Graph, opts: ExportOptions, sink?: (chunk: Uint8Array
 /**
  * Export a kiln graph as ONNX model bytes. External data (with `opts.externalData`) is handed to
  * `opts.writeExternal` chunk by chunk as it is made; without a writer, a model that has external data is a KilnError.
+ *
+ * @throws UnsupportedError for an opset below 18, or naming the node for an op (or attribute) with no ONNX form.
+ * @throws KilnError (code `limit`, naming the tensor) when the initializers kept inline pass the protobuf limit
+ * (2 GB): export with `opts.externalData`.
+ * @throws KilnError (code `unsupported`) when external data is produced but `opts.writeExternal` is missing.
  */
 export function exportOnnx(graph: Graph, opts: ExportOptions = {}): Uint8Array {
   const location = opts.externalData?.location ?? DEFAULT_LOCATION;
@@ -762,6 +772,10 @@ export function exportOnnx(graph: Graph, opts: ExportOptions = {}): Uint8Array {
 /**
  * Export to a file (Node only): the model at `path` and, with external data, its file beside it (default location
  * `<basename>.data`).
+ *
+ * @throws UnsupportedError for an opset below 18, or naming the node for an op (or attribute) with no ONNX form.
+ * @throws KilnError (code `limit`, naming the tensor) when the initializers kept inline pass the protobuf limit
+ * (2 GB): export with `opts.externalData`.
  */
 export async function exportOnnxFile(
   graph: Graph,
