@@ -143,7 +143,12 @@ function f32Decimal(x: number): number {
   return x;
 }
 
-/** Parses a GGUF file's header, metadata and tensor table; tensor data is decoded on {@link GgufFile.tensor}. */
+/**
+ * Parses a GGUF file's header, metadata and tensor table; tensor data is decoded on {@link GgufFile.tensor}.
+ *
+ * @throws ParseError for a bad magic, a version other than 2 or 3, or a truncated / malformed header, metadata or
+ * tensor table.
+ */
 export function parseGguf(bytes: Uint8Array): GgufFile {
   const r: ByteReader = new ByteReader(bytes, FORMAT);
   const magic = r.u32('magic');
@@ -300,7 +305,15 @@ function expectTensor(f: GgufFile, name: string, shape: readonly number[]): Tens
   return t;
 }
 
-/** Config, canonical weights and tokenizer of a GGUF `llama` or `gpt2` model. */
+/**
+ * Config, canonical weights and tokenizer of a GGUF `llama` or `gpt2` model (bytes are parsed with
+ * {@link parseGguf} first).
+ *
+ * @throws UnsupportedError for another architecture, a tokenizer model other than llama / gpt2, or (naming the tensor)
+ * a quantized tensor type kiln does not decode.
+ * @throws ParseError for missing or malformed metadata (naming the key) or a missing tensor / one whose shape
+ * contradicts the metadata (naming the tensor).
+ */
 export function ggufModel(file: GgufFile | Uint8Array): GgufModel {
   const f = file instanceof Uint8Array ? parseGguf(file) : file;
   const arch = meta(f, 'general.architecture');

@@ -59,6 +59,9 @@ function checked(t: Tensor | undefined, name: string, shape: readonly number[]):
 /**
  * Config and canonical weights of a Hugging Face checkpoint. `configJson` is the parsed (or raw text of)
  * config.json; `model_type` selects the mapping (`gpt2`, `llama`).
+ *
+ * @throws ParseError for a model_type other than gpt2 / llama, a missing or malformed config field, or (naming the
+ * tensor) a missing weight, one whose shape contradicts the config, or a non-float weight.
  */
 export function hfModel(tensors: ReadonlyMap<string, Tensor> | SafetensorsFile, configJson: unknown): HfModel {
   const map = 'get' in tensors ? tensors : tensors.tensors;

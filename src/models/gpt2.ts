@@ -10,7 +10,14 @@ import type { Graph, Value } from '../../ir/graph.js';
 import type { Gpt2Config, WeightSource } from './config.js';
 import { checkDims, LayerCaches, WeightTaker, type LmBuildOptions } from './lm.js';
 
-/** Build GPT-2 from canonical weights (see `config.ts`). */
+/**
+ * Build GPT-2 from canonical weights (see `config.ts`): `input_ids` / `position_ids` / `past_*` in, `logits` /
+ * `present_*` out (or a paged cache with `opts.paged`); f32 unless `opts.dtype`.
+ *
+ * @throws KilnError (code `shape`) for an inconsistent config (non-positive sizes, heads not dividing dim, eps ≤ 0)
+ * or a weight whose shape the config contradicts (naming the tensor); (code `runtime`) naming a weight the source
+ * lacks.
+ */
 export function buildGpt2(config: Gpt2Config, weights: WeightSource, opts: LmBuildOptions = {}): Graph {
   const { dim, hiddenDim, layers, heads, vocab, maxSeq, normEps: eps } = config;
   checkDims('gpt2', { dim, hiddenDim, layers, heads, vocab, maxSeq });

@@ -33,7 +33,14 @@ function checkLlamaConfig(c: LlamaConfig): void {
   }
 }
 
-/** Build a LLaMA-family decoder from canonical weights (see `config.ts`). */
+/**
+ * Build a LLaMA-family decoder from canonical weights (see `config.ts`): `input_ids` / `position_ids` / `past_*` in,
+ * `logits` / `present_*` out (or a paged cache with `opts.paged`); f32 unless `opts.dtype`.
+ *
+ * @throws KilnError (code `shape`) for an inconsistent config (non-positive sizes, an odd head size, kvHeads not
+ * dividing heads, non-positive eps / theta / RoPE scaling factors) or a weight whose shape the config contradicts
+ * (naming the tensor); (code `runtime`) naming a weight the source lacks.
+ */
 export function buildLlama(config: LlamaConfig, weights: WeightSource, opts: LmBuildOptions = {}): Graph {
   checkLlamaConfig(config);
   const dtype = opts.dtype ?? 'f32';

@@ -60,7 +60,14 @@ export interface ImportedModel {
   opsets: Map<string, number>;
 }
 
-/** Import an ONNX model from its bytes. */
+/**
+ * Import an ONNX model from its bytes (constants folded unless `opts.foldConstants` is false; external data needs
+ * `opts.externalData` — or use {@link importOnnxFile}).
+ *
+ * @throws ParseError for malformed protobuf bytes or a malformed model (no opset_import, dangling names).
+ * @throws UnsupportedError naming the node for an op / opset / dtype kiln does not convert.
+ * @throws VerifyError naming the node when shape / dtype inference rejects a converted node.
+ */
 export function importOnnx(bytes: Uint8Array, opts: ImportOptions = {}): ImportedModel {
   return importOnnxModel(decodeModel(bytes), opts);
 }
@@ -74,6 +81,8 @@ type NodePath = typeof import('node:path');
  * name, so a multi-GB weights file never sits in memory whole. A missing file, a location that leaves the model's
  * directory (`..`, an absolute path, a link pointing out) or a file shorter than offset + length is a ParseError
  * naming the tensor and the file.
+ *
+ * @throws KilnError (code `runtime`) when the model file cannot be read; otherwise as {@link importOnnx}.
  */
 export async function importOnnxFile(path: string, opts: ImportOptions = {}): Promise<ImportedModel> {
   const fs: NodeFs = await import('node:fs');
@@ -183,6 +192,9 @@ export function importOnnxModel(model: OnnxModel, opts: ImportOptions = {}): Imp
 /**
  * A kiln tensor from an ONNX tensor; external data is read through `external` (typed error without one, naming the
  * tensor).
+ *
+ * @throws UnsupportedError naming the tensor for an unsupported dtype, segmented data, or external data without
+ * `external`; the reader's ParseError for unreadable external data.
  */
 export function tensorFromOnnx(t: OnnxTensor, what = t.name, external?: ExternalDataReader): Tensor {
   const dt = kilnDtypeOf(t.dataType);
