@@ -8,6 +8,7 @@ import { loadLlama2c } from './frontends/llama2c.js';
 import { bundledModelsDir } from './generate/load.js';
 import { buildLlama } from './models/llama.js';
 import type { QuantizeIo } from './quantize.js';
+import { BACKEND_CHOICES, type BackendChoice } from './session.js';
 import { loadLlama2cTokenizer } from './tokenizers/llama2c.js';
 
 export const PARALLEL_HELP = `  plan, run-parallel                  tensor / pipeline parallel plans and runs over MPI; kiln plan --help`;
@@ -37,6 +38,7 @@ const GEN_OPTS = {
   tokenizer: { type: 'string' },
   balance: { type: 'string' },
   virtual: { type: 'string' },
+  backend: { type: 'string' },
 } as const;
 
 function modelPaths(model: string | undefined, tokenizer: string | undefined): { bin: string; tok: string } {
@@ -68,7 +70,11 @@ export async function generateParallelCommand(rest: string[], io: QuantizeIo): P
   const world = tp * pp;
   const mpi = world > 1 ? (await import('./parallel/mpi.js')).mpiWorld() : undefined;
   const virtual = int(v.virtual, 'virtual', 1);
-  const r = generateParallel(graph, { tp, pp, balance, virtual }, prompt, steps, mpi);
+  const backend = v.backend as BackendChoice | undefined;
+  if (backend !== undefined && !BACKEND_CHOICES.includes(backend)) {
+    throw usage(`--backend must be one of ${BACKEND_CHOICES.join(', ')}, got '${backend}'`);
+  }
+  const r = await generateParallel(graph, { tp, pp, balance, virtual, backend }, prompt, steps, mpi);
   // per-rank numbers to rank 0
   const mine = new Float64Array([r.busy, r.wall, r.bytesSent, r.stage]);
   const all: Float64Array[] = [mine];

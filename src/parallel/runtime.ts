@@ -14,6 +14,8 @@ import { balanceLayers, equalLayers, layerWeightCosts, partitionPipeline } from 
 import { shardTensorParallelRank } from '../../passes/parallel/tensor-parallel.js';
 import { interpretWithCollectives } from './interpret-ranks.js';
 import type { Mpi } from './mpi.js';
+import type { BackendChoice } from '../session.js';
+import { SegmentedRank } from './segments.js';
 
 export interface ParallelLayout {
   readonly tp: number;
@@ -22,6 +24,11 @@ export interface ParallelLayout {
   readonly virtual?: number;
   /** 'cost': stages balanced by per-layer weight cost; 'equal': equal layer counts. */
   readonly balance?: 'cost' | 'equal';
+  /**
+   * Run each rank's graphs as kiln Sessions on this backend, cut at the collectives (`SegmentedRank`); undefined: the
+   * float64 interpreter with collectives in line.
+   */
+  readonly backend?: BackendChoice;
 }
 
 /** One virtual stage held by a rank. */
@@ -123,13 +130,13 @@ export interface ParallelGenerateResult {
  * Greedy generation of `steps` tokens after `prompt` over the MPI world (`mpi` undefined: one process, the plain
  * reference — the single-process baseline).
  */
-export function generateParallel(
+export async function generateParallel(
   graph: Graph,
   layout: ParallelLayout,
   prompt: readonly number[],
   steps: number,
   mpi: Mpi | undefined,
-): ParallelGenerateResult {
+): Promise<ParallelGenerateResult> {
   const world = layout.tp * layout.pp;
   if ((mpi?.size ?? 1) !== world) {
     throw new KilnError(
@@ -145,6 +152,14 @@ export function generateParallel(
   if (mpi && world > 1) mpi.group(plan.stage, plan.tpRank);
   const { tp, pp } = layout;
   const lastVirtual = pp * (layout.virtual ?? 1) - 1;
+  const transport = mpi
+    ? mpiCollective(mpi)
+    : () => {
+        throw new KilnError('runtime', 'a collective needs the MPI world');
+      };
+  const compiled = layout.backend
+    ? await Promise.all(plan.parts.map((p) => SegmentedRank.compile(p.graph, { backend: layout.backend, opt: 0 })))
+    : undefined;
   const deviceOf = (v: number) => (v % pp) * tp + plan.tpRank;
   const caches = new Map<string, Tensor>();
   for (const part of plan.parts) {
@@ -183,7 +198,12 @@ export function generateParallel(
       const ins: Record<string, Tensor> = {};
       for (const v of part.graph.inputs) ins[v.name] = feeds[v.name]!;
       const c0 = performance.now();
-      const out = mpi ? interpretWithCollectives(part.graph, ins, mpiCollective(mpi)) : interpret(part.graph, ins);
+      const idx = plan.parts.indexOf(part);
+      const out = compiled
+        ? await compiled[idx]!.run(ins, transport)
+        : mpi
+          ? interpretWithCollectives(part.graph, ins, transport)
+          : interpret(part.graph, ins);
       busy += performance.now() - c0;
       for (const [name, to] of part.sends) {
         const buf = Float64Array.from(out[name]!.data as ArrayLike<number>);
@@ -208,6 +228,7 @@ export function generateParallel(
     pos += n;
     chunk = [next[0]!];
   }
+  compiled?.forEach((c) => c.dispose());
   return {
     tokens,
     busy: busy / 1000,

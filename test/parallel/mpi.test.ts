@@ -1,7 +1,7 @@
 /**
  * Real MPI runs of the built CLI: stories260K greedy text split 2 ways and 4 ways (TP 2 / 4, PP 2 / 4, TP × PP 2 × 2, PP 2 with 2 interleaved virtual stages each)
  * equals the single-process text; `kiln run-parallel` spawns mpirun itself; `kiln plan` for LLaMA-7B / -70B on 8
- * devices; the shim's typed error when mpicc is missing. mpirun through requireTool (fails in CI when absent).
+ * devices; TP × PP on cuda-emu ranks (compiled segments); the shim's typed error when mpicc is missing. mpirun through requireTool (fails in CI when absent).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { UnsupportedError } from '../../ir/errors.js';
 import { mpiShimLibrary } from '../../src/parallel/mpi.js';
 import { REPO_ROOT } from '../helpers/paths.js';
-import { fileProbe, requireTool } from '../helpers/tools.js';
+import { emuProbe, fileProbe, requireTool } from '../helpers/tools.js';
 
 const CLI = join(REPO_ROOT, 'dist/src/cli.js');
 const cache = mkdtempSync(join(tmpdir(), 'kiln-mpi-test-'));
@@ -23,6 +23,7 @@ const noMpi = await requireTool('mpirun (Open MPI)', () => {
   return r.status === 0 ? undefined : 'install openmpi-bin and libopenmpi-dev';
 });
 const noCli = await requireTool('the built CLI', fileProbe(CLI, 'npm run build'));
+const noEmu = await requireTool('cuda-emu (a C compiler)', emuProbe);
 
 const GEN = ['generate', 'stories260K', '--steps', '12', '--prompt', 'Once upon a time'];
 
@@ -61,6 +62,12 @@ describe.skipIf(noMpi || noCli)('MPI ranks (mpirun, built CLI)', () => {
     expect(lines[0]).toBe(text);
     expect(r.stdout).toMatch(/# bubble fraction \d\.\d+; bytes exchanged per token [1-9]\d*/);
     expect(r.stdout).toMatch(new RegExp(`# per-rank busy s: (r\\d\\(stage \\d\\) \\d\\.\\d+(, )?){${tp * pp}}`));
+  });
+
+  it.skipIf(noEmu)('tp 2 × pp 2 on cuda-emu ranks (segments compiled as Sessions, collectives over MPI)', () => {
+    const r = mpirun(4, [...GEN, '--tp', '2', '--pp', '2', '--backend', 'cuda-emu']);
+    expect(r.stderr).toBe('');
+    expect(r.stdout.split('\n')[0]).toBe(text);
   });
 
   it('kiln run-parallel spawns mpirun itself', () => {
