@@ -182,7 +182,11 @@ export class Graph {
     this.#nodes = this.track(ns);
   }
 
-  /** Append `n`, or insert it just before `before` (O(N) array insert, but no use-index rebuild). */
+  /**
+   * Append `n`, or insert it just before `before` (O(N) array insert, but no use-index rebuild).
+   *
+   * @throws VerifyError naming the node when `before` is not in the graph or `n` already is in a graph.
+   */
   addNode(n: Node, before?: Node): Node {
     const at = before ? this.#nodes.indexOf(before) : this.#nodes.length;
     if (at < 0) throw new VerifyError('insertion point is not in the graph', { node: before!.name, op: before!.op });
@@ -248,6 +252,8 @@ export class Graph {
    * go, the earliest in the current order goes first, so an order that is already topological stays as it is.
    * Kahn's algorithm with a cursor over the current order; a min-heap holds only nodes that became ready after the
    * cursor passed them, so a sorted graph costs O(N + E) and each node moved back adds O(log N).
+   *
+   * @throws VerifyError naming a node on the cycle, or the node and the undefined value it reads.
    */
   toposort(): void {
     const nodes = this.#nodes;

@@ -48,6 +48,10 @@ export interface Inferred {
  * Infer output types of an op applied to `inputs`. `constOf` returns constant data for input i when known, `symOf`
  * the symbolic value of a non-constant input when known. Deterministic: fresh symbols are named after the node, so
  * re-inference (the verifier) reproduces them.
+ *
+ * @throws UnsupportedError for an unknown op.
+ * @throws VerifyError naming the node for wrong input counts, bad attributes, rejected shapes / dtypes, or an output
+ * count other than the op produces.
  */
 export function inferOp(
   op: string,

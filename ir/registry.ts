@@ -153,7 +153,12 @@ export function allOps(): OpDef[] {
   return [...REGISTRY.values()];
 }
 
-/** Fill defaults and check attribute kinds; unknown attributes are an error (typos must not pass silently). */
+/**
+ * Fill defaults and check attribute kinds; unknown attributes are an error (typos must not pass silently).
+ *
+ * @throws VerifyError naming the node for an unknown attribute, a missing required one, a value of the wrong kind, or
+ * a string outside the attribute's allowed values.
+ */
 export function resolveAttrs(def: OpDef, attrs: Attrs, node: string): Record<string, AttrValue> {
   const out: Record<string, AttrValue> = {};
   for (const k of Object.keys(attrs)) {

@@ -43,7 +43,11 @@ export function dimToString(d: Dim): string {
   return isSymbol(d) ? d : JSON.stringify(d);
 }
 
-/** Normalize an axis in [-rank, rank) to [0, rank). */
+/**
+ * Normalize an axis in [-rank, rank) to [0, rank).
+ *
+ * @throws VerifyError at `loc` when `axis` is not an integer in that range.
+ */
 export function normAxis(axis: number, rank: number, loc: ErrorLocation = {}): number {
   if (!Number.isInteger(axis) || axis < -rank || axis >= rank) {
     throw new VerifyError(`axis ${axis} out of range for rank ${rank}`, loc);
@@ -51,7 +55,12 @@ export function normAxis(axis: number, rank: number, loc: ErrorLocation = {}): n
   return axis < 0 ? axis + rank : axis;
 }
 
-/** Numpy-style broadcast of shapes; symbolic dims broadcast against 1 and against themselves. */
+/**
+ * Numpy-style broadcast of shapes; symbolic dims broadcast against 1 and against themselves (a symbol against a
+ * number gives the number; equality is checked at run time).
+ *
+ * @throws VerifyError at `loc` when two numeric dims differ and neither is 1.
+ */
 export function broadcastShapes(shapes: readonly Shape[], loc: ErrorLocation = {}): Dim[] {
   const rank = Math.max(0, ...shapes.map((s) => s.length));
   const out: Dim[] = [];

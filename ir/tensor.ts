@@ -97,7 +97,12 @@ function intValue(dtype: DType, v: number | bigint, i: number, where: { tensor?:
 /**
  * A tensor of `dtype` and `shape` from caller data, validated: integer and bool dtypes reject NaN, fractions and
  * out-of-range values; float values are rounded to the dtype (f16 / bf16 nearest-even). An array that already is the
- * dtype's natural kind is taken without a copy (f32 data as a Float32Array, i32 as an Int32Array …).
+ * dtype's natural kind is taken without a copy (f32 data as a Float32Array, i32 as an Int32Array …). Without `data`
+ * the tensor is zero-filled; `where.tensor` names the tensor in errors.
+ *
+ * @throws KilnError (code `dtype`) for an unknown dtype or an invalid element (index and value in the message);
+ * (code `shape`) for a shape that is not a list of non-negative integers or data of the wrong length; (code `limit`)
+ * for more than {@link MAX_REFERENCE_ELEMENTS} elements.
  */
 export function makeTensor(
   dtype: DType,
@@ -143,6 +148,9 @@ export function makeTensor(
 /**
  * A caller's tensor-like feed as a kiln tensor: dtype known, length matching the shape, values valid for the dtype.
  * `name` locates errors.
+ *
+ * @throws KilnError naming the tensor (code `runtime`) when `t` is not `{ dtype, shape, data }`; otherwise as
+ * {@link makeTensor}.
  */
 export function toTensor(t: TensorLike, name: string): Tensor {
   if (t === null || typeof t !== 'object' || !('data' in t) || !('shape' in t)) {

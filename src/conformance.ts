@@ -85,7 +85,12 @@ export interface ConformanceSummary {
   skipsByReason: Record<string, number>;
 }
 
-/** Test folders under the given paths: a folder with model.onnx is a test, any other folder is searched. */
+/**
+ * Test folders under the given paths: a folder with model.onnx is a test, any other folder is searched (4 levels
+ * deep), in sorted order.
+ *
+ * @throws KilnError (code `runtime`) for a path that is missing or not a directory.
+ */
 export function findTests(paths: readonly string[]): string[] {
   const out: string[] = [];
   const walk = (p: string, depth: number) => {
@@ -109,7 +114,11 @@ export function findTests(paths: readonly string[]): string[] {
 
 /**
  * Runs every test under the paths. Throws a KilnError (before running anything) for an unknown opt level, a path
- * that is missing or not a directory, or paths holding no test at all — an empty run is not a pass.
+ * that is missing or not a directory, or paths holding no test at all — an empty run is not a pass. Backend
+ * `reference` by default.
+ *
+ * @throws KilnError (code `attribute`) for an unknown opt level; (code `runtime`) for a bad path or no tests; (code
+ * `device`) when the backend asked for is not available here.
  */
 export async function runConformance(
   paths: readonly string[],

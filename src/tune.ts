@@ -111,7 +111,14 @@ export interface TuneResult {
 
 const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-/** Tune every contraction class `graph` runs with these feeds on WebGPU; returns one result per class. */
+/**
+ * Tune every contraction class `graph` runs with these feeds on WebGPU; returns one result per class. Winners that
+ * beat the static default are written to `opts.store` (default: the file at {@link defaultScheduleFile}); 3 timed runs
+ * per round, a 60 s budget, opt level 1 by default.
+ *
+ * @throws KilnError (code `unsupported`) when the adapter has no GPU timestamps (timestamp-query); (code `device`)
+ * when no WebGPU adapter is available; run errors as `Session.run` for bad feeds.
+ */
 export async function autotune(
   graph: Graph,
   feeds: Readonly<Record<string, Tensor>>,
