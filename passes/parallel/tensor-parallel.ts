@@ -16,7 +16,7 @@
  * MPI ranks).
  */
 import { GraphBuilder } from '../../ir/builder.js';
-import { KilnError } from '../../ir/errors.js';
+import { KilnError, type ErrorLocation } from '../../ir/errors.js';
 import type { Graph, Value } from '../../ir/graph.js';
 import '../../ir/ops/index.js';
 import { fromValues, type Tensor } from '../../ir/tensor.js';
@@ -88,9 +88,8 @@ function shardAxis(
   return fromValues(t.dtype, outShape, out);
 }
 
-const divide = (n: number, tp: number, what: string, node: string): number => {
-  if (n % tp !== 0)
-    throw new KilnError('shape', `tensor parallel: ${what} ${n} is not divisible by tp ${tp}`, { node });
+const divide = (n: number, tp: number, what: string, loc: ErrorLocation): number => {
+  if (n % tp !== 0) throw new KilnError('shape', `tensor parallel: ${what} ${n} is not divisible by tp ${tp}`, loc);
   return n / tp;
 };
 
@@ -111,7 +110,7 @@ export function shardTensorParallelRank(graph: Graph, tp: number, rank: number):
     if (/^past_(key|value)_\d+$/.test(v.name)) {
       const h = shape[1];
       if (typeof h !== 'number') throw new KilnError('shape', 'cache heads must be static', { tensor: v.name });
-      shape = [shape[0]!, divide(h, tp, 'KV heads', v.name), ...shape.slice(2)];
+      shape = [shape[0]!, divide(h, tp, 'KV heads', { tensor: v.name }), ...shape.slice(2)];
     }
     map.set(v, b.input(v.name, v.type.dtype, shape, v.type.layout));
   }
@@ -178,15 +177,18 @@ export function shardTensorParallelRank(graph: Graph, tp: number, rank: number):
     if (n.op === 'attention') {
       attrs = {
         ...attrs,
-        q_num_heads: divide(attrs['q_num_heads'] as number, tp, 'query heads', n.name),
-        kv_num_heads: divide(attrs['kv_num_heads'] as number, tp, 'KV heads', n.name),
+        q_num_heads: divide(attrs['q_num_heads'] as number, tp, 'query heads', { node: n.name, op: n.op }),
+        kv_num_heads: divide(attrs['kv_num_heads'] as number, tp, 'KV heads', { node: n.name, op: n.op }),
       };
     }
     if (n.op === 'rotary_embedding' && typeof attrs['num_heads'] === 'number' && attrs['num_heads'] > 0) {
-      attrs = { ...attrs, num_heads: divide(attrs['num_heads'], tp, 'rotary heads', n.name) };
+      attrs = { ...attrs, num_heads: divide(attrs['num_heads'], tp, 'rotary heads', { node: n.name, op: n.op }) };
     }
     if (n.op === 'split' && Array.isArray(attrs['split']) && isSharded(n.inputs[0]!)) {
-      attrs = { ...attrs, split: (attrs['split'] as number[]).map((s) => divide(s, tp, 'split size', n.name)) };
+      attrs = {
+        ...attrs,
+        split: (attrs['split'] as number[]).map((s) => divide(s, tp, 'split size', { node: n.name, op: n.op })),
+      };
     }
     if (!after) {
       const outs = b.opN(

@@ -70,6 +70,15 @@ describe.skipIf(noMpi || noCli)('MPI ranks (mpirun, built CLI)', () => {
     expect(r.stdout.split('\n')[0]).toBe(text);
   });
 
+  it('bad splits are one-line typed errors', () => {
+    const alone = kiln([...GEN, '--tp', '2']); // not under mpirun: a world of 1
+    expect(alone.status).toBe(2);
+    expect(alone.stderr).toMatch(/--tp 2 × --pp 1 needs 2 ranks, the MPI world has 1/);
+    const three = mpirun(3, [...GEN, '--tp', '3']); // stories260K has 4 KV heads
+    expect(three.status).not.toBe(0);
+    expect(three.stderr).toMatch(/KV heads 4 is not divisible by tp 3 \[at tensor 'past_key_0'\]/);
+  });
+
   it('kiln run-parallel spawns mpirun itself', () => {
     const r = kiln(['run-parallel', ...GEN.slice(1), '--tp', '2', '--pp', '1']);
     expect(r.status).toBe(0);
