@@ -210,7 +210,12 @@ export function foldScales(fold: { gamma?: Value; cols?: Value }, weights: reado
   }
 }
 
-/** AWQ: scale (applyAwqScales) then RTN (quantizeRtn) with the same options. */
+/**
+ * AWQ: scale (applyAwqScales) then RTN (quantizeRtn) with the same options.
+ *
+ * @throws KilnError (code `attribute`) for bits other than 4 / 8 or a group that is neither a power of two ≥ 16 nor
+ * `'channel'`; (code `verify`) for a non-finite weight element.
+ */
 export function quantizeAwq(graph: Graph, stats: CalibrationStats, opts: AwqOptions): AwqReport {
   const scaled = applyAwqScales(graph, stats, opts);
   return { ...quantizeRtn(graph, opts), ...scaled };

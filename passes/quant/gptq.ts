@@ -306,6 +306,9 @@ export function hessianOf(s: ActivationStats): Float64Array {
  * Quantize the graph's constant-weight matmuls with GPTQ, using the activation statistics `stats` (calibrate.ts) of
  * the same graph; matmuls without statistics, the LM head and embeddings are handled as RTN handles them (RTN with
  * the same options quantizes whatever GPTQ did not, e.g. embeddings when asked for).
+ *
+ * @throws KilnError (code `attribute`) for bits other than 4 / 8 (and RTN's option checks); (code `shape`, naming the
+ * node) when a matmul's statistics have another K than its weight.
  */
 export function quantizeGptq(graph: Graph, stats: CalibrationStats, opts: GptqOptions): RtnReport {
   // RTN's option checks and its decisions (head / embeddings / only) on a copy of nothing: run RTN last on the rest

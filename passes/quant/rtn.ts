@@ -210,7 +210,13 @@ function einsumTarget(n: Node): Target | undefined {
   return { node: n, a, w, K, N, at: (j, k) => Number(data[j * K + k]!) };
 }
 
-/** Quantize the graph's weights in place; returns what was done. */
+/**
+ * Quantize the graph's weights in place (round to nearest, per block of `opts.group` along the input dim) into
+ * `matmul_nbits` / `gather_block_quantized`; returns what was done, per layer.
+ *
+ * @throws KilnError (code `attribute`) for bits other than 4 / 8 or a group that is neither a power of two ≥ 16 nor
+ * `'channel'`; (code `verify`) for a non-finite weight element.
+ */
 export function quantizeRtn(graph: Graph, opts: RtnOptions): RtnReport {
   checkOptions(opts);
   const sym = opts.symmetric ?? true;

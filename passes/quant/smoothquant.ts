@@ -101,7 +101,13 @@ function weightRowMax(ws: readonly Value[], K: number): Float64Array {
   return m;
 }
 
-/** Rewrites the graph's f32 matmuls by constant [K, N] weights to W8A8 (smoothed first where it can fold). */
+/**
+ * Rewrites the graph's f32 matmuls by constant [K, N] weights to W8A8 (smoothed first where it can fold). Defaults:
+ * `alpha` 0.5, smoothing on exactly when `stats` are given.
+ *
+ * @throws KilnError (code `attribute`) for `alpha` outside [0, 1]; (code `runtime`) when smoothing is asked for
+ * without calibration statistics.
+ */
 export function quantizeW8A8(graph: Graph, stats: CalibrationStats | undefined, opts: W8A8Options = {}): W8A8Report {
   const alpha = opts.alpha ?? 0.5;
   if (!(alpha >= 0 && alpha <= 1)) throw new KilnError('attribute', `alpha must be in [0, 1], got ${alpha}`);

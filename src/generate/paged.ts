@@ -173,6 +173,9 @@ export class PagedLanguageModel {
   /**
    * Give the sequence's positions from `p` on back to the pool (its tokens after p are forgotten). A block the sequence
    * will write into again but shares with a fork is not written: its kept positions are recomputed into a fresh block.
+   *
+   * @throws KilnError (code `runtime`) when `p` is not an integer in 0…`seq.length`; (code `limit`) when the pool has
+   * no free block for the recomputed one.
    */
   async rollback(seq: PagedSequence, p: number): Promise<void> {
     if (!(Number.isInteger(p) && p >= 0 && p <= seq.length)) {
@@ -222,6 +225,8 @@ export class PagedLanguageModel {
   /**
    * A new sequence that continues from `seq`'s tokens: it shares `seq`'s full blocks (no copy, no recompute) and
    * recomputes only the tokens of the partial last block into a block of its own.
+   *
+   * @throws KilnError (code `limit`, limit `numBlocks`) when the pool has no free block for that partial block.
    */
   async fork(seq: PagedSequence): Promise<PagedSequence> {
     const child = this.newSequence();
@@ -240,7 +245,12 @@ export class PagedLanguageModel {
   /**
    * Append `tokens[i]` to `seqs[i]` (every entry the same length: a prefill of one sequence, or one token each for a
    * batch decode) and return each sequence's logits for its new positions, [batch, new, vocab], plus the greedy next
-   * token of each. The cache writes happen on the device, in place.
+   * token of each. The cache writes happen on the device, in place. `opts.logits` / `opts.hidden` also read those back
+   * (default false); `opts.sampling` draws instead of the argmax (default greedy).
+   *
+   * @throws KilnError (code `runtime`) for no sequences, token lists of different or zero length, a sequence listed
+   * twice, or `hidden` on a model made without it; (code `limit`, limit `numBlocks`) when the KV cache is full; run
+   * errors as {@link Session.run}.
    */
   async append(
     seqs: readonly PagedSequence[],
@@ -356,7 +366,10 @@ export class PagedLanguageModel {
    * Generate for several prompts at once: each prompt is prefilled on its own, then every unfinished sequence decodes
    * one token per run in one batch, reading back one id per sequence: the argmax, or the device's draw (temperature /
    * top-k / top-p keyed by (seed + index, position)); with a repetition penalty the last logits are read and sampled on
-   * the host. Yields (sequence index, token) as they come.
+   * the host. Yields (sequence index, token) as they come. Each sequence stops after `opts.maxTokens` (default 128),
+   * at a stop id or at the model's `maxSeq`; its blocks are released at the end.
+   *
+   * @throws KilnError (code `runtime`) for an empty prompt; (code `limit`) when the KV cache is full.
    */
   async *generateBatch(
     prompts: readonly (readonly number[])[],
