@@ -57,16 +57,19 @@ function feedsOf(
   return f;
 }
 
-/** Median wall time (ms) of interpreting `g` `reps` times. */
-function timeMs(g: Graph, feeds: Record<string, Tensor>, reps = 7): number {
+/**
+ * Fastest of `reps` interpretations of `g` (ms): the minimum is the least disturbed by other processes on a shared
+ * machine (the whole suite runs beside this test).
+ */
+function timeMs(g: Graph, feeds: Record<string, Tensor>, reps = 9): number {
   interpret(g, feeds);
-  const ts: number[] = [];
+  let best = Infinity;
   for (let i = 0; i < reps; i++) {
     const t0 = performance.now();
     interpret(g, feeds);
-    ts.push(performance.now() - t0);
+    best = Math.min(best, performance.now() - t0);
   }
-  return ts.sort((a, b) => a - b)[Math.floor(reps / 2)]!;
+  return best;
 }
 
 const spread = (ts: readonly number[]) => Math.max(...ts) / Math.min(...ts);
