@@ -51,7 +51,13 @@ function checkHeader(h: Header): void {
   if ((h.dim / h.heads) % 2 !== 0) bad(`head size ${h.dim / h.heads} is odd (RoPE needs pairs)`);
 }
 
-/** Parses a llama2.c checkpoint. Every malformed file is a ParseError (UnsupportedError for version 2). */
+/**
+ * Parses a llama2.c checkpoint: the legacy (version 0) layout or a versioned one (magic "ak42", version 1).
+ *
+ * @throws ParseError for a truncated or malformed file (header values out of range, a head size that is odd or does
+ * not divide dim, a weight section whose size the header contradicts).
+ * @throws UnsupportedError for a version-2 (int8 quantized) checkpoint.
+ */
 export function loadLlama2c(bytes: Uint8Array): Llama2cModel {
   const r = new ByteReader(bytes, FORMAT);
   if (bytes.length >= 4 && r.view.getUint32(0, true) === MAGIC) return loadVersioned(r);

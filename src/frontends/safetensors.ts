@@ -114,7 +114,12 @@ function tensorAt(name: string, st: string, shape: number[], bytes: Uint8Array, 
   }
 }
 
-/** Parses a safetensors file. Every malformed header, dtype or range is a ParseError naming the tensor. */
+/**
+ * Parses a safetensors file (tensors decoded from the header's byte ranges).
+ *
+ * @throws ParseError naming the tensor for a malformed header, an unsupported dtype, or a byte range outside the file
+ * or not matching the shape.
+ */
 export function parseSafetensors(bytes: Uint8Array): SafetensorsFile {
   if (bytes.length < 8) fail(`file of ${bytes.length} bytes has no 8-byte header length`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);

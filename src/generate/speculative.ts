@@ -139,7 +139,13 @@ export class ModelDraft implements DraftSource {
     private readonly owned = false,
   ) {}
 
-  /** Self-speculation: the first `layers` layers of a LLaMA target and its head, built from the target's weights. */
+  /**
+   * Self-speculation: the first `layers` layers of a LLaMA target and its head, built from the target's weights (a
+   * paged model of its own, disposed with the source; block size 16, enough blocks for one `maxSeq` by default).
+   *
+   * @throws KilnError (code `limit`) unless 1 ≤ `layers` ≤ `config.layers`; build and compile errors as
+   * {@link buildLlama} and {@link PagedLanguageModel.create}.
+   */
   static async layerSkip(
     config: LlamaConfig,
     weights: WeightSource,
@@ -471,7 +477,11 @@ export class SpeculativeDecoder {
   }
 }
 
-/** One-call form: `generate(target, prompt, { speculative: { draft }, maxTokens, ... })`, all tokens at once. */
+/**
+ * One-call form: `generate(target, prompt, { speculative: { draft }, maxTokens, ... })`, all tokens at once.
+ *
+ * @throws KilnError as the {@link SpeculativeDecoder} constructor and {@link SpeculativeDecoder.generate}.
+ */
 export async function generate(
   target: PagedLanguageModel,
   prompt: readonly number[],

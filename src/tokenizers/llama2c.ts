@@ -10,7 +10,11 @@ import type { Tokenizer } from './types.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-/** Reads the first `vocabSize` tokens of a llama2.c tokenizer file; malformed bytes are a ParseError. */
+/**
+ * Reads the first `vocabSize` tokens of a llama2.c tokenizer file (score-BPE, sentencepiece style).
+ *
+ * @throws ParseError when the file is truncated or malformed before `vocabSize` tokens were read.
+ */
 export function loadLlama2cTokenizer(bytes: Uint8Array, vocabSize: number): Tokenizer {
   const FORMAT = 'llama2.c tokenizer';
   if (!Number.isInteger(vocabSize) || vocabSize < 3) {
