@@ -5,7 +5,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { KilnError, UnsupportedError } from '../../ir/errors.js';
@@ -43,15 +43,18 @@ export function mpiShimLibrary(env: NodeJS.ProcessEnv = process.env): string {
   } catch (e) {
     const err = e as NodeJS.ErrnoException & { stderr?: Buffer };
     if (err.code === 'ENOENT') {
+      rmSync(src, { force: true });
       throw new UnsupportedError(`MPI: '${mpicc}' not found (install openmpi-bin / libopenmpi-dev)`, {
         limit: 'mpicc',
       });
     }
+    rmSync(src, { force: true });
     throw new KilnError('device', `MPI: compiling the shim failed: ${err.stderr?.toString() ?? err.message}`, {
       limit: 'mpicc',
     });
   }
   renameSync(tmp, lib);
+  rmSync(src, { force: true });
   return lib;
 }
 
