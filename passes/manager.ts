@@ -15,7 +15,13 @@ import { recognize, recognizeHeads } from './recognize/index.js';
 import { sparseSelectPass } from './sparsity/select.js';
 import { PassContext, type Pass, type PassContextOptions } from './context.js';
 
-/** Run `passes` on `graph` in place (the ones `ctx` enables); returns whether any changed the graph. */
+/**
+ * Run `passes` on `graph` in place (the ones `ctx` enables), calling the instruments around each; returns whether
+ * any changed the graph. The default context is level 1 with no instruments.
+ *
+ * @throws PassVerifyError (from `verifyInstrument`) naming the pass whose result does not verify;
+ * PassMismatchError (from the differential instrument) naming the pass that changed the numbers.
+ */
 export function runPasses(graph: Graph, passes: readonly Pass[], ctx: PassContext = new PassContext()): boolean {
   let changed = false;
   let index = 0;
@@ -52,7 +58,12 @@ export function defaultPipeline(level: number): Pass[] {
   return all.filter((p) => level >= p.minLevel);
 }
 
-/** Optimize a copy of `graph` with the default pipeline of `opts.level` (default 1); the caller's graph is untouched. */
+/**
+ * Optimize a copy of `graph` with the default pipeline of `opts.level` (default 1); the caller's graph is untouched.
+ *
+ * @throws KilnError (code `attribute`, limit `opt`) for a level other than 0–3; instrument errors as
+ * {@link runPasses}.
+ */
 export function optimize(graph: Graph, opts: PassContextOptions = {}): Graph {
   const ctx = new PassContext(opts);
   if (ctx.level === 0) return graph;
