@@ -171,7 +171,13 @@ export interface PointwiseSpec {
   gathered?: { id: string; bytes: number; storage: Storage; bases: ReadonlyMap<number, number> };
 }
 
-/** Build one pointwise kernel for output `spec.output` of the node. */
+/**
+ * Build one pointwise kernel for output `spec.output` (default 0) of the node: a thread per output element (per packed
+ * word for sub-32-bit outputs), 256 threads per workgroup.
+ *
+ * @throws KilnError (code `limit`, limit `i32 index`) naming the node when an output or input has more than 2³¹ − 1
+ * elements.
+ */
 export function pointwise(ctx: LowerCtx, spec: PointwiseSpec): LoweredStep {
   const oi = spec.output ?? 0;
   const out = ctx.outputs[oi]!;
@@ -227,6 +233,9 @@ export function pointwise(ctx: LowerCtx, spec: PointwiseSpec): LoweredStep {
  * A pointwise kernel that may read more inputs than the device binds per kernel (`caps.maxBuffersPerKernel`, e.g. 8
  * storage buffers per stage on many WebGPU adapters): then the inputs are first copied, one small kernel each, into
  * one scratch buffer at word-aligned offsets, and the main kernel reads them all from there.
+ *
+ * @throws UnsupportedError naming the node (limit `maxStorageBuffersPerShaderStage`) when the inputs are too many and
+ * do not share one storage format; otherwise as {@link pointwise}.
  */
 export function pointwiseSteps(ctx: LowerCtx, spec: PointwiseSpec): LoweredStep[] {
   if (spec.reads.length + 1 <= ctx.caps.maxBuffersPerKernel) return [pointwise(ctx, spec)];
