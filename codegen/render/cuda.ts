@@ -37,6 +37,11 @@ function safeDivisor(b: string): boolean {
   return v !== 0 && v !== -1;
 }
 
+/**
+ * Renders a legalized kernel as CUDA C: an `extern "C" __global__` function taking the buffers, then the uniforms,
+ * for NVRTC / nvcc after {@link CUDA_PRELUDE}, or for the CPU emulator (which includes its own prelude).
+ * `new CudaRenderer().render(kernel)`.
+ */
 export class CudaRenderer extends CLikeRenderer {
   readonly name = 'cuda';
 

@@ -43,6 +43,10 @@ fn kiln_acos(x: f32) -> f32 {
 }
 `;
 
+/**
+ * Renders a legalized kernel as a WGSL compute shader for kiln's WebGPU runtime: storage buffers in @group(0) in
+ * parameter order, then one uniform struct; `enable f16` only when used. `new WgslRenderer().render(kernel)`.
+ */
 export class WgslRenderer extends CLikeRenderer {
   // A conversion round trip may be folded away by shader compilers (Mesa's NIR drops f2f32(f2f16(x))); the builtin
   // made for it is not.
