@@ -77,7 +77,11 @@ export interface CompiledModule {
   readonly session: Session;
   readonly lm: LanguageModelSession | undefined;
   readonly tokenizer: Tokenizer | undefined;
-  /** Stream text after a prompt (a language model with a tokenizer). */
+  /**
+   * Stream text after a prompt (a language model with a tokenizer); options as `generateText`.
+   *
+   * @throws KilnError (code `unsupported`) when the module is not a language model with a tokenizer.
+   */
   generateText(prompt: string, opts?: GenerateOptions): AsyncGenerator<string>;
   /** Disposes the module's session (device buffers and kernels); see {@link Session.dispose}. */
   dispose(): void;
