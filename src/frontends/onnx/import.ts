@@ -64,9 +64,10 @@ export interface ImportedModel {
  * Import an ONNX model from its bytes (constants folded unless `opts.foldConstants` is false; external data needs
  * `opts.externalData` — or use {@link importOnnxFile}).
  *
- * @throws ParseError for malformed protobuf bytes or a malformed model (no opset_import, dangling names).
- * @throws UnsupportedError naming the node for an op / opset / dtype kiln does not convert.
- * @throws VerifyError naming the node when shape / dtype inference rejects a converted node.
+ * @throws ParseError for malformed protobuf bytes or a model without opset_import.
+ * @throws UnsupportedError naming the node or tensor for an op / opset / dtype / attribute kiln does not convert.
+ * @throws VerifyError naming the node or tensor for a name used before it is defined, a cycle, a graph output never
+ * produced or declared with another dtype, or a converted node that shape / dtype inference rejects.
  */
 export function importOnnx(bytes: Uint8Array, opts: ImportOptions = {}): ImportedModel {
   return importOnnxModel(decodeModel(bytes), opts);
@@ -172,10 +173,11 @@ export async function externalDataFrom(dir: string): Promise<
  * Import an already decoded ONNX model (see `decodeModel`): opsets per domain, functions inlined, Constant nodes and
  * initializers as constants (folded through the references unless `opts.foldConstants` is false).
  *
- * @throws ParseError when the model declares no opset_import or is malformed (dangling names, bad attributes).
- * @throws UnsupportedError naming the node for an op / opset / dtype kiln does not convert, or external data without
- * `opts.externalData`.
- * @throws VerifyError naming the node when shape / dtype inference rejects a converted node.
+ * @throws ParseError when the model declares no opset_import.
+ * @throws UnsupportedError naming the node or tensor for an op / opset / dtype / attribute kiln does not convert, or
+ * external data without `opts.externalData`.
+ * @throws VerifyError naming the node or tensor for a name used before it is defined, a cycle, a graph output never
+ * produced or declared with another dtype, or a converted node that shape / dtype inference rejects.
  */
 export function importOnnxModel(model: OnnxModel, opts: ImportOptions = {}): ImportedModel {
   const opsets = new Map<string, number>();
