@@ -7,7 +7,9 @@ import { KilnError } from '../ir/errors.js';
 import { loadLlama2c } from './frontends/llama2c.js';
 import { bundledModelsDir } from './generate/load.js';
 import { buildLlama } from './models/llama.js';
+import type { Graph } from '../ir/graph.js';
 import type { QuantizeIo } from './quantize.js';
+import type { Tokenizer } from './tokenizers/types.js';
 import { BACKEND_CHOICES, type BackendChoice } from './session.js';
 import { loadLlama2cTokenizer } from './tokenizers/llama2c.js';
 
@@ -39,6 +41,8 @@ const GEN_OPTS = {
   balance: { type: 'string' },
   virtual: { type: 'string' },
   backend: { type: 'string' },
+  prompts: { type: 'string' },
+  schedule: { type: 'string' },
 } as const;
 
 function modelPaths(model: string | undefined, tokenizer: string | undefined): { bin: string; tok: string } {
@@ -66,6 +70,7 @@ export async function generateParallelCommand(rest: string[], io: QuantizeIo): P
   const tokenizer = loadLlama2cTokenizer(new Uint8Array(readFileSync(tok)), m.config.vocab);
   const graph = buildLlama(m.config, m.weights);
   const prompt = tokenizer.encode(v.prompt ?? 'Once upon a time', { bos: true });
+  if (v.prompts !== undefined) return pipelinedCommand(v, graph, tokenizer, { tp, pp, steps, balance }, io);
   const { generateParallel } = await import('./parallel/runtime.js');
   const world = tp * pp;
   const mpi = world > 1 ? (await import('./parallel/mpi.js')).mpiWorld() : undefined;
@@ -101,6 +106,48 @@ export async function generateParallelCommand(rest: string[], io: QuantizeIo): P
     io.out(`# bubble fraction ${bubble.toFixed(3)}; bytes exchanged per token ${Math.round(bytes / steps)}\n`);
   }
   mpi?.finalize();
+  return 0;
+}
+
+/**
+ * `--prompts "a|b|c" --schedule static|dynamic`: several sequences in flight through the pipeline (under mpirun,
+ * pp ≥ 2); rank 0 prints one line per sequence, then the numbers.
+ */
+async function pipelinedCommand(
+  v: { prompts?: string; schedule?: string },
+  graph: Graph,
+  tokenizer: Tokenizer,
+  o: { tp: number; pp: number; steps: number; balance: 'cost' | 'equal' },
+  io: QuantizeIo,
+): Promise<number> {
+  const schedule = v.schedule ?? 'dynamic';
+  if (schedule !== 'static' && schedule !== 'dynamic')
+    throw usage(`--schedule must be static or dynamic, got '${schedule}'`);
+  const prompts = v.prompts!.split('|').map((p) => tokenizer.encode(p, { bos: true }));
+  const { generatePipelined } = await import('./parallel/pipelined.js');
+  const mpi = (await import('./parallel/mpi.js')).mpiWorld();
+  const r = generatePipelined(graph, o, prompts, o.steps, schedule, mpi);
+  const world = o.tp * o.pp;
+  const mine = new Float64Array([r.busy, r.wall, r.stage]);
+  const all: Float64Array[] = [mine];
+  if (mpi.rank === 0) {
+    for (let s = 1; s < world; s++) {
+      const b = new Float64Array(3);
+      mpi.recv(b, s, 999);
+      all.push(b);
+    }
+    r.tokens.forEach((t, i) => io.out(tokenizer.decode(t.slice(prompts[i]!.length)) + '\n'));
+    const wall = Math.max(...all.map((a) => a[1]!));
+    const busy = all.map((a) => a[0]!);
+    const bubble = 1 - busy.reduce((a, b) => a + b, 0) / (world * wall);
+    io.out(
+      `# ${schedule} schedule, ${prompts.length} sequences × ${o.steps} tokens, tp ${o.tp} × pp ${o.pp}, ${wall.toFixed(2)} s\n`,
+    );
+    io.out(`# per-rank busy s: ${busy.map((b, i) => `r${i}(stage ${all[i]![2]}) ${b.toFixed(3)}`).join(', ')}\n`);
+    io.out(`# bubble fraction ${bubble.toFixed(3)}; entry order ${r.order.join(',')}\n`);
+  } else mpi.send(mine, 0, 999);
+  mpi.barrier();
+  mpi.finalize();
   return 0;
 }
 

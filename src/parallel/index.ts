@@ -9,3 +9,4 @@ export { generateParallel, planRank, type ParallelLayout, type ParallelGenerateR
 export { simulatePipeline, type ScheduleResult } from './schedule.js';
 export { checkNcclDeclarations, loadNccl, ncclCandidates, NCCL_PROTOTYPES, type Nccl } from './nccl.js';
 export { cutAtCollectives, SegmentedRank, type CutStep, type Transport } from './segments.js';
+export { generatePipelined, type PipelinedResult } from './pipelined.js';

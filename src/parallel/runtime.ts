@@ -82,7 +82,7 @@ function concrete(shape: readonly Dim[], dims: Record<string, number>, what: str
 }
 
 /** The collective transport for a rank graph: all_reduce / all_gather over the rank's MPI group. */
-function mpiCollective(mpi: Mpi) {
+export function mpiCollectiveTransport(mpi: Mpi) {
   return (node: { op: string; name: string }, x: Tensor, attrs: Record<string, unknown>): Tensor => {
     const buf = Float64Array.from(x.data as ArrayLike<number>);
     if (node.op === 'all_reduce') {
@@ -153,7 +153,7 @@ export async function generateParallel(
   const { tp, pp } = layout;
   const lastVirtual = pp * (layout.virtual ?? 1) - 1;
   const transport = mpi
-    ? mpiCollective(mpi)
+    ? mpiCollectiveTransport(mpi)
     : () => {
         throw new KilnError('runtime', 'a collective needs the MPI world');
       };

@@ -70,6 +70,32 @@ describe.skipIf(noMpi || noCli)('MPI ranks (mpirun, built CLI)', () => {
     expect(r.stdout.split('\n')[0]).toBe(text);
   });
 
+  it('several sequences in flight (pp 2): static and dynamic schedules give each prompt its single-process text', () => {
+    const prompts = ['One day a little girl named Lily went to the park with her mom and saw a dog', 'Tom', 'Sue'];
+    const want = prompts.map(
+      (p) => kiln(['generate', 'stories260K', '--steps', '5', '--prompt', p, '--tp', '1']).stdout.split('\n')[0],
+    );
+    for (const schedule of ['static', 'dynamic']) {
+      const r = mpirun(2, [
+        'generate',
+        'stories260K',
+        '--steps',
+        '5',
+        '--pp',
+        '2',
+        '--prompts',
+        prompts.join('|'),
+        '--schedule',
+        schedule,
+      ]);
+      expect(r.stderr).toBe('');
+      expect(r.stdout.split('\n').slice(0, 3)).toEqual(want);
+      expect(r.stdout).toMatch(/# bubble fraction \d\.\d+; entry order/);
+      // static: arrival order; dynamic: the short prompts enter first (Johnson's rule on measured stage times)
+      expect(r.stdout).toMatch(schedule === 'static' ? /entry order 0,1,2,0,1,2/ : /entry order 1,2,0/);
+    }
+  });
+
   it('bad splits are one-line typed errors', () => {
     const alone = kiln([...GEN, '--tp', '2']); // not under mpirun: a world of 1
     expect(alone.status).toBe(2);
