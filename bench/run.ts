@@ -10,6 +10,8 @@
  *   npm run bench -- generate        stories260K prefill / decode tok/s per backend, the reference beside them
  *   npm run bench -- attention [N]   SDPA at N = 2048 on WebGPU: fused (one kernel) vs the unfused exporter form
  *   npm run bench -- gemv [K N]      decode GEMV 1×4096 · 4096×4096 on WebGPU with f32 / f16 / int8 / int4 weights
+ *   npm run bench -- speculative [T] stories260K greedy: each draft source (n-gram, self, Medusa fitted here, mixes)
+ *                                    vs plain decoding — accepted per pass, passes per token, tok/s, same text
  *   npm run bench -- aot             stories260K as an AOT module (kiln/runtime) vs JIT: bundle size, cold start
  *   npm run bench -- sparse [K N]    [M, 4096] · 4096×4096 on WebGPU: dense vs csr / bsr 4×4 / 2:4 at densities 5–90%,
  *                                    M = 1 and 32; crossover, fitted layout constants, the cost model's choice
@@ -39,6 +41,7 @@ const known = [
   'gemv',
   'aot',
   'sparse',
+  'speculative',
 ];
 if (!known.includes(which)) {
   console.error(`unknown benchmark '${which}' (expected one of ${known.join(', ')})`);
@@ -53,7 +56,8 @@ const pick = (name: string) =>
     name !== 'attention' &&
     name !== 'gemv' &&
     name !== 'aot' &&
-    name !== 'sparse');
+    name !== 'sparse' &&
+    name !== 'speculative');
 // The individual benchmarks read their own options from argv[2...]: drop the benchmark name.
 process.argv.splice(2, 1);
 
@@ -81,6 +85,10 @@ if (pick('gemv')) {
 if (pick('sparse')) {
   const { benchSparse } = await import('./sparse.js');
   await benchSparse();
+}
+if (pick('speculative')) {
+  const { benchSpeculative } = await import('./speculative.js');
+  await benchSpeculative();
 }
 if (pick('aot')) {
   const { benchAot } = await import('./aot.js');

@@ -1,4 +1,7 @@
-/** kiln/dsl — scalar TypeScript functions as custom ops and fused epilogues (issue 16). */
+/** kiln/dsl — scalar TypeScript functions as custom ops and fused epilogues (issue 16).
+ *
+ * @module kiln/dsl
+ */
 export * from './intrinsics.js';
 export {
   DslError,

@@ -1,4 +1,5 @@
 /** Text in, text out: generation and perplexity over a tokenizer. */
+import { KilnError } from '../../ir/errors.js';
 import type { Tokenizer } from '../tokenizers/types.js';
 import type { GenerateOptions, LanguageModelSession } from './lm.js';
 
@@ -42,7 +43,7 @@ export interface PerplexityResult {
  * window every token after the first is scored from its prefix. Log-softmax in float64 on the host. Defaults:
  * `window` 256, every window of the text (`maxWindows` caps them).
  *
- * @throws RangeError when `window` is not an integer ≥ 2.
+ * @throws KilnError (code `limit`, limit `window`) when `window` is not an integer ≥ 2.
  * @throws KilnError (code `limit`) when the model takes fewer tokens per run than `window`.
  */
 export async function perplexity(
@@ -52,7 +53,9 @@ export async function perplexity(
   opts: { window?: number; maxWindows?: number } = {},
 ): Promise<PerplexityResult> {
   const window = opts.window ?? 256;
-  if (!(Number.isInteger(window) && window >= 2)) throw new RangeError(`window must be an integer ≥ 2, got ${window}`);
+  if (!(Number.isInteger(window) && window >= 2)) {
+    throw new KilnError('limit', `window must be an integer ≥ 2, got ${window}`, { limit: 'window' });
+  }
   const ids = tok.encode(text, { bos: false });
   const per = window - 1;
   let nll = 0;

@@ -1,10 +1,20 @@
-/** The parallel runtime: collectives over MPI / NCCL, ranks, pipeline schedules (issue 15). */
+/**
+ * The parallel runtime: collectives over MPI / NCCL, ranks, pipeline schedules, the all-ranks reference.
+ *
+ * @module kiln/parallel
+ */
 export { interpretRanks } from './interpret-ranks.js';
 export { collectiveReference, COLLECTIVE_OPS } from '../../ir/ops/collective.js';
 export { interpretPipeline } from './pipeline-reference.js';
 export { interpretWithCollectives } from './interpret-ranks.js';
 export { mpiWorld, mpiShimLibrary, type Mpi } from './mpi.js';
-export { generateParallel, planRank, type ParallelLayout, type ParallelGenerateResult } from './runtime.js';
+export {
+  generateParallel,
+  planRank,
+  type ParallelLayout,
+  type ParallelGenerateResult,
+  type RankPlan,
+} from './runtime.js';
 
 export { simulatePipeline, type ScheduleResult } from './schedule.js';
 export { checkNcclDeclarations, loadNccl, ncclCandidates, NCCL_PROTOTYPES, type Nccl } from './nccl.js';

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import '../../ir/ops/index.js';
+import { KilnError } from '../../ir/errors.js';
 import { LanguageModelSession } from '../../src/generate/lm.js';
 import { loadLanguageModel } from '../../src/generate/load.js';
 import { generateText, perplexity } from '../../src/generate/text.js';
@@ -108,6 +109,18 @@ describe('perplexity on TinyStories text', () => {
       expect(Math.abs(r.perplexity - ref) / ref).toBeLessThan(1e-4);
     }
   }, 120_000);
+
+  it('a bad window is a typed error naming the limit', async () => {
+    const lm = await LanguageModelSession.create(loadLanguageModel(MODEL, { tokenizer: TOK }), {
+      backend: 'reference',
+    });
+    sessions.push(lm);
+    for (const window of [1, 2.5, NaN]) {
+      const e = await perplexity(lm, tok, 'Once upon a time', { window }).catch((x: unknown) => x);
+      expect(e).toBeInstanceOf(KilnError);
+      expect((e as KilnError).location.limit).toBe('window');
+    }
+  });
 });
 
 describe.each(backends.filter((b) => b !== 'reference'))('%s: host↔device traffic per decode step', (backend) => {

@@ -1,0 +1,104 @@
+/**
+ * Speculative decoding on stories260K (webgpu), greedy, in one run: for each draft source — n-gram lookup, the
+ * model's first layers (self), Medusa heads fitted here on the first half of tinystories-calib.txt, and mixes — the
+ * mean accepted tokens per target pass, target passes per generated token and decode tok/s, beside plain decoding on
+ * the same paged target, with a check that every configuration's text equals plain decoding's.
+ *
+ *   npm run bench -- speculative [TOKENS]     (default 128 new tokens for each of 3 prompts)
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { bundledModelsDir, loadLanguageModel } from '../src/generate/load.js';
+import { fitMedusa, lmHeadOf, MedusaDraft, MedusaHeads } from '../src/generate/medusa.js';
+import { PagedLanguageModel } from '../src/generate/paged.js';
+import { ModelDraft, NgramDraft, SpeculativeDecoder, type DraftSource } from '../src/generate/speculative.js';
+import { halves } from '../src/quantize.js';
+import { loadLlama2c } from '../src/frontends/llama2c.js';
+import type { LlamaConfig } from '../src/models/config.js';
+import { printTable } from './common.js';
+
+const PROMPTS = ['Once upon a time', 'The little dog', 'One day, Lily went to the park'];
+
+export async function benchSpeculative(): Promise<void> {
+  const tokens = Number(process.argv[2] ?? 128);
+  const file = join(bundledModelsDir(), 'stories260K.bin');
+  // the shared data beside the repository (npm run bench runs from its root)
+  const text = readFileSync(join(process.cwd(), '../shared/data/tinystories-calib.txt'), 'utf8');
+  const base = loadLanguageModel(file);
+  const t0 = performance.now();
+  const fit = await fitMedusa(base.graph, base.tokenizer!, halves(text)[0], {
+    heads: 3,
+    epochs: 2,
+    lr: 1e-2,
+    backend: 'webgpu',
+  });
+  console.log(
+    `Medusa: 3 sequential heads fitted in ${((performance.now() - t0) / 1000).toFixed(1)} s on ${fit.trainTokens} ` +
+      `positions; held-out top-1 ${fit.accuracy.map((a) => `${(100 * a.after).toFixed(1)}%`).join(' / ')}`,
+  );
+  const heads = JSON.stringify(fit.heads.toJSON());
+  const medusa = (m: ReturnType<typeof loadLanguageModel>) =>
+    new MedusaDraft(MedusaHeads.fromJSON(JSON.parse(heads), lmHeadOf(m.graph)));
+  const self3 = (m: ReturnType<typeof loadLanguageModel>) =>
+    ModelDraft.layerSkip(m.config as LlamaConfig, loadLlama2c(readFileSync(file)).weights, 3, {
+      backend: 'webgpu',
+      blockSize: 16,
+      numBlocks: 40,
+    });
+  const configs: [string, (m: ReturnType<typeof loadLanguageModel>) => Promise<DraftSource[]>][] = [
+    ['plain', async () => []],
+    ['ngram', async () => [new NgramDraft()]],
+    ['self:3', async (m) => [await self3(m)]],
+    ['medusa', async (m) => [medusa(m)]],
+    ['medusa+ngram', async (m) => [medusa(m), new NgramDraft()]],
+  ];
+  const rows = [['drafts', 'decode tok/s', 'vs plain', 'target passes / token', 'accepted / pass', 'same text']];
+  let plainRate = 0;
+  let plainText: number[][] = [];
+  for (const [name, make] of configs) {
+    const m = loadLanguageModel(file, { paged: { blockSize: 16 } });
+    const target = await PagedLanguageModel.create(m, {
+      backend: 'webgpu',
+      numBlocks: 40,
+      hidden: name.includes('medusa'),
+    });
+    const sources = await make(m);
+    const dec = new SpeculativeDecoder(target, { draft: sources, draftLen: 4 });
+    let made = 0;
+    let ms = 0;
+    let passes = 0;
+    let accepted = 0;
+    const texts: number[][] = [];
+    for (const [i, p] of PROMPTS.entries()) {
+      const ids = m.tokenizer!.encode(p, { bos: true });
+      for (let rep = 0; rep < 2; rep++) {
+        const out: number[] = [];
+        for await (const t of dec.generate(ids, { maxTokens: tokens })) out.push(t);
+        if (rep === 0) continue; // warm-up: kernels built
+        texts[i] = out;
+        const s = dec.stats!;
+        made += s.generatedTokens - 1;
+        ms += ((s.generatedTokens - 1) / s.decodeTokPerS) * 1000;
+        passes += s.targetPasses;
+        accepted += s.acceptedTokens;
+      }
+    }
+    for (const s of sources) s.dispose?.();
+    target.dispose();
+    const rate = (made / ms) * 1000;
+    if (name === 'plain') {
+      plainRate = rate;
+      plainText = texts;
+    }
+    rows.push([
+      name,
+      rate.toFixed(1),
+      `${(rate / plainRate).toFixed(2)}×`,
+      (passes / (made + PROMPTS.length)).toFixed(3),
+      (accepted / Math.max(passes, 1)).toFixed(2),
+      String(texts.every((t, i) => t.join(',') === plainText[i]!.join(','))),
+    ]);
+  }
+  console.log(`\nspeculative decoding, stories260K on webgpu, greedy, ${PROMPTS.length} prompts × ${tokens} tokens`);
+  printTable(rows);
+}
