@@ -14,6 +14,7 @@ export {
   type ParallelLayout,
   type ParallelGenerateResult,
   type RankPlan,
+  type RankPart,
 } from './runtime.js';
 
 export { simulatePipeline, type ScheduleResult } from './schedule.js';
