@@ -65,7 +65,11 @@ const arbGpt2: fc.Arbitrary<Gpt2Config> = fc
     layers: fc.integer({ min: 1, max: 2 }),
     vocab: fc.integer({ min: 5, max: 29 }),
   })
-  .map(({ heads, hd, ...r }) => ({ arch: 'gpt2' as const, dim: heads * hd, heads, maxSeq: 12, normEps: 1e-5, ...r }));
+  .map(({ heads, hd, ...r }) => ({ arch: 'gpt2' as const, dim: heads * hd, heads, maxSeq: 12, normEps: 1e-5, ...r }))
+  // a layer norm over 2 or 3 channels is ill-conditioned (x − mean is a difference of nearly equal numbers): per-op f32
+  // rounding then differs from the float64 forward by more than 1e-5 even for a full recompute (dim 2, seed
+  // -1616172239: 4e-5), which says nothing about prefill + decode
+  .filter((c) => c.dim >= 4);
 
 /** batch 1 or 2, length 1..8, prefill length 1..T, then steps of 1..3 tokens; ids reduced mod vocab. */
 const arbRun = fc.record({
