@@ -18,9 +18,15 @@ export type SparsityPattern = { kind: 'unstructured'; sparsity: number } | { kin
 /** What scores are compared against each other (unstructured only; N:M compares within each group). */
 export type PruneScope = 'output' | 'layer' | 'global';
 
+/** A pattern for reports: `2:4`, `50%`. */
 export const patternName = (p: SparsityPattern): string =>
   p.kind === 'nm' ? `${p.n}:${p.m}` : `${+(p.sparsity * 100).toFixed(2)}%`;
 
+/**
+ * Validate a pattern.
+ *
+ * @throws KilnError (code `attribute`) for a sparsity outside [0, 1), or an N:M that is not 0 ≤ N < M.
+ */
 export function checkPattern(p: SparsityPattern): void {
   if (p.kind === 'unstructured') {
     if (!(p.sparsity >= 0 && p.sparsity < 1))

@@ -27,6 +27,7 @@ export interface PruneOptions {
   /** SparseGPT: damping fraction, block size, sequential recalibration. */
   damp?: number;
   blockSize?: number;
+  /** SparseGPT sequential: recompute the statistics on the graph pruned so far before each activation's matmuls. */
   recalibrate?: (graph: Graph) => CalibrationStats;
   head?: boolean;
   only?: readonly string[];

@@ -77,6 +77,7 @@ export interface DslFunction {
  * `file:line:column:` and names the construct.
  */
 export class DslError extends KilnError {
+  /** `detail` is the message without the location; `op` the custom op being defined, when known. */
   constructor(
     code: KilnErrorCode,
     readonly detail: string,

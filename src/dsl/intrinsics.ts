@@ -44,24 +44,43 @@ export function bool(x: number | boolean): boolean {
   return typeof x === 'boolean' ? x : x !== 0;
 }
 
+/** 1 / (1 + e^−x) (a kernel's `sigmoid`). */
 export const sigmoid = (x: f32): f32 => 1 / (1 + Math.exp(-x));
+/** max(x, 0) (NaN stays NaN). */
 export const relu = (x: f32): f32 => (x < 0 ? 0 : x);
+/** x · sigmoid(x). */
 export const silu = (x: f32): f32 => x * sigmoid(x);
+/** 1 / √x (a kernel's `inverseSqrt` / `rsqrtf`). */
 export const rsqrt = (x: f32): f32 => 1 / Math.sqrt(x);
+/** E^x — `Math.exp` in the reference, the target's builtin in kernels. */
 export const exp = Math.exp;
+/** Natural logarithm — `Math.log` in the reference, the target's builtin in kernels. */
 export const log = Math.log;
+/** Square root — `Math.sqrt` in the reference, the target's builtin in kernels. */
 export const sqrt = Math.sqrt;
+/** Hyperbolic tangent — `Math.tanh` in the reference, the target's builtin in kernels. */
 export const tanh = Math.tanh;
+/** Absolute value — `Math.abs` in the reference, the target's builtin in kernels. */
 export const abs = Math.abs;
+/** Round toward −∞ — `Math.floor` in the reference, the target's builtin in kernels. */
 export const floor = Math.floor;
+/** Round toward +∞ — `Math.ceil` in the reference, the target's builtin in kernels. */
 export const ceil = Math.ceil;
+/** Round toward zero — `Math.trunc` in the reference, the target's builtin in kernels. */
 export const trunc = Math.trunc;
+/** Sine (radians) — `Math.sin` in the reference, the target's builtin in kernels. */
 export const sin = Math.sin;
+/** Cosine (radians) — `Math.cos` in the reference, the target's builtin in kernels. */
 export const cos = Math.cos;
+/** Tangent (radians) — `Math.tan` in the reference, the target's builtin in kernels. */
 export const tan = Math.tan;
+/** Arc sine — `Math.asin` in the reference, the target's builtin in kernels. */
 export const asin = Math.asin;
+/** Arc cosine — `Math.acos` in the reference, the target's builtin in kernels. */
 export const acos = Math.acos;
+/** Arc tangent — `Math.atan` in the reference, the target's builtin in kernels. */
 export const atan = Math.atan;
+/** X^y — `Math.pow` in the reference, the target's builtin in kernels. */
 export const pow = Math.pow;
 
 /** Gauss error function (the float64 one the reference interpreter uses). */

@@ -64,14 +64,21 @@ export interface Mpi {
   readonly size: number;
   /** Restrict the collectives to the ranks sharing `color` (ordered by `key`); point-to-point stays on the world. */
   group(color: number, key: number): void;
+  /** Sum `buf` over the group's ranks, in place (every rank ends with the sum). */
   allreduce(buf: Float64Array): void;
   /** Gather over the group of `groupSize` ranks (the world unless `group` split it). */
   allgather(send: Float64Array, groupSize: number): Float64Array;
+  /** Blocking send of `buf` to world rank `dest` with `tag`. */
   send(buf: Float64Array, dest: number, tag: number): void;
+  /** Blocking receive into `buf` (its length is the count expected) from world rank `src` with `tag`. */
   recv(buf: Float64Array, src: number, tag: number): void;
+  /** Broadcast `buf` from world rank `root` to every rank, in place. */
   bcast(buf: Float64Array, root: number): void;
+  /** Wait until every rank of the world reaches the barrier. */
   barrier(): void;
+  /** MPI_Wtime: seconds on this rank's clock. */
   wtime(): number;
+  /** MPI_Finalize (idempotent); no MPI call is allowed afterwards. */
   finalize(): void;
   /** Bytes this rank sent through collectives and point-to-point calls. */
   readonly bytes: { value: number };

@@ -64,13 +64,19 @@ export function checkNcclDeclarations(): number {
   return NCCL_PROTOTYPES.length;
 }
 
+/** libnccl bound through koffi: the calls a single- or multi-rank TP run needs. */
 export interface Nccl {
+  /** The library file loaded. */
   readonly path: string;
+  /** ncclGetVersion: e.g. 22105 for 2.21.5. */
   version(): number;
   /** ncclGetUniqueId + ncclCommInitRank; returns the communicator handle. */
   initRank(nranks: number, rank: number, id?: unknown): unknown;
+  /** ncclGetUniqueId: the id rank 0 makes and every rank passes to `initRank`. */
   uniqueId(): unknown;
+  /** ncclCommDestroy. */
   destroy(comm: unknown): void;
+  /** Every bound function by its C name (`NCCL_PROTOTYPES`), for collectives on device pointers. */
   readonly fn: Readonly<Record<string, (...args: unknown[]) => unknown>>;
 }
 

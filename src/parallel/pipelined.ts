@@ -32,6 +32,12 @@ const TAG_HEADER = 201;
 const TAG_HIDDEN = 202;
 const TAG_TOKEN = 203;
 
+/**
+ * Several sequences in flight through the pipeline stages of an MPI run (this process is one rank): each (sequence,
+ * step) is a micro-batch; the first stage picks the next ready sequence by `policy` (`static`: readiness order,
+ * `dynamic`: Johnson's rule on measured per-token stage times); rank 0 returns each prompt's greedy tokens and the
+ * run's bubble and busy times.
+ */
 export function generatePipelined(
   graph: Graph,
   layout: { tp: number; pp: number; balance?: 'cost' | 'equal' },

@@ -19,6 +19,11 @@ export interface ScheduleResult {
   readonly orders: readonly (readonly number[])[];
 }
 
+/**
+ * Simulate S stages over M micro-batches with per-(micro-batch, stage) times `t[m][s]`: `static` runs them in arrival
+ * order (GPipe fill / drain), `dynamic` orders them by Johnson's rule on the pipeline's halves; returns the makespan,
+ * per-stage busy time and the bubble fraction 1 − Σbusy / (S · makespan).
+ */
 export function simulatePipeline(t: readonly (readonly number[])[], policy: 'static' | 'dynamic'): ScheduleResult {
   const M = t.length;
   const S = t[0]?.length ?? 0;

@@ -61,6 +61,7 @@ export function cutAtCollectives(graph: Graph): CutStep[] {
   });
 }
 
+/** Runs one collective node for this rank: its input tensor in, the collective's result out (MPI, or a test double). */
 export type Transport = (node: Node, x: Tensor, attrs: Record<string, unknown>) => Tensor;
 
 /** A rank graph as compiled segments + host collectives. */
@@ -70,6 +71,7 @@ export class SegmentedRank {
     private readonly outputs: readonly string[],
   ) {}
 
+  /** Cut `graph` at its collectives and compile each segment as a session (`opts.backend`). */
   static async compile(graph: Graph, opts: CompileOptions): Promise<SegmentedRank> {
     const { compile } = await import('../session.js');
     const steps: (CutStep & { session?: Session })[] = [];
@@ -82,6 +84,7 @@ export class SegmentedRank {
     );
   }
 
+  /** Run the segments in order, each collective through `transport`; returns the rank graph's outputs. */
   async run(feeds: Readonly<Record<string, Tensor>>, transport: Transport): Promise<Record<string, Tensor>> {
     const env = new Map<string, Tensor>(Object.entries(feeds));
     for (const s of this.steps) {
@@ -99,6 +102,7 @@ export class SegmentedRank {
     return out;
   }
 
+  /** Dispose every segment's session. */
   dispose(): void {
     for (const s of this.steps) s.session?.dispose();
   }
