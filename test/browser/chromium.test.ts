@@ -4,20 +4,15 @@
  * and random graphs with the float64 reference inside the page. Without Chromium it skips locally and fails in CI
  * (`apt-get install chromium`; .ci/run installs it).
  */
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 import { describe, expect, it } from 'vitest';
+import { CHROMIUM, launchChromium } from '../helpers/chromium.js';
 import { REPO_ROOT } from '../helpers/paths.js';
 import { requireTool } from '../helpers/tools.js';
 
-const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].find((p) =>
-  existsSync(p),
-);
 const noChromium = await requireTool('Chromium', () =>
   CHROMIUM ? undefined : 'no /usr/bin/chromium (apt-get install chromium)',
 );
@@ -63,23 +58,13 @@ describe.skipIf(noChromium)('kiln in headless Chromium (navigator.gpu)', () => {
     });
     await new Promise<void>((res) => server.listen(0, '127.0.0.1', () => res()));
     const port = (server.address() as AddressInfo).port;
-    const browser = spawn(
-      CHROMIUM!,
+    const chromium = launchChromium(
       [
-        '--headless=new',
-        '--no-sandbox',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
         '--disable-quic',
-        `--user-data-dir=${mkdtempSync(join(tmpdir(), 'kiln-chromium-'))}`,
-        '--enable-unsafe-webgpu',
-        '--enable-features=Vulkan',
         ...(process.env['KILN_BROWSER_LOG'] ? ['--enable-logging=stderr', '--v=0'] : []),
         `http://127.0.0.1:${port}/`,
       ],
-      { stdio: process.env['KILN_BROWSER_LOG'] ? 'inherit' : 'ignore' },
+      process.env['KILN_BROWSER_LOG'] ? 'inherit' : 'ignore',
     );
     let timer: NodeJS.Timeout | undefined;
     let body: string;
@@ -92,7 +77,7 @@ describe.skipIf(noChromium)('kiln in headless Chromium (navigator.gpu)', () => {
       ]);
     } finally {
       clearTimeout(timer);
-      browser.kill('SIGKILL');
+      await chromium.close();
       server.close();
     }
     const r = JSON.parse(body) as { adapter: string; cases: number; mismatches: string[]; error?: string };

@@ -5,8 +5,7 @@
  * page, the kernel count, the SVG), then takes a screenshot through the DevTools protocol
  * (over --remote-debugging-pipe) and checks it is not blank. Without Chromium it skips locally and fails in CI.
  */
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -16,12 +15,10 @@ import { describe, expect, it } from 'vitest';
 import { compileModule } from '../../src/aot.js';
 import { loadLanguageModel } from '../../src/generate/load.js';
 import { decodePng, inkFraction } from '../helpers/png.js';
+import { CHROMIUM, launchChromium } from '../helpers/chromium.js';
 import { REPO_ROOT } from '../helpers/paths.js';
 import { requireTool } from '../helpers/tools.js';
 
-const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].find((p) =>
-  existsSync(p),
-);
 const noChromium = await requireTool('Chromium', () =>
   CHROMIUM ? undefined : 'no /usr/bin/chromium (apt-get install chromium)',
 );
@@ -67,25 +64,11 @@ describe.skipIf(noChromium)('the browser demo page', () => {
     const report = new Promise<string>((res) => (resolveReport = res));
     const server = await serve(out, 0, (path, body) => path === '/report' && resolveReport(body));
     const port = (server.address() as AddressInfo).port;
-    const profile = mkdtempSync(join(tmpdir(), 'kiln-chromium-'));
-    const browser = spawn(
-      CHROMIUM!,
-      [
-        '--headless=new',
-        '--no-sandbox',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--window-size=1280,1400',
-        `--user-data-dir=${profile}`,
-        '--enable-unsafe-webgpu',
-        '--enable-features=Vulkan',
-        '--remote-debugging-pipe',
-        `http://127.0.0.1:${port}/?report=/report&aot=module/`,
-      ],
-      { stdio: ['ignore', 'ignore', 'ignore', 'pipe', 'pipe'] },
+    const chromium = launchChromium(
+      ['--window-size=1280,1400', '--remote-debugging-pipe', `http://127.0.0.1:${port}/?report=/report&aot=module/`],
+      ['ignore', 'ignore', 'ignore', 'pipe', 'pipe'],
     );
+    const browser = chromium.proc;
     const cdp = new Cdp(browser.stdio[3] as Writable, browser.stdio[4] as Readable);
     let timer: NodeJS.Timeout | undefined;
     try {
@@ -125,13 +108,9 @@ describe.skipIf(noChromium)('the browser demo page', () => {
       expect(ink).toBeGreaterThan(0.02);
     } finally {
       clearTimeout(timer);
-      const exited = new Promise((res) => browser.once('exit', res));
-      browser.kill('SIGKILL');
-      await exited;
+      await chromium.close();
       server.close();
       rmSync(out, { recursive: true, force: true });
-      // Chromium may still be writing its profile as it dies
-      rmSync(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
     }
   }, 240_000);
 });
