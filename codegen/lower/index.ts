@@ -13,6 +13,7 @@ import './scatter.js';
 import './conv.js';
 import './blockq.js';
 import './sparse.js';
+import './ggml.js';
 
 export { lowerNode, hasLowering, registerLowering, type Lowering } from './registry.js';
 export * from './kernel-builder.js';

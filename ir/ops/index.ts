@@ -14,3 +14,4 @@ import './conv.js';
 import './blockq.js';
 import './sparse.js';
 import './collective.js';
+import './ggml.js';

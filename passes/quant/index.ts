@@ -7,3 +7,4 @@ export * from './calibrate.js';
 export * from './gptq.js';
 export * from './awq.js';
 export * from './smoothquant.js';
+export * from './qdq.js';

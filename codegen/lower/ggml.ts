@@ -1,0 +1,2 @@
+/** Lowerings of the GGUF (ggml) block-quantized ops: slot. */
+export {};

@@ -1,0 +1,2 @@
+/** GGUF (ggml) block-quantized weights: slot, filled by the GGUF formats work. */
+export {};

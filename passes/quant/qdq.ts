@@ -1,0 +1,2 @@
+/** QAT / QAF graph folding (Q/DQ pairs, MatMulInteger, DynamicQuantizeLinear): slot. */
+export {};
