@@ -2,7 +2,7 @@
  * Block-quantized kernels equal the reference semantics of the dequantized graph (ir/ops/blockq.ts: dequantize in
  * float64, then matmul / gather) to f32 rounding, on webgpu and cuda-emu: random shapes (ragged last blocks, K not a
  * multiple of anything), bits 4 / 8, block sizes 16–256, symmetric (default zero point) / asymmetric (packed u8 or
- * float zero points), g_idx, bias, M = 1 (skinny GEMV) and M > 1 (tiled), leading batch dims; and
+ * float zero points), g_idx, bias, M ≤ 4 (the packed-word GEMV; skinny with g_idx) and M > 1 (tiled), leading batch dims; and
  * gather_block_quantized over random axes and data dtypes. Each backend's run asserts that both matmul schedules ran.
  * fast-check prints the seed of a failing case; KILN_PROP_RUNS scales.
  */
@@ -217,6 +217,8 @@ const FIXED: NBitsCase[] = [
   { seed: 1, lead: [1], K: 172, N: 64, bits: 4, block: 32, zp: 'none', gIdx: false, bias: false, dtype: 'f32' }, // decode, ragged
   { seed: 2, lead: [70], K: 200, N: 72, bits: 4, block: 64, zp: 'packed', gIdx: false, bias: true, dtype: 'f32' }, // prefill
   { seed: 3, lead: [2, 40], K: 96, N: 48, bits: 8, block: 16, zp: 'float', gIdx: true, bias: false, dtype: 'f16' },
+  // the packed-word GEMV: 3 rows, a word straddling K (K % 4 = 2), float zero points, bias
+  { seed: 4, lead: [3, 1], K: 90, N: 37, bits: 8, block: 32, zp: 'float', gIdx: false, bias: true, dtype: 'f32' },
 ];
 
 describe.each<[BackendChoice, boolean, number]>([
@@ -236,6 +238,7 @@ describe.each<[BackendChoice, boolean, number]>([
         }),
         { numRuns: runs, examples: FIXED.map((c) => [c]) },
       );
+      expect([...names].some((n) => n.includes('matmul_nbits_gemv'))).toBe(true);
       expect([...names].some((n) => n.includes('matmul_nbits_skinny'))).toBe(true);
       expect([...names].some((n) => n.includes('matmul_nbits_tiled'))).toBe(true);
     },
