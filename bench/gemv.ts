@@ -66,3 +66,43 @@ export async function benchGemv(
   ]);
   for (const s of sessions) s.dispose();
 }
+
+/**
+ * stories260K greedy decode on WebGPU with f32 weights and with int4 RTN (group 32; embeddings and head kept f32),
+ * in one run, the two sessions taking turns: decode tok/s of each and their ratio. The model is tiny (launch-bound:
+ * a decode step is ~40 small kernels), so this shows the int4 kernels cost nothing there, not the bandwidth win.
+ */
+export async function benchGemvModel(tokens = 64): Promise<void> {
+  const { join } = await import('node:path');
+  const { bundledModelsDir, loadLanguageModel } = await import('../src/generate/load.js');
+  const { LanguageModelSession } = await import('../src/generate/lm.js');
+  const dir = bundledModelsDir();
+  const load = () => loadLanguageModel(join(dir, 'stories260K.bin'), { tokenizer: join(dir, 'tok512.bin') });
+  const f32 = load();
+  const int4 = load();
+  quantizeRtn(int4.graph, { bits: 4, group: 32 });
+  const lms = [
+    await LanguageModelSession.create(f32, { backend: 'webgpu' }),
+    await LanguageModelSession.create(int4, { backend: 'webgpu' }),
+  ];
+  const prompt = f32.tokenizer!.encode('Once upon a time', { bos: true });
+  const texts: string[] = ['', ''];
+  const rate: number[][] = [[], []];
+  for (let r = 0; r < 4; r++) {
+    for (let i = 0; i < 2; i++) {
+      const ids: number[] = [];
+      for await (const t of lms[i]!.generate(prompt, { maxTokens: tokens })) ids.push(t);
+      if (r === 0) texts[i] = f32.tokenizer!.decode(ids);
+      else rate[i]!.push(lms[i]!.stats!.decodeTokPerS); // round 0 warms up (kernel compiles)
+    }
+  }
+  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+  console.log(`\nstories260K greedy decode on WebGPU, ${tokens} tokens, median of 3 runs taking turns`);
+  printTable([
+    ['weights', 'decode tok/s', 'vs f32'],
+    ['f32', med(rate[0]!).toFixed(1), '1'],
+    ['int4 RTN g32', med(rate[1]!).toFixed(1), `${(med(rate[1]!) / med(rate[0]!)).toFixed(2)}×`],
+  ]);
+  console.log(`same greedy text: ${texts[0] === texts[1] ? 'yes' : 'no (int4 rounding changes the argmax)'}`);
+  for (const lm of lms) lm.dispose();
+}

@@ -79,8 +79,9 @@ if (pick('attention')) {
   await benchAttention();
 }
 if (pick('gemv')) {
-  const { benchGemv } = await import('./gemv.js');
+  const { benchGemv, benchGemvModel } = await import('./gemv.js');
   await benchGemv();
+  await benchGemvModel();
 }
 if (pick('sparse')) {
   const { benchSparse } = await import('./sparse.js');

@@ -13,39 +13,12 @@
  */
 import type { DType } from '../../ir/dtype.js';
 import { numel, stridesOf } from '../../ir/shape.js';
-import { nbitsGeometry, gatherBQGeometry } from '../../ir/ops/blockq.js';
-import {
-  add,
-  and,
-  assign,
-  barrier,
-  bin,
-  c,
-  cast,
-  div,
-  eq,
-  for_,
-  ge,
-  if_,
-  load,
-  loadType,
-  lt,
-  mod,
-  mul,
-  or,
-  select,
-  sload,
-  sstore,
-  store,
-  sub,
-  v,
-  var_,
-  type Expr,
-} from '../kir.js';
-import { zeros, type Contraction, type View } from './contraction/contraction.js';
+import { nbitsGeometry, gatherBQGeometry, type NBits } from '../../ir/ops/blockq.js';
+import { add, bin, c, cast, div, ge, load, loadType, lt, mod, mul, or, select, sub, type Expr } from '../kir.js';
+import { zeros, type Contraction, type PackedB, type View } from './contraction/contraction.js';
 import { lowerContraction } from './contraction/lower.js';
-import { grid1d, KernelBuilder, type LowerCtx, type LoweredStep } from './kernel-builder.js';
-import { checkIndexRange, fromCompute, pointwise, toCompute } from './pointwise.js';
+import type { KernelBuilder, LowerCtx } from './kernel-builder.js';
+import { checkIndexRange, pointwise, toCompute } from './pointwise.js';
 import { registerLowering } from './registry.js';
 import { storageOf } from './storage.js';
 import { KilnError } from '../../ir/errors.js';
@@ -66,131 +39,97 @@ function ld(kb: KernelBuilder, buf: string, dt: DType, i: Expr): Expr {
   return toCompute(load(buf, i, loadType(storageOf(dt, kb.caps))), dt);
 }
 
-registerLowering('matmul_nbits', (ctx) => {
+/**
+ * matmul_nbits as a contraction: b read through the dequantizing load hook (element schedules) and as packed words
+ * (the packed GEMV), the bias as gemm's (alpha = beta = 1: exact). `at` maps the op's input positions to the kernel's
+ * input bindings (a fused_contraction whose body starts with the op passes its own).
+ */
+export function nbitsContraction(ctx: LowerCtx, at: (i: number) => number = (i) => i): Contraction {
   const g = nbitsGeometry(ctx.attrs, fail(ctx));
   const [a, , , , gIdx, bias] = ctx.inputs;
   const lead = a!.shape.slice(0, -1);
   const Kp = g.nBlocks * g.block;
   checkIndexRange(ctx, g.N * Kp, 'the padded weight');
-  // a: its own strides (a view's layout, indexed by the schedule itself) over the leading dims (m) and k
+  // a: its own strides (a view's layout, indexed by the schedule itself); as matmul's, the leading dims but the last
+  // are batch (b broadcast over them: stride 0), the last is m
   const aSt = a!.layout ? [...a!.layout.strides] : stridesOf(a!.shape);
-  const aView: View = { input: 0, st: { batch: [], m: aSt.slice(0, -1), n: [0], k: [aSt[aSt.length - 1]!] } };
+  const nb = Math.max(lead.length - 1, 0);
+  const aView: View = {
+    input: 0,
+    st: { batch: aSt.slice(0, nb), m: aSt.slice(nb, -1), n: [0], k: [aSt[aSt.length - 1]!] },
+  };
   if (a!.layout) aView.offset = a!.layout.offset;
   const outSt = stridesOf([...lead, g.N]);
   const con: Contraction = {
     label: 'matmul_nbits',
-    dims: { batch: [], m: [...lead], n: [g.N], k: [g.K] },
+    dims: { batch: lead.slice(0, nb), m: lead.slice(nb), n: [g.N], k: [g.K] },
     a: aView,
-    b: { input: 1, st: { batch: [], m: zeros(lead.length), n: [Kp], k: [1] } },
+    b: { input: 1, st: { batch: zeros(nb), m: zeros(lead.length - nb), n: [Kp], k: [1] } },
     alpha: 1,
-    beta: 0,
-    out: { batch: [], m: outSt.slice(0, -1), n: [1], k: [0] },
-    bLoad: (kb) => dequantLoad(kb, ctx, g),
+    beta: 1,
+    out: { batch: outSt.slice(0, nb), m: outSt.slice(nb, -1), n: [1], k: [0] },
+    bLoad: (kb) => dequantLoad(kb, ctx, g, at),
   };
   if (bias) {
-    con.extras = [{ input: 5, st: { batch: [], m: zeros(lead.length), n: [1], k: [0] } }];
-    con.post = (_kb, acc, [b]) => add(acc, b!);
+    con.bias = { input: 5, st: { batch: zeros(nb), m: zeros(lead.length - nb), n: [1], k: [0] } };
+    con.scaled = true;
   }
-  // decode-shaped (few rows of a, contiguous, natural k order): the word-per-lane GEMV below
-  if (!a!.layout && !gIdx && numel(lead) <= GEMV_MAX_M && Number.isInteger(numel(lead))) return [gemvNbits(ctx, g)];
-  return lowerContraction(ctx, con);
-});
+  if (!gIdx) con.packedB = packedWords(ctx, g, at);
+  return con;
+}
 
-/** Rows of a up to which matmul_nbits uses the packed-word GEMV (decode, small batches); above: the templates. */
-const GEMV_MAX_M = 4;
-/**
- * Lanes that share one output row of the GEMV (each reads every LANES-th word of the row: 64 consecutive bytes per
- * row per step, whole memory sectors). On lavapipe 8–16 lanes measured 10–20% faster than 32 (fewer partial sums).
- */
-const LANES = 16;
+registerLowering('matmul_nbits', (ctx) => lowerContraction(ctx, nbitsContraction(ctx)));
 
-/**
- * The packed-word GEMV of matmul_nbits: each lane reads whole u32 words of W's row (8 int4 / 4 int8 values), the
- * block's scale (and zero point) once per word, the matching run of a, and accumulates Σ (q − zp) · a in f32, scaled
- * once per word; LANES lanes per output row read consecutive words (coalesced), meet in workgroup memory and the
- * row's first lane adds their sums in order (plus the bias). The weight is read once, packed: bytes ≈ the packed
- * size — the point of int4 for bandwidth-bound decode. Each a row (m) is a separate run of workgroups.
- */
-function gemvNbits(ctx: LowerCtx, g: ReturnType<typeof nbitsGeometry>): LoweredStep {
-  const [a, , scales, zp, , bias] = ctx.inputs;
-  const M = numel(a!.shape.slice(0, -1));
-  const T = Math.min(256, 2 ** Math.floor(Math.log2(ctx.caps.maxWorkgroupSize)));
-  const L = Math.min(LANES, T);
-  const R = T / L; // output rows per workgroup
-  const vpw = 32 / g.bits; // values per word
-  const rowWords = (g.nBlocks * g.block) / vpw;
-  const wordsPerBlock = g.block / vpw;
-  const kb = new KernelBuilder('matmul_nbits_gemv', ctx.caps);
-  const ba = kb.input(ctx, 0);
-  const bq = kb.buffer({ kind: 'in', index: 1 }, 'u32', 'read');
-  const bs = kb.input(ctx, 2);
-  const words = g.bits === 4 ? 'u4x8' : 'u8x4';
-  const bz = zp ? (zp.dtype === 'u8' ? kb.buffer({ kind: 'in', index: 3 }, words, 'read') : kb.input(ctx, 3)) : '';
-  const bb = bias ? kb.input(ctx, 5) : '';
-  const out = kb.output(ctx, 0);
-  const u = (hint: string, value: number) => kb.uniform(hint, value);
-  const Nu = u('n', g.N);
-  const Ku = u('k', g.K);
-  const groupsN = Math.ceil(g.N / R);
-  const gi = kb.groupIndex();
-  const l = kb.localIndex();
-  const m = kb.let('m', div(gi, u('gn', groupsN)));
-  const lane = kb.let('lane', mod(l, c.i32(L)));
-  const n = kb.let('n', add(mul(sub(gi, mul(m, u('gn', groupsN))), c.i32(R)), div(l, c.i32(L))));
-  const valid = kb.let('valid', lt(n, Nu));
-  const nc = kb.let('nc', select(valid, n, c.i32(0)));
-  const rowW = kb.let('roww', mul(nc, u('rw', rowWords)));
-  const rowA = kb.let('rowa', mul(m, Ku));
-  const nbU = u('nb', g.nBlocks);
-  const KW = Math.ceil(g.K / vpw); // words holding some k < K; the rest (a ragged block's padding) is never read
-  const ragged = g.K % vpw !== 0; // the last word runs past K: its a reads are masked
-  /** a[m, k0 + i] in f32, 0 past K. */
-  const xAt = (wk: Expr, i: number): Expr => {
-    const at = add(rowA, add(mul(wk, c.i32(vpw)), c.i32(i)));
-    if (!ragged) return cast('f32', ld(kb, ba, a!.dtype, at));
-    const inK = lt(add(mul(wk, c.i32(vpw)), c.i32(i)), Ku);
-    return select(inK, cast('f32', ld(kb, ba, a!.dtype, select(inK, at, rowA))), c.f32(0));
+/** The weight as packed u32 words per row of W, for the packed GEMV (natural k order: no g_idx). */
+function packedWords(ctx: LowerCtx, g: NBits, at: (i: number) => number): PackedB {
+  const [, , scales, zp] = ctx.inputs;
+  const rowWords = (g.nBlocks * g.block * g.bits) / 32;
+  return {
+    bits: g.bits,
+    block: g.block,
+    K: g.K,
+    N: g.N,
+    rowWords,
+    bind(kb) {
+      const bq = kb.buffer({ kind: 'in', index: at(1) }, 'u32', 'read');
+      const bs = bindIn(kb, ctx, 2, at);
+      const words = g.bits === 4 ? 'u4x8' : 'u8x4';
+      const bz = zp
+        ? zp.dtype === 'u8'
+          ? kb.buffer({ kind: 'in', index: at(3) }, words, 'read')
+          : bindIn(kb, ctx, 3, at)
+        : '';
+      const u = (hint: string, value: number) => kb.uniform(hint, value, 'i32', `blockq.${hint}`);
+      return {
+        word: (n, w) => load(bq, add(mul(n, u('rw', rowWords)), w), 'u32'),
+        scale: (n, j) => cast('f32', ld(kb, bs, scales!.dtype, add(mul(n, u('nbk', g.nBlocks)), j))),
+        zero: (n, j) => {
+          if (!zp) return c.f32(2 ** (g.bits - 1));
+          if (zp.dtype === 'u8') return cast('f32', field(bz, add(mul(n, u('zr', g.zpRow * (8 / g.bits))), j)));
+          return cast('f32', ld(kb, bz, zp.dtype, add(mul(n, u('nbk', g.nBlocks)), j)));
+        },
+      };
+    },
   };
-  kb.emit(var_('acc', 'f32', c.f32(0)));
-  const [body] = kb.collect(() => {
-    const w = v('w', 'i32');
-    const word = kb.let('word', load(bq, add(rowW, w), 'u32'));
-    const blk = kb.let('blk', bin('shr', w, c.u32(Math.log2(wordsPerBlock))));
-    const si = kb.let('si', add(mul(nc, nbU), blk));
-    const scale = kb.let('sc', cast('f32', ld(kb, bs, scales!.dtype, si)));
-    let z: Expr = c.f32(2 ** (g.bits - 1));
-    if (zp?.dtype === 'u8')
-      z = kb.let('zp', cast('f32', field(bz, add(mul(nc, u('zr', g.zpRow * (8 / g.bits))), blk))));
-    else if (zp) z = kb.let('zf', cast('f32', ld(kb, bz, zp.dtype, si)));
-    kb.emit(var_('part', 'f32', c.f32(0)));
-    for (let i = 0; i < vpw; i++) {
-      const q = cast('f32', bin('bitand', bin('shr', word, c.u32(i * g.bits)), c.u32(2 ** g.bits - 1)));
-      kb.emit(assign('part', add(v('part', 'f32'), mul(sub(q, z), xAt(w, i)))));
-    }
-    kb.emit(assign('acc', add(v('acc', 'f32'), mul(v('part', 'f32'), scale))));
-  });
-  kb.emit(for_('w', lane, u('kw', KW), body, c.i32(L)));
-  const red = kb.sharedArray('red', 'f32', T);
-  kb.emit(sstore(red, l, v('acc', 'f32')), barrier);
-  const [tail] = kb.collect(() => {
-    kb.emit(
-      for_('j', c.i32(1), c.i32(L), [assign('acc', add(v('acc', 'f32'), sload(red, add(l, v('j', 'i32')), 'f32')))]),
-    );
-    const y = bias ? add(v('acc', 'f32'), cast('f32', ld(kb, bb, bias.dtype, nc))) : v('acc', 'f32');
-    kb.emit(store(out, add(mul(m, Nu), nc), fromCompute(y, loadType(storageOf(ctx.outputs[0]!.dtype, kb.caps)))));
-  });
-  kb.emit(if_(and(valid, eq(lane, c.i32(0))), tail));
-  return kb.build([T, 1, 1], M === 0 ? [0, 1, 1] : grid1d(groupsN * M, ctx.caps));
+}
+
+/** Bind the op's input `i` (kernel input `at(i)`) as a plain buffer of its dtype's storage. */
+function bindIn(kb: KernelBuilder, ctx: LowerCtx, i: number, at: (i: number) => number): string {
+  return kb.buffer({ kind: 'in', index: at(i) }, storageOf(ctx.inputs[i]!.dtype, kb.caps), 'read');
 }
 
 /** Bind the weight's buffers in `kb`; return the dequantized element of the padded weight at an index. */
-function dequantLoad(kb: KernelBuilder, ctx: LowerCtx, g: ReturnType<typeof nbitsGeometry>): (e: Expr) => Expr {
+function dequantLoad(kb: KernelBuilder, ctx: LowerCtx, g: NBits, at: (i: number) => number): (e: Expr) => Expr {
   const [, , scales, zp, gIdx] = ctx.inputs;
   const words = g.bits === 4 ? 'u4x8' : 'u8x4';
-  const bq = kb.buffer({ kind: 'in', index: 1 }, words, 'read');
-  const bs = kb.input(ctx, 2);
-  const bz = zp ? (zp.dtype === 'u8' ? kb.buffer({ kind: 'in', index: 3 }, words, 'read') : kb.input(ctx, 3)) : '';
-  const bg = gIdx ? kb.input(ctx, 4) : '';
+  const bq = kb.buffer({ kind: 'in', index: at(1) }, words, 'read');
+  const bs = bindIn(kb, ctx, 2, at);
+  const bz = zp
+    ? zp.dtype === 'u8'
+      ? kb.buffer({ kind: 'in', index: at(3) }, words, 'read')
+      : bindIn(kb, ctx, 3, at)
+    : '';
+  const bg = gIdx ? bindIn(kb, ctx, 4, at) : '';
   // uniforms declared once per kernel (the hook runs at every load site of a schedule)
   const u = (hint: string, value: number) => kb.uniform(hint, value, 'i32', `blockq.${hint}`);
   return (e: Expr) => {

@@ -24,6 +24,7 @@ import type { Contraction } from './contraction/contraction.js';
 import { lowerContraction } from './contraction/lower.js';
 import type { KernelBuilder, LowerCtx, TensorInfo } from './kernel-builder.js';
 import { bstrides, gemmContraction, matmulContraction } from './matmul.js';
+import { nbitsContraction } from './blockq.js';
 import { pointwiseSteps } from './pointwise.js';
 import { REDUCE_KINDS, reduceSpec } from './reduce.js';
 import { loadCompute, rowReduce } from './rowreduce.js';
@@ -202,7 +203,7 @@ registerLowering('fused_injective', (ctx) => {
 });
 
 /**
- * `fused_contraction` lowers to the contraction kernel of its first node (matmul or gemm, over the node's first
+ * `fused_contraction` lowers to the contraction kernel of its first node (matmul, gemm or matmul_nbits, over the node's first
  * inputs) with an epilogue: the other inputs are read at each output element, broadcast over its batch / m / n axes,
  * and the rest of the body is evaluated on the sum before the store.
  */
@@ -229,7 +230,12 @@ registerLowering('fused_contraction', (ctx) => {
     inputs: conInputs.map((i) => ctx.inputs[i]),
     outputs: [{ dtype: anchorOut.type.dtype, shape: anchorShape }],
   };
-  const con = anchor.op === 'gemm' ? gemmContraction(sub) : matmulContraction(sub, 'matmul');
+  const con =
+    anchor.op === 'gemm'
+      ? gemmContraction(sub)
+      : anchor.op === 'matmul_nbits'
+        ? nbitsContraction(sub, (i) => conInputs[i]!) // binds its packed operands itself, at the node's positions
+        : matmulContraction(sub, 'matmul');
   con.label = `fused_${con.label}`;
   for (const w of [con.a, con.b, con.bias, con.aZero, con.bZero]) if (w) w.input = conInputs[w.input]!;
   if (norm) {

@@ -116,6 +116,8 @@ export function fuseEpilogues(graph: Graph, maxInputs = 7): number {
     const x = a.outputs[0]!;
     if (!isFloat(x.type.dtype) || x.type.layout.kind !== 'dense') continue;
     if (a.op === 'matmul' && a.inputs.some((v) => !v || v.type.shape.length < 2)) continue;
+    // a body reads the contraction's inputs in order: no absent optional input before a present one
+    if (a.op === 'matmul_nbits' && a.inputs.some((v) => !v)) continue;
     const users = graph.users(x);
     if (users.length !== 1) continue;
     let u = users[0]!;

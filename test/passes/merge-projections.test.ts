@@ -115,4 +115,66 @@ describe('merge-projections', () => {
       expect(mergeProjections(g), src).toBe(0);
     }
   });
+  const nbits = `graph g {
+    input %x: f32[1,32]
+    const %a: u8[2,2,8] blockq(bits=4,group=16,axis=1,scale=f32,zp=1) = [0, 8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 104, 112, 120, 128, 136, 144, 152, 160, 168, 176, 184, 192, 200, 208, 216, 224, 232, 240, 248]
+    const %as: f32[2,2] = [0.5, 1, 2, 4]
+    const %az: u8[2] = [119, 120]
+    const %b: u8[1,2,8] blockq(bits=4,group=16,axis=1,scale=f32,zp=1) = [100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110, 111, 112, 113, 114, 115]
+    const %bs: f32[1,2] = [3, 5]
+    const %bz: u8[1] = [121]
+    %p: f32[1,2] = matmul_nbits(%x, %a, %as, %az) {K=32, N=2, bits=4, block_size=16} @ma
+    %q: f32[1,1] = matmul_nbits(%x, %b, %bs, %bz) {K=32, N=1, bits=4, block_size=16} @mb
+    output %p
+    output %q
+  }`;
+
+  it('block-quantized projections: packed rows, scales and zero points concatenated (never unpacked)', () => {
+    const g = ir(nbits);
+    expect(mergeProjections(g)).toBe(1);
+    verify(g);
+    expectSameGraph(
+      g,
+      `graph g {
+        input %x: f32[1,32]
+        const %d: u8[3,2,8] blockq(bits=4,group=16,axis=1,scale=f32,zp=1) = [0, 8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 104, 112, 120, 128, 136, 144, 152, 160, 168, 176, 184, 192, 200, 208, 216, 224, 232, 240, 248, 100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110, 111, 112, 113, 114, 115]
+        const %s: f32[3,2] = [0.5, 1, 2, 4, 3, 5]
+        const %z: u8[3] = [119, 120, 121]
+        %m: f32[1,3] = matmul_nbits(%x, %d, %s, %z) {K=32, N=3, bits=4, block_size=16}
+        %p: f32[1,2], %q: f32[1,1] = split(%m) {axis=-1, split=[2, 1]}
+        output %p
+        output %q
+      }`,
+    );
+    const feeds = {
+      x: makeTensor(
+        'f32',
+        [1, 32],
+        Array.from({ length: 32 }, (_, i) => Math.sin(i)),
+      ),
+    };
+    const want = interpret(ir(nbits), feeds);
+    const got = interpret(g, feeds);
+    for (const o of ['p', 'q']) expect(Array.from(got[o]!.data)).toEqual(Array.from(want[o]!.data));
+  });
+
+  it('block-quantized near misses: other bits / block size, one with zero points and one without', () => {
+    const variants = [
+      nbits
+        .replace('{K=32, N=1, bits=4, block_size=16}', '{K=32, N=1, bits=4, block_size=32}')
+        .replace('u8[1,2,8] blockq(bits=4,group=16', 'u8[1,1,16] blockq(bits=4,group=32')
+        .replace('%bs: f32[1,2] = [3, 5]', '%bs: f32[1,1] = [3]'),
+      nbits
+        .replace('matmul_nbits(%x, %b, %bs, %bz)', 'matmul_nbits(%x, %b, %bs)')
+        .replace('    const %bz: u8[1] = [121]\n', '')
+        .replace(
+          'scale=f32,zp=1) = [100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110, 111, 112, 113, 114, 115]',
+          'scale=f32,zp=0) = [100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110, 111, 112, 113, 114, 115]',
+        ),
+    ];
+    for (const src of variants) {
+      const g = ir(src);
+      expect(mergeProjections(g), src).toBe(0);
+    }
+  });
 });

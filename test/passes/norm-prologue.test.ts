@@ -108,6 +108,39 @@ describe('fuse-norm-prologue', () => {
     want.data.forEach((w, i) => expect(Math.abs(got.data[i]! - w)).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(w))));
   });
 
+  const packed = (norm: string) => `graph g {
+    input %x: f32[2,16]
+    const %w: f32[16] = [${Array.from({ length: 16 }, (_, i) => 1 + i / 16).join(', ')}]
+    const %b: f32[16] = [${Array.from({ length: 16 }, (_, i) => i / 8 - 1).join(', ')}]
+    const %q: u8[5,1,8] blockq(bits=4,group=16,axis=1,scale=f32,zp=0) = [0, 37, 74, 111, 148, 185, 222, 3, 40, 77, 114, 151, 188, 225, 6, 43, 80, 117, 154, 191, 228, 9, 46, 83, 120, 157, 194, 231, 12, 49, 86, 123, 160, 197, 234, 15, 52, 89, 126, 163]
+    const %s: f32[5,1] = [0.5, 1, 2, 4, 8]
+    %n: f32[2,16] = ${norm} {axis=-1, epsilon=0.00001}
+    %y: f32[2,5] = matmul_nbits(%n, %q, %s) {K=16, N=5, bits=4, block_size=16}
+    output %y
+  }`;
+
+  it('rms_norm → matmul_nbits (packed weight): the norm joins it; a layer norm with β does not (β·W needs W)', () => {
+    const g = ir(packed('rms_norm(%x, %w)'));
+    expect(fuseNormPrologues(g)).toBe(1);
+    verify(g);
+    const f = g.nodes[0]!;
+    expect(f.op).toBe('fused_contraction');
+    expect(f.inputs.map((v) => v!.name)).toEqual(['x', 'w', 'q', 's']);
+    const b = ir(f.attrs['body'] as string);
+    expect(b.nodes.map((n) => n.op)).toEqual(['rms_norm', 'matmul_nbits']);
+    const feeds = {
+      x: makeTensor(
+        'f32',
+        [2, 16],
+        Array.from({ length: 32 }, (_, i) => Math.cos(i) * 2),
+      ),
+    };
+    const want = interpret(ir(packed('rms_norm(%x, %w)')), feeds)['y']!;
+    expect(Array.from(interpret(g, feeds)['y']!.data)).toEqual(Array.from(want.data));
+    // near miss: β · W cannot be formed from packed data
+    expect(fuseNormPrologues(ir(packed('layer_norm(%x, %w, %b)')))).toBe(0);
+  });
+
   it('near miss: the normed value read elsewhere, f16, another axis, the norm as the second operand, a run-time β', () => {
     const unchanged = (text: string) => {
       const g = ir(text);

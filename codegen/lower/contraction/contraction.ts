@@ -73,6 +73,27 @@ export interface Contraction {
    * (Σ a'·b − μ'·Σ b) / √(σ² + eps) with μ' = Σa' / K, σ² = Σa'² / K − μ'².
    */
   rowNorm?: { weight: View; eps: number; kind: 'rms' | 'layer' };
+  /**
+   * b as packed words of W [N, K] rows (block-quantized weights): with it, decode-sized products (M ≤ 4) run the
+   * packed-word GEMV (`packed.ts`), which reads whole words instead of elements through `bLoad`.
+   */
+  packedB?: PackedB;
+}
+
+/** W [N, K] stored as rows of u32 words of `bits`-bit fields (low bits first), blocks of `block` k sharing a scale. */
+export interface PackedB {
+  bits: 4 | 8;
+  block: number;
+  K: number;
+  N: number;
+  /** u32 words per row of W (its padded blocks). */
+  rowWords: number;
+  /** Binds the weight's buffers in a kernel; returns its word (row n, word w), scale and zero point (row n, block j). */
+  bind(kb: KernelBuilder): {
+    word: (n: Expr, w: Expr) => Expr;
+    scale: (n: Expr, j: Expr) => Expr;
+    zero: (n: Expr, j: Expr) => Expr;
+  };
 }
 
 /** The output element an epilogue computes: its flat m and n indices (within the batch). */

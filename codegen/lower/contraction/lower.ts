@@ -5,6 +5,7 @@ import { checkIndexRange } from '../pointwise.js';
 import { storageOf } from '../storage.js';
 import { prod, simplify, total, type Contraction } from './contraction.js';
 import { pointwiseContraction } from './loop.js';
+import { packedGemv, packedGemvApplies } from './packed.js';
 import { skinny } from './skinny.js';
 import { tiled } from './tiled.js';
 
@@ -23,7 +24,11 @@ export function lowerContraction(ctx: LowerCtx, con0: Contraction): LoweredStep[
   const st = storageOf(ctx.outputs[0]!.dtype, ctx.caps);
   if (PACK[st] > 1) return [pointwiseContraction(ctx, con)];
   const useSkinny = M <= 4 || N <= 4 || M * N <= 1024;
-  const step = useSkinny ? skinny(ctx, con, loadType(st)) : tiled(ctx, con, loadType(st));
+  const step = packedGemvApplies(ctx, con)
+    ? packedGemv(ctx, con, loadType(st))
+    : useSkinny
+      ? skinny(ctx, con, loadType(st))
+      : tiled(ctx, con, loadType(st));
   // operands given with their layout's offset are indexed through its strides by the schedule itself
   const physicalInputs = [con.a, con.b].filter((w) => w.offset !== undefined).map((w) => w.input);
   return [physicalInputs.length ? { ...step, physicalInputs } : step];
