@@ -65,9 +65,11 @@ export function packedGemvApplies(ctx: LowerCtx, con: Contraction): boolean {
 export function packedGemv(ctx: LowerCtx, con: Contraction, target: KType): LoweredStep {
   const p = con.packedB!;
   const T = Math.min(256, 2 ** Math.floor(Math.log2(ctx.caps.maxWorkgroupSize)));
-  const L = Math.min(LANES, T);
-  const R = T / L; // output rows per workgroup
   const vpw = 32 / p.bits; // values per word
+  const KW = Math.ceil(p.K / vpw); // words holding some k < K (a ragged last block's padding is never read)
+  // short rows (a small model's K) take fewer lanes, so no lane idles and more rows share a workgroup
+  const L = Math.min(LANES, T, 2 ** Math.ceil(Math.log2(Math.max(KW, 1))));
+  const R = T / L; // output rows per workgroup
   const kb = new KernelBuilder(`${con.label}_gemv`, ctx.caps);
   // b is read through `p` only: Gen binds every other operand
   const g = new Gen(kb, ctx, {
@@ -99,7 +101,6 @@ export function packedGemv(ctx: LowerCtx, con: Contraction, target: KType): Lowe
     add(g.offset(st, name, 'batch', bc), g.offset(st, name, 'm', mc));
   const ra = kb.let('ra', rowOff(con.a.st, 'a'));
   const rms = con.rowNorm?.kind === 'rms';
-  const KW = Math.ceil(p.K / vpw); // words holding some k < K (a ragged last block's padding is never read)
   const ragged = p.K % vpw !== 0; // the last word runs past K: its a reads are masked
   kb.emit(var_('acc', 'f32', c.f32(0)));
   if (rms) kb.emit(var_('ss', 'f32', c.f32(0)));
