@@ -12,9 +12,15 @@
  * one key per thread: the thread looks up the key's block, computes the scaled dot product and leaves the score and
  * the key's cache row in workgroup memory. Every thread then reads the chunk back (running max and rescaled sum agree
  * across threads without reductions — the same online softmax as codegen/lower/attention.ts) and accumulates P·V for
- * the head dims it owns, in f32, reading V rows through the recorded offsets. Padding rows (p < 0) give zeros.
+ * the head dims it owns, in f32, reading V rows through the recorded offsets. Padding rows (p < 0) give zeros. With a
+ * tree mask a lane whose key is one of the run's tokens (slot ≥ p − t) and whose bit in the query's mask word is clear
+ * leaves score −inf and no row: the same path as a key it skips.
+ *
+ * kv_cache_move: one thread per (sequence, kv head, head dim) walks the sequence's moves in order (each move a read
+ * and a store of one element), so a compaction whose destinations never pass its sources needs no barrier.
  */
 import { KilnError } from '../../ir/errors.js';
+import { TREE_MAX_NODES } from '../../ir/ops/paged.js';
 import { numel } from '../../ir/shape.js';
 import {
   add,
@@ -36,6 +42,7 @@ import {
   mul,
   ne,
   not,
+  or,
   select,
   sload,
   sstore,
@@ -147,6 +154,7 @@ registerLowering('paged_attention', (ctx) => {
   const vB = kb.input(ctx, 2);
   const btB = kb.input(ctx, 3);
   const posB = kb.input(ctx, 4);
+  const maskB = ctx.inputs[5] ? kb.input(ctx, 5) : undefined;
   const yB = kb.output(ctx, 0);
 
   const nAcc = Math.min(MAX_ACC, Math.max(1, Math.ceil(D / CHUNK)));
@@ -180,6 +188,9 @@ registerLowering('paged_attention', (ctx) => {
     kb.raiseIf(ge(p, cap), 1);
     const len = kb.let('len', select(lt(p, i32(0)), i32(0), add(bin('min', p, sub(cap, i32(1))), i32(1))));
     const scaleU = kb.uniform('scale', scale, 'f32');
+    // tree mask: the query's word and the slot its run started at
+    const word = maskB ? kb.let('mword', loadI32(kb, ctx, maskB, 5, add(mul(b, SU), qi))) : undefined;
+    const runStart = maskB ? kb.let('rstart', sub(p, qi)) : undefined;
 
     kb.emit(
       var_('m', 'f32', NEG_INF),
@@ -211,7 +222,13 @@ registerLowering('paged_attention', (ctx) => {
         });
         kb.emit(if_(ok, dot)); // a bad block is skipped (score -inf, no row)
       });
-      kb.emit(if_(lt(j, len), lane));
+      let live = lt(j, len);
+      if (word && runStart) {
+        const rel = kb.let('rel', sub(j, runStart));
+        const bit = ne(bin('bitand', bin('shr', word, select(lt(rel, i32(0)), i32(0), rel)), i32(1)), i32(0));
+        live = and(live, or(or(lt(rel, i32(0)), ge(rel, i32(TREE_MAX_NODES))), bit));
+      }
+      kb.emit(if_(live, lane));
       kb.emit(sstore(sc, l, v('s', 'f32')), sstore(rb, l, v('row', 'i32')), barrier);
       const cnt = kb.let('cnt', bin('min', i32(CHUNK), sub(len, j0)));
       kb.emit(var_('mc', 'f32', m));
@@ -248,4 +265,60 @@ registerLowering('paged_attention', (ctx) => {
   const step = kb.build([CHUNK, 1, 1], grid1d(groups, ctx.caps));
   if (groups === 0) step.grid = [0, 1, 1];
   return [step];
+});
+
+registerLowering('kv_cache_move', (ctx) => {
+  checkSizes(ctx);
+  const [N, Hkv, bs, D] = ctx.inputs[0]!.shape as [number, number, number, number];
+  const MB = ctx.inputs[1]!.shape[1]!;
+  const [B, n] = ctx.inputs[2]!.shape as [number, number];
+  const steps: LoweredStep[] = [];
+  if (ctx.inplace !== true) {
+    steps.push(pointwise(ctx, { label: 'kv_cache_copy', reads: [0], value: (p) => p.loadAt(0, p.flat) }));
+  }
+  const kb = new KernelBuilder('kv_cache_move', ctx.caps);
+  const u = (hint: string, x: number) => (x === 0 || x === 1 ? i32(x) : kb.uniform(hint, x));
+  const outB = kb.output(ctx, 0);
+  const btB = kb.input(ctx, 1);
+  const srcB = kb.input(ctx, 2);
+  const dstB = kb.input(ctx, 3);
+  const st = storageOf(ctx.outputs[0]!.dtype, ctx.caps);
+  const threads = B * Hkv * D;
+  const t = kb.let('t', add(mul(kb.groupIndex(), i32(WORKGROUP)), kb.localIndex()));
+  const [body] = kb.collect(() => {
+    const DU = u('D', D);
+    const HU = u('hkv', Hkv);
+    const bsU = u('bs', bs);
+    const MBU = u('mb', MB);
+    const nU = u('n', n);
+    const d = kb.let('d', mod(t, DU));
+    const r = kb.let('r', div(t, DU));
+    const h = kb.let('h', mod(r, HU));
+    const b = kb.let('bi', div(r, HU));
+    /** The element's offset in the pool for position `p` of sequence b, and whether the table covers it. */
+    const slot = (p: Expr, what: string): [Expr, Expr] => {
+      const bi = kb.let(`${what}b`, div(p, bsU));
+      const inTable = kb.let(`${what}t`, lt(bi, MBU));
+      const blk = kb.let(`${what}k`, loadI32(kb, ctx, btB, 1, add(mul(b, MBU), select(inTable, bi, i32(0)))));
+      const ok = kb.let(`${what}ok`, and(inTable, and(ge(blk, i32(0)), lt(blk, u('nb', N)))));
+      return [add(mul(add(mul(add(mul(blk, HU), h), bsU), mod(p, bsU)), DU), d), ok];
+    };
+    const i = v('i', 'i32');
+    const [move] = kb.collect(() => {
+      const from = kb.let('from', loadI32(kb, ctx, srcB, 2, add(mul(b, nU), i)));
+      const to = kb.let('to', loadI32(kb, ctx, dstB, 3, add(mul(b, nU), i)));
+      const [copy] = kb.collect(() => {
+        const [rs, rok] = slot(from, 'src');
+        const [ws, wok] = slot(to, 'dst');
+        kb.raiseIf(not(and(rok, wok)), 1);
+        kb.emit(if_(and(rok, wok), [{ k: 'store', buf: outB, index: ws, value: load(outB, rs, loadType(st)) }]));
+      });
+      kb.emit(if_(and(ge(from, i32(0)), ge(to, i32(0))), copy)); // negative: no move
+    });
+    kb.emit(for_('i', i32(0), nU, move));
+  });
+  kb.emit(if_(lt(t, kb.uniform('threads', threads)), body));
+  steps.push(kb.build([WORKGROUP, 1, 1], grid1d(Math.ceil(threads / WORKGROUP), ctx.caps)));
+  if (threads === 0 || n === 0) steps[steps.length - 1]!.grid = [0, 1, 1];
+  return steps;
 });

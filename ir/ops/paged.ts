@@ -6,6 +6,13 @@
  * `paged_attention` attends each query to the keys at positions 0..its own through the table. A negative position is
  * padding: nothing is written, the query's output is zeros. Both are opaque to fusion: codegen lowers them with
  * dedicated templates (codegen/lower/paged.ts).
+ *
+ * Token trees (speculative decoding, SpecInfer): `paged_attention` takes an optional `tree_mask` [batch, seq]
+ * integer. The run's tokens sit in consecutive slots, query t at slot p = positions[b, t], so the run started at slot
+ * p − t; a key at slot j ≥ p − t is the run's token i = j − (p − t) and is seen only when bit i of tree_mask[b, t] is
+ * set (bits 0…31: a tree has at most {@link TREE_MAX_NODES} nodes; run tokens past the 32nd are always seen, so −1
+ * everywhere is plain causal attention). The keys before the run are always seen. `kv_cache_move` copies slots of a
+ * sequence to other slots in order (the accepted path of a tree compacted to consecutive positions).
  */
 import { isFloat, isInteger } from '../dtype.js';
 import { registerOp, type InferContext, type RefContext } from '../registry.js';
@@ -13,6 +20,14 @@ import type { Dim } from '../shape.js';
 import { scratchTensor, type Tensor } from '../tensor.js';
 import { tensorType, type TensorType } from '../types.js';
 import { req } from './util.js';
+
+/** The most nodes a token tree verified in one `paged_attention` run can have (one bit per node in `tree_mask`). */
+export const TREE_MAX_NODES = 32;
+
+/** Whether the run's token i (0-based) is visible under the tree-mask word `m` (i ≥ 32: always). */
+export function treeBit(m: number, i: number): boolean {
+  return i >= TREE_MAX_NODES || ((m >>> i) & 1) === 1;
+}
 
 /** Two dims that are not provably different (symbols may bind to anything). */
 const compatible = (a: Dim, b: Dim): boolean => typeof a !== 'number' || typeof b !== 'number' || a === b;
@@ -118,13 +133,15 @@ registerOp({
     'p = positions[b, t] >= 0, softmax(scale * q . k_j) over the keys j = 0..p of sequence b, read from ' +
     'key_cache / value_cache [num_blocks, kv_heads, block_size, head_dim] at block block_table[b, j / block_size], ' +
     'kv head h / (heads / kv_heads), slot j mod block_size; output sum_j softmax_j v_j. p < 0 (padding): zeros. ' +
-    'scale 0 means 1 / sqrt(head_dim).',
+    'scale 0 means 1 / sqrt(head_dim). Optional tree_mask [batch, seq] (integer): the keys at slots j >= p - t (this ' +
+    "run's tokens i = j - (p - t)) are seen only where bit i of tree_mask[b, t] is set (i < 32; later ones always).",
   inputs: [
     { name: 'q' },
     { name: 'key_cache' },
     { name: 'value_cache' },
     { name: 'block_table' },
     { name: 'positions' },
+    { name: 'tree_mask', optional: true },
   ],
   outputs: [{ name: 'y' }],
   attrs: { scale: { kind: 'float', default: 0 } },
@@ -147,9 +164,15 @@ registerOp({
       ctx.fail(`heads (${heads}) must be a multiple of kv heads (${hkv})`);
     }
     checkIndexInputs(ctx, 3, 4, q.shape[0]!, q.shape[2]!, 'q');
+    if (ctx.inputs[5]) {
+      const m = rank(ctx, 5, 2, 'tree_mask [batch, seq]');
+      if (!isInteger(m.dtype)) ctx.fail(`tree_mask must be integer, got ${m.dtype}`);
+      if (!compatible(m.shape[0]!, q.shape[0]!)) ctx.fail(`tree_mask batch ${m.shape[0]} differs from q's`);
+      if (!compatible(m.shape[1]!, q.shape[2]!)) ctx.fail(`tree_mask length ${m.shape[1]} differs from q's seq`);
+    }
     return [tensorType(q.dtype, q.shape)];
   },
-  reference([q, kc, vc, table, pos], a, ctx) {
+  reference([q, kc, vc, table, pos, mask], a, ctx) {
     const [B, H, S, D] = q!.shape as [number, number, number, number];
     const Hkv = kc!.shape[1]!;
     const group = H / Hkv;
@@ -162,7 +185,9 @@ registerOp({
         for (let h = 0; h < H; h++) {
           const kvh = Math.floor(h / group);
           const qBase = ((b * H + h) * S + t) * D;
-          const rows = Array.from({ length: p + 1 }, (_, j) => cacheRow(kc!.shape, table!, b, j, kvh, ctx.fail));
+          const m = mask ? mask.data[b * S + t]! : -1;
+          const keys = Array.from({ length: p + 1 }, (_, j) => j).filter((j) => j < p - t || treeBit(m, j - (p - t)));
+          const rows = keys.map((j) => cacheRow(kc!.shape, table!, b, j, kvh, ctx.fail));
           const logits = rows.map((r) => {
             let dot = 0;
             for (let d = 0; d < D; d++) dot += q!.data[qBase + d]! * kc!.data[r + d]!;
@@ -177,6 +202,58 @@ registerOp({
             const pj = w[j]! / sum;
             for (let d = 0; d < D; d++) y.data[qBase + d] += pj * vc!.data[r + d]!;
           });
+        }
+      }
+    }
+    return [y];
+  },
+});
+
+registerOp({
+  name: 'kv_cache_move',
+  doc:
+    'a copy of cache [num_blocks, kv_heads, block_size, head_dim] in which, for each sequence b and i = 0, 1, … in ' +
+    'order, the slot at position dst[b, i] receives the slot at position src[b, i] (both through block_table ' +
+    '[batch, max_blocks]; a negative src or dst: nothing moves). In order, so dst[b, i] <= src[b, i] with both ' +
+    'increasing (a tree path compacted to consecutive positions) reads no slot an earlier move overwrote. Runs in ' +
+    'place in the cache buffer where the executor can.',
+  inputs: [{ name: 'cache' }, { name: 'block_table' }, { name: 'src' }, { name: 'dst' }],
+  outputs: [{ name: 'y' }],
+  attrs: {},
+  fusion: 'opaque',
+  inplace: 0,
+  infer(ctx) {
+    const cache = floatInput(ctx, 0, 'cache');
+    rank(ctx, 0, 4, 'cache [num_blocks, kv_heads, block_size, head_dim]');
+    const t = rank(ctx, 1, 2, 'block_table [batch, max_blocks]');
+    const s = rank(ctx, 2, 2, 'src [batch, n]');
+    const d = rank(ctx, 3, 2, 'dst [batch, n]');
+    for (const [x, w] of [
+      [t, 'block_table'],
+      [s, 'src'],
+      [d, 'dst'],
+    ] as const) {
+      if (!isInteger(x.dtype)) ctx.fail(`${w} must be integer, got ${x.dtype}`);
+    }
+    if (!compatible(s.shape[0]!, t.shape[0]!) || !compatible(d.shape[0]!, t.shape[0]!)) {
+      ctx.fail(`src / dst batch (${s.shape[0]}, ${d.shape[0]}) differ from block_table's ${t.shape[0]}`);
+    }
+    if (!compatible(s.shape[1]!, d.shape[1]!)) ctx.fail(`src has ${s.shape[1]} moves, dst ${d.shape[1]}`);
+    return [tensorType(cache.dtype, cache.shape)];
+  },
+  reference([cache, table, src, dst], _a, ctx) {
+    const y = scratchTensor(cache!.dtype, cache!.shape, cache!.data);
+    const [, Hkv, , D] = cache!.shape as [number, number, number, number];
+    const [B, n] = src!.shape as [number, number];
+    for (let b = 0; b < B; b++) {
+      for (let i = 0; i < n; i++) {
+        const from = src!.data[b * n + i]!;
+        const to = dst!.data[b * n + i]!;
+        if (from < 0 || to < 0) continue;
+        for (let h = 0; h < Hkv; h++) {
+          const r = cacheRow(cache!.shape, table!, b, from, h, ctx.fail);
+          const w = cacheRow(cache!.shape, table!, b, to, h, ctx.fail);
+          for (let d = 0; d < D; d++) y.data[w + d] = y.data[r + d]!;
         }
       }
     }
