@@ -526,6 +526,7 @@ describe('ops without an ONNX form', () => {
     // collectives: ONNX has no standard form for them (a rank's graph is run by kiln's parallel runtime)
     const kilnOnly = [
       'kv_cache_write',
+      'kv_cache_move',
       'paged_attention',
       'sample_token',
       'all_reduce',
