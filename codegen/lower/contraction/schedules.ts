@@ -15,6 +15,8 @@ export interface TileCfg {
   readonly BK: number;
   readonly TM: number;
   readonly TN: number;
+  /** No workgroup tiles: each thread reads its rows of a and columns of b straight from memory (no barriers). */
+  readonly direct?: boolean;
 }
 
 /** Tile shapes the tuner tries (names are what stores hold). */
@@ -25,6 +27,8 @@ export const TILE_CANDIDATES: Readonly<Record<string, TileCfg>> = {
   t64x128: { BM: 64, BN: 128, BK: 8, TM: 8, TN: 8 },
   t128x64: { BM: 128, BN: 64, BK: 8, TM: 8, TN: 8 },
   t64x64k16: { BM: 64, BN: 64, BK: 16, TM: 8, TN: 8 },
+  d64x64: { BM: 64, BN: 64, BK: 8, TM: 8, TN: 8, direct: true },
+  d128x128: { BM: 128, BN: 128, BK: 8, TM: 8, TN: 8, direct: true },
 };
 
 /** Threads sharing one output of the skinny (GEMV) schedule. */

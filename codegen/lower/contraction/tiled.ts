@@ -5,7 +5,8 @@
  * advances BK = 8 at a time through two workgroup tiles As[BK][BM], Bs[BK][BN], two barriers per step. Tile loads
  * put consecutive threads on the operand's contiguous axis (k, or m / n for transposed layouts — a uniform flag, same
  * kernel); out-of-range elements load as 0, so partial tiles need no special code. Workgroups are numbered linearly
- * (n-tile fastest, then m-tile, then batch) over a 1-D / 2-D grid.
+ * (n-tile fastest, then m-tile, then batch) over a 1-D / 2-D grid. Direct tiles (`TileCfg.direct`, the default on
+ * CPU adapters) keep the register blocks but read a and b from memory without workgroup tiles or barriers.
  */
 import { UnsupportedError } from '../../../ir/errors.js';
 import {
@@ -50,7 +51,8 @@ function tileCfg(ctx: LowerCtx, con: Contraction, M: number, N: number): TileCfg
   const tuned = tunedChoice(ctx.caps, 'tiled', contractionClass('tiled', con, ctx.outputs[0]!.dtype), ctx.node);
   const pick = tuned === undefined ? undefined : TILE_CANDIDATES[tuned];
   if (pick && tileFits(pick, ctx.caps)) return pick;
-  const { t128x128: big, t64x64: small, t32x32: tiny } = TILE_CANDIDATES;
+  const { t128x128: big, t64x64: small, t32x32: tiny, d64x64: direct } = TILE_CANDIDATES;
+  if (ctx.caps.cpu && tileFits(direct!, ctx.caps)) return direct!;
   for (const t of M >= 128 && N >= 128 ? [big!, small!, tiny!] : [small!, tiny!]) {
     if (tileFits(t, ctx.caps)) return t;
   }
@@ -62,7 +64,8 @@ function tileCfg(ctx: LowerCtx, con: Contraction, M: number, N: number): TileCfg
 
 /** `target`: the kernel type output elements are stored as (the output storage's element type). */
 export function tiled(ctx: LowerCtx, con: Contraction, target: KType): LoweredStep {
-  const { BM, BN, BK, TM, TN } = tileCfg(ctx, con, total(con, 'm'), total(con, 'n'));
+  const cfg = tileCfg(ctx, con, total(con, 'm'), total(con, 'n'));
+  const { BM, BN, BK, TM, TN } = cfg;
   const TX = BN / TN;
   const TY = BM / TM;
   const T = TX * TY;
@@ -70,8 +73,8 @@ export function tiled(ctx: LowerCtx, con: Contraction, target: KType): LoweredSt
   const g = new Gen(kb, ctx, con);
   const ob = kb.output(ctx, 0);
   const ct = g.ct;
-  const As = kb.sharedArray('As', ct, BK * BM);
-  const Bs = kb.sharedArray('Bs', ct, BK * BN);
+  const As = cfg.direct ? '' : kb.sharedArray('As', ct, BK * BM);
+  const Bs = cfg.direct ? '' : kb.sharedArray('Bs', ct, BK * BN);
   const M = total(con, 'm');
   const N = total(con, 'n');
   const B = total(con, 'batch');
@@ -148,8 +151,32 @@ export function tiled(ctx: LowerCtx, con: Contraction, target: KType): LoweredSt
       })[0];
   };
 
-  const loadA = tileLoads(con.a, con.aZero, 'm', BM, m0, Mu, As);
-  const loadB = tileLoads(con.b, con.bZero, 'n', BN, n0, Nu, Bs);
+  const loadA = cfg.direct ? () => [] : tileLoads(con.a, con.aZero, 'm', BM, m0, Mu, As);
+  const loadB = cfg.direct ? () => [] : tileLoads(con.b, con.bZero, 'n', BN, n0, Nu, Bs);
+  // direct (CPU adapters): each thread reads its TM rows of a and TN columns of b straight from memory at every k —
+  // no workgroup tiles, no barriers; the row / column offsets and bounds are computed once
+  const dA = cfg.direct
+    ? Array.from({ length: TM }, (_, r) => {
+        const mi = kb.let('dm', add(m0, add(ty, c.i32(r * TY))));
+        const inb = kb.let('dmi', and(live, lt(mi, Mu)));
+        const mc = g.coords('m', mi);
+        const off = kb.let('dao', add(base(con.a.st, 'a'), g.offset(con.a.st, 'a', 'm', mc)));
+        const z = con.aZero;
+        const zoff = z ? kb.let('dazo', add(base(z.st, 'az'), g.offset(z.st, 'az', 'm', mc))) : undefined;
+        return { inb, off, zoff };
+      })
+    : [];
+  const dB = cfg.direct
+    ? Array.from({ length: TN }, (_, cc) => {
+        const nj = kb.let('dn', add(n0, add(tx, c.i32(cc * TX))));
+        const inb = kb.let('dni', lt(nj, Nu));
+        const nc = g.coords('n', nj);
+        const off = kb.let('dbo', add(base(con.b.st, 'b'), g.offset(con.b.st, 'b', 'n', nc)));
+        const z = con.bZero;
+        const zoff = z ? kb.let('dbzo', add(base(z.st, 'bz'), g.offset(z.st, 'bz', 'n', nc))) : undefined;
+        return { inb, off, zoff };
+      })
+    : [];
 
   const acc = (r: number, cc: number) => `acc${r}_${cc}`;
   for (let r = 0; r < TM; r++) for (let cc = 0; cc < TN; cc++) kb.emit(var_(acc(r, cc), ct, g.zero()));
@@ -176,7 +203,7 @@ export function tiled(ctx: LowerCtx, con: Contraction, target: KType): LoweredSt
 
   const [kBody] = kb.collect(() => {
     const k0 = v('k0', 'i32');
-    kb.emit(...loadA(k0), ...loadB(k0), barrier);
+    if (!cfg.direct) kb.emit(...loadA(k0), ...loadB(k0), barrier);
     // one k of the tile per iteration: TM + TN workgroup-memory reads, TM·TN multiply-adds
     const [inner] = kb.collect(() => {
       const kq = v('kq', 'i32');
@@ -184,7 +211,19 @@ export function tiled(ctx: LowerCtx, con: Contraction, target: KType): LoweredSt
       const rb = kb.let('rb', add(mul(kq, c.i32(BN)), tx));
       const as: Expr[] = [];
       const bs: Expr[] = [];
-      for (let r = 0; r < TM; r++) as.push(kb.let('a', sload(As, add(ra, c.i32(r * TY)), ct)));
+      const kin0 = cfg.direct ? kb.let('dk', lt(add(v('k0', 'i32'), kq), Ku)) : undefined;
+      const kc0 = cfg.direct ? g.coords('k', add(v('k0', 'i32'), kq)) : [];
+      for (let r = 0; r < TM; r++) {
+        if (cfg.direct) {
+          const inb = kb.let('din', and(dA[r]!.inb, kin0!));
+          let val = g.ld(con.a, select(inb, add(dA[r]!.off, g.offset(con.a.st, 'a', 'k', kc0)), c.i32(0)));
+          if (con.aZero) {
+            const zi = add(dA[r]!.zoff!, g.offset(con.aZero.st, 'az', 'k', kc0));
+            val = sub(val, g.ld(con.aZero, select(inb, zi, c.i32(0))));
+          }
+          as.push(kb.let('a', select(inb, val, g.zero())));
+        } else as.push(kb.let('a', sload(As, add(ra, c.i32(r * TY)), ct)));
+      }
       if (layer) {
         // shifted by the row's first element; k past the end (zero-filled tiles) adds nothing
         const kin = kb.let('kin', lt(add(v('k0', 'i32'), kq), Ku));
@@ -194,7 +233,19 @@ export function tiled(ctx: LowerCtx, con: Contraction, target: KType): LoweredSt
         }
       }
       if (con.rowNorm) for (let r = 0; r < TM; r++) kb.emit(assign(ss(r), add(v(ss(r), ct), mul(as[r]!, as[r]!))));
-      for (let cc = 0; cc < TN; cc++) bs.push(kb.let('b', sload(Bs, add(rb, c.i32(cc * TX)), ct)));
+      for (let cc = 0; cc < TN; cc++) {
+        if (cfg.direct) {
+          const inb = kb.let('din', and(dB[cc]!.inb, kin0!));
+          const idx = add(dB[cc]!.off, g.offset(con.b.st, 'b', 'k', kc0));
+          let val = g.ld(con.b, select(inb, idx, c.i32(0)));
+          if (con.bZero) {
+            const zi = add(dB[cc]!.zoff!, g.offset(con.bZero.st, 'bz', 'k', kc0));
+            val = sub(val, g.ld(con.bZero, select(inb, zi, c.i32(0))));
+          }
+          if (con.rowNorm) val = mul(val, g.normWeight(kc0, inb));
+          bs.push(kb.let('b', select(inb, val, g.zero())));
+        } else bs.push(kb.let('b', sload(Bs, add(rb, c.i32(cc * TX)), ct)));
+      }
       if (layer) for (let cc = 0; cc < TN; cc++) kb.emit(assign(cs(cc), add(v(cs(cc), ct), bs[cc]!)));
       for (let r = 0; r < TM; r++) {
         for (let cc = 0; cc < TN; cc++) {
@@ -203,7 +254,7 @@ export function tiled(ctx: LowerCtx, con: Contraction, target: KType): LoweredSt
       }
     });
     kb.emit(for_('kq', c.i32(0), c.i32(BK), inner));
-    kb.emit(barrier);
+    if (!cfg.direct) kb.emit(barrier);
   });
   kb.emit(for_('k0', c.i32(0), Ku, kBody, c.i32(BK)));
 

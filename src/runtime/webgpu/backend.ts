@@ -23,7 +23,13 @@ export function deviceCapsOf(ctx: GpuContext): DeviceCaps {
     maxSharedBytes: c.maxComputeWorkgroupStorageSize,
     maxBuffersPerKernel: c.maxStorageBuffersPerShaderStage,
     maxGroupsPerDim: c.maxComputeWorkgroupsPerDimension,
+    cpu: isCpuAdapter(c.adapter),
   };
+}
+
+/** lavapipe / llvmpipe (Mesa) and SwiftShader: WebGPU run on the CPU. */
+export function isCpuAdapter(a: { vendor: string; architecture: string; description: string; device: string }): boolean {
+  return /llvmpipe|lavapipe|swiftshader/i.test(`${a.description} ${a.device} ${a.architecture} ${a.vendor}`);
 }
 
 export class WebGpuBackend implements DeviceBackend<GPUBuffer> {
