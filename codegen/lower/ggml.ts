@@ -1,2 +1,185 @@
-/** Lowerings of the GGUF (ggml) block-quantized ops: slot. */
-export {};
+/**
+ * Lowerings of the GGUF (ggml) block-quantized ops (ir/ops/ggml.ts).
+ *
+ * matmul_ggml is a contraction (contraction/) whose b operand is read through the dequantizing load hook
+ * (`Contraction.bLoad`), as matmul_nbits: b is viewed as W [N, K] (n stride K, k stride 1), so its element
+ * e = n · K + k sits in block e / QK (rows are whole blocks, stored back to back) at position e mod QK. The hook reads
+ * the block's bytes from the raw u8 data (bound as packed u8x4 words: legalize turns each byte load into a word load,
+ * a shift and a mask), decodes the f16 scales from their bits (sign / exponent / mantissa → an f32 bitcast,
+ * subnormals and inf included) and returns ggml's value of the element. The schedules are the templates': skinny
+ * GEMV for decode-sized outputs, tiled 8×8 register blocks for prefill. f32 weights never exist in device memory.
+ *
+ * get_rows_ggml is a pointwise kernel: each output element dequantizes its own element of the gathered row.
+ */
+import { numel, stridesOf } from '../../ir/shape.js';
+import { ggmlGeometry, type GgmlGeometry } from '../../ir/ops/ggml.js';
+import { KilnError } from '../../ir/errors.js';
+import { add, bin, bitcast, c, cast, div, eq, ge, load, lt, mod, mul, or, select, sub, type Expr } from '../kir.js';
+import { zeros, type Contraction, type View } from './contraction/contraction.js';
+import { lowerContraction } from './contraction/lower.js';
+import type { KernelBuilder, LowerCtx } from './kernel-builder.js';
+import { checkIndexRange, pointwise } from './pointwise.js';
+import { registerLowering } from './registry.js';
+
+const fail =
+  (ctx: LowerCtx) =>
+  (message: string): never => {
+    throw new KilnError('verify', message, { node: ctx.node, op: ctx.op });
+  };
+
+/** Byte `i` of the packed data, as an i32 in [0, 255]. */
+type ByteAt = (i: Expr) => Expr;
+
+const i = (x: number) => c.i32(x);
+const shr = (a: Expr, n: number | Expr) => bin('shr', a, typeof n === 'number' ? c.u32(n) : cast('u32', n));
+const shl = (a: Expr, n: number) => bin('shl', a, c.u32(n));
+const band = (a: Expr, m: number) => bin('bitand', a, i(m));
+const bor = (a: Expr, b: Expr) => bin('bitor', a, b);
+
+/** The f16 stored little-endian at byte `o`, decoded from its bits to f32 (normal, subnormal, inf / NaN). */
+function f16At(kb: KernelBuilder, byte: ByteAt, o: Expr): Expr {
+  const h = kb.let('h', bor(byte(o), shl(byte(add(o, i(1))), 8)));
+  const sign = kb.let('hs', shl(cast('u32', band(h, 0x8000)), 16));
+  const em = cast('u32', band(h, 0x7fff));
+  const exp = kb.let('he', shr(h, 10));
+  const e = band(exp, 31);
+  const normal = bitcast('f32', bor(sign, add(bin('shl', em, c.u32(13)), c.u32(0x38000000))));
+  const special = bitcast('f32', bor(sign, bor(c.u32(0x7f800000), bin('shl', cast('u32', band(h, 0x3ff)), c.u32(13)))));
+  const mag = mul(cast('f32', band(h, 0x3ff)), c.f32(2 ** -24));
+  const sub0 = select(eq(band(h, 0x8000), i(0)), mag, sub(c.f32(0), mag));
+  return kb.let('hf', select(eq(e, i(0)), sub0, select(eq(e, i(31)), special, normal)));
+}
+
+/** A byte read as i8. */
+const signed8 = (x: Expr) => select(ge(x, i(128)), sub(x, i(256)), x);
+
+/** ggml's get_scale_min_k4 for sub-block `s` (i32 in 0..7) of the 12 scale bytes at `o`: [scale, min]. */
+function scaleMinK4(kb: KernelBuilder, byte: ByteAt, o: Expr, s: Expr): [Expr, Expr] {
+  const a = kb.let('ka', byte(add(o, s))); // q[s]
+  const b = kb.let('kb', byte(add(o, add(s, i(4))))); // q[s + 4]
+  const lo = kb.let('kl', lt(s, i(4)));
+  const p = kb.let('kp', byte(add(o, band(s, 3)))); // q[s − 4] when s ≥ 4
+  const sc = select(lo, band(a, 63), bor(band(b, 15), shl(shr(p, 6), 4)));
+  const mn = select(lo, band(b, 63), bor(shr(b, 4), shl(shr(a, 6), 4)));
+  return [kb.let('ks', sc), kb.let('km', mn)];
+}
+
+/**
+ * Element `e` of rows stored as ggml blocks (rows of whole blocks, back to back), dequantized in f32: block e / QK at
+ * byte (e / QK) · block bytes, position e mod QK inside it.
+ */
+export function ggmlElement(kb: KernelBuilder, g: GgmlGeometry, byte: ByteAt, e: Expr): Expr {
+  const lq = Math.log2(g.qk);
+  const B = kb.let('gb', mul(shr(e, lq), i(g.blockBytes)));
+  const p = kb.let('gp', band(e, g.qk - 1));
+  const at = (off: number, idx: Expr) => byte(add(B, add(i(off), idx)));
+  switch (g.format) {
+    case 'Q8_0':
+      return mul(f16At(kb, byte, B), cast('f32', signed8(at(2, p))));
+    case 'Q4_0':
+    case 'Q4_1':
+    case 'Q5_0':
+    case 'Q5_1': {
+      const affine = g.format === 'Q4_1' || g.format === 'Q5_1';
+      const five = g.format === 'Q5_0' || g.format === 'Q5_1';
+      const d = f16At(kb, byte, B);
+      const qs = (affine ? 4 : 2) + (five ? 4 : 0);
+      // elements 0–15 are the low nibbles of qs[0..15], 16–31 the high ones
+      let q = kb.let('gq', band(shr(at(qs, band(p, 15)), mul(shr(p, 4), i(4))), 15));
+      if (five) {
+        const h = affine ? 4 : 2;
+        const hb = band(shr(at(h, shr(p, 3)), band(p, 7)), 1);
+        q = kb.let('gq', bor(q, shl(hb, 4)));
+      }
+      if (affine) return add(mul(d, cast('f32', q)), f16At(kb, byte, add(B, i(2))));
+      return mul(d, cast('f32', sub(q, i(five ? 16 : 8))));
+    }
+    case 'Q4_K':
+    case 'Q5_K': {
+      const five = g.format === 'Q5_K';
+      const d = f16At(kb, byte, B);
+      const dmin = f16At(kb, byte, add(B, i(2)));
+      const s = kb.let('gs', shr(p, 5)); // sub-block of 32
+      const [sc, mn] = scaleMinK4(kb, byte, add(B, i(4)), s);
+      // 64 elements per 32 bytes of qs: low nibbles first, then high
+      const l = band(p, 31);
+      const qb = at(five ? 48 : 16, add(mul(shr(p, 6), i(32)), l));
+      let q = kb.let('gq', band(shr(qb, mul(band(s, 1), i(4))), 15));
+      if (five) q = kb.let('gq', add(q, shl(band(shr(at(16, l), s), 1), 4)));
+      return sub(mul(mul(d, cast('f32', sc)), cast('f32', q)), mul(dmin, cast('f32', mn)));
+    }
+    case 'Q6_K': {
+      const d = f16At(kb, byte, add(B, i(208)));
+      const n = kb.let('gn', shr(p, 7)); // half of 128
+      const r = band(p, 127);
+      const t = kb.let('gt', shr(r, 5)); // quarter of 32
+      const l = kb.let('gl', band(r, 31));
+      const ql = at(0, add(add(mul(n, i(64)), l), mul(band(t, 1), i(32))));
+      const lo4 = band(shr(ql, mul(shr(t, 1), i(4))), 15);
+      const hi2 = band(shr(at(128, add(mul(n, i(32)), l)), mul(t, i(2))), 3);
+      const q = kb.let('gq', sub(bor(lo4, shl(hi2, 4)), i(32)));
+      const sc = signed8(at(192, add(add(mul(n, i(8)), shr(l, 4)), mul(t, i(2)))));
+      return mul(mul(d, cast('f32', kb.let('gsc', sc))), cast('f32', q));
+    }
+  }
+}
+
+/** matmul_ggml as a contraction: b read through the dequantizing load hook. */
+export function ggmlContraction(ctx: LowerCtx, at: (i: number) => number = (x) => x): Contraction {
+  const N = ctx.attrs['N'] as number;
+  const g = ggmlGeometry(ctx.attrs['format'], ctx.attrs['K'] as number, fail(ctx));
+  const a = ctx.inputs[0]!;
+  const lead = a.shape.slice(0, -1);
+  checkIndexRange(ctx, N * g.K, 'the dequantized weight');
+  const aSt = a.layout ? [...a.layout.strides] : stridesOf(a.shape);
+  const nb = Math.max(lead.length - 1, 0);
+  const aView: View = {
+    input: 0,
+    st: { batch: aSt.slice(0, nb), m: aSt.slice(nb, -1), n: [0], k: [aSt[aSt.length - 1]!] },
+  };
+  if (a.layout) aView.offset = a.layout.offset;
+  const outSt = stridesOf([...lead, N]);
+  return {
+    label: `matmul_ggml_${g.format.toLowerCase()}`,
+    dims: { batch: lead.slice(0, nb), m: lead.slice(nb), n: [N], k: [g.K] },
+    a: aView,
+    b: { input: 1, st: { batch: zeros(nb), m: zeros(lead.length - nb), n: [g.K], k: [1] } },
+    alpha: 1,
+    beta: 1,
+    out: { batch: outSt.slice(0, nb), m: outSt.slice(nb, -1), n: [1], k: [0] },
+    bLoad: (kb) => {
+      const buf = kb.buffer({ kind: 'in', index: at(1) }, 'u8x4', 'read');
+      const byte: ByteAt = (x) => cast('i32', load(buf, x, 'u32'));
+      return (e) => ggmlElement(kb, g, byte, e);
+    },
+  };
+}
+
+registerLowering('matmul_ggml', (ctx) => lowerContraction(ctx, ggmlContraction(ctx)));
+
+registerLowering('get_rows_ggml', (ctx) => {
+  const g = ggmlGeometry(ctx.attrs['format'], ctx.attrs['K'] as number, fail(ctx));
+  const [data, indices] = ctx.inputs;
+  const V = data!.shape[0]!;
+  const nIdx = numel(indices!.shape);
+  checkIndexRange(ctx, V * g.K, 'the dequantized table');
+  const step = pointwise(ctx, {
+    label: `get_rows_ggml_${g.format.toLowerCase()}`,
+    reads: [0, 1],
+    value: (p) => {
+      const kb = p.kb;
+      const Ku = kb.uniform('gk', g.K, 'i32', 'ggml.K');
+      const Vu = kb.uniform('gv', V, 'i32', 'ggml.V');
+      const k = kb.let('rk', mod(p.flat, Ku));
+      const j = kb.let('rj', div(p.flat, Ku));
+      // a negative index wraps; out of range is the run's typed error naming the node (clamped meanwhile)
+      const raw = kb.let('ri', cast('i32', p.loadAt(1, j)));
+      const w = kb.let('rw', select(lt(raw, i(0)), add(raw, Vu), raw));
+      kb.raiseIf(or(lt(w, i(0)), ge(w, Vu)), 1);
+      const row = kb.let('rr', select(lt(w, i(0)), i(0), select(ge(w, Vu), sub(Vu, i(1)), w)));
+      const byte: ByteAt = (x) => cast('i32', p.loadAt(0, x));
+      return ggmlElement(kb, g, byte, kb.let('re', add(mul(row, Ku), k)));
+    },
+  });
+  return [nIdx === 0 ? { ...step, grid: [0, 1, 1] } : step];
+});
