@@ -532,6 +532,9 @@ describe('ops without an ONNX form', () => {
       'all_reduce',
       'all_gather',
       'reduce_scatter',
+      // GGUF block formats: ONNX has no ggml block types (a model with them is written as GGUF: gguf-write.ts)
+      'matmul_ggml',
+      'get_rows_ggml',
     ];
     const fused = ['fused_elementwise', 'fused_contraction', 'fused_reduction', 'fused_injective'];
     const missing = allOps()
