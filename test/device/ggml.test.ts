@@ -61,7 +61,7 @@ export function randomBlocks(format: GgmlFormat, rows: number, K: number, r: () 
 interface Case {
   seed: number;
   format: GgmlFormat;
-  lead: number[];
+  lead: readonly number[];
   blocks: number;
   N: number;
 }
