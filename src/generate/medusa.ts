@@ -23,6 +23,34 @@ import { compile, type CompileOptions } from '../session.js';
 import { exposeHidden } from './paged.js';
 import { argmax, rng, type SamplingOptions } from './sampling.js';
 import { samplingDistribution, type Draft, type DraftSource } from './speculative.js';
+import { TokenTree } from './tree.js';
+
+/**
+ * A static Medusa candidate tree (like Medusa's sparse trees): the rank paths (rank r at depth j: head j's r-th most
+ * likely token) with the highest estimated acceptance Π_j acc[j][r_j], at most `nodes` − 1 of them, every path's
+ * prefix before it. `acc[j][r]`: how often head j's rank-r token is the right one (measured, or a prior).
+ */
+export function medusaTreeShape(acc: readonly (readonly number[])[], nodes: number): number[][] {
+  const all: { path: number[]; p: number }[] = [];
+  const grow = (path: number[], p: number) => {
+    if (path.length) all.push({ path, p });
+    const j = path.length;
+    if (j >= acc.length) return;
+    acc[j]!.forEach((a, r) => grow([...path, r], p * a));
+  };
+  grow([], 1);
+  // a prefix is at least as likely as its extensions; ties: shorter, then lower ranks first
+  all.sort((x, y) => y.p - x.p || x.path.length - y.path.length || x.path.join().localeCompare(y.path.join()));
+  const chosen = new Set<string>();
+  const out: number[][] = [];
+  for (const { path } of all) {
+    if (out.length >= nodes - 1) break;
+    if (path.length > 1 && !chosen.has(path.slice(0, -1).join())) continue;
+    chosen.add(path.join());
+    out.push(path);
+  }
+  return out;
+}
 
 /** Trained heads: K × (W [D, D] row-major, U [D, D] or none, b [D]), the shared LM head [D, V] and embedding [V, D]. */
 export class MedusaHeads {
@@ -372,12 +400,96 @@ export async function fitMedusa(
   };
 }
 
-/** A draft source proposing the Medusa heads' tokens (one chain) from the target's last hidden state. */
+/**
+ * A draft source proposing the Medusa heads' tokens from the target's last hidden state: one chain (`propose`), or
+ * in tree mode a top-k candidate tree (`proposeTree`) whose shape follows the measured rank accuracy of each head
+ * (`medusaTreeShape`; counted against the tokens the target then produced, re-chosen every 16 trees).
+ */
 export class MedusaDraft implements DraftSource {
   readonly name = 'medusa';
   readonly wantsHidden = true;
   private hidden: Float32Array | undefined;
-  constructor(readonly heads: MedusaHeads) {}
+  /** Candidates per head in a tree. */
+  readonly topK: number;
+  /** hits[j][r]: how often head j's rank-r candidate was the target's token; seen[j]: how often it was checked. */
+  private readonly hits: number[][];
+  private readonly seen: number[];
+  private shape: number[][] | undefined;
+  private shapeNodes = 0;
+  private trees = 0;
+  /** The last tree: its context length and, per node, the ranked candidates of its children. */
+  private last: { at: number; tree: TokenTree; ranked: Map<number, number[]> } | undefined;
+  /**
+   * A source over `heads`; `opts.topK` candidates per head in trees (default 3); `opts.accuracy[j][r]` a prior for
+   * the rank accuracies (default 0.6 · 0.7^j · 0.4^r).
+   */
+  constructor(
+    readonly heads: MedusaHeads,
+    opts: { topK?: number; accuracy?: readonly (readonly number[])[] } = {},
+  ) {
+    this.topK = opts.topK ?? 3;
+    const K = heads.heads;
+    // the prior counts as 8 observations
+    const prior = Array.from({ length: K }, (_, j) =>
+      Array.from({ length: this.topK }, (_, r) => opts.accuracy?.[j]?.[r] ?? 0.6 * 0.7 ** j * 0.4 ** r),
+    );
+    this.hits = prior.map((row) => row.map((a) => 8 * a));
+    this.seen = prior.map(() => 8);
+  }
+
+  /** Measured rank accuracies (prior included): acc[j][r]. */
+  accuracy(): number[][] {
+    return this.hits.map((row, j) => row.map((h) => h / this.seen[j]!));
+  }
+
+  async proposeTree(context: readonly number[], nodes: number): Promise<TokenTree> {
+    this.learn(context);
+    const tree = new TokenTree(context[context.length - 1]!, nodes);
+    const h = this.hidden;
+    if (!h || nodes <= 1) return tree;
+    if (!this.shape || this.shapeNodes !== nodes || this.trees % 16 === 0) {
+      this.shape = medusaTreeShape(this.accuracy(), nodes);
+      this.shapeNodes = nodes;
+    }
+    this.trees++;
+    const byPath = new Map<string, number>([['', 0]]);
+    const ranked = new Map<number, number[]>();
+    for (const path of this.shape) {
+      const parent = byPath.get(path.slice(0, -1).join());
+      if (parent === undefined) continue;
+      let cands = ranked.get(parent);
+      if (!cands) {
+        const logits = this.heads.logits(path.length - 1, h, tree.tokens[parent]!);
+        cands = topIndices(logits, this.topK);
+        ranked.set(parent, cands);
+      }
+      const tok = cands[path.at(-1)!];
+      if (tok === undefined || tree.size >= tree.maxNodes) continue;
+      byPath.set(path.join(), tree.addChild(parent, tok));
+    }
+    this.last = { at: context.length, tree, ranked };
+    return tree;
+  }
+
+  /** Count the ranks the target's tokens had in the previous tree (along the path it took). */
+  private learn(context: readonly number[]): void {
+    const l = this.last;
+    this.last = undefined;
+    if (!l || context.length <= l.at) return;
+    let u = 0;
+    for (let j = 0; j < this.heads.heads && l.at + j < context.length; j++) {
+      const cands = l.ranked.get(u);
+      if (!cands) break;
+      const truth = context[l.at + j]!;
+      this.seen[j]!++;
+      const r = cands.indexOf(truth);
+      if (r < 0) break;
+      this.hits[j]![r]!++;
+      const next = l.tree.children(u).find((c) => l.tree.tokens[c] === truth);
+      if (next === undefined) break;
+      u = next;
+    }
+  }
   observe(hidden: Float32Array): void {
     if (hidden.length !== this.heads.dim) {
       throw new KilnError('shape', `hidden state of ${hidden.length} values for heads of dim ${this.heads.dim}`);
@@ -414,5 +526,13 @@ export class MedusaDraft implements DraftSource {
   }
   reset(): void {
     this.hidden = undefined;
+    this.last = undefined;
   }
+}
+
+/** The indices of the k largest values (ties: lower index first). */
+function topIndices(x: ArrayLike<number>, k: number): number[] {
+  return Array.from({ length: x.length }, (_, i) => i)
+    .sort((a, b) => x[b]! - x[a]! || a - b)
+    .slice(0, k);
 }

@@ -11,9 +11,10 @@ import { makeTensor, type Tensor } from '../../ir/tensor.js';
 import type { ModelConfig } from '../models/config.js';
 import { isDeviceTensor, type DeviceTensor } from '../runtime/device-tensor.js';
 import { compile, type CompileOptions, type Session } from '../session.js';
-import { addSamplingHead, uploadSampling } from './extend.js';
+import { addSamplingHead, GraphExtender, uploadSampling } from './extend.js';
 import { HEAD_OUTPUTS, type GenerateOptions, type GenerationStats } from './lm.js';
 import { rng, sample } from './sampling.js';
+import { TokenTree } from './tree.js';
 
 /** Sampling parameters of a batch, on the device. */
 export interface SamplingParams {
@@ -28,6 +29,11 @@ export interface SamplingParams {
 export class PagedSequence {
   readonly tokens: number[] = [];
   readonly blocks: number[] = [];
+  /**
+   * Slot moves (from position, to position) still to do on the device, in order: an accepted tree path compacted to
+   * consecutive positions ({@link PagedLanguageModel.commitTree}); the next run of the sequence does them first.
+   */
+  moves: [number, number][] = [];
   /** An empty sequence; use {@link PagedLanguageModel.newSequence}, which numbers them. */
   constructor(readonly id: number) {}
   /** Positions whose keys / values are in the cache. */
@@ -44,8 +50,56 @@ export interface PagedOptions extends CompileOptions {
    * `append(…, { hidden: true })` can read it (Medusa heads draft from it). Default false.
    */
   hidden?: boolean;
+  /**
+   * Token trees: the graph gets `slot_ids`, `tree_mask` and `move_src` / `move_dst` inputs ({@link enableTrees}) so
+   * `append(…, { tree })` verifies a whole tree in one run and `commitTree` keeps its accepted path. Default false.
+   */
+  tree?: boolean;
 }
 
+/** Depth of each node of a tree given by parents (node 0 the root); checks the list against T tokens. */
+function treeDepths(parents: readonly number[], T: number): number[] {
+  if (parents.length !== T) throw new KilnError('runtime', `a tree of ${parents.length} parents for ${T} tokens`);
+  return TokenTree.from(
+    parents.map(() => 0),
+    parents,
+  ).depths;
+}
+
+/** Inputs {@link enableTrees} adds to a paged model graph. */
+export const TREE_INPUTS = ['slot_ids', 'tree_mask', 'move_src', 'move_dst'] as const;
+
+/**
+ * Let a paged model graph verify token trees: `position_ids` keeps feeding the rotary / position embeddings (a tree
+ * node's is prefix + depth), while the cache slots written and attended come from a new `slot_ids` input (prefix +
+ * node index), every `paged_attention` reads a `tree_mask` input (ancestor bits per node; −1 is causal) and every
+ * pool passes through a `kv_cache_move` by `move_src` / `move_dst` [batch, moves] (the previous tree's accepted path
+ * compacted; −1 pads) before the run's `kv_cache_write`. Returns false when the graph has no paged attention fed by
+ * `position_ids`.
+ */
+export function enableTrees(graph: Graph): boolean {
+  if (graph.inputs.some((v) => v.name === 'slot_ids')) return true;
+  const pos = graph.inputs.find((v) => v.name === 'position_ids');
+  const attn = graph.nodes.filter((n) => n.op === 'paged_attention');
+  const writes = graph.nodes.filter((n) => n.op === 'kv_cache_write');
+  if (!pos || !attn.length || [...attn, ...writes].some((n) => n.inputs[n.op === 'paged_attention' ? 4 : 3] !== pos)) {
+    return false;
+  }
+  const x = new GraphExtender(graph);
+  const [batch, seq] = pos.type.shape;
+  const slots = x.input('slot_ids', 'i64', [batch!, seq!]);
+  const mask = x.input('tree_mask', 'i64', [batch!, seq!]);
+  const src = x.input('move_src', 'i64', [batch!, 'moves']);
+  const dst = x.input('move_dst', 'i64', [batch!, 'moves']);
+  for (const n of attn) n.inputs = [...n.inputs.slice(0, 4), slots, mask];
+  for (const n of writes) {
+    const moved = x.op('kv_cache_move', [n.inputs[0]!, n.inputs[2]!, src, dst]);
+    n.setInput(0, moved);
+    n.setInput(3, slots);
+  }
+  graph.toposort();
+  return true;
+}
 /**
  * Make the hidden state the LM head reads (the input of the contraction producing `logits`, through a cast) a graph
  * output named `hidden`. Returns false when the graph's logits do not come from such a contraction.
@@ -102,8 +156,8 @@ export class PagedLanguageModel {
    * `opts.numBlocks` zeroed blocks per layer on the device.
    *
    * @throws KilnError (code `limit`) when `numBlocks` is not a positive integer, (code `verify`) when `opts.hidden`
-   * is set but the logits do not come from a contraction of a hidden state, or when the graph has no `block_table` /
-   * `cache_*` inputs; compile errors as {@link compile}.
+   * is set but the logits do not come from a contraction of a hidden state, when `opts.tree` is set but the graph's
+   * cache positions are not its `position_ids`, or when the graph has no `block_table` / `cache_*` inputs; compile errors as {@link compile}.
    */
   static async create(model: { graph: Graph; config?: ModelConfig }, opts: PagedOptions): Promise<PagedLanguageModel> {
     if (!(Number.isInteger(opts.numBlocks) && opts.numBlocks > 0)) {
@@ -114,8 +168,11 @@ export class PagedLanguageModel {
     if (opts.hidden && !exposeHidden(model.graph)) {
       throw new KilnError('verify', "the model's logits do not come from a contraction of a hidden state");
     }
+    if (opts.tree && !enableTrees(model.graph)) {
+      throw new KilnError('verify', 'token trees need a paged graph whose cache positions are its position_ids');
+    }
     addSamplingHead(model.graph);
-    const { numBlocks, hidden: _hidden, ...compileOpts } = opts;
+    const { numBlocks, hidden: _hidden, tree: _tree, ...compileOpts } = opts;
     const session = await compile(model.graph, compileOpts);
     return new PagedLanguageModel(session, model.config, numBlocks);
   }
@@ -183,7 +240,8 @@ export class PagedLanguageModel {
     }
     const tail = seq.tokens.slice(p - (p % this.blockSize), p);
     seq.tokens.length = p;
-    const keep = Math.ceil(p / this.blockSize);
+    seq.moves = seq.moves.filter(([, to]) => to < p);
+    const keep = this.blocksKept(seq);
     while (seq.blocks.length > keep) this.drop(seq.blocks.pop()!);
     const last = seq.blocks[keep - 1];
     if (tail.length && last !== undefined && this.refs[last]! > 1) {
@@ -193,12 +251,50 @@ export class PagedLanguageModel {
     }
   }
 
+  /** Blocks a sequence needs: its positions, and the sources of its pending moves. */
+  private blocksKept(seq: PagedSequence): number {
+    return Math.ceil(Math.max(seq.length, ...seq.moves.map(([from]) => from + 1)) / this.blockSize);
+  }
+
+  /**
+   * Keep the accepted path of a tree run: the sequence held `base` positions before `append(…, { tree })` ran the
+   * tree's nodes at positions base…; afterwards it holds base + the root + the `path` nodes (indices in the tree,
+   * below the root, in order). Their keys / values move to consecutive positions on the device at the sequence's
+   * next run (`moves`), the other nodes' slots are given back.
+   *
+   * @throws KilnError (code `runtime`) when the sequence does not hold a tree run of more than every path node after
+   * `base`, or the path is not increasing.
+   */
+  commitTree(seq: PagedSequence, base: number, path: readonly number[]): void {
+    const last = path.at(-1) ?? 0;
+    if (
+      !(Number.isInteger(base) && base >= 0 && base + last < seq.length) ||
+      path.some((u, i) => u <= (path[i - 1] ?? 0))
+    ) {
+      throw new KilnError(
+        'runtime',
+        `tree path [${path.join(',')}] after position ${base} of a ${seq.length}-long sequence`,
+      );
+    }
+    const kept = [seq.tokens[base]!, ...path.map((u) => seq.tokens[base + u]!)];
+    seq.tokens.length = base;
+    seq.tokens.push(...kept);
+    path.forEach((u, i) => {
+      if (u !== i + 1) seq.moves.push([base + u, base + i + 1]);
+    });
+    const keep = this.blocksKept(seq);
+    while (seq.blocks.length > keep) this.drop(seq.blocks.pop()!);
+  }
+
   /**
    * The keys and values the cache holds for the sequence's positions 0…length−1, per layer in pool order
-   * (`cache_key_0`, `cache_value_0`, …), each [kvHeads, length, headDim] row-major: for tests of rollback.
+   * (`cache_key_0`, `cache_value_0`, …), each [kvHeads, length, headDim] row-major: for tests of rollback. Pending
+   * moves (a committed tree path) are read at their sources, as the next run will have moved them.
    */
   async cacheOf(seq: PagedSequence): Promise<Float64Array[]> {
     const out: Float64Array[] = [];
+    const at = new Map<number, number>();
+    for (const [from, to] of seq.moves) at.set(to, at.get(from) ?? from);
     for (const l of this.layers) {
       const pool = this.pools[l.cache]!;
       const t = isDeviceTensor(pool) ? await pool.read() : pool;
@@ -207,8 +303,9 @@ export class PagedLanguageModel {
       const r = new Float64Array(heads * n * hd);
       for (let h = 0; h < heads; h++) {
         for (let p = 0; p < n; p++) {
-          const at = ((seq.blocks[Math.floor(p / bs)]! * heads + h) * bs + (p % bs)) * hd;
-          for (let d = 0; d < hd; d++) r[(h * n + p) * hd + d] = Number(t.data[at + d]!);
+          const s = at.get(p) ?? p;
+          const o = ((seq.blocks[Math.floor(s / bs)]! * heads + h) * bs + (s % bs)) * hd;
+          for (let d = 0; d < hd; d++) r[(h * n + p) * hd + d] = Number(t.data[o + d]!);
         }
       }
       out.push(r);
@@ -219,6 +316,7 @@ export class PagedLanguageModel {
   /** Free every block of the sequence (blocks shared with a fork stay with it). */
   release(seq: PagedSequence): void {
     seq.tokens.length = 0;
+    seq.moves = [];
     while (seq.blocks.length) this.drop(seq.blocks.pop()!);
   }
 
@@ -230,7 +328,9 @@ export class PagedLanguageModel {
    */
   async fork(seq: PagedSequence): Promise<PagedSequence> {
     const child = this.newSequence();
-    const full = Math.floor(seq.length / this.blockSize);
+    // blocks a pending move still writes are not shared: their tokens are recomputed
+    const firstMoved = Math.min(seq.length, ...seq.moves.map(([, to]) => to));
+    const full = Math.floor(firstMoved / this.blockSize);
     for (let j = 0; j < full; j++) {
       const b = seq.blocks[j]!;
       this.refs[b]!++;
@@ -246,26 +346,40 @@ export class PagedLanguageModel {
    * Append `tokens[i]` to `seqs[i]` (every entry the same length: a prefill of one sequence, or one token each for a
    * batch decode) and return each sequence's logits for its new positions, [batch, new, vocab], plus the greedy next
    * token of each. The cache writes happen on the device, in place. `opts.logits` / `opts.hidden` also read those back
-   * (default false); `opts.sampling` draws instead of the argmax (default greedy).
+   * (default false); `opts.sampling` draws instead of the argmax (default greedy). `opts.tree` (a model made with
+   * `tree`): the tokens of sequence i are a token tree with parents `opts.tree[i]` (node 0 the root, parents before
+   * children, at most 32 nodes): node t sits at position length + t, is rotated as position length + depth and sees
+   * the sequence's earlier positions and its ancestors; keep a path with {@link commitTree}. Pending moves of the
+   * sequences run first.
    *
    * @throws KilnError (code `runtime`) for no sequences, token lists of different or zero length, a sequence listed
-   * twice, or `hidden` on a model made without it; (code `limit`, limit `numBlocks`) when the KV cache is full; run
+   * twice, `hidden` on a model made without it, or a tree on a model made without `tree` or with a bad parent list;
+   * (code `limit`, limit `tree nodes`) for a tree of more than 32 nodes; (code `limit`, limit `numBlocks`) when the KV cache is full; run
    * errors as {@link Session.run}.
    */
   async append(
     seqs: readonly PagedSequence[],
     tokens: readonly (readonly number[])[],
-    opts: { logits?: boolean; hidden?: boolean; sampling?: SamplingParams } = {},
+    opts: {
+      logits?: boolean;
+      hidden?: boolean;
+      sampling?: SamplingParams;
+      tree?: readonly (readonly number[])[];
+    } = {},
   ): Promise<{ next: number[]; logits?: Tensor; hidden?: Tensor }> {
     const B = seqs.length;
     const T = tokens[0]?.length ?? 0;
     if (B === 0 || T === 0 || tokens.length !== B || tokens.some((t) => t.length !== T)) {
       throw new KilnError('runtime', 'append wants one equally long, non-empty token list per sequence');
     }
+    const trees = this.session.inputNames.includes('slot_ids');
+    if (opts.tree && !trees) throw new KilnError('runtime', 'the model takes no token trees (create with tree)');
+    const depths = opts.tree?.map((parents) => treeDepths(parents, T));
     for (const [i, s] of seqs.entries()) {
       if (seqs.indexOf(s) !== i) throw new KilnError('runtime', `sequence ${s.id} appears twice in one batch`);
-      this.reserve(s, s.length + T);
+      this.reserve(s, Math.max(s.length + T, ...s.moves.map(([from]) => from + 1)));
     }
+    const moves = seqs.some((s) => s.moves.length);
     const width = Math.max(...seqs.map((s) => s.blocks.length));
     const sampling = opts.sampling ?? this.greedyParams(B);
     // one id per sequence comes back: the argmax, or the device's draw when sampling
@@ -275,6 +389,8 @@ export class PagedLanguageModel {
     const prev = this.lastStep;
     const chained =
       prev !== undefined &&
+      !moves &&
+      !opts.tree &&
       T === 1 &&
       prev.read === read &&
       prev.seqs.length === B &&
@@ -295,10 +411,40 @@ export class PagedLanguageModel {
         : makeTensor(
             'i64',
             [B, T],
-            seqs.flatMap((s) => Array.from({ length: T }, (_, t) => s.length + t)),
+            seqs.flatMap((s, i) => Array.from({ length: T }, (_, t) => s.length + (depths ? depths[i]![t]! : t))),
           ),
       block_table: this.table.tensor, // uploaded again only when a sequence gains a block or the batch changes
     };
+    if (trees) {
+      feeds['slot_ids'] =
+        chained || !depths
+          ? feeds['position_ids']!
+          : makeTensor(
+              'i64',
+              [B, T],
+              seqs.flatMap((s) => Array.from({ length: T }, (_, t) => s.length + t)),
+            );
+      feeds['tree_mask'] = opts.tree
+        ? makeTensor(
+            'i64',
+            [B, T],
+            opts.tree.flatMap((parents) =>
+              TokenTree.from(
+                parents.map(() => 0),
+                parents,
+              ).masks(),
+            ),
+          )
+        : this.constant('tree_mask', B, T, -1);
+      if (moves) {
+        const n = Math.max(...seqs.map((s) => s.moves.length));
+        const col = (k: 0 | 1) => seqs.flatMap((s) => Array.from({ length: n }, (_, j) => s.moves[j]?.[k] ?? -1));
+        feeds['move_src'] = makeTensor('i64', [B, n], col(0));
+        feeds['move_dst'] = makeTensor('i64', [B, n], col(1));
+      } else {
+        feeds['move_src'] = feeds['move_dst'] = this.constant('no_moves', B, 1, -1);
+      }
+    }
     const hasHidden = this.session.outputNames.includes('hidden');
     if (opts.hidden && !hasHidden)
       throw new KilnError('runtime', 'the model has no hidden output (create with hidden)');
@@ -323,7 +469,14 @@ export class PagedLanguageModel {
       const dropped = out[n];
       if (dropped && isDeviceTensor(dropped)) dropped.dispose();
     }
-    seqs.forEach((s, i) => s.tokens.push(...tokens[i]!));
+    seqs.forEach((s, i) => {
+      s.tokens.push(...tokens[i]!);
+      if (s.moves.length) {
+        s.moves = [];
+        const keep = this.blocksKept(s);
+        while (s.blocks.length > keep) this.drop(s.blocks.pop()!);
+      }
+    });
     const next = Array.from((out[read] as Tensor).data);
     if (nextIds && isDeviceTensor(nextIds) && nextPositions && isDeviceTensor(nextPositions)) {
       this.lastStep = {
@@ -353,6 +506,18 @@ export class PagedLanguageModel {
         positions: DeviceTensor;
       }
     | undefined;
+  /** Filled [B, T] i64 tensors kept on the device (the causal tree mask, no moves). */
+  private readonly constants = new Map<string, DeviceTensor>();
+  private constant(name: string, B: number, T: number, value: number): DeviceTensor {
+    const key = `${name}:${B}x${T}`;
+    let t = this.constants.get(key);
+    if (!t) {
+      t = this.session.upload(makeTensor('i64', [B, T], new Array<number>(B * T).fill(value)), name);
+      this.constants.set(key, t);
+    }
+    return t;
+  }
+
   /** The block table on the device, with what it holds. */
   private table: { key: string; tensor: DeviceTensor } | undefined;
 
@@ -457,6 +622,7 @@ export class PagedLanguageModel {
     this.dropLastStep();
     this.table?.tensor.dispose();
     for (const p of this.greedyByBatch.values()) p.dispose();
+    for (const t of this.constants.values()) t.dispose();
     for (const p of Object.values(this.pools)) if (isDeviceTensor(p)) p.dispose();
     this.session.dispose();
   }

@@ -19,6 +19,7 @@ import type { CompileOptions } from '../session.js';
 import type { GenerateOptions, GenerationStats } from './lm.js';
 import { PagedLanguageModel, type PagedSequence } from './paged.js';
 import { argmax, candidates, rng, type SamplingOptions } from './sampling.js';
+import { greedyAccept, sampleAccept, TokenTree, TREE_MAX_NODES } from './tree.js';
 
 /** What a draft source proposes: up to k tokens, with the distribution each was drawn from when it was sampled. */
 export interface Draft {
@@ -44,6 +45,16 @@ export interface DraftSource {
    * token before each `propose`.
    */
   readonly wantsHidden?: boolean;
+  /**
+   * Propose a token tree (node 0: the context's last token) of at most `nodes` nodes; sources without it propose a
+   * chain that the tree merge adds. Medusa heads propose their top-k candidates this way.
+   */
+  proposeTree?(
+    context: readonly number[],
+    nodes: number,
+    sampling: SamplingOptions,
+    rand: () => number,
+  ): Promise<TokenTree>;
   /** Receives the target's hidden-state row (length `dim`) before each `propose`; only called when `wantsHidden`. */
   observe?(hidden: Float32Array): void;
   /** Forget per-generation state (called when a generation ends). */
@@ -316,9 +327,104 @@ export async function verifyDraft(
   return { accepted, next, ...(hidden ? { hidden: hiddenRow(hidden, accepted) } : {}) };
 }
 
+/** The result of checking a token tree against the target. */
+export interface TreeVerdictResult extends Verdict {
+  /** The accepted nodes below the root, in order (`accepted` of them). */
+  path: number[];
+  /** Their tokens. */
+  tokens: number[];
+}
+
+/**
+ * Run a token tree (root: the current token, not yet in `seq`'s cache) through a target made with `tree: true` in one
+ * pass, accept its longest agreeing root path (greedy: the target's argmax at each node; sampling: SpecInfer's
+ * multi-step acceptance, `sampleAccept`) and keep that path in the cache (`commitTree`: the path's slots move to
+ * consecutive positions at the next run, the rest are given back).
+ */
+export async function verifyTree(
+  target: PagedLanguageModel,
+  seq: PagedSequence,
+  tree: TokenTree,
+  sampling: SamplingOptions,
+  rand: () => number,
+  withHidden = false,
+): Promise<TreeVerdictResult> {
+  const base = seq.length;
+  const sampled = (sampling.temperature ?? 0) > 0;
+  if (tree.size === 1 && !sampled) {
+    const { next, hidden } = await target.append([seq], [tree.tokens], { hidden: withHidden });
+    return { accepted: 0, next: next[0]!, path: [], tokens: [], ...(hidden ? { hidden: hiddenRow(hidden, 0) } : {}) };
+  }
+  const { logits, hidden } = await target.append([seq], [tree.tokens], {
+    logits: true,
+    hidden: withHidden,
+    tree: [tree.parents],
+  });
+  const V = logits!.shape.at(-1)!;
+  const row = (i: number) => logits!.data.subarray(i * V, (i + 1) * V);
+  const v = sampled
+    ? sampleAccept(tree, (u) => samplingDistribution(row(u), sampling), rand)
+    : greedyAccept(tree, (u) => argmax(row(u)));
+  target.commitTree(seq, base, v.path);
+  const last = v.path.at(-1) ?? 0;
+  return {
+    accepted: v.path.length,
+    next: v.next,
+    path: v.path,
+    tokens: v.path.map((u) => tree.tokens[u]!),
+    ...(hidden ? { hidden: hiddenRow(hidden, last) } : {}),
+  };
+}
+
+/**
+ * SpecInfer's merge: one token tree rooted at the context's last token from every source's proposal (a source's
+ * `proposeTree`, else its chain of up to `depth` tokens), in source order, as a trie (deterministic proposals that
+ * share a prefix share its nodes; sampled ones get branches of their own), at most `nodes` nodes.
+ */
+export async function mergeProposals(
+  sources: readonly DraftSource[],
+  context: readonly number[],
+  nodes: number,
+  depth: number,
+  sampling: SamplingOptions,
+  rand: () => number,
+): Promise<TokenTree> {
+  const tree = new TokenTree(context[context.length - 1]!, Math.min(nodes, TREE_MAX_NODES));
+  for (const [i, s] of sources.entries()) {
+    if (tree.size >= tree.maxNodes) break;
+    if (s.proposeTree) {
+      tree.addTree(await s.proposeTree(context, tree.maxNodes - tree.size + 1, sampling, rand), 0, i);
+    } else {
+      const d = await s.propose(context, Math.min(depth, tree.maxNodes - 1), sampling, rand);
+      tree.addChain(d.tokens, d.probs, 0, i);
+    }
+  }
+  return tree;
+}
+
+/** Token-tree speculation: the sources' proposals merged into one tree per step, sized by measured speed. */
+export interface TreeOptions {
+  /** Most nodes per tree, root included (default 16, at most 32). */
+  maxNodes?: number;
+  /** Nodes to start with (default 8). */
+  nodes?: number;
+  /** Longest chain a chain source proposes (default 6). */
+  depth?: number;
+  /**
+   * Choose the tree size per step from measured acceptance and measured draft + verify time (tokens per ms of
+   * each size, hill-climbing over 1, 2, 4 … maxNodes; size 1 is a plain step) (default true).
+   */
+  dynamic?: boolean;
+}
+
 export interface SpeculativeOptions {
-  /** Where drafts come from (an array: tried in order, the first proposing anything drafts). */
+  /** Where drafts come from (an array: tried in order, the first proposing anything drafts; with `tree`: merged). */
   draft: DraftSource | readonly DraftSource[];
+  /**
+   * Verify token trees (the target made with `tree: true`): every source proposes and the proposals are merged into
+   * one tree (`mergeProposals`) checked in one pass. `true` takes the defaults.
+   */
+  tree?: boolean | TreeOptions;
   /** Draft tokens per pass to start with (default 4). */
   draftLen?: number;
   /** Most draft tokens per pass (default 2 × draftLen, at least 1). */
@@ -341,6 +447,61 @@ export interface SpeculativeStats extends GenerationStats {
   passesPerToken: number;
   /** Accepted / drafted. */
   acceptanceRate: number;
+  /** Tree mode: mean nodes below the root per target pass. */
+  meanTreeNodes?: number;
+}
+
+/**
+ * Picks the tree size per step: each candidate size's tokens per millisecond ((accepted + 1) / (draft + verify
+ * time)) as a moving average; the decoder uses the best measured size and tries a neighbour every few passes, so a
+ * source that does not pay drifts to size 1 (plain decoding).
+ */
+class TreeSizer {
+  private readonly sizes: number[];
+  private readonly rate: (number | undefined)[];
+  private at: number;
+  private trying: number | undefined;
+  private pass = 0;
+  private flip = false;
+  constructor(
+    start: number,
+    max: number,
+    readonly dynamic: boolean,
+  ) {
+    this.sizes = [1];
+    for (let n = 2; n < max; n *= 2) this.sizes.push(n);
+    if (max > 1) this.sizes.push(max);
+    this.rate = this.sizes.map(() => undefined);
+    let best = 0;
+    this.sizes.forEach((n, i) => (Math.abs(n - start) < Math.abs(this.sizes[best]! - start) ? (best = i) : 0));
+    this.at = best;
+  }
+  /** The size of the next tree. */
+  next(): number {
+    if (!this.dynamic) return this.sizes[this.at]!;
+    this.pass++;
+    this.trying = undefined;
+    if (this.pass % 6 === 0) {
+      // explore a neighbour (alternately up and down); an unmeasured one first
+      this.flip = !this.flip;
+      const j = this.flip ? this.at + 1 : this.at - 1;
+      if (j >= 0 && j < this.sizes.length) this.trying = j;
+    }
+    return this.sizes[this.trying ?? this.at]!;
+  }
+  /** Report a pass: nodes asked for, tokens it produced (accepted + 1) and its time. */
+  record(tokens: number, ms: number): void {
+    if (!this.dynamic) return;
+    const i = this.trying ?? this.at;
+    const r = tokens / Math.max(ms, 1e-3);
+    const old = this.rate[i];
+    this.rate[i] = old === undefined ? r : 0.7 * old + 0.3 * r;
+    for (const j of [this.at - 1, this.at + 1]) {
+      if (j >= 0 && j < this.sizes.length && this.rate[j] !== undefined && this.rate[j]! > this.rate[this.at]!) {
+        this.at = j;
+      }
+    }
+  }
 }
 
 /**
@@ -389,6 +550,12 @@ export class SpeculativeDecoder {
     const stop = new Set(opts.stop ?? []);
     const sampled = (opts.temperature ?? 0) > 0;
     const rand = rng(opts.seed ?? 0);
+    const treeOpts: TreeOptions | undefined =
+      this.opts.tree === true ? {} : this.opts.tree === false ? undefined : this.opts.tree;
+    const maxNodes = Math.min(TREE_MAX_NODES, treeOpts?.maxNodes ?? 16);
+    const sizer = treeOpts ? new TreeSizer(treeOpts.nodes ?? 8, maxNodes, treeOpts.dynamic ?? true) : undefined;
+    const sources = this.source instanceof MixedDraft ? this.source.sources : [this.source];
+    let treeNodes = 0;
     const startLen = this.opts.draftLen ?? 4;
     const maxLen = Math.max(1, this.opts.maxDraftLen ?? 2 * startLen);
     const adaptive = this.opts.adaptive ?? true;
@@ -416,6 +583,39 @@ export class SpeculativeDecoder {
         yield cur;
         if (++made >= maxTokens || seq.length >= maxSeq) break;
         const context = [...seq.tokens, cur];
+        if (sizer) {
+          // tree mode: every source proposes, one merged tree, one target pass
+          const left = Math.min(maxTokens - made - 1, maxSeq - seq.length - 1);
+          const size = left > 0 ? sizer.next() : 1;
+          const t0 = performance.now();
+          const tree =
+            size > 1
+              ? await mergeProposals(sources, context, size, Math.min(treeOpts!.depth ?? 6, left), opts, rand)
+              : new TokenTree(cur, 1);
+          // depth past what is still wanted is cut by keeping only nodes within `left` of the root
+          const v = await verifyTree(target, seq, tree.size > 1 ? cutDepth(tree, left) : tree, opts, rand, wantsHidden);
+          sizer.record(v.accepted + 1, performance.now() - t0);
+          if (v.hidden) this.source.observe?.(v.hidden);
+          passes++;
+          treeNodes += tree.size - 1;
+          drafted += tree.size - 1;
+          acceptedTotal += v.accepted;
+          let stopped = false;
+          for (const t of v.tokens) {
+            if (opts.signal?.aborted || stop.has(t)) {
+              stopped = true;
+              break;
+            }
+            yield t;
+            if (++made >= maxTokens) {
+              stopped = true;
+              break;
+            }
+          }
+          if (stopped) break;
+          cur = v.next;
+          continue;
+        }
         // no more drafts than tokens still wanted or positions left
         const room = Math.min(k, maxTokens - made - 1, maxSeq - seq.length - 1);
         const draft: Draft =
@@ -472,9 +672,25 @@ export class SpeculativeDecoder {
         acceptedPerPass: passes ? acceptedTotal / passes : 0,
         passesPerToken: made ? passes / made : 0,
         acceptanceRate: drafted ? acceptedTotal / drafted : 0,
+        ...(sizer ? { meanTreeNodes: passes ? treeNodes / passes : 0 } : {}),
       };
     }
   }
+}
+
+/** The tree without its nodes deeper than `depth` (a tree's nodes come after their parents, so a prefix filter). */
+function cutDepth(tree: TokenTree, depth: number): TokenTree {
+  if (tree.depths.every((d) => d <= depth)) return tree;
+  const keep = tree.depths.map((d) => d <= depth);
+  const index = new Map<number, number>();
+  const t = new TokenTree(tree.tokens[0]!, tree.maxNodes);
+  index.set(0, 0);
+  for (let i = 1; i < tree.size; i++) {
+    if (!keep[i]) continue;
+    const node = t.addChild(index.get(tree.parents[i]!)!, tree.tokens[i]!, tree.probs[i], tree.sources[i]!);
+    index.set(i, node);
+  }
+  return t;
 }
 
 /**
