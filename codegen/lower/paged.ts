@@ -322,3 +322,56 @@ registerLowering('kv_cache_move', (ctx) => {
   if (threads === 0 || n === 0) steps[steps.length - 1]!.grid = [0, 1, 1];
   return steps;
 });
+
+/**
+ * tree_accept: one thread per sequence walks its tree (at most a few dozen nodes) — at each node the first child
+ * holding the node's argmax — and writes the accepted count, the path and the next token; the rest of the row is −1.
+ * The whole verdict of a greedy tree pass is then T + 1 integers read back instead of T rows of logits.
+ */
+registerLowering('tree_accept', (ctx) => {
+  checkSizes(ctx);
+  const [B, T] = ctx.inputs[0]!.shape as [number, number];
+  const kb = new KernelBuilder('tree_accept', ctx.caps);
+  const u = (hint: string, x: number) => (x === 0 || x === 1 ? i32(x) : kb.uniform(hint, x));
+  const idsB = kb.input(ctx, 0);
+  const tokB = kb.input(ctx, 1);
+  const parB = kb.input(ctx, 2);
+  const yB = kb.output(ctx, 0);
+  const t = kb.let('t', add(mul(kb.groupIndex(), i32(WORKGROUP)), kb.localIndex()));
+  const [body] = kb.collect(() => {
+    const TU = u('T', T);
+    const T1 = kb.let('T1', add(TU, i32(1)));
+    const row = kb.let('row', mul(t, TU));
+    const out = kb.let('orow', mul(t, T1));
+    const st = (index: Expr, value: Expr) => ({ k: 'store' as const, buf: yB, index, value });
+    kb.emit(for_('k', i32(0), T1, [st(add(out, v('k', 'i32')), i32(-1))]));
+    kb.emit(var_('node', 'i32', i32(0)), var_('n', 'i32', i32(0)), var_('go', 'bool', c.bool(true)));
+    const node = v('node', 'i32');
+    const n = v('n', 'i32');
+    // at most T steps: each moves to a later node
+    const [step] = kb.collect(() => {
+      const a = kb.let('a', loadI32(kb, ctx, idsB, 0, add(row, node)));
+      kb.emit(var_('child', 'i32', i32(-1)));
+      const i = v('i', 'i32');
+      const hit = and(
+        lt(v('child', 'i32'), i32(0)),
+        and(eq(loadI32(kb, ctx, parB, 2, add(row, i)), node), eq(loadI32(kb, ctx, tokB, 1, add(row, i)), a)),
+      );
+      kb.emit(for_('i', add(node, i32(1)), TU, [if_(hit, [assign('child', i)])]));
+      const child = v('child', 'i32');
+      kb.emit(
+        if_(
+          lt(child, i32(0)),
+          [st(add(out, add(n, i32(1))), a), assign('go', c.bool(false))],
+          [assign('n', add(n, i32(1))), st(add(out, n), child), assign('node', child)],
+        ),
+      );
+    });
+    kb.emit(for_('s', i32(0), TU, [if_(v('go', 'bool'), step)]));
+    kb.emit(st(out, n));
+  });
+  kb.emit(if_(lt(t, u('B', B)), body));
+  const step = kb.build([WORKGROUP, 1, 1], grid1d(Math.ceil(B / WORKGROUP), ctx.caps));
+  if (B === 0) step.grid = [0, 1, 1];
+  return [step];
+});

@@ -14,6 +14,7 @@
  * everywhere is plain causal attention). The keys before the run are always seen. `kv_cache_move` copies slots of a
  * sequence to other slots in order (the accepted path of a tree compacted to consecutive positions).
  */
+import { dimAdd } from '../dim-expr.js';
 import { isFloat, isInteger } from '../dtype.js';
 import { registerOp, type InferContext, type RefContext } from '../registry.js';
 import type { Dim } from '../shape.js';
@@ -256,6 +257,63 @@ registerOp({
           for (let d = 0; d < D; d++) y.data[w + d] = y.data[r + d]!;
         }
       }
+    }
+    return [y];
+  },
+});
+
+registerOp({
+  name: 'tree_accept',
+  doc:
+    'greedy acceptance of token trees: for each sequence b, ids [batch, seq] are the target argmax after each node, ' +
+    'tokens [batch, seq] the nodes tokens and parents [batch, seq] their parents (node 0 the root, parent < node; ' +
+    'a chain is -1, 0, 1, ...). From the root, the walk follows the first child whose token is the argmax at the ' +
+    'node. y [batch, seq + 1]: y[b, 0] = n, the nodes accepted below the root; y[b, 1..n] those nodes; y[b, n + 1] ' +
+    'the argmax after the last of them (the next token); the rest -1.',
+  inputs: [{ name: 'ids' }, { name: 'tokens' }, { name: 'parents' }],
+  outputs: [{ name: 'y' }],
+  attrs: {},
+  fusion: 'opaque',
+  infer(ctx) {
+    const ids = rank(ctx, 0, 2, 'ids [batch, seq]');
+    const tokens = rank(ctx, 1, 2, 'tokens [batch, seq]');
+    const parents = rank(ctx, 2, 2, 'parents [batch, seq]');
+    for (const [t, w] of [
+      [ids, 'ids'],
+      [tokens, 'tokens'],
+      [parents, 'parents'],
+    ] as const) {
+      if (!isInteger(t.dtype)) ctx.fail(`${w} must be integer, got ${t.dtype}`);
+      if (!t.shape.every((d, i) => compatible(d, ids.shape[i]!))) {
+        ctx.fail(`${w} [${t.shape.join(',')}] differs from ids [${ids.shape.join(',')}]`);
+      }
+    }
+    const [B, T] = ids.shape;
+    const T1 = dimAdd(T!, 1);
+    if (T1 === undefined) ctx.fail(`seq ${T} is not a dim expression`);
+    return [tensorType('i64', [B!, T1!])];
+  },
+  reference([ids, tokens, parents]) {
+    const [B, T] = ids!.shape as [number, number];
+    const y = scratchTensor('i64', [B, T + 1]);
+    y.data.fill(-1);
+    for (let b = 0; b < B; b++) {
+      let u = 0;
+      let n = 0;
+      for (;;) {
+        const a = ids!.data[b * T + u]!;
+        let c = -1;
+        for (let i = u + 1; i < T && c < 0; i++) {
+          if (parents!.data[b * T + i] === u && tokens!.data[b * T + i] === a) c = i;
+        }
+        if (c < 0) {
+          y.data[b * (T + 1) + n + 1] = a;
+          break;
+        }
+        y.data[b * (T + 1) + ++n] = c;
+        u = c;
+      }
+      y.data[b * (T + 1)] = n;
     }
     return [y];
   },

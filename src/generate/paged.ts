@@ -67,14 +67,16 @@ function treeDepths(parents: readonly number[], T: number): number[] {
 }
 
 /** Inputs {@link enableTrees} adds to a paged model graph. */
-export const TREE_INPUTS = ['slot_ids', 'tree_mask', 'move_src', 'move_dst'] as const;
+export const TREE_INPUTS = ['slot_ids', 'tree_mask', 'move_src', 'move_dst', 'tree_parents'] as const;
 
 /**
  * Let a paged model graph verify token trees: `position_ids` keeps feeding the rotary / position embeddings (a tree
  * node's is prefix + depth), while the cache slots written and attended come from a new `slot_ids` input (prefix +
  * node index), every `paged_attention` reads a `tree_mask` input (ancestor bits per node; −1 is causal) and every
  * pool passes through a `kv_cache_move` by `move_src` / `move_dst` [batch, moves] (the previous tree's accepted path
- * compacted; −1 pads) before the run's `kv_cache_write`. Returns false when the graph has no paged attention fed by
+ * compacted; −1 pads) before the run's `kv_cache_write`. Greedy acceptance runs on the device too: the argmax of every
+ * position's logits and `tree_accept` over the `tree_parents` input give the `tree_accepted` output [batch, seq + 1]
+ * (accepted count, path nodes, next token), so a greedy tree pass reads back seq + 1 integers. Returns false when the graph has no paged attention fed by
  * `position_ids`.
  */
 export function enableTrees(graph: Graph): boolean {
@@ -91,7 +93,14 @@ export function enableTrees(graph: Graph): boolean {
   const mask = x.input('tree_mask', 'i64', [batch!, seq!]);
   const src = x.input('move_src', 'i64', [batch!, 'moves']);
   const dst = x.input('move_dst', 'i64', [batch!, 'moves']);
+  const parents = x.input('tree_parents', 'i64', [batch!, seq!]);
   for (const n of attn) n.inputs = [...n.inputs.slice(0, 4), slots, mask];
+  const ids = graph.inputs.find((v) => v.name === 'input_ids');
+  const logits = graph.outputs.find((v) => v.name === 'logits');
+  if (ids && logits) {
+    const argmax = x.op('argmax', [logits], { axis: -1, keepdims: false });
+    x.addOutput(x.op('tree_accept', [argmax, ids, parents]), 'tree_accepted');
+  }
   for (const n of writes) {
     const moved = x.op('kv_cache_move', [n.inputs[0]!, n.inputs[2]!, src, dst]);
     n.setInput(0, moved);
@@ -365,15 +374,18 @@ export class PagedLanguageModel {
       hidden?: boolean;
       sampling?: SamplingParams;
       tree?: readonly (readonly number[])[];
+      accept?: boolean;
     } = {},
-  ): Promise<{ next: number[]; logits?: Tensor; hidden?: Tensor }> {
+  ): Promise<{ next: number[]; logits?: Tensor; hidden?: Tensor; accepted?: Tensor }> {
     const B = seqs.length;
     const T = tokens[0]?.length ?? 0;
     if (B === 0 || T === 0 || tokens.length !== B || tokens.some((t) => t.length !== T)) {
       throw new KilnError('runtime', 'append wants one equally long, non-empty token list per sequence');
     }
     const trees = this.session.inputNames.includes('slot_ids');
-    if (opts.tree && !trees) throw new KilnError('runtime', 'the model takes no token trees (create with tree)');
+    if ((opts.tree || opts.accept) && !trees) {
+      throw new KilnError('runtime', 'the model takes no token trees (create with tree)');
+    }
     const depths = opts.tree?.map((parents) => treeDepths(parents, T));
     for (const [i, s] of seqs.entries()) {
       if (seqs.indexOf(s) !== i) throw new KilnError('runtime', `sequence ${s.id} appears twice in one batch`);
@@ -436,6 +448,9 @@ export class PagedLanguageModel {
             ),
           )
         : this.constant('tree_mask', B, T, -1);
+      feeds['tree_parents'] = opts.tree
+        ? makeTensor('i64', [B, T], opts.tree.flat())
+        : this.constant('chain_parents', B, T, 0, (t) => t - 1);
       if (moves) {
         const n = Math.max(...seqs.map((s) => s.moves.length));
         const col = (k: 0 | 1) => seqs.flatMap((s) => Array.from({ length: n }, (_, j) => s.moves[j]?.[k] ?? -1));
@@ -451,7 +466,8 @@ export class PagedLanguageModel {
     const keep = this.layers
       .map((l) => l.updated)
       .concat(HEAD_OUTPUTS.filter((n) => n !== read && !(n === 'logits' && opts.logits)))
-      .concat(hasHidden && !opts.hidden ? ['hidden'] : []);
+      .concat(hasHidden && !opts.hidden ? ['hidden'] : [])
+      .concat(trees && !opts.accept ? ['tree_accepted'] : []);
     const out = await this.session.runKeep(feeds, keep);
     this.dropLastStep();
     const nextIds = out[read === 'sampled_token' ? 'next_ids_sampled' : 'next_ids_greedy'];
@@ -465,7 +481,7 @@ export class PagedLanguageModel {
       this.pools[l.cache] = out[l.updated]!; // the same device buffer, updated in place
       if (old && isDeviceTensor(old)) old.dispose();
     }
-    for (const n of ['logits', 'hidden']) {
+    for (const n of ['logits', 'hidden', 'tree_accepted']) {
       const dropped = out[n];
       if (dropped && isDeviceTensor(dropped)) dropped.dispose();
     }
@@ -492,6 +508,7 @@ export class PagedLanguageModel {
       next,
       ...(opts.logits ? { logits: out['logits'] as Tensor } : {}),
       ...(opts.hidden ? { hidden: out['hidden'] as Tensor } : {}),
+      ...(opts.accept ? { accepted: out['tree_accepted'] as Tensor } : {}),
     };
   }
 
@@ -508,11 +525,12 @@ export class PagedLanguageModel {
     | undefined;
   /** Filled [B, T] i64 tensors kept on the device (the causal tree mask, no moves). */
   private readonly constants = new Map<string, DeviceTensor>();
-  private constant(name: string, B: number, T: number, value: number): DeviceTensor {
+  private constant(name: string, B: number, T: number, value: number, f?: (t: number) => number): DeviceTensor {
     const key = `${name}:${B}x${T}`;
     let t = this.constants.get(key);
     if (!t) {
-      t = this.session.upload(makeTensor('i64', [B, T], new Array<number>(B * T).fill(value)), name);
+      const data = Array.from({ length: B * T }, (_, i) => (f ? f(i % T) : value));
+      t = this.session.upload(makeTensor('i64', [B, T], data), name);
       this.constants.set(key, t);
     }
     return t;

@@ -19,7 +19,7 @@ import type { CompileOptions } from '../session.js';
 import type { GenerateOptions, GenerationStats } from './lm.js';
 import { PagedLanguageModel, type PagedSequence } from './paged.js';
 import { argmax, candidates, rng, type SamplingOptions } from './sampling.js';
-import { greedyAccept, sampleAccept, TokenTree, TREE_MAX_NODES } from './tree.js';
+import { sampleAccept, TokenTree, TREE_MAX_NODES } from './tree.js';
 
 /** What a draft source proposes: up to k tokens, with the distribution each was drawn from when it was sampled. */
 export interface Draft {
@@ -355,16 +355,23 @@ export async function verifyTree(
     const { next, hidden } = await target.append([seq], [tree.tokens], { hidden: withHidden });
     return { accepted: 0, next: next[0]!, path: [], tokens: [], ...(hidden ? { hidden: hiddenRow(hidden, 0) } : {}) };
   }
-  const { logits, hidden } = await target.append([seq], [tree.tokens], {
-    logits: true,
+  // greedy: the walk runs on the device (tree_accept), T + 1 integers come back; sampling reads the logits
+  const { logits, hidden, accepted } = await target.append([seq], [tree.tokens], {
+    logits: sampled,
+    accept: !sampled,
     hidden: withHidden,
     tree: [tree.parents],
   });
-  const V = logits!.shape.at(-1)!;
-  const row = (i: number) => logits!.data.subarray(i * V, (i + 1) * V);
-  const v = sampled
-    ? sampleAccept(tree, (u) => samplingDistribution(row(u), sampling), rand)
-    : greedyAccept(tree, (u) => argmax(row(u)));
+  let v: { path: number[]; next: number };
+  if (sampled) {
+    const V = logits!.shape.at(-1)!;
+    const row = (i: number) => logits!.data.subarray(i * V, (i + 1) * V);
+    v = sampleAccept(tree, (u) => samplingDistribution(row(u), sampling), rand);
+  } else {
+    const y = Array.from(accepted!.data, Number);
+    const n = y[0]!;
+    v = { path: y.slice(1, n + 1), next: y[n + 1]! };
+  }
   target.commitTree(seq, base, v.path);
   const last = v.path.at(-1) ?? 0;
   return {

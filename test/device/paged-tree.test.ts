@@ -1,6 +1,7 @@
 /**
  * Token-tree attention through the paged cache: `paged_attention` with a `tree_mask` (each run token sees the
- * keys before the run and its ancestors in the run) and `kv_cache_move` (a tree path compacted to consecutive slots).
+ * keys before the run and its ancestors in the run), `kv_cache_move` (a tree path compacted to consecutive slots) and
+ * `tree_accept` (greedy acceptance walked on the device).
  * The float64 reference is checked against attention computed here over the visible keys only; webgpu and cuda-emu
  * against the reference, with random trees, block sizes, GQA and scattered block tables.
  */
@@ -134,6 +135,20 @@ describe('paged_attention with a tree mask: reference', () => {
     );
   });
 
+  it('tree_accept walks the argmax through each tree (by hand)', () => {
+    const b = new GraphBuilder('accept');
+    const [ids, tok, par] = ['ids', 'tok', 'par'].map((n) => b.input(n, 'i64', [2, 6]));
+    b.output(b.op('tree_accept', [ids!, tok!, par!]), 'y');
+    const y = interpret(b.build(), {
+      // row 0: tree 9 → {5 → {6 → 7, 8}, 4}; argmax 5 at the root, 8 after node 1, 3 after node 4
+      ids: makeTensor('i64', [2, 6], [5, 8, 0, 0, 3, 0, 2, 0, 0, 0, 0, 0]),
+      tok: makeTensor('i64', [2, 6], [9, 5, 6, 7, 8, 4, 9, 5, 6, 7, 8, 4]),
+      par: makeTensor('i64', [2, 6], [-1, 0, 1, 2, 1, 0, -1, 0, 1, 2, 1, 0]),
+    })['y']!;
+    // row 1: the root's argmax 2 is no child: nothing accepted, next 2
+    expect(Array.from(y.data, Number)).toEqual([2, 1, 4, 3, -1, -1, -1, 0, 2, -1, -1, -1, -1, -1]);
+  });
+
   it('kv_cache_move compacts a path in order; a move outside the table is a located error', () => {
     const b = new GraphBuilder('move');
     const cache = b.input('cache', 'f32', [3, 1, 2, 1]);
@@ -158,6 +173,34 @@ describe('paged_attention with a tree mask: reference', () => {
 });
 
 describe.each(backends)('%s: token-tree attention and compaction', (backend) => {
+  it('tree_accept over random trees and argmaxes equals the reference', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({
+          B: fc.integer({ min: 1, max: 3 }),
+          parentSeeds: fc.array(fc.nat(), { minLength: 1, maxLength: 32 }),
+          seed: fc.integer({ min: 1, max: 1e9 }),
+        }),
+        async (k) => {
+          const T = k.parentSeeds.length;
+          const r = rand(k.seed);
+          const small = () => Math.floor((r() + 1) * 1.5); // tokens 0..2: many matches
+          const b = new GraphBuilder('accept');
+          const [ids, tok, par] = ['ids', 'tok', 'par'].map((n) => b.input(n, 'i64', [k.B, T]));
+          b.output(b.op('tree_accept', [ids!, tok!, par!]), 'y');
+          const parents = Array.from({ length: k.B }, () => k.parentSeeds.map((s, i) => (i === 0 ? -1 : s % i))).flat();
+          const feeds = {
+            ids: makeTensor('i64', [k.B, T], Array.from({ length: k.B * T }, small)),
+            tok: makeTensor('i64', [k.B, T], Array.from({ length: k.B * T }, small)),
+            par: makeTensor('i64', [k.B, T], parents),
+          };
+          expect(await checkAgainstReference(b.build(), feeds, { backend })).toEqual([]);
+        },
+      ),
+      { numRuns: 6 },
+    );
+  }, 120_000);
+
   it('paged_attention with random tree masks equals the reference', async () => {
     await fc.assert(
       fc.asyncProperty(arbCase, async (k) => {

@@ -527,6 +527,7 @@ describe('ops without an ONNX form', () => {
     const kilnOnly = [
       'kv_cache_write',
       'kv_cache_move',
+      'tree_accept',
       'paged_attention',
       'sample_token',
       'all_reduce',
