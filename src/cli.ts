@@ -44,7 +44,9 @@ Commands:
                                       print the kernels kiln generates for these input shapes (nothing runs)
   inspect MODEL [--opt N] [--dims n=v,...] [--json] [--target wgsl|cuda] [--dot F] [--svg F] [--attention S]
                                       the kernels one run launches (node, fused ops, FLOPs, bytes), kernels per run
-                                      and per layer, views, bytes moved vs the minimum, peak memory (nothing runs)
+                                      and per layer, views, bytes moved vs the minimum, peak memory (nothing runs);
+                                      MODEL: .onnx, .kir, or a checkpoint (llama2.c .bin, .gguf, .safetensors:
+                                      one decode step, --dims batch=1,seq=1,past=15 unless given)
       --opt N                         optimization level (default 1; 0 inspects the graph as imported)
       --json                          the same as one JSON object
       --dot FILE                      also write the graph before and after optimization as Graphviz DOT

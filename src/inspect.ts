@@ -62,8 +62,41 @@ export function loadModel(file: string, dims: Record<string, number> = {}, exter
   return importOnnxModel(model, { dims, externalData }).graph;
 }
 
-/** loadModel with external data read from the files beside the model (ONNX models past 2 GB keep weights there). */
+/** The dims a language-model checkpoint is inspected at unless `--dims` says otherwise: one decode step. */
+export const LM_DIMS: Readonly<Record<string, number>> = { batch: 1, seq: 1, past: 15 };
+
+/**
+ * A model file as a graph with static input shapes where `dims` (and, for checkpoints, {@link LM_DIMS}) bind them:
+ * ONNX (external data read from the files beside it: models past 2 GB keep weights there), kiln IR text (`.kir`,
+ * what `kiln quantize --out` writes) and language-model checkpoints (llama2.c `.bin`, GGUF, safetensors), whose
+ * graphs take batch / seq / past.
+ */
 export async function loadModelFile(file: string, dims: Record<string, number> = {}): Promise<Graph> {
+  const head = new TextDecoder().decode(readFileSync(file).subarray(0, 64));
+  const text = /^\s*graph\s/.test(head) || /\.kir$/i.test(file);
+  if (text || (!/\.onnx$/i.test(file) && (head.startsWith('GGUF') || /\.(bin|safetensors)$/i.test(file)))) {
+    let graph: Graph;
+    if (text) {
+      const { parseGraph } = await import('../ir/text.js');
+      graph = parseGraph(readFileSync(file, 'utf8'));
+    } else {
+      const { loadLanguageModel } = await import('./generate/load.js');
+      graph = loadLanguageModel(file).graph;
+    }
+    const symbolic = new Set(graph.inputs.flatMap((v) => v.type.shape.filter((d) => typeof d === 'string')));
+    for (const k of Object.keys(dims)) {
+      if (!symbolic.has(k)) {
+        throw new KilnError(
+          'parse',
+          `--dims '${k}' is not a symbolic input dim of ${file} (${[...symbolic].join(', ') || 'none'})`,
+        );
+      }
+    }
+    if (!symbolic.size) return graph;
+    const defaults = Object.fromEntries(Object.entries(LM_DIMS).filter(([k]) => symbolic.has(k)));
+    const { bindDims } = await import('./prune-flops.js');
+    return bindDims(graph, { ...defaults, ...dims });
+  }
   const reader = await externalDataFrom(dirname(resolve(file)));
   try {
     return loadModel(file, dims, reader);

@@ -15,6 +15,7 @@ import { CONFORMANCE, hasShared } from '../helpers/paths.js';
 const D512 = join(CONFORMANCE, 'models/model_decoder_block_d512/model.onnx');
 const GPT2 = join(CONFORMANCE, 'models/model_gpt2_past/model.onnx');
 const GPT2_DIMS = 'batch_size=1,seq_len=3';
+const STORIES = join(CONFORMANCE, '../models/stories260K.bin');
 const tmp = mkdtempSync(join(tmpdir(), 'kiln-inspect-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -234,6 +235,11 @@ describe('kiln inspect: bad arguments are one line on stderr, exit 2', () => {
     ['tune: a budget of 0', ['tune', D512, '--budget', '0'], /--budget/],
     ['symbolic dims left', ['inspect', GPT2], /symbolic dims .*give them with --dims/],
     ['--dims unknown name', ['inspect', GPT2, '--dims', 'batch=1'], /--dims 'batch' is not a symbolic input dim/],
+    [
+      '--dims unknown name (llama2.c)',
+      ['inspect', STORIES, '--dims', 'tokens=3'],
+      /--dims 'tokens' is not a symbolic input dim/,
+    ],
   ];
   it.each(cases)('%s', async (_, args, message) => {
     if (!hasShared && args.some((a) => a.includes(CONFORMANCE))) return;
@@ -245,5 +251,32 @@ describe('kiln inspect: bad arguments are one line on stderr, exit 2', () => {
     expect(r.stderr).not.toMatch(/^\s+at /m);
     expect(r.stderr).toMatch(message);
     expect(existsSync(join(tmp, 'no'))).toBe(false);
+  });
+});
+
+describe('kiln inspect on language-model checkpoints (llama2.c, GGUF, kiln IR text)', () => {
+  it('stories260K.bin: one decode step by default (batch 1, seq 1, past 15), 7 kernels per layer; --dims a prefill', async () => {
+    if (!hasShared) return;
+    const r = await kiln('inspect', STORIES);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    // 5 layers of 7 (norm + QKV, rotary, attention, wo + residual, norm + w1 | w3, SiLU · up, w2 + residual), then the
+    // final norm and the tied head
+    expect(line(r.stdout, 'kernels per run')).toMatch(/^37\b/);
+    const prefill = await kiln('inspect', STORIES, '--dims', 'seq=8,past=0', '--json');
+    expect(prefill.status).toBe(0);
+    const rep = JSON.parse(prefill.stdout) as InspectReport;
+    const one = JSON.parse((await kiln('inspect', STORIES, '--json')).stdout) as InspectReport;
+    expect(rep.flops!).toBeGreaterThan(7 * one.flops!); // 8 tokens' projections against 1
+  });
+
+  it('a quantized model written as kiln IR text inspects with its packed bytes', async () => {
+    if (!hasShared) return;
+    const out = join(tmp, 's4.kir');
+    expect((await kiln('quantize', STORIES, '--bits', '4', '--group', '32', '--out', out)).status).toBe(0);
+    const q = JSON.parse((await kiln('inspect', out, '--json')).stdout) as InspectReport;
+    const f = JSON.parse((await kiln('inspect', STORIES, '--json')).stdout) as InspectReport;
+    expect(q.kernels.length).toBe(f.kernels.length);
+    expect(q.bytes.moved).toBeLessThan(f.bytes.moved / 2);
   });
 });
