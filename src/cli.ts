@@ -29,7 +29,8 @@ Commands:
       --speculative S                 speculative decoding, the target's exact output: ngram (prompt lookup), self[:K]
                                       (the model's first K layers, default half), draft (--draft MODEL), or a mix
                                       tried in order (ngram+self:2), or medusa:HEADS.json (kiln fit-medusa); prints
-                                      acceptance statistics; --draft-len N
+                                      acceptance statistics; --draft-len N. tree[:SOURCES] (default ngram+self):
+                                      the sources' proposals merged into one token tree per target pass (SpecInfer)
   perplexity MODEL TEXT [options]     perplexity of the model on a text file: windows of N tokens (--window, default
                                       256), BOS first, every token after a window's first scored; --tokenizer, --backend
   conformance DIR... [options]        run ONNX backend-test folders (model.onnx + test_data_set_N)
@@ -502,6 +503,10 @@ async function generateSpeculative(
   const { PagedLanguageModel } = await import('./generate/paged.js');
   const { ModelDraft, NgramDraft, SpeculativeDecoder } = await import('./generate/speculative.js');
   type Source = import('./generate/speculative.js').DraftSource;
+  // tree[:SOURCES]: every source proposes, one merged token tree per target pass
+  const treeMode = spec === 'tree' || spec.startsWith('tree:');
+  const label = spec;
+  if (treeMode) spec = spec === 'tree' ? 'ngram+self' : spec.slice('tree:'.length);
   const blockSize = 16;
   const model = loadLanguageModel(file, { tokenizer: values.tokenizer, paged: { blockSize } });
   const tok = model.tokenizer;
@@ -512,7 +517,12 @@ async function generateSpeculative(
     .split('+')
     .find((p) => p.startsWith('medusa'))
     ?.slice('medusa:'.length);
-  const lm = await PagedLanguageModel.create(model, { backend, numBlocks, hidden: medusaFile !== undefined });
+  const lm = await PagedLanguageModel.create(model, {
+    backend,
+    numBlocks,
+    hidden: medusaFile !== undefined,
+    tree: treeMode,
+  });
   try {
     for (const part of spec.split('+')) {
       const [kind, arg] = part.split(':') as [string, string | undefined];
@@ -560,14 +570,15 @@ async function generateSpeculative(
       }
     }
     const ids = tok.encode(values.prompt!, { bos: tok.bos !== undefined });
-    const dec = new SpeculativeDecoder(lm, { draft: sources, draftLen });
+    const dec = new SpeculativeDecoder(lm, { draft: sources, draftLen, ...(treeMode ? { tree: {} } : {}) });
     const stop = tok.eos !== undefined ? [tok.eos] : [];
     const out: number[] = [];
     for await (const t of dec.generate(ids, { ...opts, stop })) out.push(t);
     io.out(`${tok.decode([...ids, ...out]).slice(tok.decode(ids).length)}\n`);
     const s = dec.stats!;
     io.err(
-      `${s.generatedTokens} tokens on ${lm.session.backend} (speculative ${spec}, draft length ${draftLen}): ` +
+      `${s.generatedTokens} tokens on ${lm.session.backend} (speculative ${label}, ` +
+        `${treeMode ? `${(s.meanTreeNodes ?? 0).toFixed(1)} tree nodes per pass` : `draft length ${draftLen}`}): ` +
         `decode ${s.decodeTokPerS.toFixed(1)} tok/s; ${s.targetPasses} target passes (${s.passesPerToken.toFixed(2)} per token), ` +
         `${s.acceptedTokens} of ${s.draftedTokens} draft tokens accepted (${(100 * s.acceptanceRate).toFixed(0)}%), ` +
         `${s.acceptedPerPass.toFixed(2)} accepted per pass\n`,
