@@ -449,3 +449,28 @@ describe('token-tree speculation: compaction', () => {
     tree.dispose();
   });
 });
+
+describe('kiln generate --speculative tree', () => {
+  it('prints the same text as plain generation and the tree statistics', async () => {
+    const { main } = await import('../../src/cli.js');
+    const kiln = async (...args: string[]) => {
+      let stdout = '';
+      let stderr = '';
+      const status = await main(args, { out: (t) => (stdout += t), err: (t) => (stderr += t) });
+      return { status, stdout, stderr };
+    };
+    const base = ['generate', '../shared/models/stories260K.bin', '--prompt', 'Once upon a time', '--max-tokens', '12'];
+    const plain = await kiln(...base, '--backend', 'reference');
+    expect(plain.status, plain.stderr).toBe(0);
+    for (const spec of ['tree', 'tree:ngram:2+self:2']) {
+      const r = await kiln(...base, '--backend', 'reference', '--speculative', spec);
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toBe(plain.stdout);
+      expect(r.stderr).toMatch(
+        /12 tokens on reference \(speculative tree.*, [\d.]+ tree nodes per pass\): .* accepted/,
+      );
+    }
+    const bad = await kiln(...base, '--speculative', 'tree:nope');
+    expect(bad.status).not.toBe(0);
+  }, 120_000);
+});
