@@ -3,6 +3,7 @@
  * (llama2.c, GGUF, safetensors + config.json) produce these; builders (`llama.ts`, `gpt2.ts`) consume them.
  */
 import { KilnError } from '../../ir/errors.js';
+import type { Graph } from '../../ir/graph.js';
 import type { Tensor } from '../../ir/tensor.js';
 
 /** The LLaMA family: RMS norm, RoPE, grouped-query attention, SwiGLU, tied or separate head. */
@@ -71,6 +72,11 @@ export interface WeightSource {
   has(name: string): boolean;
   /** Every tensor name the source holds. */
   names(): readonly string[];
+  /**
+   * Called by the builders on the finished graph: a source whose tensors stand for packed weights swaps their uses
+   * for the packed ops (GGUF block formats: `src/frontends/gguf-ggml.ts`).
+   */
+  finishGraph?(graph: Graph): void;
 }
 
 /** A WeightSource over a map. */

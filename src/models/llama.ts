@@ -81,5 +81,7 @@ export function buildLlama(config: LlamaConfig, weights: WeightSource, opts: LmB
     : b.matmul(xf, w.take('output', [dim, vocab]));
   if (dtype !== 'f32') logits = b.cast(logits, 'f32');
   caches.finish(logits);
-  return b.build();
+  const graph = b.build();
+  weights.finishGraph?.(graph);
+  return graph;
 }

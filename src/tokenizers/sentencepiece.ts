@@ -151,6 +151,11 @@ export class ScoreBpeTokenizer implements Tokenizer {
     });
   }
 
+  /** The vocabulary it was built from (for writers: GGUF's tokenizer.ggml.* metadata). */
+  get vocabulary(): ScoreBpeSpec {
+    return this.spec;
+  }
+
   /** Id of a piece's text (spaces written as the vocabulary writes them), if it is a mergeable piece. */
   pieceId(text: string): number | undefined {
     return this.lookup.get(text);
