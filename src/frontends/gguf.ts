@@ -3,19 +3,25 @@
  * metadata (u64-length strings, typed values, nested arrays), tensor infos (name, dims listed fastest-first, ggml
  * type, offset into the data section), then the data section at the next multiple of `general.alignment` (32).
  *
- * F32 / F16 / BF16 / F64 and integer tensors become kiln tensors (dims reversed to a row-major shape); quantized types
- * are recognized (their byte ranges are checked) but loading one is an UnsupportedError naming the tensor and type.
- * {@link ggufModel} maps `llama` and `gpt2` files to a config, canonical weights and the embedded tokenizer.
+ * F32 / F16 / BF16 / F64 and integer tensors become kiln tensors (dims reversed to a row-major shape). The block formats
+ * Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K (ir/ops/ggml.ts) load as their raw blocks ({@link GgufFile.ggml}) or,
+ * through {@link GgufFile.tensor}, as f32 by ggml's dequantization; other quantized types are recognized (their byte
+ * ranges are checked) but loading one is an UnsupportedError naming the tensor and type.
+ * {@link ggufModel} maps `llama` and `gpt2` files to a config, canonical weights and the embedded tokenizer; a `llama`
+ * model's quantized projections, output head and token embedding run packed (`matmul_ggml` / `get_rows_ggml`, see
+ * gguf-ggml.ts) in the graph `buildLlama` makes from them.
  */
 import type { DType } from '../../ir/dtype.js';
 import { KilnError, ParseError, UnsupportedError } from '../../ir/errors.js';
+import { dequantizeGgml, isGgmlFormat, type GgmlFormat } from '../../ir/ops/ggml.js';
 import { makeTensor, type Tensor } from '../../ir/tensor.js';
 import { weightMap, type Gpt2Config, type LlamaConfig, type ModelConfig, type WeightSource } from '../models/config.js';
 import { byteLevelBpeTokenizer } from '../tokenizers/bpe.js';
 import { bytePieceValue, ScoreBpeTokenizer } from '../tokenizers/sentencepiece.js';
 import type { Tokenizer } from '../tokenizers/types.js';
 import { ByteReader, decodeUtf8, f32Values, halfValues } from './bytes.js';
-import { floatTensor, transposeLinear } from './weight-layout.js';
+import { permuteRows, useGgmlWeights, type GgmlWeight } from './gguf-ggml.js';
+import { floatTensor, interleavedToHalves, transposeLinear } from './weight-layout.js';
 
 export type GgufValue = number | bigint | boolean | string | GgufValue[];
 
@@ -40,8 +46,13 @@ export interface GgufFile {
   /** Absolute offset of the data section. */
   readonly dataOffset: number;
   readonly bytes: Uint8Array;
-  /** The tensor's values (F32 views of the file where aligned); a typed error for quantized or unknown names. */
+  /**
+   * The tensor's values (F32 views of the file where aligned; the block formats dequantized to f32 as ggml does); a
+   * typed error for other quantized types or unknown names.
+   */
   tensor(name: string): Tensor;
+  /** A block-format tensor's raw ggml bytes (a view of the file) and format; undefined for any other type. */
+  ggml(name: string): { format: GgmlFormat; bytes: Uint8Array } | undefined;
 }
 
 const FORMAT = 'GGUF';
@@ -218,6 +229,12 @@ export function parseGguf(bytes: Uint8Array): GgufFile {
       if (!info) throw new KilnError('runtime', `${FORMAT} file has no tensor`, { tensor: name });
       return loadTensor(bytes, dataOffset + info.offset, info);
     },
+    ggml(name) {
+      const info = byName.get(name);
+      if (!info || !isGgmlFormat(info.typeName)) return undefined;
+      const at = dataOffset + info.offset;
+      return { format: info.typeName, bytes: bytes.subarray(at, at + info.byteSize) };
+    },
   };
 }
 
@@ -225,6 +242,21 @@ function loadTensor(bytes: Uint8Array, at: number, info: GgufTensorInfo): Tensor
   const dtype = GGML_TYPES[info.type]![3];
   const n = info.byteSize / GGML_TYPES[info.type]![2];
   const { name, shape } = info;
+  if (isGgmlFormat(info.typeName)) {
+    const K = info.dims[0] ?? 1;
+    const fail = (m: string): never => {
+      throw new ParseError(`${FORMAT}: ${m}`, { tensor: name });
+    };
+    const values = dequantizeGgml(
+      info.typeName,
+      bytes,
+      info.byteSize / (GGML_TYPES[info.type]![2] * (K / GGML_TYPES[info.type]![1])),
+      K,
+      fail,
+      at,
+    );
+    return floatTensor('f32', shape, Float32Array.from(values), name);
+  }
   if (dtype === undefined) {
     throw new UnsupportedError(`${FORMAT}: quantized type ${info.typeName} is not supported yet`, { tensor: name });
   }
@@ -364,10 +396,27 @@ function ggufLlama(f: GgufFile): { config: LlamaConfig; weights: WeightSource } 
     tiedHead: !f.tensorInfos.some((t) => t.name === 'output.weight'),
   };
   const m = new Map<string, Tensor>();
+  const packed = new WeakMap<Tensor, GgmlWeight>();
   // GGUF linears are [out, in] row-major; llama.cpp's converter put Q/K rows in interleaved RoPE order
-  const linear = (canonical: string, name: string, out: number, inn: number, ropeHeads?: number) =>
-    m.set(canonical, transposeLinear(expectTensor(f, name, [out, inn]), name, ropeHeads));
-  m.set('tok_embeddings', expectTensor(f, 'token_embd.weight', [vocab, dim]));
+  const linear = (canonical: string, name: string, out: number, inn: number, ropeHeads?: number) => {
+    const t = transposeLinear(expectTensor(f, name, [out, inn]), name, ropeHeads);
+    m.set(canonical, t);
+    const q = f.ggml(name);
+    if (!q) return;
+    // canonical column c is GGUF row r with c = interleavedToHalves(r): W's row c is that row's blocks
+    let bytes = q.bytes;
+    if (ropeHeads !== undefined) {
+      const hd = out / ropeHeads;
+      const from = new Int32Array(out);
+      for (let r = 0; r < out; r++) from[interleavedToHalves(r, hd)] = r;
+      bytes = permuteRows(q.bytes, out, (c) => from[c]!);
+    }
+    packed.set(t, { format: q.format, N: out, K: inn, bytes, kind: 'linear' });
+  };
+  const emb = expectTensor(f, 'token_embd.weight', [vocab, dim]);
+  m.set('tok_embeddings', emb);
+  const embQ = f.ggml('token_embd.weight');
+  if (embQ) packed.set(emb, { format: embQ.format, N: vocab, K: dim, bytes: embQ.bytes, kind: 'table' });
   for (let i = 0; i < layers; i++) {
     const b = `blk.${i}.`;
     const c = `layers.${i}.`;
@@ -383,7 +432,8 @@ function ggufLlama(f: GgufFile): { config: LlamaConfig; weights: WeightSource } 
   }
   m.set('norm', expectTensor(f, 'output_norm.weight', [dim]));
   if (!config.tiedHead) linear('output', 'output.weight', vocab, dim);
-  return { config, weights: weightMap(m, 'GGUF llama model') };
+  const weights = weightMap(m, 'GGUF llama model');
+  return { config, weights: { ...weights, finishGraph: (g) => void useGgmlWeights(g, packed) } };
 }
 
 function ggufGpt2(f: GgufFile): { config: Gpt2Config; weights: WeightSource } {

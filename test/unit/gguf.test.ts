@@ -113,12 +113,14 @@ describe('GGUF (hand-made files)', () => {
       ],
     ],
   ];
-  // f32 [2, 3] (dims fastest-first: [3, 2]); f16 [2] = 1.5, -2; bf16 [1] = 3; Q8_0 [32] (one 34-byte block)
+  // f32 [2, 3] (dims fastest-first: [3, 2]); f16 [2] = 1.5, -2; bf16 [1] = 3; Q8_0 [32] (one 34-byte block: d = 2,
+  // qs[0] = -3 → -6, the rest 0); Q2_K [256] (84 bytes, a type kiln does not decode)
   const tensors: TensorSpec[] = [
     { name: 'a', dims: [3, 2], type: 0, data: f32s([1, 2, 3, 4, 5, 6]) },
     { name: 'h', dims: [2], type: 1, data: u16s([0x3e00, 0xc000]) },
     { name: 'b', dims: [1], type: 30, data: u16s([0x4040]) },
-    { name: 'q', dims: [32], type: 8, data: new Uint8Array(34) },
+    { name: 'q', dims: [32], type: 8, data: Uint8Array.from({ length: 34 }, (_, i) => [0x00, 0x40, 0xfd][i] ?? 0) },
+    { name: 'q2', dims: [256], type: 10, data: new Uint8Array(84) },
   ];
 
   it('reads metadata of every value type, tensor infos with reversed dims, and F32 / F16 / BF16 data', () => {
@@ -148,6 +150,7 @@ describe('GGUF (hand-made files)', () => {
         ['h', [2], 'F16'],
         ['b', [1], 'BF16'],
         ['q', [32], 'Q8_0'],
+        ['q2', [256], 'Q2_K'],
       ]);
       expect(g.tensor('a')).toMatchObject({ dtype: 'f32', shape: [2, 3] });
       expect(at(g.tensor('a'), [1, 0])).toBe(4);
@@ -155,8 +158,12 @@ describe('GGUF (hand-made files)', () => {
       expect([...g.tensor('h').data]).toEqual([1.5, -2]);
       expect(g.tensor('b')).toMatchObject({ dtype: 'bf16' });
       expect([...g.tensor('b').data]).toEqual([3]);
-      expect(() => g.tensor('q')).toThrow(UnsupportedError);
-      expect(() => g.tensor('q')).toThrow(/Q8_0.*tensor 'q'/);
+      expect(g.tensor('q')).toMatchObject({ dtype: 'f32', shape: [32] });
+      expect([...g.tensor('q').data]).toEqual([-6, ...new Array<number>(31).fill(0)]);
+      expect(g.ggml('q')).toMatchObject({ format: 'Q8_0' });
+      expect(g.ggml('a')).toBeUndefined();
+      expect(() => g.tensor('q2')).toThrow(UnsupportedError);
+      expect(() => g.tensor('q2')).toThrow(/Q2_K.*tensor 'q2'/);
       expect(() => g.tensor('nope')).toThrow(KilnError);
     }
   });
@@ -186,7 +193,7 @@ describe('GGUF (hand-made files)', () => {
     expect(edit(24 + 8 + 20, (dv) => dv.setUint32(0, 99, true))).toThrow(/unknown value type 99/);
     expect(() => parseGguf(file.subarray(0, 100))).toThrow(ParseError);
     // data section cut short: the last tensor's range is past the end
-    expect(() => parseGguf(file.subarray(0, file.length - 40))).toThrow(/tensor 'q'/);
+    expect(() => parseGguf(file.subarray(0, file.length - 40))).toThrow(/tensor 'q2'/);
     const absurd = gguf([], [{ name: 'x', dims: [2 ** 31, 2 ** 31], type: 0, data: new Uint8Array(4) }]);
     expect(() => parseGguf(absurd)).toThrow(/tensor 'x'/);
     const unknownType = gguf([], [{ name: 'x', dims: [1], type: 77, data: new Uint8Array(4) }]);
