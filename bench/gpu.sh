@@ -113,6 +113,15 @@ mark $? demo-cuda
 node node_modules/.cache/kiln-bench/bench/run.js generate 64
 mark $? generate-bench
 
+step "7. int4 / int8 / f16 / f32 decode GEMV on the GPU's own WebGPU adapter (Dawn over the NVIDIA Vulkan driver)"
+# the issue-12 bandwidth target (int4 >= 2.5x faster than f32) is measured here; lavapipe is ALU-bound
+if KILN_WEBGPU_ADAPTER=NVIDIA node -e 'import("./node_modules/.cache/kiln-bench/src/runtime/webgpu/index.js").then(m => m.acquireGpu()).then(() => process.exit(0), () => process.exit(1))' 2>/dev/null; then
+  KILN_WEBGPU_ADAPTER=NVIDIA node node_modules/.cache/kiln-bench/bench/run.js gemv
+  mark $? gemv-webgpu-nvidia
+else
+  notes+=("gemv: Dawn found no NVIDIA Vulkan adapter here (no libvulkan / ICD): the WebGPU GEMV ran only on lavapipe")
+fi
+
 step "summary"
 echo "logs: $OUT"
 for n in "${notes[@]}"; do echo "note: $n"; done
