@@ -54,6 +54,7 @@ export function nodeFlops(op: string, attrs: Attrs, shapes: NodeShapes): number 
   switch (op) {
     case 'matmul':
     case 'matmul_integer':
+    case 'matmul_ggml':
       return 2 * out * (a && a.length ? a[a.length - 1]! : 0);
     case 'gemm': {
       const k = at['transA'] ? a![0]! : a![1]!;

@@ -51,7 +51,8 @@ export const QUANTIZE_HELP = `  quantize MODEL [options]            weight-only 
       --eval                          its second half evaluates (perplexity before / after, with --eval)
       --window N, --max-windows N     evaluation windows (default 256 tokens, all); --calib-windows N (default 4, 8 for gptq / awq)
       --layer-error                   per layer: the logits error with only that layer quantized (first window)
-      --out OUT                       write the quantized graph as kiln IR text
+      --out OUT                       write the quantized graph as kiln IR text; OUT.gguf: as a GGUF llama file
+                                      (int8 -> Q8_0, int4 -> Q4_0 / Q4_1; weights no ggml format holds as F32)
       --tokenizer F, --backend B      as for perplexity (default backend auto)`;
 
 function int(flag: string, v: string | undefined, dflt: number, min: number, max: number): number {
@@ -324,7 +325,20 @@ export async function quantizeCommand(rest: string[], io: QuantizeIo): Promise<n
       `all weights: ${kb(report.bytesBefore)} -> ${kb(report.bytesAfter)} ` +
       `(${(report.bytesBefore / Math.max(report.bytesAfter, 1)).toFixed(2)}x)\n`,
   );
-  if (values.out !== undefined) {
+  const gguf = values.out !== undefined && /\.gguf$/i.test(values.out);
+  if (values.out !== undefined && gguf) {
+    if (quant.config.arch !== 'llama') throw usage('--out X.gguf writes LLaMA models only');
+    const { llamaGguf } = await import('./frontends/gguf-write.js');
+    const { bytes, report: g } = llamaGguf(quant.graph, quant.config, tok, { unsupported: 'f32' });
+    writeFileSync(values.out, bytes);
+    const types = new Map<string, number>();
+    for (const t of g.tensors) types.set(t.type, (types.get(t.type) ?? 0) + 1);
+    io.out(
+      `GGUF tensors: ${[...types].map(([t, n]) => `${n} ${t}`).join(', ')}` +
+        `${g.roundedScales ? `; ${g.roundedScales} block scales rounded to f16` : '; scales exact in f16'}\n`,
+    );
+    for (const t of g.tensors) if (/dequantized/.test(t.source)) io.out(`  ${t.name}: F32 (${t.source})\n`);
+  } else if (values.out !== undefined) {
     writeFileSync(values.out, printGraph(quant.graph));
   }
 
@@ -387,6 +401,6 @@ export async function quantizeCommand(rest: string[], io: QuantizeIo): Promise<n
     lmF.dispose();
     lmQ.dispose();
   }
-  if (values.out !== undefined) io.out(`wrote ${values.out} (kiln IR text)\n`);
+  if (values.out !== undefined) io.out(`wrote ${values.out} (${gguf ? 'GGUF' : 'kiln IR text'})\n`);
   return 0;
 }
