@@ -487,11 +487,8 @@ export function llamaGguf(
           const j = Math.floor(k / block);
           return (q(c, k) - (zp ? zp(c, j) : half)) * scale(c, j);
         };
-        report.tensors.push({
-          name: gguf,
-          type: 'F32',
-          source: `${p.node} (kiln int${bits} dequantized: ${(e as Error).message})`,
-        });
+        const why = /\(([^()]*)\)/.exec((e as Error).message)?.[1] ?? (e as Error).message;
+        report.tensors.push({ name: gguf, type: 'F32', source: `${p.node}: kiln int${bits} dequantized (${why})` });
       }
     }
     if (p?.kind === 'kiln' && conv) {

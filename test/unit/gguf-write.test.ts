@@ -22,6 +22,7 @@ import { ggufModel, parseGguf } from '../../src/frontends/gguf.js';
 import { kilnToGgml, llamaGguf, writeGguf, type KilnBlocks } from '../../src/frontends/gguf-write.js';
 import { LanguageModelSession } from '../../src/generate/lm.js';
 import { loadLanguageModel } from '../../src/generate/load.js';
+import { quantizeCommand } from '../../src/quantize.js';
 import type { LlamaConfig } from '../../src/models/config.js';
 import { weightMap } from '../../src/models/config.js';
 import { buildLlama } from '../../src/models/llama.js';
@@ -242,6 +243,26 @@ describe.skipIf(noStories)('stories260K: kiln RTN int4 → GGUF → kiln', () =>
       }
       expect(texts[0]!.length).toBeGreaterThan(20);
       expect(texts[1]).toBe(texts[0]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 300_000);
+});
+
+describe.skipIf(noStories)('kiln quantize --out X.gguf', () => {
+  it('writes Q4_0 projections (w2: ragged K = 172 as F32) that kiln generate loads packed', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kiln-gguf-'));
+    try {
+      const file = join(dir, 't.gguf');
+      let out = '';
+      const io = { out: (t: string) => (out += t), err: () => {} };
+      const args = [STORIES, '--bits', '4', '--group', '32', '--method', 'rtn', '--out', file, '--backend', 'cuda-emu'];
+      expect(await quantizeCommand(args, io)).toBe(0);
+      expect(out).toMatch(/GGUF tensors: 17 F32, 30 Q4_0; \d+ block scales rounded to f16/);
+      expect(out).toMatch(/blk\.0\.ffn_down\.weight: F32 \(.*K = 172 is not whole blocks of 32/);
+      expect(out).toMatch(/wrote .*t\.gguf \(GGUF\)/);
+      const m = loadLanguageModel(file);
+      expect(m.graph.nodes.filter((n) => n.op === 'matmul_ggml')).toHaveLength(30);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
