@@ -14,12 +14,40 @@
 import { numel, stridesOf } from '../../ir/shape.js';
 import { ggmlGeometry, type GgmlGeometry } from '../../ir/ops/ggml.js';
 import { KilnError } from '../../ir/errors.js';
-import { add, bin, bitcast, c, cast, div, eq, ge, load, lt, mod, mul, or, select, sub, type Expr } from '../kir.js';
+import {
+  add,
+  and,
+  assign,
+  barrier,
+  bin,
+  bitcast,
+  c,
+  cast,
+  div,
+  eq,
+  for_,
+  ge,
+  if_,
+  load,
+  loadType,
+  lt,
+  mod,
+  mul,
+  or,
+  select,
+  sload,
+  sstore,
+  sub,
+  v,
+  var_,
+  type Expr,
+} from '../kir.js';
 import { zeros, type Contraction, type View } from './contraction/contraction.js';
 import { lowerContraction } from './contraction/lower.js';
-import type { KernelBuilder, LowerCtx } from './kernel-builder.js';
-import { checkIndexRange, pointwise } from './pointwise.js';
+import { grid1d, KernelBuilder, type LowerCtx, type LoweredStep } from './kernel-builder.js';
+import { checkIndexRange, fromCompute, pointwise } from './pointwise.js';
 import { registerLowering } from './registry.js';
+import { storageOf } from './storage.js';
 
 const fail =
   (ctx: LowerCtx) =>
@@ -155,7 +183,164 @@ export function ggmlContraction(ctx: LowerCtx, at: (i: number) => number = (x) =
   };
 }
 
-registerLowering('matmul_ggml', (ctx) => lowerContraction(ctx, ggmlContraction(ctx)));
+registerLowering('matmul_ggml', (ctx) => {
+  const a = ctx.inputs[0]!;
+  const rows = numel(a.shape.slice(0, -1));
+  if (rows >= 1 && rows <= GGML_GEMV_MAX_ROWS && !a.layout && a.dtype === 'f32') return [ggmlGemv(ctx)];
+  return lowerContraction(ctx, ggmlContraction(ctx));
+});
+
+/** Rows of a (decode-sized products) up to which matmul_ggml runs the block GEMV. */
+export const GGML_GEMV_MAX_ROWS = 4;
+/** Lanes that share one output element (each takes every LANES-th block of the row; they meet in workgroup memory). */
+const LANES = 16;
+
+/**
+ * The block GEMV: each lane walks whole ggml blocks of one W row — the block's scales decoded once, its bytes read
+ * once (a byte holds two 4-bit codes), the run of a read beside them — and accumulates Σ code · a per scale group,
+ * scaled once per group; the row's lanes meet in workgroup memory, where its first lane adds their sums in order.
+ */
+function ggmlGemv(ctx: LowerCtx): LoweredStep {
+  const N = ctx.attrs['N'] as number;
+  const g = ggmlGeometry(ctx.attrs['format'], ctx.attrs['K'] as number, fail(ctx));
+  const rows = numel(ctx.inputs[0]!.shape.slice(0, -1));
+  checkIndexRange(ctx, N * g.rowBytes, 'the packed weight');
+  const T = Math.min(256, 2 ** Math.floor(Math.log2(ctx.caps.maxWorkgroupSize)));
+  const nbr = g.K / g.qk; // blocks per row
+  const L = Math.min(LANES, T, 2 ** Math.ceil(Math.log2(Math.max(nbr, 1))));
+  const R = T / L;
+  const kb = new KernelBuilder(`matmul_ggml_${g.format.toLowerCase()}_gemv`, ctx.caps);
+  const ab = kb.input(ctx, 0);
+  const wb = kb.buffer({ kind: 'in', index: 1 }, 'u8x4', 'read');
+  const ob = kb.output(ctx, 0);
+  const byte: ByteAt = (x) => cast('i32', load(wb, x, 'u32'));
+  const Nu = kb.uniform('n', N);
+  const Ku = kb.uniform('k', g.K);
+  const groupsN = Math.ceil(N / R);
+  const gn = kb.uniform('gn', groupsN);
+  const gi = kb.groupIndex();
+  const l = kb.localIndex();
+  const row = kb.let('row', div(gi, gn));
+  const lane = kb.let('lane', mod(l, i(L)));
+  const n = kb.let('n', add(mul(sub(gi, mul(row, gn)), i(R)), div(l, i(L))));
+  const valid = kb.let('valid', lt(n, Nu));
+  const nc = kb.let('nc', select(valid, n, i(0)));
+  const ra = kb.let('ra', mul(row, Ku));
+  const rowB = kb.let('rb', mul(nc, kb.uniform('rbytes', g.rowBytes)));
+  kb.emit(var_('acc', 'f32', c.f32(0)));
+  const f = (x: Expr) => cast('f32', x);
+  const x = (k: Expr) => kb.let('x', load(ab, add(ra, k), 'f32'));
+  const sumVar = (name: string) => kb.emit(var_(name, 'f32', c.f32(0)));
+  const addTo = (name: string, e: Expr) => kb.emit(assign(name, add(v(name, 'f32'), e)));
+  const [body] = kb.collect(() => {
+    const blk = v('blk', 'i32');
+    const B = kb.let('B', add(rowB, mul(blk, i(g.blockBytes))));
+    const k0 = kb.let('k0', mul(blk, i(g.qk)));
+    const at = (off: number | Expr) => byte(add(B, typeof off === 'number' ? i(off) : off));
+    const fmt = g.format;
+    if (fmt === 'Q8_0') {
+      const d = f16At(kb, byte, B);
+      sumVar('p');
+      for (let j = 0; j < 32; j++) addTo('p', mul(f(signed8(at(2 + j))), x(add(k0, i(j)))));
+      addTo('acc', mul(d, v('p', 'f32')));
+    } else if (fmt === 'Q4_0' || fmt === 'Q4_1' || fmt === 'Q5_0' || fmt === 'Q5_1') {
+      const affine = fmt === 'Q4_1' || fmt === 'Q5_1';
+      const five = fmt === 'Q5_0' || fmt === 'Q5_1';
+      const d = f16At(kb, byte, B);
+      const m = affine ? f16At(kb, byte, add(B, i(2))) : undefined;
+      const h = affine ? 4 : 2;
+      const qh = five ? [0, 1, 2, 3].map((t) => kb.let('qh', at(h + t))) : [];
+      const qs = h + (five ? 4 : 0);
+      const zero = affine ? 0 : five ? 16 : 8;
+      sumVar('p');
+      if (affine) sumVar('sx');
+      for (let j = 0; j < 16; j++) {
+        const q = kb.let('q', at(qs + j));
+        const pairs: [number, Expr][] = [
+          [j, band(q, 15)],
+          [j + 16, shr(q, 4)],
+        ];
+        for (const [e, code] of pairs) {
+          const cv = five ? bor(code, shl(band(shr(qh[e >> 3]!, e & 7), 1), 4)) : code;
+          const xe = x(add(k0, i(e)));
+          addTo('p', mul(f(zero ? sub(cv, i(zero)) : cv), xe));
+          if (affine) addTo('sx', xe);
+        }
+      }
+      addTo('acc', affine ? add(mul(d, v('p', 'f32')), mul(m!, v('sx', 'f32'))) : mul(d, v('p', 'f32')));
+    } else if (fmt === 'Q4_K' || fmt === 'Q5_K') {
+      const five = fmt === 'Q5_K';
+      const d = f16At(kb, byte, B);
+      const dmin = f16At(kb, byte, add(B, i(2)));
+      const qs = five ? 48 : 16;
+      // 64 elements per step: sub-blocks 2c (low nibbles) and 2c + 1 (high nibbles) of qs[32c .. 32c + 31]
+      const [chunk] = kb.collect(() => {
+        const cc = v('cc', 'i32');
+        const s1 = kb.let('s1', mul(cc, i(2)));
+        const s2 = kb.let('s2', add(s1, i(1)));
+        const [sc1, m1] = scaleMinK4(kb, byte, add(B, i(4)), s1);
+        const [sc2, m2] = scaleMinK4(kb, byte, add(B, i(4)), s2);
+        for (const nm of ['p1', 'p2', 'x1', 'x2']) sumVar(nm);
+        const kc = kb.let('kc', add(k0, mul(cc, i(64))));
+        for (let j = 0; j < 32; j++) {
+          const q = kb.let('q', at(add(i(qs + j), mul(cc, i(32)))));
+          let lo = band(q, 15);
+          let hi = shr(q, 4);
+          if (five) {
+            const hb = kb.let('hb', at(16 + j));
+            lo = add(lo, shl(band(shr(hb, s1), 1), 4));
+            hi = add(hi, shl(band(shr(hb, s2), 1), 4));
+          }
+          const xl = x(add(kc, i(j)));
+          const xh = x(add(kc, i(j + 32)));
+          addTo('p1', mul(f(lo), xl));
+          addTo('p2', mul(f(hi), xh));
+          addTo('x1', xl);
+          addTo('x2', xh);
+        }
+        const dsum = add(mul(f(sc1), v('p1', 'f32')), mul(f(sc2), v('p2', 'f32')));
+        const msum = add(mul(f(m1), v('x1', 'f32')), mul(f(m2), v('x2', 'f32')));
+        addTo('acc', sub(mul(d, dsum), mul(dmin, msum)));
+      });
+      kb.emit(for_('cc', i(0), i(4), chunk));
+    } else {
+      // Q6_K: 128 elements per half; 8 scale groups of 16 per half
+      const d = f16At(kb, byte, add(B, i(208)));
+      const [half] = kb.collect(() => {
+        const hh = v('hh', 'i32');
+        const kh = kb.let('kh', add(k0, mul(hh, i(128))));
+        const qlB = kb.let('qlb', mul(hh, i(64)));
+        const qhB = kb.let('qhb', add(i(128), mul(hh, i(32))));
+        const scB = kb.let('scb', add(i(192), mul(hh, i(8))));
+        for (let gq = 0; gq < 8; gq++) sumVar(`p${gq}`);
+        for (let j = 0; j < 32; j++) {
+          const q0 = kb.let('ql', at(add(qlB, i(j))));
+          const q1 = kb.let('ql', at(add(qlB, i(j + 32))));
+          const qh = kb.let('qh', at(add(qhB, i(j))));
+          const codes = [band(q0, 15), band(q1, 15), shr(q0, 4), shr(q1, 4)];
+          codes.forEach((lo4, t) => {
+            const q = sub(bor(lo4, shl(band(shr(qh, 2 * t), 3), 4)), i(32));
+            addTo(`p${(j >> 4) + 2 * t}`, mul(f(q), x(add(kh, i(32 * t + j)))));
+          });
+        }
+        let sum: Expr = c.f32(0);
+        for (let gq = 0; gq < 8; gq++) sum = add(sum, mul(f(signed8(at(add(scB, i(gq))))), v(`p${gq}`, 'f32')));
+        addTo('acc', mul(d, sum));
+      });
+      kb.emit(for_('hh', i(0), i(2), half));
+    }
+  });
+  kb.emit(for_('blk', lane, kb.uniform('nbr', nbr), body, i(L)));
+  const red = kb.sharedArray('red', 'f32', T);
+  kb.emit(sstore(red, l, v('acc', 'f32')));
+  kb.emit(barrier);
+  const tail = for_('j', i(1), i(L), [assign('acc', add(v('acc', 'f32'), sload(red, add(l, v('j', 'i32')), 'f32')))]);
+  const target = loadType(storageOf(ctx.outputs[0]!.dtype, ctx.caps));
+  const value = fromCompute(v('acc', 'f32'), target);
+  const store = { k: 'store' as const, buf: ob, index: add(mul(row, Nu), nc), value };
+  kb.emit(if_(and(valid, eq(lane, i(0))), [tail, store]));
+  return kb.build([T, 1, 1], grid1d(groupsN * rows, ctx.caps));
+}
 
 registerLowering('get_rows_ggml', (ctx) => {
   const g = ggmlGeometry(ctx.attrs['format'], ctx.attrs['K'] as number, fail(ctx));

@@ -1,7 +1,7 @@
 /**
  * GGUF block-format kernels (codegen/lower/ggml.ts) equal the float64 reference (ggml's dequantization, then the
  * product / the gathered rows) to f32 rounding, on webgpu and cuda-emu: random blocks of every format (random code
- * bytes, f16 scale fields drawn from normal and subnormal values), M = 1 (skinny GEMV) and M > 1 (tiled), leading
+ * bytes, f16 scale fields drawn from normal and subnormal values), M ≤ 4 (the block GEMV) and M > 1 (skinny, tiled), leading
  * batch dims; get_rows_ggml with negative indices and a typed error for an index out of range. fast-check prints
  * the seed of a failing case; KILN_PROP_RUNS scales.
  */
@@ -131,6 +131,7 @@ const noEmu = await requireTool('g++ (cuda-emu)', emuProbe);
 const FIXED: Case[] = GGML_FORMATS.flatMap((format, i) => [
   { seed: 10 + i, format, lead: [1], blocks: 2, N: 24 },
   { seed: 20 + i, format, lead: [40], blocks: 1, N: 36 },
+  { seed: 30 + i, format, lead: [2, 3], blocks: 1, N: 3 },
 ]);
 
 describe.each<[BackendChoice, boolean, number]>([
@@ -138,7 +139,7 @@ describe.each<[BackendChoice, boolean, number]>([
   ['cuda-emu', noEmu, Math.max(4, Math.round(PROP_RUNS / 5))],
 ])('GGUF block-format kernels on %s equal the float64 reference', (backend, skip, runs) => {
   it.skipIf(skip)(
-    'matmul_ggml: every format, M = 1 and M > 1, batch dims',
+    'matmul_ggml: every format, M ≤ 4 (block GEMV), M > 1 (skinny, tiled), batch dims',
     async () => {
       const names = new Set<string>();
       await fc.assert(
@@ -150,6 +151,7 @@ describe.each<[BackendChoice, boolean, number]>([
         }),
         { numRuns: runs, examples: FIXED.map((c) => [c]) },
       );
+      expect([...names].some((n) => /matmul_ggml.*gemv/.test(n))).toBe(true);
       expect([...names].some((n) => /matmul_ggml.*skinny/.test(n))).toBe(true);
       expect([...names].some((n) => /matmul_ggml.*tiled/.test(n))).toBe(true);
     },
