@@ -457,7 +457,8 @@ export class PagedLanguageModel {
         feeds['move_src'] = makeTensor('i64', [B, n], col(0));
         feeds['move_dst'] = makeTensor('i64', [B, n], col(1));
       } else {
-        feeds['move_src'] = feeds['move_dst'] = this.constant('no_moves', B, 1, -1);
+        // no moves: an empty list, so the move kernels have no work and are not launched
+        feeds['move_src'] = feeds['move_dst'] = this.constant('no_moves', B, 0, -1);
       }
     }
     const hasHidden = this.session.outputNames.includes('hidden');
