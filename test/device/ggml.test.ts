@@ -14,7 +14,8 @@ import { interpret } from '../../ir/interpret.js';
 import { GGML_FORMAT_INFO, GGML_FORMATS, type GgmlFormat } from '../../ir/ops/ggml.js';
 import { makeTensor, type Tensor } from '../../ir/tensor.js';
 import { compile, type BackendChoice } from '../../src/session.js';
-import { compareWithReference, skipWebgpu, tolerance } from '../helpers/backends.js';
+import { checkAgainstReference, compareWithReference, skipWebgpu, tolerance } from '../helpers/backends.js';
+import { ggmlModel, ggmlModelFeeds } from '../helpers/ggml-model.js';
 import { PROP_RUNS } from '../helpers/paths.js';
 import { emuProbe, requireTool } from '../helpers/tools.js';
 
@@ -184,6 +185,20 @@ describe.each<[BackendChoice, boolean, number]>([
           } finally {
             s.dispose();
           }
+        }
+      }
+    },
+    600_000,
+  );
+
+  it.skipIf(skip)(
+    'a llama GGUF with every block format (tied head too): prefill and a one-token step equal the reference',
+    async () => {
+      for (const tied of [false, true]) {
+        const { packed } = ggmlModel(tied);
+        for (const ids of [[4, 9, 33, 1, 0], [12]]) {
+          const feeds = ggmlModelFeeds(packed, ids);
+          expect(await checkAgainstReference(packed, feeds, { backend })).toEqual([]);
         }
       }
     },

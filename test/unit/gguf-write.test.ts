@@ -15,17 +15,16 @@ import type { Node } from '../../ir/graph.js';
 import '../../ir/index.js';
 import { interpret } from '../../ir/interpret.js';
 import { dequantizeNBits, nbitsGeometry } from '../../ir/ops/blockq.js';
-import { dequantizeGgml, GGML_FORMATS, quantizeGgml, type GgmlFormat } from '../../ir/ops/ggml.js';
+import { dequantizeGgml, GGML_FORMATS, quantizeGgml } from '../../ir/ops/ggml.js';
 import { makeTensor, type Tensor } from '../../ir/tensor.js';
 import { quantizeRtn } from '../../passes/quant/index.js';
-import { ggufModel, parseGguf } from '../../src/frontends/gguf.js';
+import { parseGguf } from '../../src/frontends/gguf.js';
 import { kilnToGgml, llamaGguf, writeGguf, type KilnBlocks } from '../../src/frontends/gguf-write.js';
 import { LanguageModelSession } from '../../src/generate/lm.js';
 import { loadLanguageModel } from '../../src/generate/load.js';
 import { quantizeCommand } from '../../src/quantize.js';
 import type { LlamaConfig } from '../../src/models/config.js';
-import { weightMap } from '../../src/models/config.js';
-import { buildLlama } from '../../src/models/llama.js';
+import { ggmlModel, ggmlModelFeeds, GGML_MODEL_FORMATS } from '../helpers/ggml-model.js';
 import { SHARED } from '../helpers/paths.js';
 import { emuProbe, fileProbe, requireTool } from '../helpers/tools.js';
 
@@ -270,90 +269,44 @@ describe.skipIf(noStories)('kiln quantize --out X.gguf', () => {
 });
 
 describe('a llama GGUF with every block format', () => {
-  const config: LlamaConfig = {
-    arch: 'llama',
-    dim: 256,
-    hiddenDim: 256,
-    layers: 1,
-    heads: 4,
-    kvHeads: 2,
-    vocab: 40,
-    maxSeq: 16,
-    normEps: 1e-5,
-    ropeTheta: 10000,
-    tiedHead: false,
-  };
-  const FORMAT_OF: Record<string, GgmlFormat> = {
-    'token_embd.weight': 'Q6_K',
-    'blk.0.attn_q.weight': 'Q4_K',
-    'blk.0.attn_k.weight': 'Q5_K',
-    'blk.0.attn_v.weight': 'Q8_0',
-    'blk.0.attn_output.weight': 'Q4_0',
-    'blk.0.ffn_gate.weight': 'Q4_1',
-    'blk.0.ffn_up.weight': 'Q5_0',
-    'blk.0.ffn_down.weight': 'Q5_1',
-    'output.weight': 'Q6_K',
-  };
-
-  it('loads as matmul_ggml / get_rows_ggml over the file bytes, equals its dequantized f32 graph, writes back as is', () => {
-    const r = rng(7);
-    const hd = config.dim / config.heads;
-    const m = new Map<string, Tensor>();
-    const rand = (shape: number[], s = 0.1) =>
-      makeTensor(
-        'f32',
-        shape,
-        Array.from({ length: shape.reduce((p, d) => p * d, 1) }, () => (r() - 0.5) * s),
-      );
-    m.set('tok_embeddings', rand([config.vocab, config.dim], 1));
-    m.set('layers.0.attention_norm', rand([config.dim], 2));
-    m.set('layers.0.ffn_norm', rand([config.dim], 2));
-    m.set('norm', rand([config.dim], 2));
-    for (const [k, s] of Object.entries({ wq: [256, 256], wk: [256, 2 * hd], wv: [256, 2 * hd], wo: [256, 256] }))
-      m.set(`layers.0.${k}`, rand(s));
-    for (const k of ['w1', 'w3']) m.set(`layers.0.${k}`, rand([256, 256]));
-    m.set('layers.0.w2', rand([256, 256]));
-    m.set('output', rand([256, config.vocab]));
-    const f32 = buildLlama(config, weightMap(m));
-    const { bytes, report } = llamaGguf(f32, config, undefined, { requantize: (t) => FORMAT_OF[t] });
-    expect(new Set(report.tensors.map((t) => t.type))).toEqual(new Set([...GGML_FORMATS, 'F32']));
-    const file = parseGguf(bytes);
-    for (const [name, f] of Object.entries(FORMAT_OF)) expect(file.ggml(name)?.format).toBe(f);
-    const loaded = ggufModel(file);
-    const packed = buildLlama(loaded.config as LlamaConfig, loaded.weights);
-    const ops = packed.nodes.map((n) => n.op);
-    expect(ops.filter((o) => o === 'matmul_ggml')).toHaveLength(8);
-    expect(ops).toContain('get_rows_ggml');
-    expect(
-      packed.constants.some(
-        (c) => c.type.dtype === 'f32' && c.type.shape.length === 2 && c.name !== 'rope_cos' && c.name !== 'rope_sin',
-      ),
-    ).toBe(false);
-    // the same model with the dequantized weights left as f32 (no finishGraph): the packed graph's reference equals it
-    const plain = buildLlama(loaded.config as LlamaConfig, { ...loaded.weights, finishGraph: undefined });
-    expect(plain.nodes.map((n) => n.op)).not.toContain('matmul_ggml');
-    const feeds: Record<string, Tensor> = {
-      input_ids: makeTensor('i64', [1, 3], [1, 5, 39]),
-      position_ids: makeTensor('i64', [1, 3], [0, 1, 2]),
-    };
-    for (const inp of packed.inputs)
-      if (!(inp.name in feeds))
-        feeds[inp.name] = makeTensor(
-          'f32',
-          inp.type.shape.map((d) => (typeof d === 'number' ? d : d === 'batch' ? 1 : 0)) as number[],
-          [],
-        );
-    const a = interpret(packed, feeds)['logits']!;
-    const b = interpret(plain, feeds)['logits']!;
-    const rel = Math.sqrt(
+  const rel = (a: Tensor, b: Tensor) =>
+    Math.sqrt(
       [...a.data].reduce((s, x, i) => s + (Number(x) - Number(b.data[i]!)) ** 2, 0) /
         [...b.data].reduce((s, x) => s + Number(x) ** 2, 0),
     );
-    expect(rel).toBeLessThan(1e-6);
+
+  it('loads as matmul_ggml / get_rows_ggml over the file bytes, equals its dequantized f32 graph, writes back as is', () => {
+    const { report, bytes, loaded, packed, plain } = ggmlModel();
+    expect(new Set(report.tensors.map((t) => t.type))).toEqual(new Set([...GGML_FORMATS, 'F32']));
+    const file = parseGguf(bytes);
+    for (const [name, f] of Object.entries(GGML_MODEL_FORMATS)) expect(file.ggml(name)?.format).toBe(f);
+    const ops = packed.nodes.map((n) => n.op);
+    expect(ops.filter((o) => o === 'matmul_ggml')).toHaveLength(8);
+    expect(ops).toContain('get_rows_ggml');
+    // no f32 matrix is left: every 2-D weight is its ggml bytes (the RoPE tables are not weights)
+    const f32Matrices = packed.constants.filter(
+      (c) => c.type.dtype === 'f32' && c.type.shape.length === 2 && !c.name.startsWith('rope_'),
+    );
+    expect(f32Matrices).toEqual([]);
+    expect(plain.nodes.map((n) => n.op)).not.toContain('matmul_ggml');
+    const feeds = ggmlModelFeeds(packed, [1, 5, 39]);
+    expect(rel(interpret(packed, feeds)['logits']!, interpret(plain, feeds)['logits']!)).toBeLessThan(1e-6);
     // written again from the packed graph: the ggml bytes come back unchanged
     const again = parseGguf(llamaGguf(packed, loaded.config as LlamaConfig, undefined).bytes);
-    for (const name of Object.keys(FORMAT_OF))
+    for (const name of Object.keys(GGML_MODEL_FORMATS))
       expect([...again.ggml(name)!.bytes]).toEqual([...file.ggml(name)!.bytes]);
+  });
+
+  it('a tied head reads the quantized table through matmul_ggml (one packed constant for lookup and head)', () => {
+    const { packed, plain } = ggmlModel(true);
+    const head = packed.nodes.filter((n) => n.op === 'matmul_ggml' && n.attrs['N'] === 40);
+    const rows = packed.nodes.filter((n) => n.op === 'get_rows_ggml');
+    expect(head).toHaveLength(1);
+    expect(rows).toHaveLength(1);
+    expect(head[0]!.inputs[1]).toBe(rows[0]!.inputs[0]);
+    expect(packed.nodes.map((n) => n.op)).not.toContain('einsum');
+    const feeds = ggmlModelFeeds(packed, [3, 0, 17, 2]);
+    expect(rel(interpret(packed, feeds)['logits']!, interpret(plain, feeds)['logits']!)).toBeLessThan(1e-6);
   });
 });
 
