@@ -155,14 +155,32 @@ describe('GGUF block formats: hand-built blocks', () => {
     expect(Array.from(out['rows']!.data, (x) => Number(x) + 0)).toEqual([...want, ...want]);
   });
 
-  it('quantizeGgml round-trips values each format represents exactly', () => {
-    // 32 · k/4 for k = −16..15 in Q8_0 (d = 31/4·... no: amax 4 → d = 4/127 is not exact); use the formats' grids
-    const q8 = Array.from({ length: 32 }, (_, i) => (i - 16) * 0.5); // amax 8 → d = 8/127 rounds; check within d/2
-    const back = dequantizeGgml('Q8_0', quantizeGgml('Q8_0', q8, 1, 32), 1, 32);
-    q8.forEach((x, i) => expect(Math.abs(back[i]! - x)).toBeLessThanOrEqual((8 / 127) * 0.51));
-    // Q4_0: the largest magnitude −8 maps to d = 1 exactly: integers −8..7 are exact
+  it('quantizeGgml: integers on the Q4_0 grid come back exactly', () => {
+    // the largest magnitude −8 maps to code 0, so d = 1 and −8..7 are codes 0..15
     const q4 = Array.from({ length: 32 }, (_, i) => (i % 16) - 8);
     expect(Array.from(dequantizeGgml('Q4_0', quantizeGgml('Q4_0', q4, 1, 32), 1, 32))).toEqual(q4);
+  });
+
+  it.each([
+    ['Q8_0', 0.01],
+    ['Q4_0', 0.1],
+    ['Q4_1', 0.1],
+    ['Q5_0', 0.05],
+    ['Q5_1', 0.05],
+    ['Q4_K', 0.1],
+    ['Q5_K', 0.05],
+    ['Q6_K', 0.025],
+  ] as [GgmlFormat, number][])('quantizeGgml %s: rel-L2 error of uniform values below %f', (format, bound) => {
+    let s = 1;
+    const x = Array.from({ length: 2 * 256 }, () => ((s = (s * 48271) % 2147483647) / 2147483647) * 2 - 1);
+    const back = dequantizeGgml(format, quantizeGgml(format, x, 2, 256), 2, 256);
+    let e = 0;
+    let n = 0;
+    x.forEach((v, i) => {
+      e += (back[i]! - v) ** 2;
+      n += v * v;
+    });
+    expect(Math.sqrt(e / n)).toBeLessThan(bound);
   });
 });
 
