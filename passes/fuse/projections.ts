@@ -8,7 +8,8 @@
  * and the same K, with a dense float result; at least two of them. The merged node sits where the first one was.
  * When each projection's only reader adds its own constant bias, the biases are merged as well (one add, which the
  * epilogue fusion then takes into the matmul). Block-quantized projections (`matmul_nbits`, same K / bits / block /
- * scale and zero-point types, no g_idx) merge the same way: their packed rows, scales and zero points concatenated.
+ * scale and zero-point types, no g_idx) merge the same way: their packed rows, scales and zero points concatenated;
+ * GGUF block-format projections (`matmul_ggml`, same format and K) by their rows of ggml blocks concatenated.
  */
 import { isFloat } from '../../ir/dtype.js';
 import { Graph, Node, Value } from '../../ir/graph.js';
@@ -19,6 +20,7 @@ import { Names } from '../rewrite.js';
 
 function mergeable(n: Node): boolean {
   if (n.op === 'matmul_nbits') return mergeableNBits(n);
+  if (n.op === 'matmul_ggml') return mergeableGgml(n);
   if (n.op !== 'matmul' || n.outputs.length !== 1) return false;
   const [a, w] = n.inputs;
   if (!a || !w || !w.isConst || w.type.shape.length !== 2 || a.type.shape.length < 2) return false;
@@ -38,8 +40,17 @@ function mergeableNBits(n: Node): boolean {
   return isFloat(y.type.dtype) && y.type.layout.kind === 'dense' && a.type.shape.length >= 1;
 }
 
+/** A GGUF block-format projection: constant rows of ggml blocks, a dense float result. */
+function mergeableGgml(n: Node): boolean {
+  const [a, w] = n.inputs;
+  if (n.outputs.length !== 1 || !a || !w?.isConst) return false;
+  const y = n.outputs[0]!;
+  return isFloat(y.type.dtype) && y.type.layout.kind === 'dense';
+}
+
 /** What must agree for two block-quantized projections to merge: K, bits, block size, scale and zero-point types. */
 function nbitsKey(n: Node): string {
+  if (n.op === 'matmul_ggml') return ['ggml', n.attrs['format'], n.attrs['K']].join('/');
   const [, , s, zp] = n.inputs;
   return [n.attrs['K'], n.attrs['bits'], n.attrs['block_size'], s!.type.dtype, zp?.type.dtype ?? '-'].join('/');
 }
@@ -74,11 +85,12 @@ function mergedNBits(members: readonly Node[], names: Names, graph: Graph): { no
     return v;
   };
   const a = first.inputs[0]!;
-  const ins = [a, constant(1, 'merged'), constant(2, 'merged')];
-  if (first.inputs[3]) ins.push(constant(3, 'merged'));
+  const ins = [a, constant(1, 'merged')];
+  if (first.op === 'matmul_nbits') ins.push(constant(2, 'merged'));
+  if (first.op === 'matmul_nbits' && first.inputs[3]) ins.push(constant(3, 'merged'));
   const y0 = first.outputs[0]!;
   const y = new Value(names.fresh(`${y0.name}_merged`), tensorType(y0.type.dtype, [...a.type.shape.slice(0, -1), N]));
-  const node = new Node(names.fresh(`${first.name}_merged`), 'matmul_nbits', ins, [y], { ...first.attrs, N });
+  const node = new Node(names.fresh(`${first.name}_merged`), first.op, ins, [y], { ...first.attrs, N });
   return { node, widths };
 }
 
@@ -120,7 +132,7 @@ export function mergeProjections(graph: Graph): number {
   for (const n of graph.nodes) {
     if (!mergeable(n)) continue;
     const a = n.inputs[0]!;
-    if (n.op === 'matmul_nbits') {
+    if (n.op === 'matmul_nbits' || n.op === 'matmul_ggml') {
       if (!act.has(a)) act.set(a, act.size);
       const key = `${act.get(a)}:${nbitsKey(n)}`;
       const g = nbits.get(key);
