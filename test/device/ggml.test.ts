@@ -15,7 +15,8 @@ import { GGML_FORMAT_INFO, GGML_FORMATS, type GgmlFormat } from '../../ir/ops/gg
 import { makeTensor, type Tensor } from '../../ir/tensor.js';
 import { compile, type BackendChoice } from '../../src/session.js';
 import { checkAgainstReference, compareWithReference, skipWebgpu, tolerance } from '../helpers/backends.js';
-import { ggmlModel, ggmlModelFeeds } from '../helpers/ggml-model.js';
+import { ggmlModel, ggmlModelFeeds, GGML_MODEL_FORMATS } from '../helpers/ggml-model.js';
+import { optimize } from '../../passes/manager.js';
 import { PROP_RUNS } from '../helpers/paths.js';
 import { emuProbe, requireTool } from '../helpers/tools.js';
 
@@ -200,6 +201,22 @@ describe.each<[BackendChoice, boolean, number]>([
           const feeds = ggmlModelFeeds(packed, ids);
           expect(await checkAgainstReference(packed, feeds, { backend })).toEqual([]);
         }
+      }
+    },
+    600_000,
+  );
+
+  it.skipIf(skip)(
+    'projections of one format merge (Q/K/V, gate/up: one matmul_ggml each) and the optimized model equals the reference',
+    async () => {
+      const uniform = Object.fromEntries(Object.keys(GGML_MODEL_FORMATS).map((k) => [k, 'Q4_K' as const]));
+      const { packed } = ggmlModel(false, 3, uniform);
+      const opt = optimize(packed, { level: 1 });
+      const count = (g: typeof packed) => g.nodes.filter((n) => n.op === 'matmul_ggml').length;
+      expect(count(packed)).toBe(8);
+      expect(count(opt)).toBe(5); // qkv, o, gate+up, down, head
+      for (const ids of [[4, 9, 33], [12]]) {
+        expect(await checkAgainstReference(packed, ggmlModelFeeds(packed, ids), { backend })).toEqual([]);
       }
     },
     600_000,

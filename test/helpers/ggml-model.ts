@@ -46,7 +46,11 @@ export interface GgmlModel {
   plain: Graph;
 }
 
-export function ggmlModel(tiedHead = false, seed = 7): GgmlModel {
+export function ggmlModel(
+  tiedHead = false,
+  seed = 7,
+  formats: Record<string, GgmlFormat> = GGML_MODEL_FORMATS,
+): GgmlModel {
   const config: LlamaConfig = {
     arch: 'llama',
     dim: 256,
@@ -80,7 +84,7 @@ export function ggmlModel(tiedHead = false, seed = 7): GgmlModel {
   for (const k of ['w1', 'w3', 'w2']) m.set(`layers.0.${k}`, rand([256, 256]));
   if (!tiedHead) m.set('output', rand([256, config.vocab]));
   const f32 = buildLlama(config, weightMap(m));
-  const { bytes, report } = llamaGguf(f32, config, undefined, { requantize: (t) => GGML_MODEL_FORMATS[t] });
+  const { bytes, report } = llamaGguf(f32, config, undefined, { requantize: (t) => formats[t] });
   const loaded = ggufModel(parseGguf(bytes));
   const cfg = loaded.config as LlamaConfig;
   return {
