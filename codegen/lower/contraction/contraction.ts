@@ -14,8 +14,8 @@
  * held in 32 bits, exact while results fit).
  */
 
-import type { Expr } from '../../kir.js';
-import type { KernelBuilder } from '../kernel-builder.js';
+import type { Expr, KType } from '../../kir.js';
+import type { KernelBuilder, LowerCtx, LoweredStep } from '../kernel-builder.js';
 
 export type Cat = 'batch' | 'm' | 'n' | 'k';
 const CATS: readonly Cat[] = ['batch', 'm', 'n', 'k'];
@@ -78,6 +78,11 @@ export interface Contraction {
    * packed-word GEMV (`packed.ts`), which reads whole words instead of elements through `bLoad`.
    */
   packedB?: PackedB;
+  /**
+   * A weight format's own schedule, tried first (on the simplified contraction): a step, or undefined where it does
+   * not apply (GGUF blocks: the block GEMV of `codegen/lower/ggml.ts`).
+   */
+  schedule?: (ctx: LowerCtx, con: Contraction, target: KType) => LoweredStep | undefined;
 }
 
 /** W [N, K] stored as rows of u32 words of `bits`-bit fields (low bits first), blocks of `block` k sharing a scale. */

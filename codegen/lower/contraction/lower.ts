@@ -24,11 +24,13 @@ export function lowerContraction(ctx: LowerCtx, con0: Contraction): LoweredStep[
   const st = storageOf(ctx.outputs[0]!.dtype, ctx.caps);
   if (PACK[st] > 1) return [pointwiseContraction(ctx, con)];
   const useSkinny = M <= 4 || N <= 4 || M * N <= 1024;
-  const step = packedGemvApplies(ctx, con)
-    ? packedGemv(ctx, con, loadType(st))
-    : useSkinny
-      ? skinny(ctx, con, loadType(st))
-      : tiled(ctx, con, loadType(st));
+  const step =
+    con.schedule?.(ctx, con, loadType(st)) ??
+    (packedGemvApplies(ctx, con)
+      ? packedGemv(ctx, con, loadType(st))
+      : useSkinny
+        ? skinny(ctx, con, loadType(st))
+        : tiled(ctx, con, loadType(st)));
   // operands given with their layout's offset are indexed through its strides by the schedule itself
   const physicalInputs = [con.a, con.b].filter((w) => w.offset !== undefined).map((w) => w.input);
   return [physicalInputs.length ? { ...step, physicalInputs } : step];
