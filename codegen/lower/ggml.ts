@@ -29,7 +29,6 @@ import {
   ge,
   if_,
   load,
-  loadType,
   lt,
   mod,
   mul,
@@ -41,13 +40,14 @@ import {
   v,
   var_,
   type Expr,
+  type KType,
 } from '../kir.js';
-import { zeros, type Contraction, type View } from './contraction/contraction.js';
+import { contiguousOn, outputReads, total, zeros, type Contraction, type View } from './contraction/contraction.js';
+import { Gen } from './contraction/gen.js';
 import { lowerContraction } from './contraction/lower.js';
 import { grid1d, KernelBuilder, type LowerCtx, type LoweredStep } from './kernel-builder.js';
 import { checkIndexRange, fromCompute, pointwise } from './pointwise.js';
 import { registerLowering } from './registry.js';
-import { storageOf } from './storage.js';
 
 const fail =
   (ctx: LowerCtx) =>
@@ -180,15 +180,28 @@ export function ggmlContraction(ctx: LowerCtx, at: (i: number) => number = (x) =
       const byte: ByteAt = (x) => cast('i32', load(buf, x, 'u32'));
       return (e) => ggmlElement(kb, g, byte, e);
     },
+    schedule: (c2, con, target) => (gemvApplies(c2, con) ? ggmlGemv(c2, con, g, at, target) : undefined),
   };
 }
 
-registerLowering('matmul_ggml', (ctx) => {
-  const a = ctx.inputs[0]!;
-  const rows = numel(a.shape.slice(0, -1));
-  if (rows >= 1 && rows <= GGML_GEMV_MAX_ROWS && !a.layout && a.dtype === 'f32') return [ggmlGemv(ctx)];
-  return lowerContraction(ctx, ggmlContraction(ctx));
-});
+/** Does the block GEMV cover this (simplified) contraction: decode-sized rows of a contiguous f32 a? */
+function gemvApplies(ctx: LowerCtx, con: Contraction): boolean {
+  const rows = total(con, 'batch') * total(con, 'm');
+  return (
+    rows >= 1 &&
+    rows <= GGML_GEMV_MAX_ROWS &&
+    con.b.st.batch.every((x) => x === 0) &&
+    con.dims.n.length === 1 &&
+    con.dims.k.length === 1 &&
+    contiguousOn(con.a.st, 'k') &&
+    !con.aZero &&
+    !con.bZero &&
+    con.rowNorm?.kind !== 'layer' &&
+    ctx.inputs[con.a.input]!.dtype === 'f32'
+  );
+}
+
+registerLowering('matmul_ggml', (ctx) => lowerContraction(ctx, ggmlContraction(ctx)));
 
 /** Rows of a (decode-sized products) up to which matmul_ggml runs the block GEMV. */
 export const GGML_GEMV_MAX_ROWS = 4;
@@ -200,22 +213,32 @@ const LANES = 16;
  * once (a byte holds two 4-bit codes), the run of a read beside them — and accumulates Σ code · a per scale group,
  * scaled once per group; the row's lanes meet in workgroup memory, where its first lane adds their sums in order.
  */
-function ggmlGemv(ctx: LowerCtx): LoweredStep {
-  const N = ctx.attrs['N'] as number;
-  const g = ggmlGeometry(ctx.attrs['format'], ctx.attrs['K'] as number, fail(ctx));
-  const rows = numel(ctx.inputs[0]!.shape.slice(0, -1));
+function ggmlGemv(
+  ctx: LowerCtx,
+  con: Contraction,
+  g: GgmlGeometry,
+  at: (i: number) => number,
+  target: KType,
+): LoweredStep {
+  const N = total(con, 'n');
+  const rows = total(con, 'batch') * total(con, 'm');
   checkIndexRange(ctx, N * g.rowBytes, 'the packed weight');
   const T = Math.min(256, 2 ** Math.floor(Math.log2(ctx.caps.maxWorkgroupSize)));
   const nbr = g.K / g.qk; // blocks per row
   const L = Math.min(LANES, T, 2 ** Math.ceil(Math.log2(Math.max(nbr, 1))));
   const R = T / L;
-  const kb = new KernelBuilder(`matmul_ggml_${g.format.toLowerCase()}_gemv`, ctx.caps);
-  const ab = kb.input(ctx, 0);
-  const wb = kb.buffer({ kind: 'in', index: 1 }, 'u8x4', 'read');
+  const kb = new KernelBuilder(`${con.label}_gemv`, ctx.caps);
+  // b is read as blocks here: Gen binds every other operand (a, the norm's weight, the epilogue's inputs)
+  const gen = new Gen(kb, ctx, {
+    ...con,
+    bLoad: () => () => {
+      throw new Error(`${con.label}: the block GEMV reads b as blocks`);
+    },
+  });
+  const wb = kb.buffer({ kind: 'in', index: at(1) }, 'u8x4', 'read');
   const ob = kb.output(ctx, 0);
   const byte: ByteAt = (x) => cast('i32', load(wb, x, 'u32'));
-  const Nu = kb.uniform('n', N);
-  const Ku = kb.uniform('k', g.K);
+  const Nu = gen.total('n');
   const groupsN = Math.ceil(N / R);
   const gn = kb.uniform('gn', groupsN);
   const gi = kb.groupIndex();
@@ -225,11 +248,26 @@ function ggmlGemv(ctx: LowerCtx): LoweredStep {
   const n = kb.let('n', add(mul(sub(gi, mul(row, gn)), i(R)), div(l, i(L))));
   const valid = kb.let('valid', lt(n, Nu));
   const nc = kb.let('nc', select(valid, n, i(0)));
-  const ra = kb.let('ra', mul(row, Ku));
+  const Mu = gen.total('m');
+  const mi = con.dims.batch.length ? kb.let('mi', mod(row, Mu)) : row;
+  const bc = gen.coords('batch', con.dims.batch.length ? kb.let('bi', div(row, Mu)) : i(0));
+  const mc = gen.coords('m', mi);
+  /** A view's offset of this row's batch and m coordinates. */
+  const rowOff = (st: Contraction['a']['st'], name: string) =>
+    add(gen.offset(st, name, 'batch', bc), gen.offset(st, name, 'm', mc));
+  const ra = kb.let('ra', rowOff(con.a.st, 'a'));
   const rowB = kb.let('rb', mul(nc, kb.uniform('rbytes', g.rowBytes)));
+  const rms = con.rowNorm?.kind === 'rms';
   kb.emit(var_('acc', 'f32', c.f32(0)));
+  if (rms) kb.emit(var_('ss', 'f32', c.f32(0)));
   const f = (x: Expr) => cast('f32', x);
-  const x = (k: Expr) => kb.let('x', load(ab, add(ra, k), 'f32'));
+  /** a at k of this row (with a fused RMS norm: Σa² grows, and a is scaled by the norm's weight at k). */
+  const x = (k: Expr) => {
+    const xv = kb.let('x', gen.ld(con.a, add(ra, k)));
+    if (!rms) return xv;
+    kb.emit(assign('ss', add(v('ss', 'f32'), mul(xv, xv))));
+    return kb.let('xw', mul(xv, gen.normWeight([k])));
+  };
   const sumVar = (name: string) => kb.emit(var_(name, 'f32', c.f32(0)));
   const addTo = (name: string, e: Expr) => kb.emit(assign(name, add(v(name, 'f32'), e)));
   const [body] = kb.collect(() => {
@@ -331,14 +369,22 @@ function ggmlGemv(ctx: LowerCtx): LoweredStep {
     }
   });
   kb.emit(for_('blk', lane, kb.uniform('nbr', nbr), body, i(L)));
-  const red = kb.sharedArray('red', 'f32', T);
-  kb.emit(sstore(red, l, v('acc', 'f32')));
+  // partial sums meet in workgroup memory; the row's first lane adds them in order and stores the epilogue's value
+  const tail = (rms ? ['acc', 'ss'] : ['acc']).map((name) => {
+    const red = kb.sharedArray(`red_${name}`, 'f32', T);
+    kb.emit(sstore(red, l, v(name, 'f32')));
+    return for_('j', i(1), i(L), [assign(name, add(v(name, 'f32'), sload(red, add(l, v('j', 'i32')), 'f32')))]);
+  });
   kb.emit(barrier);
-  const tail = for_('j', i(1), i(L), [assign('acc', add(v('acc', 'f32'), sload(red, add(l, v('j', 'i32')), 'f32')))]);
-  const target = loadType(storageOf(ctx.outputs[0]!.dtype, ctx.caps));
-  const value = fromCompute(v('acc', 'f32'), target);
-  const store = { k: 'store' as const, buf: ob, index: add(mul(row, Nu), nc), value };
-  kb.emit(if_(and(valid, eq(lane, i(0))), [tail, store]));
+  const [store] = kb.collect(() => {
+    const result = rms ? mul(v('acc', 'f32'), gen.normScale(v('ss', 'f32'))) : v('acc', 'f32');
+    const ncs = [nc];
+    const idx = outputReads(con).map(({ w, name }) => add(rowOff(w.st, name), gen.offset(w.st, name, 'n', ncs)));
+    const value = fromCompute(gen.epilogue(result, idx, { m: mi, n: nc }), target);
+    const oi = kb.let('oi', add(rowOff(con.out, 'o'), gen.offset(con.out, 'o', 'n', ncs)));
+    kb.emit({ k: 'store', buf: ob, index: oi, value });
+  });
+  kb.emit(if_(and(valid, eq(lane, i(0))), [...tail, ...store]));
   return kb.build([T, 1, 1], grid1d(groupsN * rows, ctx.caps));
 }
 
