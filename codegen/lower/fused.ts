@@ -25,6 +25,7 @@ import { lowerContraction } from './contraction/lower.js';
 import type { KernelBuilder, LowerCtx, TensorInfo } from './kernel-builder.js';
 import { bstrides, gemmContraction, matmulContraction } from './matmul.js';
 import { nbitsContraction } from './blockq.js';
+import { ggmlContraction } from './ggml.js';
 import { pointwiseSteps } from './pointwise.js';
 import { REDUCE_KINDS, reduceSpec } from './reduce.js';
 import { loadCompute, rowReduce } from './rowreduce.js';
@@ -235,7 +236,9 @@ registerLowering('fused_contraction', (ctx) => {
       ? gemmContraction(sub)
       : anchor.op === 'matmul_nbits'
         ? nbitsContraction(sub, (i) => conInputs[i]!) // binds its packed operands itself, at the node's positions
-        : matmulContraction(sub, 'matmul');
+        : anchor.op === 'matmul_ggml'
+          ? ggmlContraction(sub, (i) => conInputs[i]!) // the ggml blocks likewise
+          : matmulContraction(sub, 'matmul');
   con.label = `fused_${con.label}`;
   for (const w of [con.a, con.b, con.bias, con.aZero, con.bZero]) if (w) w.input = conInputs[w.input]!;
   if (norm) {

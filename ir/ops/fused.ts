@@ -117,17 +117,19 @@ export function contractionPrologue(body: Graph): Node | undefined {
 }
 
 /** Contractions a `fused_contraction` body may start with. */
-export const CONTRACTION_OPS: ReadonlySet<string> = new Set(['matmul', 'gemm', 'matmul_nbits']);
+export const CONTRACTION_OPS: ReadonlySet<string> = new Set(['matmul', 'gemm', 'matmul_nbits', 'matmul_ggml']);
 
 registerFused(
   'fused_contraction',
-  'A matmul / gemm / matmul_nbits and the elementwise ops applied to its result, run as one kernel; `body` is the group as IR ' +
-    'text: its first node is the contraction, reading the first body inputs in order; the rest are elementwise. ' +
+  'A matmul / gemm / matmul_nbits / matmul_ggml and the elementwise ops applied to its result, run as one kernel; ' +
+    '`body` is the group as IR text: its first node is the contraction, reading the first body inputs in order; the ' +
+    'rest are elementwise. ' +
     'It may be preceded by an RMS or (bias-free) layer norm of the first operand along k (body inputs 0 and 1).',
   (body, fail) => {
     const norm = contractionPrologue(body);
     const [first, ...rest] = body.nodes.slice(norm ? 1 : 0);
-    if (!first || !CONTRACTION_OPS.has(first.op)) fail('body must start with a matmul, gemm or matmul_nbits');
+    if (!first || !CONTRACTION_OPS.has(first.op))
+      fail('body must start with a matmul, gemm, matmul_nbits or matmul_ggml');
     if (norm) {
       const [x, w] = body.inputs;
       const axis = norm.attrs['axis'] as number | undefined;

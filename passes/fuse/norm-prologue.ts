@@ -15,6 +15,7 @@
  * bias with a constant W; the contraction a plain matmul / gemm (alpha 1) or a `fused_contraction` without a
  * prologue; the fused node within the kernel's buffer limit.
  */
+import { isFloat } from '../../ir/dtype.js';
 import { Graph, Node, Value } from '../../ir/graph.js';
 import { CONTRACTION_OPS, contractionPrologue, contractionView } from '../../ir/ops/fused.js';
 import { makeTensor } from '../../ir/tensor.js';
@@ -88,7 +89,7 @@ function hoistReshapes(graph: Graph, outputs: ReadonlySet<Value>, names: Names):
 
 /** β · W (W [K, N], or [N, K] for a transposed gemm operand) as a constant [N], summed in float64. */
 function biasTimesWeight(beta: Value, w: Value, transB: boolean, names: Names): Value | undefined {
-  if (!w.isConst || w.type.shape.length !== 2) return undefined;
+  if (!w.isConst || w.type.shape.length !== 2 || !isFloat(w.type.dtype)) return undefined;
   const [r, c] = w.type.shape as [number, number];
   const [K, N] = transB ? [c, r] : [r, c];
   if (beta.type.shape[0] !== K) return undefined;
