@@ -207,16 +207,33 @@ describe.each<[BackendChoice, boolean, number]>([
   );
 
   it.skipIf(skip)(
-    'projections of one format merge (Q/K/V, gate/up: one matmul_ggml each) and the optimized model equals the reference',
+    'projections of one format merge (Q/K/V, gate/up) and fuse (norm prologues, residual epilogues); equal to the reference',
     async () => {
       const uniform = Object.fromEntries(Object.keys(GGML_MODEL_FORMATS).map((k) => [k, 'Q4_K' as const]));
       const { packed } = ggmlModel(false, 3, uniform);
       const opt = optimize(packed, { level: 1 });
       const count = (g: typeof packed) => g.nodes.filter((n) => n.op === 'matmul_ggml').length;
       expect(count(packed)).toBe(8);
-      expect(count(opt)).toBe(5); // qkv, o, gate+up, down, head
+      const fusedGgml = opt.nodes.filter(
+        (n) => n.op === 'fused_contraction' && String(n.attrs['body']).includes('matmul_ggml'),
+      );
+      // qkv (RMS-norm prologue), o (+ residual), gate+up (prologue), down (+ residual), head (prologue): merged and
+      // fused, each one kernel
+      expect(count(opt) + fusedGgml.length).toBe(5);
+      expect(fusedGgml.length).toBeGreaterThanOrEqual(4);
       for (const ids of [[4, 9, 33], [12]]) {
         expect(await checkAgainstReference(packed, ggmlModelFeeds(packed, ids), { backend })).toEqual([]);
+      }
+      // a one-token step runs the fused projections as block GEMVs (norm prologue / residual epilogue inside)
+      const s = await compile(packed, { backend });
+      try {
+        await s.run(ggmlModelFeeds(packed, [12]));
+        const names = s.kernels().map((k) => k.name);
+        // distinct kernels: with the norm prologue (qkv, gate+up, head) and with the residual epilogue (o, down)
+        expect(names.filter((k) => /fused_matmul_ggml_q4_k_gemv/.test(k))).toHaveLength(2);
+        expect(names.filter((k) => /matmul_ggml/.test(k) && !/gemv/.test(k))).toEqual([]);
+      } finally {
+        s.dispose();
       }
     },
     600_000,
