@@ -2,7 +2,9 @@
  * Speculative decoding on stories260K (webgpu), greedy, in one run: for each draft source — n-gram lookup, the
  * model's first layers (self), Medusa heads fitted here on the first half of tinystories-calib.txt, and mixes — the
  * mean accepted tokens per target pass, target passes per generated token and decode tok/s, beside plain decoding on
- * the same paged target, with a check that every configuration's text equals plain decoding's.
+ * the same paged target, with a check that every configuration's text equals plain decoding's. `tree:` rows verify
+ * token trees (SpecInfer): each source's proposal (Medusa: its top-k candidate tree) merged into one tree per target
+ * pass, the tree size chosen per step from measured tokens per ms (dynamic).
  *
  *   npm run bench -- speculative [TOKENS]     (default 128 new tokens for each of 3 prompts)
  */
@@ -51,19 +53,36 @@ export async function benchSpeculative(): Promise<void> {
     ['self:3', async (m) => [await self3(m)]],
     ['medusa', async (m) => [medusa(m)]],
     ['medusa+ngram', async (m) => [medusa(m), new NgramDraft()]],
+    ['tree:ngram', async () => [new NgramDraft()]],
+    ['tree:self:3', async (m) => [await self3(m)]],
+    ['tree:medusa', async (m) => [medusa(m)]],
+    ['tree:ngram+medusa', async (m) => [new NgramDraft(), medusa(m)]],
+    ['tree:ngram+medusa+self:3', async (m) => [new NgramDraft(), medusa(m), await self3(m)]],
+    ['tree:medusa (static 8)', async (m) => [medusa(m)]],
   ];
-  const rows = [['drafts', 'decode tok/s', 'vs plain', 'target passes / token', 'accepted / pass', 'same text']];
+  const only = process.env['KILN_BENCH_ONLY']?.split(',');
+  const rows = [
+    ['drafts', 'decode tok/s', 'vs plain', 'target passes / token', 'accepted / pass', 'nodes / pass', 'same text'],
+  ];
   let plainRate = 0;
   let plainText: number[][] = [];
   for (const [name, make] of configs) {
+    if (only && name !== 'plain' && !only.includes(name)) continue;
     const m = loadLanguageModel(file, { paged: { blockSize: 16 } });
+    const tree = name.startsWith('tree:');
     const target = await PagedLanguageModel.create(m, {
       backend: 'webgpu',
       numBlocks: 40,
       hidden: name.includes('medusa'),
+      tree,
     });
     const sources = await make(m);
-    const dec = new SpeculativeDecoder(target, { draft: sources, draftLen: 4 });
+    const dec = new SpeculativeDecoder(target, {
+      draft: sources,
+      draftLen: 4,
+      ...(tree ? { tree: name.includes('static') ? { nodes: 8, dynamic: false } : {} } : {}),
+    });
+    let nodes = 0;
     let made = 0;
     let ms = 0;
     let passes = 0;
@@ -81,6 +100,7 @@ export async function benchSpeculative(): Promise<void> {
         ms += ((s.generatedTokens - 1) / s.decodeTokPerS) * 1000;
         passes += s.targetPasses;
         accepted += s.acceptedTokens;
+        nodes += (s.meanTreeNodes ?? 0) * s.targetPasses;
       }
     }
     for (const s of sources) s.dispose?.();
@@ -96,6 +116,7 @@ export async function benchSpeculative(): Promise<void> {
       `${(rate / plainRate).toFixed(2)}×`,
       (passes / (made + PROMPTS.length)).toFixed(3),
       (accepted / Math.max(passes, 1)).toFixed(2),
+      tree ? (nodes / Math.max(passes, 1)).toFixed(1) : '',
       String(texts.every((t, i) => t.join(',') === plainText[i]!.join(','))),
     ]);
   }

@@ -413,13 +413,13 @@ export async function mergeProposals(
 export interface TreeOptions {
   /** Most nodes per tree, root included (default 16, at most 32). */
   maxNodes?: number;
-  /** Nodes to start with (default 8). */
+  /** Nodes to start with (default 2 when dynamic, else 8). */
   nodes?: number;
   /** Longest chain a chain source proposes (default 6). */
   depth?: number;
   /**
    * Choose the tree size per step from measured acceptance and measured draft + verify time (tokens per ms of
-   * each size, hill-climbing over 1, 2, 4 … maxNodes; size 1 is a plain step) (default true).
+   * each size, hill-climbing over 1, 2, 4 … maxNodes from `nodes`; size 1 is a plain step) (default true).
    */
   dynamic?: boolean;
 }
@@ -459,17 +459,22 @@ export interface SpeculativeStats extends GenerationStats {
 }
 
 /**
- * Picks the tree size per step: each candidate size's tokens per millisecond ((accepted + 1) / (draft + verify
- * time)) as a moving average; the decoder uses the best measured size and tries a neighbour every few passes, so a
- * source that does not pay drifts to size 1 (plain decoding).
+ * Picks the tree size per step. Each candidate size (1, 2, 4 … max) keeps decayed sums of the tokens its passes
+ * produced (accepted + 1) and their draft + verify milliseconds; the decoder uses the size of the best measured rate
+ * and tries a neighbour every 4 passes (the first 48), then every 12, moving to it when it measured at least 3 passes and is 5% faster. A pass
+ * whose sources proposed nothing was a plain step: it counts for size 1, whatever size was asked for. So a source
+ * that does not pay drifts to size 1 (plain decoding) and costs only the occasional probe.
  */
 class TreeSizer {
   private readonly sizes: number[];
-  private readonly rate: (number | undefined)[];
+  private readonly tokens: number[];
+  private readonly ms: number[];
+  private readonly n: number[];
   private at: number;
   private trying: number | undefined;
   private pass = 0;
-  private flip = false;
+  /** The last probe went up; the first probe goes down (towards plain decoding, the cheaper side). */
+  private flip = true;
   constructor(
     start: number,
     max: number,
@@ -478,7 +483,9 @@ class TreeSizer {
     this.sizes = [1];
     for (let n = 2; n < max; n *= 2) this.sizes.push(n);
     if (max > 1) this.sizes.push(max);
-    this.rate = this.sizes.map(() => undefined);
+    this.tokens = this.sizes.map(() => 0);
+    this.ms = this.sizes.map(() => 0);
+    this.n = this.sizes.map(() => 0);
     let best = 0;
     this.sizes.forEach((n, i) => (Math.abs(n - start) < Math.abs(this.sizes[best]! - start) ? (best = i) : 0));
     this.at = best;
@@ -488,25 +495,27 @@ class TreeSizer {
     if (!this.dynamic) return this.sizes[this.at]!;
     this.pass++;
     this.trying = undefined;
-    if (this.pass % 6 === 0) {
-      // explore a neighbour (alternately up and down); an unmeasured one first
+    if (this.pass % (this.pass <= 48 ? 4 : 12) === 0) {
+      // probe a neighbour, alternately up and down
       this.flip = !this.flip;
       const j = this.flip ? this.at + 1 : this.at - 1;
       if (j >= 0 && j < this.sizes.length) this.trying = j;
     }
     return this.sizes[this.trying ?? this.at]!;
   }
-  /** Report a pass: nodes asked for, tokens it produced (accepted + 1) and its time. */
-  record(tokens: number, ms: number): void {
+  private rate(i: number): number {
+    return this.tokens[i]! / Math.max(this.ms[i]!, 1e-3);
+  }
+  /** Report a pass: the nodes its tree had (root included), the tokens it produced (accepted + 1) and its time. */
+  record(nodes: number, tokens: number, ms: number): void {
     if (!this.dynamic) return;
-    const i = this.trying ?? this.at;
-    const r = tokens / Math.max(ms, 1e-3);
-    const old = this.rate[i];
-    this.rate[i] = old === undefined ? r : 0.7 * old + 0.3 * r;
+    const i = nodes <= 1 ? 0 : (this.trying ?? this.at);
+    this.tokens[i] = 0.9 * this.tokens[i]! + tokens;
+    this.ms[i] = 0.9 * this.ms[i]! + ms;
+    this.n[i]!++;
+    const here = this.n[this.at]! >= 3 ? this.rate(this.at) : 0;
     for (const j of [this.at - 1, this.at + 1]) {
-      if (j >= 0 && j < this.sizes.length && this.rate[j] !== undefined && this.rate[j]! > this.rate[this.at]!) {
-        this.at = j;
-      }
+      if (j >= 0 && j < this.sizes.length && this.n[j]! >= 3 && this.rate(j) > 1.05 * here) this.at = j;
     }
   }
 }
@@ -560,7 +569,9 @@ export class SpeculativeDecoder {
     const treeOpts: TreeOptions | undefined =
       this.opts.tree === true ? {} : this.opts.tree === false ? undefined : this.opts.tree;
     const maxNodes = Math.min(TREE_MAX_NODES, treeOpts?.maxNodes ?? 16);
-    const sizer = treeOpts ? new TreeSizer(treeOpts.nodes ?? 8, maxNodes, treeOpts.dynamic ?? true) : undefined;
+    const dynamic = treeOpts?.dynamic ?? true;
+    // dynamic sizing starts small: a larger tree must prove itself faster first
+    const sizer = treeOpts ? new TreeSizer(treeOpts.nodes ?? (dynamic ? 2 : 8), maxNodes, dynamic) : undefined;
     const sources = this.source instanceof MixedDraft ? this.source.sources : [this.source];
     let treeNodes = 0;
     const startLen = this.opts.draftLen ?? 4;
@@ -601,7 +612,7 @@ export class SpeculativeDecoder {
               : new TokenTree(cur, 1);
           // depth past what is still wanted is cut by keeping only nodes within `left` of the root
           const v = await verifyTree(target, seq, tree.size > 1 ? cutDepth(tree, left) : tree, opts, rand, wantsHidden);
-          sizer.record(v.accepted + 1, performance.now() - t0);
+          sizer.record(tree.size, v.accepted + 1, performance.now() - t0);
           if (v.hidden) this.source.observe?.(v.hidden);
           passes++;
           treeNodes += tree.size - 1;
