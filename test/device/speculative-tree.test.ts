@@ -4,6 +4,7 @@
  * rejected nodes, the cache — compacted by kv_cache_move on the device at the next run — equals that of a run that
  * only saw the accepted tokens.
  */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import '../../ir/ops/index.js';
 import type { LlamaConfig } from '../../src/models/config.js';
@@ -15,12 +16,6 @@ import { deviceBackends } from '../helpers/device-backends.js';
 import { greedyReference, llamaForward, randomLlamaWeights } from '../helpers/lm-reference.js';
 
 const backends = await deviceBackends();
-
-const cases = [
-  { layers: 2, heads: 2, kvHeads: 1, vocab: 13, blockSize: 2, prompt: [1, 5, 2, 5, 2], nodes: 8, seed: 11 },
-  { layers: 3, heads: 4, kvHeads: 4, vocab: 7, blockSize: 4, prompt: [3, 0, 3], nodes: 16, seed: 23 },
-  { layers: 2, heads: 4, kvHeads: 2, vocab: 5, blockSize: 1, prompt: [0, 1, 2, 3, 0, 1], nodes: 32, seed: 5 },
-];
 
 function llama(k: { layers: number; heads: number; kvHeads: number; vocab: number }): LlamaConfig {
   return {
@@ -39,38 +34,52 @@ function llama(k: { layers: number; heads: number; kvHeads: number; vocab: numbe
 }
 
 describe.each(backends)('%s: token-tree speculation', (backend) => {
-  it.each(cases)(
-    'greedy tree speculation equals plain greedy decoding (%o)',
-    async (k) => {
-      const c = llama(k);
-      const w = randomLlamaWeights(c, k.seed);
-      const graph = buildLlama(c, w, { paged: { blockSize: k.blockSize } });
-      const target = await PagedLanguageModel.create({ graph, config: c }, { backend, numBlocks: 64, tree: true });
-      const self = await ModelDraft.layerSkip(c, w, 1, { backend, blockSize: k.blockSize });
-      try {
-        const want: number[] = [];
-        for await (const { token } of target.generateBatch([k.prompt], { maxTokens: 12 })) want.push(token);
-        expect(want).toEqual(greedyReference((t) => llamaForward(c, w, t), k.prompt, 12));
-        const sources: [string, DraftSource | DraftSource[]][] = [
-          ['ngram', new NgramDraft()],
-          ['self', self],
-          ['ngram+self', [new NgramDraft({ maxNgram: 2 }), self]],
-        ];
-        for (const [name, draft] of sources) {
-          const { tokens } = await generate(target, k.prompt, {
-            maxTokens: 12,
-            speculative: { draft, tree: { nodes: k.nodes, maxNodes: k.nodes, depth: 4, dynamic: false } },
-          });
-          expect(tokens, name).toEqual(want);
-        }
-        expect(target.freeBlocks).toBe(64);
-      } finally {
-        self.dispose();
-        target.dispose();
-      }
-    },
-    300_000,
-  );
+  it('greedy tree speculation equals plain greedy decoding (random models, prompts, tree sizes)', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({
+          layers: fc.constantFrom(2, 3),
+          heads: fc.constantFrom(2, 4),
+          kvRatio: fc.constantFrom(1, 2),
+          vocab: fc.constantFrom(5, 7, 13),
+          blockSize: fc.constantFrom(1, 2, 4),
+          prompt: fc.array(fc.nat(), { minLength: 1, maxLength: 6 }),
+          nodes: fc.integer({ min: 2, max: 32 }),
+          seed: fc.integer({ min: 1, max: 1e9 }),
+        }),
+        async (k) => {
+          const c = llama({ layers: k.layers, heads: k.heads, kvHeads: k.heads / k.kvRatio, vocab: k.vocab });
+          const prompt = k.prompt.map((t) => t % c.vocab);
+          const w = randomLlamaWeights(c, k.seed);
+          const graph = buildLlama(c, w, { paged: { blockSize: k.blockSize } });
+          const target = await PagedLanguageModel.create({ graph, config: c }, { backend, numBlocks: 64, tree: true });
+          const self = await ModelDraft.layerSkip(c, w, 1, { backend, blockSize: k.blockSize });
+          try {
+            const want: number[] = [];
+            for await (const { token } of target.generateBatch([prompt], { maxTokens: 12 })) want.push(token);
+            expect(want).toEqual(greedyReference((t) => llamaForward(c, w, t), prompt, 12));
+            const sources: [string, DraftSource | DraftSource[]][] = [
+              ['ngram', new NgramDraft()],
+              ['self', self],
+              ['ngram+self', [new NgramDraft({ maxNgram: 2 }), self]],
+            ];
+            for (const [name, draft] of sources) {
+              const { tokens } = await generate(target, prompt, {
+                maxTokens: 12,
+                speculative: { draft, tree: { nodes: k.nodes, maxNodes: k.nodes, depth: 4, dynamic: false } },
+              });
+              expect(tokens, name).toEqual(want);
+            }
+            expect(target.freeBlocks).toBe(64);
+          } finally {
+            self.dispose();
+            target.dispose();
+          }
+        },
+      ),
+      { numRuns: 3 },
+    );
+  }, 300_000);
 
   it('after a tree with rejected nodes the device-compacted cache equals that of a run that saw only the accepted tokens', async () => {
     const c = llama({ layers: 2, heads: 4, kvHeads: 2, vocab: 11 });
