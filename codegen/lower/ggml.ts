@@ -235,9 +235,25 @@ function ggmlGemv(
       throw new Error(`${con.label}: the block GEMV reads b as blocks`);
     },
   });
-  const wb = kb.buffer({ kind: 'in', index: at(1) }, 'u8x4', 'read');
+  // the blocks as u32 words: single bytes (scales) are a word's field, runs of codes are read a word at a time
+  const wb = kb.buffer({ kind: 'in', index: at(1) }, 'u32', 'read');
   const ob = kb.output(ctx, 0);
-  const byte: ByteAt = (x) => cast('i32', load(wb, x, 'u32'));
+  const lastWord = kb.uniform('lw', Math.ceil((N * g.rowBytes) / 4) - 1);
+  const word = (w: Expr) => load(wb, bin('min', w, lastWord), 'u32');
+  const field = (wv: Expr, b: number) => cast('i32', bin('bitand', bin('shr', wv, c.u32(8 * b)), c.u32(255)));
+  const byte: ByteAt = (x) =>
+    cast('i32', bin('bitand', bin('shr', word(shr(x, 2)), cast('u32', mul(band(x, 3), i(8)))), c.u32(255)));
+  // every block offset is even; it is a multiple of 4 when the block size is (then runs are word-aligned)
+  const aligned4 = g.blockBytes % 4 === 0;
+  /** `len` bytes from byte `o` (even): their words loaded once; byte j of the run as an i32. */
+  const run = (o: Expr, len: number, staticOff: number): ((j: number) => Expr) => {
+    const w0 = kb.let('rw', shr(o, 2));
+    const ws = Array.from({ length: Math.ceil((len + 2) / 4) }, (_, t) => kb.let('w', word(add(w0, i(t)))));
+    const fieldAt = (j: number) => field(ws[j >> 2]!, j & 3);
+    if (aligned4) return staticOff % 4 === 0 ? fieldAt : (j) => fieldAt(j + 2);
+    const odd = kb.let('ro', eq(band(o, 2), i(2)));
+    return (j) => kb.let('rb', select(odd, fieldAt(j + 2), fieldAt(j)));
+  };
   const Nu = gen.total('n');
   const groupsN = Math.ceil(N / R);
   const gn = kb.uniform('gn', groupsN);
@@ -279,7 +295,8 @@ function ggmlGemv(
     if (fmt === 'Q8_0') {
       const d = f16At(kb, byte, B);
       sumVar('p');
-      for (let j = 0; j < 32; j++) addTo('p', mul(f(signed8(at(2 + j))), x(add(k0, i(j)))));
+      const qs = run(add(B, i(2)), 32, 2);
+      for (let j = 0; j < 32; j++) addTo('p', mul(f(signed8(qs(j))), x(add(k0, i(j)))));
       addTo('acc', mul(d, v('p', 'f32')));
     } else if (fmt === 'Q4_0' || fmt === 'Q4_1' || fmt === 'Q5_0' || fmt === 'Q5_1') {
       const affine = fmt === 'Q4_1' || fmt === 'Q5_1';
@@ -287,13 +304,15 @@ function ggmlGemv(
       const d = f16At(kb, byte, B);
       const m = affine ? f16At(kb, byte, add(B, i(2))) : undefined;
       const h = affine ? 4 : 2;
-      const qh = five ? [0, 1, 2, 3].map((t) => kb.let('qh', at(h + t))) : [];
-      const qs = h + (five ? 4 : 0);
+      const qhr = five ? run(add(B, i(h)), 4, h) : undefined;
+      const qh = qhr ? [0, 1, 2, 3].map((t) => kb.let('qh', qhr(t))) : [];
+      const qsOff = h + (five ? 4 : 0);
+      const qs = run(add(B, i(qsOff)), 16, qsOff);
       const zero = affine ? 0 : five ? 16 : 8;
       sumVar('p');
       if (affine) sumVar('sx');
       for (let j = 0; j < 16; j++) {
-        const q = kb.let('q', at(qs + j));
+        const q = kb.let('q', qs(j));
         const pairs: [number, Expr][] = [
           [j, band(q, 15)],
           [j + 16, shr(q, 4)],
@@ -320,12 +339,14 @@ function ggmlGemv(
         const [sc2, m2] = scaleMinK4(kb, byte, add(B, i(4)), s2);
         for (const nm of ['p1', 'p2', 'x1', 'x2']) sumVar(nm);
         const kc = kb.let('kc', add(k0, mul(cc, i(64))));
+        const qr = run(add(B, add(i(qs), mul(cc, i(32)))), 32, qs);
+        const hr = five ? run(add(B, i(16)), 32, 16) : undefined;
         for (let j = 0; j < 32; j++) {
-          const q = kb.let('q', at(add(i(qs + j), mul(cc, i(32)))));
+          const q = kb.let('q', qr(j));
           let lo = band(q, 15);
           let hi = shr(q, 4);
           if (five) {
-            const hb = kb.let('hb', at(16 + j));
+            const hb = kb.let('hb', hr!(j));
             lo = add(lo, shl(band(shr(hb, s1), 1), 4));
             hi = add(hi, shl(band(shr(hb, s2), 1), 4));
           }
@@ -351,10 +372,12 @@ function ggmlGemv(
         const qhB = kb.let('qhb', add(i(128), mul(hh, i(32))));
         const scB = kb.let('scb', add(i(192), mul(hh, i(8))));
         for (let gq = 0; gq < 8; gq++) sumVar(`p${gq}`);
+        const qlr = run(add(B, qlB), 64, 0);
+        const qhr = run(add(B, qhB), 32, 0);
         for (let j = 0; j < 32; j++) {
-          const q0 = kb.let('ql', at(add(qlB, i(j))));
-          const q1 = kb.let('ql', at(add(qlB, i(j + 32))));
-          const qh = kb.let('qh', at(add(qhB, i(j))));
+          const q0 = kb.let('ql', qlr(j));
+          const q1 = kb.let('ql', qlr(j + 32));
+          const qh = kb.let('qh', qhr(j));
           const codes = [band(q0, 15), band(q1, 15), shr(q0, 4), shr(q1, 4)];
           codes.forEach((lo4, t) => {
             const q = sub(bor(lo4, shl(band(shr(qh, 2 * t), 3), 4)), i(32));
