@@ -90,6 +90,8 @@ registerLowering('kv_cache_write', (ctx) => {
   if (ctx.inplace !== true) {
     steps.push(pointwise(ctx, { label: 'kv_cache_copy', reads: [0], value: (p) => p.loadAt(0, p.flat) }));
   }
+  // a tree path compacted first (no moves: no launch)
+  if (ctx.inputs[4] && ctx.inputs[5]) steps.push(moveStep(ctx, 2, 4, 5));
 
   const kb = new KernelBuilder('kv_cache_write', ctx.caps);
   const u = (hint: string, x: number) => (x === 0 || x === 1 ? i32(x) : kb.uniform(hint, x));
@@ -269,19 +271,28 @@ registerLowering('paged_attention', (ctx) => {
 
 registerLowering('kv_cache_move', (ctx) => {
   checkSizes(ctx);
-  const [N, Hkv, bs, D] = ctx.inputs[0]!.shape as [number, number, number, number];
-  const MB = ctx.inputs[1]!.shape[1]!;
-  const [B, n] = ctx.inputs[2]!.shape as [number, number];
   const steps: LoweredStep[] = [];
   if (ctx.inplace !== true) {
     steps.push(pointwise(ctx, { label: 'kv_cache_copy', reads: [0], value: (p) => p.loadAt(0, p.flat) }));
   }
+  steps.push(moveStep(ctx, 1, 2, 3));
+  return steps;
+});
+
+/**
+ * The slot moves of `kv_cache_move` (or of `kv_cache_write`'s optional move inputs) on output 0, whose buffer already
+ * holds the cache: one thread per (sequence, kv head, head dim) walks the moves in order. No moves: no launch.
+ */
+function moveStep(ctx: LowerCtx, bt: number, si: number, di: number): LoweredStep {
+  const [N, Hkv, bs, D] = ctx.outputs[0]!.shape as [number, number, number, number];
+  const MB = ctx.inputs[bt]!.shape[1]!;
+  const [B, n] = ctx.inputs[si]!.shape as [number, number];
   const kb = new KernelBuilder('kv_cache_move', ctx.caps);
   const u = (hint: string, x: number) => (x === 0 || x === 1 ? i32(x) : kb.uniform(hint, x));
   const outB = kb.output(ctx, 0);
-  const btB = kb.input(ctx, 1);
-  const srcB = kb.input(ctx, 2);
-  const dstB = kb.input(ctx, 3);
+  const btB = kb.input(ctx, bt);
+  const srcB = kb.input(ctx, si);
+  const dstB = kb.input(ctx, di);
   const st = storageOf(ctx.outputs[0]!.dtype, ctx.caps);
   const threads = B * Hkv * D;
   const t = kb.let('t', add(mul(kb.groupIndex(), i32(WORKGROUP)), kb.localIndex()));
@@ -299,14 +310,14 @@ registerLowering('kv_cache_move', (ctx) => {
     const slot = (p: Expr, what: string): [Expr, Expr] => {
       const bi = kb.let(`${what}b`, div(p, bsU));
       const inTable = kb.let(`${what}t`, lt(bi, MBU));
-      const blk = kb.let(`${what}k`, loadI32(kb, ctx, btB, 1, add(mul(b, MBU), select(inTable, bi, i32(0)))));
+      const blk = kb.let(`${what}k`, loadI32(kb, ctx, btB, bt, add(mul(b, MBU), select(inTable, bi, i32(0)))));
       const ok = kb.let(`${what}ok`, and(inTable, and(ge(blk, i32(0)), lt(blk, u('nb', N)))));
       return [add(mul(add(mul(add(mul(blk, HU), h), bsU), mod(p, bsU)), DU), d), ok];
     };
     const i = v('i', 'i32');
     const [move] = kb.collect(() => {
-      const from = kb.let('from', loadI32(kb, ctx, srcB, 2, add(mul(b, nU), i)));
-      const to = kb.let('to', loadI32(kb, ctx, dstB, 3, add(mul(b, nU), i)));
+      const from = kb.let('from', loadI32(kb, ctx, srcB, si, add(mul(b, nU), i)));
+      const to = kb.let('to', loadI32(kb, ctx, dstB, di, add(mul(b, nU), i)));
       const [copy] = kb.collect(() => {
         const [rs, rok] = slot(from, 'src');
         const [ws, wok] = slot(to, 'dst');
@@ -318,10 +329,10 @@ registerLowering('kv_cache_move', (ctx) => {
     kb.emit(for_('i', i32(0), nU, move));
   });
   kb.emit(if_(lt(t, kb.uniform('threads', threads)), body));
-  steps.push(kb.build([WORKGROUP, 1, 1], grid1d(Math.ceil(threads / WORKGROUP), ctx.caps)));
-  if (threads === 0 || n === 0) steps[steps.length - 1]!.grid = [0, 1, 1];
-  return steps;
-});
+  const step = kb.build([WORKGROUP, 1, 1], grid1d(Math.ceil(threads / WORKGROUP), ctx.caps));
+  if (threads === 0 || n === 0) step.grid = [0, 1, 1];
+  return step;
+}
 
 /**
  * tree_accept: one thread per sequence walks its tree (at most a few dozen nodes) — at each node the first child

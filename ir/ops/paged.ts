@@ -84,6 +84,42 @@ function cacheRow(
   return ((blk * Hkv + kvHead) * bs + (p % bs)) * D;
 }
 
+/** block_table [batch, max_blocks] and the move lists src / dst [batch, moves] (integer) of a slot move. */
+function checkMoves(ctx: InferContext, bt: number, si: number, di: number): void {
+  const t = rank(ctx, bt, 2, 'block_table [batch, max_blocks]');
+  const s = rank(ctx, si, 2, 'move src [batch, moves]');
+  const d = rank(ctx, di, 2, 'move dst [batch, moves]');
+  for (const [x, w] of [
+    [t, 'block_table'],
+    [s, 'move src'],
+    [d, 'move dst'],
+  ] as const) {
+    if (!isInteger(x.dtype)) ctx.fail(`${w} must be integer, got ${x.dtype}`);
+  }
+  if (!compatible(s.shape[0]!, t.shape[0]!) || !compatible(d.shape[0]!, t.shape[0]!)) {
+    ctx.fail(`move src / dst batch (${s.shape[0]}, ${d.shape[0]}) differ from block_table's ${t.shape[0]}`);
+  }
+  if (!compatible(s.shape[1]!, d.shape[1]!)) ctx.fail(`move src has ${s.shape[1]} moves, dst ${d.shape[1]}`);
+}
+
+/** The slot moves src[b, i] → dst[b, i] done in order in `y` (a cache), skipping negative entries. */
+function moveSlots(y: Tensor, table: Tensor, src: Tensor, dst: Tensor, fail: RefContext['fail']): void {
+  const [, Hkv, , D] = y.shape as [number, number, number, number];
+  const [B, n] = src.shape as [number, number];
+  for (let b = 0; b < B; b++) {
+    for (let i = 0; i < n; i++) {
+      const from = src.data[b * n + i]!;
+      const to = dst.data[b * n + i]!;
+      if (from < 0 || to < 0) continue;
+      for (let h = 0; h < Hkv; h++) {
+        const r = cacheRow(y.shape, table, b, from, h, fail);
+        const w = cacheRow(y.shape, table, b, to, h, fail);
+        for (let d = 0; d < D; d++) y.data[w + d] = y.data[r + d]!;
+      }
+    }
+  }
+}
+
 registerOp({
   name: 'kv_cache_write',
   doc:
@@ -91,8 +127,17 @@ registerOp({
     'the tokens positions: y[block_table[b, p / block_size], h, p mod block_size, :] = new[b, h, t, :] for ' +
     'p = positions[b, t] >= 0 (negative: padding, not written). block_table [batch, max_blocks] and positions ' +
     '[batch, seq] are integer. Runs in place in the cache buffer where the executor can. Two tokens writing the same ' +
-    'slot: the last (b, t) in row-major order wins in the reference; devices give either.',
-  inputs: [{ name: 'cache' }, { name: 'new' }, { name: 'block_table' }, { name: 'positions' }],
+    'slot: the last (b, t) in row-major order wins in the reference; devices give either. Optional move_src / ' +
+    'move_dst [batch, moves]: before the writes, the slot moves of kv_cache_move are done in order (a tree path ' +
+    'compacted in the same in-place update).',
+  inputs: [
+    { name: 'cache' },
+    { name: 'new' },
+    { name: 'block_table' },
+    { name: 'positions' },
+    { name: 'move_src', optional: true },
+    { name: 'move_dst', optional: true },
+  ],
   outputs: [{ name: 'y' }],
   attrs: {},
   fusion: 'opaque',
@@ -107,10 +152,13 @@ registerOp({
     if (!compatible(nw.shape[1]!, hkv!)) ctx.fail(`new has ${nw.shape[1]} kv heads, the cache ${hkv}`);
     if (!compatible(nw.shape[3]!, d!)) ctx.fail(`new has head_dim ${nw.shape[3]}, the cache ${d}`);
     checkIndexInputs(ctx, 2, 3, nw.shape[0]!, nw.shape[2]!, 'new');
+    if (!ctx.inputs[4] !== !ctx.inputs[5]) ctx.fail('move_src and move_dst come together');
+    if (ctx.inputs[4]) checkMoves(ctx, 2, 4, 5);
     return [tensorType(cache.dtype, cache.shape)];
   },
-  reference([cache, nw, table, pos], _a, ctx) {
+  reference([cache, nw, table, pos, src, dst], _a, ctx) {
     const y = scratchTensor(cache!.dtype, cache!.shape, cache!.data);
+    if (src && dst) moveSlots(y, table!, src, dst, ctx.fail);
     const [B, Hkv, S, D] = nw!.shape as [number, number, number, number];
     for (let b = 0; b < B; b++) {
       for (let t = 0; t < S; t++) {
@@ -226,38 +274,12 @@ registerOp({
   infer(ctx) {
     const cache = floatInput(ctx, 0, 'cache');
     rank(ctx, 0, 4, 'cache [num_blocks, kv_heads, block_size, head_dim]');
-    const t = rank(ctx, 1, 2, 'block_table [batch, max_blocks]');
-    const s = rank(ctx, 2, 2, 'src [batch, n]');
-    const d = rank(ctx, 3, 2, 'dst [batch, n]');
-    for (const [x, w] of [
-      [t, 'block_table'],
-      [s, 'src'],
-      [d, 'dst'],
-    ] as const) {
-      if (!isInteger(x.dtype)) ctx.fail(`${w} must be integer, got ${x.dtype}`);
-    }
-    if (!compatible(s.shape[0]!, t.shape[0]!) || !compatible(d.shape[0]!, t.shape[0]!)) {
-      ctx.fail(`src / dst batch (${s.shape[0]}, ${d.shape[0]}) differ from block_table's ${t.shape[0]}`);
-    }
-    if (!compatible(s.shape[1]!, d.shape[1]!)) ctx.fail(`src has ${s.shape[1]} moves, dst ${d.shape[1]}`);
+    checkMoves(ctx, 1, 2, 3);
     return [tensorType(cache.dtype, cache.shape)];
   },
   reference([cache, table, src, dst], _a, ctx) {
     const y = scratchTensor(cache!.dtype, cache!.shape, cache!.data);
-    const [, Hkv, , D] = cache!.shape as [number, number, number, number];
-    const [B, n] = src!.shape as [number, number];
-    for (let b = 0; b < B; b++) {
-      for (let i = 0; i < n; i++) {
-        const from = src!.data[b * n + i]!;
-        const to = dst!.data[b * n + i]!;
-        if (from < 0 || to < 0) continue;
-        for (let h = 0; h < Hkv; h++) {
-          const r = cacheRow(cache!.shape, table!, b, from, h, ctx.fail);
-          const w = cacheRow(cache!.shape, table!, b, to, h, ctx.fail);
-          for (let d = 0; d < D; d++) y.data[w + d] = y.data[r + d]!;
-        }
-      }
-    }
+    moveSlots(y, table!, src!, dst!, ctx.fail);
     return [y];
   },
 });

@@ -73,8 +73,8 @@ export const TREE_INPUTS = ['slot_ids', 'tree_mask', 'move_src', 'move_dst', 'tr
  * Let a paged model graph verify token trees: `position_ids` keeps feeding the rotary / position embeddings (a tree
  * node's is prefix + depth), while the cache slots written and attended come from a new `slot_ids` input (prefix +
  * node index), every `paged_attention` reads a `tree_mask` input (ancestor bits per node; −1 is causal) and every
- * pool passes through a `kv_cache_move` by `move_src` / `move_dst` [batch, moves] (the previous tree's accepted path
- * compacted; −1 pads) before the run's `kv_cache_write`. Greedy acceptance runs on the device too: the argmax of every
+ * `kv_cache_write` first does the slot moves `move_src` / `move_dst` [batch, moves] (the previous tree's accepted
+ * path compacted; −1 pads; an empty list launches nothing), in the same in-place update. Greedy acceptance runs on the device too: the argmax of every
  * position's logits and `tree_accept` over the `tree_parents` input give the `tree_accepted` output [batch, seq + 1]
  * (accepted count, path nodes, next token), so a greedy tree pass reads back seq + 1 integers. Returns false when the graph has no paged attention fed by
  * `position_ids`.
@@ -101,11 +101,8 @@ export function enableTrees(graph: Graph): boolean {
     const argmax = x.op('argmax', [logits], { axis: -1, keepdims: false });
     x.addOutput(x.op('tree_accept', [argmax, ids, parents]), 'tree_accepted');
   }
-  for (const n of writes) {
-    const moved = x.op('kv_cache_move', [n.inputs[0]!, n.inputs[2]!, src, dst]);
-    n.setInput(0, moved);
-    n.setInput(3, slots);
-  }
+  // the moves run inside each pool's in-place write, before it
+  for (const n of writes) n.inputs = [n.inputs[0]!, n.inputs[1]!, n.inputs[2]!, slots, src, dst];
   graph.toposort();
   return true;
 }
