@@ -170,6 +170,28 @@ describe('paged_attention with a tree mask: reference', () => {
     const bad = { ...feeds, src: makeTensor('i64', [1, 3], [2, 4, 6]) };
     expect(() => interpret(g, bad)).toThrow(KilnError);
   });
+
+  it('kv_cache_write with moves: the moves first, then the writes (a write may land on a moved source)', () => {
+    const b = new GraphBuilder('write');
+    const cache = b.input('cache', 'f32', [3, 1, 2, 1]);
+    const nw = b.input('new', 'f32', [1, 1, 1, 1]);
+    const bt = b.input('bt', 'i64', [1, 3]);
+    const pos = b.input('pos', 'i64', [1, 1]);
+    const src = b.input('src', 'i64', [1, 2]);
+    const dst = b.input('dst', 'i64', [1, 2]);
+    b.output(b.op('kv_cache_write', [cache, nw, bt, pos, src, dst]), 'y');
+    const y = interpret(b.build(), {
+      cache: makeTensor('f32', [3, 1, 2, 1], [20, 21, 40, 41, 0, 1]),
+      new: makeTensor('f32', [1, 1, 1, 1], [99]),
+      bt: makeTensor('i64', [1, 3], [2, 0, 1]),
+      pos: makeTensor('i64', [1, 1], [3]),
+      // path nodes at positions 3 and 5 move to 1 and 2; the next token is written at 3
+      src: makeTensor('i64', [1, 2], [3, 5]),
+      dst: makeTensor('i64', [1, 2], [1, 2]),
+    })['y']!;
+    // positions: 0 → 0, 1 → old 3 = 21, 2 → old 5 = 41, 3 → 99, 4 → 40, 5 → 41 (pool order: blocks 0, 1, 2)
+    expect(Array.from(y.data)).toEqual([41, 99, 40, 41, 0, 21]);
+  });
 });
 
 describe.each(backends)('%s: token-tree attention and compaction', (backend) => {
