@@ -13,7 +13,7 @@
  * cache entry of its position.
  */
 import { KilnError } from '../../ir/errors.js';
-import { decomposedAttention } from './attention-decomposed.js';
+import { decomposedAttention, ONE_KERNEL_MAX_QUERIES } from './attention-decomposed.js';
 import { numel } from '../../ir/shape.js';
 import {
   add,
@@ -161,6 +161,276 @@ function presentStep(ctx: LowerCtx, g: Geometry, out: 1 | 2): LoweredStep {
   });
 }
 
+/** Threads per workgroup of the tiled (multi-query) kernel. */
+const TILE_THREADS = 64;
+/** Accumulator registers per thread the tiled kernel aims for (threads per query row = ⌈Dv / this⌉, a power of 2). */
+const TILE_ACC = 32;
+
+/**
+ * The tiled kernel's tile shape for these head sizes: TPR threads per query row (each owning every TPR-th V dim), Br
+ * query rows per workgroup, Bc keys per K/V tile (KPT keys scored by each thread); undefined where the K and V tiles
+ * of even TPR keys do not fit the device's workgroup memory.
+ */
+export function tileShape(
+  D: number,
+  Dv: number,
+  maxSharedBytes: number,
+): { TPR: number; Br: number; Bc: number; KPT: number; nAcc: number } | undefined {
+  let TPR = 1;
+  while (TPR < 16 && TPR * TILE_ACC < Dv) TPR *= 2;
+  const Br = TILE_THREADS / TPR;
+  const floats = Math.floor(maxSharedBytes / 4) - Br * TPR;
+  const KPT = Math.min(Math.floor(64 / TPR), Math.floor(floats / (TPR * (D + Dv + Br))));
+  if (KPT < 1) return undefined;
+  return { TPR, Br, Bc: KPT * TPR, KPT, nAcc: Math.max(1, Math.ceil(Dv / TPR)) };
+}
+
+/**
+ * The tiled kernel: one workgroup per (batch, head, tile of Br query rows). Per tile of Bc keys the workgroup loads
+ * the K and V rows once into workgroup memory (past rows from past_key / past_value, the rest from the new keys),
+ * each thread scores KPT keys of its query row (dot, scale, softcap, mask / causal / nonpad bias) into workgroup
+ * memory, then every thread of the row takes the tile's max, rescales its running sum and accumulators and adds
+ * P·V for its V dims — three barriers per tile, K/V read B·Hq·⌈S/Br⌉ times instead of B·Hq·S. Causal and nonpad
+ * masking end the key loop at the tile's last attendable key. Undefined where it does not apply (qk_matmul_output,
+ * workgroup memory too small): the per-row kernel below runs then.
+ */
+function tiledAttention(ctx: LowerCtx, g: Geometry, scale: number): LoweredStep[] | undefined {
+  const { B, Hq, Hkv, S, P, T, D, Dv } = g;
+  if (ctx.outputs.length > 3 || Hq % Hkv !== 0 || B * Hq * S === 0) return undefined;
+  const shape = tileShape(D, Dv, ctx.caps.maxSharedBytes);
+  if (!shape || ctx.caps.maxWorkgroupSize < TILE_THREADS) return undefined;
+  const { TPR, Br, Bc, KPT, nAcc } = shape;
+  const hasPast = ctx.inputs[4] !== undefined;
+  const mask = ctx.inputs[3];
+  const nonpad = ctx.inputs[6];
+  const causal = ctx.attrs['is_causal'] as boolean;
+  const softcap = ctx.attrs['softcap'] as number;
+  const fill = ctx.attrs['mask_fill'] as number | undefined;
+  // past keys / values: from the present outputs when the node has them (the copy steps write them first)
+  const usePresent = hasPast && ctx.outputs.length > 2;
+
+  const kb = new KernelBuilder('attention_tiled', ctx.caps);
+  const u = (hint: string, x: number) => (x === 0 || x === 1 ? i32(x) : kb.uniform(hint, x));
+  const qB = kb.input(ctx, 0);
+  const rd = (i: 1 | 2) =>
+    usePresent
+      ? kb.buffer({ kind: 'out', index: i }, storageOf(ctx.outputs[i]!.dtype, ctx.caps), 'read')
+      : kb.input(ctx, i);
+  const kB = rd(1);
+  const vB = rd(2);
+  const pkB = hasPast && !usePresent ? kb.input(ctx, 4) : undefined;
+  const pvB = hasPast && !usePresent ? kb.input(ctx, 5) : undefined;
+  const maskB = mask ? kb.input(ctx, 3) : undefined;
+  const npB = nonpad ? kb.input(ctx, 6) : undefined;
+  const yB = kb.output(ctx, 0);
+  if (kb.buffers.length > ctx.caps.maxBuffersPerKernel) return undefined;
+
+  const ks = kb.sharedArray('k', 'f32', Bc * D);
+  const vs = kb.sharedArray('v', 'f32', Bc * Dv);
+  const ps = kb.sharedArray('p', 'f32', Br * Bc);
+  const fs = kb.sharedArray('any', 'f32', Br * TPR);
+  const gi = kb.groupIndex();
+  const l = kb.localIndex();
+  const nQT = Math.ceil(S / Br);
+  const SU = u('S', S);
+  const TU = u('T', T);
+  const PU = u('P', P);
+  const HqU = u('hq', Hq);
+  const qt = kb.let('qt', mod(gi, u('nqt', nQT)));
+  const r2 = kb.let('r', div(gi, u('nqt', nQT)));
+  const h = kb.let('h', mod(r2, HqU));
+  const b = kb.let('bi', div(r2, HqU));
+  const kvh = kb.let('kvh', div(h, u('grp', Hq / Hkv)));
+  const r = kb.let('row', div(l, i32(TPR)));
+  const t = kb.let('t', mod(l, i32(TPR)));
+  const q0 = kb.let('q0', mul(qt, i32(Br)));
+  const qi = kb.let('qi', add(q0, r));
+  const rowOk = kb.let('rowok', lt(qi, SU));
+  const qiC = kb.let('qic', bin('min', qi, sub(SU, i32(1))));
+
+  const qv = headView(ctx, 0, g.rank, Hq, S, D);
+  const qs = qv.st;
+  const physicalInputs: number[] = qv.native ? [0] : [];
+  const qBase = kb.let(
+    'qb',
+    add(add(add(u('oq', qv.offset), mul(b, u('sq', qs[0]))), mul(h, u('sq', qs[1]))), mul(qiC, u('sq', qs[2]))),
+  );
+  const ys = headStrides(g.rank, Hq, S, Dv);
+  const yBase = kb.let('yb', add(add(mul(b, u('sy', ys[0])), mul(h, u('sy', ys[1]))), mul(qiC, u('sy', ys[2]))));
+
+  /** Element d of key / value row j (0 ≤ j < T) as f32, from whichever buffer holds it. */
+  const kvRow = (isK: boolean, j: Expr, d: Expr, dst: string): void => {
+    const size = isK ? D : Dv;
+    const bh = add(mul(b, u('hkv', Hkv)), kvh);
+    const [buf, dt] = isK ? [kB, 1] : [vB, 2];
+    if (usePresent) {
+      kb.emit(assign(dst, loadAs(kb, ctx, buf, dt, add(mul(add(mul(bh, TU), j), i32(size)), d), true)));
+      return;
+    }
+    const hv = headView(ctx, isK ? 1 : 2, g.rank, Hkv, g.Tk, size);
+    if (hv.native) physicalInputs.push(isK ? 1 : 2);
+    const cs = hv.st;
+    const curAt = (jj: Expr) =>
+      add(
+        add(add(add(u('ok', hv.offset), mul(b, u('sk', cs[0]))), mul(kvh, u('sk', cs[1]))), mul(jj, u('sk', cs[2]))),
+        d,
+      );
+    if (!hasPast) {
+      kb.emit(assign(dst, loadAs(kb, ctx, buf, dt, curAt(j))));
+      return;
+    }
+    const pastAt = add(mul(add(mul(bh, PU), j), i32(size)), d);
+    kb.emit(
+      if_(
+        lt(j, PU),
+        [assign(dst, loadAs(kb, ctx, isK ? pkB! : pvB!, isK ? 4 : 5, pastAt))],
+        [assign(dst, loadAs(kb, ctx, buf, dt, curAt(sub(j, PU))))],
+      ),
+    );
+  };
+
+  const validLen = npB ? kb.let('valid', cast('i32', loadAs(kb, ctx, npB, 6, b))) : TU;
+  const offset = hasPast ? PU : npB ? kb.let('off', sub(validLen, SU)) : i32(0);
+  // keys past the tile's last attendable one (causal: its last row + offset; nonpad: the valid length) are skipped
+  let end: Expr = TU;
+  if (causal) {
+    const last = sub(bin('min', add(q0, i32(Br)), SU), i32(1));
+    end = kb.let('end', bin('max', bin('min', end, add(add(last, offset), i32(1))), i32(0)));
+  }
+  if (npB) end = kb.let('end', bin('max', bin('min', end, validLen), i32(0)));
+  let maskBase: Expr = i32(0);
+  let maskLen: Expr = i32(0);
+  if (mask) {
+    const ms = [...new Array<number>(4 - mask.shape.length).fill(1), ...mask.shape];
+    const st: number[] = [0, 0, 0, 0];
+    let acc = 1;
+    for (let d = 3; d >= 0; d--) {
+      st[d] = ms[d] === 1 && d < 3 ? 0 : acc;
+      acc *= ms[d]!;
+    }
+    maskBase = kb.let('mb', add(add(mul(b, u('sm', st[0]!)), mul(h, u('sm', st[1]!))), mul(qiC, u('sm', st[2]!))));
+    maskLen = u('ml', ms[3]!);
+  }
+  const scaleU = kb.uniform('scale', scale, 'f32');
+
+  kb.emit(
+    var_('m', 'f32', NEG_INF),
+    var_('lsum', 'f32', f(0)),
+    var_('anyk', 'bool', c.bool(false)),
+    ...Array.from({ length: nAcc }, (_, a) => var_(`acc${a}`, 'f32', f(0))),
+  );
+  const m = v('m', 'f32');
+  const j0 = v('j0', 'i32');
+  const [tile] = kb.collect(() => {
+    // 1. the tile's K and V rows into workgroup memory, each element loaded once (zeros past the keys)
+    ([true, false] as const).forEach((isK) => {
+      const size = isK ? D : Dv;
+      const e = kb.fresh('e');
+      const [body] = kb.collect(() => {
+        const ev = v(e, 'i32');
+        const jj = kb.let('jj', div(ev, i32(size)));
+        const d = kb.let('d', mod(ev, i32(size)));
+        const j = kb.let('j', add(j0, jj));
+        const x = kb.fresh('x');
+        kb.emit(var_(x, 'f32', f(0)));
+        const [ld] = kb.collect(() => kvRow(isK, j, d, x));
+        kb.emit(if_(lt(j, end), ld), sstore(isK ? ks : vs, ev, v(x, 'f32')));
+      });
+      kb.emit(for_(e, l, i32(Bc * size), body, i32(TILE_THREADS)));
+    });
+    kb.emit(barrier);
+    // 2. scores of keys t, t + TPR, … of this thread's row: dots over D with q read once per dim
+    const dots = Array.from({ length: KPT }, (_, i) => `dot${i}`);
+    kb.emit(...dots.map((n) => var_(n, 'f32', f(0))));
+    const [dl] = kb.collect(() => {
+      const d = v('dd', 'i32');
+      const qd = kb.let('qd', loadAs(kb, ctx, qB, 0, add(qBase, d)));
+      dots.forEach((n, i) =>
+        kb.emit(assign(n, add(v(n, 'f32'), mul(qd, sload(ks, add(mul(add(t, i32(i * TPR)), i32(D)), d), 'f32'))))),
+      );
+    });
+    kb.emit(for_('dd', i32(0), i32(D), dl));
+    dots.forEach((n, i) => {
+      const jj = kb.let('jj', add(t, i32(i * TPR)));
+      const j = kb.let('j', add(j0, jj));
+      const raw = kb.let('raw', mul(scaleU, v(n, 'f32')));
+      const capped = softcap > 0 ? kb.let('cap', mul(f(softcap), un('tanh', div(raw, f(softcap))))) : raw;
+      let bias: Expr = f(0);
+      let base = capped;
+      if (mask) {
+        const mi = kb.let('mi', add(maskBase, bin('max', bin('min', j, sub(maskLen, i32(1))), i32(0))));
+        const mv0 = loadAs(kb, ctx, maskB!, 3, mi);
+        if (fill !== undefined) {
+          const keep = kb.let('keep', and(lt(j, maskLen), ne(mv0, c.of(mv0.type, 0))));
+          base = kb.let('base', select(keep, capped, kb.uniform('fill', fill, 'f32')));
+        } else {
+          const mv = mask.dtype === 'bool' ? select(ne(mv0, c.of(mv0.type, 0)), f(0), NEG_INF) : mv0;
+          bias = kb.let('bias', select(lt(j, maskLen), mv, NEG_INF));
+        }
+      }
+      if (causal) bias = kb.let('bias', select(gt(j, add(qi, offset)), add(bias, NEG_INF), bias));
+      if (npB) bias = kb.let('bias', select(ge(j, validLen), add(bias, NEG_INF), bias));
+      const live = kb.let('live', and(lt(j, end), rowOk));
+      const att = kb.let('att', and(live, ne(bias, NEG_INF)));
+      kb.emit(
+        assign('anyk', or(v('anyk', 'bool'), att)),
+        sstore(ps, add(mul(r, i32(Bc)), jj), select(live, add(base, bias), NEG_INF)),
+      );
+    });
+    kb.emit(barrier);
+    // 3. the row's online softmax (every thread of the row reads its scores) and P·V for this thread's dims
+    kb.emit(var_('mc', 'f32', m));
+    const pRow = kb.let('prow', mul(r, i32(Bc)));
+    const [mx] = kb.collect(() =>
+      kb.emit(assign('mc', nanMax(v('mc', 'f32'), sload(ps, add(pRow, v('jj', 'i32')), 'f32'), true))),
+    );
+    kb.emit(for_('jj', i32(0), i32(Bc), mx));
+    const mNew = v('mc', 'f32');
+    const alpha = kb.let('alpha', select(eq(m, NEG_INF), f(0), un('exp', sub(m, mNew))));
+    kb.emit(assign('lsum', mul(v('lsum', 'f32'), alpha)));
+    for (let a = 0; a < nAcc; a++) kb.emit(assign(`acc${a}`, mul(v(`acc${a}`, 'f32'), alpha)));
+    const [pv] = kb.collect(() => {
+      const jj = v('jj', 'i32');
+      const s = kb.let('s', sload(ps, add(pRow, jj), 'f32'));
+      const pj = kb.let('pj', select(eq(s, NEG_INF), f(0), un('exp', sub(s, mNew))));
+      kb.emit(assign('lsum', add(v('lsum', 'f32'), pj)));
+      const vRow = kb.let('vr', mul(jj, i32(Dv)));
+      for (let a = 0; a < nAcc; a++) {
+        const dim = a * TPR;
+        const di = dim + TPR > Dv ? bin('min', add(t, i32(dim)), i32(Dv - 1)) : add(t, i32(dim));
+        const vv = sload(vs, add(vRow, di), 'f32');
+        // a zero weight adds nothing, even where V holds inf / NaN (the reference skips it)
+        kb.emit(assign(`acc${a}`, add(v(`acc${a}`, 'f32'), select(ne(pj, f(0)), mul(pj, vv), f(0)))));
+      }
+    });
+    kb.emit(for_('jj', i32(0), i32(Bc), pv), assign('m', mNew), barrier);
+  });
+  kb.emit(for_('j0', i32(0), end, tile, i32(Bc)));
+
+  // rows whose keys are all masked give zeros: the row's threads agree through workgroup memory
+  kb.emit(sstore(fs, l, select(v('anyk', 'bool'), f(1), f(0))), barrier, var_('rany', 'bool', c.bool(false)));
+  const [orBody] = kb.collect(() =>
+    kb.emit(assign('rany', or(v('rany', 'bool'), gt(sload(fs, add(mul(r, i32(TPR)), v('tt', 'i32')), 'f32'), f(0))))),
+  );
+  kb.emit(for_('tt', i32(0), i32(TPR), orBody));
+  const st = storageOf(ctx.outputs[0]!.dtype, ctx.caps) === 'f16' ? 'f16' : 'f32';
+  for (let a = 0; a < nAcc; a++) {
+    const dim = kb.let('dim', add(t, i32(a * TPR)));
+    const val = select(v('rany', 'bool'), div(v(`acc${a}`, 'f32'), v('lsum', 'f32')), f(0));
+    const ok = a * TPR + TPR > Dv ? and(rowOk, lt(dim, i32(Dv))) : rowOk;
+    kb.emit(if_(ok, [{ k: 'store', buf: yB, index: add(yBase, dim), value: fromCompute(val, st) }]));
+  }
+  const step = kb.build([TILE_THREADS, 1, 1], grid1d(B * Hq * nQT, ctx.caps));
+  const uniq = [...new Set(physicalInputs)];
+  return [uniq.length ? { ...step, physicalInputs: uniq } : step];
+}
+
+/** Where `auto` takes the tiled kernel (see the measurements in the header). */
+function preferTiled(g: Geometry, ctx: LowerCtx): boolean {
+  void ctx;
+  return g.S > ONE_KERNEL_MAX_QUERIES && false;
+}
+
 registerLowering('attention', (ctx) => {
   const loc = { node: ctx.node, op: ctx.op };
   const g = geometry(ctx);
@@ -184,6 +454,14 @@ registerLowering('attention', (ctx) => {
   const fill = ctx.attrs['mask_fill'] as number | undefined;
   const scale = (ctx.attrs['scale'] as number | undefined) ?? (D > 0 ? 1 / Math.sqrt(D) : 1);
   const writeQk = ctx.outputs.length > 3;
+  const sched = ctx.caps.attentionSchedule ?? 'auto';
+  if (sched === 'tiled' || (sched === 'auto' && preferTiled(g, ctx))) {
+    const tiled = tiledAttention(ctx, g, scale);
+    if (tiled) {
+      copies();
+      return [...steps, ...tiled];
+    }
+  }
   const decomposed = decomposedAttention(ctx, g, scale);
   if (decomposed) {
     copies();
