@@ -52,7 +52,7 @@ Commands:
       --json                          the same as one JSON object
       --dot FILE                      also write the graph before and after optimization as Graphviz DOT
       --svg FILE                      the same drawing rendered as SVG (Graphviz compiled to WebAssembly)
-      --attention auto|one-kernel|decomposed
+      --attention auto|one-kernel|decomposed|tiled
                                       attention schedule (default auto: decomposed past 4 query rows where exact)
   tune MODEL [--dims n=v,...] [--budget S] [--store FILE]
                                       time each contraction's candidate schedules on this WebGPU device (GPU
@@ -273,8 +273,8 @@ async function inspectCmd(rest: string[], io: CliIo): Promise<number> {
   );
   if (positionals.length !== 1) throw new UsageError(`inspect needs one model file, got ${positionals.length}`);
   const schedule = values.attention ?? 'auto';
-  if (schedule !== 'auto' && schedule !== 'one-kernel' && schedule !== 'decomposed') {
-    throw new UsageError(`unknown attention schedule '${schedule}' (expected auto, one-kernel or decomposed)`);
+  if (schedule !== 'auto' && schedule !== 'one-kernel' && schedule !== 'decomposed' && schedule !== 'tiled') {
+    throw new UsageError(`unknown attention schedule '${schedule}' (expected auto, one-kernel, decomposed or tiled)`);
   }
   const file = positionals[0]!;
   requireFile('inspect', file);

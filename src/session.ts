@@ -49,7 +49,7 @@ export interface CompileOptions {
    * Device backends: how `attention` is scheduled — `auto` (default: the decomposed schedule where it is exact and
    * the queries are many, one kernel otherwise), `one-kernel`, or `decomposed` where exact.
    */
-  attentionSchedule?: 'auto' | 'one-kernel' | 'decomposed';
+  attentionSchedule?: 'auto' | 'one-kernel' | 'decomposed' | 'tiled';
   /**
    * WebGPU: where tuned contraction schedules are read (`autotune` / `kiln tune` write them). Default in Node: the
    * file `defaultScheduleFile()` when it exists (`KILN_SCHEDULES=off` ignores it); `false`: the static defaults.
@@ -551,7 +551,7 @@ function emuStore(opts: CompileOptions): { schedules?: { device: string; store: 
 }
 
 /** The caps entry for a requested attention schedule (none: the backend's default). */
-function schedule(opts: CompileOptions): { attentionSchedule?: 'auto' | 'one-kernel' | 'decomposed' } {
+function schedule(opts: CompileOptions): { attentionSchedule?: 'auto' | 'one-kernel' | 'decomposed' | 'tiled' } {
   return opts.attentionSchedule ? { attentionSchedule: opts.attentionSchedule } : {};
 }
 

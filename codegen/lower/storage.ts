@@ -24,7 +24,7 @@ export interface DeviceCaps {
    * through the templates, see attention-decomposed.ts) or `auto` (the default: decomposed where it applies and the
    * scores fit its limit — faster on every adapter measured so far — else one kernel).
    */
-  readonly attentionSchedule?: 'auto' | 'one-kernel' | 'decomposed';
+  readonly attentionSchedule?: 'auto' | 'one-kernel' | 'decomposed' | 'tiled';
   /**
    * A CPU implementation of the API (lavapipe / llvmpipe, SwiftShader): lanes of a workgroup run as SIMD loops, so a
    * barrier splits the kernel and every workgroup-memory read is a per-lane gather. The matmul template then defaults
