@@ -442,6 +442,11 @@ export class MedusaDraft implements DraftSource {
     return this.hits.map((row, j) => row.map((h) => h / this.seen[j]!));
   }
 
+  /**
+   * A top-k candidate tree of at most `nodes` nodes rooted at the context's last token: the current shape's rank
+   * paths, each node's candidates the top-k of its head given its parent's token. Counts first how the previous
+   * tree's candidates ranked the tokens the target then produced. Empty (the root alone) before any hidden state.
+   */
   async proposeTree(context: readonly number[], nodes: number): Promise<TokenTree> {
     this.learn(context);
     const tree = new TokenTree(context[context.length - 1]!, nodes);

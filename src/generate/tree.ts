@@ -76,6 +76,7 @@ export class TokenTree {
     return t;
   }
 
+  /** Nodes in the tree, root included. */
   get size(): number {
     return this.tokens.length;
   }
