@@ -1,0 +1,243 @@
+/** QDQ folding (passes/quant/qdq.ts): each rule's before / after in IR text, near misses, and the numbers kept. */
+import { describe, expect, it } from 'vitest';
+import type { Graph } from '../../ir/graph.js';
+import { interpret } from '../../ir/interpret.js';
+import { makeTensor, type Tensor } from '../../ir/tensor.js';
+import { optimize, qdqIntegerRules, qdqRules, qdqWeightRules } from '../../passes/index.js';
+import { expectSameGraph, expectUnchanged, ir, rewrite } from './helpers.js';
+
+/** Deterministic pseudo-random floats in [-1, 1). */
+function rand(n: number, seed: number): number[] {
+  let s = seed >>> 0 || 1;
+  return Array.from({ length: n }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 31 - 1;
+  });
+}
+
+function run(g: Graph, x: Tensor): Float64Array {
+  return Float64Array.from(interpret(g, { x })['y']!.data as ArrayLike<number>);
+}
+
+const ops = (g: Graph): string[] => g.nodes.map((n) => n.op);
+
+describe('qdq-weight-nbits', () => {
+  it('a signed int4 per-column weight dequantized into a matmul becomes matmul_nbits (codes + 8, default zero point)', () => {
+    const g = rewrite(
+      `graph g {
+        input %x: f32[3,4]
+        const %wq: i4[4,2] = [1, -2, 3, 4, -8, 7, 0, -1]
+        const %ws: f32[2] = [0.5, 0.25]
+        %w: f32[4,2] = dequantize_linear(%wq, %ws) {axis=1}
+        %y: f32[3,2] = matmul(%x, %w)
+        output %y
+      }`,
+      qdqWeightRules,
+    );
+    // W transposed to [N, K]; column 0 codes 1, 3, -8, 0 → 9, 11, 0, 8 (low nibble first), padded to a block of 16
+    expectSameGraph(
+      g,
+      `graph g {
+        input %x: f32[3,4]
+        const %b: u8[2,1,8] blockq(bits=4,group=16,axis=1,scale=f32,zp=0) = [185, 128, 0, 0, 0, 0, 0, 0, 198, 127, 0, 0, 0, 0, 0, 0]
+        const %s: f32[2] = [0.5, 0.25]
+        %y: f32[3,2] = matmul_nbits(%x, %b, %s) {K=4, N=2, bits=4, block_size=16}
+        output %y
+      }`,
+    );
+  });
+
+  it('an asymmetric u8 weight blocked along K keeps its zero points (packed) and its numbers', () => {
+    const K = 40;
+    const N = 3;
+    const codes = rand(K * N, 7).map((r) => Math.floor((r + 1) * 127.9));
+    const scales = rand(3 * N, 8).map((r) => 0.01 + Math.abs(r) * 0.02);
+    const zps = rand(3 * N, 9).map((r) => Math.floor((r + 1) * 100));
+    const before = `graph g {
+        input %x: f32[2,${K}]
+        const %wq: u8[${K},${N}] = [${codes.join(', ')}]
+        const %ws: f32[3,${N}] = [${scales.join(', ')}]
+        const %wz: u8[3,${N}] = [${zps.join(', ')}]
+        %w: f32[${K},${N}] = dequantize_linear(%wq, %ws, %wz) {axis=0, block_size=16}
+        %y: f32[2,${N}] = matmul(%x, %w)
+        output %y
+      }`;
+    const g = rewrite(before, qdqWeightRules);
+    expect(ops(g)).toEqual(['matmul_nbits']);
+    const nb = g.nodes[0]!;
+    expect(nb.attrs).toEqual({ K, N, bits: 8, block_size: 16 });
+    expect(nb.inputs[3]!.type.dtype).toBe('u8'); // zero points kept
+    const x = makeTensor('f32', [2, K], rand(2 * K, 3));
+    const want = run(ir(before), x);
+    const got = run(g, x);
+    // same codes, scales, zero points: the QDQ graph rounds each dequantized weight to f32, matmul_nbits' reference
+    // keeps it in float64, and both outputs are rounded to f32 — a few f32 ulps apart at most
+    for (let i = 0; i < want.length; i++)
+      expect(Math.abs(got[i]! - want[i]!)).toBeLessThanOrEqual(1e-6 * (1 + Math.abs(want[i]!)));
+  });
+
+  it('gemm with transB and a bias: the [N, K] weight is quantized per row (axis 0), the bias rides along', () => {
+    const before = `graph g {
+        input %x: f32[2,4]
+        const %wq: i8[2,4] = [1, -2, 3, 4, -8, 7, 0, -1]
+        const %ws: f32[2] = [0.5, 0.25]
+        const %c: f32[2] = [1, -1]
+        %w: f32[2,4] = dequantize_linear(%wq, %ws) {axis=0}
+        %y: f32[2,2] = gemm(%x, %w, %c) {transB=true}
+        output %y
+      }`;
+    const g = rewrite(before, qdqWeightRules);
+    expectSameGraph(
+      g,
+      `graph g {
+        input %x: f32[2,4]
+        const %c: f32[2] = [1, -1]
+        const %b: u8[2,1,16] blockq(bits=8,group=16,axis=1,scale=f32,zp=0) = [129, 126, 131, 132, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 120, 135, 128, 127, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        const %s: f32[2] = [0.5, 0.25]
+        %y: f32[2,2] = matmul_nbits(%x, %b, %s, _, _, %c) {K=4, N=2, bits=8, block_size=16}
+        output %y
+      }`,
+    );
+  });
+
+  it('near misses: a weight that is not a constant, a scale per K without blocks, a block of 8, gemm alpha 2', () => {
+    expectUnchanged(
+      `graph g {
+        input %x: f32[3,4]
+        input %wq: i8[4,2]
+        const %ws: f32[2] = [0.5, 0.25]
+        %w: f32[4,2] = dequantize_linear(%wq, %ws) {axis=1}
+        %y: f32[3,2] = matmul(%x, %w)
+        output %y
+      }`,
+      qdqRules,
+    );
+    expectUnchanged(
+      `graph g {
+        input %x: f32[3,2]
+        const %wq: i8[2,2] = [1, -2, 3, 4]
+        const %ws: f32[2] = [0.5, 0.25]
+        %w: f32[2,2] = dequantize_linear(%wq, %ws) {axis=0}
+        %y: f32[3,2] = matmul(%x, %w)
+        output %y
+      }`,
+      qdqRules,
+    );
+    expectUnchanged(
+      `graph g {
+        input %x: f32[3,16]
+        const %wq: i8[16,1] = [1, -2, 3, 4, 1, -2, 3, 4, 1, -2, 3, 4, 1, -2, 3, 4]
+        const %ws: f32[2,1] = [0.5, 0.25]
+        %w: f32[16,1] = dequantize_linear(%wq, %ws) {axis=0, block_size=8}
+        %y: f32[3,1] = matmul(%x, %w)
+        output %y
+      }`,
+      qdqRules,
+    );
+    expectUnchanged(
+      `graph g {
+        input %x: f32[2,2]
+        const %wq: i8[2,2] = [1, -2, 3, 4]
+        const %ws: f32[2] = [0.5, 0.25]
+        %w: f32[2,2] = dequantize_linear(%wq, %ws) {axis=0}
+        %y: f32[2,2] = gemm(%x, %w) {transB=true, alpha=2.0}
+        output %y
+      }`,
+      qdqRules,
+    );
+  });
+});
+
+describe('qdq-act-weight-integer', () => {
+  const qdq = (sx2: string) => `graph g {
+        input %x: f32[3,4]
+        const %sx: f32[] = [0.125]
+        const %sx2: f32[] = [${sx2}]
+        const %zx: u8[] = [128]
+        const %wq: i8[4,2] = [1, -2, 3, 4, -8, 7, 0, -1]
+        const %ws: f32[2] = [0.5, 0.25]
+        %q: u8[3,4] = quantize_linear(%x, %sx, %zx)
+        %xd: f32[3,4] = dequantize_linear(%q, %sx2, %zx)
+        %w: f32[4,2] = dequantize_linear(%wq, %ws) {axis=1}
+        %y: f32[3,2] = matmul(%xd, %w)
+        output %y
+      }`;
+
+  it('activation Q → DQ and a per-column int8 weight: matmul_integer on the codes, one f32 rescale', () => {
+    const g = rewrite(qdq('0.125'), qdqRules);
+    expectSameGraph(
+      g,
+      `graph g {
+        input %x: f32[3,4]
+        const %sx: f32[] = [0.125]
+        const %zx: u8[] = [128]
+        const %wq: i8[4,2] = [1, -2, 3, 4, -8, 7, 0, -1]
+        const %r: f32[2] = [0.0625, 0.03125]
+        %q: u8[3,4] = quantize_linear(%x, %sx, %zx)
+        %a: i32[3,2] = matmul_integer(%q, %wq, %zx, _)
+        %f: f32[3,2] = cast(%a) {to="f32"}
+        %y: f32[3,2] = mul(%f, %r)
+        output %y
+      }`,
+    );
+    const x = makeTensor(
+      'f32',
+      [3, 4],
+      rand(12, 5).map((r) => r * 10),
+    );
+    const want = run(ir(qdq('0.125')), x);
+    const got = run(g, x);
+    // scales are powers of two here, so every product is exact in both forms: equal to the last bit
+    expect(Array.from(got)).toEqual(Array.from(want));
+  });
+
+  it('near miss: a dequantize with another scale than the quantize keeps the activation pair (the weight still folds)', () => {
+    const g = rewrite(qdq('0.25'), qdqRules);
+    expect(ops(g)).toEqual(['quantize_linear', 'dequantize_linear', 'matmul_nbits']);
+    expectUnchanged(qdq('0.25'), qdqIntegerRules);
+  });
+});
+
+describe('pipeline', () => {
+  it('optimize() folds a 2-layer QDQ MLP: no dequantize of a weight, no f32 weight constant', () => {
+    const w1 = rand(8 * 6, 11).map((r) => Math.round(r * 127));
+    const w2 = rand(6 * 3, 12).map((r) => Math.round(r * 7));
+    const text = `graph g {
+        input %x: f32[2,8]
+        const %s1: f32[6] = [${rand(6, 13)
+          .map((r) => 0.01 + Math.abs(r) / 50)
+          .join(', ')}]
+        const %w1: i8[8,6] = [${w1.join(', ')}]
+        const %s2: f32[3] = [${rand(3, 14)
+          .map((r) => 0.05 + Math.abs(r) / 10)
+          .join(', ')}]
+        const %w2: i4[6,3] = [${w2.join(', ')}]
+        const %sa: f32[] = [0.05]
+        const %za: i8[] = [0]
+        %qa: i8[2,8] = quantize_linear(%x, %sa, %za)
+        %da: f32[2,8] = dequantize_linear(%qa, %sa, %za)
+        %d1: f32[8,6] = dequantize_linear(%w1, %s1) {axis=1}
+        %h: f32[2,6] = matmul(%da, %d1)
+        %r: f32[2,6] = relu(%h)
+        %d2: f32[6,3] = dequantize_linear(%w2, %s2) {axis=1}
+        %y: f32[2,3] = matmul(%r, %d2)
+        output %y
+      }`;
+    const before = ir(text);
+    const g = optimize(before);
+    expect(ops(g)).not.toContain('dequantize_linear');
+    expect(ops(g)).toContain('matmul_integer');
+    expect(g.constants.filter((c) => c.type.dtype === 'f32' && c.type.shape.length === 2)).toEqual([]);
+    const x = makeTensor(
+      'f32',
+      [2, 8],
+      rand(16, 15).map((r) => r * 5),
+    );
+    const want = run(before, x);
+    const got = run(g, x);
+    // same codes on both sides; the folded graph sums exact integers and scales once where the QDQ graph rounds
+    // each dequantized product to f32: |Δ| ≤ K · 2^-23 · Σ|terms| — well under 1e-4 relative at these sizes
+    for (let i = 0; i < want.length; i++)
+      expect(Math.abs(got[i]! - want[i]!)).toBeLessThanOrEqual(1e-4 * (1 + Math.abs(want[i]!)));
+  });
+});
