@@ -13,6 +13,7 @@ import {
 } from './fuse/index.js';
 import { recognize, recognizeHeads } from './recognize/index.js';
 import { sparseSelectPass } from './sparsity/select.js';
+import { qdqFoldPass } from './quant/qdq.js';
 import { PassContext, type Pass, type PassContextOptions } from './context.js';
 
 /**
@@ -40,6 +41,7 @@ export function runPasses(graph: Graph, passes: readonly Pass[], ctx: PassContex
 export function defaultPipeline(level: number): Pass[] {
   const all: Pass[] = [
     deadCodeElimination,
+    qdqFoldPass, // before constant folding turns a weight's dequantize into an f32 constant
     canonicalize,
     sparseSelectPass, // --opt 2: a constant weight with zeros → sparse_matmul where the layout cost model says it wins
     recognize,

@@ -97,20 +97,21 @@ describe('pass manager and instruments', () => {
       expect(files).toEqual([
         '00-input.ir',
         '01-dce.ir',
-        '02-canonicalize.ir',
-        '03-recognize.ir',
-        '04-cse.ir',
-        '05-canonicalize.ir',
-        '06-attention-heads.ir',
-        '07-dce.ir',
-        '08-merge-projections.ir',
-        '09-merge-rotary.ir',
-        '10-fuse-concat.ir',
-        '11-fuse-elementwise.ir',
-        '12-fuse-epilogue.ir',
-        '13-fuse-norm-prologue.ir',
+        '02-qdq-fold.ir',
+        '03-canonicalize.ir',
+        '04-recognize.ir',
+        '05-cse.ir',
+        '06-canonicalize.ir',
+        '07-attention-heads.ir',
+        '08-dce.ir',
+        '09-merge-projections.ir',
+        '10-merge-rotary.ir',
+        '11-fuse-concat.ir',
+        '12-fuse-elementwise.ir',
+        '13-fuse-epilogue.ir',
+        '14-fuse-norm-prologue.ir',
       ]);
-      expect(readFileSync(join(dir, '04-cse.ir'), 'utf8')).not.toContain('%d:');
+      expect(readFileSync(join(dir, '05-cse.ir'), 'utf8')).not.toContain('%d:');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
