@@ -194,6 +194,8 @@ export class GraphBuilder {
       if (r) return r;
     }
     if (!inputs.every((v) => v === null || v.isConst)) return undefined;
+    // a quantized weight's dequantize stays: the qdq-fold pass packs it (passes/quant/qdq.ts) instead of an f32 copy
+    if (op === 'dequantize_linear') return undefined;
     if (!types.every((t) => isStatic(t.shape) && numel(t.shape) <= this.foldLimit)) return undefined;
     const outs = def.reference(
       inputs.map((v) => v?.data),
