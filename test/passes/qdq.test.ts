@@ -241,3 +241,26 @@ describe('pipeline', () => {
       expect(Math.abs(got[i]! - want[i]!)).toBeLessThanOrEqual(1e-4 * (1 + Math.abs(want[i]!)));
   });
 });
+
+describe("ORT's dynamic quantizer chain", () => {
+  it('DynamicQuantizeLinear → MatMulInteger → Cast → Mul(x scale · w scale) stays integer: no f32 weight appears', () => {
+    const text = `graph g {
+        input %x: f32[2,4]
+        const %wq: u8[4,3] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
+        const %wz: u8[] = [6]
+        const %ws: f32[] = [0.5]
+        %xq: u8[2,4], %xs: f32[], %xz: u8[] = dynamic_quantize_linear(%x)
+        %acc: i32[2,3] = matmul_integer(%xq, %wq, %xz, %wz)
+        %f: f32[2,3] = cast(%acc) {to="f32"}
+        %s: f32[] = mul(%xs, %ws)
+        %y: f32[2,3] = mul(%f, %s)
+        output %y
+      }`;
+    const before = ir(text);
+    const g = optimize(before);
+    expect(ops(g)).toContain('matmul_integer');
+    expect(g.constants.filter((c) => c.type.dtype === 'f32' && c.type.shape.length === 2)).toEqual([]);
+    const x = makeTensor('f32', [2, 4], rand(8, 21));
+    expect(Array.from(run(g, x))).toEqual(Array.from(run(before, x)));
+  });
+});
