@@ -1,9 +1,11 @@
 /** QDQ folding (passes/quant/qdq.ts): each rule's before / after in IR text, near misses, and the numbers kept. */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Graph } from '../../ir/graph.js';
 import { interpret } from '../../ir/interpret.js';
 import { makeTensor, type Tensor } from '../../ir/tensor.js';
 import { optimize, qdqIntegerRules, qdqRules, qdqWeightRules } from '../../passes/index.js';
+import { PROP_RUNS } from '../helpers/paths.js';
 import { expectSameGraph, expectUnchanged, ir, rewrite } from './helpers.js';
 
 /** Deterministic pseudo-random floats in [-1, 1). */
@@ -262,5 +264,48 @@ describe("ORT's dynamic quantizer chain", () => {
     expect(g.constants.filter((c) => c.type.dtype === 'f32' && c.type.shape.length === 2)).toEqual([]);
     const x = makeTensor('f32', [2, 4], rand(8, 21));
     expect(Array.from(run(g, x))).toEqual(Array.from(run(before, x)));
+  });
+});
+
+describe('qdq-weight-nbits on random weights', () => {
+  it('any 8- / 4-bit dtype, scale layout, zero points and K folds and keeps the numbers', () => {
+    const RANGE: Record<string, [number, number]> = { i8: [-128, 127], u8: [0, 255], i4: [-8, 7], u4: [0, 15] };
+    fc.assert(
+      fc.property(
+        fc.constantFrom('i8', 'u8', 'i4', 'u4'),
+        fc.constantFrom('tensor', 'column', 'block16', 'block32'),
+        fc.boolean(),
+        fc.integer({ min: 1, max: 70 }),
+        fc.integer({ min: 1, max: 5 }),
+        fc.integer({ min: 1, max: 1000 }),
+        (dt, layout, withZp, K, N, seed) => {
+          const [lo, hi] = RANGE[dt]!;
+          const int = (n: number, s: number) => rand(n, s).map((r) => lo + Math.floor(((r + 1) / 2) * (hi - lo + 1)));
+          const block = layout === 'block16' ? 16 : layout === 'block32' ? 32 : 0;
+          const sShape = layout === 'tensor' ? [] : layout === 'column' ? [N] : [Math.ceil(K / block), N];
+          const ns = sShape.reduce((a, b) => a * b, 1);
+          const attrs = block ? `{axis=0, block_size=${block}}` : '{axis=1}';
+          const before = `graph g {
+            input %x: f32[2,${K}]
+            const %wq: ${dt}[${K},${N}] = [${int(K * N, seed).join(', ')}]
+            const %ws: f32[${sShape.join(',')}] = [${rand(ns, seed + 1)
+              .map((r) => Math.fround(0.01 + Math.abs(r) / 20))
+              .join(', ')}]
+            ${withZp ? `const %wz: ${dt}[${sShape.join(',')}] = [${int(ns, seed + 2).join(', ')}]` : ''}
+            %w: f32[${K},${N}] = dequantize_linear(%wq, %ws${withZp ? ', %wz' : ''}) ${attrs}
+            %y: f32[2,${N}] = matmul(%x, %w)
+            output %y
+          }`;
+          const g = rewrite(before, qdqRules);
+          expect(ops(g)).toEqual(['matmul_nbits']);
+          const x = makeTensor('f32', [2, K], rand(2 * K, seed + 3));
+          const want = run(ir(before), x);
+          const got = run(g, x);
+          for (let i = 0; i < want.length; i++)
+            expect(Math.abs(got[i]! - want[i]!)).toBeLessThanOrEqual(1e-6 * (1 + Math.abs(want[i]!)));
+        },
+      ),
+      { numRuns: PROP_RUNS },
+    );
   });
 });
