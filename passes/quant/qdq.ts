@@ -16,7 +16,7 @@
  * the QDQ graph rounds each dequantized factor to f32 first: the results agree within f32 rounding of a K-term dot
  * product. Both keep QDQ semantics, so the pass runs at level 1.
  */
-import type { Value } from '../../ir/graph.js';
+import type { Node, Value } from '../../ir/graph.js';
 import { blockqLayout } from '../../ir/ops/blockq.js';
 import type { Tensor } from '../../ir/tensor.js';
 import type { Pass } from '../context.js';
@@ -134,14 +134,22 @@ function bindWeight(m: Match): void {
   if (wz) m.values.set('wz', wz);
 }
 
+type Packed = NonNullable<ReturnType<typeof nbitsOf>>;
+const PACKED = new WeakMap<Node, Map<string, Packed>>();
+
 function foldWeight(m: Match, rw: Rewriter, x: Value, kAxis: 0 | 1, bias: Value | null): Value | undefined {
   const wq = m.v('wq');
   const scale = m.data('ws');
   const zp = m.values.has('wz') ? m.data('wz') : undefined;
   const geo = weightQuant(m.node('dq'), wq.data!, scale, kAxis);
   if (!geo || x.type.dtype !== scale.dtype) return undefined;
-  const nb = nbitsOf(rw, geo, wq.type.dtype, scale, zp);
+  // one packed copy per weight: a dequantized weight read by several matmuls (tied, shared) is packed once
+  const key = `${kAxis}`;
+  const cached = PACKED.get(m.node('dq'))?.get(key);
+  const live = cached && cached.inputs.every((c) => rw.graph.constants.includes(c));
+  const nb = live ? cached : nbitsOf(rw, geo, wq.type.dtype, scale, zp);
   if (!nb) return undefined;
+  if (!live) PACKED.set(m.node('dq'), (PACKED.get(m.node('dq')) ?? new Map()).set(key, nb));
   const inputs: (Value | null)[] = [x, nb.inputs[0]!, nb.inputs[1]!, nb.inputs[2] ?? null];
   if (bias) inputs.push(null, bias);
   while (inputs.length > 3 && inputs[inputs.length - 1] === null) inputs.pop();

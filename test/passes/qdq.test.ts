@@ -309,3 +309,25 @@ describe('qdq-weight-nbits on random weights', () => {
     );
   });
 });
+
+describe('shared weights', () => {
+  it('a dequantized weight read by two matmuls is packed once', () => {
+    const g = rewrite(
+      `graph g {
+        input %x: f32[3,4]
+        input %z: f32[1,4]
+        const %wq: i8[4,2] = [1, -2, 3, 4, -8, 7, 0, -1]
+        const %ws: f32[2] = [0.5, 0.25]
+        %w: f32[4,2] = dequantize_linear(%wq, %ws) {axis=1}
+        %y: f32[3,2] = matmul(%x, %w)
+        %y2: f32[1,2] = matmul(%z, %w)
+        output %y
+        output %y2
+      }`,
+      qdqRules,
+    );
+    expect(ops(g)).toEqual(['matmul_nbits', 'matmul_nbits']);
+    expect(g.nodes[0]!.inputs[1]).toBe(g.nodes[1]!.inputs[1]);
+    expect(g.constants.length).toBe(2); // packed codes and scales, nothing else
+  });
+});
