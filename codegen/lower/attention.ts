@@ -13,7 +13,7 @@
  * cache entry of its position.
  */
 import { KilnError } from '../../ir/errors.js';
-import { decomposedAttention, ONE_KERNEL_MAX_QUERIES } from './attention-decomposed.js';
+import { decomposedAttention, ONE_KERNEL_MAX_QUERIES, SCORES_LIMIT } from './attention-decomposed.js';
 import { numel } from '../../ir/shape.js';
 import {
   add,
@@ -427,8 +427,10 @@ function tiledAttention(ctx: LowerCtx, g: Geometry, scale: number): LoweredStep[
 
 /** Where `auto` takes the tiled kernel (see the measurements in the header). */
 function preferTiled(g: Geometry, ctx: LowerCtx): boolean {
-  void ctx;
-  return g.S > ONE_KERNEL_MAX_QUERIES && false;
+  if (g.S <= ONE_KERNEL_MAX_QUERIES) return false;
+  // past the decomposed schedule's scores limit always; below it only where the tiled kernel adds no present copies
+  // (the per-row kernel writes present itself; decomposed, where it applies, is tried first and faster on lavapipe)
+  return g.B * g.Hq * g.S * g.T > SCORES_LIMIT || ctx.outputs.length < 3;
 }
 
 registerLowering('attention', (ctx) => {
@@ -455,17 +457,17 @@ registerLowering('attention', (ctx) => {
   const scale = (ctx.attrs['scale'] as number | undefined) ?? (D > 0 ? 1 / Math.sqrt(D) : 1);
   const writeQk = ctx.outputs.length > 3;
   const sched = ctx.caps.attentionSchedule ?? 'auto';
+  const decomposed = sched === 'tiled' ? undefined : decomposedAttention(ctx, g, scale);
+  if (decomposed) {
+    copies();
+    return [...steps, ...decomposed];
+  }
   if (sched === 'tiled' || (sched === 'auto' && preferTiled(g, ctx))) {
     const tiled = tiledAttention(ctx, g, scale);
     if (tiled) {
       copies();
       return [...steps, ...tiled];
     }
-  }
-  const decomposed = decomposedAttention(ctx, g, scale);
-  if (decomposed) {
-    copies();
-    return [...steps, ...decomposed];
   }
   // Both present outputs: the main kernel writes them itself (one workgroup per (batch, kv head) copies past ++ new)
   // where the device binds that many buffers; else copy kernels write them and the main kernel reads the copies.
