@@ -1,6 +1,7 @@
 /**
- * `npm run bench -- attention`: scaled-dot-product attention at N = 2048 on WebGPU, fused (the default level: one
- * `attention` kernel, online softmax, no N×N scores in memory) beside the exporter form run unfused (`opt: 0`:
+ * `npm run bench -- attention`: scaled-dot-product attention at N = 2048 on WebGPU, fused (the default level's
+ * `attention` node on the tiled kernel: one workgroup per tile of query rows, K / V tiles in workgroup memory, online
+ * softmax, no N×N scores in memory) beside the exporter form run unfused (`opt: 0`:
  * MatMul → Mul → Softmax → MatMul, the scores written and read back), in the same run, engines taking turns. With the
  * bytes each moves per run from the cost account (`kiln inspect`).
  */
@@ -23,7 +24,7 @@ export async function benchAttention(N = Number(process.argv[2] ?? 2048)): Promi
   const feeds = Object.fromEntries(
     ['q', 'k', 'v'].map((n, i) => [n, makeTensor('f32', [1, H, N, D], randomMatrix(H * N * D, i + 1))]),
   );
-  const fused = await compile(graph, { backend: 'webgpu' });
+  const fused = await compile(graph, { backend: 'webgpu', attentionSchedule: 'tiled' });
   const unfused = await compile(graph, { backend: 'webgpu', opt: 0 });
   const [yf, yu] = [(await fused.run(feeds))['y']!, (await unfused.run(feeds))['y']!];
   const rounds = Number(process.env['KILN_BENCH_ROUNDS'] ?? 2);
@@ -34,14 +35,14 @@ export async function benchAttention(N = Number(process.argv[2] ?? 2048)): Promi
     ms[1].push(t.ms[1]!);
   }
   const bytes = [
-    (await inspectGraph(optimize(graph), 1, 'wgsl')).bytes.moved,
+    (await inspectGraph(optimize(graph), 1, 'wgsl', { attentionSchedule: 'tiled' })).bytes.moved,
     (await inspectGraph(graph, 0, 'wgsl')).bytes.moved,
   ];
   console.log(
     `attention: [1, ${H}, ${N}, ${D}] f32 on WebGPU, median of 5 after 2 warm-ups, ${rounds} rounds; fused vs the unfused exporter form`,
   );
   printTable([
-    ['', 'fused / unfused', 'fused (default level)', 'unfused (opt 0)'],
+    ['', 'fused / unfused', 'fused (tiled kernel)', 'unfused (opt 0)'],
     ['run, ms', ratios(ms[0], ms[1]), spread(ms[0]), spread(ms[1])],
     ['kernels', '', String(fused.kernels().length), String(unfused.kernels().length)],
     [

@@ -79,7 +79,7 @@ describe.each(backends)('attention schedules (%s)', (backend) => {
             seed++,
           ),
         );
-      const kernels = await run(graph, feeds, backend);
+      const kernels = await run(graph, feeds, backend, 'decomposed');
       expect(kernels.some((n) => n.includes('attention_scores'))).toBe(true);
     });
   }
@@ -96,8 +96,11 @@ describe.each(backends)('attention schedules (%s)', (backend) => {
       k: makeTensor('f32', [2, 9, 12], randn(2 * 9 * 12, 2)),
       v: makeTensor('f32', [2, 9, 10], randn(2 * 9 * 10, 3)),
     };
-    const kernels = await run(graph, feeds, backend);
+    const kernels = await run(graph, feeds, backend, 'decomposed');
     expect(kernels.some((n) => n.includes('attention_pv'))).toBe(true);
+    // auto: decomposed on lavapipe; the tiled kernel on CUDA-class devices (measured faster on cuda-emu)
+    const auto = await run(graph, feeds, backend);
+    expect(auto.some((n) => n.includes(backend === 'cuda-emu' ? 'attention_tiled' : 'attention_pv'))).toBe(true);
   });
 
   it('decode-shaped queries (S = 1) stay on one kernel by default; a requested decomposed schedule is taken', async () => {
@@ -180,7 +183,7 @@ describe.each(backends)('attention schedules (%s)', (backend) => {
           ),
         );
       }
-      const kernels = await run(graph, feeds, backend);
+      const kernels = await run(graph, feeds, backend, 'decomposed');
       expect(kernels.filter((n) => n.includes('attention_scores'))).toHaveLength(2);
     });
   }

@@ -49,4 +49,16 @@ describe('attention cost account', () => {
     }
     expect(unfused[3]! / fused[3]!).toBeGreaterThan(100);
   }, 120_000);
+
+  it('tiled kernel: one kernel, bytes moved linear in N (512 … 4096), as the per-row kernel', async () => {
+    const tiled: number[] = [];
+    for (const N of [512, 1024, 2048, 4096]) {
+      const r = await inspectGraph(optimize(sdpa(N)), 1, 'wgsl', { attentionSchedule: 'tiled' });
+      expect(r.kernels.map((k) => k.op)).toEqual(['attention']);
+      expect(r.kernels[0]!.kernel).toMatch(/attention_tiled/);
+      tiled.push(r.bytes.moved);
+    }
+    // q, k, v and y: 4 · H · N · D f32 elements
+    expect(tiled).toEqual([512, 1024, 2048, 4096].map((N) => 4 * 2 * N * 32 * 4));
+  }, 120_000);
 });
