@@ -210,7 +210,7 @@ export function tileShape(
  */
 function tiledAttention(ctx: LowerCtx, g: Geometry, scale: number): LoweredStep[] | undefined {
   const { B, Hq, Hkv, S, P, T, D, Dv } = g;
-  if (ctx.outputs.length > 3 || Hq % Hkv !== 0 || B * Hq * S === 0) return undefined;
+  if (ctx.outputs.length > 3 || Hq % Hkv !== 0 || B * Hq * S === 0 || D === 0 || Dv === 0) return undefined;
   const shape = tileShape(D, Dv, ctx.caps.maxSharedBytes);
   if (!shape || ctx.caps.maxWorkgroupSize < TILE_THREADS) return undefined;
   const { TPR, Br, Bc, KPT, nAcc } = shape;

@@ -162,5 +162,7 @@ describe.each(backends)('tiled attention (%s)', (backend) => {
     const qk = await kernelNames(backend, { S: 8, Tk: 8, D: 8, outputs: 4 }, 'tiled');
     expect(qk.join()).not.toMatch(/attention_tiled/);
     await check(backend, { S: 8, Tk: 8, D: 8, outputs: 4, attrs: { qk_matmul_output_mode: 3 } });
+    // empty heads (no workgroup-memory tile to declare): the per-row kernel
+    await check(backend, { S: 6, Tk: 5, D: 0, Dv: 3 });
   }, 120_000);
 });
