@@ -11,17 +11,19 @@
  *
  * The tiled kernel (`tiledAttention`, schedule `tiled`): one workgroup of 64 threads per (batch, head, tile of Br
  * query rows); per tile of Bc keys the K and V rows are loaded once into workgroup memory, TPR threads per query row
- * score KPT keys each and own every TPR-th V dim (TPR = ⌈Dv / 32⌉ as a power of 2: Br = 32 at Dv = 64, 16 at 128;
- * Bc from the workgroup memory: 20 / 12 keys in 16 KiB, more on CUDA's 48 KiB). Supports everything but
- * qk_matmul_output (the per-row kernel then). `auto`: decomposed first where it applies, except on CUDA-class
- * devices where the tiled kernel goes first; the tiled kernel for > 4 queries where decomposed does not apply (and
- * no present outputs, or past the scores limit); else the per-row kernel.
- * Measured (4 heads, min of 2–4 runs, ms, tiled vs decomposed; causal in brackets):
- *   lavapipe  S = T = 128, D 64: 14.8 vs 8.2 (10.0 vs 7.9); D 128: 28.6 vs 10.5 (18.4 vs 7.9)
- *             S = T = 512, D 64: 159 vs 87 (88 vs 80); D 128: 422 vs 112 (214 vs 93)
- *             S = T = 2048 (2 heads), D 64: 1186 vs 345 (616 vs 350)
- *   cuda-emu  S = T = 128, D 64: 21.6 vs 66.1 (18.2 vs 66.5); D 128: 28.3 vs 46.5 (18.4 vs 45.5)
- *             S = T = 512, D 64: 61.6 vs 224 (42.0 vs 214); D 128: 110 vs 260 (79.6 vs 260)
+ * score KPT keys each and own every TPR-th V dim (TPR = ⌈Dv / 64⌉ as a power of 2: Br = 64 at Dv = 64, 32 at 128;
+ * Bc from the workgroup memory). Supports everything but qk_matmul_output and empty heads (the per-row kernel
+ * then). `auto`: decomposed first where it applies, except on CUDA-class devices where the tiled kernel goes first;
+ * the tiled kernel for > 4 queries where decomposed does not apply (and no present outputs, or past the scores
+ * limit); else the per-row kernel.
+ * Measured (4 heads — 2 at 2048 —, f32, min of 2–4 runs, ms, tiled vs decomposed; causal in brackets):
+ *   lavapipe  S = T = 128,  D 64: 13.9 vs 7.0 (10.5 vs 7.7); D 128: 26.6 vs 10.5 (18.9 vs 10.5)
+ *             S = T = 512,  D 64: 137 vs 80 (78 vs 86);     D 128: 288 vs 126 (207 vs 120)
+ *             S = T = 2048, D 64: 1038 vs 351 (609 vs 321)
+ *   cuda-emu  S = T = 128,  D 64: 9.1 vs 29.5 (10.2 vs 30.9); D 128: 13.3 vs 38.3 (12.1 vs 34.0)
+ *             S = T = 512,  D 64: 46 vs 225 (38 vs 221);       D 128: 93 vs 259 (66 vs 255)
+ *             S = T = 2048, D 64: 245 vs 773 (145 vs 764)
+ * (TPR = ⌈Dv / 32⌉ measured 15–45% slower on lavapipe at 512.)
  *
  * rotary_embedding: a pointwise kernel; each output element reads its own and its partner's input and the cos/sin
  * cache entry of its position.
@@ -178,7 +180,7 @@ function presentStep(ctx: LowerCtx, g: Geometry, out: 1 | 2): LoweredStep {
 /** Threads per workgroup of the tiled (multi-query) kernel. */
 const TILE_THREADS = 64;
 /** Accumulator registers per thread the tiled kernel aims for (threads per query row = ⌈Dv / this⌉, a power of 2). */
-const TILE_ACC = 32;
+const TILE_ACC = 64;
 
 /**
  * The tiled kernel's tile shape for these head sizes: TPR threads per query row (each owning every TPR-th V dim), Br
@@ -441,8 +443,9 @@ function tiledAttention(ctx: LowerCtx, g: Geometry, scale: number): LoweredStep[
 
 /**
  * Where `auto` tries the tiled kernel before the decomposed schedule: CUDA-class devices (32-lane warps, not a CPU
- * adapter) with more than 4 queries — measured on cuda-emu 1.6–5× faster than decomposed at S = T = 128…512
- * (header). On lavapipe decomposed stays first (the tiled kernel measured 1.1–4× slower there).
+ * adapter) with more than 4 queries — measured on cuda-emu 2.6–5.8× faster than decomposed at S = T = 128…2048
+ * (header). On lavapipe decomposed stays first: the tiled kernel measured up to 3× slower there, on par only with
+ * causal masking at D = 64, S = T = 512 (78 vs 86 ms, within the noise of runs).
  */
 function tiledFirst(g: Geometry, ctx: LowerCtx): boolean {
   return g.S > ONE_KERNEL_MAX_QUERIES && ctx.caps.subgroups && ctx.caps.subgroupSize === 32 && ctx.caps.cpu !== true;
