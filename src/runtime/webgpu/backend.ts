@@ -28,7 +28,12 @@ export function deviceCapsOf(ctx: GpuContext): DeviceCaps {
 }
 
 /** lavapipe / llvmpipe (Mesa) and SwiftShader: WebGPU run on the CPU. */
-export function isCpuAdapter(a: { vendor: string; architecture: string; description: string; device: string }): boolean {
+export function isCpuAdapter(a: {
+  vendor: string;
+  architecture: string;
+  description: string;
+  device: string;
+}): boolean {
   return /llvmpipe|lavapipe|swiftshader/i.test(`${a.description} ${a.device} ${a.architecture} ${a.vendor}`);
 }
 
