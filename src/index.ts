@@ -104,6 +104,16 @@ export {
   type GgufTensorInfo,
   type GgufValue,
 } from './frontends/gguf.js';
+export {
+  writeGguf,
+  llamaGguf,
+  type GgufMeta,
+  type GgufMetaType,
+  type GgufTensorOut,
+  type LlamaGgufOptions,
+  type LlamaGgufReport,
+} from './frontends/gguf-write.js';
+export { GGML_FORMATS, type GgmlFormat } from '../ir/ops/ggml.js';
 export { parseSafetensors, type SafetensorsFile } from './frontends/safetensors.js';
 export { hfModel, type HfModel } from './frontends/hf-config.js';
 export { loadLlama2cTokenizer } from './tokenizers/llama2c.js';
@@ -124,6 +134,19 @@ export {
   type DraftSource,
   type SpeculativeOptions,
   type SpeculativeStats,
+  verifyTree,
+  mergeProposals,
+  type TreeOptions,
+  type TreeVerdictResult,
 } from './generate/speculative.js';
+export { TokenTree, TREE_MAX_NODES } from './generate/tree.js';
+export {
+  MedusaDraft,
+  MedusaHeads,
+  fitMedusa,
+  medusaTreeShape,
+  type FitOptions,
+  type FitReport,
+} from './generate/medusa.js';
 export { createSession } from './session.js';
 export { graphDot, dotToSvg } from './draw.js';

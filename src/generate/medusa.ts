@@ -54,6 +54,7 @@ export function medusaTreeShape(acc: readonly (readonly number[])[], nodes: numb
 
 /** Trained heads: K × (W [D, D] row-major, U [D, D] or none, b [D]), the shared LM head [D, V] and embedding [V, D]. */
 export class MedusaHeads {
+  /** Heads from their weights: per head W_j [D, D] and b_j [D], and the model's LM head [D, V]; validates shapes. */
   constructor(
     readonly dim: number,
     readonly vocab: number,

@@ -51,7 +51,7 @@ export interface PagedOptions extends CompileOptions {
    */
   hidden?: boolean;
   /**
-   * Token trees: the graph gets `slot_ids`, `tree_mask` and `move_src` / `move_dst` inputs ({@link enableTrees}) so
+   * Token trees: the graph gets `slot_ids`, `tree_mask` and `move_src` / `move_dst` inputs (added by `enableTrees`) so
    * `append(…, { tree })` verifies a whole tree in one run and `commitTree` keeps its accepted path. Default false.
    */
   tree?: boolean;
