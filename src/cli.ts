@@ -27,7 +27,8 @@ Commands:
       --backend B                     as for demo (default auto)
       --batch N                       N sequences of the prompt decoded together (paged KV cache; seeds S … S+N−1)
       --speculative S                 speculative decoding, the target's exact output: ngram (prompt lookup), self[:K]
-                                      (the model's first K layers, default half), draft (--draft MODEL), or a mix
+                                      (the model's first K layers, default half; self[:K]:int4|int8 its RTN-quantized
+                                      copy, all layers by default), draft (--draft MODEL), or a mix
                                       tried in order (ngram+self:2), or medusa:HEADS.json (kiln fit-medusa); prints
                                       acceptance statistics; --draft-len N. tree[:SOURCES] (default ngram+self):
                                       the sources' proposals merged into one token tree per target pass (SpecInfer)
@@ -544,15 +545,33 @@ async function generateSpeculative(
       } else if (kind === 'self') {
         const c = model.config;
         if (c.arch !== 'llama') throw new UsageError('--speculative self needs a LLaMA model');
+        // self[:K][:int4|:int8]: the first K layers (default half; all when quantized), optionally quantized
+        const [a1, a2, ...rest] = part.split(':').slice(1);
+        const [kArg, q] = a1?.startsWith('int') ? [undefined, a1] : [a1, a2];
+        if (rest.length || (a1?.startsWith('int') && a2 !== undefined) || (q !== undefined && !/^int[48]$/.test(q))) {
+          throw new UsageError(`--speculative '${part}': expected self[:K][:int4|:int8]`);
+        }
         const k =
-          arg === undefined ? Math.max(1, Math.floor(c.layers / 2)) : intOf('--speculative self:K', arg, 1, c.layers);
+          kArg === undefined
+            ? q
+              ? c.layers
+              : Math.max(1, Math.floor(c.layers / 2))
+            : intOf('--speculative self:K', kArg, 1, c.layers);
         const bytes = readFileSync(file);
         const magic = new TextDecoder().decode(bytes.subarray(0, 4));
         const { weights } =
           magic === 'GGUF'
             ? (await import('./frontends/gguf.js')).ggufModel(bytes)
             : (await import('./frontends/llama2c.js')).loadLlama2c(bytes);
-        sources.push(await ModelDraft.layerSkip(c, weights, k, { backend, blockSize, numBlocks }));
+        const bits = q === 'int4' ? 4 : q === 'int8' ? 8 : undefined;
+        sources.push(
+          await ModelDraft.self(
+            c,
+            weights,
+            { layers: k, ...(bits ? { bits } : {}) },
+            { backend, blockSize, numBlocks },
+          ),
+        );
       } else if (kind === 'draft') {
         if (values.draft === undefined) throw new UsageError('--speculative draft needs --draft MODEL');
         const d = loadLanguageModel(values.draft, { tokenizer: values.tokenizer, paged: { blockSize } });
@@ -565,7 +584,7 @@ async function generateSpeculative(
         sources.push(new ModelDraft(dm, 'draft', true));
       } else {
         throw new UsageError(
-          `unknown --speculative '${part}' (expected ngram[:N], self[:K], draft, medusa:HEADS, or a mix joined by +)`,
+          `unknown --speculative '${part}' (expected ngram[:N], self[:K][:int4], draft, medusa:HEADS, or a mix joined by +)`,
         );
       }
     }

@@ -453,7 +453,7 @@ function tiledFirst(g: Geometry, ctx: LowerCtx): boolean {
 
 /** Where `auto` takes the tiled kernel (see the measurements in the header). */
 function preferTiled(g: Geometry, ctx: LowerCtx): boolean {
-  if (g.S <= ONE_KERNEL_MAX_QUERIES) return false;
+  if (g.S <= ONE_KERNEL_MAX_QUERIES || ctx.caps.slowBarriers) return false;
   // past the decomposed schedule's scores limit always; below it only where the tiled kernel adds no present copies
   // (the per-row kernel writes present itself; decomposed, where it applies, is tried first and faster on lavapipe)
   return g.B * g.Hq * g.S * g.T > SCORES_LIMIT || ctx.outputs.length < 3;

@@ -31,6 +31,12 @@ export interface DeviceCaps {
    * to direct register-blocked tiles (no workgroup memory): 1.6–2× faster there on [128, 512] · [512, 2048].
    */
   readonly cpu?: boolean;
+  /**
+   * Workgroup barriers are very dear (SwiftShader runs each as a switch between fibers): `auto` does not pick the tiled
+   * attention kernel, whose key loop has barriers — in headless Chromium 156 its pipeline hung the GPU process until
+   * the watchdog killed it.
+   */
+  readonly slowBarriers?: boolean;
   /** Tuned contraction schedules for this device (contraction/schedules.ts); absent: the static defaults. */
   readonly schedules?: ScheduleLookup;
 }

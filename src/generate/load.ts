@@ -50,7 +50,9 @@ function read(path: string, what: string): Uint8Array {
  * Load a model file and its tokenizer:
  * - a llama2.c checkpoint (`.bin`), with `tokenizer` a llama2.c tokenizer.bin (default: `tok<vocab>.bin` or
  *   `tokenizer.bin` beside the model);
- * - a GGUF file (`llama` or `gpt2` architecture, f32 / f16 / bf16 tensors), with its embedded tokenizer;
+ * - a GGUF file (`llama` or `gpt2` architecture), with its embedded tokenizer: f32 / f16 / bf16 tensors, and for
+ *   LLaMA the ggml block formats Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K kept packed on the device
+ *   (`matmul_ggml` / `get_rows_ggml`; a GPT-2 file's quantized tensors are dequantized to f32);
  * - a safetensors file with a Hugging Face `config.json` (`config`, default: `config.json` beside it); no tokenizer.
  */
 export function loadLanguageModel(

@@ -9,12 +9,13 @@
  *
  * Draft sources share one interface and can be mixed (the first that proposes something is used): prompt lookup /
  * n-grams from the context (no model), a separate draft model with the target's vocabulary, and self-speculation by
- * a layer-skipping copy of a LLaMA target (its first k layers and its head, from the same weights).
+ * a copy of a LLaMA target from the same weights: its first k layers and its head, its int4 / int8 quantization, or both.
  */
 import { KilnError } from '../../ir/errors.js';
 import type { Tensor } from '../../ir/tensor.js';
 import type { LlamaConfig, WeightSource } from '../models/config.js';
 import { buildLlama } from '../models/llama.js';
+import { quantizeRtn } from '../../passes/quant/rtn.js';
 import type { CompileOptions } from '../session.js';
 import type { GenerateOptions, GenerationStats } from './lm.js';
 import { PagedLanguageModel, type PagedSequence } from './paged.js';
@@ -163,6 +164,25 @@ export class ModelDraft implements DraftSource {
     layers: number,
     opts: CompileOptions & { blockSize?: number; numBlocks?: number } = {},
   ): Promise<ModelDraft> {
+    return ModelDraft.self(config, weights, { layers }, opts);
+  }
+
+  /**
+   * Self-speculation from the target's own weights: its first `layers` layers (default all) and its head, with the
+   * projections round-to-nearest quantized to `bits` (4 or 8; group `group`, default 32; the embedding and head stay
+   * float) when `bits` is given — so `{ bits: 4 }` is the target's int4 copy, `{ layers: 2, bits: 4 }` both at once.
+   * A paged model of its own (block size 16, enough blocks for one `maxSeq` by default), disposed with the source.
+   *
+   * @throws KilnError (code `limit`) unless 1 ≤ `layers` ≤ `config.layers`; (code `attribute`) for bits other than 4
+   * / 8 or a bad group; build and compile errors as {@link buildLlama} and {@link PagedLanguageModel.create}.
+   */
+  static async self(
+    config: LlamaConfig,
+    weights: WeightSource,
+    draft: { layers?: number; bits?: 4 | 8; group?: number },
+    opts: CompileOptions & { blockSize?: number; numBlocks?: number } = {},
+  ): Promise<ModelDraft> {
+    const layers = draft.layers ?? config.layers;
     if (!(Number.isInteger(layers) && layers >= 1 && layers <= config.layers)) {
       throw new KilnError('limit', `self-speculation keeps 1…${config.layers} layers, got ${layers}`, {
         limit: 'layers',
@@ -171,11 +191,13 @@ export class ModelDraft implements DraftSource {
     const { blockSize = 16, numBlocks, ...compileOpts } = opts;
     const cfg: LlamaConfig = { ...config, layers };
     const graph = buildLlama(cfg, weights, { paged: { blockSize } });
+    if (draft.bits !== undefined) quantizeRtn(graph, { bits: draft.bits, group: draft.group ?? 32 });
     const model = await PagedLanguageModel.create(
       { graph, config: cfg },
       { ...compileOpts, numBlocks: numBlocks ?? Math.ceil(config.maxSeq / blockSize) + 1 },
     );
-    return new ModelDraft(model, `self:${layers}`, true);
+    const name = `self${layers < config.layers ? `:${layers}` : ''}${draft.bits ? `:int${draft.bits}` : ''}`;
+    return new ModelDraft(model, name, true);
   }
 
   async propose(context: readonly number[], k: number, sampling: SamplingOptions, rand: () => number): Promise<Draft> {
@@ -438,7 +460,9 @@ export interface SpeculativeOptions {
   maxDraftLen?: number;
   /**
    * Grow the draft length after a fully accepted pass and shrink it after a rejection; at length 1, a rejected token
-   * pauses drafting for 1, 2, 4 … 32 passes (reset by an accepted token) (default true).
+   * pauses drafting for 1, 2, 4 … 32 passes (reset by an accepted token); and drafting pauses for 4, 8 … 64 passes
+   * whenever the measured tokens per ms of drafting passes (draft + verify time) falls below that of plain passes, so
+   * a source that does not pay costs only its occasional probe (default true).
    */
   adaptive?: boolean;
 }
@@ -458,10 +482,57 @@ export interface SpeculativeStats extends GenerationStats {
   meanTreeNodes?: number;
 }
 
+/** Decayed sums of the tokens and milliseconds of a kind of pass; the rate is tokens per ms. */
+class Rate {
+  tokens = 0;
+  ms = 0;
+  n = 0;
+  add(tokens: number, ms: number): void {
+    this.tokens = 0.9 * this.tokens + tokens;
+    this.ms = 0.9 * this.ms + ms;
+    this.n++;
+  }
+  get value(): number {
+    return this.tokens / Math.max(this.ms, 1e-3);
+  }
+}
+
+/**
+ * Whether a chain pass drafts, from measured speed: the tokens per ms of passes that drafted (draft + verify time,
+ * accepted + 1 tokens) against passes that did not. The first passes of a decoder measure plain decoding; once both
+ * kinds have 3 passes, drafting slower than plain pauses it for 4, 8 … 64 passes (the pause doubles each time the
+ * probe after it is slower too; a faster probe resets it). Kept across `generate` calls of one decoder.
+ */
+class SpeedGate {
+  readonly spec = new Rate();
+  readonly plain = new Rate();
+  private pause = 3;
+  private backoff = 4;
+  /** Whether this pass may draft. */
+  drafting(): boolean {
+    if (this.pause > 0) {
+      this.pause--;
+      return false;
+    }
+    return true;
+  }
+  record(drafted: boolean, tokens: number, ms: number): void {
+    (drafted ? this.spec : this.plain).add(tokens, ms);
+    if (!drafted || this.spec.n < 3 || this.plain.n < 3) return;
+    if (this.spec.value < this.plain.value) {
+      this.pause = this.backoff;
+      this.backoff = Math.min(2 * this.backoff, 64);
+    } else {
+      this.backoff = 4;
+    }
+  }
+}
+
 /**
  * Picks the tree size per step. Each candidate size (1, 2, 4 … max) keeps decayed sums of the tokens its passes
  * produced (accepted + 1) and their draft + verify milliseconds; the decoder uses the size of the best measured rate
- * and tries a neighbour every 4 passes (the first 48), then every 12, moving to it when it measured at least 3 passes and is 5% faster. A pass
+ * and tries a neighbour every 4 passes — every 8, 16 … 64 after probes that measured no faster — moving to it when it
+ * measured at least 3 passes and is 5% faster; a size's first pass (its kernels being built) is not measured. A pass
  * whose sources proposed nothing was a plain step: it counts for size 1, whatever size was asked for. So a source
  * that does not pay drifts to size 1 (plain decoding) and costs only the occasional probe.
  */
@@ -473,6 +544,10 @@ class TreeSizer {
   private at: number;
   private trying: number | undefined;
   private pass = 0;
+  /** Passes between probes: 4, doubled (up to 64) each time a probed neighbour measured no faster. */
+  private interval = 4;
+  /** Sizes that ran once: a size's first pass builds its kernels, so it is not measured. */
+  private readonly warm = new Set<number>();
   /** The last probe went up; the first probe goes down (towards plain decoding, the cheaper side). */
   private flip = true;
   constructor(
@@ -495,7 +570,7 @@ class TreeSizer {
     if (!this.dynamic) return this.sizes[this.at]!;
     this.pass++;
     this.trying = undefined;
-    if (this.pass % (this.pass <= 48 ? 4 : 12) === 0) {
+    if (this.pass % this.interval === 0) {
       // probe a neighbour, alternately up and down
       this.flip = !this.flip;
       const j = this.flip ? this.at + 1 : this.at - 1;
@@ -509,14 +584,23 @@ class TreeSizer {
   /** Report a pass: the nodes its tree had (root included), the tokens it produced (accepted + 1) and its time. */
   record(nodes: number, tokens: number, ms: number): void {
     if (!this.dynamic) return;
-    const i = nodes <= 1 ? 0 : (this.trying ?? this.at);
+    const probe = this.trying;
+    const i = nodes <= 1 ? 0 : (probe ?? this.at);
+    const size = nodes <= 1 ? 1 : this.sizes[i]!;
+    if (!this.warm.has(size)) {
+      this.warm.add(size);
+      return;
+    }
     this.tokens[i] = 0.9 * this.tokens[i]! + tokens;
     this.ms[i] = 0.9 * this.ms[i]! + ms;
     this.n[i]!++;
     const here = this.n[this.at]! >= 3 ? this.rate(this.at) : 0;
+    const from = this.at;
     for (const j of [this.at - 1, this.at + 1]) {
       if (j >= 0 && j < this.sizes.length && this.n[j]! >= 3 && this.rate(j) > 1.05 * here) this.at = j;
     }
+    if (this.at !== from) this.interval = 4;
+    else if (probe !== undefined && i === probe && this.n[i]! >= 3) this.interval = Math.min(2 * this.interval, 64);
   }
 }
 
@@ -526,6 +610,10 @@ class TreeSizer {
  */
 export class SpeculativeDecoder {
   stats: SpeculativeStats | undefined;
+  /** Chain mode's measured speed of drafting vs plain passes (adaptive), kept across `generate` calls. */
+  private gate: SpeedGate | undefined;
+  /** Tree mode's per-size measurements, kept across `generate` calls. */
+  private sizer: TreeSizer | undefined;
   readonly source: DraftSource;
   /**
    * A decoder for `target` (create it with `hidden: true` when a source wants the hidden state) drafting from
@@ -571,7 +659,10 @@ export class SpeculativeDecoder {
     const maxNodes = Math.min(TREE_MAX_NODES, treeOpts?.maxNodes ?? 16);
     const dynamic = treeOpts?.dynamic ?? true;
     // dynamic sizing starts small: a larger tree must prove itself faster first
-    const sizer = treeOpts ? new TreeSizer(treeOpts.nodes ?? (dynamic ? 2 : 8), maxNodes, dynamic) : undefined;
+    // measurements carry over from one generate call to the next
+    const sizer = treeOpts
+      ? (this.sizer ??= new TreeSizer(treeOpts.nodes ?? (dynamic ? 2 : 8), maxNodes, dynamic))
+      : undefined;
     const sources = this.source instanceof MixedDraft ? this.source.sources : [this.source];
     let treeNodes = 0;
     const startLen = this.opts.draftLen ?? 4;
@@ -581,6 +672,7 @@ export class SpeculativeDecoder {
     /** Passes left without drafting, and the next such pause (adaptive mode). */
     let pause = 0;
     let backoff = 1;
+    const gate = (this.gate ??= new SpeedGate());
     const seq = target.newSequence();
     let passes = 0;
     let drafted = 0;
@@ -636,14 +728,17 @@ export class SpeculativeDecoder {
         }
         // no more drafts than tokens still wanted or positions left
         const room = Math.min(k, maxTokens - made - 1, maxSeq - seq.length - 1);
+        const tPass = performance.now();
+        const allowed = !adaptive || gate.drafting();
         const draft: Draft =
-          room > 0 && pause === 0 ? await this.source.propose(context, room, opts, rand) : { tokens: [] };
-        if (pause > 0) pause--;
+          room > 0 && pause === 0 && allowed ? await this.source.propose(context, room, opts, rand) : { tokens: [] };
+        if (pause > 0 && allowed) pause--;
         if (draft.tokens.length > room) {
           draft.tokens.length = room;
           if (draft.probs) draft.probs.length = room;
         }
         const v = await verifyDraft(target, seq, cur, draft, opts, rand, wantsHidden);
+        if (adaptive) gate.record(draft.tokens.length > 0, v.accepted + 1, performance.now() - tPass);
         if (v.hidden) this.source.observe?.(v.hidden);
         passes++;
         drafted += draft.tokens.length;

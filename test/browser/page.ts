@@ -14,14 +14,19 @@ interface PageResult {
   error?: string;
 }
 
+const res: PageResult = { adapter: '', cases: 0, mismatches: [] };
+
 async function main(): Promise<PageResult> {
-  const res: PageResult = { adapter: '', cases: 0, mismatches: [] };
+  // what the page's adapter says about itself, reported even when a run fails
+  const gpu = (globalThis as unknown as { navigator: { gpu: GPU } }).navigator.gpu;
+  const info = (await gpu.requestAdapter())?.info;
+  res.adapter = info ? `${info.description} (${info.vendor}/${info.architecture}/${info.device})` : 'none';
   const gpt = buildTinyGpt();
   const feeds = { input_ids: makeTensor('i64', [1, 6], [3, 1, 4, 1, 5, 9]) };
   const session = await compile(gpt, { backend: 'webgpu', poison: true });
   const ex = (session as unknown as { executor: { backend: { ctx: { caps: { adapterDescription: string } } } } })
     .executor;
-  res.adapter = ex.backend.ctx.caps.adapterDescription;
+  res.adapter += ` = ${ex.backend.ctx.caps.adapterDescription}`;
   const got = await session.run(feeds);
   const ref = interpret(gpt, feeds);
   const m = compareWithReference('logits', got['logits']!, ref['logits']!, tolerance('f32', true));
@@ -43,5 +48,5 @@ async function main(): Promise<PageResult> {
 
 const report = (r: PageResult) => fetch('/result', { method: 'POST', body: JSON.stringify(r) });
 main().then(report, (e: unknown) =>
-  report({ adapter: '', cases: 0, mismatches: [], error: e instanceof Error ? `${e.message}\n${e.stack}` : String(e) }),
+  report({ ...res, error: e instanceof Error ? `${e.message}\n${e.stack}` : String(e) }),
 );
