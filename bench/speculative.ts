@@ -4,7 +4,8 @@
  * mean accepted tokens per target pass, target passes per generated token and decode tok/s, beside plain decoding on
  * the same paged target, with a check that every configuration's text equals plain decoding's. `tree:` rows verify
  * token trees (SpecInfer): each source's proposal (Medusa: its top-k candidate tree) merged into one tree per target
- * pass, the tree size chosen per step from measured tokens per ms (dynamic).
+ * pass, the tree size chosen per step from measured tokens per ms (dynamic). Chain rows are adaptive (dynamic):
+ * drafting pauses while it measures slower than plain passes. `self:int4` is the target RTN-quantized to 4 bits.
  *
  *   npm run bench -- speculative [TOKENS]     (default 128 new tokens for each of 3 prompts)
  */
@@ -47,14 +48,28 @@ export async function benchSpeculative(): Promise<void> {
       blockSize: 16,
       numBlocks: 40,
     });
+  const selfInt4 = (m: ReturnType<typeof loadLanguageModel>) =>
+    ModelDraft.self(
+      m.config as LlamaConfig,
+      loadLlama2c(readFileSync(file)).weights,
+      { bits: 4 },
+      {
+        backend: 'webgpu',
+        blockSize: 16,
+        numBlocks: 40,
+      },
+    );
   const configs: [string, (m: ReturnType<typeof loadLanguageModel>) => Promise<DraftSource[]>][] = [
     ['plain', async () => []],
     ['ngram', async () => [new NgramDraft()]],
     ['self:3', async (m) => [await self3(m)]],
+    ['self:int4', async (m) => [await selfInt4(m)]],
+    ['self:int4 (fixed length)', async (m) => [await selfInt4(m)]],
     ['medusa', async (m) => [medusa(m)]],
     ['medusa+ngram', async (m) => [medusa(m), new NgramDraft()]],
     ['tree:ngram', async () => [new NgramDraft()]],
     ['tree:self:3', async (m) => [await self3(m)]],
+    ['tree:self:int4', async (m) => [await selfInt4(m)]],
     ['tree:medusa', async (m) => [medusa(m)]],
     ['tree:ngram+medusa', async (m) => [new NgramDraft(), medusa(m)]],
     ['tree:ngram+medusa+self:3', async (m) => [new NgramDraft(), medusa(m), await self3(m)]],
@@ -62,7 +77,16 @@ export async function benchSpeculative(): Promise<void> {
   ];
   const only = process.env['KILN_BENCH_ONLY']?.split(',');
   const rows = [
-    ['drafts', 'decode tok/s', 'vs plain', 'target passes / token', 'accepted / pass', 'nodes / pass', 'same text'],
+    [
+      'drafts',
+      'dynamic',
+      'decode tok/s',
+      'vs plain',
+      'target passes / token',
+      'accepted / pass',
+      'nodes / pass',
+      'same text',
+    ],
   ];
   let plainRate = 0;
   let plainText: number[][] = [];
@@ -80,6 +104,7 @@ export async function benchSpeculative(): Promise<void> {
     const dec = new SpeculativeDecoder(target, {
       draft: sources,
       draftLen: 4,
+      ...(name.includes('fixed') ? { adaptive: false } : {}),
       ...(tree ? { tree: name.includes('static') ? { nodes: 8, dynamic: false } : {} } : {}),
     });
     let nodes = 0;
@@ -112,6 +137,7 @@ export async function benchSpeculative(): Promise<void> {
     }
     rows.push([
       name,
+      name === 'plain' || name.includes('static') || name.includes('fixed') ? 'no' : 'yes',
       rate.toFixed(1),
       `${(rate / plainRate).toFixed(2)}×`,
       (passes / (made + PROMPTS.length)).toFixed(3),

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import '../../ir/ops/index.js';
 import { KilnError } from '../../ir/errors.js';
+import { printGraph } from '../../ir/text.js';
 import type { LlamaConfig, WeightSource } from '../../src/models/config.js';
 import { buildLlama } from '../../src/models/llama.js';
 import { PagedLanguageModel } from '../../src/generate/paged.js';
@@ -135,6 +136,74 @@ describe('speculative decoding: greedy exactness', () => {
     );
   }, 600_000);
 
+  it('adaptive: a right but slow draft is paused for plain passes; a right and fast one keeps drafting', async () => {
+    const c = config({ vocab: 7, maxSeq: 96 });
+    const w = randomLlamaWeights(c, 99);
+    const target = await paged(c, w, 4);
+    try {
+      const want = await plainGreedy(target, [1, 2, 3], 80);
+      const oracle = (delayMs: number): DraftSource => ({
+        name: 'oracle',
+        propose: async (ctx, k) => {
+          if (delayMs) await new Promise((r) => setTimeout(r, delayMs));
+          const made = ctx.length - 3;
+          return { tokens: want.slice(made, made + k) };
+        },
+      });
+      // 60 ms per proposal of 1 token: 2 tokens per drafting pass, far slower than a reference pass of this model
+      const slow = await generate(target, [1, 2, 3], {
+        maxTokens: 80,
+        speculative: { draft: oracle(60), draftLen: 1, maxDraftLen: 1 },
+      });
+      expect(slow.tokens).toEqual(want);
+      // 3 plain passes measure plain decoding, 3 drafting passes measure drafting, then probes after pauses of 4, 8 …
+      const draftingPasses = slow.stats.draftedTokens;
+      expect(draftingPasses).toBeGreaterThanOrEqual(3);
+      expect(draftingPasses).toBeLessThanOrEqual(10);
+      // the same draft without the delay: 2 tokens per pass at about one pass's cost, so drafting never pauses
+      const fast = await generate(target, [1, 2, 3], {
+        maxTokens: 80,
+        speculative: { draft: oracle(0), draftLen: 1, maxDraftLen: 1 },
+      });
+      expect(fast.tokens).toEqual(want);
+      expect(fast.stats.targetPasses).toBeLessThanOrEqual(3 + Math.ceil((80 - 1 - 3) / 2) + 1);
+      // adaptive off: the slow draft drafts every pass
+      const fixed = await generate(target, [1, 2, 3], {
+        maxTokens: 20,
+        speculative: { draft: oracle(1), draftLen: 1, maxDraftLen: 1, adaptive: false },
+      });
+      // (the last pass has no room left for a draft)
+      expect(fixed.stats.draftedTokens).toBeGreaterThanOrEqual(fixed.stats.targetPasses - 1);
+    } finally {
+      target.dispose();
+    }
+  }, 120_000);
+
+  it('self:int4 (the target RTN-quantized to 4 bits) drafts and keeps the greedy text', async () => {
+    const c = config({ dim: 32, hiddenDim: 64, heads: 2, kvHeads: 1, vocab: 11 });
+    const w = randomLlamaWeights(c, 5);
+    const target = await paged(c, w, 4);
+    const q = await ModelDraft.self(c, w, { bits: 4 }, { backend: 'reference', blockSize: 4 });
+    try {
+      expect(q.name).toBe('self:int4');
+      // its projections hold packed 4-bit weights
+      expect(printGraph(q.model.session.graph)).toMatch(/blockq\(bits=4,/);
+      const want = await plainGreedy(target, [1, 2, 3], 16);
+      const { tokens, stats } = await generate(target, [1, 2, 3], {
+        maxTokens: 16,
+        speculative: { draft: q, draftLen: 3, adaptive: false },
+      });
+      expect(tokens).toEqual(want);
+      // it drafted and some drafts were right (this random model's logits are close together, so 4 bits flip many)
+      expect(stats.draftedTokens).toBeGreaterThan(0);
+      expect(stats.acceptedTokens).toBeGreaterThan(0);
+      await expect(ModelDraft.self(c, w, { layers: 3 })).rejects.toThrow(KilnError);
+    } finally {
+      q.dispose();
+      target.dispose();
+    }
+  }, 120_000);
+
   it('a draft always right takes fewer target passes than tokens; stop tokens end the output as in plain decoding', async () => {
     const c = config({ vocab: 7 });
     const w = randomLlamaWeights(c, 99);
@@ -163,7 +232,7 @@ describe('speculative decoding: greedy exactness', () => {
       const r = await generate(target, [1, 2, 3], {
         maxTokens: 20,
         stop: [stopAt],
-        speculative: { draft: oracle, draftLen: 4 },
+        speculative: { draft: oracle, draftLen: 4, adaptive: false },
       });
       expect(r.tokens).toEqual(cut);
       await expect(
@@ -387,7 +456,7 @@ describe('kiln generate --speculative', () => {
     expect(same.status, same.stderr).toBe(0);
     expect(same.stdout).toBe(plain.stdout);
     expect(same.stderr).toMatch(/\(speculative draft, .*\(100%\)/);
-    for (const spec of ['ngram', 'self:2', 'ngram:2+self']) {
+    for (const spec of ['ngram', 'self:2', 'ngram:2+self', 'self:int4', 'self:2:int8']) {
       const r = await kiln(...base, '--speculative', spec, '--draft-len', '3');
       expect(r.status, r.stderr).toBe(0);
       expect(r.stdout).toBe(plain.stdout);
@@ -439,6 +508,8 @@ describe('kiln generate --speculative', () => {
       [['--speculative', 'medusa:/nonexistent.json'], /no such file/],
       [['--speculative', 'eagle'], /unknown --speculative 'eagle'/],
       [['--speculative', 'self:9'], /self:K wants an integer from 1 to 5/],
+      [['--speculative', 'self:int3'], /expected self\[:K\]\[:int4\|:int8\]/],
+      [['--speculative', 'self:int4:2'], /expected self/],
       [['--speculative', 'ngram', '--draft-len', '0'], /--draft-len wants an integer/],
       [['--speculative', 'draft'], /needs --draft MODEL/],
       [['--speculative', 'ngram', '--batch', '2'], /drop --batch/],
