@@ -6,7 +6,7 @@
  * - the output error against the unquantized model on the calibration half of `--text` (its first half): rel-L2 of
  *   the logits and KL(f32 ‖ quantized) of the next-token distribution, averaged over the scored positions;
  * - with `--eval`: perplexity before and after on the evaluation half (the second half of `--text`);
- * - `--out OUT`: the quantized graph as kiln IR text.
+ * - `--out OUT`: the quantized graph as kiln IR text, as GGUF (`.gguf`, LLaMA) or as ONNX (`.onnx`).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -51,7 +51,8 @@ export const QUANTIZE_HELP = `  quantize MODEL [options]            weight-only 
       --eval                          its second half evaluates (perplexity before / after, with --eval)
       --window N, --max-windows N     evaluation windows (default 256 tokens, all); --calib-windows N (default 4, 8 for gptq / awq)
       --layer-error                   per layer: the logits error with only that layer quantized (first window)
-      --out OUT                       write the quantized graph as kiln IR text; OUT.gguf: as a GGUF llama file
+      --out OUT                       write the quantized graph as kiln IR text; OUT.gguf: as a GGUF llama file;
+                                      OUT.onnx: as ONNX (MatMulNBits / MatMulInteger)
                                       (int8 -> Q8_0, int4 -> Q4_0 / Q4_1; weights no ggml format holds as F32)
       --tokenizer F, --backend B      as for perplexity (default backend auto)`;
 
@@ -338,6 +339,11 @@ export async function quantizeCommand(rest: string[], io: QuantizeIo): Promise<n
         `${g.roundedScales ? `; ${g.roundedScales} block scales rounded to f16` : '; scales exact in f16'}\n`,
     );
     for (const t of g.tensors) if (/dequantized/.test(t.source)) io.out(`  ${t.name}: F32 (${t.source})\n`);
+  } else if (values.out !== undefined && /\.onnx$/i.test(values.out)) {
+    // quantized ops as com.microsoft MatMulNBits / GatherBlockQuantized, W8A8 as DynamicQuantizeLinear + MatMulInteger
+    const { exportOnnxFile } = await import('./frontends/onnx/export.js');
+    const r = await exportOnnxFile(quant.graph, values.out);
+    io.out(`wrote ${values.out} (${r.modelBytes} bytes)\n`);
   } else if (values.out !== undefined) {
     writeFileSync(values.out, printGraph(quant.graph));
   }
