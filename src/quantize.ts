@@ -327,6 +327,7 @@ export async function quantizeCommand(rest: string[], io: QuantizeIo): Promise<n
       `(${(report.bytesBefore / Math.max(report.bytesAfter, 1)).toFixed(2)}x)\n`,
   );
   const gguf = values.out !== undefined && /\.gguf$/i.test(values.out);
+  const onnx = values.out !== undefined && /\.onnx$/i.test(values.out);
   if (values.out !== undefined && gguf) {
     if (quant.config.arch !== 'llama') throw usage('--out X.gguf writes LLaMA models only');
     const { llamaGguf } = await import('./frontends/gguf-write.js');
@@ -339,11 +340,11 @@ export async function quantizeCommand(rest: string[], io: QuantizeIo): Promise<n
         `${g.roundedScales ? `; ${g.roundedScales} block scales rounded to f16` : '; scales exact in f16'}\n`,
     );
     for (const t of g.tensors) if (/dequantized/.test(t.source)) io.out(`  ${t.name}: F32 (${t.source})\n`);
-  } else if (values.out !== undefined && /\.onnx$/i.test(values.out)) {
+  } else if (values.out !== undefined && onnx) {
     // quantized ops as com.microsoft MatMulNBits / GatherBlockQuantized, W8A8 as DynamicQuantizeLinear + MatMulInteger
     const { exportOnnxFile } = await import('./frontends/onnx/export.js');
     const r = await exportOnnxFile(quant.graph, values.out);
-    io.out(`wrote ${values.out} (${r.modelBytes} bytes)\n`);
+    io.out(`ONNX: ${r.modelBytes} bytes\n`);
   } else if (values.out !== undefined) {
     writeFileSync(values.out, printGraph(quant.graph));
   }
@@ -407,6 +408,6 @@ export async function quantizeCommand(rest: string[], io: QuantizeIo): Promise<n
     lmF.dispose();
     lmQ.dispose();
   }
-  if (values.out !== undefined) io.out(`wrote ${values.out} (${gguf ? 'GGUF' : 'kiln IR text'})\n`);
+  if (values.out !== undefined) io.out(`wrote ${values.out} (${gguf ? 'GGUF' : onnx ? 'ONNX' : 'kiln IR text'})\n`);
   return 0;
 }
