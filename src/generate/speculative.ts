@@ -688,6 +688,14 @@ export class SpeculativeDecoder {
       const lastRow = logits!.data.subarray((prompt.length - 1) * V, prompt.length * V);
       let cur = sampled ? draw(samplingDistribution(lastRow, opts), rand) : argmax(lastRow);
       tFirst = performance.now();
+      // A pass is timed from its start to the next pass's start: its draft, its verification, the hidden state's
+      // hand-over and the consumer taking its tokens — what decoding that way costs.
+      let pending: { start: number; record: (ms: number) => void } | undefined;
+      const startPass = (record: (ms: number) => void) => {
+        const now = performance.now();
+        pending?.record(now - pending.start);
+        pending = { start: now, record };
+      };
       for (;;) {
         if (opts.signal?.aborted || stop.has(cur)) break;
         yield cur;
@@ -696,15 +704,17 @@ export class SpeculativeDecoder {
         if (sizer) {
           // tree mode: every source proposes, one merged tree, one target pass
           const left = Math.min(maxTokens - made - 1, maxSeq - seq.length - 1);
+          // the previous pass is recorded before the sizer picks (and may probe) this one's size
+          let record = (_ms: number) => {};
+          startPass((ms) => record(ms));
           const size = left > 0 ? sizer.next() : 1;
-          const t0 = performance.now();
           const tree =
             size > 1
               ? await mergeProposals(sources, context, size, Math.min(treeOpts!.depth ?? 6, left), opts, rand)
               : new TokenTree(cur, 1);
           // depth past what is still wanted is cut by keeping only nodes within `left` of the root
           const v = await verifyTree(target, seq, tree.size > 1 ? cutDepth(tree, left) : tree, opts, rand, wantsHidden);
-          sizer.record(tree.size, v.accepted + 1, performance.now() - t0);
+          record = (ms) => sizer.record(tree.size, v.accepted + 1, ms);
           if (v.hidden) this.source.observe?.(v.hidden);
           passes++;
           treeNodes += tree.size - 1;
@@ -728,7 +738,8 @@ export class SpeculativeDecoder {
         }
         // no more drafts than tokens still wanted or positions left
         const room = Math.min(k, maxTokens - made - 1, maxSeq - seq.length - 1);
-        const tPass = performance.now();
+        let record = (_ms: number) => {};
+        startPass((ms) => record(ms));
         const allowed = !adaptive || gate.drafting();
         const draft: Draft =
           room > 0 && pause === 0 && allowed ? await this.source.propose(context, room, opts, rand) : { tokens: [] };
@@ -738,7 +749,7 @@ export class SpeculativeDecoder {
           if (draft.probs) draft.probs.length = room;
         }
         const v = await verifyDraft(target, seq, cur, draft, opts, rand, wantsHidden);
-        if (adaptive) gate.record(draft.tokens.length > 0, v.accepted + 1, performance.now() - tPass);
+        if (adaptive) record = (ms) => gate.record(draft.tokens.length > 0, v.accepted + 1, ms);
         if (v.hidden) this.source.observe?.(v.hidden);
         passes++;
         drafted += draft.tokens.length;
