@@ -482,46 +482,62 @@ export interface SpeculativeStats extends GenerationStats {
   meanTreeNodes?: number;
 }
 
-/** Decayed sums of the tokens and milliseconds of a kind of pass; the rate is tokens per ms. */
-class Rate {
-  tokens = 0;
-  ms = 0;
+/**
+ * Paired measurements: each sample is a pass of the option tried and the latest pass of the baseline before it, so a
+ * drift in what a pass costs (longer context, new shapes, the machine's load) hits both sides alike. Decayed sums of
+ * both sides' tokens and milliseconds; `ratio` is the option's tokens per ms over the baseline's.
+ */
+class Pairs {
+  private t = [0, 0];
+  private ms = [0, 0];
   n = 0;
-  add(tokens: number, ms: number): void {
-    this.tokens = 0.9 * this.tokens + tokens;
-    this.ms = 0.9 * this.ms + ms;
+  add(tokens: number, ms: number, baseTokens: number, baseMs: number): void {
+    this.t = [0.8 * this.t[0]! + tokens, 0.8 * this.t[1]! + baseTokens];
+    this.ms = [0.8 * this.ms[0]! + ms, 0.8 * this.ms[1]! + baseMs];
     this.n++;
   }
-  get value(): number {
-    return this.tokens / Math.max(this.ms, 1e-3);
+  get ratio(): number {
+    return (this.t[0]! / Math.max(this.ms[0]!, 1e-3)) * (this.ms[1]! / Math.max(this.t[1]!, 1e-3));
   }
 }
 
 /**
- * Whether a chain pass drafts, from measured speed: the tokens per ms of passes that drafted (draft + verify time,
- * accepted + 1 tokens) against passes that did not. The first passes of a decoder measure plain decoding; once both
- * kinds have 3 passes, drafting slower than plain pauses it for 4, 8 … 64 passes (the pause doubles each time the
- * probe after it is slower too; a faster probe resets it). Kept across `generate` calls of one decoder.
+ * Whether a chain pass drafts, from measured speed: each drafting pass (draft + verify + hand-over time, accepted + 1
+ * tokens) is paired with the latest plain pass. A decoder's first 3 passes are plain; a plain pass also comes every
+ * 16 drafting passes to keep the baseline fresh. Once 3 pairs are in, drafting slower than plain pauses it for 4,
+ * 8 … 128 passes (the pause doubles each time the probe after it is slower too; a faster probe resets it). Kept across
+ * `generate` calls of one decoder.
  */
 class SpeedGate {
-  readonly spec = new Rate();
-  readonly plain = new Rate();
+  private readonly pairs = new Pairs();
+  private lastPlain: { tokens: number; ms: number } | undefined;
   private pause = 3;
   private backoff = 4;
+  private sincePlain = 0;
   /** Whether this pass may draft. */
   drafting(): boolean {
     if (this.pause > 0) {
       this.pause--;
       return false;
     }
+    if (++this.sincePlain > 16) {
+      this.sincePlain = 0;
+      return false;
+    }
     return true;
   }
   record(drafted: boolean, tokens: number, ms: number): void {
-    (drafted ? this.spec : this.plain).add(tokens, ms);
-    if (!drafted || this.spec.n < 3 || this.plain.n < 3) return;
-    if (this.spec.value < this.plain.value) {
+    if (!drafted) {
+      this.lastPlain = { tokens, ms };
+      this.sincePlain = 0;
+      return;
+    }
+    if (!this.lastPlain) return;
+    this.pairs.add(tokens, ms, this.lastPlain.tokens, this.lastPlain.ms);
+    if (this.pairs.n < 3) return;
+    if (this.pairs.ratio < 1) {
       this.pause = this.backoff;
-      this.backoff = Math.min(2 * this.backoff, 64);
+      this.backoff = Math.min(2 * this.backoff, 128);
     } else {
       this.backoff = 4;
     }
@@ -529,24 +545,21 @@ class SpeedGate {
 }
 
 /**
- * Picks the tree size per step. Each candidate size (1, 2, 4 … max) keeps decayed sums of the tokens its passes
- * produced (accepted + 1) and their draft + verify milliseconds; the decoder uses the size of the best measured rate
- * and tries a neighbour every 4 passes — every 8, 16 … 64 after probes that measured no faster — moving to it when it
- * measured at least 3 passes and is 5% faster; a size's first pass (its kernels being built) is not measured. A pass
- * whose sources proposed nothing was a plain step: it counts for size 1, whatever size was asked for. So a source
- * that does not pay drifts to size 1 (plain decoding) and costs only the occasional probe.
+ * Picks the tree size per step: a current size (1, 2, 4 … max; 1 is a plain step) and, every `interval` passes, a
+ * probe of a neighbouring size (alternately down and up). A probe is paired with the pass before it at the current
+ * size (`Pairs`: tokens produced, accepted + 1, per ms of draft + verify + hand-over); after 3 probes of a neighbour
+ * the decoder moves to it when it was 5% faster, and otherwise probes half as often (every 4, 8 … 64 passes). A
+ * size's first pass (its kernels being built) is not measured. A source that does not pay therefore leaves the
+ * decoder at size 1 (plain decoding) with a probe every 64 passes.
  */
 class TreeSizer {
   private readonly sizes: number[];
-  private readonly tokens: number[];
-  private readonly ms: number[];
-  private readonly n: number[];
+  private pairs: Pairs[];
   private at: number;
   private trying: number | undefined;
+  private last: { tokens: number; ms: number } | undefined;
   private pass = 0;
-  /** Passes between probes: 4, doubled (up to 64) each time a probed neighbour measured no faster. */
   private interval = 4;
-  /** Sizes that ran once: a size's first pass builds its kernels, so it is not measured. */
   private readonly warm = new Set<number>();
   /** The last probe went up; the first probe goes down (towards plain decoding, the cheaper side). */
   private flip = true;
@@ -558,9 +571,7 @@ class TreeSizer {
     this.sizes = [1];
     for (let n = 2; n < max; n *= 2) this.sizes.push(n);
     if (max > 1) this.sizes.push(max);
-    this.tokens = this.sizes.map(() => 0);
-    this.ms = this.sizes.map(() => 0);
-    this.n = this.sizes.map(() => 0);
+    this.pairs = this.sizes.map(() => new Pairs());
     let best = 0;
     this.sizes.forEach((n, i) => (Math.abs(n - start) < Math.abs(this.sizes[best]! - start) ? (best = i) : 0));
     this.at = best;
@@ -570,37 +581,38 @@ class TreeSizer {
     if (!this.dynamic) return this.sizes[this.at]!;
     this.pass++;
     this.trying = undefined;
-    if (this.pass % this.interval === 0) {
-      // probe a neighbour, alternately up and down
+    if (this.pass % this.interval === 0 && this.last) {
       this.flip = !this.flip;
       const j = this.flip ? this.at + 1 : this.at - 1;
       if (j >= 0 && j < this.sizes.length) this.trying = j;
     }
     return this.sizes[this.trying ?? this.at]!;
   }
-  private rate(i: number): number {
-    return this.tokens[i]! / Math.max(this.ms[i]!, 1e-3);
-  }
   /** Report a pass: the nodes its tree had (root included), the tokens it produced (accepted + 1) and its time. */
   record(nodes: number, tokens: number, ms: number): void {
     if (!this.dynamic) return;
     const probe = this.trying;
-    const i = nodes <= 1 ? 0 : (probe ?? this.at);
-    const size = nodes <= 1 ? 1 : this.sizes[i]!;
+    const size = nodes <= 1 ? 1 : this.sizes[probe ?? this.at]!;
     if (!this.warm.has(size)) {
       this.warm.add(size);
       return;
     }
-    this.tokens[i] = 0.9 * this.tokens[i]! + tokens;
-    this.ms[i] = 0.9 * this.ms[i]! + ms;
-    this.n[i]!++;
-    const here = this.n[this.at]! >= 3 ? this.rate(this.at) : 0;
-    const from = this.at;
-    for (const j of [this.at - 1, this.at + 1]) {
-      if (j >= 0 && j < this.sizes.length && this.n[j]! >= 3 && this.rate(j) > 1.05 * here) this.at = j;
+    if (probe === undefined) {
+      this.last = { tokens, ms };
+      return;
     }
-    if (this.at !== from) this.interval = 4;
-    else if (probe !== undefined && i === probe && this.n[i]! >= 3) this.interval = Math.min(2 * this.interval, 64);
+    if (!this.last) return;
+    const p = this.pairs[probe]!;
+    p.add(tokens, ms, this.last.tokens, this.last.ms);
+    if (p.n < 3) return;
+    if (p.ratio > 1.05) {
+      this.at = probe;
+      this.pairs = this.sizes.map(() => new Pairs());
+      this.last = undefined;
+      this.interval = 4;
+    } else {
+      this.interval = Math.min(2 * this.interval, 64);
+    }
   }
 }
 
