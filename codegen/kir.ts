@@ -130,7 +130,13 @@ export type Expr =
    * The value of `a` held by the lane whose index is this lane's XOR `mask` (a butterfly step of a warp reduction).
    * Only where the device's subgroups are 32 consecutive threads (CUDA warps), with all 32 lanes converged.
    */
-  | { readonly k: 'shuffle_xor'; readonly type: KType; readonly a: Expr; readonly mask: number };
+  | { readonly k: 'shuffle_xor'; readonly type: KType; readonly a: Expr; readonly mask: number }
+  /**
+   * The dot product of the four bytes of u32 words `a` and `b` (byte j = bits 8j..8j+7), read as signed (i8) or
+   * unsigned (u8) on both sides, as an exact i32: Σ_j a_j · b_j (|result| ≤ 4·255² fits). WGSL `dot4I8Packed` /
+   * `dot4U8Packed`, CUDA `__dp4a`; only where `DeviceCaps.dot4` holds (else build {@link dot4Scalar}).
+   */
+  | { readonly k: 'dot4'; readonly type: 'i32'; readonly signed: boolean; readonly a: Expr; readonly b: Expr };
 
 export type Stmt =
   | { readonly k: 'let'; readonly name: string; readonly value: Expr }
@@ -305,6 +311,37 @@ export function cast(type: KType, a: Expr): Expr {
 export const bitcast = (type: KType, a: Expr): Expr => ({ k: 'bitcast', type, a });
 /** `a` as held by the lane whose index is this lane's XOR `mask` (warp / subgroup butterfly; needs subgroup support). */
 export const shuffleXor = (a: Expr, mask: number): Expr => ({ k: 'shuffle_xor', type: a.type, a, mask });
+
+/** The 4-lane packed byte dot product of u32 words `a`, `b` (i32; see the `dot4` expression). */
+export const dot4 = (a: Expr, b: Expr, signed: boolean): Expr => ({
+  k: 'dot4',
+  type: 'i32',
+  signed,
+  a: cast('u32', a),
+  b: cast('u32', b),
+});
+
+/** Byte `j` of u32 word `w` as an i32, sign-extended when `signed`. */
+export function byteOf(w: Expr, j: number, signed: boolean): Expr {
+  if (signed) return bin('shr', bitcast('i32', bin('shl', w, c.u32(24 - 8 * j))), c.u32(24));
+  return cast('i32', bin('bitand', bin('shr', w, c.u32(8 * j)), c.u32(255)));
+}
+
+/** The same value as {@link dot4} from shifts, masks and multiplies (devices without a packed dot product). */
+export function dot4Scalar(a: Expr, b: Expr, signed: boolean): Expr {
+  const au = cast('u32', a);
+  const bu = cast('u32', b);
+  let s: Expr | undefined;
+  for (let j = 0; j < 4; j++) {
+    const p = bin('mul', byteOf(au, j, signed), byteOf(bu, j, signed));
+    s = s ? bin('add', s, p) : p;
+  }
+  return s!;
+}
+
+/** {@link dot4} where the device has it (`native`), else {@link dot4Scalar}. */
+export const dot4Of = (a: Expr, b: Expr, signed: boolean, native: boolean): Expr =>
+  native ? dot4(a, b, signed) : dot4Scalar(a, b, signed);
 
 // statements
 /** An immutable local `name` = `value` (read it with `v(name, value.type)`). */

@@ -65,6 +65,8 @@ export function legalize(k: Kernel): Kernel {
         return { ...e, a: expr(e.a) };
       case 'select':
         return { ...e, cond: expr(e.cond), a: expr(e.a), b: expr(e.b) };
+      case 'dot4':
+        return { ...e, a: expr(e.a), b: expr(e.b) };
       default:
         return e;
     }

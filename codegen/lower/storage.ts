@@ -37,6 +37,11 @@ export interface DeviceCaps {
    * the watchdog killed it.
    */
   readonly slowBarriers?: boolean;
+  /**
+   * A native packed 4×8-bit integer dot product (WGSL language feature `packed_4x8_integer_dot_product`, CUDA
+   * `__dp4a`): kernel IR's `dot4`. Absent: lowerings build the same sum from shifts and multiplies (`dot4Scalar`).
+   */
+  readonly dot4?: boolean;
   /** Tuned contraction schedules for this device (contraction/schedules.ts); absent: the static defaults. */
   readonly schedules?: ScheduleLookup;
 }

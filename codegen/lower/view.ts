@@ -77,6 +77,8 @@ export function applyInputLayouts(step: LoweredStep, layouts: readonly (StridedL
         return { ...e, a: expr(e.a, pre) };
       case 'select':
         return { ...e, cond: expr(e.cond, pre), a: expr(e.a, pre), b: expr(e.b, pre) };
+      case 'dot4':
+        return { ...e, a: expr(e.a, pre), b: expr(e.b, pre) };
       case 'shared_load':
         return { ...e, index: expr(e.index, pre) };
       default:

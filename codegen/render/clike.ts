@@ -40,6 +40,8 @@ export abstract class CLikeRenderer {
   abstract unary(op: UnOp, t: KType, a: string): string;
   /** The value of `a` in the lane whose index is this lane's XOR `mask` (warp / subgroup shuffle). */
   abstract shuffleXor(t: KType, a: string, mask: number): string;
+  /** The packed 4×8-bit dot product of u32 words `a`, `b` as an i32 (signed or unsigned bytes on both sides). */
+  abstract dot4(signed: boolean, a: string, b: string): string;
   /** The whole translation unit for a kernel around its rendered body. */
   abstract module(k: Kernel, body: string): string;
 
@@ -201,6 +203,8 @@ export abstract class CLikeRenderer {
         return this.bitcastExpr(e.type, e.a.type, this.expr(e.a));
       case 'shuffle_xor':
         return this.shuffleXor(e.type, this.expr(e.a), e.mask);
+      case 'dot4':
+        return this.dot4(e.signed, this.expr(e.a), this.expr(e.b));
     }
   }
 }

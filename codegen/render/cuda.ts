@@ -150,6 +150,10 @@ export class CudaRenderer extends CLikeRenderer {
         return `${op}f(${a})`; // expf logf sqrtf rsqrtf tanhf sinf cosf floorf ceilf erff
     }
   }
+  dot4(signed: boolean, a: string, b: string): string {
+    // sm_61+; the unsigned overload's sum (≤ 4·255²) fits an int
+    return signed ? `__dp4a((int)(${a}), (int)(${b}), 0)` : `((int)__dp4a((unsigned)(${a}), (unsigned)(${b}), 0u))`;
+  }
   shuffleXor(t: KType, a: string, mask: number): string {
     // __shfl_xor_sync has no bool overload: go through int
     if (t === 'bool') return `(__shfl_xor_sync(0xffffffffu, (int)(${a}), ${mask}) != 0)`;

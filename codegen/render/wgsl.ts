@@ -155,6 +155,9 @@ export class WgslRenderer extends CLikeRenderer {
   shuffleXor(_t: KType, a: string, mask: number): string {
     return `subgroupShuffleXor(${a}, ${mask}u)`;
   }
+  dot4(signed: boolean, a: string, b: string): string {
+    return signed ? `dot4I8Packed(${a}, ${b})` : `i32(dot4U8Packed(${a}, ${b}))`;
+  }
 
   module(k: Kernel, body: string): string {
     const usesF16 =
@@ -163,6 +166,8 @@ export class WgslRenderer extends CLikeRenderer {
     const out: string[] = [];
     if (usesF16) out.push('enable f16;');
     if (usesSubgroups) out.push('enable subgroups;');
+    // a language feature (navigator.gpu.wgslLanguageFeatures), not a device feature: `requires`, not `enable`
+    if (/\bdot4[IU]8Packed\(/.test(body)) out.push('requires packed_4x8_integer_dot_product;');
     if (out.length) out.push('');
     k.buffers.forEach((b, i) => {
       const elem = b.storage === 'f32' || b.storage === 'f16' || b.storage === 'i32' ? b.storage : 'u32';

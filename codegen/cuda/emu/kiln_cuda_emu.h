@@ -472,6 +472,20 @@ static inline int __float2int_rz(float x) {
 static inline int __float2int_rn(float x) { return __float2int_rz(nearbyintf(x)); }
 static inline int __float2int_rd(float x) { return __float2int_rz(floorf(x)); }
 static inline int __float2int_ru(float x) { return __float2int_rz(ceilf(x)); }
+/* __dp4a (sm_61+): c + the dot product of the four bytes of a and b, signed or unsigned bytes, wrapping as on the GPU */
+static inline int __dp4a(int a, int b, int c) {
+  uint32_t s = static_cast<uint32_t>(c);
+  for (int j = 0; j < 4; j++) {
+    const int x = static_cast<int8_t>(static_cast<uint32_t>(a) >> (8 * j));
+    const int y = static_cast<int8_t>(static_cast<uint32_t>(b) >> (8 * j));
+    s += static_cast<uint32_t>(x * y);
+  }
+  return static_cast<int>(s);
+}
+static inline unsigned __dp4a(unsigned a, unsigned b, unsigned c) {
+  for (int j = 0; j < 4; j++) c += ((a >> (8 * j)) & 255u) * ((b >> (8 * j)) & 255u);
+  return c;
+}
 static inline unsigned __float2uint_rz(float x) {
   if (!(x > 0.0f)) return 0u;
   if (x >= 4294967296.0f) return 4294967295u;

@@ -29,6 +29,7 @@ export const CUDA_CAPS: DeviceCaps = {
   maxSharedBytes: 48 * 1024,
   maxBuffersPerKernel: 64,
   maxGroupsPerDim: 65535,
+  dot4: true, // __dp4a (sm_61+; the emulation header defines it)
 };
 
 let availability: Promise<boolean> | undefined;

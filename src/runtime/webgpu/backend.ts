@@ -24,6 +24,7 @@ export function deviceCapsOf(ctx: GpuContext): DeviceCaps {
     maxBuffersPerKernel: c.maxStorageBuffersPerShaderStage,
     maxGroupsPerDim: c.maxComputeWorkgroupsPerDimension,
     cpu: isCpuAdapter(c.adapter),
+    dot4: c.packed4x8Dot,
     ...(/swiftshader/i.test(`${c.adapter.architecture} ${c.adapter.description}`) ? { slowBarriers: true } : {}),
   };
 }

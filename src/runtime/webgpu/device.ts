@@ -28,6 +28,8 @@ export interface GpuCapabilities {
   /** Smallest / largest subgroup size, when the adapter reports them (lavapipe: 8 / 8). */
   subgroupMinSize?: number;
   subgroupMaxSize?: number;
+  /** WGSL language feature `packed_4x8_integer_dot_product` (`dot4I8Packed` / `dot4U8Packed`). */
+  packed4x8Dot: boolean;
   /** `timestamp-query` is enabled on the device (per-step GPU timings in {@link encodeRun}). */
   timestampQuery: boolean;
   maxStorageBuffersPerShaderStage: number;
@@ -205,6 +207,7 @@ export function capabilitiesFingerprint(caps: GpuCapabilities): string {
   const parts = [
     caps.shaderF16 ? 'f16' : 'nof16',
     caps.subgroups ? `sg${caps.subgroupMinSize ?? '?'}-${caps.subgroupMaxSize ?? '?'}` : 'nosg',
+    caps.packed4x8Dot ? 'dp4' : 'nodp4',
     `wgs${caps.maxComputeWorkgroupStorageSize}`,
     `inv${caps.maxComputeInvocationsPerWorkgroup}`,
     `wg${caps.maxComputeWorkgroupSizeX}x${caps.maxComputeWorkgroupSizeY}x${caps.maxComputeWorkgroupSizeZ}`,
@@ -400,7 +403,7 @@ export async function acquireGpu(opts: AcquireGpuOptions = {}): Promise<GpuConte
       { cause: e },
     );
   }
-  const caps = readCapabilities(adapter, device, backend);
+  const caps = readCapabilities(adapter, device, backend, gpu);
   return new GpuContext(gpu, adapter, device, caps);
 }
 
@@ -416,7 +419,8 @@ export function gpuContextOf(device: GPUDevice, adapter?: GPUAdapter): GpuContex
   let ctx = external.get(device);
   if (!ctx) {
     const backend = isNode() ? 'node-webgpu' : 'navigator.gpu';
-    ctx = new GpuContext(undefined, adapter, device, readCapabilities(adapter, device, backend), true);
+    const gpu = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
+    ctx = new GpuContext(undefined, adapter, device, readCapabilities(adapter, device, backend, gpu), true);
     external.set(device, ctx);
   }
   return ctx;
@@ -426,6 +430,7 @@ function readCapabilities(
   adapter: GPUAdapter | undefined,
   device: GPUDevice,
   backend: GpuCapabilities['backend'],
+  gpu?: GPU,
 ): GpuCapabilities {
   const lim = device.limits;
   const info = (adapter?.info ??
@@ -448,6 +453,11 @@ function readCapabilities(
   const caps: GpuCapabilities = {
     shaderF16: device.features.has('shader-f16'),
     subgroups,
+    packed4x8Dot: Boolean(
+      (gpu as { wgslLanguageFeatures?: ReadonlySet<string> } | undefined)?.wgslLanguageFeatures?.has(
+        'packed_4x8_integer_dot_product',
+      ),
+    ),
     timestampQuery: device.features.has('timestamp-query'),
     maxStorageBuffersPerShaderStage: lim.maxStorageBuffersPerShaderStage,
     maxStorageBufferBindingSize: lim.maxStorageBufferBindingSize,
