@@ -323,6 +323,11 @@ export const dot4 = (a: Expr, b: Expr, signed: boolean): Expr => ({
 
 /** Byte `j` of u32 word `w` as an i32, sign-extended when `signed`. */
 export function byteOf(w: Expr, j: number, signed: boolean): Expr {
+  if (w.k === 'const') {
+    // folded here: WGSL rejects constant shifts that overflow (`0x01010101u << 24u`)
+    const b = Math.floor(w.value / 2 ** (8 * j)) & 255;
+    return c.i32(signed && b > 127 ? b - 256 : b);
+  }
   if (signed) return bin('shr', bitcast('i32', bin('shl', w, c.u32(24 - 8 * j))), c.u32(24));
   return cast('i32', bin('bitand', bin('shr', w, c.u32(8 * j)), c.u32(255)));
 }

@@ -6,6 +6,7 @@
 import { KilnError, UnsupportedError } from '../../ir/errors.js';
 import { stridesOf } from '../../ir/shape.js';
 import { zeros, type Axes, type Contraction, type View } from './contraction/contraction.js';
+import { dot4Schedule } from './contraction/dot4.js';
 import { lowerContraction } from './contraction/lower.js';
 import type { LowerCtx } from './kernel-builder.js';
 import { registerLowering } from './registry.js';
@@ -61,10 +62,15 @@ export function bstrides(shape: readonly number[], target: readonly number[]): n
   });
 }
 
-/** numpy matmul as a contraction (output [...batch, M, N]). */
-export function matmulContraction(ctx: LowerCtx, label: string): Contraction {
+/** A shape's or strides' last two entries swapped. */
+const swap2 = (x: readonly number[]) => [...x.slice(0, -2), x[x.length - 1]!, x[x.length - 2]!];
+
+/** numpy matmul as a contraction (output [...batch, M, N]); `transB`: b given as [..., N, K]. */
+export function matmulContraction(ctx: LowerCtx, label: string, transB = false): Contraction {
   const a = ctx.inputs[0]!.shape;
-  const b = ctx.inputs[1]!.shape;
+  const b = transB ? swap2(ctx.inputs[1]!.shape) : ctx.inputs[1]!.shape;
+  const bOp = operand(ctx, 1);
+  if (transB) bOp.st = swap2(bOp.st);
   const a2 = a.length === 1 ? [1, a[0]!] : a;
   const b2 = b.length === 1 ? [b[0]!, 1] : b;
   const ab = a2.slice(0, -2);
@@ -84,7 +90,7 @@ export function matmulContraction(ctx: LowerCtx, label: string): Contraction {
     label,
     dims: { batch, m: [M], n: [N], k: [K] },
     a: matmulView(0, a, operand(ctx, 0), 'a', batch),
-    b: matmulView(1, b, operand(ctx, 1), 'b', batch),
+    b: matmulView(1, b, bOp, 'b', batch),
     alpha: 1,
     beta: 1,
     out: { batch: bst.map((s) => s * M * N), m: [N], n: [1], k: [0] },
@@ -94,11 +100,12 @@ export function matmulContraction(ctx: LowerCtx, label: string): Contraction {
 registerLowering('matmul', (ctx) => lowerContraction(ctx, matmulContraction(ctx, 'matmul')));
 
 registerLowering('matmul_integer', (ctx) => {
-  const con = matmulContraction(ctx, 'matmul_integer');
+  const transB = Boolean(ctx.attrs['trans_b']);
+  const con = matmulContraction(ctx, 'matmul_integer', transB);
   const zeroView = (i: number, perRow: boolean): View | undefined => {
     const z = ctx.inputs[i];
     if (!z) return undefined;
-    const x = ctx.inputs[i - 2]!.shape;
+    const x = i === 3 && transB ? swap2(ctx.inputs[1]!.shape) : ctx.inputs[i - 2]!.shape;
     const zv = perRow && z.shape.length === 1 && x.length > 1 ? [z.shape[0]!, 1] : z.shape;
     if (zv.length > x.length) {
       throw new KilnError('shape', `zero point shape [${z.shape}] does not broadcast to [${x}]`, {
@@ -110,6 +117,7 @@ registerLowering('matmul_integer', (ctx) => {
   };
   con.aZero = zeroView(2, true);
   con.bZero = zeroView(3, false);
+  con.schedule = dot4Schedule;
   return lowerContraction(ctx, con);
 });
 

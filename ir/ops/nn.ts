@@ -347,11 +347,24 @@ registerOp({
 
 // ---- matmul_integer ----
 
+/** `x` with its last two dims swapped (rank >= 2). */
+function swapLastTwo(x: Tensor): Tensor {
+  const r = x.shape.length;
+  const [p, q] = [x.shape[r - 2]!, x.shape[r - 1]!];
+  const y = scratchTensor(x.dtype, [...x.shape.slice(0, -2), q, p]);
+  for (let base = 0; base < x.data.length; base += p * q) {
+    for (let i = 0; i < p; i++) for (let j = 0; j < q; j++) y.data[base + j * p + i] = x.data[base + i * q + j]!;
+  }
+  return y;
+}
+
 registerOp({
   name: 'matmul_integer',
   doc:
     '(a - a_zero_point) @ (b - b_zero_point) in i32 with numpy matmul shapes; a_zero_point is a scalar or per row ' +
-    '([M], or [..., M, 1]), b_zero_point a scalar or per column ([N], or [..., 1, N]) (ONNX MatMulInteger)',
+    '([M], or [..., M, 1]), b_zero_point a scalar or per column ([N], or [..., 1, N]) (ONNX MatMulInteger). ' +
+    'trans_b (kiln): b is given as [..., N, K] (its last two dims swapped; zero points as without it) — the layout ' +
+    'whose packed words run along K, for the packed int8 dot product',
   inputs: [
     { name: 'a' },
     { name: 'b' },
@@ -359,7 +372,7 @@ registerOp({
     { name: 'b_zero_point', optional: true },
   ],
   outputs: [{ name: 'y' }],
-  attrs: {},
+  attrs: { trans_b: { kind: 'bool', default: false } },
   fusion: 'opaque',
   infer(ctx) {
     for (const i of [0, 1]) {
@@ -369,7 +382,11 @@ registerOp({
         ctx.fail(`zero point ${i + 2} has dtype ${z.dtype}, expected ${req(ctx, i).dtype}`);
     }
     const a = req(ctx, 0).shape;
-    const b = req(ctx, 1).shape;
+    let b = req(ctx, 1).shape;
+    if (ctx.attrs['trans_b']) {
+      if (b.length < 2) ctx.fail(`trans_b needs b of rank >= 2, got ${shapeToString(b)}`);
+      b = [...b.slice(0, -2), b[b.length - 1]!, b[b.length - 2]!];
+    }
     const { m, n, out } = matmulShape(a, b, ctx.fail);
     const az = ctx.inputs[2];
     if (az && az.shape.length === 1 && az.shape[0] !== 1 && !sameDim(az.shape[0]!, m)) {
@@ -381,7 +398,8 @@ registerOp({
     }
     return [tensorType('i32', out)];
   },
-  reference([a, b, az, bz], _a, ctx) {
+  reference([a, b0, az, bz], at, ctx) {
+    const b = at['trans_b'] ? swapLastTwo(b0!) : b0;
     const shift = (x: Tensor, z: Tensor | undefined, perRow: boolean): Tensor => {
       if (!z) return x;
       // A 1-D per-row zero point indexes the rows: view it as a column [M, 1].

@@ -254,15 +254,42 @@ export const qdqIntegerRules: readonly Rule[] = [
   ),
 ];
 
+/**
+ * matmul_integer(a, constant b [..., K, N]) with K % 4 == 0 ⇒ matmul_integer(a, bᵀ [..., N, K], trans_b): the
+ * weight's packed words then run along K, as a's do, and the lowering takes the packed int8 dot product
+ * (`codegen/lower/contraction/dot4.ts`). The transpose is done once, here, on the constant.
+ */
+export const matmulIntegerTransBRules: readonly Rule[] = [
+  rule('matmul-integer-trans-b', op('matmul_integer'), (m, rw) => {
+    const n = m.root;
+    if (n.attrs['trans_b']) return undefined;
+    const [a, b] = n.inputs;
+    const w = b?.data;
+    const r = b?.type.shape.length ?? 0;
+    if (!a || !w || r < 2 || a.type.shape.length < 2) return undefined;
+    const [K, N] = [w.shape[r - 2]!, w.shape[r - 1]!];
+    if (K % 4 !== 0 || K === 0) return undefined;
+    const t = new Array<number>(w.data.length);
+    for (let base = 0; base < t.length; base += K * N) {
+      for (let k = 0; k < K; k++) for (let j = 0; j < N; j++) t[base + j * K + k] = w.data[base + k * N + j]!;
+    }
+    const bt = rw.const(w.dtype, t, [...w.shape.slice(0, -2), N, K]);
+    return rw.op('matmul_integer', [a, bt, ...n.inputs.slice(2)], { ...n.attrs, trans_b: true })[0];
+  }),
+];
+
 /** Every QDQ folding rule, integer folds first. */
 export const qdqRules: readonly Rule[] = [...qdqIntegerRules, ...qdqWeightRules];
 
-/** Fold the Q/DQ pairs of a QAT / QAF export into matmul_integer / matmul_nbits (level 1: QDQ semantics kept). */
+/**
+ * Fold the Q/DQ pairs of a QAT / QAF export into matmul_integer / matmul_nbits (level 1: QDQ semantics kept), and give
+ * every matmul_integer with a constant weight the trans_b layout ({@link matmulIntegerTransBRules}).
+ */
 export const qdqFoldPass: Pass = {
   name: 'qdq-fold',
   minLevel: 1,
   run(graph) {
-    const stats = applyRules(graph, qdqRules);
+    const stats = applyRules(graph, [...qdqRules, ...matmulIntegerTransBRules]);
     return { changed: stats.fired.size > 0 };
   },
 };

@@ -7,7 +7,15 @@ import { add, c, dot4, dot4Scalar, for_, load, mul, store, v, type Kernel } from
 import { legalize } from '../../codegen/legalize.js';
 import { CudaRenderer } from '../../codegen/render/cuda.js';
 import { WgslRenderer } from '../../codegen/render/wgsl.js';
-import type { DeviceBackend } from '../../src/runtime/executor.js';
+import '../../codegen/lower/index.js';
+import { lowerNode } from '../../codegen/lower/registry.js';
+import { DEFAULT_CAPS, type DeviceCaps } from '../../codegen/lower/storage.js';
+import { GraphBuilder } from '../../ir/builder.js';
+import '../../ir/index.js';
+import { interpret } from '../../ir/interpret.js';
+import { makeTensor } from '../../ir/tensor.js';
+import { Executor, type DeviceBackend } from '../../src/runtime/executor.js';
+import { compareWithReference } from '../helpers/backends.js';
 import { skipWebgpu } from '../helpers/backends.js';
 import { emuProbe, requireTool } from '../helpers/tools.js';
 
@@ -106,4 +114,92 @@ describe.skipIf(noGpp)('dot4 on cuda-emu', () => {
     expect(CUDA_CAPS.dot4).toBe(true);
     expectCases(await runOn(new CudaEmuBackend()));
   }, 120_000);
+});
+
+/** The kernels matmul_integer lowers to, rendered: [names, WGSL, CUDA C]. */
+function lowered(
+  caps: DeviceCaps,
+  da: 'i8' | 'u8',
+  db: 'i8' | 'u8',
+  [M, K, N]: [number, number, number],
+  transB = true,
+): { names: string[]; wgsl: string; cuda: string } {
+  const steps = lowerNode({
+    caps,
+    node: 'mm',
+    op: 'matmul_integer',
+    attrs: transB ? { trans_b: true } : {},
+    inputs: [
+      { dtype: da, shape: [M, K] },
+      { dtype: db, shape: transB ? [N, K] : [K, N] },
+    ],
+    outputs: [{ dtype: 'i32', shape: [M, N] }],
+  });
+  const ks = steps.map((s) => legalize(s.kernel));
+  return {
+    names: ks.map((k) => k.name),
+    wgsl: ks.map((k) => new WgslRenderer().render(k)).join('\n'),
+    cuda: ks.map((k) => new CudaRenderer().render(k)).join('\n'),
+  };
+}
+
+describe('matmul_integer takes the packed dot path', () => {
+  const caps: DeviceCaps = { ...DEFAULT_CAPS, dot4: true };
+  it('b as [N, K] (trans_b), K % 4 == 0: dot4I8Packed in WGSL, __dp4a in CUDA C', () => {
+    for (const shape of [
+      [1, 64, 32],
+      [17, 4, 5],
+    ] as [number, number, number][]) {
+      const r = lowered(caps, 'i8', 'i8', shape);
+      expect(r.names.every((n) => n.includes('matmul_integer_dot4'))).toBe(true);
+      expect(r.wgsl).toContain('dot4I8Packed(');
+      expect(r.cuda).toContain('__dp4a(');
+    }
+    const uu = lowered(caps, 'u8', 'u8', [1, 8, 3]);
+    expect(uu.wgsl).toContain('dot4U8Packed(');
+    // mixed: the u8 side moved to i8 by XOR 0x80808080, an i8 · i8 dot
+    const mixed = lowered(caps, 'u8', 'i8', [1, 8, 3]);
+    expect(mixed.wgsl).toContain('dot4I8Packed(');
+    expect(mixed.wgsl).toContain(`${0x80808080}u`);
+  });
+  it('without the device feature: the same kernel from shifts and multiplies', () => {
+    const r = lowered({ ...DEFAULT_CAPS, dot4: false }, 'i8', 'i8', [1, 64, 32]);
+    expect(r.names[0]).toContain('matmul_integer_dot4');
+    expect(r.wgsl).not.toContain('dot4I8Packed');
+    expect(r.cuda).not.toContain('__dp4a');
+  });
+  it('near misses keep the element-wise schedules: b as [K, N], K % 4 != 0', () => {
+    expect(lowered(caps, 'i8', 'i8', [1, 64, 32], false).names.some((n) => n.includes('dot4'))).toBe(false);
+    expect(lowered(caps, 'i8', 'i8', [1, 66, 32]).names.some((n) => n.includes('dot4'))).toBe(false);
+  });
+});
+
+describe.skipIf(noGpu)('matmul_integer dot path on webgpu without the feature (scalar dot4)', () => {
+  it('equals the float64 reference, mixed signedness and zero points', async () => {
+    const { acquireGpu } = await import('../../src/runtime/webgpu/device.js');
+    const { WebGpuBackend, deviceCapsOf } = await import('../../src/runtime/webgpu/backend.js');
+    const gpu = await acquireGpu();
+    const backend = new WebGpuBackend(gpu, { ...deviceCapsOf(gpu), dot4: false });
+    const g = new GraphBuilder('mm');
+    const [M, K, N] = [3, 12, 5];
+    const av = Array.from({ length: M * K }, (_, i) => [0, 255, 128, 1, 77][i % 5]!);
+    const bv = Array.from({ length: N * K }, (_, i) => [-128, 127, 0, -1, 3, 64][i % 6]!);
+    const a = g.input('a', 'u8', [M, K]);
+    const b = g.input('b', 'i8', [N, K]);
+    const za = g.const('u8', [128, 3, 255], [M]);
+    const zb = g.const('i8', [-128], []);
+    g.output(g.op('matmul_integer', [a, b, za, zb], { trans_b: true }), 'y');
+    const graph = g.build();
+    const feeds = { a: makeTensor('u8', [M, K], av), b: makeTensor('i8', [N, K], bv) };
+    const ex = new Executor(graph, backend, { poison: true });
+    try {
+      const got = await ex.run(feeds);
+      expect([...backend.sources.keys()].some((k) => k.includes('matmul_integer_dot4'))).toBe(true);
+      expect([...backend.sources.values()].some((s) => s.includes('dot4I8Packed'))).toBe(false);
+      expect(compareWithReference('y', got['y']!, interpret(graph, feeds)['y']!)).toBeUndefined();
+    } finally {
+      ex.dispose();
+      gpu.destroy();
+    }
+  });
 });

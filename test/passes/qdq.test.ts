@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { Graph } from '../../ir/graph.js';
 import { interpret } from '../../ir/interpret.js';
 import { makeTensor, type Tensor } from '../../ir/tensor.js';
-import { optimize, qdqIntegerRules, qdqRules, qdqWeightRules } from '../../passes/index.js';
+import { matmulIntegerTransBRules, optimize, qdqIntegerRules, qdqRules, qdqWeightRules } from '../../passes/index.js';
 import { PROP_RUNS } from '../helpers/paths.js';
 import { expectSameGraph, expectUnchanged, ir, rewrite } from './helpers.js';
 
@@ -329,5 +329,64 @@ describe('shared weights', () => {
     expect(ops(g)).toEqual(['matmul_nbits', 'matmul_nbits']);
     expect(g.nodes[0]!.inputs[1]).toBe(g.nodes[1]!.inputs[1]);
     expect(g.constants.length).toBe(2); // packed codes and scales, nothing else
+  });
+});
+
+describe('matmul-integer-trans-b', () => {
+  const mm = (w: string, extra = '') =>
+    `graph g {
+      input %x: u8[2,4]
+      ${w}
+      %y: i32[2,3] = matmul_integer(%x, %w)${extra}
+      output %y
+    }`;
+  const W = 'const %w: i8[4,3] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, -12]';
+
+  it('a constant weight [K, N] with K % 4 == 0 is stored transposed [N, K], trans_b set; the numbers kept', () => {
+    const g = rewrite(mm(W), matmulIntegerTransBRules);
+    expectSameGraph(
+      g,
+      `graph g {
+        input %x: u8[2,4]
+        const %wt: i8[3,4] = [1, 4, 7, 10, 2, 5, 8, 11, 3, 6, 9, -12]
+        %y: i32[2,3] = matmul_integer(%x, %wt) {trans_b=true}
+        output %y
+      }`,
+    );
+    const x = makeTensor('u8', [2, 4], [0, 255, 128, 7, 1, 2, 3, 250]);
+    // row 0 · column 0 by hand: 0·1 + 255·4 + 128·7 + 7·10 = 1986
+    const got = interpret(g, { x })['y']!.data;
+    const want = interpret(ir(mm(W)), { x })['y']!.data;
+    expect(got[0]).toBe(1986);
+    expect(Array.from(got)).toEqual(Array.from(want));
+  });
+
+  it('near misses: b not a constant, K % 4 != 0, trans_b already set', () => {
+    expectUnchanged(mm('input %w: i8[4,3]'), matmulIntegerTransBRules);
+    expectUnchanged(
+      `graph g {
+        input %x: u8[2,3]
+        const %w: i8[3,3] = [1, 2, 3, 4, 5, 6, 7, 8, 9]
+        %y: i32[2,3] = matmul_integer(%x, %w)
+        output %y
+      }`,
+      matmulIntegerTransBRules,
+    );
+    expectUnchanged(
+      `graph g {
+        input %x: u8[2,4]
+        const %w: i8[3,4] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
+        %y: i32[2,3] = matmul_integer(%x, %w) {trans_b=true}
+        output %y
+      }`,
+      matmulIntegerTransBRules,
+    );
+  });
+
+  it('runs in the default pipeline (qdq-fold): optimize gives the trans_b form', () => {
+    const g = optimize(ir(mm(W)));
+    const n = g.nodes.find((x) => x.op === 'matmul_integer')!;
+    expect(n.attrs['trans_b']).toBe(true);
+    expect(n.inputs[1]!.type.shape).toEqual([3, 4]);
   });
 });

@@ -194,6 +194,21 @@ const CASES: [string, Build, boolean?, number?][] = [
         null,
       ]),
   ],
+  [
+    'matmul_integer trans_b (exported with a Transpose of b)',
+    (b) =>
+      b.op(
+        'matmul_integer',
+        [
+          b.input('a', 'i8', [2, 4]),
+          b.const('i8', [-3, 5, 7, -1, 0, 2, 127, -128], [2, 4]),
+          null,
+          b.const('i8', [1, -1], [2]),
+        ],
+        { trans_b: true },
+      ),
+    false, // comes back as Transpose → MatMulInteger
+  ],
   ['einsum', (b) => b.op('einsum', [f32(b, 'a', [2, 3]), f32(b, 'b', [3, 4])], { equation: 'ij,jk->ik' })],
   [
     'movement: reshape / transpose / squeeze / unsqueeze / flatten',

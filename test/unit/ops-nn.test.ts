@@ -269,6 +269,37 @@ describe('matmul_integer', () => {
     // per row: a - [[10],[12]] = [[1,2],[1,2]]; per column: b - [1, 2] = [[0,0],[2,2]]
     close(run('matmul_integer', [a, b, t([2], [10, 12], 'u8'), t([2], [1, 2], 'i8')]), [2, 2], [4, 4, 4, 4]);
   });
+  it('trans_b: b given as [N, K], zero points per column as without it', () => {
+    // bᵀ of [[1,2],[3,4]] is [[1,3],[2,4]]: same products as above
+    const bt = t([2, 2], [1, 3, 2, 4], 'i8');
+    close(run('matmul_integer', [a, bt], { trans_b: true }), [2, 2], [47, 70, 55, 82]);
+    close(
+      run('matmul_integer', [a, bt, t([2], [10, 12], 'u8'), t([2], [1, 2], 'i8')], { trans_b: true }),
+      [2, 2],
+      [4, 4, 4, 4],
+    );
+    // [1, 4] · [3, 4]ᵀ: a single row against 3 columns given as rows
+    const y = run(
+      'matmul_integer',
+      [t([1, 4], [1, 2, 3, 4], 'i8'), t([3, 4], [1, 0, 0, 0, 0, 1, 0, 0, -1, -1, -1, -1], 'i8')],
+      {
+        trans_b: true,
+      },
+    );
+    close(y, [1, 3], [1, 2, -10]);
+    expect(
+      verifyError(() =>
+        infer(
+          'matmul_integer',
+          [
+            ['u8', [2, 3]],
+            ['u8', [3]],
+          ],
+          { trans_b: true },
+        ),
+      ).message,
+    ).toContain('trans_b');
+  });
   it('rejects float inputs and mismatched zero-point dtypes', () => {
     expect(
       verifyError(() =>

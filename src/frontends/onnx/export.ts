@@ -183,7 +183,6 @@ const ONE_TO_ONE: Record<string, string> = {
   identity: 'Identity',
   clip: 'Clip',
   matmul: 'MatMul',
-  matmul_integer: 'MatMulInteger',
   expand: 'Expand',
   tile: 'Tile',
   slice: 'Slice',
@@ -249,6 +248,17 @@ exportOp('argmin', direct('ArgMin', ints('axis', 'keepdims', 'select_last_index'
 exportOp('cumsum', (c) =>
   c.emit('CumSum', [c.ins[0]!, c.i64([c.attrs['axis'] as number], [])], c.outs, ints('exclusive', 'reverse')(c)),
 );
+
+exportOp('matmul_integer', (c) => {
+  if (!c.attrs['trans_b']) return c.emit('MatMulInteger', c.ins, c.outs);
+  // kiln's trans_b (b given as [..., N, K]): ONNX has no such attribute, so b is transposed back
+  const r = c.inputType(1)!.shape.length;
+  const bt = c.temp(`${c.outs[0]}/b_t`);
+  const perm = [...Array(r).keys()];
+  [perm[r - 2], perm[r - 1]] = [r - 1, r - 2];
+  c.emit('Transpose', [c.ins[1]!], [bt], [aInts('perm', perm)]);
+  c.emit('MatMulInteger', [c.ins[0]!, bt, ...c.ins.slice(2)], c.outs);
+});
 
 exportOp('softmax', direct('Softmax', int('axis')));
 exportOp('log_softmax', direct('LogSoftmax', int('axis')));
