@@ -1,8 +1,11 @@
 /**
  * `npm run bench -- gemv [K N]`: a decode-shaped product x [1, K] · W [K, N] (default 4096 × 4096) on WebGPU with the
  * weights as f32, f16, int8 and int4 (RTN, group 32, `matmul_nbits`: packed on the device, dequantized in the GEMV's
- * loads), in one run, the variants taking turns run by run; with the bytes each run moves by the cost account (≈ the
- * weight bytes: decode is bandwidth-bound). Ratios are each variant's time over f32's (< 1 = faster).
+ * loads), and W8A8 (int8 activations × int8 weights, `matmul_integer`) with the packed int8 dot product (the
+ * trans_b rewrite at --opt 1, dot4I8Packed) and without it (--opt 0: the element-wise schedules), in one run, the
+ * variants taking turns run by run; with the bytes each run moves by the cost account (≈ the weight bytes: decode is
+ * bandwidth-bound). Ratios are each variant's time over f32's (< 1 = faster). Then the prefill shape M = 128 for
+ * W8A8 with and without the dot path (KILN_BENCH_PREFILL=0 skips it).
  */
 import { GraphBuilder } from '../ir/builder.js';
 import '../ir/ops/index.js';
@@ -29,6 +32,7 @@ export async function benchGemv(
     label: string;
     graph: ReturnType<typeof build>;
     feeds: Record<string, ReturnType<typeof makeTensor>>;
+    opt?: number;
   }[] = [
     { label: 'f32', graph: build('f32'), feeds: { x } },
     { label: 'f16', graph: build('f16'), feeds: { x: makeTensor('f16', [1, K], Array.from(x.data)) } },
@@ -38,7 +42,12 @@ export async function benchGemv(
     quantizeRtn(g, { bits, group: 32, head: true });
     variants.push({ label: `int${bits} (g32)`, graph: g, feeds: { x } });
   }
-  const sessions = await Promise.all(variants.map((v) => compile(v.graph, { backend: 'webgpu' })));
+  const w8 = w8a8(K, N, 1);
+  variants.push({ label: 'W8A8 dot4', graph: w8.graph, feeds: w8.feeds, opt: 1 });
+  variants.push({ label: 'W8A8 per element', graph: w8.graph, feeds: w8.feeds, opt: 0 });
+  const sessions = await Promise.all(
+    variants.map((v) => compile(v.graph, { backend: 'webgpu', ...(v.opt !== undefined ? { opt: v.opt } : {}) })),
+  );
   const outs = await Promise.all(sessions.map((s, i) => s.run(variants[i]!.feeds)));
   const rounds = Number(process.env['KILN_BENCH_ROUNDS'] ?? 2);
   const ms: number[][] = variants.map(() => []);
@@ -61,9 +70,53 @@ export async function benchGemv(
       spread(ms[i]!),
       i === 0 ? '1' : ratios(ms[i]!, ms[0]!),
       `${(bytes[i]!.moved / 1e6).toFixed(2)} MB`,
-      i === 0 ? '' : relL2(Array.from(outs[i]!['y']!.data), ref).toExponential(1),
+      i === 0
+        ? ''
+        : v.label.startsWith('W8A8')
+          ? w8Check(outs[i]!['y']!.data)
+          : relL2(Array.from(outs[i]!['y']!.data), ref).toExponential(1),
     ]),
   ]);
+  for (const s of sessions) s.dispose();
+  if (process.env['KILN_BENCH_PREFILL'] !== '0') await benchW8A8Prefill(K, N);
+
+  /** W8A8 rows: i32 sums, exact — checked against the first W8A8 row (the same products on another schedule). */
+  function w8Check(y: ArrayLike<number>): string {
+    const first = outs[variants.findIndex((v) => v.label.startsWith('W8A8'))]!['y']!.data;
+    for (let i = 0; i < y.length; i++) if (y[i] !== first[i]) return `differs at ${i}`;
+    return 'exact (i32)';
+  }
+}
+
+/** x_q i8 [M, K] (an input) · W_q i8 [K, N] (a constant) through matmul_integer. */
+function w8a8(K: number, N: number, M: number) {
+  const b = new GraphBuilder(`w8a8_${M}`);
+  const q = (n: number, seed: number) =>
+    randomMatrix(n, seed).map((v) => Math.max(-128, Math.min(127, Math.round(v * 127))));
+  const xi = b.input('x', 'i8', [M, K]);
+  b.output(b.op('matmul_integer', [xi, b.weight('w', makeTensor('i8', [K, N], q(K * N, 9)))]), 'y');
+  return { graph: b.build(), feeds: { x: makeTensor('i8', [M, K], q(M * K, 10)) } };
+}
+
+/** The prefill shape: W8A8 [M, K] · [K, N] with and without the dot path, taking turns. */
+async function benchW8A8Prefill(K: number, N: number, M = 128): Promise<void> {
+  const { graph, feeds } = w8a8(K, N, M);
+  const sessions = [await compile(graph, { backend: 'webgpu' }), await compile(graph, { backend: 'webgpu', opt: 0 })];
+  const outs = await Promise.all(sessions.map((s) => s.run(feeds)));
+  const same = Array.from(outs[0]!['y']!.data).every((v, i) => v === outs[1]!['y']!.data[i]);
+  const t = await interleaved(
+    sessions.map((s) => () => s.run(feeds)),
+    () => 0,
+    1,
+    3,
+  );
+  console.log(`\nW8A8 prefill: x [${M}, ${K}] · W [${K}, ${N}] on WebGPU, median of 3 after 1 warm-up`);
+  printTable([
+    ['', 'run, ms', 'time / per element'],
+    ['W8A8 dot4', t.ms[0]!.toFixed(1), (t.ms[0]! / t.ms[1]!).toFixed(2)],
+    ['W8A8 per element', t.ms[1]!.toFixed(1), '1'],
+  ]);
+  console.log(`same i32 outputs: ${same ? 'yes' : 'NO'}`);
   for (const s of sessions) s.dispose();
 }
 

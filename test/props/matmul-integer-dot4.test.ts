@@ -2,7 +2,8 @@
  * matmul_integer through the packed int8 dot-product schedule (codegen/lower/contraction/dot4.ts) equals the float64
  * reference on webgpu and cuda-emu: random M (1 and > 1), K (a multiple of 4, 4 included), N, batch, signedness of a
  * and b (mixed included), zero points (none / scalar / per row / per column); b given as [N, K] (trans_b) or as a
- * constant [K, N] that the compile-time rewrite transposes. Each backend asserts that the dot kernel ran.
+ * constant [K, N] that the compile-time rewrite transposes. Each backend asserts that both dot kernels ran (lanes per
+ * output for ≤ 4 rows, register-blocked above).
  * fast-check prints the seed of a failing case; KILN_PROP_RUNS scales.
  */
 import fc from 'fast-check';
@@ -114,6 +115,7 @@ describe.each<[BackendChoice, boolean, number]>([
     'M, K % 4 == 0, N, batch, signedness, zero points, trans_b input or rewritten constant',
     async () => {
       let dotRuns = 0;
+      const seen = new Set<string>();
       await fc.assert(
         fc.asyncProperty(arb, async (c) => {
           const { graph, feeds } = graphOf(c);
@@ -123,6 +125,7 @@ describe.each<[BackendChoice, boolean, number]>([
             const got = await s.run(feeds);
             expect(compareWithReference('y', got['y']!, ref['y']!, tolerance('i32', false))).toBeUndefined();
             const names = s.kernels().map((k) => k.name);
+            names.forEach((n) => seen.add(n.replace(/_[0-9a-f]+$/, '')));
             expect(
               names.some((n) => n.includes('matmul_integer_dot4')),
               names.join(' '),
@@ -135,6 +138,9 @@ describe.each<[BackendChoice, boolean, number]>([
         { numRuns: runs, examples: FIXED.map((c) => [c]) },
       );
       expect(dotRuns).toBeGreaterThan(0);
+      // both dot kernels ran: lanes per output (rows ≤ 4) and register-blocked (prefill)
+      expect([...seen].some((n) => n.endsWith('matmul_integer_dot4'))).toBe(true);
+      expect([...seen].some((n) => n.endsWith('matmul_integer_dot4b'))).toBe(true);
     },
     600_000,
   );
