@@ -35,6 +35,9 @@ const FOCUSED = [
 // cases CI has found, kept as regressions: [1, 6, 'rows'] is a layer norm of a constant row of 257 (a max with a
 // scalar above a softmax), where f32 rounding of the mean used to be amplified by 1/sqrt(eps)
 const FOUND_F32 = [[1, 6, 'rows']] as const;
+// [1348512904, 3, 'rows'] is a layer norm over a softmax of a softmax: rows whose f16 values differ in their last
+// bits, where the device's one-ulp-different softmax moved the output by 5% (the allowance now includes the spread)
+const FOUND_F16 = [[1348512904, 3, 'rows']] as const;
 
 describe.skipIf(noGpu)('random graphs on WebGPU match the float64 reference', () => {
   for (const dtype of ['f32', 'f16'] as const) {
@@ -54,7 +57,7 @@ describe.skipIf(noGpu)('random graphs on WebGPU match the float64 reference', ()
         {
           numRuns: dtype === 'f32' ? runs : Math.max(8, Math.round(runs / 2)),
           verbose: 1,
-          examples: [...FOCUSED, ...(dtype === 'f32' ? FOUND_F32 : [])].map(
+          examples: [...FOCUSED, ...(dtype === 'f32' ? FOUND_F32 : FOUND_F16)].map(
             ([s, n, f]): [number, number, GraphFocus | undefined] => [s, n, f],
           ),
         },
