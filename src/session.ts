@@ -132,12 +132,16 @@ export interface Session {
    * Run, keeping the outputs named in `keep` on the device: they come back as {@link DeviceTensor}s that later runs of
    * this session take as feeds without a host round trip (a KV cache); the other outputs come to the host.
    *
+   * `outputs`, when given, names the outputs wanted: only the kernels they depend on run, and the result holds only
+   * them (a token-tree model's plain step skips its tree kernels).
+   *
    * @throws KilnError as {@link Session.run}; also (code `runtime`) for a device tensor made by another session or
-   * already disposed.
+   * already disposed, or an `outputs` name that is not a graph output.
    */
   runKeep(
     feeds: Readonly<Record<string, TensorLike | DeviceTensor>>,
     keep: readonly string[],
+    outputs?: readonly string[],
   ): Promise<Record<string, Tensor | DeviceTensor>>;
   /** A tensor copied to the device once (a block table, a prompt), fed to later runs without another upload. */
   upload(t: TensorLike, name?: string): DeviceTensor;
@@ -237,6 +241,7 @@ abstract class BaseSession implements Session {
   abstract runKeep(
     feeds: Readonly<Record<string, TensorLike | DeviceTensor>>,
     keep: readonly string[],
+    outputs?: readonly string[],
   ): Promise<Record<string, Tensor | DeviceTensor>>;
   abstract placement(): { host: number; device: number };
   abstract upload(t: TensorLike, name?: string): DeviceTensor;
@@ -314,8 +319,16 @@ class ReferenceSession extends BaseSession {
   async runKeep(
     feeds: Readonly<Record<string, TensorLike | DeviceTensor>>,
     keep: readonly string[],
+    outputs?: readonly string[],
   ): Promise<Record<string, Tensor | DeviceTensor>> {
     const out: Record<string, Tensor | DeviceTensor> = await this.run(feeds);
+    if (outputs) {
+      const known = new Set(this.graph.outputs.map((o) => o.name));
+      for (const k of outputs) {
+        if (!known.has(k)) throw new KilnError('runtime', 'not an output of the graph', { tensor: k });
+      }
+      for (const k of Object.keys(out)) if (!outputs.includes(k)) delete out[k];
+    }
     // the reference's "device" is the host: kept outputs are host tensors behind the same interface
     for (const k of keep) if (out[k]) out[k] = new HostHeldTensor(out[k] as Tensor, this);
     return out;
@@ -353,8 +366,9 @@ class DeviceSession<B> extends BaseSession {
   async runKeep(
     feeds: Readonly<Record<string, TensorLike | DeviceTensor>>,
     keep: readonly string[],
+    outputs?: readonly string[],
   ): Promise<Record<string, Tensor | DeviceTensor>> {
-    return this.executor.runKeep(this.checkFeeds(feeds), keep);
+    return this.executor.runKeep(this.checkFeeds(feeds), keep, outputs);
   }
   placement(): { host: number; device: number } {
     return this.executor.stats();

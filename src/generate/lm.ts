@@ -62,6 +62,18 @@ export const HEAD_OUTPUTS = [
 ] as const;
 
 /**
+ * The outputs a run that reads `read` asks for: every output but the other sampling path's (a greedy step does not
+ * launch the sampling kernel, a sampling step not the argmax) and, unless `treeAccept`, a tree model's acceptance.
+ */
+export function outputsFor(session: Session, read: string, treeAccept = false): string[] {
+  const skip = new Set(
+    read === 'sampled_token' ? ['next_token', 'next_ids_greedy'] : ['sampled_token', 'next_ids_sampled'],
+  );
+  if (!treeAccept) skip.add('tree_accepted');
+  return session.outputNames.filter((n) => !skip.has(n));
+}
+
+/**
  * Text generation over one compiled decoder: prefill of the prompt in one run, then one run per token with the KV
  * cache (`present_*` → `past_*`) kept on the device and only the sampled id read back. Make one with
  * {@link LanguageModelSession.create}, {@link LanguageModelSession.fromSession} or {@link LanguageModelSession.fromOnnx}.
@@ -211,7 +223,7 @@ export class LanguageModelSession {
   private async step(feeds: Feeds, read: string, pos: number): Promise<Record<string, Tensor | DeviceTensor>> {
     if (this.hasStep) feeds['sample_step'] = makeTensor('i64', [1], [pos]);
     const keep = [...this.cache.map((c) => c.present), ...HEAD_OUTPUTS.filter((n) => n !== read)];
-    return this.session.runKeep(feeds, keep);
+    return this.session.runKeep(feeds, keep, outputsFor(this.session, read));
   }
 
   /**
@@ -370,6 +382,7 @@ export class LanguageModelSession {
       prompts.map(() => opts),
     );
     const keep = [...this.cache.map((c) => c.present), ...HEAD_OUTPUTS.filter((n) => n !== read)];
+    const wanted = outputsFor(this.session, read);
     const outIds: number[][] = prompts.map(() => []);
     const done = prompts.map(() => false);
     const free = (f: Feeds) => {
@@ -379,7 +392,7 @@ export class LanguageModelSession {
       for (let step = 0; step < maxTokens && L + step <= this.maxSeq; step++) {
         if (opts.signal?.aborted) break;
         if (this.hasStep) feeds['sample_step'] = makeTensor('i64', [B], new Array(B).fill(L + step - 1));
-        const out = await this.session.runKeep({ ...feeds, ...params }, keep);
+        const out = await this.session.runKeep({ ...feeds, ...params }, keep, wanted);
         free(feeds);
         feeds = {};
         for (const c of this.cache) feeds[c.past] = out[c.present]!;
@@ -422,6 +435,7 @@ export class LanguageModelSession {
     const out = await this.session.runKeep(
       feeds,
       this.cache.map((c) => c.present).concat(HEAD_OUTPUTS.filter((n) => n !== 'logits')),
+      outputsFor(this.session, 'logits'),
     );
     for (const v of [...Object.values(out), ...Object.values(params)]) if (isDeviceTensor(v)) v.dispose();
     const l = out['logits'] as Tensor;

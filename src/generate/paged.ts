@@ -12,7 +12,7 @@ import type { ModelConfig } from '../models/config.js';
 import { isDeviceTensor, type DeviceTensor } from '../runtime/device-tensor.js';
 import { compile, type CompileOptions, type Session } from '../session.js';
 import { addSamplingHead, GraphExtender, uploadSampling } from './extend.js';
-import { HEAD_OUTPUTS, type GenerateOptions, type GenerationStats } from './lm.js';
+import { HEAD_OUTPUTS, outputsFor, type GenerateOptions, type GenerationStats } from './lm.js';
 import { rng, sample } from './sampling.js';
 import { TokenTree } from './tree.js';
 
@@ -466,7 +466,9 @@ export class PagedLanguageModel {
       .concat(HEAD_OUTPUTS.filter((n) => n !== read && !(n === 'logits' && opts.logits)))
       .concat(hasHidden && !opts.hidden ? ['hidden'] : [])
       .concat(trees && !opts.accept ? ['tree_accepted'] : []);
-    const out = await this.session.runKeep(feeds, keep);
+    // only what this step reads: greedy skips the sampling kernel (sampling the argmax), a step that is not a greedy
+    // tree pass the tree's argmax and acceptance kernels
+    const out = await this.session.runKeep(feeds, keep, outputsFor(this.session, read, opts.accept));
     this.dropLastStep();
     const nextIds = out[read === 'sampled_token' ? 'next_ids_sampled' : 'next_ids_greedy'];
     const nextPositions = out['next_positions'];

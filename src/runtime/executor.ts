@@ -260,6 +260,8 @@ export class Executor<B> {
   /** Host nodes whose results depend only on input shapes (not on input data). */
   private readonly shapeOnly = new Set<Node>();
   private readonly shapeResults = new Map<string, Map<Node, Tensor[]>>();
+  /** Per set of requested outputs (`runKeep`'s `outputs`), the nodes they depend on. */
+  private readonly neededBy = new Map<string, Set<Node>>();
   /**
    * Device nodes whose results only `shape` / `size` read (directly or through other such nodes) and that are no
    * graph output: their shapes are inferred, nothing runs (exporters keep e.g. the attention scores alive for their
@@ -403,8 +405,36 @@ export class Executor<B> {
   async runKeep(
     feeds: Readonly<Record<string, Tensor | DeviceTensor>>,
     keep: readonly string[],
+    outputs?: readonly string[],
   ): Promise<Record<string, Tensor | DeviceTensor>> {
-    return this.guarded(() => this.runOnce(feeds, false, undefined, new Set(keep)));
+    const needed = outputs && this.needed(outputs);
+    return this.guarded(() => this.runOnce(feeds, false, undefined, new Set(keep), needed));
+  }
+
+  /**
+   * The nodes the named outputs depend on (cached per set): a run for a subset of the outputs launches only these —
+   * e.g. a token-tree model's plain decode step skips the tree's argmax and acceptance kernels.
+   */
+  private needed(outputs: readonly string[]): Set<Node> {
+    const key = [...new Set(outputs)].sort().join('\u0000');
+    let set = this.neededBy.get(key);
+    if (set) return set;
+    set = new Set();
+    const stack: Value[] = [];
+    for (const name of outputs) {
+      const o = this.graph.outputs.find((v) => v.name === name);
+      if (!o) throw new KilnError('runtime', 'not an output of the graph', { tensor: name });
+      stack.push(o);
+    }
+    for (let v = stack.pop(); v; v = stack.pop()) {
+      const n = v.producer;
+      if (!n || set.has(n)) continue;
+      set.add(n);
+      for (const x of n.inputs) if (x) stack.push(x);
+    }
+    if (this.neededBy.size >= 16) this.neededBy.clear();
+    this.neededBy.set(key, set);
+    return set;
   }
 
   /** A host tensor copied to the device once, to be fed to later runs without another upload. */
@@ -501,8 +531,11 @@ export class Executor<B> {
     dryRun: boolean,
     onProgress?: ProgressFn,
     keep: ReadonlySet<string> = new Set(),
+    needed?: ReadonlySet<Node>,
   ): Promise<Record<string, Tensor | DeviceTensor>> {
     const g = this.graph;
+    // outputs not requested (when a subset is): neither computed nor returned
+    const wanted = (o: Value) => !needed || !o.producer || needed.has(o.producer);
     const dims = new Map<string, number>();
     const shapes = new Map<Value, readonly number[]>();
     const hostData = new Map<Value, Tensor>();
@@ -607,6 +640,7 @@ export class Executor<B> {
       };
 
       for (const n of g.nodes) {
+        if (needed && !needed.has(n)) continue;
         const loc = { node: n.name, op: n.op };
         if (this.host.has(n)) {
           const cached = this.shapeOnly.has(n) ? shapeCache.get(n) : undefined;
@@ -836,7 +870,9 @@ export class Executor<B> {
       if (steps.length) await this.backend.run(steps);
       // A run whose outputs all stay on the device reads nothing back, not even its check flags (GPU-resident
       // chains): it defers them to the next readback in this memory space, which reports a failed check first.
-      const allKept = g.outputs.every((o) => keep.has(o.name) && !hostData.has(o) && !this.constBuffers.has(o));
+      const allKept = g.outputs.every(
+        (o) => !wanted(o) || (keep.has(o.name) && !hostData.has(o) && !this.constBuffers.has(o)),
+      );
       if (errBuf !== undefined && errBuf === this.errWord && allKept) this.deferCheck(epoch, errNodes);
       else if (errBuf !== undefined) {
         await this.settleChecks();
@@ -845,6 +881,7 @@ export class Executor<B> {
 
       const result: Record<string, Tensor | DeviceTensor> = {};
       for (const o of g.outputs) {
+        if (!wanted(o)) continue;
         const h = hostData.get(o);
         if (h) {
           // a feed, a constant or a cached shape result: the caller gets its own copy

@@ -123,4 +123,26 @@ describe.each(['reference' as BackendName, ...devices])('%s: outputs kept on the
     await expect(s.run({ x: x1, acc: kept })).rejects.toThrow(/disposed/);
     await expect(kept.read()).rejects.toThrow(/disposed/);
   });
+
+  it('runKeep with `outputs` computes and returns only those (the other outputs launch no kernel)', async () => {
+    const b = new GraphBuilder('two');
+    const x = b.input('x', 'f32', [3]);
+    const shared = b.op('exp', [x]);
+    b.output(b.op('neg', [shared]), 'a');
+    b.output(b.op('sqrt', [b.op('abs', [shared])]), 'b');
+    const s = await compile(b.build(), { backend, opt: 0 });
+    sessions.push(s);
+    const x1 = makeTensor('f32', [3], [0, 1, 2]);
+    const a = await s.runKeep({ x: x1 }, [], ['a']);
+    expect(Object.keys(a)).toEqual(['a']);
+    [-1, -Math.E, -Math.exp(2)].forEach((v, i) => expect((a['a'] as Tensor).data[i]).toBeCloseTo(v, 5));
+    // exp and neg only: abs / sqrt never ran
+    if (backend !== 'reference') expect(s.kernels().map((k) => k.op).sort()).toEqual(['exp', 'neg']);
+    const both = await s.runKeep({ x: x1 }, ['b'], ['a', 'b']);
+    expect(Object.keys(both).sort()).toEqual(['a', 'b']);
+    expect(isDeviceTensor(both['b']!)).toBe(true);
+    (both['b'] as DeviceTensor).dispose();
+    await expect(s.runKeep({ x: x1 }, [], ['c'])).rejects.toThrow(KilnError);
+    await expect(s.runKeep({ x: x1 }, [], ['c'])).rejects.toMatchObject({ code: 'runtime', location: { tensor: 'c' } });
+  });
 });
