@@ -7,7 +7,7 @@
  * pass, the tree size chosen per step from measured tokens per ms (dynamic). Chain rows are adaptive (dynamic):
  * drafting pauses while it measures slower than plain passes. `self:int4` is the target RTN-quantized to 4 bits.
  *
- *   npm run bench -- speculative [TOKENS]     (default 128 new tokens for each of 3 prompts)
+ *   npm run bench -- speculative [TOKENS]     (default 128 new tokens for each of 3 prompts; KILN_BENCH_TURNS=2)
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -30,6 +30,8 @@ const PROMPTS = ['Once upon a time', 'The little dog', 'One day, Lily went to th
 
 export async function benchSpeculative(): Promise<void> {
   const tokens = Number(process.argv[2] ?? 128);
+  // timed turns per configuration (each: every prompt, plain then speculative); lavapipe's pass times jitter by ±15%
+  const turns = Number(process.env['KILN_BENCH_TURNS'] ?? 2);
   const file = join(bundledModelsDir(), 'stories260K.bin');
   // the shared data beside the repository (npm run bench runs from its root)
   const text = readFileSync(join(process.cwd(), '../shared/data/tinystories-calib.txt'), 'utf8');
@@ -135,7 +137,7 @@ export async function benchSpeculative(): Promise<void> {
     let same = true;
     const decodeMs = (s: SpeculativeStats) => ((s.generatedTokens - 1) / s.decodeTokPerS) * 1000;
     for (const p of ids) await run(dec, p); // warm-up: kernels built, dynamic measurements started
-    for (let turn = 0; turn < 2; turn++) {
+    for (let turn = 0; turn < turns; turn++) {
       for (const [i, p] of ids.entries()) {
         const a = await run(plainDec, p);
         plainMade += a.s.generatedTokens - 1;

@@ -214,20 +214,27 @@ export class ModelDraft implements DraftSource {
     common = Math.min(common, context.length - 1);
     if (common < seq.length) await m.rollback(seq, common);
     let run = context.slice(common);
+    // Catching up on a context the draft has not seen (after a pause, or the prompt) runs in power-of-two chunks: a
+    // handful of run lengths whose kernels are built once, instead of a new shape (and new kernels) per catch-up.
+    while (run.length & (run.length - 1)) {
+      const n = 2 ** Math.floor(Math.log2(run.length));
+      await m.append([seq], [run.slice(0, n)]);
+      run = run.slice(n);
+    }
     const tokens: number[] = [];
     const probs: Float64Array[] = [];
     const sampled = (sampling.temperature ?? 0) > 0;
     for (let i = 0; i < k; i++) {
-      const { logits } = await m.append([seq], [run], { logits: true });
-      const n = logits!.shape.at(-1)!;
-      const row = logits!.data.subarray((run.length - 1) * n, run.length * n);
       let t: number;
       if (sampled) {
-        const q = samplingDistribution(row, sampling);
+        const { logits } = await m.append([seq], [run], { logits: true });
+        const n = logits!.shape.at(-1)!;
+        const q = samplingDistribution(logits!.data.subarray((run.length - 1) * n, run.length * n), sampling);
         t = draw(q, rand);
         probs.push(q);
       } else {
-        t = argmax(row);
+        // greedy: the device's argmax of the last position, one id read back
+        t = (await m.append([seq], [run])).next[0]!;
       }
       tokens.push(t);
       run = [t];
@@ -526,6 +533,13 @@ class SpeedGate {
     }
     return true;
   }
+  /**
+   * Whether the next pass may draft (asked after this pass's `drafting`; a `record` in between can only pause it):
+   * while paused, a source's hidden state need not be read back.
+   */
+  mayDraftNext(): boolean {
+    return this.pause <= 0;
+  }
   record(drafted: boolean, tokens: number, ms: number): void {
     if (!drafted) {
       this.lastPlain = { tokens, ms };
@@ -587,6 +601,15 @@ class TreeSizer {
       if (j >= 0 && j < this.sizes.length) this.trying = j;
     }
     return this.sizes[this.trying ?? this.at]!;
+  }
+  /**
+   * Whether the next tree may have more than the root (asked after `next`): the current size is above 1, this pass
+   * is a probe (its record may move the size), or the next pass probes. Otherwise the hidden state is not read back.
+   */
+  mayGrowNext(): boolean {
+    return (
+      !this.dynamic || this.sizes[this.at]! > 1 || this.trying !== undefined || (this.pass + 1) % this.interval === 0
+    );
   }
   /** Report a pass: the nodes its tree had (root included), the tokens it produced (accepted + 1) and its time. */
   record(nodes: number, tokens: number, ms: number): void {
@@ -725,7 +748,15 @@ export class SpeculativeDecoder {
               ? await mergeProposals(sources, context, size, Math.min(treeOpts!.depth ?? 6, left), opts, rand)
               : new TokenTree(cur, 1);
           // depth past what is still wanted is cut by keeping only nodes within `left` of the root
-          const v = await verifyTree(target, seq, tree.size > 1 ? cutDepth(tree, left) : tree, opts, rand, wantsHidden);
+          // the hidden state comes back only when the next pass may draft from it (one readback less per plain pass)
+          const v = await verifyTree(
+            target,
+            seq,
+            tree.size > 1 ? cutDepth(tree, left) : tree,
+            opts,
+            rand,
+            wantsHidden && sizer.mayGrowNext(),
+          );
           record = (ms) => sizer.record(tree.size, v.accepted + 1, ms);
           if (v.hidden) this.source.observe?.(v.hidden);
           passes++;
@@ -760,7 +791,8 @@ export class SpeculativeDecoder {
           draft.tokens.length = room;
           if (draft.probs) draft.probs.length = room;
         }
-        const v = await verifyDraft(target, seq, cur, draft, opts, rand, wantsHidden);
+        const mayDraft = !adaptive || (pause === 0 && gate.mayDraftNext());
+        const v = await verifyDraft(target, seq, cur, draft, opts, rand, wantsHidden && mayDraft);
         if (adaptive) record = (ms) => gate.record(draft.tokens.length > 0, v.accepted + 1, ms);
         if (v.hidden) this.source.observe?.(v.hidden);
         passes++;

@@ -180,6 +180,77 @@ describe('speculative decoding: greedy exactness', () => {
     }
   }, 120_000);
 
+  it('while the gate pauses drafting, the hidden state is not read back; every draft sees the latest one', async () => {
+    const c = config({ vocab: 7, maxSeq: 96 });
+    const w = randomLlamaWeights(c, 99);
+    const target = await paged(c, w, 4, true);
+    try {
+      const want = await plainGreedy(target, [1, 2, 3], 60);
+      const events: ('hidden' | 'plain' | 'propose')[] = [];
+      const append = target.append.bind(target);
+      target.append = (seqs, tokens, opts = {}) => {
+        events.push(opts.hidden ? 'hidden' : 'plain');
+        return append(seqs, tokens, opts);
+      };
+      let observed = 0;
+      const slow: DraftSource = {
+        name: 'slow-hidden',
+        wantsHidden: true,
+        observe: () => void observed++,
+        propose: async (ctx, k) => {
+          events.push('propose');
+          await new Promise((r) => setTimeout(r, 60));
+          const made = ctx.length - 3;
+          return { tokens: want.slice(made, made + k) };
+        },
+      };
+      const { tokens, stats } = await generate(target, [1, 2, 3], {
+        maxTokens: 60,
+        speculative: { draft: slow, draftLen: 1, maxDraftLen: 1 },
+      });
+      expect(tokens).toEqual(want);
+      // paused passes (most of them) skip the readback ...
+      expect(events.filter((e) => e === 'plain').length).toBeGreaterThan(stats.targetPasses / 2);
+      expect(observed).toBe(events.filter((e) => e === 'hidden').length);
+      // ... yet the pass before every proposal read it
+      events.forEach((e, i) => {
+        if (e === 'propose') expect(events[i - 1]).toBe('hidden');
+      });
+    } finally {
+      target.dispose();
+    }
+  }, 120_000);
+
+  it('a draft model catches up in power-of-two runs (few shapes, kernels built once) and drafts what it would alone', async () => {
+    const c = config({ vocab: 7, maxSeq: 96 });
+    const w = randomLlamaWeights(c, 3);
+    const model = await paged(c, w, 4);
+    const alone = await paged(c, w, 4);
+    try {
+      const lengths: number[] = [];
+      const append = model.append.bind(model);
+      model.append = (seqs, tokens, opts) => {
+        lengths.push(tokens[0]!.length);
+        return append(seqs, tokens, opts);
+      };
+      const draft = new ModelDraft(model);
+      const ctx = Array.from({ length: 37 }, (_, i) => (i * 5 + 1) % 7);
+      const { tokens } = await draft.propose(ctx, 3, {}, () => 0);
+      expect(lengths).toEqual([32, 4, 1, 1, 1]);
+      // the same three tokens as greedy decoding of the context on a fresh model
+      expect(tokens).toEqual(await plainGreedy(alone, ctx, 3));
+      // a context 6 longer: rolls back to the shared prefix (the drafts are not in the context), then runs 4 and 2
+      lengths.length = 0;
+      const other = (tokens[0]! + 1) % 7; // so the shared prefix is exactly ctx
+      await draft.propose([...ctx, other, 1, 2, 3, 4, 5], 1, {}, () => 0);
+      expect(lengths).toEqual([4, 2]);
+      draft.reset();
+    } finally {
+      model.dispose();
+      alone.dispose();
+    }
+  });
+
   it('self:int4 (the target RTN-quantized to 4 bits) drafts and keeps the greedy text', async () => {
     const c = config({ dim: 32, hiddenDim: 64, heads: 2, kvHeads: 1, vocab: 11 });
     const w = randomLlamaWeights(c, 5);
