@@ -137,7 +137,13 @@ describe.each(['reference' as BackendName, ...devices])('%s: outputs kept on the
     expect(Object.keys(a)).toEqual(['a']);
     [-1, -Math.E, -Math.exp(2)].forEach((v, i) => expect((a['a'] as Tensor).data[i]).toBeCloseTo(v, 5));
     // exp and neg only: abs / sqrt never ran
-    if (backend !== 'reference') expect(s.kernels().map((k) => k.op).sort()).toEqual(['exp', 'neg']);
+    if (backend !== 'reference')
+      expect(
+        s
+          .kernels()
+          .map((k) => k.op)
+          .sort(),
+      ).toEqual(['exp', 'neg']);
     const both = await s.runKeep({ x: x1 }, ['b'], ['a', 'b']);
     expect(Object.keys(both).sort()).toEqual(['a', 'b']);
     expect(isDeviceTensor(both['b']!)).toBe(true);
