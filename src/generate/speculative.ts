@@ -491,20 +491,23 @@ export interface SpeculativeStats extends GenerationStats {
 
 /**
  * Paired measurements: each sample is a pass of the option tried and the latest pass of the baseline before it, so a
- * drift in what a pass costs (longer context, new shapes, the machine's load) hits both sides alike. Decayed sums of
- * both sides' tokens and milliseconds; `ratio` is the option's tokens per ms over the baseline's.
+ * drift in what a pass costs (longer context, new shapes, the machine's load) hits both sides alike. `ratio` is the
+ * median over the last 5 pairs of the option's tokens per ms over the baseline's: one pass slowed by the machine (a
+ * scheduler hiccup, a garbage collection) cannot flip a decision on its own.
  */
-class Pairs {
-  private t = [0, 0];
-  private ms = [0, 0];
+export class Pairs {
+  private readonly ratios: number[] = [];
   n = 0;
   add(tokens: number, ms: number, baseTokens: number, baseMs: number): void {
-    this.t = [0.8 * this.t[0]! + tokens, 0.8 * this.t[1]! + baseTokens];
-    this.ms = [0.8 * this.ms[0]! + ms, 0.8 * this.ms[1]! + baseMs];
+    const r = (tokens / Math.max(ms, 1e-3)) * (Math.max(baseMs, 1e-3) / Math.max(baseTokens, 1e-3));
+    this.ratios.push(r);
+    if (this.ratios.length > 5) this.ratios.shift();
     this.n++;
   }
   get ratio(): number {
-    return (this.t[0]! / Math.max(this.ms[0]!, 1e-3)) * (this.ms[1]! / Math.max(this.t[1]!, 1e-3));
+    const s = [...this.ratios].sort((a, b) => a - b);
+    const m = s.length >> 1;
+    return s.length === 0 ? 1 : s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
   }
 }
 

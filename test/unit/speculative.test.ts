@@ -19,6 +19,7 @@ import {
   generate,
   ModelDraft,
   NgramDraft,
+  Pairs,
   verifyDraft,
   type DraftSource,
   SpeculativeDecoder,
@@ -179,6 +180,17 @@ describe('speculative decoding: greedy exactness', () => {
       target.dispose();
     }
   }, 120_000);
+
+  it('paired measurements: one pass slowed by the machine does not flip the speed ratio (median of the last 5)', () => {
+    const p = new Pairs();
+    // the option and plain decoding equally fast, 4 times; once the plain pass beside it took 10× (a hiccup)
+    for (const base of [10, 10, 100, 10, 10]) p.add(1, 10, 1, base);
+    expect(p.n).toBe(5);
+    expect(p.ratio).toBe(1);
+    // the option 2 tokens per pass at the same cost: twice as fast, whatever one outlier says
+    for (const ms of [10, 10, 10, 1000, 10]) p.add(2, ms, 1, 10);
+    expect(p.ratio).toBe(2);
+  });
 
   it('while the gate pauses drafting, the hidden state is not read back; every draft sees the latest one', async () => {
     const c = config({ vocab: 7, maxSeq: 96 });
