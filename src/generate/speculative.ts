@@ -565,9 +565,9 @@ class SpeedGate {
  * Picks the tree size per step: a current size (1, 2, 4 … max; 1 is a plain step) and, every `interval` passes, a
  * probe of a neighbouring size (alternately down and up). A probe is paired with the pass before it at the current
  * size (`Pairs`: tokens produced, accepted + 1, per ms of draft + verify + hand-over); after 3 probes of a neighbour
- * the decoder moves to it when it was 5% faster, and otherwise probes half as often (every 4, 8 … 64 passes). A
- * size's first pass (its kernels being built) is not measured. A source that does not pay therefore leaves the
- * decoder at size 1 (plain decoding) with a probe every 64 passes.
+ * the decoder moves to it when it was 5% faster, and otherwise probes half as often (every 4, 8 … 64 passes). The
+ * first pass of each node count (its kernels being built) is not measured. A source that does not pay therefore
+ * leaves the decoder at size 1 (plain decoding) with a probe every 64 passes.
  */
 class TreeSizer {
   private readonly sizes: number[];
@@ -618,9 +618,10 @@ class TreeSizer {
   record(nodes: number, tokens: number, ms: number): void {
     if (!this.dynamic) return;
     const probe = this.trying;
-    const size = nodes <= 1 ? 1 : this.sizes[probe ?? this.at]!;
-    if (!this.warm.has(size)) {
-      this.warm.add(size);
+    // a tree of a node count not run before built its kernels during the pass (merged proposals give any count up
+    // to the size asked): that pass is not a measurement
+    if (!this.warm.has(nodes)) {
+      this.warm.add(nodes);
       return;
     }
     if (probe === undefined) {
