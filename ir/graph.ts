@@ -232,19 +232,28 @@ export class Graph {
 
   /** Drop nodes whose results are unused and constants nobody reads. */
   removeDead(): number {
-    const live = new Set<Value>(this.outputs);
-    const keep: Node[] = [];
+    const { nodes, values } = this.live(this.outputs);
+    const removed = this.#nodes.length - nodes.size;
+    this.nodes = this.#nodes.filter((n) => nodes.has(n));
+    this.constants = this.constants.filter((c) => values.has(c));
+    return removed;
+  }
+
+  /**
+   * The nodes `roots` depend on and the values they read (the roots included), walking the topologically ordered
+   * nodes backwards once: what `removeDead` keeps, and what a run asking for some of the outputs has to launch.
+   */
+  live(roots: readonly Value[]): { nodes: Set<Node>; values: Set<Value> } {
+    const values = new Set<Value>(roots);
+    const nodes = new Set<Node>();
     for (let i = this.#nodes.length - 1; i >= 0; i--) {
       const n = this.#nodes[i]!;
-      if (n.outputs.some((o) => live.has(o))) {
-        keep.push(n);
-        for (const x of n.inputs) if (x) live.add(x);
+      if (n.outputs.some((o) => values.has(o))) {
+        nodes.add(n);
+        for (const x of n.inputs) if (x) values.add(x);
       }
     }
-    const removed = this.#nodes.length - keep.length;
-    this.nodes = keep.reverse();
-    this.constants = this.constants.filter((c) => live.has(c));
-    return removed;
+    return { nodes, values };
   }
 
   /**

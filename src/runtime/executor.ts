@@ -419,19 +419,12 @@ export class Executor<B> {
     const key = [...new Set(outputs)].sort().join('\u0000');
     let set = this.neededBy.get(key);
     if (set) return set;
-    set = new Set();
-    const stack: Value[] = [];
-    for (const name of outputs) {
+    const roots = outputs.map((name) => {
       const o = this.graph.outputs.find((v) => v.name === name);
       if (!o) throw new KilnError('runtime', 'not an output of the graph', { tensor: name });
-      stack.push(o);
-    }
-    for (let v = stack.pop(); v; v = stack.pop()) {
-      const n = v.producer;
-      if (!n || set.has(n)) continue;
-      set.add(n);
-      for (const x of n.inputs) if (x) stack.push(x);
-    }
+      return o;
+    });
+    set = this.graph.live(roots).nodes;
     if (this.neededBy.size >= 16) this.neededBy.clear();
     this.neededBy.set(key, set);
     return set;
